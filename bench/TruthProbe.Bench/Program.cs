@@ -1,0 +1,17 @@
+using System.Globalization;
+using TruthProbe.Bench;
+
+bool quick = args.Contains("--quick");
+var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
+var context = new BenchContext(quick, Console.Out);
+IBenchmark[] all =
+[
+];
+foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
+{
+    Console.WriteLine($"== {bench.Name}");
+    bench.Run(context);
+}
+// The closing lines are the contract: one `ratio NAME VALUE` per figure.
+foreach (var (name, value) in context.Ratios)
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio {name} {value:0.000}"));
