@@ -1,0 +1,102 @@
+using System.Buffers.Binary;
+using System.Text;
+using TruthProbe.Common;
+using TruthProbe.Formats;
+using TruthProbe.Tests.Common;
+
+namespace TruthProbe.Tests.Formats;
+
+public class SafetensorsTests
+{
+    /// <summary>Bytes laid out by hand from the format's specification, independent of our writer.</summary>
+    private static byte[] HandMadeFile(string headerJson, byte[] data)
+    {
+        byte[] header = Encoding.UTF8.GetBytes(headerJson);
+        var bytes = new byte[8 + header.Length + data.Length];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)header.Length);
+        header.CopyTo(bytes, 8);
+        data.CopyTo(bytes, 8 + header.Length);
+        return bytes;
+    }
+
+    private static byte[] Floats(params float[] v) => v.SelectMany(BitConverter.GetBytes).ToArray();
+
+    [Fact]
+    public void HandMadeFile_ReadsDtypesShapesOffsetsAndMetadata()
+    {
+        using var tmp = new TempDir();
+        // a: F32 [2,2] at 0..16; b: BF16 [3] at 16..22 holding 1.0, -2.0, 0.5 (bf16 = top 16 bits of fp32).
+        byte[] data = [.. Floats(1, 2, 3, 4), 0x80, 0x3F, 0x00, 0xC0, 0x00, 0x3F];
+        string json = """{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[3],"data_offsets":[16,22]}}""";
+        File.WriteAllBytes(tmp.File("m.safetensors"), HandMadeFile(json, data));
+
+        using var f = SafetensorsFile.Open(tmp.File("m.safetensors"));
+        Assert.Equal("pt", f.Metadata["format"]);
+        Assert.Equal([2L, 2], f.Get("a").Shape);
+        Assert.Equal([1f, 2, 3, 4], f.ReadSingles(f.Get("a")));
+        Assert.Equal(TensorDType.BF16, f.Get("b").DType);
+        Assert.Equal([1f, -2f, 0.5f], f.ReadSingles(f.Get("b")));
+    }
+
+    [Fact]
+    public void Writer_RoundTrips_AndAlignsDataTo8Bytes()
+    {
+        using var tmp = new TempDir();
+        string path = tmp.File("w.safetensors");
+        float[] x = [0.25f, -1f, 7f];
+        SafetensorsWriter.Write(path,
+            [SafetensorToWrite.FromSingles("x", [3], x), SafetensorToWrite.FromBytes("ids", TensorDType.I64, [2], BitConverter.GetBytes(5L).Concat(BitConverter.GetBytes(-9L)).ToArray())],
+            new Dictionary<string, string> { ["seed"] = "42" });
+        byte[] bytes = File.ReadAllBytes(path);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        Assert.Equal(0UL, headerLength % 8);
+        using var f = SafetensorsFile.Open(path);
+        Assert.Equal(x, f.ReadSingles(f.Get("x")));
+        Assert.Equal(-9L, BitConverter.ToInt64(f.Bytes(f.Get("ids"))[8..]));
+        Assert.Equal("42", f.Metadata["seed"]);
+    }
+
+    [Fact]
+    public void TruncatedFile_NamesFileAndTensor()
+    {
+        using var tmp = new TempDir();
+        string json = """{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}""";
+        File.WriteAllBytes(tmp.File("t.safetensors"), HandMadeFile(json, Floats(1, 2, 3)));
+        var e = Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("t.safetensors")));
+        Assert.Contains("t.safetensors", e.Message);
+        Assert.Contains("'a'", e.Message);
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Fact]
+    public void HeaderThatLiesAboutSizes_IsRejected()
+    {
+        using var tmp = new TempDir();
+        string json = """{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}""";
+        File.WriteAllBytes(tmp.File("l.safetensors"), HandMadeFile(json, Floats(1, 2, 3, 4)));
+        Assert.Contains("12 bytes", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("l.safetensors"))).Message);
+
+        byte[] huge = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(huge, 1UL << 40);
+        File.WriteAllBytes(tmp.File("h.safetensors"), huge);
+        Assert.Contains("header claims", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("h.safetensors"))).Message);
+    }
+
+    [Fact]
+    public void UnknownDtype_AndMissingFile_AreUserErrors()
+    {
+        using var tmp = new TempDir();
+        string json = """{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}""";
+        File.WriteAllBytes(tmp.File("d.safetensors"), HandMadeFile(json, [0]));
+        Assert.Contains("F8_E4M3", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("d.safetensors"))).Message);
+        Assert.Contains("not found", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("none.safetensors"))).Message);
+    }
+
+    [Theory]
+    [InlineData(1.0f, (ushort)0x3F80)]
+    [InlineData(-2.0f, (ushort)0xC000)]
+    [InlineData(1.00390625f, (ushort)0x3F80)] // exactly halfway between 0x3F80 and 0x3F81: ties to even
+    [InlineData(1.01171875f, (ushort)0x3F82)] // halfway between 0x3F81 and 0x3F82: ties to even (up)
+    public void BFloat16Rounding_IsNearestEven(float value, ushort expected) =>
+        Assert.Equal(expected, TensorDTypes.SingleToBFloat16(value));
+}
