@@ -3,14 +3,17 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using TruthProbe.Common;
 using TruthProbe.Formats;
+using TruthProbe.Model;
 
 namespace TruthProbe.Gating;
 
 /// <summary>Gates to fold, [layer][query head], the site they act at, and where they came from (recorded in the output).</summary>
-public sealed record GateFold(float[][] Gates, GateSite Site, IReadOnlyDictionary<string, string> Provenance)
+public sealed record GateFold(float[,] Gates, GateSite Site, IReadOnlyDictionary<string, string> Provenance)
 {
-    public int Layers => Gates.Length;
-    public int Heads => Gates.Length == 0 ? 0 : Gates[0].Length;
+    public int Layers => Gates.GetLength(0);
+    public int Heads => Gates.GetLength(1);
+
+    public float[] Layer(int layer) => Enumerable.Range(0, Heads).Select(h => Gates[layer, h]).ToArray();
 }
 
 /// <summary>
@@ -82,7 +85,7 @@ public static partial class CheckpointPatcher
     {
         var m = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [MetadataPrefix + "gates"] = JsonSerializer.Serialize(fold.Gates),
+            [MetadataPrefix + "gates"] = JsonSerializer.Serialize(Enumerable.Range(0, fold.Layers).Select(fold.Layer)),
             [MetadataPrefix + "gate_site"] = fold.Site.CliName(),
         };
         foreach (var (k, v) in fold.Provenance) m[MetadataPrefix + k] = v;
@@ -135,7 +138,7 @@ public static partial class CheckpointPatcher
         return new SafetensorToWrite(t.Name, t.DType, t.Shape, s =>
         {
             float[] values = file.ReadSingles(t);
-            float[] gates = fold.Gates[layer];
+            float[] gates = fold.Layer(layer);
             if (isBias) GateFolding.FoldOProjOutSite(new float[values.Length], values, values.Length, gates);
             else
             {
@@ -145,7 +148,7 @@ public static partial class CheckpointPatcher
                 if (fold.Site == GateSite.Head) GateFolding.FoldHeadSite(values, outFeatures, gates);
                 else GateFolding.FoldOProjOutSite(values, Span<float>.Empty, outFeatures, gates);
             }
-            WriteAs(values, t.DType, s);
+            HfCheckpoint.WriteNarrowed(s, values, t.DType switch { TensorDType.F16 => WeightDType.F16, TensorDType.BF16 => WeightDType.BF16, _ => WeightDType.F32 });
         });
     }
 
@@ -162,26 +165,6 @@ public static partial class CheckpointPatcher
         const int chunk = 1 << 24;
         for (long done = 0; done < t.ByteLength; done += chunk)
             s.Write(new ReadOnlySpan<byte>(p + done, (int)Math.Min(chunk, t.ByteLength - done)));
-    }
-
-    /// <summary>Back to the tensor's own dtype: bf16 rounds to nearest even as PyTorch does.</summary>
-    private static void WriteAs(float[] values, TensorDType dtype, Stream s)
-    {
-        switch (dtype)
-        {
-            case TensorDType.F32: s.Write(MemoryMarshal.AsBytes(values.AsSpan())); break;
-            case TensorDType.F16:
-                var half = new Half[values.Length];
-                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, half);
-                s.Write(MemoryMarshal.AsBytes(half.AsSpan()));
-                break;
-            case TensorDType.BF16:
-                var bf = new ushort[values.Length];
-                for (int i = 0; i < values.Length; i++) bf[i] = TensorDTypes.SingleToBFloat16(values[i]);
-                s.Write(MemoryMarshal.AsBytes(bf.AsSpan()));
-                break;
-            default: throw new InvalidOperationException($"cannot write {dtype}");
-        }
     }
 
     // ---- llama2.c ----------------------------------------------------------------------------------
@@ -204,8 +187,8 @@ public static partial class CheckpointPatcher
             {
                 input.ReadExactly(MemoryMarshal.AsBytes(wo.AsSpan()));
                 if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("llama2.c files are little-endian");
-                if (fold.Site == GateSite.Head) GateFolding.FoldHeadSite(wo, dim, fold.Gates[l]);
-                else GateFolding.FoldOProjOutSite(wo, Span<float>.Empty, dim, fold.Gates[l]);
+                if (fold.Site == GateSite.Head) GateFolding.FoldHeadSite(wo, dim, fold.Layer(l));
+                else GateFolding.FoldOProjOutSite(wo, Span<float>.Empty, dim, fold.Layer(l));
                 output.Write(MemoryMarshal.AsBytes(wo.AsSpan()));
             }
             input.CopyTo(output);
