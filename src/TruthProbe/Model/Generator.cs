@@ -33,15 +33,17 @@ public static class Generator
         state.Reset();
         var rng = new XorShiftRandom(options.Seed);
         var generated = new List<int>();
+        int[] one = new int[1];
         var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions);
         bool eos = false;
         while (generated.Count < options.MaxNewTokens)
         {
             int next = options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng);
-            if (options.StopAtEos && model.Config.EosIds.Contains(next)) { eos = true; break; }
+            if (options.StopAtEos && model.EosIds.Contains(next)) { eos = true; break; }
             generated.Add(next);
             if (generated.Count == options.MaxNewTokens || state.Position == model.Config.MaxContext) break;
-            logits = model.Forward(state, [next], interventions: options.Interventions);
+            one[0] = next;
+            logits = model.Forward(state, one, interventions: options.Interventions);
         }
         return new GenerationResult(promptIds.ToArray(), generated.ToArray(), eos, options.Seed, options.Temperature);
     }

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using TruthProbe.Common;
+using TruthProbe.Tokenizers;
 
 namespace TruthProbe.Model;
 
@@ -18,6 +19,8 @@ public sealed class Transformer : IDisposable
     public string Source { get; }
     /// <summary>"hf-safetensors", "llama2c", "gguf" or "memory".</summary>
     public string Format { get; }
+    /// <summary>Null when the model came without one: it still runs from token ids.</summary>
+    public ITokenizer? Tokenizer { get; init; }
 
     public Transformer(ModelConfig config, ModelWeights weights, string source, string format, IReadOnlyList<IDisposable>? resources = null)
     {
@@ -29,23 +32,53 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>
-    /// Loads a Hugging Face model folder or a llama2.c <c>.bin</c> checkpoint.
+    /// Loads a Hugging Face model folder or a llama2.c <c>.bin</c> checkpoint, with its tokenizer: the one
+    /// given, else the folder's own, else (for a <c>.bin</c>) one beside it (<c>tokenizer.bin</c>,
+    /// <c>tok*.bin</c>, <c>*.model</c>, <c>*.vocab</c>, in that order).
     /// </summary>
-    public static Transformer Load(string path)
+    public static Transformer Load(string path, string? tokenizerPath = null)
     {
+        Transformer model;
         if (Directory.Exists(path))
         {
             var (config, weights, files) = HfCheckpoint.Load(path);
-            return new Transformer(config, weights, path, "hf-safetensors", files);
+            var tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(path);
+            model = new Transformer(config, weights, path, "hf-safetensors", files) { Tokenizer = tokenizer };
         }
-        if (!File.Exists(path)) throw new UserError($"{path}: no such model folder or file");
-        if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+        else if (!File.Exists(path)) throw new UserError($"{path}: no such model folder or file");
+        else if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
         {
             var (config, weights, file) = Llama2cCheckpoint.Load(path);
-            return new Transformer(config, weights, path, "llama2c", [file]);
+            string? found = tokenizerPath ?? TokenizerBeside(path);
+            model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = found == null ? null : TokenizerLoader.FromFile(found) };
         }
-        throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json or a llama2.c .bin)");
+        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json or a llama2.c .bin)");
+
+        if (model.Tokenizer is { } t && t.VocabSize > model.Config.Vocab)
+        {
+            model.Dispose();
+            throw new UserError($"{tokenizerPath ?? path}: the tokenizer has {t.VocabSize} tokens but the model only {model.Config.Vocab}; give the model's own tokenizer (--tokenizer)");
+        }
+        return model;
     }
+
+    private static string? TokenizerBeside(string checkpoint)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        string self = Path.GetFileName(checkpoint);
+        string[] Matching(string pattern) => Directory.GetFiles(dir, pattern).Where(f => Path.GetFileName(f) != self).Order(StringComparer.Ordinal).ToArray();
+        return Matching("tokenizer.bin").Concat(Matching("tok*.bin")).Concat(Matching("*.model")).Concat(Matching("*.vocab")).FirstOrDefault();
+    }
+
+    /// <summary>The id generation starts from when there is no prompt: the tokenizer's BOS, else config's.</summary>
+    public int? BosId => Tokenizer?.BosId ?? Config.BosId;
+
+    /// <summary>Ids that end a generation: config's EOS ids and the tokenizer's.</summary>
+    public IReadOnlyList<int> EosIds => Tokenizer?.EosId is int e && !Config.EosIds.Contains(e) ? [.. Config.EosIds, e] : Config.EosIds;
+
+    /// <summary>Text to ids with the tokenizer's default special tokens (BOS where the model's tokenizer adds one).</summary>
+    public int[] Encode(string text) =>
+        (Tokenizer ?? throw new UserError($"{Source}: the model has no tokenizer; give one (--tokenizer FILE) or pass token ids")).Encode(text, addSpecialTokens: true);
 
     public RunState NewState() => new(Config);
 
