@@ -2,7 +2,7 @@ using TruthProbe.Model;
 
 namespace TruthProbe.Tests.Gating;
 
-/// <summary>Small random models written as Hugging Face folders (fp32), for exactness tests of gating and patching.</summary>
+/// <summary>Shapes and gates for the exactness tests of gating and patching (weights from <see cref="RandomModel"/>, fp32).</summary>
 public static class RandomCheckpoint
 {
     /// <summary>
@@ -18,26 +18,7 @@ public static class RandomCheckpoint
 
     public static string Write(string folder, ModelConfig c, int seed)
     {
-        var rng = new Random(seed);
-        float[] Values(int n, double scale, double offset = 0) => Enumerable.Range(0, n).Select(_ => (float)(offset + scale * (rng.NextDouble() * 2 - 1))).ToArray();
-        WeightMatrix Matrix(int rows, int cols) => WeightMatrix.FromSingles(Values(rows * cols, 1.0 / Math.Sqrt(cols)), rows, cols);
-        var layers = Enumerable.Range(0, c.Layers).Select(_ => new LayerWeights
-        {
-            InputNorm = Values(c.DModel, 0.2, 1),
-            Q = Matrix(c.QDim, c.DModel), K = Matrix(c.KvDim, c.DModel), V = Matrix(c.KvDim, c.DModel), O = Matrix(c.DModel, c.QDim),
-            QBias = Values(c.QDim, 0.3), KBias = Values(c.KvDim, 0.3), VBias = Values(c.KvDim, 0.3),
-            OBias = c.OProjBias ? Values(c.DModel, 0.3) : null,
-            PostAttentionNorm = Values(c.DModel, 0.2, 1),
-            Gate = Matrix(c.Ffn, c.DModel), Up = Matrix(c.Ffn, c.DModel), Down = Matrix(c.DModel, c.Ffn),
-        }).ToArray();
-        var weights = new ModelWeights
-        {
-            TokenEmbedding = Matrix(c.Vocab, c.DModel),
-            Layers = layers,
-            FinalNorm = Values(c.DModel, 0.2, 1),
-            Classifier = Matrix(c.Vocab, c.DModel),
-        };
-        HfCheckpoint.Write(folder, c, weights, WeightDType.F32);
+        RandomModel.WriteHf(folder, c, (ulong)seed, WeightDType.F32);
         return folder;
     }
 
