@@ -5,5 +5,6 @@ public static class Verbs
 {
     public static readonly IReadOnlyList<IVerb> All =
     [
+        new CompareVerb(),
     ];
 }

@@ -106,7 +106,7 @@ public static class Plots
         barPlot.ValueLabelStyle.FontSize = 13;
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, labels.Count).Select(i => (double)i).ToArray(), labels.ToArray());
         RotateIfCrowded(plot.Axes.Bottom, labels, Width * 0.8);
-        plot.Axes.Margins(bottom: 0);
+        if (values.All(v => double.IsNaN(v) || v >= 0)) plot.Axes.Margins(bottom: 0); // bars stand on the axis
         return plot;
     }
 
