@@ -6,5 +6,6 @@ public static class Verbs
     public static readonly IReadOnlyList<IVerb> All =
     [
         new CompareVerb(),
+        new GatesVerb(),
     ];
 }

@@ -194,6 +194,7 @@ public sealed class CompareReport
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep "+" and "<" readable
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
