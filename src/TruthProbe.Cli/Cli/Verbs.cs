@@ -8,5 +8,7 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new CompareVerb(),
+        new GatesVerb(),
     ];
 }
