@@ -10,5 +10,7 @@ public static class Verbs
         new TraceVerb(),
         new CompareVerb(),
         new GatesVerb(),
+        new EvalHaluEvalVerb(),
+        new PatchVerb(),
     ];
 }

@@ -34,6 +34,7 @@ public static partial class CheckpointPatcher
     /// <param name="model">a model folder, or a checkpoint file whose folder holds its config and tokenizer.</param>
     public static void Patch(string model, string outDir, GateFold fold)
     {
+        fold = fold with { Provenance = new Dictionary<string, string>(fold.Provenance) { ["source_model"] = Path.GetFullPath(model) } };
         string modelDir = Directory.Exists(model) ? model
             : File.Exists(model) ? Path.GetDirectoryName(Path.GetFullPath(model))!
             : throw new UserError($"{model}: no such model file or folder");
@@ -60,7 +61,7 @@ public static partial class CheckpointPatcher
                 throw new UserError($"{model}: has {patchedLayers} layers with an o_proj but the gates have {fold.Layers} rows");
             foreach (string f in files.Where(f => !checkpoints.Contains(f)))
                 File.Copy(f, Path.Combine(staging, Path.GetFileName(f)));
-            AtomicFile.WriteAllText(Path.Combine(staging, ManifestName), Manifest(model, fold));
+            AtomicFile.WriteAllText(Path.Combine(staging, ManifestName), Manifest(fold));
             if (Directory.Exists(fullOut)) Directory.Delete(fullOut);
             Directory.Move(staging, fullOut);
         }
@@ -92,10 +93,9 @@ public static partial class CheckpointPatcher
         return m;
     }
 
-    private static string Manifest(string model, GateFold fold)
+    private static string Manifest(GateFold fold)
     {
         var entries = Metadata(fold).ToDictionary(kv => kv.Key[MetadataPrefix.Length..], kv => kv.Value);
-        entries["source_model"] = Path.GetFullPath(model);
         return JsonSerializer.Serialize(entries, new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 
