@@ -5,5 +5,8 @@ public static class Verbs
 {
     public static readonly IReadOnlyList<IVerb> All =
     [
+        new InspectVerb(),
+        new GenerateVerb(),
+        new TraceVerb(),
     ];
 }
