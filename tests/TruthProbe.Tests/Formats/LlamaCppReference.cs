@@ -15,7 +15,7 @@ public static class LlamaCppReference
     private static readonly object Gate = new();
     private static bool _configured;
 
-    /// <summary>Routes llama.cpp's log to nowhere (it is chatty on stderr) once per process, before the native library loads.</summary>
+    /// <summary>Loads the native library once per process, with llama.cpp's chatty log reduced to its errors.</summary>
     public static void EnsureLoaded()
     {
         lock (Gate)
@@ -31,8 +31,17 @@ public static class LlamaCppReference
         }
     }
 
-    /// <returns>logits[position][token], one row per input token.</returns>
-    public static float[][] Logits(string ggufPath, IReadOnlyList<int> tokens, int threads = 2)
+    /// <summary>llama.cpp's tokenisation of <paramref name="text"/> with the vocabulary stored in the file;
+    /// <paramref name="parseSpecial"/> lets control tokens written in the text match.</summary>
+    public static int[] Tokenize(string ggufPath, string text, bool addBos, bool parseSpecial)
+    {
+        EnsureLoaded();
+        using var weights = LLamaWeights.LoadFromFile(new ModelParams(ggufPath) { VocabOnly = true });
+        return weights.Tokenize(text, addBos, parseSpecial, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+    }
+
+    /// <returns>Logits [T, vocab], row-major, one row per input token.</returns>
+    public static float[] Logits(string ggufPath, IReadOnlyList<int> tokens, int threads = 2)
     {
         EnsureLoaded();
         var parameters = new ModelParams(ggufPath)
@@ -52,8 +61,9 @@ public static class LlamaCppReference
         for (int i = 0; i < tokens.Count; i++) batch.Add((LLamaToken)tokens[i], i, LLamaSeqId.Zero, logits: true);
         var result = context.Decode(batch);
         if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp decode failed: {result}");
-        var logits = new float[tokens.Count][];
-        for (int i = 0; i < tokens.Count; i++) logits[i] = context.NativeHandle.GetLogitsIth(i).ToArray();
+        int vocab = weights.Vocab.Count;
+        var logits = new float[tokens.Count * vocab];
+        for (int i = 0; i < tokens.Count; i++) context.NativeHandle.GetLogitsIth(i).CopyTo(logits.AsSpan(i * vocab, vocab));
         return logits;
     }
 }
