@@ -8,5 +8,6 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new ConvertVerb(),
     ];
 }

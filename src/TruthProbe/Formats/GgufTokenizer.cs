@@ -13,8 +13,14 @@ public static class GgufTokenizer
 {
     public const string NoVocabulary = "no_vocab";
 
-    public static void Write(GgufMetadata m, TokenizerVocabulary? v, int? bosId, int? eosId)
+    /// <summary>
+    /// Adds the tokenizer keys. A vocabulary shorter than the embedding (Qwen2.5 pads its matrix past the
+    /// tokenizer) is padded with unused <c>[PAD{id}]</c> tokens, as llama.cpp's converter does, because llama.cpp
+    /// takes the vocabulary size from the token list.
+    /// </summary>
+    public static void Write(GgufMetadata m, TokenizerVocabulary? v, int modelVocab, int? bosId, int? eosId)
     {
+        if (v != null && v.Tokens.Length != modelVocab) v = Padded(v, modelVocab, m.Source);
         // BOS/EOS are kept even without a vocabulary: generation from token ids still stops at EOS.
         if ((v?.BosId ?? bosId) is int bos) m[GgufKeys.BosId] = GgufValue.Of((uint)bos);
         if ((v?.EosId ?? eosId) is int eos) m[GgufKeys.EosId] = GgufValue.Of((uint)eos);
@@ -38,6 +44,19 @@ public static class GgufTokenizer
             m[GgufKeys.AddSpacePrefix] = GgufValue.Of(v.AddSpacePrefix);
             m[GgufKeys.RemoveExtraWhitespaces] = GgufValue.Of(v.RemoveExtraWhitespaces);
         }
+    }
+
+    private static TokenizerVocabulary Padded(TokenizerVocabulary v, int size, string source)
+    {
+        if (v.Tokens.Length > size)
+            throw new UserError($"{source}: the tokenizer has {v.Tokens.Length} tokens but the model's embedding only {size} rows; give the model's own tokenizer");
+        int extra = size - v.Tokens.Length;
+        return v with
+        {
+            Tokens = [.. v.Tokens, .. Enumerable.Range(v.Tokens.Length, extra).Select(id => $"[PAD{id}]")],
+            Scores = [.. v.Scores, .. new float[extra]],
+            TokenTypes = [.. v.TokenTypes, .. Enumerable.Repeat(TokenType.Unused, extra)],
+        };
     }
 
     /// <summary>The vocabulary in the metadata, or null when the file has none.</summary>

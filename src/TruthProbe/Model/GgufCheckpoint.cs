@@ -168,8 +168,6 @@ public static unsafe class GgufCheckpoint
         string arch = c.Architecture == "mistral" ? "llama" : c.Architecture;
         if (c.SlidingWindow is int window && window < c.MaxContext)
             throw new UserError($"{name}: sliding window {window} is shorter than the context {c.MaxContext}; GGUF 'llama' has no sliding window, so the converted model would compute something else");
-        if (vocabulary != null && vocabulary.Tokens.Length != c.Vocab)
-            throw new UserError($"{name}: the tokenizer has {vocabulary.Tokens.Length} tokens but the model's vocabulary is {c.Vocab}; GGUF needs one token per embedding row");
 
         var m = new GgufMetadata(path);
         m[GgufKeys.Architecture] = GgufValue.Of(arch);
@@ -196,7 +194,7 @@ public static unsafe class GgufCheckpoint
             m[GgufKeys.RopeScalingFactor(arch)] = GgufValue.Of(c.RopeLinearFactor);
         }
         m[GgufKeys.VocabSize(arch)] = GgufValue.Of((uint)c.Vocab);
-        GgufTokenizer.Write(m, vocabulary, c.BosId, c.EosIds.Count > 0 ? c.EosIds[0] : null);
+        GgufTokenizer.Write(m, vocabulary, c.Vocab, c.BosId, c.EosIds.Count > 0 ? c.EosIds[0] : null);
 
         if (type == GgufTensorType.Q8_0 && (c.DModel % GgufTensorTypes.Q8_0BlockValues != 0 || c.Ffn % GgufTensorTypes.Q8_0BlockValues != 0 || c.QDim % GgufTensorTypes.Q8_0BlockValues != 0))
             throw new UserError($"{name}: Q8_0 needs rows in multiples of {GgufTensorTypes.Q8_0BlockValues} values, but d_model is {c.DModel}, ffn {c.Ffn}, heads x d_head {c.QDim}; choose f32, f16 or bf16");
