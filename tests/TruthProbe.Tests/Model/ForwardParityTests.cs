@@ -6,7 +6,7 @@ using TruthProbe.Tests.Common;
 namespace TruthProbe.Tests.Model;
 
 /// <summary>The engine against the naive double-precision reference, and the same weights through every loader.</summary>
-public class ForwardParityTests
+public unsafe class ForwardParityTests
 {
     public static TheoryData<string> Architectures => ["qwen2", "llama", "mistral"];
 
@@ -71,6 +71,22 @@ public class ForwardParityTests
             double diff = TinyModels.MaxAbsDiff(reference, TinyModels.AllLogits(narrow, tokens));
             double tolerance = dtype == WeightDType.BF16 ? 0.1 : 0.01;
             Assert.True(diff < tolerance && diff > 0, $"{dtype}: max logit difference {diff:g3}");
+        }
+    }
+
+    [Fact]
+    public void Bf16Folder_MatricesStayBf16_InsideTheMappedFile()
+    {
+        using var tmp = new TempDir();
+        using var model = Transformer.Load(TinyModels.Write(tmp, TinyModels.Qwen2, WeightDType.BF16));
+        Assert.Same(model.Weights.TokenEmbedding, model.Weights.Classifier);
+        foreach (var m in model.Weights.Matrices())
+        {
+            Assert.Equal(WeightDType.BF16, m.DType);
+            // The matrix points into the memory-mapped checkpoint: no widened or duplicated copy exists.
+            var file = Assert.IsType<SafetensorsFile>(m.Owner);
+            var tensor = file.Tensors.Values.Single(t => file.Pointer(t) == m.Data);
+            Assert.Equal(m.ByteLength, tensor.ByteLength);
         }
     }
 
