@@ -7,6 +7,7 @@ var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
     new EngineBenchmark(),
+    new LlamaCppBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {
