@@ -52,23 +52,6 @@ public static class GgufTensorTypes
         _ => $"type {raw}",
     };
 
-    /// <summary>The safetensors dtype holding the same bytes, for the types that have one.</summary>
-    public static TensorDType? ToDType(this GgufTensorType type) => type switch
-    {
-        GgufTensorType.F32 => TensorDType.F32,
-        GgufTensorType.F16 => TensorDType.F16,
-        GgufTensorType.BF16 => TensorDType.BF16,
-        _ => null,
-    };
-
-    public static GgufTensorType FromDType(TensorDType dtype) => dtype switch
-    {
-        TensorDType.F32 => GgufTensorType.F32,
-        TensorDType.F16 => GgufTensorType.F16,
-        TensorDType.BF16 => GgufTensorType.BF16,
-        _ => throw new UserError($"GGUF stores floating-point weights as F32, F16 or BF16; {dtype} has no GGUF equivalent here"),
-    };
-
     /// <summary>
     /// Widens Q8_0 blocks to float32: value = scale * q for each of the 32 signed bytes of a block.
     /// <paramref name="destination"/> holds <c>blocks.Length / 34 * 32</c> values.
