@@ -8,6 +8,7 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new ConvertVerb(),
         new CompareVerb(),
         new GatesVerb(),
         new EvalHaluEvalVerb(),

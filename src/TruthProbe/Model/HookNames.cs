@@ -60,7 +60,7 @@ public static class HookNames
     /// </summary>
     public static IReadOnlyList<(HookKind Kind, int Layer)> Match(string pattern, int layers)
     {
-        var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", "[^.]*") + "$", RegexOptions.CultureInvariant);
+        var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
         var result = new List<(HookKind, int)>();
         for (int l = 0; l < layers; l++)
             foreach (var k in LayerKinds)

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace TruthProbe.Model;
@@ -90,65 +89,150 @@ public static unsafe class Kernels
         }
     }
 
+    /// <summary>Output rows handled together in prefill: each widened row is reused by every token of a block.</summary>
+    private const int RowGroup = 4;
+    /// <summary>Tokens per block in prefill, so the block's inputs stay in L2 while the rows stream past.</summary>
+    private const int TokenBlock = 64;
+
     private static void MatMulRows(WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
     {
         int rows = w.Rows, cols = w.Cols;
-        float[] scratch = RowScratch(cols);
+        if (tokens == 1)
+        {
+            // Decode: memory-bound, so one fused pass over each row (bf16 widened in registers).
+            for (int r = rowStart; r < rowEnd; r++) y[r] = DotRow(w, r, x);
+            return;
+        }
+        float[] scratch = RowScratch(RowGroup * cols);
         fixed (float* widened = scratch)
         {
-            for (int r = rowStart; r < rowEnd; r++)
+            float** group = stackalloc float*[RowGroup];
+            for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
-                float* row;
-                if (w.DType == WeightDType.F32) row = (float*)w.Row(r);
-                else { Widen(w.DType, w.Row(r), new Span<float>(widened, cols)); row = widened; }
-                int t = 0;
-                for (; t + 4 <= tokens; t += 4)
-                    Dot4(row, x + (long)t * cols, cols, y + (long)t * rows + r, rows);
-                for (; t < tokens; t++)
-                    y[(long)t * rows + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(row, cols), new ReadOnlySpan<float>(x + (long)t * cols, cols));
+                int t1 = Math.Min(tokens, t0 + TokenBlock);
+                for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
+                {
+                    int count = Math.Min(RowGroup, rowEnd - r0);
+                    for (int g = 0; g < count; g++)
+                    {
+                        if (w.DType == WeightDType.F32) group[g] = (float*)w.Row(r0 + g);
+                        else
+                        {
+                            group[g] = widened + g * cols;
+                            Widen(w.DType, w.Row(r0 + g), new Span<float>(group[g], cols));
+                        }
+                    }
+                    int t = t0;
+                    if (count == RowGroup)
+                        for (; t + 4 <= t1; t += 4)
+                            Dot4x4(group, x + (long)t * cols, cols, y + (long)t * rows + r0, rows);
+                    for (; t < t1; t++)
+                        for (int g = 0; g < count; g++)
+                            y[(long)t * rows + r0 + g] = TensorPrimitives.Dot(new ReadOnlySpan<float>(group[g], cols), new ReadOnlySpan<float>(x + (long)t * cols, cols));
+                }
             }
         }
     }
 
-    /// <summary>Four dot products of one row with four consecutive token vectors, sharing the row loads.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4(float* row, float* x, int n, float* y, int yStride)
+    /// <summary>Row r of W dotted with x, widening 16-bit weights on the fly.</summary>
+    private static float DotRow(WeightMatrix w, int r, float* x)
     {
-        float* x0 = x, x1 = x + n, x2 = x + 2 * n, x3 = x + 3 * n;
-        int i = 0;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        int n = w.Cols;
+        switch (w.DType)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            case WeightDType.F32:
+                return TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Row(r), n), new ReadOnlySpan<float>(x, n));
+            case WeightDType.BF16:
+                return DotBFloat16((ushort*)w.Row(r), x, n);
+            default:
+                float[] scratch = RowScratch(n);
+                Widen(w.DType, w.Row(r), scratch.AsSpan(0, n));
+                return TensorPrimitives.Dot(scratch.AsSpan(0, n), new ReadOnlySpan<float>(x, n));
+        }
+    }
+
+    private static float DotBFloat16(ushort* w, float* x, int n)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Load(w + i));
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), Vector512.Load(x + i + 16), a1);
+            }
+            sum = Vector512.Sum(a0 + a1);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = default, a1 = default;
             for (; i + 16 <= n; i += 16)
             {
-                var r = Vector512.Load(row + i);
-                a0 = Vector512.FusedMultiplyAdd(r, Vector512.Load(x0 + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(r, Vector512.Load(x1 + i), a1);
-                a2 = Vector512.FusedMultiplyAdd(r, Vector512.Load(x2 + i), a2);
-                a3 = Vector512.FusedMultiplyAdd(r, Vector512.Load(x3 + i), a3);
+                var (lo, hi) = Vector256.Widen(Vector256.Load(w + i));
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(lo, 16).AsSingle(), Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(hi, 16).AsSingle(), Vector256.Load(x + i + 8), a1);
             }
-            s0 = Vector512.Sum(a0); s1 = Vector512.Sum(a1); s2 = Vector512.Sum(a2); s3 = Vector512.Sum(a3);
+            sum = Vector256.Sum(a0 + a1);
         }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        for (; i < n; i++) sum += BitConverter.Int32BitsToSingle(w[i] << 16) * x[i];
+        return sum;
+    }
+
+    /// <summary>
+    /// A 4 x 4 tile: four rows against four consecutive token vectors, 16 accumulators, so each loaded
+    /// vector feeds four multiply-adds. Writes y[t * yStride + g] for t, g in [0, 4).
+    /// </summary>
+    private static void Dot4x4(float** rows, float* x, int n, float* y, int yStride)
+    {
+        float* r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3];
+        float* x0 = x, x1 = x + n, x2 = x + 2 * n, x3 = x + 3 * n;
+        float* s = stackalloc float[16];
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 8 <= n; i += 8)
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            for (; i + 16 <= n; i += 16)
             {
-                var r = Vector256.Load(row + i);
-                a0 = Vector256.FusedMultiplyAdd(r, Vector256.Load(x0 + i), a0);
-                a1 = Vector256.FusedMultiplyAdd(r, Vector256.Load(x1 + i), a1);
-                a2 = Vector256.FusedMultiplyAdd(r, Vector256.Load(x2 + i), a2);
-                a3 = Vector256.FusedMultiplyAdd(r, Vector256.Load(x3 + i), a3);
+                var v0 = Vector512.Load(x0 + i); var v1 = Vector512.Load(x1 + i);
+                var v2 = Vector512.Load(x2 + i); var v3 = Vector512.Load(x3 + i);
+                var w = Vector512.Load(r0 + i);
+                a00 = Vector512.FusedMultiplyAdd(w, v0, a00); a01 = Vector512.FusedMultiplyAdd(w, v1, a01);
+                a02 = Vector512.FusedMultiplyAdd(w, v2, a02); a03 = Vector512.FusedMultiplyAdd(w, v3, a03);
+                w = Vector512.Load(r1 + i);
+                a10 = Vector512.FusedMultiplyAdd(w, v0, a10); a11 = Vector512.FusedMultiplyAdd(w, v1, a11);
+                a12 = Vector512.FusedMultiplyAdd(w, v2, a12); a13 = Vector512.FusedMultiplyAdd(w, v3, a13);
+                w = Vector512.Load(r2 + i);
+                a20 = Vector512.FusedMultiplyAdd(w, v0, a20); a21 = Vector512.FusedMultiplyAdd(w, v1, a21);
+                a22 = Vector512.FusedMultiplyAdd(w, v2, a22); a23 = Vector512.FusedMultiplyAdd(w, v3, a23);
+                w = Vector512.Load(r3 + i);
+                a30 = Vector512.FusedMultiplyAdd(w, v0, a30); a31 = Vector512.FusedMultiplyAdd(w, v1, a31);
+                a32 = Vector512.FusedMultiplyAdd(w, v2, a32); a33 = Vector512.FusedMultiplyAdd(w, v3, a33);
             }
-            s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
+            s[0] = Vector512.Sum(a00); s[1] = Vector512.Sum(a01); s[2] = Vector512.Sum(a02); s[3] = Vector512.Sum(a03);
+            s[4] = Vector512.Sum(a10); s[5] = Vector512.Sum(a11); s[6] = Vector512.Sum(a12); s[7] = Vector512.Sum(a13);
+            s[8] = Vector512.Sum(a20); s[9] = Vector512.Sum(a21); s[10] = Vector512.Sum(a22); s[11] = Vector512.Sum(a23);
+            s[12] = Vector512.Sum(a30); s[13] = Vector512.Sum(a31); s[14] = Vector512.Sum(a32); s[15] = Vector512.Sum(a33);
         }
+        else
+            for (int k = 0; k < 16; k++) s[k] = 0;
+        // The tail, and the whole product where 512-bit vectors are missing: plain loops.
         for (; i < n; i++)
         {
-            float r = row[i];
-            s0 += r * x0[i]; s1 += r * x1[i]; s2 += r * x2[i]; s3 += r * x3[i];
+            float v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
+            for (int g = 0; g < 4; g++)
+            {
+                float w = rows[g][i];
+                s[g * 4] += w * v0; s[g * 4 + 1] += w * v1; s[g * 4 + 2] += w * v2; s[g * 4 + 3] += w * v3;
+            }
         }
-        y[0] = s0; y[yStride] = s1; y[2 * yStride] = s2; y[3 * yStride] = s3;
+        for (int t = 0; t < 4; t++)
+            for (int g = 0; g < 4; g++) y[t * yStride + g] = s[g * 4 + t];
     }
 
     /// <summary>y = x / sqrt(mean(x^2) + eps) * weight, for one vector.</summary>

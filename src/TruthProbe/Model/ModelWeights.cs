@@ -2,7 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace TruthProbe.Model;
 
-/// <summary>How a weight matrix stores its numbers. 16-bit types stay 16-bit and are widened inside the kernels.</summary>
+/// <summary>How a weight matrix stores its numbers. 16-bit types stay 16-bit and are widened inside the kernels.
+/// A new type needs a case in <see cref="WeightMatrix.RowBytesFor"/> and in <c>Kernels.Widen</c> (and may add a fused dot).</summary>
 public enum WeightDType { F32, F16, BF16 }
 
 /// <summary>
@@ -29,11 +30,17 @@ public sealed unsafe class WeightMatrix
         Owner = owner;
     }
 
-    public long RowBytes => (long)Cols * ElementSize(DType);
+    public long RowBytes => RowBytesFor(DType, Cols);
     public long ByteLength => RowBytes * Rows;
     public byte* Row(int r) => Data + r * RowBytes;
 
-    public static int ElementSize(WeightDType t) => t == WeightDType.F32 ? 4 : 2;
+    /// <summary>Bytes of one row of <paramref name="cols"/> values (a block-quantised type adds its case here).</summary>
+    public static long RowBytesFor(WeightDType t, int cols) => t switch
+    {
+        WeightDType.F32 => 4L * cols,
+        WeightDType.F16 or WeightDType.BF16 => 2L * cols,
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
 
     /// <summary>Copies [rows * cols] floats into a pinned array of its own.</summary>
     public static WeightMatrix FromSingles(ReadOnlySpan<float> values, int rows, int cols)

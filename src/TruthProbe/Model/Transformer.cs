@@ -32,8 +32,8 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>
-    /// Loads a Hugging Face model folder or a llama2.c <c>.bin</c> checkpoint, with its tokenizer: the one
-    /// given, else the folder's own, else (for a <c>.bin</c>) one beside it (<c>tokenizer.bin</c>,
+    /// Loads a Hugging Face model folder, a GGUF file or a llama2.c <c>.bin</c> checkpoint, with its tokenizer:
+    /// the one given, else the folder's own or the GGUF's metadata, else (for a <c>.bin</c>) one beside it (<c>tokenizer.bin</c>,
     /// <c>tok*.bin</c>, <c>*.model</c>, <c>*.vocab</c>, in that order).
     /// </summary>
     public static Transformer Load(string path, string? tokenizerPath = null)
@@ -52,7 +52,15 @@ public sealed class Transformer : IDisposable
             string? found = tokenizerPath ?? TokenizerBeside(path);
             model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = found == null ? null : TokenizerLoader.FromFile(found) };
         }
-        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json or a llama2.c .bin)");
+        else if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            var (config, weights, vocabulary, file) = GgufCheckpoint.Load(path);
+            ITokenizer? tokenizer;
+            try { tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : vocabulary == null ? null : TokenizerLoader.FromVocabulary(vocabulary); }
+            catch { file.Dispose(); throw; }
+            model = new Transformer(config, weights, path, "gguf", [file]) { Tokenizer = tokenizer };
+        }
+        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json, a .gguf or a llama2.c .bin)");
 
         if (model.Tokenizer is { } t && t.VocabSize > model.Config.Vocab)
         {

@@ -1,10 +1,12 @@
+using System.Text.Json;
+using TruthProbe.Formats;
 using TruthProbe.Model;
 using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Model;
 
 /// <summary>The engine against the naive double-precision reference, and the same weights through every loader.</summary>
-public class ForwardParityTests
+public unsafe class ForwardParityTests
 {
     public static TheoryData<string> Architectures => ["qwen2", "llama", "mistral"];
 
@@ -70,6 +72,53 @@ public class ForwardParityTests
             double tolerance = dtype == WeightDType.BF16 ? 0.1 : 0.01;
             Assert.True(diff < tolerance && diff > 0, $"{dtype}: max logit difference {diff:g3}");
         }
+    }
+
+    [Fact]
+    public void Bf16Folder_MatricesStayBf16_InsideTheMappedFile()
+    {
+        using var tmp = new TempDir();
+        using var model = Transformer.Load(TinyModels.Write(tmp, TinyModels.Qwen2, WeightDType.BF16));
+        Assert.Same(model.Weights.TokenEmbedding, model.Weights.Classifier);
+        foreach (var m in model.Weights.Matrices())
+        {
+            Assert.Equal(WeightDType.BF16, m.DType);
+            // The matrix points into the memory-mapped checkpoint: no widened or duplicated copy exists.
+            var file = Assert.IsType<SafetensorsFile>(m.Owner);
+            var tensor = file.Tensors.Values.Single(t => file.Pointer(t) == m.Data);
+            Assert.Equal(m.ByteLength, tensor.ByteLength);
+        }
+    }
+
+    [Fact]
+    public void ShardedFolder_GivesSameLogitsAsSingleFile()
+    {
+        using var tmp = new TempDir();
+        string single = TinyModels.Write(tmp, TinyModels.LlamaGqa, WeightDType.BF16), sharded = tmp.File("sharded");
+        Directory.CreateDirectory(sharded);
+        File.Copy(Path.Combine(single, "config.json"), Path.Combine(sharded, "config.json"));
+        var weightMap = new Dictionary<string, string>();
+        using (var file = SafetensorsFile.Open(Path.Combine(single, HfCheckpoint.SingleFile)))
+        {
+            // Tensors alternate between two shards, as large checkpoints split them.
+            var names = file.Tensors.Keys.Order(StringComparer.Ordinal).ToList();
+            for (int shard = 0; shard < 2; shard++)
+            {
+                string shardName = $"model-0000{shard + 1}-of-00002.safetensors";
+                var mine = names.Where((_, i) => i % 2 == shard).ToList();
+                SafetensorsWriter.Write(Path.Combine(sharded, shardName), mine.Select(n =>
+                {
+                    var info = file.Get(n);
+                    return SafetensorToWrite.FromBytes(n, info.DType, info.Shape, file.Bytes(info).ToArray());
+                }).ToList());
+                foreach (var n in mine) weightMap[n] = shardName;
+            }
+        }
+        File.WriteAllText(Path.Combine(sharded, HfCheckpoint.IndexFile), JsonSerializer.Serialize(new { metadata = new { total_size = 0 }, weight_map = weightMap }));
+        int[] tokens = [1, 2, 3, 40, 50];
+        using var a = Transformer.Load(single);
+        using var b = Transformer.Load(sharded);
+        Assert.Equal(TinyModels.AllLogits(a, tokens), TinyModels.AllLogits(b, tokens));
     }
 
     [SkippableFact]

@@ -1,0 +1,108 @@
+using System.Text.Json.Nodes;
+using TruthProbe.Tests.Common;
+using TruthProbe.Tokenizers;
+
+namespace TruthProbe.Tests.Tokenizers;
+
+/// <summary>
+/// Hugging Face tokenizer.json in the Llama-2 layout (merges by rank, byte fallback), built from the real tok512
+/// vocabulary as transformers' converter does, compared with Hugging Face tokenizers itself (Tokenizers.DotNet).
+/// </summary>
+public class HfJsonSentencePieceTests
+{
+    private static string[] Texts => [.. SentencePieceTokenizerTests.VariedTexts.Where(t => t.Length > 0),
+        "<s>Hello</s> world", "a<s> b", "<unk>", "  <s>  spaced  </s>  ", "x\u00a0y\u3000z"];
+
+    private static TokenizerVocabulary Tok512() =>
+        TokenizerLoader.FromFile(SharedData.Path("models", "stories260K", "tok512.model")).Vocabulary;
+
+    private static void AssertSameAsHuggingFace(string path, ITokenizer ours, IEnumerable<string> texts)
+    {
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        var mismatches = texts
+            .Select(text => (text, expected: hf.Encode(text).Select(id => (int)id).ToArray(), actual: ours.Encode(text)))
+            .Where(r => !r.expected.SequenceEqual(r.actual))
+            .Select(r => $"\"{r.text}\": HF {string.Join(' ', r.expected)} vs ours {string.Join(' ', r.actual)}")
+            .ToList();
+        Assert.True(mismatches.Count == 0, string.Join('\n', mismatches));
+    }
+
+    [SkippableFact]
+    public void LegacyPrependReplaceNormalizer_MatchesHuggingFaceTokenizers()
+    {
+        using var dir = new TempDir();
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: false));
+        var ours = TokenizerLoader.FromFile(path);
+        Assert.Equal("sentencepiece-bpe", ours.Kind);
+        Assert.True(ours.AddsBos);
+        Assert.Equal(1, ours.BosId);
+        AssertSameAsHuggingFace(path, ours, Texts.Concat([MixedTextSample()]));
+    }
+
+    [SkippableTheory]
+    [InlineData("first")]
+    [InlineData("always")]
+    [InlineData("never")]
+    public void MetaspacePreTokenizer_MatchesHuggingFaceTokenizers(string scheme)
+    {
+        using var dir = new TempDir();
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: true, scheme));
+        AssertSameAsHuggingFace(path, TokenizerLoader.FromFile(path), Texts.Concat([MixedTextSample()]));
+    }
+
+    [SkippableFact]
+    public void MergeRanks_EncodeLikeSentencePieceScores_OnTok512()
+    {
+        // The converter's rank order comes from SentencePiece scores, so both merge orders must agree (text without
+        // space runs, which the .model's normaliser collapses and tokenizer.json keeps).
+        using var dir = new TempDir();
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: false));
+        var fromJson = TokenizerLoader.FromFile(path);
+        var fromModel = TokenizerLoader.FromFile(SharedData.Path("models", "stories260K", "tok512.model"));
+        string text = MixedTextSample().Replace("<s>", "").Replace("</s>", "");
+        text = string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(fromModel.Encode(text), fromJson.Encode(text));
+    }
+
+    [SkippableFact]
+    public void AddedTokensWithStrip_AndConfigAddBosFalse_MatchHuggingFace()
+    {
+        using var dir = new TempDir();
+        var v = Tok512();
+        // A user-defined (non-special) token and a special one that swallows spaces on both sides.
+        var extra = new JsonArray(HfJsonBuilder.Added(512, "<mark>", special: false), HfJsonBuilder.Added(513, "<|sep|>", lstrip: true, rstrip: true));
+        var json = HfJsonBuilder.LlamaStyle(v, metaspace: true, "first", extra);
+        string path = HfJsonBuilder.Write(dir.Path, json);
+        var ours = TokenizerLoader.FromFile(path);
+        Assert.Equal(514, ours.VocabSize);
+        Assert.Equal(TokenType.UserDefined, ours.Vocabulary.TokenTypes[512]);
+        Assert.Equal(TokenType.Control, ours.Vocabulary.TokenTypes[513]);
+        AssertSameAsHuggingFace(path, ours, ["a <mark> b", "x  <|sep|>  y", "<|sep|>start", "end<|sep|>", "<mark><mark>", "one<|sep|><mark> two"]);
+
+        // tokenizer_config.json's add_bos_token overrides the template (as transformers' Llama tokenizers do).
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"),
+            """{"add_bos_token": false, "add_eos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "</s>"}""");
+        var configured = TokenizerLoader.FromModelDirectory(dir.Path)!;
+        Assert.False(configured.AddsBos);
+        Assert.Equal(2, configured.EosId);
+        int[] body = ours.Encode("hi there", addSpecialTokens: false);
+        Assert.Equal([.. body, 2], configured.Encode("hi there"));
+        Assert.Equal(body, configured.Encode("hi there", addSpecialTokens: false));
+    }
+
+    [SkippableFact]
+    public void Decode_ByteFallbackAndDummyPrefix_GiveOriginalText()
+    {
+        using var dir = new TempDir();
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: false));
+        var ours = TokenizerLoader.FromFile(path);
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        foreach (string text in (string[])["Hello world", "Caf\u00e9 \u65e5\u672c \U0001F600 end", "line\nbreak"])
+        {
+            Assert.Equal(text, ours.Decode(ours.Encode(text)));
+            Assert.Equal(hf.Decode(hf.Encode(text)), ours.Decode(ours.Encode(text)));
+        }
+    }
+
+    private static string MixedTextSample() => MixedText.Generate(20_000, seed: 3);
+}
