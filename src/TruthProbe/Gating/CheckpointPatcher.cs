@@ -32,36 +32,57 @@ public static partial class CheckpointPatcher
     private static partial Regex OProjName();
 
     /// <param name="model">a model folder, or a checkpoint file whose folder holds its config and tokenizer.</param>
-    public static void Patch(string model, string outDir, GateFold fold)
+    public static void Patch(string model, string outDir, GateFold fold) =>
+        Publish(model, outDir, staging => WritePatchedFolder(model, staging, WithSource(fold, model)));
+
+    /// <summary>
+    /// The same patch as one GGUF file for llama.cpp (<c>DIR/NAME.gguf</c> + <see cref="ManifestName"/>): the
+    /// folder patch is made first (streamed, exact), then loaded memory-mapped and written by
+    /// <see cref="GgufCheckpoint.Write"/> in the matrices' own dtype, with the model's tokenizer. The GGUF
+    /// writer takes no extra keys, so gates and provenance are in the manifest only.
+    /// </summary>
+    public static void PatchToGguf(string model, string outDir, GateFold fold, string? tokenizerPath = null)
     {
-        fold = fold with { Provenance = new Dictionary<string, string>(fold.Provenance) { ["source_model"] = Path.GetFullPath(model) } };
-        string modelDir = Directory.Exists(model) ? model
-            : File.Exists(model) ? Path.GetDirectoryName(Path.GetFullPath(model))!
-            : throw new UserError($"{model}: no such model file or folder");
-        string fullOut = Path.GetFullPath(outDir);
-        if (Path.GetFullPath(modelDir).TrimEnd('/') == fullOut.TrimEnd('/'))
+        fold = WithSource(fold, model);
+        Publish(model, outDir, staging =>
+        {
+            string work = Path.Combine(staging, ".patched");
+            WritePatchedFolder(model, work, fold);
+            string name = Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model)));
+            using (var patched = Transformer.Load(File.Exists(model) ? Path.Combine(work, Path.GetFileName(model)) : work, tokenizerPath))
+            {
+                var type = patched.Weights.Layers[0].O.DType switch
+                {
+                    WeightDType.F16 => GgufTensorType.F16,
+                    WeightDType.BF16 => GgufTensorType.BF16,
+                    _ => GgufTensorType.F32,
+                };
+                GgufCheckpoint.Write(Path.Combine(staging, name + ".gguf"), patched.Config, patched.Weights, patched.Tokenizer?.Vocabulary, type, name);
+            }
+            File.Move(Path.Combine(work, ManifestName), Path.Combine(staging, ManifestName));
+            Directory.Delete(work, recursive: true);
+        });
+    }
+
+    private static GateFold WithSource(GateFold fold, string model) =>
+        fold with { Provenance = new Dictionary<string, string>(fold.Provenance) { ["source_model"] = Path.GetFullPath(model) } };
+
+    /// <summary>Checks --out, lets <paramref name="write"/> fill a staging folder beside it, then renames it into place.</summary>
+    private static void Publish(string model, string outDir, Action<string> write)
+    {
+        string modelDir = ModelFolder(model);
+        string fullOut = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
+        if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDir)) == fullOut)
             throw new UserError($"patch: --out {outDir} is the model's own folder; choose a new folder");
         if (Directory.Exists(fullOut) && Directory.EnumerateFileSystemEntries(fullOut).Any())
             throw new UserError($"patch: --out {outDir} exists and is not empty; choose a new folder or remove it");
         if (File.Exists(fullOut)) throw new UserError($"patch: --out {outDir} is a file; give a folder");
 
-        var files = Directory.GetFiles(modelDir).OrderBy(f => f, StringComparer.Ordinal).ToList();
-        var checkpoints = files.Where(f => IsCheckpoint(f, model)).ToList();
-        if (checkpoints.Count == 0)
-            throw new UserError($"{model}: no checkpoint found (expected *.safetensors files or a llama2.c .bin)");
-
-        string staging = fullOut.TrimEnd('/') + $".partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string staging = fullOut + $".partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
         Directory.CreateDirectory(staging);
         try
         {
-            int patchedLayers = checkpoints[0].EndsWith(".safetensors", StringComparison.Ordinal)
-                ? PatchSafetensors(checkpoints, staging, fold)
-                : PatchLlama2c(checkpoints[0], staging, fold);
-            if (patchedLayers != fold.Layers)
-                throw new UserError($"{model}: has {patchedLayers} layers with an o_proj but the gates have {fold.Layers} rows");
-            foreach (string f in files.Where(f => !checkpoints.Contains(f)))
-                File.Copy(f, Path.Combine(staging, Path.GetFileName(f)));
-            AtomicFile.WriteAllText(Path.Combine(staging, ManifestName), Manifest(fold));
+            write(staging);
             if (Directory.Exists(fullOut)) Directory.Delete(fullOut);
             Directory.Move(staging, fullOut);
         }
@@ -70,6 +91,29 @@ public static partial class CheckpointPatcher
             try { Directory.Delete(staging, recursive: true); } catch (IOException) { }
             throw;
         }
+    }
+
+    private static string ModelFolder(string model) =>
+        Directory.Exists(model) ? model
+        : File.Exists(model) ? Path.GetDirectoryName(Path.GetFullPath(model))!
+        : throw new UserError($"{model}: no such model file or folder");
+
+    private static void WritePatchedFolder(string model, string folder, GateFold fold)
+    {
+        string modelDir = ModelFolder(model);
+        var files = Directory.GetFiles(modelDir).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var checkpoints = files.Where(f => IsCheckpoint(f, model)).ToList();
+        if (checkpoints.Count == 0)
+            throw new UserError($"{model}: no checkpoint to patch (expected *.safetensors files or a llama2.c .bin; a .gguf input is not patched)");
+        Directory.CreateDirectory(folder);
+        int patchedLayers = checkpoints[0].EndsWith(".safetensors", StringComparison.Ordinal)
+            ? PatchSafetensors(checkpoints, folder, fold)
+            : PatchLlama2c(checkpoints[0], folder, fold);
+        if (patchedLayers != fold.Layers)
+            throw new UserError($"{model}: has {patchedLayers} layers with an o_proj but the gates have {fold.Layers} rows");
+        foreach (string f in files.Where(f => !checkpoints.Contains(f)))
+            File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        AtomicFile.WriteAllText(Path.Combine(folder, ManifestName), Manifest(fold));
     }
 
     /// <summary>safetensors files; or, for llama2.c, the .bin given (or the one .bin whose size its header explains).</summary>

@@ -73,7 +73,7 @@ public class PatchVerbTests
     [InlineData("none", "give the gates to fold")]
     [InlineData("both", "not both")]
     [InlineData("site", "--site must be 'head' or 'o-proj-out', got 'mlp'")]
-    [InlineData("format", "--format gguf is not available for this model")]
+    [InlineData("format", "--format must be safetensors or gguf, got 'onnx'")]
     public void BadInput_IsOneClearErrorAndNoOutput(string kind, string expected)
     {
         using var tmp = new TempDir();
@@ -86,7 +86,7 @@ public class PatchVerbTests
             "none" => [],
             "both" => ["--scores", good, "--mode", "contrast", "--lambda", "1", "--gates", good],
             "site" => ["--scores", good, "--mode", "contrast", "--lambda", "1", "--site", "mlp"],
-            _ => ["--scores", good, "--mode", "contrast", "--lambda", "1", "--format", "gguf"],
+            _ => ["--scores", good, "--mode", "contrast", "--lambda", "1", "--format", "onnx"],
         };
         var run = CliRunner.Run(["patch", tmp.File("m"), .. extra, "--out", tmp.File("p")]);
         Assert.Equal(2, run.ExitCode);
