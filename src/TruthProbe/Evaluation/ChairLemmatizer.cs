@@ -45,6 +45,12 @@ public sealed class ChairLemmatizer
         "televison",
     };
 
+    /// <summary>
+    /// WordNet 3.0 nouns outside the vocabulary that morphy prefers to a vocabulary lemma: "men" is itself a
+    /// noun there (so "men" is no person in the reference), "vases" -> "vas", "sports" -> "sport".
+    /// </summary>
+    private static readonly HashSet<string> OtherWordNetNouns = new(StringComparer.Ordinal) { "men", "vas", "sport" };
+
     /// <summary>Verb forms the tagger marks as verbs whose WordNet verb lemma is a vocabulary word.</summary>
     private static readonly Dictionary<string, string> VerbForms = new(StringComparer.Ordinal)
     {
@@ -69,7 +75,7 @@ public sealed class ChairLemmatizer
     /// <param name="vocabulary">the single words CHAIR looks for: synonyms and parts of two-word phrases.</param>
     public ChairLemmatizer(IEnumerable<string> vocabulary)
     {
-        _wordNetNouns = new HashSet<string>(vocabulary.Where(w => !NotWordNetNouns.Contains(w)), StringComparer.Ordinal);
+        _wordNetNouns = new HashSet<string>(vocabulary.Where(w => !NotWordNetNouns.Contains(w)).Concat(OtherWordNetNouns), StringComparer.Ordinal);
     }
 
     /// <param name="word">lower-cased token.</param>

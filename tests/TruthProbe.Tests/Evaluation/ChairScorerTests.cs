@@ -75,7 +75,10 @@ public class ChairScorerTests
         using var tmp = new TempDir();
         var s = Scorer(tmp);
         Assert.Equal(["person", "mouse", "knife"], Objects(s, "People, mice and knives."));
-        Assert.Equal(["person", "person", "person"], Objects(s, "Men, women and children."));
+        // WordNet lists "men" itself as a noun and morphy keeps the first of equally short lemmas, so the
+        // reference counts no person for "men"; "vases" becomes the noun "vas" there.
+        Assert.Equal(["person", "person"], Objects(s, "Men, women and children."));
+        Assert.Equal(["vase"], Objects(s, "A vase and two vases."));
         Assert.Equal(["bird", "cow", "sheep", "bus", "bench", "skis"], Objects(s, "Geese, oxen, sheep, buses, benches, skis."));
         // The reference lemmatiser knows no noun "biker"/"smartphone", so their plurals stay unmatched there too.
         Assert.Equal(["person", "cell phone"], Objects(s, "A biker, bikers, a smartphone and smartphones."));
