@@ -4,8 +4,8 @@ using TruthProbe.Common;
 
 namespace TruthProbe.Evaluation;
 
-/// <summary>A caption to score: the COCO image it describes and its text; <see cref="Where"/> names its source line.</summary>
-public sealed record Caption(long ImageId, string Text, string Where = "");
+/// <summary>A caption to score: the COCO image it describes and its text.</summary>
+public sealed record Caption(long ImageId, string Text);
 
 /// <summary>One object mention: the word as it was read (after lemmatising) and the COCO object it names.</summary>
 public readonly record struct Mention(string Word, string Object);
@@ -73,15 +73,16 @@ public sealed class ChairScorer
     public static ChairScorer LoadDefault(string? groundTruthPath)
     {
         string? dir = RepoPaths.Shared() is { } shared ? Path.Combine(shared, "data", "chair") : null;
-        string wordMaps = dir != null ? Path.Combine(dir, WordMapsFile) : "";
-        if (!File.Exists(wordMaps))
-            throw new UserError($"CHAIR word maps not found (looked for ../shared/data/chair/{WordMapsFile} beside the repository); set TRUTHPROBE_SHARED to the shared folder");
         if (groundTruthPath == null)
         {
-            groundTruthPath = Path.Combine(dir!, DefaultGroundTruth);
+            groundTruthPath = dir != null ? Path.Combine(dir, DefaultGroundTruth) : "";
             if (!File.Exists(groundTruthPath))
-                throw new UserError($"default CHAIR ground truth ../shared/data/chair/{DefaultGroundTruth} not found; give --gt FILE (JSON: {{\"<coco image id>\": [objects...]}})");
+                throw new UserError($"default CHAIR ground truth ../shared/data/chair/{DefaultGroundTruth} not found beside the repository; " +
+                    "give --gt FILE (JSON: {\"<coco image id>\": [objects...]})");
         }
+        string wordMaps = dir != null ? Path.Combine(dir, WordMapsFile) : "";
+        if (!File.Exists(wordMaps))
+            throw new UserError($"CHAIR word maps ../shared/data/chair/{WordMapsFile} not found beside the repository; set TRUTHPROBE_SHARED to the shared folder");
         return Load(wordMaps, groundTruthPath);
     }
 
@@ -115,7 +116,7 @@ public sealed class ChairScorer
             string imageKey = r.Text("image_id") ?? throw new UserError($"{r.Where}: missing field 'image_id'");
             string text = r.Text("caption") ?? r.Text("text")
                 ?? throw new UserError($"{r.Where}: missing the caption (field 'caption' or 'text')");
-            captions.Add(new Caption(ParseImageId(imageKey, r.Where), text, r.Where));
+            captions.Add(new Caption(ParseImageId(imageKey, r.Where), text));
         }
         return captions;
     }
