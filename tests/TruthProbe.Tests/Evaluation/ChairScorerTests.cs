@@ -36,6 +36,10 @@ public class ChairScorerTests
         // Without Punkt's sentence split NLTK would leave "dog." as one word and miss the dog.
         Assert.Equal(["a", "dog", ".", "a", "cat", "."], CaptionTokenizer.Tokenize("a dog. a cat."));
         Assert.Equal(["there", "are", "2.", "dogs", "."], CaptionTokenizer.Tokenize("there are 2. dogs."));
+        // Expected lists: NLTK 3.8 Punkt (PunktSentenceTokenizer) + NLTKWordTokenizer on these texts.
+        Assert.Equal(["reads", "``", "pro", "milk", ".", "''", "the", "rv", "."], CaptionTokenizer.Tokenize("reads \"pro milk.\" the rv."));
+        Assert.Equal(["the", "time", "as", "6:30.", "in", "the", "background", "."], CaptionTokenizer.Tokenize("the time as 6:30. in the background."));
+        Assert.Equal(["than", "the", "man", "'s", ".", "the", "bike", "."], CaptionTokenizer.Tokenize("than the man's. the bike."));
     }
 
     [SkippableFact]
