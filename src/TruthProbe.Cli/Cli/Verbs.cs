@@ -7,5 +7,7 @@ public static class Verbs
     [
         new CompareVerb(),
         new GatesVerb(),
+        new EvalChairVerb(),
+        new EvalPopeVerb(),
     ];
 }
