@@ -17,7 +17,7 @@ public sealed class EvalPopeVerb : IVerb
           --answers FILE    the replies to that split, JSON Lines with question_id and text; paired with the
                             --questions files in order
           --parse RULE      strict (default): the reply, lower-cased and stripped, must start with the word yes or no;
-                            pope: the first word yes or no anywhere in the reply. Anything else is 'unknown'.
+                            pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes).
           --out DIR         writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count)
 
         Unknown replies are wrong for accuracy and count in yes_ratio's denominator; precision and recall use

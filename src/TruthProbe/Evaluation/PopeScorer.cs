@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using TruthProbe.Common;
 
 namespace TruthProbe.Evaluation;
@@ -11,7 +10,10 @@ public enum PopeParse
 {
     /// <summary>The reply, lower-cased and stripped, must start with the word "yes" or "no" (the paper's evaluation).</summary>
     Strict,
-    /// <summary>The first whole word "yes" or "no" anywhere in the reply (the original POPE rule).</summary>
+    /// <summary>
+    /// POPE's own evaluate.py (also LLaVA's eval_pope): keep the text before the first '.', drop commas, split on
+    /// spaces; the answer is "no" when a word is exactly "No", "no" or "not", otherwise "yes". Never unknown.
+    /// </summary>
     Pope,
 }
 
@@ -57,19 +59,22 @@ public sealed record PopeMetrics(double Accuracy, double Precision, double Recal
 /// </summary>
 public static class PopeScorer
 {
-    private static readonly Regex FirstYesNo = new(@"\b(yes|no)\b", RegexOptions.Compiled | RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
-
     public static PopeAnswer Parse(string reply, PopeParse rule)
     {
+        if (rule == PopeParse.Pope) return ParseAsPopeScript(reply);
         string text = reply.Trim().ToLowerInvariant();
-        if (rule == PopeParse.Pope)
-        {
-            var m = FirstYesNo.Match(text);
-            return !m.Success ? PopeAnswer.Unknown : m.Value == "yes" ? PopeAnswer.Yes : PopeAnswer.No;
-        }
         if (StartsWithWord(text, "yes")) return PopeAnswer.Yes;
         if (StartsWithWord(text, "no")) return PopeAnswer.No;
         return PopeAnswer.Unknown;
+    }
+
+    /// <summary>Case-sensitive and quirky on purpose ("NO" and "Not sure" count as yes), to reproduce published POPE numbers.</summary>
+    private static PopeAnswer ParseAsPopeScript(string reply)
+    {
+        int dot = reply.IndexOf('.');
+        string firstSentence = dot >= 0 ? reply[..dot] : reply;
+        string[] words = firstSentence.Replace(",", "").Split(' ');
+        return words.Any(w => w is "No" or "no" or "not") ? PopeAnswer.No : PopeAnswer.Yes;
     }
 
     private static bool StartsWithWord(string text, string word) =>

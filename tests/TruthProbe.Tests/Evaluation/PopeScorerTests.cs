@@ -19,12 +19,20 @@ public class PopeScorerTests
     public void StrictParse_ReplyMustStartWithTheWord(string reply, PopeAnswer expected) =>
         Assert.Equal(expected, PopeScorer.Parse(reply, PopeParse.Strict));
 
+    // Expected values follow POPE's evaluate.py by hand: first sentence, commas dropped, split on ' ',
+    // "no" iff a word is exactly "No", "not" or "no".
     [Theory]
     [InlineData("There is no dog.", PopeAnswer.No)]
-    [InlineData("I think yes, but no.", PopeAnswer.Yes)]
-    [InlineData("Not sure", PopeAnswer.Unknown)]
-    [InlineData("Nobody knows", PopeAnswer.Unknown)]
-    public void PopeParse_FirstYesOrNoAnywhere(string reply, PopeAnswer expected) =>
+    [InlineData("I think yes, but no.", PopeAnswer.No)]
+    [InlineData("No, there is not.", PopeAnswer.No)]
+    [InlineData("Yes. There is no dog.", PopeAnswer.Yes)]
+    [InlineData("There is a dog, not a cat", PopeAnswer.No)]
+    [InlineData("Not sure", PopeAnswer.Yes)]
+    [InlineData("NO", PopeAnswer.Yes)]
+    [InlineData("Nobody knows", PopeAnswer.Yes)]
+    [InlineData("no.", PopeAnswer.No)]
+    [InlineData("", PopeAnswer.Yes)]
+    public void PopeParse_FollowsPopeEvaluateScript(string reply, PopeAnswer expected) =>
         Assert.Equal(expected, PopeScorer.Parse(reply, PopeParse.Pope));
 
     private static void WriteSplit(TempDir tmp, string name, (bool GoldYes, string Reply)[] rows)
