@@ -12,6 +12,8 @@ public static class Verbs
         new CompareVerb(),
         new GatesVerb(),
         new EvalHaluEvalVerb(),
+        new EvalChairVerb(),
+        new EvalPopeVerb(),
         new PatchVerb(),
     ];
 }

@@ -82,7 +82,12 @@ public sealed class CompareReport
     public bool EitherAtChance(PairStatistics p) =>
         Chance[IndexOf(p.A)].AtChance || Chance[IndexOf(p.B)].AtChance;
 
-    private int IndexOf(string name) => Maps.ToList().FindIndex(m => m.Name == name);
+    private int IndexOf(string name)
+    {
+        for (int i = 0; i < Maps.Count; i++)
+            if (Maps[i].Name == name) return i;
+        throw new ArgumentException($"no map named '{name}'", nameof(name));
+    }
 
     /// <summary>Writes every output file into <paramref name="outDir"/> and returns their names.</summary>
     public IReadOnlyList<string> Write(string outDir, IReadOnlyList<string> inputPaths)

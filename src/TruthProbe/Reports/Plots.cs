@@ -42,8 +42,8 @@ public static class Plots
         var (lo, hi) = ColourRange(values, min, max);
         var colormap = new ScottPlot.Colormaps.Viridis();
         var heatmap = plot.Add.Heatmap(values);
+        heatmap.ManualRange = new ScottPlot.Range(lo, hi); // first: the colormap setter reads the range
         heatmap.Colormap = colormap;
-        heatmap.ManualRange = new ScottPlot.Range(lo, hi);
         heatmap.NaNCellColor = Colors.LightGray;
         // ScottPlot centres cell (r, c) on x = c, y = rows - 1 - r: row 0 at the top, like an image.
         // (Setting its Rectangle or Extent instead draws nothing for a single row or column.)
@@ -106,7 +106,11 @@ public static class Plots
         barPlot.ValueLabelStyle.FontSize = 13;
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, labels.Count).Select(i => (double)i).ToArray(), labels.ToArray());
         RotateIfCrowded(plot.Axes.Bottom, labels, Width * 0.8);
-        if (values.All(v => double.IsNaN(v) || v >= 0)) plot.Axes.Margins(bottom: 0); // bars stand on the axis
+        // Bars stand on zero, so zero is always in view; room is left for the value printed past each bar end.
+        var finite = values.Where(double.IsFinite).DefaultIfEmpty(0).ToArray();
+        double lo = Math.Min(0, finite.Min()), hi = Math.Max(0, finite.Max());
+        double pad = hi > lo ? (hi - lo) * 0.08 : 1;
+        plot.Axes.SetLimitsY(lo < 0 ? lo - pad : 0, hi > 0 || lo == 0 ? hi + pad : 0);
         return plot;
     }
 
@@ -158,8 +162,10 @@ public static class Plots
         double lo = double.PositiveInfinity, hi = double.NegativeInfinity;
         foreach (double v in values)
             if (!double.IsNaN(v)) { lo = Math.Min(lo, v); hi = Math.Max(hi, v); }
-        if (double.IsPositiveInfinity(lo)) (lo, hi) = (0, 1); // all NaN: any range draws grey cells
-        return (min ?? lo, max ?? hi);
+        if (double.IsPositiveInfinity(lo)) throw new ArgumentException("heat map has no value that is not NaN", nameof(values));
+        (lo, hi) = (min ?? lo, max ?? hi);
+        // A constant map gets a unit-wide range centred on its value, so the colour bar still has ticks.
+        return hi > lo ? (lo, hi) : (lo - 0.5, lo + 0.5);
     }
 
     /// <summary>Every label when names are given, else whole-number indices thinned to at most 16 ticks.</summary>

@@ -113,10 +113,30 @@ public class PlotsTests
     }
 
     [Fact]
+    public void Bars_AllNegative_StillShowZero_WhereTheBarsStart()
+    {
+        using var plot = Plots.BuildBars("r", "model", "r", ["a", "b"], [-0.5, -0.2]);
+        Plots.Png(plot);
+        var limits = plot.Axes.GetLimits();
+        Assert.True(limits.Top >= 0 && limits.Bottom < -0.5, $"y range {limits.Bottom}..{limits.Top}");
+    }
+
+    [Fact]
+    public void Heatmap_ConstantMap_GetsAColourRangeAroundItsValue()
+    {
+        // A zero-width colour range would leave the colour bar without ticks and every cell at one end.
+        using var plot = Plots.BuildHeatmap(new double[,] { { 0.5, 0.5 }, { 0.5, 0.5 } }, "t", "head", "layer");
+        using var bitmap = SKBitmap.Decode(Plots.Png(plot));
+        PixelRect data = plot.LastRender.DataRect;
+        AssertClose(new ScottPlot.Colormaps.Viridis().GetColor(0.5), bitmap.GetPixel((int)(data.Left + 5), (int)(data.Top + 5)));
+    }
+
+    [Fact]
     public void MismatchedLabelsOrSeries_AreRejected()
     {
         Assert.Throws<ArgumentException>(() => Plots.BuildHeatmap(new double[2, 2], "t", "x", "y", rowLabels: ["only one"]));
         Assert.Throws<ArgumentException>(() => Plots.BuildBars("t", "x", "y", ["a"], [1.0, 2.0]));
         Assert.Throws<ArgumentException>(() => Plots.BuildLines("t", "x", "y", [("s", new double[3], new double[2])]));
+        Assert.Throws<ArgumentException>(() => Plots.BuildHeatmap(new double[,] { { double.NaN } }, "t", "x", "y"));
     }
 }
