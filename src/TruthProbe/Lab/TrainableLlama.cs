@@ -175,7 +175,7 @@ public sealed class TrainableLlama
             Ops.RmsNormForward(a.ResidMid[l], P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
-            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l]);
+            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Hidden));
             LinearForward(L.Down, a.Swish[l], x, n);
             TensorPrimitives.Add(x, a.ResidMid[l].AsSpan(0, n * c.Dim), x);
         }
