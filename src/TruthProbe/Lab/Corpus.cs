@@ -21,6 +21,25 @@ public sealed class Corpus(SyntheticWorld world, WordTokenizer tokenizer)
         return new Sequence(tokens, weights);
     }
 
+    /// <summary>
+    /// One context followed by several question/answer pairs about it (each answer scored): more signal per
+    /// token than one question, while the first pair is exactly the probing format.
+    /// </summary>
+    public Sequence ReadingDrill(Episode e, IReadOnlyList<Fact> asked)
+    {
+        var text = new System.Text.StringBuilder($"Context:\n{SyntheticWorld.ContextText(e)}\n");
+        var answerPositions = new List<int>();
+        foreach (var f in asked)
+        {
+            text.Append($"\nQuestion: {SyntheticWorld.Question(f.Person, f.Kind)}\nAnswer: {SyntheticWorld.Answer(f)}");
+            answerPositions.Add(Tokenizer.Encode(text.ToString()).Length - 1);
+        }
+        var tokens = Tokenizer.Encode(text.ToString());
+        var weights = new float[tokens.Length];
+        foreach (int p in answerPositions) weights[p] = 1f / answerPositions.Count;
+        return new Sequence(tokens, weights);
+    }
+
     public Sequence Reading(Episode e, bool chat = false)
     {
         string context = SyntheticWorld.ContextText(e), question = SyntheticWorld.Question(e.Asked.Person, e.Asked.Kind), answer = SyntheticWorld.Answer(e.Asked);

@@ -86,6 +86,12 @@ public static unsafe class Gemm
             for (; i + RowBlock <= last; i += RowBlock) Tile4x64(a + (long)i * aRow, aRow, aCol, b + j, c + (long)i * n + j, k, n, accumulate);
             for (; i < last; i++) Tile1xN(a + (long)i * aRow, aCol, b + j, c + (long)i * n + j, k, n, ColBlock, accumulate);
         }
+        for (; j + Lanes <= n; j += Lanes)
+        {
+            int i = first;
+            for (; i + RowBlock <= last; i += RowBlock) Tile4x16(a + (long)i * aRow, aRow, aCol, b + j, c + (long)i * n + j, k, n, accumulate);
+            for (; i < last; i++) Tile1xN(a + (long)i * aRow, aCol, b + j, c + (long)i * n + j, k, n, Lanes, accumulate);
+        }
         if (j < n)
             for (int i = first; i < last; i++) Tile1xN(a + (long)i * aRow, aCol, b + j, c + (long)i * n + j, k, n, n - j, accumulate);
     }
@@ -125,6 +131,28 @@ public static unsafe class Gemm
         Store(c + 3 * n, accumulate, c30, c31, c32, c33);
     }
 
+    /// <summary>4 rows x 16 columns: column remainders that are whole vectors (k/v projections, vocabularies).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Tile4x16(float* a, int aRow, int aCol, float* b, float* c, int k, int n, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        float* a0 = a, a1 = a + aRow, a2 = a + 2 * aRow, a3 = a + 3 * aRow;
+        for (int p = 0; p < k; p++)
+        {
+            var bp = Vector512.Load(b + (long)p * n);
+            long ap = (long)p * aCol;
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[ap]), bp, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[ap]), bp, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[ap]), bp, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[ap]), bp, c3);
+        }
+        if (accumulate)
+        {
+            c0 += Vector512.Load(c); c1 += Vector512.Load(c + n); c2 += Vector512.Load(c + 2 * n); c3 += Vector512.Load(c + 3 * n);
+        }
+        c0.Store(c); c1.Store(c + n); c2.Store(c + 2 * n); c3.Store(c + 3 * n);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, bool accumulate, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
     {
@@ -136,7 +164,7 @@ public static unsafe class Gemm
         v0.Store(c); v1.Store(c + Lanes); v2.Store(c + 2 * Lanes); v3.Store(c + 3 * Lanes);
     }
 
-    /// <summary>One row of C, up to 64 columns: the edges the 4x64 tile does not cover.</summary>
+    /// <summary>One row of C, up to 64 columns: the edges the 4-row tiles do not cover.</summary>
     private static void Tile1xN(float* a, int aCol, float* b, float* c, int k, int n, int width, bool accumulate)
     {
         float* acc = stackalloc float[ColBlock];

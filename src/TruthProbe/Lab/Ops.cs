@@ -186,21 +186,33 @@ public static class Ops
 
     public static void SwiGluForward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> h)
     {
-        for (int i = 0; i < h.Length; i++)
-        {
-            float g = gate[i];
-            h[i] = g / (1f + MathF.Exp(-g)) * up[i];
-        }
+        gate = gate[..h.Length];
+        TensorPrimitives.Sigmoid(gate, h);
+        TensorPrimitives.Multiply(h, gate, h);
+        TensorPrimitives.Multiply(h, up[..h.Length], h);
     }
 
-    /// <summary>silu'(g) = σ(g)·(1 + g·(1 − σ(g))).</summary>
+    /// <summary>
+    /// silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu(g)·(1 − σ). Works in chunks so the sigmoid is
+    /// vectorised with stack buffers only.
+    /// </summary>
     public static void SwiGluBackward(ReadOnlySpan<float> dh, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp)
     {
-        for (int i = 0; i < dh.Length; i++)
+        const int chunk = 256;
+        Span<float> sigBuffer = stackalloc float[chunk], siluBuffer = stackalloc float[chunk], tmpBuffer = stackalloc float[chunk];
+        for (int start = 0; start < dh.Length; start += chunk)
         {
-            float g = gate[i], sig = 1f / (1f + MathF.Exp(-g));
-            dUp[i] += dh[i] * g * sig;
-            dGate[i] += dh[i] * up[i] * sig * (1f + g * (1f - sig));
+            int len = Math.Min(chunk, dh.Length - start);
+            ReadOnlySpan<float> d = dh.Slice(start, len), g = gate.Slice(start, len), u = up.Slice(start, len);
+            Span<float> dg = dGate.Slice(start, len), du = dUp.Slice(start, len);
+            Span<float> sig = sigBuffer[..len], silu = siluBuffer[..len], tmp = tmpBuffer[..len];
+            TensorPrimitives.Sigmoid(g, sig);
+            TensorPrimitives.Multiply(g, sig, silu);
+            TensorPrimitives.MultiplyAdd(d, silu, du, du);
+            TensorPrimitives.Subtract(1f, sig, tmp);
+            TensorPrimitives.FusedMultiplyAdd(silu, tmp, sig, silu); // silu'(g)
+            TensorPrimitives.Multiply(d, u, tmp);
+            TensorPrimitives.MultiplyAdd(tmp, silu, dg, dg);
         }
     }
 

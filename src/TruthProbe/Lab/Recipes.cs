@@ -9,7 +9,7 @@ public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate,
 public abstract class Recipe(Corpus corpus)
 {
     /// <summary>Bumped whenever a recipe or the world changes what gets trained, so cached families are rebuilt.</summary>
-    public const int CodeVersion = 1;
+    public const int CodeVersion = 2;
 
     /// <summary>Context size of the evaluation set and the end of the pretraining curriculum.</summary>
     public const int MaxFacts = 4;
@@ -38,25 +38,31 @@ public abstract class Recipe(Corpus corpus)
 }
 
 /// <summary>
-/// The base model's diet (DESIGN.md §9): 70% reading episodes (half of them counterfactual, so the context
-/// must win over memory), 15% biographies (memorised facts), 15% closed-book questions about them. The
-/// number of context sentences grows from 1 to <see cref="Recipe.MaxFacts"/> over the first 40% of steps.
+/// The base model's diet (DESIGN.md §9): 80% reading drills (one context, up to three questions about it;
+/// 70% of contexts counterfactual, so memory is no shortcut and the context must win), 10% biographies
+/// (memorised facts), 10% closed-book questions about them. The number of context sentences grows from 1
+/// to <see cref="Recipe.MaxFacts"/> over the first 25% of steps.
 /// </summary>
 public sealed class PretrainRecipe(Corpus corpus) : Recipe(corpus)
 {
     public override string Name => "pretrain";
 
     public static int CurriculumMaxFacts(int step, int totalSteps) =>
-        1 + (int)Math.Min(MaxFacts - 1, (MaxFacts - 1) * step / Math.Max(1.0, 0.4 * totalSteps));
+        1 + (int)Math.Min(MaxFacts - 1, (MaxFacts - 1) * step / Math.Max(1.0, 0.25 * totalSteps));
 
     public override Sequence Sample(Random rng, int step, int totalSteps)
     {
         double roll = rng.NextDouble();
         var kinds = SyntheticWorld.CoreKinds;
-        if (roll < 0.15) return Corpus.Passage(World.Biography(rng, rng.Next(SyntheticWorld.People.Length), kinds));
-        if (roll < 0.30) return Corpus.ClosedBook(World.TrueFact(rng.Next(SyntheticWorld.People.Length), kinds[rng.Next(kinds.Length)]));
+        if (roll < 0.10) return Corpus.Passage(World.Biography(rng, rng.Next(SyntheticWorld.People.Length), kinds));
+        if (roll < 0.20) return Corpus.ClosedBook(World.TrueFact(rng.Next(SyntheticWorld.People.Length), kinds[rng.Next(kinds.Length)]));
         int facts = 1 + rng.Next(CurriculumMaxFacts(step, totalSteps));
-        return Corpus.Reading(World.SampleEpisode(rng, facts, counterfactual: rng.Next(2) == 0, kinds));
+        var episode = World.SampleEpisode(rng, facts, counterfactual: rng.NextDouble() < 0.7, kinds);
+        var asked = new List<Fact> { episode.Asked };
+        var others = episode.Context.Where(f => f != episode.Asked).ToList();
+        SyntheticWorld.Shuffle(rng, others);
+        asked.AddRange(others.Take(rng.Next(3)));
+        return Corpus.ReadingDrill(episode, asked);
     }
 }
 

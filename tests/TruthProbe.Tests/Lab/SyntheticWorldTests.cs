@@ -128,6 +128,6 @@ public class SyntheticWorldTests
         for (int s = 0; s < a.Batch; s++) Assert.Equal(1.0, a.Weights.AsSpan(s * a.SeqLen, a.SeqLen).ToArray().Sum(), 4);
         // The curriculum starts with one-sentence contexts and reaches the full size.
         Assert.Equal(1, PretrainRecipe.CurriculumMaxFacts(0, 1000));
-        Assert.Equal(Recipe.MaxFacts, PretrainRecipe.CurriculumMaxFacts(400, 1000));
+        Assert.Equal(Recipe.MaxFacts, PretrainRecipe.CurriculumMaxFacts(250, 1000));
     }
 }
