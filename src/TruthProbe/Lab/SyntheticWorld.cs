@@ -68,16 +68,24 @@ public sealed class SyntheticWorld
 
     // ---- rendering ----
 
-    public static string Sentence(Fact f)
+    /// <summary>A fact as a sentence of the context; the value is always its last word.</summary>
+    public static string Sentence(Fact f) => Statement(f) + ".";
+
+    /// <summary>
+    /// A fact as an answer, e.g. "Alice lives in Paris": the answer restates the question's subject and
+    /// ends with the value, so reading it from the context is the copy ("induction") pattern small
+    /// transformers learn reliably, and a gold and a hallucinated answer differ only in their last word.
+    /// </summary>
+    public static string Statement(Fact f)
     {
         string p = People[f.Person], v = Values(f.Kind)[f.Value];
         return f.Kind switch
         {
-            FactKind.Place => $"{p} lives in {v}.",
-            FactKind.Colour => $"{p} likes {v}.",
-            FactKind.Object => $"{p} owns a {v}.",
-            FactKind.Age => $"{p} is {v} years old.",
-            FactKind.Job => $"{p} works as a {v}.",
+            FactKind.Place => $"{p} lives in {v}",
+            FactKind.Colour => $"{p} likes {v}",
+            FactKind.Object => $"{p} owns a {v}",
+            FactKind.Age => $"{p} is aged {v}",
+            FactKind.Job => $"{p} works as a {v}",
             _ => throw new ArgumentOutOfRangeException(nameof(f)),
         };
     }
@@ -96,7 +104,10 @@ public sealed class SyntheticWorld
         };
     }
 
-    public static string Answer(Fact f) => Values(f.Kind)[f.Value];
+    public static string Answer(Fact f) => Statement(f);
+
+    /// <summary>The value alone ("Paris"), the last word of <see cref="Answer"/>.</summary>
+    public static string Value(Fact f) => Values(f.Kind)[f.Value];
 
     public static string ContextText(Episode e) => string.Join(" ", e.Context.Select(Sentence));
 
@@ -109,7 +120,7 @@ public sealed class SyntheticWorld
     /// <summary>Every word any renderer can produce, in a fixed order (the word-level tokenizer's vocabulary).</summary>
     public static IReadOnlyList<string> Words()
     {
-        var words = new List<string> { "Context", "Question", "Answer", "User", "Assistant", ":", ".", "?", "lives", "in", "likes", "owns", "a", "is", "years", "old",
+        var words = new List<string> { "Context", "Question", "Answer", "User", "Assistant", ":", ".", "?", "lives", "in", "likes", "owns", "a", "is", "aged", "old",
             "works", "as", "Where", "does", "live", "What", "colour", "like", "own", "How", "the", "job", "of" };
         foreach (var list in new[] { People, Places, Colours, Objects, Ages, Jobs }) words.AddRange(list);
         return words;

@@ -53,8 +53,8 @@ public class SyntheticWorldTests
             Tokenizer.Encode(world.Biography(rng, 0, Enum.GetValues<FactKind>()));
         }
         // \w+|[^\w\s]+ : punctuation splits off words, newlines vanish, BOS first.
-        var ids = Tokenizer.Encode("Context:\nAlice is 42 years old.\n\nAnswer: Rome");
-        Assert.Equal(["<s>", "Context", ":", "Alice", "is", "42", "years", "old", ".", "Answer", ":", "Rome"], ids.Select(Tokenizer.Word));
+        var ids = Tokenizer.Encode("Context:\nAlice is aged 42.\n\nAnswer: Rome");
+        Assert.Equal(["<s>", "Context", ":", "Alice", "is", "aged", "42", ".", "Answer", ":", "Rome"], ids.Select(Tokenizer.Word));
         Assert.Throws<ArgumentException>(() => Tokenizer.Encode("Alice likes mauve."));
     }
 
@@ -83,10 +83,11 @@ public class SyntheticWorldTests
             Assert.Equal(gold["context"]!.GetValue<string>(), wrong["context"]!.GetValue<string>());
             string g = gold["answer"]!.GetValue<string>(), h = wrong["answer"]!.GetValue<string>();
             Assert.NotEqual(g, h);
-            // Same form: one word of the same kind, one token each.
-            Assert.Equal(2, Tokenizer.Encode(g).Length);
-            Assert.Equal(2, Tokenizer.Encode(h).Length);
-            Assert.Equal(KindOf(g), KindOf(h));
+            // Same form: the same statement, token for token, up to its last word, a value of the same kind.
+            int[] gi = Tokenizer.Encode(g), hi = Tokenizer.Encode(h);
+            Assert.Equal(gi.Length, hi.Length);
+            Assert.Equal(gi[..^1], hi[..^1]);
+            Assert.Equal(KindOf(g.Split(' ')[^1]), KindOf(h.Split(' ')[^1]));
             Assert.Contains(g, gold["context"]!.GetValue<string>());
             if (gold["counterfactual"]!.GetValue<bool>() && !wrong["context"]!.GetValue<string>().Contains(h)) memoryAnswers++;
         }
