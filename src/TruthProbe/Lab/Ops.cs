@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TruthProbe.Lab;
 
@@ -128,12 +131,12 @@ public static class Ops
             {
                 var qt = q.Slice((b * seqLen + t) * qWidth + h * headDim, headDim);
                 var p = probs.Slice(((b * heads + h) * seqLen + t) * seqLen, seqLen);
-                for (int s = 0; s <= t; s++) p[s] = scale * TensorPrimitives.Dot(qt, k.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim));
+                for (int s = 0; s <= t; s++) p[s] = scale * HeadDot(qt, k.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim));
                 TensorPrimitives.SoftMax(p[..(t + 1)], p[..(t + 1)]);
                 p[(t + 1)..].Clear();
                 var zt = z.Slice((b * seqLen + t) * qWidth + h * headDim, headDim);
                 zt.Clear();
-                for (int s = 0; s <= t; s++) TensorPrimitives.MultiplyAdd(v.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim), p[s], zt, zt);
+                for (int s = 0; s <= t; s++) HeadAxpy(v.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim), p[s], zt);
             }
         }
     }
@@ -163,9 +166,9 @@ public static class Ops
                 for (int s = 0; s <= t; s++)
                 {
                     int kvRow = (b * seqLen + s) * kvWidth + kvOffset;
-                    ds[s] = TensorPrimitives.Dot(dzt, v.Slice(kvRow, headDim));
+                    ds[s] = HeadDot(dzt, v.Slice(kvRow, headDim));
                     var dvs = dv.Slice(kvRow, headDim);
-                    TensorPrimitives.MultiplyAdd(dzt, p[s], dvs, dvs);
+                    HeadAxpy(dzt, p[s], dvs);
                 }
                 float rowDot = TensorPrimitives.Dot(ds, p);
                 for (int s = 0; s <= t; s++) ds[s] = scale * p[s] * (ds[s] - rowDot);
@@ -174,12 +177,37 @@ public static class Ops
                 for (int s = 0; s <= t; s++)
                 {
                     int kvRow = (b * seqLen + s) * kvWidth + kvOffset;
-                    TensorPrimitives.MultiplyAdd(k.Slice(kvRow, headDim), ds[s], dqt, dqt);
+                    HeadAxpy(k.Slice(kvRow, headDim), ds[s], dqt);
                     var dks = dk.Slice(kvRow, headDim);
-                    TensorPrimitives.MultiplyAdd(qt, ds[s], dks, dks);
+                    HeadAxpy(qt, ds[s], dks);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Dot product of two head vectors. Heads are short (16-64 floats) and these calls sit in the innermost
+    /// attention loops, so whole Vector512 chunks are done inline; other lengths fall back to TensorPrimitives.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HeadDot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        if (!Vector512.IsHardwareAccelerated || a.Length % 16 != 0 || b.Length != a.Length) return TensorPrimitives.Dot(a, b);
+        ref float ra = ref MemoryMarshal.GetReference(a), rb = ref MemoryMarshal.GetReference(b);
+        var acc = Vector512.LoadUnsafe(ref ra) * Vector512.LoadUnsafe(ref rb);
+        for (nuint i = 16; i < (nuint)a.Length; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref ra, i), Vector512.LoadUnsafe(ref rb, i), acc);
+        return Vector512.Sum(acc);
+    }
+
+    /// <summary>y += alpha·x for head vectors (see <see cref="HeadDot"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void HeadAxpy(ReadOnlySpan<float> x, float alpha, Span<float> y)
+    {
+        if (!Vector512.IsHardwareAccelerated || x.Length % 16 != 0 || y.Length != x.Length) { TensorPrimitives.MultiplyAdd(x, alpha, y, y); return; }
+        ref float rx = ref MemoryMarshal.GetReference(x), ry = ref MemoryMarshal.GetReference(y);
+        var a = Vector512.Create(alpha);
+        for (nuint i = 0; i < (nuint)x.Length; i += 16)
+            Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rx, i), a, Vector512.LoadUnsafe(ref ry, i)).StoreUnsafe(ref ry, i);
     }
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----

@@ -70,12 +70,14 @@ public class OpsGradientTests
     }
 
     [Theory]
-    [InlineData(4, 4)] // multi-head
-    [InlineData(4, 2)] // grouped-query: two query heads share each kv head
-    [InlineData(4, 1)] // multi-query
-    public void Attention_Backward_MatchesFiniteDifferences(int heads, int kvHeads)
+    [InlineData(4, 4, 4)]  // multi-head
+    [InlineData(4, 2, 4)]  // grouped-query: two query heads share each kv head
+    [InlineData(4, 1, 4)]  // multi-query
+    [InlineData(4, 2, 16)] // head size of the lab models (the vectorised path)
+    [InlineData(2, 1, 32)]
+    public void Attention_Backward_MatchesFiniteDifferences(int heads, int kvHeads, int headDim)
     {
-        const int batch = 2, seqLen = 5, headDim = 4;
+        const int batch = 2, seqLen = 5;
         int n = batch * seqLen;
         var q = GradientCheck.Random(n * heads * headDim, 8);
         var k = GradientCheck.Random(n * kvHeads * headDim, 9);
