@@ -15,5 +15,7 @@ public static class Verbs
         new EvalChairVerb(),
         new EvalPopeVerb(),
         new PatchVerb(),
+        new LabPretrainVerb(),
+        new LabFinetuneVerb(),
     ];
 }
