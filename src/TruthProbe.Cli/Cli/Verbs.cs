@@ -5,5 +5,7 @@ public static class Verbs
 {
     public static readonly IReadOnlyList<IVerb> All =
     [
+        new CompareVerb(),
+        new GatesVerb(),
     ];
 }
