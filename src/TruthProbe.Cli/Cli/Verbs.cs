@@ -8,6 +8,7 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new ProbeVerb(),
         new CompareVerb(),
         new GatesVerb(),
     ];

@@ -17,14 +17,16 @@ internal sealed class ReferenceLogistic : IHeadSolver
     public const int Epochs = 200;
     public const int BatchSize = 512;
 
-    private readonly int _d;
+    private readonly int _d, _epochs;
     private readonly float _lossScale;
     private readonly float[] _w, _m, _v, _gradient;
 
     /// <param name="headsSharingTheLoss">L * H of the activation set.</param>
-    public ReferenceLogistic(int d, int headsSharingTheLoss)
+    /// <param name="epochs">the reference's 200 unless a test wants to follow the first steps.</param>
+    public ReferenceLogistic(int d, int headsSharingTheLoss, int epochs = Epochs)
     {
         _d = d;
+        _epochs = epochs;
         _lossScale = 1f / headsSharingTheLoss;
         _w = new float[d + 1];
         _m = new float[d + 1];
@@ -45,7 +47,7 @@ internal sealed class ReferenceLogistic : IHeadSolver
         var w = _w.AsSpan(0, d);
         var gw = _gradient.AsSpan(0, d);
         int step = 0;
-        for (int epoch = 0; epoch < Epochs; epoch++)
+        for (int epoch = 0; epoch < _epochs; epoch++)
         {
             for (int start = 0; start < n; start += BatchSize)
             {
@@ -68,7 +70,7 @@ internal sealed class ReferenceLogistic : IHeadSolver
         }
         w.CopyTo(weights);
         bias = _w[d];
-        return new FitReport(Epochs, double.NaN);
+        return new FitReport(_epochs, double.NaN);
     }
 
     /// <summary>torch.optim.AdamW (single-tensor path): decay, moments, bias-corrected step.</summary>
