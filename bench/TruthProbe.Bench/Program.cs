@@ -10,6 +10,7 @@ IBenchmark[] all =
     new LlamaCppBenchmark(),
     new ChairBench(),
     new TrainBenchmark(),
+    new ProbeBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -17,5 +17,6 @@ public static class Verbs
         new PatchVerb(),
         new LabPretrainVerb(),
         new LabFinetuneVerb(),
+        new ProbeVerb(),
     ];
 }
