@@ -5,6 +5,9 @@ public static class Verbs
 {
     public static readonly IReadOnlyList<IVerb> All =
     [
+        new InspectVerb(),
+        new GenerateVerb(),
+        new TraceVerb(),
         new CompareVerb(),
         new GatesVerb(),
     ];

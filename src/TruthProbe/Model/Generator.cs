@@ -1,0 +1,89 @@
+using TruthProbe.Common;
+
+namespace TruthProbe.Model;
+
+/// <summary>How to continue a prompt. Temperature 0 is greedy (argmax, lowest id on ties); above 0, tokens
+/// are drawn from softmax(logits / temperature) with a generator seeded by <see cref="Seed"/>.</summary>
+public sealed record GenerationOptions
+{
+    public int MaxNewTokens { get; init; } = 64;
+    public float Temperature { get; init; }
+    public ulong Seed { get; init; }
+    /// <summary>Stop (without emitting it) at any of the model's EOS ids.</summary>
+    public bool StopAtEos { get; init; } = true;
+    public Interventions? Interventions { get; init; }
+}
+
+public sealed record GenerationResult(int[] PromptIds, int[] NewIds, bool StoppedAtEos, ulong Seed, float Temperature);
+
+public static class Generator
+{
+    /// <summary>
+    /// Prefills the prompt in one batch, then decodes one token at a time until EOS, MaxNewTokens or the
+    /// end of the context. A prompt longer than the context is a <see cref="UserError"/>, never cut.
+    /// </summary>
+    public static GenerationResult Generate(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options, RunState? state = null)
+    {
+        if (promptIds.Count == 0) throw new UserError("generate: the prompt has no tokens (start from BOS at least)");
+        if (promptIds.Count > model.Config.MaxContext)
+            throw new UserError($"{model.Source}: the prompt has {promptIds.Count} tokens but the model's context is {model.Config.MaxContext}; shorten it");
+        if (options.Temperature < 0 || !float.IsFinite(options.Temperature))
+            throw new UserError($"generate: temperature must be >= 0, got {options.Temperature}");
+        state ??= model.NewState();
+        state.Reset();
+        var rng = new XorShiftRandom(options.Seed);
+        var generated = new List<int>();
+        int[] one = new int[1];
+        var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions);
+        bool eos = false;
+        while (generated.Count < options.MaxNewTokens)
+        {
+            int next = options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng);
+            if (options.StopAtEos && model.EosIds.Contains(next)) { eos = true; break; }
+            generated.Add(next);
+            if (generated.Count == options.MaxNewTokens || state.Position == model.Config.MaxContext) break;
+            one[0] = next;
+            logits = model.Forward(state, one, interventions: options.Interventions);
+        }
+        return new GenerationResult(promptIds.ToArray(), generated.ToArray(), eos, options.Seed, options.Temperature);
+    }
+
+    public static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
+    }
+
+    /// <summary>Inverse-CDF draw from softmax(logits / temperature), computed in double.</summary>
+    private static int Sample(ReadOnlySpan<float> logits, float temperature, XorShiftRandom rng)
+    {
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
+        double sum = 0;
+        for (int i = 0; i < logits.Length; i++) sum += Math.Exp((logits[i] - max) / temperature);
+        double target = rng.NextDouble() * sum, cumulative = 0;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            cumulative += Math.Exp((logits[i] - max) / temperature);
+            if (cumulative > target) return i;
+        }
+        return logits.Length - 1;
+    }
+}
+
+/// <summary>xorshift64* (Vigna): tiny, fast, and the same sequence for a seed on every platform and runtime.</summary>
+public sealed class XorShiftRandom(ulong seed)
+{
+    private ulong _state = seed == 0 ? 0x9E3779B97F4A7C15UL : seed;
+
+    public ulong NextUInt64()
+    {
+        _state ^= _state >> 12;
+        _state ^= _state << 25;
+        _state ^= _state >> 27;
+        return _state * 0x2545F4914F6CDD1DUL;
+    }
+
+    /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
+    public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+}

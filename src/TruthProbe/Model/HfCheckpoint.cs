@@ -1,0 +1,198 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using TruthProbe.Common;
+using TruthProbe.Formats;
+
+namespace TruthProbe.Model;
+
+/// <summary>
+/// Hugging Face model folders: <c>config.json</c> plus <c>model.safetensors</c> or shards listed in
+/// <c>model.safetensors.index.json</c>. Matrices are used straight from the memory-mapped files in their
+/// stored dtype (F32, F16, BF16); every tensor's shape is checked against config.json.
+/// </summary>
+public static unsafe class HfCheckpoint
+{
+    public const string SingleFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    public static (ModelConfig Config, ModelWeights Weights, IReadOnlyList<SafetensorsFile> Files) Load(string folder)
+    {
+        var config = ModelConfig.FromHfConfig(Path.Combine(folder, "config.json"));
+        var files = OpenTensorFiles(folder);
+        try
+        {
+            var tensors = new Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)>(StringComparer.Ordinal);
+            foreach (var f in files)
+                foreach (var (name, info) in f.Tensors) tensors[name] = (f, info);
+            return (config, ReadWeights(config, tensors, folder), files);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    private static List<SafetensorsFile> OpenTensorFiles(string folder)
+    {
+        string single = Path.Combine(folder, SingleFile), index = Path.Combine(folder, IndexFile);
+        if (File.Exists(single)) return [SafetensorsFile.Open(single)];
+        if (!File.Exists(index))
+            throw new UserError($"{folder}: no {SingleFile} or {IndexFile} (a Hugging Face model folder needs its weights in safetensors)");
+        string[] shards;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(index));
+            shards = doc.RootElement.GetProperty("weight_map").EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToArray();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new UserError($"{index}: expected a JSON object with a 'weight_map' of tensor name -> shard file ({e.Message})");
+        }
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            foreach (string shard in shards) files.Add(SafetensorsFile.Open(Path.Combine(folder, shard)));
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+        return files;
+    }
+
+    private static ModelWeights ReadWeights(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder)
+    {
+        (SafetensorsFile, SafetensorInfo) Find(string name, long[] shape)
+        {
+            if (!tensors.TryGetValue(name, out var t))
+                throw new UserError($"{folder}: tensor '{name}' is missing (config.json implies shape [{string.Join(", ", shape)}])");
+            if (!t.Info.Shape.SequenceEqual(shape))
+                throw new UserError($"{t.File.Path}: tensor '{name}' has shape [{string.Join(", ", t.Info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
+            return t;
+        }
+        WeightMatrix Matrix(string name, int rows, int cols)
+        {
+            var (file, info) = Find(name, [rows, cols]);
+            var dtype = info.DType switch
+            {
+                TensorDType.F32 => WeightDType.F32,
+                TensorDType.F16 => WeightDType.F16,
+                TensorDType.BF16 => WeightDType.BF16,
+                _ => throw new UserError($"{file.Path}: tensor '{name}' is {info.DType}; weight matrices must be F32, F16 or BF16"),
+            };
+            return new WeightMatrix(rows, cols, dtype, file.Pointer(info), file);
+        }
+        float[] Vector(string name, int n)
+        {
+            var (file, info) = Find(name, [n]);
+            return file.ReadSingles(info);
+        }
+        float[]? Bias(bool present, string name, int n) => present ? Vector(name, n) : null;
+
+        var embedding = Matrix("model.embed_tokens.weight", c.Vocab, c.DModel);
+        var layers = new LayerWeights[c.Layers];
+        for (int l = 0; l < c.Layers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            layers[l] = new LayerWeights
+            {
+                InputNorm = Vector(p + "input_layernorm.weight", c.DModel),
+                Q = Matrix(p + "self_attn.q_proj.weight", c.QDim, c.DModel),
+                K = Matrix(p + "self_attn.k_proj.weight", c.KvDim, c.DModel),
+                V = Matrix(p + "self_attn.v_proj.weight", c.KvDim, c.DModel),
+                O = Matrix(p + "self_attn.o_proj.weight", c.DModel, c.QDim),
+                QBias = Bias(c.QkvBias, p + "self_attn.q_proj.bias", c.QDim),
+                KBias = Bias(c.QkvBias, p + "self_attn.k_proj.bias", c.KvDim),
+                VBias = Bias(c.QkvBias, p + "self_attn.v_proj.bias", c.KvDim),
+                OBias = Bias(c.OProjBias, p + "self_attn.o_proj.bias", c.DModel),
+                PostAttentionNorm = Vector(p + "post_attention_layernorm.weight", c.DModel),
+                Gate = Matrix(p + "mlp.gate_proj.weight", c.Ffn, c.DModel),
+                Up = Matrix(p + "mlp.up_proj.weight", c.Ffn, c.DModel),
+                Down = Matrix(p + "mlp.down_proj.weight", c.DModel, c.Ffn),
+            };
+        }
+        return new ModelWeights
+        {
+            TokenEmbedding = embedding,
+            Layers = layers,
+            FinalNorm = Vector("model.norm.weight", c.DModel),
+            Classifier = c.TiedEmbeddings ? embedding : Matrix("lm_head.weight", c.Vocab, c.DModel),
+        };
+    }
+
+    /// <summary>
+    /// Writes a model as a Hugging Face folder (config.json + model.safetensors), every tensor converted
+    /// to <paramref name="dtype"/> (bf16 rounds to nearest even). Rows are streamed: nothing is held twice.
+    /// </summary>
+    public static void Write(string folder, ModelConfig c, ModelWeights w, WeightDType dtype)
+    {
+        Directory.CreateDirectory(folder);
+        var list = new List<SafetensorToWrite>();
+        void AddMatrix(string name, WeightMatrix m) => list.Add(new SafetensorToWrite(name, ToTensorDType(dtype), [m.Rows, m.Cols], s =>
+        {
+            var row = new float[m.Cols];
+            for (int r = 0; r < m.Rows; r++)
+            {
+                m.ReadRow(r, row);
+                WriteNarrowed(s, row, dtype);
+            }
+        }));
+        void AddVector(string name, float[]? v)
+        {
+            if (v != null) list.Add(new SafetensorToWrite(name, ToTensorDType(dtype), [v.Length], s => WriteNarrowed(s, v, dtype)));
+        }
+
+        AddMatrix("model.embed_tokens.weight", w.TokenEmbedding);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var L = w.Layers[l];
+            string p = $"model.layers.{l}.";
+            AddVector(p + "input_layernorm.weight", L.InputNorm);
+            AddMatrix(p + "self_attn.q_proj.weight", L.Q);
+            AddMatrix(p + "self_attn.k_proj.weight", L.K);
+            AddMatrix(p + "self_attn.v_proj.weight", L.V);
+            AddMatrix(p + "self_attn.o_proj.weight", L.O);
+            AddVector(p + "self_attn.q_proj.bias", L.QBias);
+            AddVector(p + "self_attn.k_proj.bias", L.KBias);
+            AddVector(p + "self_attn.v_proj.bias", L.VBias);
+            AddVector(p + "self_attn.o_proj.bias", L.OBias);
+            AddVector(p + "post_attention_layernorm.weight", L.PostAttentionNorm);
+            AddMatrix(p + "mlp.gate_proj.weight", L.Gate);
+            AddMatrix(p + "mlp.up_proj.weight", L.Up);
+            AddMatrix(p + "mlp.down_proj.weight", L.Down);
+        }
+        AddVector("model.norm.weight", w.FinalNorm);
+        if (!c.TiedEmbeddings) AddMatrix("lm_head.weight", w.Classifier);
+        SafetensorsWriter.Write(Path.Combine(folder, SingleFile), list, new Dictionary<string, string> { ["format"] = "pt" });
+        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), c.ToHfConfigJson());
+    }
+
+    internal static TensorDType ToTensorDType(WeightDType t) => t switch
+    {
+        WeightDType.F32 => TensorDType.F32,
+        WeightDType.F16 => TensorDType.F16,
+        WeightDType.BF16 => TensorDType.BF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+
+    /// <summary>Writes float32 values as <paramref name="dtype"/>, little-endian.</summary>
+    internal static void WriteNarrowed(Stream s, ReadOnlySpan<float> values, WeightDType dtype)
+    {
+        switch (dtype)
+        {
+            case WeightDType.F32: s.Write(MemoryMarshal.AsBytes(values)); break;
+            case WeightDType.F16:
+                var half = new Half[values.Length];
+                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, half);
+                s.Write(MemoryMarshal.AsBytes(half.AsSpan()));
+                break;
+            case WeightDType.BF16:
+                var bf = new ushort[values.Length];
+                for (int i = 0; i < values.Length; i++) bf[i] = TensorDTypes.SingleToBFloat16(values[i]);
+                s.Write(MemoryMarshal.AsBytes(bf.AsSpan()));
+                break;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+using System.Runtime.InteropServices;
+using TruthProbe.Common;
+using TruthProbe.Formats;
+
+namespace TruthProbe.Model;
+
+/// <summary>
+/// llama2.c legacy checkpoints (<c>run.c</c>'s format): 7 int32 (dim, hidden, layers, heads, kv_heads,
+/// vocab — negative when the classifier is separate — and seq_len), then float32 tensors, each stacked over
+/// layers: embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq_cis_real, freq_cis_imag,
+/// [wcls]. The file is memory-mapped; only q and k are copied, to reorder their rows from llama2.c's
+/// interleaved RoPE pairs into the half-split layout the engine uses.
+/// </summary>
+public static unsafe class Llama2cCheckpoint
+{
+    private const int HeaderBytes = 7 * 4;
+
+    public static (ModelConfig Config, ModelWeights Weights, MappedFile File) Load(string path)
+    {
+        var file = new MappedFile(path);
+        try
+        {
+            if (file.Length < HeaderBytes)
+                throw new UserError($"{path}: {file.Length} bytes is too short for a llama2.c checkpoint (the header alone is 28 bytes)");
+            int* h = (int*)file.At(0, HeaderBytes);
+            int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocab = h[5], seqLen = h[6];
+            bool tied = vocab > 0;
+            vocab = Math.Abs(vocab);
+            if (dim <= 0 || heads <= 0 || dim % heads != 0)
+                throw new UserError($"{path}: header says dim {dim} and {heads} heads; not a llama2.c checkpoint (dim must be a positive multiple of the head count)");
+            var config = new ModelConfig
+            {
+                Architecture = "llama",
+                Layers = layers,
+                DModel = dim,
+                Heads = heads,
+                KvHeads = kvHeads,
+                HeadDim = dim / heads,
+                Ffn = hidden,
+                Vocab = vocab,
+                MaxContext = seqLen,
+                RmsEps = 1e-5f,
+                TiedEmbeddings = tied,
+                // llama2.c's SentencePiece vocabularies: 1 = <s>, 2 = </s>.
+                BosId = vocab > 2 ? 1 : null,
+                EosIds = vocab > 2 ? [2] : [],
+            };
+            config.Validate(path);
+
+            int hd = config.HeadDim, qDim = config.QDim, kvDim = config.KvDim;
+            long floats = (long)vocab * dim + layers * (2L * dim + (long)qDim * dim + 2L * kvDim * dim + (long)dim * qDim + 3L * hidden * dim)
+                + dim + (long)seqLen * hd + (tied ? 0 : (long)vocab * dim);
+            long expected = HeaderBytes + floats * 4;
+            if (file.Length != expected)
+                throw new UserError($"{path}: header (dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv_heads {kvHeads}, vocab {h[5]}, seq_len {seqLen}) implies {expected} bytes, but the file has {file.Length} ({(file.Length < expected ? "truncated" : "trailing data")})");
+
+            long offset = HeaderBytes;
+            WeightMatrix[] Stack(int rows, int cols)
+            {
+                var result = new WeightMatrix[layers];
+                for (int l = 0; l < layers; l++) result[l] = Next(rows, cols);
+                return result;
+            }
+            WeightMatrix Next(int rows, int cols)
+            {
+                long bytes = (long)rows * cols * 4;
+                var m = new WeightMatrix(rows, cols, WeightDType.F32, file.At(offset, bytes), file);
+                offset += bytes;
+                return m;
+            }
+            float[][] Vectors(int count, int n)
+            {
+                var result = new float[count][];
+                for (int i = 0; i < count; i++)
+                {
+                    result[i] = new ReadOnlySpan<float>(file.At(offset, n * 4L), n).ToArray();
+                    offset += n * 4L;
+                }
+                return result;
+            }
+
+            var embedding = Next(vocab, dim);
+            var attNorm = Vectors(layers, dim);
+            var wq = Stack(qDim, dim).Select(m => ToHalfSplit(m, heads, hd)).ToArray();
+            var wk = Stack(kvDim, dim).Select(m => ToHalfSplit(m, kvHeads, hd)).ToArray();
+            var wv = Stack(kvDim, dim);
+            var wo = Stack(dim, qDim);
+            var ffnNorm = Vectors(layers, dim);
+            var w1 = Stack(hidden, dim);
+            var w2 = Stack(dim, hidden);
+            var w3 = Stack(hidden, dim);
+            var finalNorm = Vectors(1, dim)[0];
+            offset += (long)seqLen * hd * 4; // freq_cis_real and _imag: RoPE is recomputed, as run.c does
+            var classifier = tied ? embedding : Next(vocab, dim);
+
+            var weights = new ModelWeights
+            {
+                TokenEmbedding = embedding,
+                Layers = Enumerable.Range(0, layers).Select(l => new LayerWeights
+                {
+                    InputNorm = attNorm[l], Q = wq[l], K = wk[l], V = wv[l], O = wo[l],
+                    PostAttentionNorm = ffnNorm[l], Gate = w1[l], Up = w3[l], Down = w2[l],
+                }).ToArray(),
+                FinalNorm = finalNorm,
+                Classifier = classifier,
+            };
+            return (config, weights, file);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    private static WeightMatrix ToHalfSplit(WeightMatrix m, int heads, int headDim)
+    {
+        byte[] bytes = GC.AllocateUninitializedArray<byte>(checked((int)m.ByteLength), pinned: true);
+        RopeLayout.InterleavedToHalfSplit(new ReadOnlySpan<byte>(m.Data, bytes.Length), bytes, heads, headDim, (int)m.RowBytes);
+        return new WeightMatrix(m.Rows, m.Cols, m.DType, (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(bytes, 0), bytes);
+    }
+}

@@ -1,0 +1,82 @@
+namespace TruthProbe.Model;
+
+/// <summary>
+/// One sequence being run: the key/value cache and every scratch buffer of the forward pass. Buffers grow
+/// to the largest call seen and are then reused, so decoding a token allocates nothing. Not thread-safe:
+/// use one state per concurrent sequence.
+/// </summary>
+public sealed class RunState
+{
+    private readonly ModelConfig _c;
+
+    /// <summary>Tokens already in the cache = absolute position of the next token.</summary>
+    public int Position { get; internal set; }
+
+    internal int TokenCapacity { get; private set; }
+    internal int PositionCapacity { get; private set; }
+    internal readonly int Workers = Math.Max(1, Environment.ProcessorCount);
+
+    // [tokens, width] activations of the current call.
+    internal float[] Residual = [], Normed = [], Q = [], K = [], V = [], Z = [], AttnOut = [], Hidden = [], HiddenUp = [], MlpOut = [];
+    internal float[] RopeCos = [], RopeSin = [];   // [tokens, d_head / 2]
+    internal float[] Logits = [];                   // [rows asked, vocab]
+    internal float[] Scores = [];                   // attention scratch, [workers, positions]
+    internal float[] Pattern = [];                  // [heads, tokens, positions], only when captured
+    internal readonly float[][] KeyCache, ValueCache; // per layer [positions, kv_dim]
+
+    internal RunState(ModelConfig config)
+    {
+        _c = config;
+        KeyCache = new float[config.Layers][];
+        ValueCache = new float[config.Layers][];
+        for (int l = 0; l < config.Layers; l++) { KeyCache[l] = []; ValueCache[l] = []; }
+    }
+
+    /// <summary>Forgets the sequence; buffers are kept for the next one.</summary>
+    public void Reset() => Position = 0;
+
+    internal void EnsureCapacity(int tokens, int positions)
+    {
+        if (tokens > TokenCapacity)
+        {
+            TokenCapacity = tokens;
+            Residual = new float[tokens * _c.DModel];
+            Normed = new float[tokens * _c.DModel];
+            Q = new float[tokens * _c.QDim];
+            K = new float[tokens * _c.KvDim];
+            V = new float[tokens * _c.KvDim];
+            Z = new float[tokens * _c.QDim];
+            AttnOut = new float[tokens * _c.DModel];
+            Hidden = new float[tokens * _c.Ffn];
+            HiddenUp = new float[tokens * _c.Ffn];
+            MlpOut = new float[tokens * _c.DModel];
+            RopeCos = new float[tokens * _c.HeadDim / 2];
+            RopeSin = new float[tokens * _c.HeadDim / 2];
+        }
+        if (positions > PositionCapacity)
+        {
+            // Doubling keeps decoding amortised allocation-free; the cache never exceeds the context.
+            int capacity = Math.Min(_c.MaxContext, Math.Max(positions, PositionCapacity * 2));
+            for (int l = 0; l < _c.Layers; l++)
+            {
+                Array.Resize(ref KeyCache[l], capacity * _c.KvDim);
+                Array.Resize(ref ValueCache[l], capacity * _c.KvDim);
+            }
+            Scores = new float[Workers * capacity];
+            PositionCapacity = capacity;
+        }
+    }
+
+    internal Span<float> LogitsBuffer(int rows)
+    {
+        if (Logits.Length < rows * _c.Vocab) Logits = new float[rows * _c.Vocab];
+        return Logits.AsSpan(0, rows * _c.Vocab);
+    }
+
+    internal Span<float> PatternBuffer(int tokens, int positions)
+    {
+        long needed = (long)_c.Heads * tokens * positions;
+        if (Pattern.Length < needed) Pattern = new float[needed];
+        return Pattern.AsSpan(0, (int)needed);
+    }
+}

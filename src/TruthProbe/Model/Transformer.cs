@@ -1,0 +1,242 @@
+using System.Numerics.Tensors;
+using TruthProbe.Common;
+using TruthProbe.Tokenizers;
+
+namespace TruthProbe.Model;
+
+/// <summary>
+/// A loaded decoder-only transformer (llama, mistral, qwen2): its config, its weights (memory-mapped where
+/// the file allows) and the forward pass. The model itself is immutable; each sequence keeps its cache in
+/// a <see cref="RunState"/> from <see cref="NewState"/>.
+/// </summary>
+public sealed class Transformer : IDisposable
+{
+    private readonly IReadOnlyList<IDisposable> _resources;
+
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    /// <summary>The path it was loaded from.</summary>
+    public string Source { get; }
+    /// <summary>"hf-safetensors", "llama2c", "gguf" or "memory".</summary>
+    public string Format { get; }
+    /// <summary>Null when the model came without one: it still runs from token ids.</summary>
+    public ITokenizer? Tokenizer { get; init; }
+
+    public Transformer(ModelConfig config, ModelWeights weights, string source, string format, IReadOnlyList<IDisposable>? resources = null)
+    {
+        Config = config;
+        Weights = weights;
+        Source = source;
+        Format = format;
+        _resources = resources ?? [];
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face model folder or a llama2.c <c>.bin</c> checkpoint, with its tokenizer: the one
+    /// given, else the folder's own, else (for a <c>.bin</c>) one beside it (<c>tokenizer.bin</c>,
+    /// <c>tok*.bin</c>, <c>*.model</c>, <c>*.vocab</c>, in that order).
+    /// </summary>
+    public static Transformer Load(string path, string? tokenizerPath = null)
+    {
+        Transformer model;
+        if (Directory.Exists(path))
+        {
+            var (config, weights, files) = HfCheckpoint.Load(path);
+            var tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(path);
+            model = new Transformer(config, weights, path, "hf-safetensors", files) { Tokenizer = tokenizer };
+        }
+        else if (!File.Exists(path)) throw new UserError($"{path}: no such model folder or file");
+        else if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+        {
+            var (config, weights, file) = Llama2cCheckpoint.Load(path);
+            string? found = tokenizerPath ?? TokenizerBeside(path);
+            model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = found == null ? null : TokenizerLoader.FromFile(found) };
+        }
+        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json or a llama2.c .bin)");
+
+        if (model.Tokenizer is { } t && t.VocabSize > model.Config.Vocab)
+        {
+            model.Dispose();
+            throw new UserError($"{tokenizerPath ?? path}: the tokenizer has {t.VocabSize} tokens but the model only {model.Config.Vocab}; give the model's own tokenizer (--tokenizer)");
+        }
+        return model;
+    }
+
+    private static string? TokenizerBeside(string checkpoint)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        string self = Path.GetFileName(checkpoint);
+        string[] Matching(string pattern) => Directory.GetFiles(dir, pattern).Where(f => Path.GetFileName(f) != self).Order(StringComparer.Ordinal).ToArray();
+        return Matching("tokenizer.bin").Concat(Matching("tok*.bin")).Concat(Matching("*.model")).Concat(Matching("*.vocab")).FirstOrDefault();
+    }
+
+    /// <summary>The id generation starts from when there is no prompt: the tokenizer's BOS, else config's.</summary>
+    public int? BosId => Tokenizer?.BosId ?? Config.BosId;
+
+    /// <summary>Ids that end a generation: config's EOS ids and the tokenizer's.</summary>
+    public IReadOnlyList<int> EosIds => Tokenizer?.EosId is int e && !Config.EosIds.Contains(e) ? [.. Config.EosIds, e] : Config.EosIds;
+
+    /// <summary>Text to ids with the tokenizer's default special tokens (BOS where the model's tokenizer adds one).</summary>
+    public int[] Encode(string text) =>
+        (Tokenizer ?? throw new UserError($"{Source}: the model has no tokenizer; give one (--tokenizer FILE) or pass token ids")).Encode(text, addSpecialTokens: true);
+
+    public RunState NewState() => new(Config);
+
+    /// <summary>Values per position of a hook's activation.</summary>
+    public static int HookWidth(ModelConfig c, HookKind kind) => kind switch
+    {
+        HookKind.Q or HookKind.Z => c.QDim,
+        HookKind.K or HookKind.V => c.KvDim,
+        HookKind.Logits => c.Vocab,
+        HookKind.Pattern => throw new ArgumentException("attention patterns have no fixed width per position"),
+        _ => c.DModel,
+    };
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at the next positions of <paramref name="state"/> (a batched prefill
+    /// when there are several, one decoding step when there is one), appending their keys and values to the
+    /// cache. Returns the logits of the last token (valid until the next call on this state). Interventions
+    /// edit activations as they flow; the capture keeps the hooks it asks for.
+    /// </summary>
+    public ReadOnlySpan<float> Forward(RunState state, scoped ReadOnlySpan<int> tokens, ActivationCapture? capture = null, Interventions? interventions = null)
+    {
+        var c = Config;
+        int T = tokens.Length, p0 = state.Position, total = p0 + T;
+        CheckTokens(tokens, p0);
+        state.EnsureCapacity(T, total);
+        capture?.Begin(T);
+        int d = c.DModel, qDim = c.QDim, kvDim = c.KvDim, half = c.HeadDim / 2;
+        var x = state.Residual.AsSpan(0, T * d);
+        var xb = state.Normed.AsSpan(0, T * d);
+        var q = state.Q.AsSpan(0, T * qDim);
+        var k = state.K.AsSpan(0, T * kvDim);
+        var v = state.V.AsSpan(0, T * kvDim);
+        var z = state.Z.AsSpan(0, T * qDim);
+        var attnOut = state.AttnOut.AsSpan(0, T * d);
+        var hidden = state.Hidden.AsSpan(0, T * c.Ffn);
+        var hiddenUp = state.HiddenUp.AsSpan(0, T * c.Ffn);
+        var mlpOut = state.MlpOut.AsSpan(0, T * d);
+
+        for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
+        FillRopeTables(state, p0, T);
+
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var layer = Weights.Layers[l];
+            Hook(HookKind.ResidPre, l, x, T, capture, interventions);
+
+            // Attention: q, k, v of the normed residual; RoPE on q and k; keys and values join the cache.
+            RmsNormRows(x, layer.InputNorm, xb, T);
+            Kernels.MatMul(layer.Q, xb, q, T);
+            Kernels.MatMul(layer.K, xb, k, T);
+            Kernels.MatMul(layer.V, xb, v, T);
+            AddBias(q, layer.QBias, T);
+            AddBias(k, layer.KBias, T);
+            AddBias(v, layer.VBias, T);
+            for (int t = 0; t < T; t++)
+            {
+                var cos = state.RopeCos.AsSpan(t * half, half);
+                var sin = state.RopeSin.AsSpan(t * half, half);
+                Kernels.Rope(q.Slice(t * qDim, qDim), c.HeadDim, cos, sin);
+                Kernels.Rope(k.Slice(t * kvDim, kvDim), c.HeadDim, cos, sin);
+            }
+            Hook(HookKind.Q, l, q, T, capture, interventions);
+            Hook(HookKind.K, l, k, T, capture, interventions);
+            Hook(HookKind.V, l, v, T, capture, interventions);
+            k.CopyTo(state.KeyCache[l].AsSpan(p0 * kvDim));
+            v.CopyTo(state.ValueCache[l].AsSpan(p0 * kvDim));
+
+            bool keepPattern = capture?.Wants(HookKind.Pattern, l) == true;
+            var pattern = keepPattern ? state.PatternBuffer(T, total) : Span<float>.Empty;
+            Kernels.Attention(q, state.KeyCache[l].AsSpan(0, total * kvDim), state.ValueCache[l].AsSpan(0, total * kvDim), z,
+                T, p0, c.Heads, c.KvHeads, c.HeadDim, c.SlidingWindow, pattern, state.Scores, state.Workers);
+            if (keepPattern) capture!.RecordPattern(l, pattern, c.Heads, T, total);
+            Hook(HookKind.Z, l, z, T, capture, interventions);
+
+            Kernels.MatMul(layer.O, z, attnOut, T);
+            AddBias(attnOut, layer.OBias, T);
+            Hook(HookKind.AttnOut, l, attnOut, T, capture, interventions);
+            TensorPrimitives.Add(x, attnOut, x);
+            Hook(HookKind.ResidMid, l, x, T, capture, interventions);
+
+            // MLP: down(silu(gate(xn)) * up(xn)) of the normed residual.
+            RmsNormRows(x, layer.PostAttentionNorm, xb, T);
+            Kernels.MatMul(layer.Gate, xb, hidden, T);
+            Kernels.MatMul(layer.Up, xb, hiddenUp, T);
+            Kernels.SwiGlu(hidden, hiddenUp);
+            Kernels.MatMul(layer.Down, hidden, mlpOut, T);
+            Hook(HookKind.MlpOut, l, mlpOut, T, capture, interventions);
+            TensorPrimitives.Add(x, mlpOut, x);
+            Hook(HookKind.ResidPost, l, x, T, capture, interventions);
+        }
+
+        // Final norm and classifier: every position when logits are captured, else the last one only.
+        bool allLogits = capture?.Wants(HookKind.Logits, 0) == true;
+        int first = allLogits ? 0 : T - 1, rows = T - first;
+        RmsNormRows(x[(first * d)..], Weights.FinalNorm, xb, rows);
+        var logits = state.LogitsBuffer(rows);
+        Kernels.MatMul(Weights.Classifier, xb, logits, rows);
+        Hook(HookKind.Logits, 0, logits, rows, capture, interventions);
+
+        state.Position = total;
+        return logits[((rows - 1) * c.Vocab)..];
+    }
+
+    /// <summary>The one place activations meet interventions and capture.</summary>
+    private void Hook(HookKind kind, int layer, Span<float> data, int tokens, ActivationCapture? capture, Interventions? interventions)
+    {
+        int width = HookWidth(Config, kind);
+        interventions?.Apply(kind, layer, data, tokens, width);
+        if (capture == null || !capture.Wants(kind, layer)) return;
+        int[] inner = kind switch
+        {
+            HookKind.Q or HookKind.Z => [Config.Heads, Config.HeadDim],
+            HookKind.K or HookKind.V => [Config.KvHeads, Config.HeadDim],
+            _ => [width],
+        };
+        capture.Record(kind, layer, data[..(tokens * width)], width, inner);
+    }
+
+    private void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("forward needs at least one token");
+        if (firstPosition + tokens.Length > Config.MaxContext)
+            throw new UserError($"{Source}: {firstPosition + tokens.Length} tokens exceed the model's context of {Config.MaxContext} ({tokens.Length} new after {firstPosition}); shorten the prompt");
+        for (int t = 0; t < tokens.Length; t++)
+            if ((uint)tokens[t] >= (uint)Config.Vocab)
+                throw new UserError($"{Source}: token id {tokens[t]} (position {firstPosition + t}) is outside the vocabulary [0, {Config.Vocab})");
+    }
+
+    private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
+    {
+        int d = Config.DModel;
+        for (int t = 0; t < rows; t++) Kernels.RmsNorm(x.Slice(t * d, d), weight, Config.RmsEps, y.Slice(t * d, d));
+    }
+
+    private static void AddBias(Span<float> y, float[]? bias, int rows)
+    {
+        if (bias == null) return;
+        for (int t = 0; t < rows; t++) TensorPrimitives.Add(y.Slice(t * bias.Length, bias.Length), bias, y.Slice(t * bias.Length, bias.Length));
+    }
+
+    /// <summary>cos/sin of position * theta^(-2i/d_head) for the call's positions, in double before rounding.</summary>
+    private void FillRopeTables(RunState state, int firstPosition, int tokens)
+    {
+        int half = Config.HeadDim / 2;
+        for (int t = 0; t < tokens; t++)
+        {
+            double position = (firstPosition + t) / (double)Config.RopeLinearFactor;
+            for (int i = 0; i < half; i++)
+            {
+                double angle = position * Math.Pow(Config.RopeTheta, -2.0 * i / Config.HeadDim);
+                state.RopeCos[t * half + i] = (float)Math.Cos(angle);
+                state.RopeSin[t * half + i] = (float)Math.Sin(angle);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _resources) r.Dispose();
+    }
+}

@@ -1,0 +1,25 @@
+using TruthProbe.Common;
+
+namespace TruthProbe.Tokenizers;
+
+/// <summary>File reads that turn a missing or unreadable file into a <see cref="UserError"/> naming it.</summary>
+internal static class TokenizerFiles
+{
+    public static byte[] ReadAll(string path)
+    {
+        try { return File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError($"{path}: cannot read tokenizer file ({e.Message})", e);
+        }
+    }
+
+    public static string[] ReadAllLines(string path)
+    {
+        try { return File.ReadAllLines(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError($"{path}: cannot read tokenizer file ({e.Message})", e);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using TruthProbe.Common;
+
+namespace TruthProbe.Tokenizers;
+
+/// <summary>Finds and loads a model's tokenizer from its files, or rebuilds one from a <see cref="TokenizerVocabulary"/>.</summary>
+public static class TokenizerLoader
+{
+    /// <summary>The tokenizer of a model folder: <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> and
+    /// <c>special_tokens_map.json</c> beside it), else <c>tokenizer.model</c>, else llama2.c's <c>tokenizer.bin</c>;
+    /// null when the folder has none (the model can still run from token ids).</summary>
+    public static ITokenizer? FromModelDirectory(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new UserError($"{dir}: model folder does not exist");
+        foreach (string name in (string[])["tokenizer.json", "tokenizer.model", "tokenizer.bin"])
+        {
+            string path = Path.Combine(dir, name);
+            if (File.Exists(path)) return FromFile(path);
+        }
+        return null;
+    }
+
+    /// <summary>A tokenizer file by its kind: <c>.json</c> (Hugging Face), <c>.model</c> (SentencePiece),
+    /// <c>.bin</c> (llama2.c), <c>.vocab</c> (SentencePiece text export).</summary>
+    public static ITokenizer FromFile(string path)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path}: tokenizer file does not exist");
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".json" => HfTokenizerJson.Load(path),
+            ".model" => SentencePieceModelFile.Load(path),
+            ".bin" => Llama2cTokenizerFile.LoadBin(path),
+            ".vocab" => Llama2cTokenizerFile.LoadVocab(path),
+            _ => throw new UserError($"{path}: unknown tokenizer file type; expected tokenizer.json, a SentencePiece .model or .vocab, or a llama2.c tokenizer.bin"),
+        };
+    }
+
+    /// <summary>Rebuilds a tokenizer from its vocabulary (as stored in GGUF).</summary>
+    public static ITokenizer FromVocabulary(TokenizerVocabulary v)
+    {
+        ArgumentNullException.ThrowIfNull(v);
+        return v.Model switch
+        {
+            "llama" => SentencePieceVocabulary.Build(v, byteFallback: v.TokenTypes.Contains(TokenType.Byte), "tokenizer vocabulary"),
+            "gpt2" => ByteLevelBpeTokenizer.FromVocabulary(v, "tokenizer vocabulary"),
+            _ => throw new UserError($"tokenizer model '{v.Model}' is not supported; expected 'llama' (SentencePiece BPE) or 'gpt2' (byte-level BPE)"),
+        };
+    }
+}
