@@ -9,6 +9,7 @@ public static class Verbs
         new GenerateVerb(),
         new TraceVerb(),
         new CompareVerb(),
+        new DriftVerb(),
         new GatesVerb(),
     ];
 }
