@@ -10,6 +10,7 @@ public static class Verbs
         new TraceVerb(),
         new CompareVerb(),
         new DriftVerb(),
+        new LineageVerb(),
         new GatesVerb(),
     ];
 }

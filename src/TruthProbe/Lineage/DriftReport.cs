@@ -21,7 +21,7 @@ public static class DriftReport
         Plots.Lines(Path.Combine(outDir, "drift.png"), "Attention weight drift per layer", "layer", "||A - B||_F / ||A||_F",
             WeightDrift.Attention.Select(m => (m.ToUpperInvariant(), layers,
                 Enumerable.Range(0, r.Layers).Select(l => r.Whole(l, m)!.RelFrobenius).ToArray())).ToList(),
-            caption: $"A = parent {Path.GetFileName(r.Parent.Path)}, B = child {Path.GetFileName(r.Child.Path)}; whole W_Q, W_K, W_V, W_O per layer. " +
+            caption: $"A = parent {r.Parent.Name}, B = child {r.Child.Name}; whole W_Q, W_K, W_V, W_O per layer. " +
                      $"Mean over layers and the four matrices: {Fixed(r.ModelMean(WeightDrift.Attention))}. Independent matrices of equal norm give sqrt(2) = 1.41.");
         AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), Summary(r, outputs));
         return outputs;

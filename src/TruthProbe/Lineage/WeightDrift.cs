@@ -18,6 +18,16 @@ public sealed record DriftModel(string Path, string Format, ModelConfig Config)
 {
     public static DriftModel Of(Transformer m) => new(m.Source, m.Format, m.Config);
     public string Shape => WeightDrift.DescribeShape(Config);
+    public string Name => DisplayName(Path);
+
+    /// <summary>A folder's name, or a file's name with its folder ("babyllama-128d-tok105/model5000.bin"): checkpoints are often all called model.bin.</summary>
+    public static string DisplayName(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path).TrimEnd(System.IO.Path.DirectorySeparatorChar);
+        if (Directory.Exists(full)) return System.IO.Path.GetFileName(full);
+        string folder = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(full)) ?? "";
+        return folder.Length > 0 ? $"{folder}/{System.IO.Path.GetFileName(full)}" : System.IO.Path.GetFileName(full);
+    }
 }
 
 /// <summary>The drift of every compared tensor of a child model from its parent, with what was left out and why.</summary>
@@ -148,7 +158,7 @@ public static class WeightDrift
         }
         if (!attentionOnly) AddModelLevel(blocks, notes, parent, child);
 
-        var sums = Run(blocks, $"drift {Path.GetFileName(child.Source)}");
+        var sums = Run(blocks, $"drift {DriftModel.DisplayName(child.Source)}");
         var entries = new List<DriftEntry>();
         for (int i = 0; i < blocks.Count; i++)
         {
