@@ -40,19 +40,26 @@ public struct DriftSums
         double pp = 0, cc = 0, dd = 0, ab = 0;
         if (Vector512.IsHardwareAccelerated && n >= 16)
         {
-            Vector512<double> vpp = default, vcc = default, vdd = default, vab = default;
+            // Separate accumulators for the low and high halves: two independent FMA chains per sum keep
+            // both FMA ports busy instead of waiting on each other's latency.
+            Vector512<double> ppLo = default, ppHi = default, ccLo = default, ccHi = default;
+            Vector512<double> ddLo = default, ddHi = default, abLo = default, abHi = default;
             for (; i + 16 <= n; i += 16)
             {
                 var (aLo, aHi) = Vector512.Widen(Vector512.Create(a.Slice(i, 16)));
                 var (bLo, bHi) = Vector512.Widen(Vector512.Create(b.Slice(i, 16)));
                 var dLo = aLo - bLo;
                 var dHi = aHi - bHi;
-                vpp = Vector512.FusedMultiplyAdd(aLo, aLo, Vector512.FusedMultiplyAdd(aHi, aHi, vpp));
-                vcc = Vector512.FusedMultiplyAdd(bLo, bLo, Vector512.FusedMultiplyAdd(bHi, bHi, vcc));
-                vdd = Vector512.FusedMultiplyAdd(dLo, dLo, Vector512.FusedMultiplyAdd(dHi, dHi, vdd));
-                vab = Vector512.FusedMultiplyAdd(aLo, bLo, Vector512.FusedMultiplyAdd(aHi, bHi, vab));
+                ppLo = Vector512.FusedMultiplyAdd(aLo, aLo, ppLo);
+                ppHi = Vector512.FusedMultiplyAdd(aHi, aHi, ppHi);
+                ccLo = Vector512.FusedMultiplyAdd(bLo, bLo, ccLo);
+                ccHi = Vector512.FusedMultiplyAdd(bHi, bHi, ccHi);
+                ddLo = Vector512.FusedMultiplyAdd(dLo, dLo, ddLo);
+                ddHi = Vector512.FusedMultiplyAdd(dHi, dHi, ddHi);
+                abLo = Vector512.FusedMultiplyAdd(aLo, bLo, abLo);
+                abHi = Vector512.FusedMultiplyAdd(aHi, bHi, abHi);
             }
-            (pp, cc, dd, ab) = (Vector512.Sum(vpp), Vector512.Sum(vcc), Vector512.Sum(vdd), Vector512.Sum(vab));
+            (pp, cc, dd, ab) = (Vector512.Sum(ppLo + ppHi), Vector512.Sum(ccLo + ccHi), Vector512.Sum(ddLo + ddHi), Vector512.Sum(abLo + abHi));
         }
         for (; i < n; i++)
         {
