@@ -1,5 +1,4 @@
 using TruthProbe.Lineage;
-using TruthProbe.Model;
 
 namespace TruthProbe.Cli;
 
@@ -36,8 +35,8 @@ public sealed class DriftVerb : IVerb
         string childPath = args.Positional(1, "<child> (a model folder or file)");
         args.EnsureAllRead(2);
 
-        using var parent = Transformer.Load(parentPath);
-        using var child = Transformer.Load(childPath);
+        using var parent = WeightDrift.LoadWeights(parentPath);
+        using var child = WeightDrift.LoadWeights(childPath);
         var result = WeightDrift.Compute(parent, child, align);
         DriftReport.Write(result, outDir);
         Console.Out.Write(DriftReport.FormatTable(result));

@@ -100,11 +100,11 @@ public sealed class LineageReport
         var maps = mapPaths?.Select((p, i) => ScoreMap.Load(p, names[i])).ToList();
         bool candidateAtChance = maps != null && ChanceCheck.Of(maps[0], chance).AtChance;
 
-        using var candidate = Transformer.Load(candidatePath);
+        using var candidate = WeightDrift.LoadWeights(candidatePath);
         var rows = new List<LineageRow>();
         for (int i = 0; i < modelPaths.Count; i++)
         {
-            using var model = Transformer.Load(modelPaths[i]);
+            using var model = WeightDrift.LoadWeights(modelPaths[i]);
             string? mismatch = WeightDrift.ShapeMismatch(model.Config, candidate.Config, align: false);
             double drift = double.NaN, cosine = double.NaN;
             double[] perLayer = [];

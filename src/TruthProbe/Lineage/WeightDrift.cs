@@ -81,13 +81,34 @@ public static class WeightDrift
         "rel_frobenius = ||A - B||_F / ||A||_F with A = parent, B = child (0 = identical; independent matrices of equal norm give sqrt(2)); " +
         "cosine = <A, B> / (||A||_F ||B||_F) of the flattened entries; sums in float64 over the stored weights. " +
         "Per head: q rows h*d_head..(h+1)*d_head-1 (query heads), k and v rows of each kv head, o input columns h*d_head..(h+1)*d_head-1. " +
-        "Layer means are plain means of the whole-matrix values over the matrices named.";
+        "Layer means are plain means of the whole-matrix values over the matrices named. " +
+        "Norm weights start at 1 in every model and stay near it, so they are close even across unrelated models: not evidence of lineage.";
 
     /// <summary>Rows per parallel work item are chosen so that an item covers about this many entries.</summary>
     private const long EntriesPerChunk = 1 << 20;
 
     /// <summary>Progress is shown only for comparisons of more entries than this (about a 0.1B-parameter model).</summary>
     private const long ProgressAbove = 100_000_000;
+
+    /// <summary>
+    /// A model for weight comparison only: Hugging Face folders and llama2.c files are opened without their
+    /// tokenizer (drift never tokenizes, and a tokenizer the engine cannot read must not stop it); other
+    /// paths go through <see cref="Transformer.Load"/>, which also names a missing path.
+    /// </summary>
+    public static Transformer LoadWeights(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            var (config, weights, files) = HfCheckpoint.Load(path);
+            return new Transformer(config, weights, path, "hf-safetensors", files);
+        }
+        if (File.Exists(path) && path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+        {
+            var (config, weights, file) = Llama2cCheckpoint.Load(path);
+            return new Transformer(config, weights, path, "llama2c", [file]);
+        }
+        return Transformer.Load(path);
+    }
 
     public static string DescribeShape(ModelConfig c) =>
         $"{c.Layers} layers, d_model {c.DModel}, {c.Heads} heads ({c.KvHeads} kv, d_head {c.HeadDim})";

@@ -176,6 +176,17 @@ public class DriftTests
     }
 
     [Fact]
+    public void UnreadableTokenizer_DoesNotStopAWeightComparison()
+    {
+        using var tmp = new TempDir();
+        string parent = TinyModels.Write(tmp, TinyModels.Qwen2);
+        File.WriteAllText(Path.Combine(parent, "tokenizer.json"), "{ not json");
+        Assert.ThrowsAny<Exception>(() => Transformer.Load(parent).Dispose());
+        var r = CliRunner.Run("drift", parent, parent, "--out", tmp.File("out"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+    }
+
+    [Fact]
     public void Accumulate_MatchesNaiveDoubleSums_AtEveryTailLength()
     {
         var rng = new XorShiftRandom(11);
