@@ -34,7 +34,11 @@ public sealed unsafe class DriftBench : IBenchmark
             double gigabytes = segments.Sum(s => s.ByteLength) / 1e9;
 
             int repeats = context.Quick ? 2 : 3;
+            long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             double drift = Best(repeats, () => WeightDrift.Compute(a, b));
+            // Streaming check: the managed memory one comparison allocates, against the bytes it reads.
+            double allocatedPerRun = (GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore) / (repeats + 1.0);
+            context.Log.WriteLine($"one comparison allocated {allocatedPerRun / 1e6:0.0} MB of managed memory for {gigabytes:0.00} GB of weights read");
             double read = Best(repeats, () => ReadAll(segments));
             context.Log.WriteLine($"compared {gigabytes:0.00} GB of weights: drift {gigabytes / drift:0.0} GB/s ({drift * 1e3:0} ms), " +
                                   $"plain parallel read {gigabytes / read:0.0} GB/s ({read * 1e3:0} ms), {Environment.ProcessorCount} threads");

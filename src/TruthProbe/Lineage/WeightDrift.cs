@@ -204,7 +204,11 @@ public static class WeightDrift
         if (pc.TiedEmbeddings && cc.TiedEmbeddings)
             notes.Add("lm_head is tied to embed in both models; not compared separately");
         else
+        {
+            if (pc.TiedEmbeddings != cc.TiedEmbeddings)
+                notes.Add($"lm_head is tied to embed in the {(pc.TiedEmbeddings ? "parent" : "child")} only; that model's embedding stands in as its lm_head");
             blocks.Add(new Block("lm_head", null, pw.Classifier, cw.Classifier, shared, Split.None, 0));
+        }
         blocks.Add(Vector("final_norm", null, pw.FinalNorm, cw.FinalNorm));
     }
 
