@@ -11,6 +11,7 @@ IBenchmark[] all =
     new ChairBench(),
     new TrainBenchmark(),
     new ProbeBenchmark(),
+    new DriftBench(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {
