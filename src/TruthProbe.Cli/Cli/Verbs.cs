@@ -19,6 +19,8 @@ public static class Verbs
         new PatchVerb(),
         new LabPretrainVerb(),
         new LabFinetuneVerb(),
+        new LabCurveVerb(),
+        new DemoVerb(),
         new ProbeVerb(),
     ];
 }

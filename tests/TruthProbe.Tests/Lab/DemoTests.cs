@@ -1,0 +1,148 @@
+using System.Globalization;
+using System.Text.Json;
+using TruthProbe.Lab;
+using TruthProbe.Probing;
+using TruthProbe.Tests.Common;
+using TruthProbe.Tests.Reports;
+
+namespace TruthProbe.Tests.Lab;
+
+/// <summary>
+/// The demo on a family small enough for a test (a few training steps: its maps are at chance level, so
+/// the within- vs cross-family claim is checked by the demo itself at its real size, not here). Built
+/// once for all tests of the class.
+/// </summary>
+public sealed class TinyDemo : IDisposable
+{
+    public static readonly DemoPlan Plan = new(PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
+        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2]);
+    public const int Seed = 5;
+
+    private readonly TempDir _tmp = new();
+    public string Cache => Path.Combine(_tmp.Path, "cache");
+    public string Out => Path.Combine(_tmp.Path, "out");
+    public DemoFamily Family { get; }
+    public DemoRun Run { get; }
+    public string Printed { get; }
+
+    public TinyDemo()
+    {
+        var log = new StringWriter();
+        Family = DemoFamily.Build(Cache, Plan, Seed, log);
+        Run = DemoRun.Execute(Family, Plan, Seed, Out, log);
+        Printed = Run.TextSummary();
+    }
+
+    public string TempPath(string name) => Path.Combine(_tmp.Path, name);
+
+    public void Dispose() => _tmp.Dispose();
+}
+
+public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
+{
+    [Fact]
+    public void Report_IsSelfContained_HasEverySection_AndEveryNumberIsItsFilesNumber()
+    {
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        ReportChecks.AssertSelfContained(html);
+        Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
+        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve.
+        Assert.Equal(12, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
+        int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
+        Assert.True(numbers > 150, $"only {numbers} cited numbers");
+        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pearson.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
+            Assert.Contains($"<table data-file=\"{table}\">", html);
+    }
+
+    [Fact]
+    public void Lineage_FindsEachDescendantsParent_AndNoneForTheUnrelatedModel()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "lineage.csv"));
+        var found = rows.ToDictionary(r => r[0], r => r[header.IndexOf("found_parent")]);
+        // The true lineage, as the family was built: three descendants of base, one model from another seed.
+        Assert.Equal(new Dictionary<string, string> { ["chat"] = "base", ["counterfactual"] = "base", ["domain-lora"] = "base", ["unrelated"] = "none" }, found);
+        Assert.Contains("PASS lineage_finds_parents", demo.Printed);
+    }
+
+    [Fact]
+    public void Drift_GrowsWithFineTuningSteps_FromZeroAtTheBase()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "curve", "curve.csv"));
+        int step = header.IndexOf("step"), drift = header.IndexOf("attention_drift"), r = header.IndexOf("pearson_with_base");
+        Assert.Equal(["0", "2", "4"], rows.Select(x => x[step]));
+        double[] d = rows.Select(x => double.Parse(x[drift], CultureInfo.InvariantCulture)).ToArray();
+        // Step 0 is the base itself: no drift, and its map is the base's map (r = 1 exactly).
+        Assert.Equal(0.0, d[0]);
+        Assert.Equal(1.0, double.Parse(rows[0][r], CultureInfo.InvariantCulture));
+        Assert.True(d[0] < d[1] && d[1] < d[2], $"drift {string.Join(", ", d)}");
+        // The counterfactual descendant trained twice as long as chat and domain drifts further than chat.
+        Assert.Contains("PASS drift_grows_with_fine_tuning", demo.Printed);
+    }
+
+    [Fact]
+    public void ChanceLevelMaps_AreNotPresentedAsEvidence()
+    {
+        // Six training steps teach nothing: every map is at chance, and the demo must say so.
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "controls.csv"));
+        Assert.All(rows, r => Assert.Equal("no", r[header.IndexOf("differs_from_chance")]));
+        Assert.Contains("INCONCLUSIVE within_family_above_cross_family", demo.Printed);
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        Assert.Contains("not evidence of inheritance", html);
+        Assert.DoesNotContain("PASS within_family", html);
+    }
+
+    [Fact]
+    public void SameSeed_ScoreFilesAreByteIdentical_WhenTheFamilyIsGrownAgain()
+    {
+        var again = DemoFamily.Build(demo.TempPath("cache-again"), TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
+        Assert.False(again.FromCache);
+        var probe = new ProbeOptions(Folds: TinyDemo.Plan.ProbeFolds, Seed: 42);
+        foreach (var m in again.Members)
+        {
+            string dir = demo.TempPath(Path.Combine("scores-again", m.Name));
+            LabScoring.Score(m.Dir, again.ProbingPath, dir, probe);
+            foreach (string file in (string[])["scores.npy", "scores.csv"])
+                Assert.Equal(File.ReadAllBytes(Path.Combine(demo.Out, "scores", m.Name, file)), File.ReadAllBytes(Path.Combine(dir, file)));
+        }
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
+    }
+
+    [Fact]
+    public void Family_IsReadFromTheCache_WhenThePlanIsUnchanged_AndRebuiltWhenItChanges()
+    {
+        var cached = DemoFamily.Build(demo.Cache, TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
+        Assert.True(cached.FromCache);
+        Assert.Equal(demo.Family.Dir, cached.Dir);
+        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed));
+        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1));
+    }
+
+    [Fact]
+    public void Cli_BadOptions_FailWithOneLine()
+    {
+        var r = CliRunner.Run("demo", "--curve-steps", "0", "--out", demo.TempPath("bad"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--steps needs at least one step above 0", r.Stderr);
+        r = CliRunner.Run("demo", "--finetune-steps", "0");
+        Assert.Equal(2, r.ExitCode);
+        r = CliRunner.Run("lab", "curve", demo.TempPath("nowhere"), "--recipe", "chat", "--steps", "0,2");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("probing.jsonl", r.Stderr);
+        r = CliRunner.Run("lab", "curve", demo.Family.Base.Dir, "--recipe", "chat", "--steps", "-1,2");
+        Assert.Equal(2, r.ExitCode);
+    }
+
+    [Fact]
+    public void LabCurveVerb_WritesOnePointPerStep()
+    {
+        string outDir = demo.TempPath("curve-cli");
+        var r = CliRunner.Run("lab", "curve", demo.Family.Base.Dir, "--recipe", "chat", "--steps", "2,0", "--folds", "3", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(outDir, "curve.csv"));
+        Assert.Equal(["step", "pearson_with_base", "attention_drift", "mean_truth_score", "differs_from_chance"], header);
+        Assert.Equal(["0", "2"], rows.Select(x => x[0]));
+        Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
+        Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
+    }
+}
