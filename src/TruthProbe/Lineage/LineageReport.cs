@@ -26,12 +26,14 @@ public sealed class LineageReport
     /// <summary>Related when the mean attention rel. Frobenius distance is below this. See <see cref="Rule"/>.</summary>
     public const double RelatedThreshold = 0.5;
 
-    public const string Rule =
+    public static readonly string Rule =
         "a model is related (an ancestor of the candidate, or a close relative) when the candidate's mean attention rel. Frobenius distance from it " +
-        "(mean over layers of ||A - B||_F / ||A||_F for W_Q, W_K, W_V, W_O, A = model, B = candidate) is below 0.5. Why 0.5: for matrices initialised " +
+        "(mean over layers of ||A - B||_F / ||A||_F for W_Q, W_K, W_V, W_O, A = model, B = candidate) is below " +
+        $"{RelatedThreshold.ToString(CultureInfo.InvariantCulture)}. Why: for matrices initialised " +
         "and trained independently the flattened cosine is ~0 (+-1/sqrt(entries)), and then ||A - B||/||A|| = sqrt(1 + r^2 - 2 r cos) >= sqrt(1 - cos^2) ~ 1 " +
-        "whatever the norm ratio r = ||B||/||A|| (sqrt(2) for equal norms); a distance below 0.5 needs cos >= 0.87, which independent matrices do not reach, " +
-        "while fine-tuned descendants sit at 0.01-0.1 (paper §2.3: 0.03-0.05). A model trained far away from its parent (distance >= 0.5) reads as unrelated.";
+        "whatever the norm ratio r = ||B||/||A|| (sqrt(2) for equal norms); a distance below the threshold t needs cos >= sqrt(1 - t^2) = " +
+        $"{Math.Sqrt(1 - RelatedThreshold * RelatedThreshold).ToString("0.00", CultureInfo.InvariantCulture)}, which independent matrices do not reach, " +
+        "while fine-tuned descendants sit at 0.01-0.1 (paper §2.3: 0.03-0.05). A model trained far away from its parent (distance above the threshold) reads as unrelated.";
 
     public string CandidateName { get; }
     public string CandidatePath { get; }
