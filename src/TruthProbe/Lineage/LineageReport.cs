@@ -45,10 +45,10 @@ public sealed class LineageReport
     public IReadOnlyList<string> Notes { get; }
     public bool HasMaps { get; }
 
-    private LineageReport(string name, string path, string shape, IReadOnlyList<LineageRow> ranking, bool hasMaps)
+    private LineageReport(string name, string path, string shape, IReadOnlyList<LineageRow> ranking, bool hasMaps, IEnumerable<string> comparisonNotes)
     {
         (CandidateName, CandidatePath, CandidateShape, Ranking, HasMaps) = (name, path, shape, ranking, hasMaps);
-        var notes = new List<string>();
+        var notes = new List<string>(comparisonNotes);
         var comparable = ranking.Where(r => r.Comparable).ToList();
         var related = ranking.Where(r => r.Related).ToList();
         if (related.Count == 0)
@@ -104,15 +104,19 @@ public sealed class LineageReport
 
         using var candidate = WeightDrift.LoadWeights(candidatePath);
         var rows = new List<LineageRow>();
+        var layerNotes = new List<string>();
         for (int i = 0; i < modelPaths.Count; i++)
         {
             using var model = WeightDrift.LoadWeights(modelPaths[i]);
-            string? mismatch = WeightDrift.ShapeMismatch(model.Config, candidate.Config, align: false);
+            // Layer counts may differ (a pruned or grown relative): the common prefix is compared, and said so.
+            string? mismatch = WeightDrift.ShapeMismatch(model.Config, candidate.Config, align: true);
             double drift = double.NaN, cosine = double.NaN;
             double[] perLayer = [];
             if (mismatch == null)
             {
-                var d = WeightDrift.Compute(model, candidate, attentionOnly: true);
+                var d = WeightDrift.Compute(model, candidate, align: true, attentionOnly: true);
+                if (model.Config.Layers != candidate.Config.Layers)
+                    layerNotes.Add($"{names[i + 1]} has {model.Config.Layers} layers, the candidate {candidate.Config.Layers}: compared over layers 0..{d.Layers - 1}");
                 (drift, cosine) = (d.ModelMean(WeightDrift.Attention), d.ModelMeanCosine(WeightDrift.Attention));
                 perLayer = Enumerable.Range(0, d.Layers).Select(l => d.LayerMean(l, WeightDrift.Attention)).ToArray();
             }
@@ -132,7 +136,7 @@ public sealed class LineageReport
         var ranking = rows.Where(r => r.Comparable).OrderBy(r => r.Drift)
             .Concat(rows.Where(r => !r.Comparable).OrderByDescending(r => r.MapPearson ?? double.NegativeInfinity))
             .ToList();
-        return new LineageReport(names[0], candidatePath, WeightDrift.DescribeShape(candidate.Config), ranking, maps != null);
+        return new LineageReport(names[0], candidatePath, WeightDrift.DescribeShape(candidate.Config), ranking, maps != null, layerNotes);
     }
 
     /// <summary>Display names, falling back to the paths as given when two models would read the same.</summary>
