@@ -9,6 +9,7 @@ IBenchmark[] all =
     new EngineBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),
+    new DriftBench(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -10,6 +10,8 @@ public static class Verbs
         new TraceVerb(),
         new ConvertVerb(),
         new CompareVerb(),
+        new DriftVerb(),
+        new LineageVerb(),
         new GatesVerb(),
         new EvalHaluEvalVerb(),
         new EvalChairVerb(),
