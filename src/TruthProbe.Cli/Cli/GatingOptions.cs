@@ -87,6 +87,14 @@ public sealed record GatingOptions
     /// <summary>Interventions that apply the table at --site on every forward call.</summary>
     public Interventions Interventions(ModelConfig config, GateTable table) => new Interventions(config).Gate(ToFloats(table), Site);
 
+    /// <summary>The gates asked for, as interventions on this model; null when the verb runs it ungated.</summary>
+    public (Interventions Interventions, GateTable Table)? For(Transformer model)
+    {
+        if (!Enabled) return null;
+        var table = Table(model.Config.Layers, model.Config.Heads, model.Source);
+        return (Interventions(model.Config, table), table);
+    }
+
     /// <summary>Where the gates came from, as strings for outputs and checkpoint metadata.</summary>
     public Dictionary<string, string> Provenance(GateTable table)
     {

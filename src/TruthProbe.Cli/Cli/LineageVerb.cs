@@ -15,8 +15,8 @@ public sealed class LineageVerb : IVerb
         Compares the candidate's attention weights with each MODEL's (mean over layers of
         ||A - B||_F / ||A||_F for W_Q, W_K, W_V, W_O, A = MODEL, B = candidate; lower = closer), ranks the
         models, and prints a verdict: the closest related model and its margin to the runner-up, or
-        "no parent found". Models whose shapes differ from the candidate's are listed as
-        "not comparable (shape)".
+        "no parent found". Models whose widths or head layout differ from the candidate's are listed as
+        "not comparable (shape)"; a different layer count is compared over the common layers.
 
           --against MODEL ...   the possible parents (folders or llama2.c .bin files)
           --maps A,B,...        Truth-Score maps (scores.npy / scores.csv / score folder): the candidate's

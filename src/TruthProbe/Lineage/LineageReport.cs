@@ -26,12 +26,14 @@ public sealed class LineageReport
     /// <summary>Related when the mean attention rel. Frobenius distance is below this. See <see cref="Rule"/>.</summary>
     public const double RelatedThreshold = 0.5;
 
-    public const string Rule =
+    public static readonly string Rule =
         "a model is related (an ancestor of the candidate, or a close relative) when the candidate's mean attention rel. Frobenius distance from it " +
-        "(mean over layers of ||A - B||_F / ||A||_F for W_Q, W_K, W_V, W_O, A = model, B = candidate) is below 0.5. Why 0.5: for matrices initialised " +
+        "(mean over layers of ||A - B||_F / ||A||_F for W_Q, W_K, W_V, W_O, A = model, B = candidate) is below " +
+        $"{RelatedThreshold.ToString(CultureInfo.InvariantCulture)}. Why: for matrices initialised " +
         "and trained independently the flattened cosine is ~0 (+-1/sqrt(entries)), and then ||A - B||/||A|| = sqrt(1 + r^2 - 2 r cos) >= sqrt(1 - cos^2) ~ 1 " +
-        "whatever the norm ratio r = ||B||/||A|| (sqrt(2) for equal norms); a distance below 0.5 needs cos >= 0.87, which independent matrices do not reach, " +
-        "while fine-tuned descendants sit at 0.01-0.1 (paper §2.3: 0.03-0.05). A model trained far away from its parent (distance >= 0.5) reads as unrelated.";
+        "whatever the norm ratio r = ||B||/||A|| (sqrt(2) for equal norms); a distance below the threshold t needs cos >= sqrt(1 - t^2) = " +
+        $"{Math.Sqrt(1 - RelatedThreshold * RelatedThreshold).ToString("0.00", CultureInfo.InvariantCulture)}, which independent matrices do not reach, " +
+        "while fine-tuned descendants sit at 0.01-0.1 (paper §2.3: 0.03-0.05). A model trained far away from its parent (distance above the threshold) reads as unrelated.";
 
     public string CandidateName { get; }
     public string CandidatePath { get; }
@@ -43,10 +45,10 @@ public sealed class LineageReport
     public IReadOnlyList<string> Notes { get; }
     public bool HasMaps { get; }
 
-    private LineageReport(string name, string path, string shape, IReadOnlyList<LineageRow> ranking, bool hasMaps)
+    private LineageReport(string name, string path, string shape, IReadOnlyList<LineageRow> ranking, bool hasMaps, IEnumerable<string> comparisonNotes)
     {
         (CandidateName, CandidatePath, CandidateShape, Ranking, HasMaps) = (name, path, shape, ranking, hasMaps);
-        var notes = new List<string>();
+        var notes = new List<string>(comparisonNotes);
         var comparable = ranking.Where(r => r.Comparable).ToList();
         var related = ranking.Where(r => r.Related).ToList();
         if (related.Count == 0)
@@ -102,15 +104,19 @@ public sealed class LineageReport
 
         using var candidate = WeightDrift.LoadWeights(candidatePath);
         var rows = new List<LineageRow>();
+        var layerNotes = new List<string>();
         for (int i = 0; i < modelPaths.Count; i++)
         {
             using var model = WeightDrift.LoadWeights(modelPaths[i]);
-            string? mismatch = WeightDrift.ShapeMismatch(model.Config, candidate.Config, align: false);
+            // Layer counts may differ (a pruned or grown relative): the common prefix is compared, and said so.
+            string? mismatch = WeightDrift.ShapeMismatch(model.Config, candidate.Config, align: true);
             double drift = double.NaN, cosine = double.NaN;
             double[] perLayer = [];
             if (mismatch == null)
             {
-                var d = WeightDrift.Compute(model, candidate, attentionOnly: true);
+                var d = WeightDrift.Compute(model, candidate, align: true, attentionOnly: true);
+                if (model.Config.Layers != candidate.Config.Layers)
+                    layerNotes.Add($"{names[i + 1]} has {model.Config.Layers} layers, the candidate {candidate.Config.Layers}: compared over layers 0..{d.Layers - 1}");
                 (drift, cosine) = (d.ModelMean(WeightDrift.Attention), d.ModelMeanCosine(WeightDrift.Attention));
                 perLayer = Enumerable.Range(0, d.Layers).Select(l => d.LayerMean(l, WeightDrift.Attention)).ToArray();
             }
@@ -130,7 +136,7 @@ public sealed class LineageReport
         var ranking = rows.Where(r => r.Comparable).OrderBy(r => r.Drift)
             .Concat(rows.Where(r => !r.Comparable).OrderByDescending(r => r.MapPearson ?? double.NegativeInfinity))
             .ToList();
-        return new LineageReport(names[0], candidatePath, WeightDrift.DescribeShape(candidate.Config), ranking, maps != null);
+        return new LineageReport(names[0], candidatePath, WeightDrift.DescribeShape(candidate.Config), ranking, maps != null, layerNotes);
     }
 
     /// <summary>Display names, falling back to the paths as given when two models would read the same.</summary>

@@ -125,8 +125,7 @@ public static class WeightDrift
         if (parent.Heads != child.Heads) differences.Add($"{parent.Heads} vs {child.Heads} query heads");
         if (parent.KvHeads != child.KvHeads) differences.Add($"{parent.KvHeads} vs {child.KvHeads} kv heads");
         if (differences.Count > 0)
-            return $"{string.Join(", ", differences)}; drift compares weights entry by entry, so d_model, head size and head counts must match" +
-                   (align ? " (--align only truncates to the common layers)" : "");
+            return $"{string.Join(", ", differences)}; drift compares weights entry by entry, so d_model, head size and head counts must match";
         if (parent.Layers != child.Layers && !align)
             return $"layer counts differ ({parent.Layers} vs {child.Layers}); give --align to compare the first {Math.Min(parent.Layers, child.Layers)} layers only";
         return null;
@@ -147,7 +146,7 @@ public static class WeightDrift
         var notes = new List<string>();
         int layers = Math.Min(pc.Layers, cc.Layers);
         if (pc.Layers != cc.Layers)
-            notes.Add($"layer counts differ ({pc.Layers} vs {cc.Layers}); --align: only layers 0..{layers - 1} are compared");
+            notes.Add($"layer counts differ ({pc.Layers} vs {cc.Layers}); only layers 0..{layers - 1} are compared");
         bool mlp = !attentionOnly && pc.Ffn == cc.Ffn;
         if (!attentionOnly && !mlp) notes.Add($"MLP widths differ (ffn {pc.Ffn} vs {cc.Ffn}); gate, up and down are not compared");
 
@@ -250,12 +249,12 @@ public static class WeightDrift
         long entries = blocks.Sum(b => (long)b.Rows * b.A.Cols);
         using var progress = new Progress(label, chunks.Count, quiet: entries < ProgressAbove ? true : null);
         var gate = new object();
-        Parallel.For(0, chunks.Count, () => (new float[widest], new float[widest]), (c, _, buffers) =>
+        Parallel.For(0, chunks.Count, () => (A: new float[widest], B: new float[widest]), (c, _, buffers) =>
         {
             var chunk = chunks[c];
             var block = blocks[chunk.Block];
             var sums = new DriftSums[block.Slots];
-            Span<float> rowA = buffers.Item1.AsSpan(0, block.A.Cols), rowB = buffers.Item2.AsSpan(0, block.A.Cols);
+            Span<float> rowA = buffers.A.AsSpan(0, block.A.Cols), rowB = buffers.B.AsSpan(0, block.A.Cols);
             for (int r = chunk.RowStart; r < chunk.RowEnd; r++)
             {
                 block.A.ReadRow(r, rowA);

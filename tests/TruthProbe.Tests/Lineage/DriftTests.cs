@@ -103,6 +103,25 @@ public class DriftTests
         Assert.All(DriftFixtures.ReadCsv(tmp.File("out/drift.csv")).Values, v => Assert.Equal(0.0, v.Rel));
     }
 
+    [Fact]
+    public void SameWeightsRoundedToBf16_DriftWithinTheUnitRoundoff()
+    {
+        // Round to nearest bf16 (8 significant bits) moves each entry by at most u|a|, u = 2^-8, so every
+        // block's rel. Frobenius distance lies in (0, 2^-8]; a random matrix sits well inside, near u/2.
+        using var tmp = new TempDir();
+        string f32 = tmp.File("f32"), bf16 = tmp.File("bf16");
+        RandomModel.WriteHf(f32, TinyModels.LlamaGqa, 5, WeightDType.F32);
+        using (var parent = Transformer.Load(f32))
+            HfCheckpoint.Write(bf16, parent.Config, parent.Weights, WeightDType.BF16);
+        var r = CliRunner.Run("drift", f32, bf16, "--out", tmp.File("out"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        foreach (var ((layer, head, matrix), (rel, cos)) in DriftFixtures.ReadCsv(tmp.File("out/drift.csv")))
+        {
+            Assert.True(rel > 0 && rel <= Math.Pow(2, -8), $"{layer},{head},{matrix}: {rel}");
+            Assert.True(cos > 1 - Math.Pow(2, -15), $"{layer},{head},{matrix}: cosine {cos}");
+        }
+    }
+
     [SkippableFact]
     public void IndependentBabyLlamas_AreUnrelated_AndEmbeddingsUseTheSharedIds()
     {

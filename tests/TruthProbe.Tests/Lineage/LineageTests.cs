@@ -86,6 +86,23 @@ public class LineageTests
     }
 
     [Fact]
+    public void ModelWithMoreLayers_IsComparedOverTheCommonLayers_AndSaysSo()
+    {
+        using var tmp = new TempDir();
+        var config = Model.TinyModels.Qwen2;
+        string candidate = tmp.File("candidate"), deeper = tmp.File("deeper");
+        RandomModel.WriteHf(candidate, config, 4, WeightDType.F32);
+        RandomModel.WriteHf(deeper, config with { Layers = 3 }, 4, WeightDType.F32); // same seed: layers 0-1 identical
+        var r = CliRunner.Run("lineage", candidate, "--against", deeper, "--out", tmp.File("out"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var row = Json(tmp.File("out")).GetProperty("ranking")[0];
+        Assert.Equal("related", row.GetProperty("status").GetString());
+        Assert.Equal(0.0, row.GetProperty("attention_mean_rel_frobenius").GetDouble());
+        Assert.Equal(2, row.GetProperty("per_layer_attention_rel_frobenius").GetArrayLength());
+        Assert.Contains("deeper has 3 layers, the candidate 2: compared over layers 0..1", r.Stdout);
+    }
+
+    [Fact]
     public void MissingModel_OrNoAgainst_AreClearErrors()
     {
         using var tmp = new TempDir();
