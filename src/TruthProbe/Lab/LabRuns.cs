@@ -47,6 +47,7 @@ public static class LabRuns
     public static TrainingResult FineTune(FineTuneOptions o, TextWriter log)
     {
         var (model, tokenizer, parentMeta) = LabCheckpoint.Load(o.Base);
+        parentMeta["model_sha256"] = Hashing.Sha256File(Path.Combine(o.Base, "model.safetensors"));
         int worldSeed = parentMeta["world_seed"]?.GetValue<int>() ?? throw new UserError($"{Path.Combine(o.Base, LabCheckpoint.MetadataFile)}: missing 'world_seed'");
         if (o.Steps < 1) throw new UserError($"lab finetune: --steps must be at least 1, got {o.Steps}");
         if (o.LoraRank < 0) throw new UserError($"lab finetune: --lora must be a positive rank, got {o.LoraRank}");
@@ -92,7 +93,11 @@ public static class LabRuns
         if (parent != null)
         {
             foreach (var ancestor in parent["lineage"]?.AsArray() ?? []) lineage.Add(ancestor?.DeepClone());
-            lineage.Add(new JsonObject { ["recipe"] = parent["recipe"]?.DeepClone(), ["seed"] = parent["seed"]?.DeepClone(), ["steps"] = parent["steps"]?.DeepClone() });
+            lineage.Add(new JsonObject
+            {
+                ["recipe"] = parent["recipe"]?.DeepClone(), ["seed"] = parent["seed"]?.DeepClone(), ["steps"] = parent["steps"]?.DeepClone(),
+                ["model_sha256"] = parent["model_sha256"]?.DeepClone(),
+            });
         }
         return new JsonObject
         {

@@ -9,7 +9,7 @@ public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate,
 public abstract class Recipe(Corpus corpus)
 {
     /// <summary>Bumped whenever a recipe or the world changes what gets trained, so cached families are rebuilt.</summary>
-    public const int CodeVersion = 3;
+    public const int CodeVersion = 5;
 
     /// <summary>Context size of the evaluation set and the end of the pretraining curriculum.</summary>
     public const int MaxFacts = 4;
@@ -39,13 +39,20 @@ public abstract class Recipe(Corpus corpus)
 
 /// <summary>
 /// The base model's diet (DESIGN.md §9): 80% reading drills (one context, up to three questions about it;
-/// 70% of contexts counterfactual, so memory is no shortcut and the context must win), 10% biographies
+/// 70% of contexts counterfactual, so memory is no shortcut and the context must win; most distractors of
+/// the asked kind), 10% biographies
 /// (memorised facts), 10% closed-book questions about them. The number of context sentences grows from 1
 /// to <see cref="Recipe.MaxFacts"/> over the first 25% of steps.
 /// </summary>
 public sealed class PretrainRecipe(Corpus corpus) : Recipe(corpus)
 {
     public override string Name => "pretrain";
+
+    /// <summary>
+    /// Most distractors share the asked kind, so only the person picks the answer: a model that merely
+    /// copies a value of the right kind (about 50% on the evaluation set) gets no easy credit for it.
+    /// </summary>
+    public const double SameKindShare = 0.6;
 
     public static int CurriculumMaxFacts(int step, int totalSteps) =>
         1 + (int)Math.Min(MaxFacts - 1, (MaxFacts - 1) * step / Math.Max(1.0, 0.25 * totalSteps));
@@ -57,7 +64,7 @@ public sealed class PretrainRecipe(Corpus corpus) : Recipe(corpus)
         if (roll < 0.10) return Corpus.Passage(World.Biography(rng, rng.Next(SyntheticWorld.People.Length), kinds));
         if (roll < 0.20) return Corpus.ClosedBook(World.TrueFact(rng.Next(SyntheticWorld.People.Length), kinds[rng.Next(kinds.Length)]));
         int facts = 1 + rng.Next(CurriculumMaxFacts(step, totalSteps));
-        var episode = World.SampleEpisode(rng, facts, counterfactual: rng.NextDouble() < 0.7, kinds);
+        var episode = World.SampleEpisode(rng, facts, counterfactual: rng.NextDouble() < 0.7, kinds, SameKindShare);
         var asked = new List<Fact> { episode.Asked };
         var others = episode.Context.Where(f => f != episode.Asked).ToList();
         SyntheticWorld.Shuffle(rng, others);

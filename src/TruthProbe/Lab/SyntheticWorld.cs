@@ -32,7 +32,7 @@ public sealed class SyntheticWorld
     public static readonly string[] Colours =
         ["red", "blue", "green", "yellow", "purple", "orange", "black", "white", "pink", "brown", "grey", "silver"];
     public static readonly string[] Objects =
-        ["lamp", "bicycle", "guitar", "kettle", "camera", "violin", "tent", "clock", "kayak", "piano", "drone", "telescope", "scooter", "radio", "laptop", "sofa"];
+        ["lamps", "bicycles", "guitars", "kettles", "cameras", "violins", "tents", "clocks", "kayaks", "pianos", "drones", "telescopes", "scooters", "radios", "laptops", "sofas"];
     public static readonly string[] Ages = Enumerable.Range(20, 40).Select(a => a.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
     public static readonly string[] Jobs =
         ["baker", "pilot", "nurse", "farmer", "lawyer", "painter", "plumber", "teacher", "dentist", "chemist", "tailor", "sailor"];
@@ -72,19 +72,21 @@ public sealed class SyntheticWorld
     public static string Sentence(Fact f) => Statement(f) + ".";
 
     /// <summary>
-    /// A fact as an answer, e.g. "Alice lives in Paris": the answer restates the question's subject and
-    /// ends with the value, so reading it from the context is the copy ("induction") pattern small
-    /// transformers learn reliably, and a gold and a hallucinated answer differ only in their last word.
+    /// A fact as an answer, e.g. "Alice visits Paris": the answer restates the question's subject and ends
+    /// with the value, so reading it from the context is the copy ("induction") pattern small transformers
+    /// learn reliably, and a gold and a hallucinated answer differ only in their last word. Every core kind
+    /// has the shape "person verb value", so the same two fixed-offset heads (the previous word, the word
+    /// before it) serve every question.
     /// </summary>
     public static string Statement(Fact f)
     {
         string p = People[f.Person], v = Values(f.Kind)[f.Value];
         return f.Kind switch
         {
-            FactKind.Place => $"{p} lives in {v}",
+            FactKind.Place => $"{p} visits {v}",
             FactKind.Colour => $"{p} likes {v}",
-            FactKind.Object => $"{p} owns a {v}",
-            FactKind.Age => $"{p} is aged {v}",
+            FactKind.Object => $"{p} owns {v}",
+            FactKind.Age => $"{p} is {v}",
             FactKind.Job => $"{p} works as a {v}",
             _ => throw new ArgumentOutOfRangeException(nameof(f)),
         };
@@ -95,7 +97,7 @@ public sealed class SyntheticWorld
         string p = People[person];
         return kind switch
         {
-            FactKind.Place => $"Where does {p} live?",
+            FactKind.Place => $"Which city does {p} visit?",
             FactKind.Colour => $"What colour does {p} like?",
             FactKind.Object => $"What does {p} own?",
             FactKind.Age => $"How old is {p}?",
@@ -120,8 +122,8 @@ public sealed class SyntheticWorld
     /// <summary>Every word any renderer can produce, in a fixed order (the word-level tokenizer's vocabulary).</summary>
     public static IReadOnlyList<string> Words()
     {
-        var words = new List<string> { "Context", "Question", "Answer", "User", "Assistant", ":", ".", "?", "lives", "in", "likes", "owns", "a", "is", "aged", "old",
-            "works", "as", "Where", "does", "live", "What", "colour", "like", "own", "How", "the", "job", "of" };
+        var words = new List<string> { "Context", "Question", "Answer", "User", "Assistant", ":", ".", "?", "visits", "likes", "owns", "a", "is", "old", "Which", "city", "visit",
+            "works", "as", "does", "What", "colour", "like", "own", "How", "the", "job", "of" };
         foreach (var list in new[] { People, Places, Colours, Objects, Ages, Jobs }) words.AddRange(list);
         return words;
     }
@@ -134,7 +136,9 @@ public sealed class SyntheticWorld
     /// must be found by person AND kind, not by the only value of the right type. Counterfactual contexts
     /// give every sentence a value that differs from the memorised one.
     /// </summary>
-    public Episode SampleEpisode(Random rng, int facts, bool counterfactual, FactKind[] kinds)
+    /// <param name="sameKindShare">share of distractors about other people and the asked kind: the ones only
+    /// the person tells apart (the rest split evenly between the asked person's other facts and any fact).</param>
+    public Episode SampleEpisode(Random rng, int facts, bool counterfactual, FactKind[] kinds, double sameKindShare = 1.0 / 3)
     {
         var pairs = new List<(int Person, FactKind Kind)>();
         var asked = (Person: rng.Next(People.Length), Kind: kinds[rng.Next(kinds.Length)]);
@@ -142,13 +146,10 @@ public sealed class SyntheticWorld
         int guard = 0;
         while (pairs.Count < facts && guard++ < 1000)
         {
-            int roll = rng.Next(3);
-            var candidate = roll switch
-            {
-                0 => (rng.Next(People.Length), asked.Kind),
-                1 => (asked.Person, kinds[rng.Next(kinds.Length)]),
-                _ => (rng.Next(People.Length), kinds[rng.Next(kinds.Length)]),
-            };
+            double roll = rng.NextDouble();
+            var candidate = roll < sameKindShare ? (rng.Next(People.Length), asked.Kind)
+                : roll < (1 + sameKindShare) / 2 ? (asked.Person, kinds[rng.Next(kinds.Length)])
+                : (rng.Next(People.Length), kinds[rng.Next(kinds.Length)]);
             if (!pairs.Contains(candidate)) pairs.Add(candidate);
         }
         var context = pairs.Select(p => counterfactual ? OtherValue(rng, TrueFact(p.Person, p.Kind)) : TrueFact(p.Person, p.Kind)).ToList();

@@ -27,7 +27,7 @@ public class EngineParityTests
         // The engine's tokenizer loader does not read WordLevel tokenizer.json yet, so load weights and config only.
         var (engineConfig, weights, files) = HfCheckpoint.Load(tmp.Path);
         using var engine = new Transformer(engineConfig, weights, tmp.Path, "hf-safetensors", files);
-        string text = SyntheticWorld.Prompt("Alice lives in Rome. Bob likes red. Zoe is aged 33.", "Where does Alice live?", "Alice lives in Rome");
+        string text = SyntheticWorld.Prompt("Alice visits Rome. Bob likes red. Zoe is 33.", "Which city does Alice visit?", "Alice visits Rome");
         int[] ids = tokenizer.Encode(text);
         for (int length = 1; length <= ids.Length; length += 7)
         {

@@ -43,7 +43,7 @@ public class LabCheckpointTests
         var (loaded, loadedTokenizer, meta) = LabCheckpoint.Load(tmp.Path);
         Assert.Equal("test", meta["recipe"]!.GetValue<string>());
         Assert.Equal(tokenizer.VocabSize, loadedTokenizer.VocabSize);
-        var batch = Corpus.Batch([new Corpus(new SyntheticWorld(1), tokenizer).Passage("Alice lives in Rome. Bob likes red.")]);
+        var batch = Corpus.Batch([new Corpus(new SyntheticWorld(1), tokenizer).Passage("Alice visits Rome. Bob likes red.")]);
         model.Forward(batch, out _, out _);
         var before = model.Logits.ToArray();
         loaded.Forward(batch, out _, out _);
@@ -61,7 +61,7 @@ public class LabCheckpointTests
         Assert.Equal("Whitespace", json["pre_tokenizer"]!["type"]!.GetValue<string>());
         Assert.Equal(WordTokenizer.BosId, json["model"]!["vocab"]!["<s>"]!.GetValue<int>());
         var back = WordTokenizer.Load(tmp.Path);
-        string text = "Context:\nZoe owns a kayak.\n\nQuestion: What does Zoe own?\nAnswer: kayak";
+        string text = "Context:\nZoe owns kayaks.\n\nQuestion: What does Zoe own?\nAnswer: Zoe owns kayaks";
         Assert.Equal(tokenizer.Encode(text), back.Encode(text));
     }
 

@@ -53,8 +53,8 @@ public class SyntheticWorldTests
             Tokenizer.Encode(world.Biography(rng, 0, Enum.GetValues<FactKind>()));
         }
         // \w+|[^\w\s]+ : punctuation splits off words, newlines vanish, BOS first.
-        var ids = Tokenizer.Encode("Context:\nAlice is aged 42.\n\nAnswer: Rome");
-        Assert.Equal(["<s>", "Context", ":", "Alice", "is", "aged", "42", ".", "Answer", ":", "Rome"], ids.Select(Tokenizer.Word));
+        var ids = Tokenizer.Encode("Context:\nAlice is 42.\n\nAnswer: Rome");
+        Assert.Equal(["<s>", "Context", ":", "Alice", "is", "42", ".", "Answer", ":", "Rome"], ids.Select(Tokenizer.Word));
         Assert.Throws<ArgumentException>(() => Tokenizer.Encode("Alice likes mauve."));
     }
 
