@@ -8,7 +8,9 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new ScoreVerb(),
         new ProbeVerb(),
+        new ProbingSetVerb(),
         new CompareVerb(),
         new GatesVerb(),
     ];
