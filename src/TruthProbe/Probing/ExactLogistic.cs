@@ -90,17 +90,26 @@ internal sealed class ExactLogistic : IHeadSolver
             _gradient.CopyTo(_step, 0);
             Cholesky.Solve(_hessian, d + 1, _hessianStride, _step);
             double decrease = TensorPrimitives.Dot<double>(_gradient, _step);
+            // Newton decrement^2 = g'H^-1 g. Below 1e-8 the full step is safely inside the quadratic region,
+            // and objective differences are at rounding level, so a line search there would only stall.
+            bool stalled = false;
             for (double t = 1; ; t *= 0.5)
             {
                 for (int j = 0; j <= d; j++) _trial[j] = _theta[j] - t * _step[j];
                 double fTrial = Objective(_trial, y);
-                // Near the optimum the predicted decrease is below rounding: take the Newton step as it is.
-                if (fTrial <= f - 1e-4 * t * decrease || decrease < 1e-15 * (1 + Math.Abs(f)) || t < 1e-12)
+                if (fTrial <= f - 1e-4 * t * decrease || decrease < 1e-8)
                 {
                     f = fTrial;
                     _trial.CopyTo(_theta, 0);
                     break;
                 }
+                if (t < 1e-10) { stalled = true; break; }
+            }
+            if (stalled)
+            {
+                Objective(_theta, y); // restore the work buffers to theta
+                gradientNorm = Gradient(y);
+                break;
             }
         }
 

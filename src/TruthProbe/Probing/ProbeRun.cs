@@ -18,7 +18,7 @@ public sealed record ProbeOptions(ProbeSolverKind Solver = ProbeSolverKind.Exact
 }
 
 /// <summary>Where the activations came from, for the manifest.</summary>
-public sealed record ProbeInputs(string ActivationsPath, string? LabelsPath);
+public sealed record ProbeInputs(string ActivationsPath, string? LabelsPath, string Tool = "truthprobe probe");
 
 /// <summary>
 /// A whole probing run on stored activations: the head probes on k folds, the shuffled-label control on
@@ -34,7 +34,7 @@ public sealed class ProbeRun
     public HeadScores? Control { get; init; }
     public HeadScores? Surface { get; init; }
     public required ChanceTest Chance { get; init; }
-    public required IReadOnlyDictionary<string, double> TimingsSeconds { get; init; }
+    public required Dictionary<string, double> TimingsSeconds { get; init; }
 
     public static ProbeRun Execute(ActivationSet set, ProbeOptions options)
     {
@@ -180,7 +180,7 @@ public sealed class ProbeRun
 
         var manifest = new JsonObject
         {
-            ["tool"] = "truthprobe probe",
+            ["tool"] = inputs.Tool,
             ["activations"] = activations,
             ["labels"] = labels,
             ["solver"] = SolverSettings(),
