@@ -24,6 +24,5 @@ public static class Verbs
         new LabFinetuneVerb(),
         new LabCurveVerb(),
         new DemoVerb(),
-        new ProbeVerb(),
     ];
 }
