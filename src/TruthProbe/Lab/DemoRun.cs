@@ -159,7 +159,7 @@ public sealed class DemoRun
         var sb = new StringBuilder("model,condition,gates_from,lambda,accuracy,f1,precision,recall,reading_accuracy,counterfactual_reading_accuracy,mcnemar_p,items\n");
         foreach (var m in Family.Members)
         {
-            using var model = WeightDrift.LoadWeights(m.Dir);
+            using var model = LabModel.Load(m.Dir);
             Interventions Gates(double lambda) => new Interventions(model.Config).Gate(GatingToFloats(
                 GateTable.FromScores(baseScores.Scores.Accuracy, set.Layers, set.Heads, GateMode.Contrast, lambda, source: Out("scores", "base", "scores.npy"))), GateSite.Head);
             var candidates = Plan.Lambdas.Select(lambda =>

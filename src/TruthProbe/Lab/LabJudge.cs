@@ -40,7 +40,7 @@ public static class LabJudge
     /// <summary>The word the model writes after the answer's stem ("Alice lives in"), per row.</summary>
     public static string[] Completions(Transformer model, IReadOnlyList<Row> rows, Interventions? gates, Progress? progress = null)
     {
-        var tokenizer = WordTokenizer.ForWorld();
+        var tokenizer = model.Tokenizer ?? throw new ArgumentException("the lab judge needs the model's tokenizer (LabModel.Load)", nameof(model));
         var state = model.NewState();
         var words = new string[rows.Count];
         for (int i = 0; i < rows.Count; i++)
@@ -49,7 +49,7 @@ public static class LabJudge
             var (stem, _) = SplitLastWord(r.RightAnswer);
             state.Reset();
             var logits = model.Forward(state, tokenizer.Encode(SyntheticWorld.Prompt(r.Knowledge, r.Question, stem)), interventions: gates);
-            words[i] = tokenizer.Word(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits));
+            words[i] = tokenizer.TokenText(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits));
             progress?.Advance();
         }
         return words;
