@@ -27,7 +27,7 @@ public static class DemoReport
                   "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.");
         foreach (var c in run.Checks)
             summary.Verdict(c.Outcome switch { DemoCheck.Result.Pass => Outcome.Pass, DemoCheck.Result.Fail => Outcome.Fail, _ => Outcome.Caution },
-                $"{c.Label} {c.Name}: {CheckText(c, run)}");
+                $"{c.Name}: {CheckText(c, run)}", c.Label);
         if (atChance.Count > 0)
             summary.Verdict(Outcome.Caution, $"At chance level: {string.Join(", ", atChance)}. The correlations of these maps are noise and are not evidence of inheritance.");
 

@@ -61,10 +61,12 @@ public sealed partial class HtmlReport
         }
 
         /// <summary>A paragraph set off as a finding: pass (green), fail (red) or a caution (amber).</summary>
-        public Section Verdict(Outcome outcome, string text)
+        /// <param name="label">the word shown first (default PASS, FAIL or NOTE by outcome).</param>
+        public Section Verdict(Outcome outcome, string text, string? label = null)
         {
-            string label = outcome switch { Outcome.Pass => "PASS", Outcome.Fail => "FAIL", _ => "NOTE" };
-            Html.Append(CultureInfo.InvariantCulture, $"<p class=\"verdict {label.ToLowerInvariant()}\"><b>{label}</b> ").Append(_report.Cite(text)).Append("</p>\n");
+            label ??= outcome switch { Outcome.Pass => "PASS", Outcome.Fail => "FAIL", _ => "NOTE" };
+            string style = outcome switch { Outcome.Pass => "pass", Outcome.Fail => "fail", _ => "note" };
+            Html.Append(CultureInfo.InvariantCulture, $"<p class=\"verdict {style}\"><b>{Escape(label)}</b> ").Append(_report.Cite(text)).Append("</p>\n");
             return this;
         }
 
@@ -85,7 +87,7 @@ public sealed partial class HtmlReport
             byte[] png = File.ReadAllBytes(full);
             if (png.Length < 8 || png[0] != 0x89 || png[1] != (byte)'P' || png[2] != (byte)'N' || png[3] != (byte)'G')
                 throw new ArgumentException($"{full} is not a PNG file", nameof(pngPath));
-            Html.Append("<figure><img alt=\"").Append(Escape(caption)).Append("\" data-file=\"").Append(Escape(pngPath))
+            Html.Append("<figure><img alt=\"").Append(Escape(_report.Resolved(caption))).Append("\" data-file=\"").Append(Escape(pngPath))
                 .Append("\" src=\"data:image/png;base64,").Append(Convert.ToBase64String(png)).Append("\">")
                 .Append("<figcaption>").Append(_report.Cite(caption)).Append(" <span class=\"file\">(").Append(Escape(pngPath)).Append(")</span></figcaption></figure>\n");
             return this;
@@ -174,6 +176,10 @@ public sealed partial class HtmlReport
         sb.Append(Escape(text[last..]));
         return sb.ToString();
     }
+
+    /// <summary>The text with each citation replaced by its number as shown (for attributes, which hold no markup).</summary>
+    private string Resolved(string text) => CitationPattern().Replace(text, m =>
+        Format(Lookup(m.Groups["file"].Value, m.Groups["key"].Value), m.Groups["format"].Success ? m.Groups["format"].Value : DefaultFormat));
 
     /// <summary>The number a citation names; a missing file, key or non-number is a bug in the caller, so it throws.</summary>
     public double Lookup(string file, string key)

@@ -64,6 +64,9 @@ public class HtmlReportTests
         Assert.Contains("<b>PASS</b>", html);
         Assert.Contains("<b>FAIL</b>", html);
         Assert.Contains("<b>NOTE</b>", html);
+        // Attributes hold no markup: the figure's alt text carries the cited number as shown, not the citation.
+        Assert.Contains("alt=\"Truth Scores of base (r 0.9812)\"", html);
+        Assert.DoesNotContain("{{", html);
     }
 
     [Fact]
