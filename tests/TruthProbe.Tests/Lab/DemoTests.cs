@@ -75,8 +75,11 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(0.0, d[0]);
         Assert.Equal(1.0, double.Parse(rows[0][r], CultureInfo.InvariantCulture));
         Assert.True(d[0] < d[1] && d[1] < d[2], $"drift {string.Join(", ", d)}");
-        // The counterfactual descendant trained twice as long as chat and domain drifts further than chat.
         Assert.Contains("PASS drift_grows_with_fine_tuning", demo.Printed);
+        // Across descendants too: counterfactual, fine-tuned twice as long as chat, is further from the base.
+        var (lh, lineage) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "lineage.csv"));
+        double Drift(string model) => double.Parse(lineage.First(x => x[0] == model)[lh.IndexOf("found_drift")], CultureInfo.InvariantCulture);
+        Assert.True(Drift("counterfactual") > Drift("chat"), $"counterfactual {Drift("counterfactual")} vs chat {Drift("chat")}");
     }
 
     [Fact]
