@@ -1,9 +1,7 @@
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
-using TruthProbe.Lineage;
 using TruthProbe.Model;
-using TruthProbe.Tokenizers;
 
 namespace TruthProbe.Lab;
 
