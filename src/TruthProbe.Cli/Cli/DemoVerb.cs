@@ -47,7 +47,7 @@ public sealed class DemoVerb : IVerb
         var clock = Stopwatch.StartNew();
         var family = DemoFamily.Build(cache, plan, seed, Console.Out);
         double buildSeconds = clock.Elapsed.TotalSeconds;
-        var run = DemoRun.Execute(family, plan, seed, outDir, Console.Out);
+        var run = DemoRun.Execute(family, plan, seed, outDir);
         Console.Out.Write(run.TextSummary());
         Console.Out.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {clock.Elapsed.TotalSeconds - buildSeconds:0} s");
         Console.Out.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");

@@ -42,11 +42,12 @@ public sealed class DemoRun
     private IEnumerable<FamilyMember> Descendants => Family.Members.Where(m => m.Parent != null);
     private string Out(params string[] parts) => Path.Combine([OutDir, .. parts]);
 
-    public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, TextWriter log)
+    public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir)
     {
         var run = new DemoRun { Family = family, Plan = plan, Seed = seed, OutDir = outDir };
         Directory.CreateDirectory(outDir);
-        int stages = family.Members.Count + 1 + family.Members.Count + family.CurveCheckpoints.Count + family.Members.Count + 1;
+        // scores per model, compare, lineage per non-base model, curve checkpoints, eval per model, report
+        int stages = family.Members.Count + 1 + (family.Members.Count - 1) + family.CurveCheckpoints.Count + family.Members.Count + 1;
         using var progress = new Progress("demo", stages);
         run.WriteFamily();
         var scores = family.Members.ToDictionary(m => m.Name, m =>

@@ -27,9 +27,8 @@ public sealed class TinyDemo : IDisposable
 
     public TinyDemo()
     {
-        var log = new StringWriter();
-        Family = DemoFamily.Build(Cache, Plan, Seed, log);
-        Run = DemoRun.Execute(Family, Plan, Seed, Out, log);
+        Family = DemoFamily.Build(Cache, Plan, Seed, TextWriter.Null);
+        Run = DemoRun.Execute(Family, Plan, Seed, Out);
         Printed = Run.TextSummary();
     }
 
