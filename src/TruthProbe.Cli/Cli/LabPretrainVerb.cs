@@ -19,7 +19,7 @@ public sealed class LabPretrainVerb : IVerb
           --size         tiny (4 layers x 4 heads, d=64; default) or small (4 x 8, d=128)
           --seed         initialisation and data order (default 1); another seed = an unrelated model
           --world-seed   the world's memorised facts (default 1); keep it to compare models on one world
-          --steps        training steps (default 1500 tiny, 1200 small)
+          --steps        training steps (default 2000 tiny, 1500 small)
           --eval-every   also measure held-out reading accuracy every K steps
         """;
 

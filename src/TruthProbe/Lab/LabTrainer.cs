@@ -34,6 +34,8 @@ public static class LabTrainer
             var batch = recipe.Batch(seed, step, plan.Steps, plan.BatchSize);
             model.Parameters.ZeroGrads();
             loss = model.Forward(batch, out _, out _);
+            if (!double.IsFinite(loss))
+                throw new Common.UserError($"training diverged at step {step + 1} (loss {loss}); lower the learning rate (peak {plan.LearningRate:G3})");
             model.Backward();
             optimizer.ClipGradients(plan.ClipNorm);
             optimizer.Step(schedule.At(step));

@@ -126,4 +126,17 @@ public class TrainableLlamaTests
         Assert.Equal(0.1 + 0.9 * 0.5, s.At(60), 10); // halfway through the cosine
         Assert.Equal(0.1, s.At(110), 10);
     }
+
+    [Fact]
+    public void Training_ThatDiverges_StopsWithAUserErrorNamingTheStep()
+    {
+        var tokenizer = WordTokenizer.ForWorld();
+        var config = new LabModelConfig(tokenizer.VocabSize, Dim: 16, Layers: 1, Heads: 2, KvHeads: 1, HeadDim: 8, Hidden: 16, MaxPositions: 128);
+        var model = new TrainableLlama(config);
+        model.Initialize(1);
+        model.Parameters.Value("model.norm.weight")[0] = float.NaN;
+        var recipe = new PretrainRecipe(new Corpus(new SyntheticWorld(1), tokenizer));
+        var e = Assert.Throws<TruthProbe.Common.UserError>(() => LabTrainer.Train(model, recipe, new TrainingPlan(3, 4, 1e-3, 1), 1, []));
+        Assert.Contains("diverged at step 1", e.Message);
+    }
 }
