@@ -6,6 +6,7 @@ var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHash
 var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
+    new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {
