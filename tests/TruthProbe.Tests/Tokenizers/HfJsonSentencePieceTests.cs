@@ -40,14 +40,41 @@ public class HfJsonSentencePieceTests
     }
 
     [SkippableTheory]
-    [InlineData("first")]
-    [InlineData("always")]
-    [InlineData("never")]
-    public void MetaspacePreTokenizer_MatchesHuggingFaceTokenizers(string scheme)
+    [InlineData("first", false)]
+    [InlineData("always", false)]
+    [InlineData("never", false)]
+    [InlineData("always", true)]
+    [InlineData("first", true)]
+    public void MetaspacePreTokenizer_MatchesHuggingFaceTokenizers(string scheme, bool split)
     {
         using var dir = new TempDir();
-        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: true, scheme));
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace: true, scheme, split: split));
         AssertSameAsHuggingFace(path, TokenizerLoader.FromFile(path), Texts.Concat([MixedTextSample()]));
+    }
+
+    [Theory]
+    [InlineData(true, new[] { 0, 1, 0, 4 })]
+    [InlineData(false, new[] { 0, 3, 4 })]
+    public void MetaspaceSplit_CutsWordsBeforeEveryMetaspace(bool split, int[] expected)
+    {
+        // Vocabulary ▁=0 a=1 b=2 a▁=3 ▁b=4; merges "a ▁" (rank 0), "▁ b" (rank 1). Text "a  b" becomes "▁a▁▁b".
+        // split=false, one word: ▁ a ▁ ▁ b -> (rank 0) ▁ a▁ ▁ b -> (rank 1) ▁ a▁ ▁b = 0 3 4.
+        // split=true, words ▁a | ▁ | ▁b (each ▁ starts one): 0 1 | 0 | 4, since a▁ cannot form across a word edge.
+        using var dir = new TempDir();
+        var json = new JsonObject
+        {
+            ["pre_tokenizer"] = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = "always", ["split"] = split },
+            ["model"] = new JsonObject
+            {
+                ["type"] = "BPE",
+                ["vocab"] = new JsonObject { ["\u2581"] = 0, ["a"] = 1, ["b"] = 2, ["a\u2581"] = 3, ["\u2581b"] = 4 },
+                ["merges"] = new JsonArray("a \u2581", "\u2581 b"),
+            },
+        };
+        string path = HfJsonBuilder.Write(dir.Path, json);
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        Assert.Equal(expected, hf.Encode("a  b").Select(id => (int)id).ToArray());
+        Assert.Equal(expected, TokenizerLoader.FromFile(path).Encode("a  b"));
     }
 
     [SkippableFact]
