@@ -12,7 +12,7 @@ namespace TruthProbe.Tokenizers;
 /// </summary>
 internal static class HfTokenizerJson
 {
-    private sealed record Added(string Content, int Id, bool Special, bool LStrip, bool RStrip, bool SingleWord);
+    private sealed record Added(string Content, int Id, bool Special, bool LStrip, bool RStrip, bool SingleWord, bool Normalized);
 
     public static ITokenizer Load(string path)
     {
@@ -47,7 +47,7 @@ internal static class HfTokenizerJson
                 int id = Child(t, "id") is { ValueKind: JsonValueKind.Number } idJson && idJson.TryGetInt32(out int n) && n >= 0 ? n
                     : throw new UserError($"{path}: {where} has no non-negative integer \"id\"");
                 added.Add(new Added(content, id, Bool(t, "special", false, path), Bool(t, "lstrip", false, path),
-                    Bool(t, "rstrip", false, path), Bool(t, "single_word", false, path)));
+                    Bool(t, "rstrip", false, path), Bool(t, "single_word", false, path), Bool(t, "normalized", true, path)));
                 byId[id] = content;
             }
         }
@@ -81,7 +81,12 @@ internal static class HfTokenizerJson
         for (int rank = merges.Length - 1; rank >= 0; rank--)
             if (IdOf(merges[rank].Replace(" ", "")) is int merged) scores[merged] = -(rank + 1);
 
-        var splitter = added.Select(a => new AddedTokenSplitter.AddedToken(a.Content, a.Id, a.LStrip, a.RStrip, a.SingleWord));
+        // "normalized": true tokens are matched in the normaliser's output, by their own normalised text (HF builds
+        // that trie from normalised contents: "<x>" is looked for as "▁<x>" under Prepend). Only the ▁ normaliser
+        // changes anything here; under Metaspace (no normaliser) or NFC (ASCII token text) raw matching is the same.
+        var splitter = added.Select(a => a.Normalized && pre.NormalizerRewritesSpaces
+            ? new AddedTokenSplitter.AddedToken(pre.NormalizeLikeTheNormalizer(a.Content), a.Id, a.LStrip, a.RStrip, a.SingleWord, Normalized: true)
+            : new AddedTokenSplitter.AddedToken(a.Content, a.Id, a.LStrip, a.RStrip, a.SingleWord));
         var unknownId = IdOf(unkToken);
         if (byteLevel)
         {
@@ -116,6 +121,13 @@ internal static class HfTokenizerJson
     private sealed class PreTokenizer
     {
         public bool ByteLevel, Nfc, AddPrefixSpace, SplitAtMetaspace;
+        private bool _normalizerPrepends, _normalizerReplaces;
+
+        public bool NormalizerRewritesSpaces => _normalizerPrepends || _normalizerReplaces;
+
+        /// <summary>The Prepend("▁")/Replace(" ", "▁") normaliser applied to a short text.</summary>
+        public string NormalizeLikeTheNormalizer(string text) =>
+            (_normalizerPrepends && text.Length > 0 ? "▁" : "") + (_normalizerReplaces ? text.Replace(' ', '▁') : text);
         public string? Pattern, Name;
         public SentencePieceBpeTokenizer.DummyPrefix Prefix = SentencePieceBpeTokenizer.DummyPrefix.None;
         private bool _replacesSpaces;
@@ -129,9 +141,13 @@ internal static class HfTokenizerJson
                 switch (type)
                 {
                     case "NFC": pre.Nfc = true; break;
-                    case "Prepend" when Str(n, "prepend", path) == "▁": pre.Prefix = SentencePieceBpeTokenizer.DummyPrefix.Always; break;
+                    case "Prepend" when Str(n, "prepend", path) == "▁":
+                        pre.Prefix = SentencePieceBpeTokenizer.DummyPrefix.Always;
+                        pre._normalizerPrepends = true;
+                        break;
                     case "Replace" when Child(n, "pattern") is { } p && Str(p, "String", path) == " " && Str(n, "content", path) == "▁":
-                        pre._replacesSpaces = true; break;
+                        pre._replacesSpaces = pre._normalizerReplaces = true;
+                        break;
                     default: throw new UserError($"{path}: normalizer {Describe(n)} is not supported; expected NFC, Prepend(\"▁\") or Replace(\" \", \"▁\")");
                 }
             }

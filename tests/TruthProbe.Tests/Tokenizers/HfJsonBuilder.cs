@@ -28,10 +28,10 @@ internal static class HfJsonBuilder
         return merges.OrderByDescending(m => m.Score).Select(m => (m.Left, m.Right)).ToList();
     }
 
-    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false) => new()
+    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false, bool normalized = false) => new()
     {
         ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
-        ["normalized"] = false, ["special"] = special,
+        ["normalized"] = normalized, ["special"] = special,
     };
 
     /// <summary>A Llama-2 style tokenizer.json over a SentencePiece vocabulary: BPE with byte_fallback and fuse_unk,

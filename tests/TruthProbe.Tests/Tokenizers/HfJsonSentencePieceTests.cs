@@ -117,6 +117,20 @@ public class HfJsonSentencePieceTests
         Assert.Equal(body, configured.Encode("hi there", addSpecialTokens: false));
     }
 
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void NormalizedAddedTokens_AreMatchedAfterTheNormalizer_AsHuggingFaceDoes(bool metaspace)
+    {
+        // "normalized": true tokens are looked for in the normaliser's output by their own normalised text: under
+        // Prepend/Replace "<mark>" becomes "▁<mark>", so "a <mark> b" -> ▁a, <mark>, ▁b and "x<mark>y" has no match.
+        using var dir = new TempDir();
+        var extra = new JsonArray(HfJsonBuilder.Added(512, "<mark>", special: false, normalized: true), HfJsonBuilder.Added(513, "[x]", normalized: true));
+        string path = HfJsonBuilder.Write(dir.Path, HfJsonBuilder.LlamaStyle(Tok512(), metaspace, "first", extra));
+        AssertSameAsHuggingFace(path, TokenizerLoader.FromFile(path),
+            ["a <mark> b", " <mark>", "x<mark>y", "<mark>", "<mark> <mark>", "one [x]two", "[x]", "a  [x]  b <s> c"]);
+    }
+
     [SkippableFact]
     public void Decode_ByteFallbackAndDummyPrefix_GiveOriginalText()
     {
