@@ -28,9 +28,9 @@ internal static class HfJsonBuilder
         return merges.OrderByDescending(m => m.Score).Select(m => (m.Left, m.Right)).ToList();
     }
 
-    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false, bool normalized = false) => new()
+    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false, bool normalized = false, bool singleWord = false) => new()
     {
-        ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
+        ["id"] = id, ["content"] = content, ["single_word"] = singleWord, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
         ["normalized"] = normalized, ["special"] = special,
     };
 

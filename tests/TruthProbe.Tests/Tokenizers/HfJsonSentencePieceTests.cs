@@ -97,14 +97,16 @@ public class HfJsonSentencePieceTests
         using var dir = new TempDir();
         var v = Tok512();
         // A user-defined (non-special) token and a special one that swallows spaces on both sides.
-        var extra = new JsonArray(HfJsonBuilder.Added(512, "<mark>", special: false), HfJsonBuilder.Added(513, "<|sep|>", lstrip: true, rstrip: true));
+        var extra = new JsonArray(HfJsonBuilder.Added(512, "<mark>", special: false), HfJsonBuilder.Added(513, "<|sep|>", lstrip: true, rstrip: true),
+            HfJsonBuilder.Added(514, "ok", special: false, singleWord: true));
         var json = HfJsonBuilder.LlamaStyle(v, metaspace: true, "first", extra);
         string path = HfJsonBuilder.Write(dir.Path, json);
         var ours = TokenizerLoader.FromFile(path);
-        Assert.Equal(514, ours.VocabSize);
+        Assert.Equal(515, ours.VocabSize);
         Assert.Equal(TokenType.UserDefined, ours.Vocabulary.TokenTypes[512]);
         Assert.Equal(TokenType.Control, ours.Vocabulary.TokenTypes[513]);
-        AssertSameAsHuggingFace(path, ours, ["a <mark> b", "x  <|sep|>  y", "<|sep|>start", "end<|sep|>", "<mark><mark>", "one<|sep|><mark> two"]);
+        AssertSameAsHuggingFace(path, ours, ["a <mark> b", "x  <|sep|>  y", "<|sep|>start", "end<|sep|>", "<mark><mark>", "one<|sep|><mark> two",
+            "ok", "look okay ok", "ok.", "(ok)", "_ok", "ok_", "\u00e9ok", "ok1", "ok ok<mark>ok"]);
 
         // tokenizer_config.json's add_bos_token overrides the template (as transformers' Llama tokenizers do).
         File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"),
