@@ -10,6 +10,7 @@ IBenchmark[] all =
     new LlamaCppBenchmark(),
     new ChairBench(),
     new DriftBench(),
+    new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {
