@@ -174,7 +174,7 @@ public static unsafe class HfCheckpoint
         WeightDType.F32 => TensorDType.F32,
         WeightDType.F16 => TensorDType.F16,
         WeightDType.BF16 => TensorDType.BF16,
-        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+        _ => throw new UserError($"safetensors cannot hold {t} weights; write F32, F16 or BF16"),
     };
 
     /// <summary>Writes float32 values as <paramref name="dtype"/>, little-endian.</summary>

@@ -38,6 +38,7 @@ public static unsafe class Kernels
             case WeightDType.F32: new ReadOnlySpan<float>(source, n).CopyTo(destination); break;
             case WeightDType.F16: TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, n), destination); break;
             case WeightDType.BF16: WidenBFloat16((ushort*)source, destination); break;
+            case WeightDType.Q8_0: WidenQ8_0(source, destination); break;
             default: throw new NotSupportedException(dtype.ToString());
         }
     }
@@ -144,6 +145,8 @@ public static unsafe class Kernels
                 return TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Row(r), n), new ReadOnlySpan<float>(x, n));
             case WeightDType.BF16:
                 return DotBFloat16((ushort*)w.Row(r), x, n);
+            case WeightDType.Q8_0:
+                return DotQ8_0(w.Row(r), x, n);
             default:
                 float[] scratch = RowScratch(n);
                 Widen(w.DType, w.Row(r), scratch.AsSpan(0, n));
@@ -178,6 +181,64 @@ public static unsafe class Kernels
             sum = Vector256.Sum(a0 + a1);
         }
         for (; i < n; i++) sum += BitConverter.Int32BitsToSingle(w[i] << 16) * x[i];
+        return sum;
+    }
+
+    /// <summary>Q8_0 blocks (fp16 scale, 32 int8) to float32: value = scale * q.</summary>
+    public static void WidenQ8_0(byte* source, Span<float> destination)
+    {
+        const int B = WeightMatrix.Q8_0Block;
+        fixed (float* d = destination)
+            for (int b = 0; b < destination.Length / B; b++)
+            {
+                byte* block = source + b * 34;
+                float scale = (float)*(Half*)block;
+                sbyte* q = (sbyte*)(block + 2);
+                float* o = d + b * B;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var (q0, q1, q2, q3) = Q8Block(q);
+                    (q0 * scale).Store(o); (q1 * scale).Store(o + 8); (q2 * scale).Store(o + 16); (q3 * scale).Store(o + 24);
+                }
+                else
+                    for (int i = 0; i < B; i++) o[i] = scale * q[i];
+            }
+    }
+
+    /// <summary>The 32 int8 of a Q8_0 block as four vectors of 8 floats, in order.</summary>
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q8Block(sbyte* q)
+    {
+        var (a, b) = Vector256.Widen(Vector256.Load(q));
+        var (a0, a1) = Vector256.Widen(a);
+        var (b0, b1) = Vector256.Widen(b);
+        return (Vector256.ConvertToSingle(a0), Vector256.ConvertToSingle(a1), Vector256.ConvertToSingle(b0), Vector256.ConvertToSingle(b1));
+    }
+
+    /// <summary>Dot product of a Q8_0 row with x: per block, (q . x) * scale.</summary>
+    private static float DotQ8_0(byte* row, float* x, int n)
+    {
+        const int B = WeightMatrix.Q8_0Block;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> acc = default;
+            for (int b = 0; b < n / B; b++, x += B)
+            {
+                byte* block = row + b * 34;
+                var (q0, q1, q2, q3) = Q8Block((sbyte*)(block + 2));
+                var partial = q0 * Vector256.Load(x) + q1 * Vector256.Load(x + 8) + q2 * Vector256.Load(x + 16) + q3 * Vector256.Load(x + 24);
+                acc = Vector256.FusedMultiplyAdd(partial, Vector256.Create((float)*(Half*)block), acc);
+            }
+            return Vector256.Sum(acc);
+        }
+        for (int b = 0; b < n / B; b++)
+        {
+            byte* block = row + b * 34;
+            sbyte* q = (sbyte*)(block + 2);
+            float s = 0;
+            for (int i = 0; i < B; i++) s += q[i] * x[b * B + i];
+            sum += s * (float)*(Half*)block;
+        }
         return sum;
     }
 

@@ -4,7 +4,14 @@ namespace TruthProbe.Model;
 
 /// <summary>How a weight matrix stores its numbers. 16-bit types stay 16-bit and are widened inside the kernels.
 /// A new type needs a case in <see cref="WeightMatrix.RowBytesFor"/> and in <c>Kernels.Widen</c> (and may add a fused dot).</summary>
-public enum WeightDType { F32, F16, BF16 }
+public enum WeightDType
+{
+    F32,
+    F16,
+    BF16,
+    /// <summary>ggml's Q8_0: blocks of 32 values, each an fp16 scale d then 32 int8 q (34 bytes); value = d * q.</summary>
+    Q8_0,
+}
 
 /// <summary>
 /// A row-major [Rows, Cols] matrix used as y = W x (Rows = outputs, Cols = inputs), as PyTorch's
@@ -23,6 +30,7 @@ public sealed unsafe class WeightMatrix
 
     public WeightMatrix(int rows, int cols, WeightDType dtype, byte* data, object owner)
     {
+        RowBytesFor(dtype, cols); // rejects a row length the dtype cannot hold
         Rows = rows;
         Cols = cols;
         DType = dtype;
@@ -34,11 +42,14 @@ public sealed unsafe class WeightMatrix
     public long ByteLength => RowBytes * Rows;
     public byte* Row(int r) => Data + r * RowBytes;
 
+    public const int Q8_0Block = 32;
+
     /// <summary>Bytes of one row of <paramref name="cols"/> values (a block-quantised type adds its case here).</summary>
     public static long RowBytesFor(WeightDType t, int cols) => t switch
     {
         WeightDType.F32 => 4L * cols,
         WeightDType.F16 or WeightDType.BF16 => 2L * cols,
+        WeightDType.Q8_0 => cols % Q8_0Block == 0 ? cols / Q8_0Block * 34L : throw new ArgumentException($"Q8_0 rows need a multiple of {Q8_0Block} values, got {cols}"),
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 

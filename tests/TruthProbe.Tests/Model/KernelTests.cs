@@ -25,6 +25,22 @@ public unsafe class KernelTests
                 values = bf.Select(TensorDTypes.BFloat16ToSingle).ToArray();
                 bytes = MemoryMarshal.AsBytes(bf.AsSpan()).ToArray();
                 break;
+            case WeightDType.Q8_0:
+                // Per block of 32: scale = max|v| / 127 (as fp16), q = round(v / scale).
+                bytes = new byte[rows * cols / 32 * 34];
+                for (int b = 0; b < rows * cols / 32; b++)
+                {
+                    var block = values.AsSpan(b * 32, 32);
+                    Half scale = (Half)(block.ToArray().Max(Math.Abs) / 127f);
+                    BitConverter.TryWriteBytes(bytes.AsSpan(b * 34), scale);
+                    for (int i = 0; i < 32; i++)
+                    {
+                        sbyte q = (sbyte)Math.Round(block[i] / (float)scale);
+                        bytes[b * 34 + 2 + i] = (byte)q;
+                        block[i] = (float)scale * q;
+                    }
+                }
+                break;
             case WeightDType.F16:
                 var h = values.Select(v => (Half)v).ToArray();
                 values = h.Select(v => (float)v).ToArray();
@@ -45,10 +61,12 @@ public unsafe class KernelTests
     [InlineData(WeightDType.BF16, 1)]
     [InlineData(WeightDType.BF16, 9)]
     [InlineData(WeightDType.F16, 5)]
+    [InlineData(WeightDType.Q8_0, 1)]
+    [InlineData(WeightDType.Q8_0, 6)]
     public void MatMul_MatchesDoublePrecisionProduct(WeightDType dtype, int tokens)
     {
-        // Odd sizes exercise the vector tails; 300 x 133 x 9 is above the threading threshold.
-        int rows = 300, cols = 133;
+        // Odd sizes exercise the vector tails (Q8_0 rows come in 32s); 300 x 133 x 9 is above the threading threshold.
+        int rows = 300, cols = dtype == WeightDType.Q8_0 ? 160 : 133;
         var (w, values) = Matrix(rows, cols, dtype, 1);
         float[] x = Random(tokens * cols, 2), y = new float[tokens * rows];
         Kernels.MatMul(w, x, y, tokens);
