@@ -8,6 +8,7 @@ IBenchmark[] all =
 [
     new EngineBenchmark(),
     new LlamaCppBenchmark(),
+    new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

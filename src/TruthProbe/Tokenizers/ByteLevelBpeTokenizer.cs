@@ -108,7 +108,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
 
     private void EncodeSegment(string segment, List<int> ids, Workspace work)
     {
-        if (_nfc) segment = segment.Normalize(NormalizationForm.FormC);
+        if (_nfc) segment = Nfc.Normalize(segment);
         if (_addPrefixSpace && !segment.StartsWith(' ')) segment = " " + segment;
         int end = 0;
         foreach (var match in _split.EnumerateMatches(segment))

@@ -93,7 +93,7 @@ internal static class HfTokenizerJson
             addBos, "default", addEos, AddSpacePrefix: pre.Prefix != SentencePieceBpeTokenizer.DummyPrefix.None, RemoveExtraWhitespaces: false);
         var options = new SentencePieceBpeTokenizer.Options(pre.Prefix, RemoveExtraWhitespaces: false, pre.SplitAtMetaspace,
             MergeByRank: true, byteFallback, fuseUnk, ignoreMerges);
-        return new SentencePieceBpeTokenizer(spVocab, options, splitter);
+        return new SentencePieceBpeTokenizer(spVocab, options, splitter, path);
     }
 
     private static string[] ReadMerges(JsonElement model, string path)

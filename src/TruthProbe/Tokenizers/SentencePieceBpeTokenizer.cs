@@ -42,7 +42,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     private readonly int[]? _idOfByte;      // byte -> id, when all 256 byte pieces exist
     private readonly AddedTokenSplitter _splitter;
 
-    internal SentencePieceBpeTokenizer(TokenizerVocabulary vocab, Options options, IEnumerable<AddedTokenSplitter.AddedToken> addedTokens)
+    internal SentencePieceBpeTokenizer(TokenizerVocabulary vocab, Options options, IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
     {
         _vocab = vocab;
         _options = options;
@@ -61,7 +61,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         _idOfByte = options.ByteFallback && idOfByte.All(id => id >= 0) ? idOfByte : null;
 
         if (options.MergeByRank)
-            MergeTable.Build(vocab.Merges, _ids, _merges, "merges");
+            MergeTable.Build(vocab.Merges, _ids, _merges, source);
         _splitter = new AddedTokenSplitter(addedTokens);
     }
 
@@ -321,10 +321,10 @@ internal static class MergeTable
         {
             string line = merges[rank];
             int space = line.IndexOf(' ', 1);
-            if (space < 0) throw new Common.UserError($"{source}: merge {rank} \"{line}\" is not two tokens separated by a space");
+            if (space < 0) throw new Common.UserError($"{source}: merges[{rank}] \"{line}\" is not two tokens separated by a space");
             string left = line[..space], right = line[(space + 1)..];
             if (!ids.TryGetValue(left, out int leftId) || !ids.TryGetValue(right, out int rightId) || !ids.TryGetValue(left + right, out int mergedId))
-                throw new Common.UserError($"{source}: merge {rank} \"{line}\" uses or makes a token that is not in the vocabulary");
+                throw new Common.UserError($"{source}: merges[{rank}] \"{line}\" uses or makes a token that is not in the vocabulary");
             table.TryAdd(RankRule.Key(leftId, rightId), (rank, mergedId));
         }
     }
