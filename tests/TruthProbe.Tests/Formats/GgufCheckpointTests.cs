@@ -62,6 +62,25 @@ public class GgufCheckpointTests
         for (int i = 0; i < g.Count; i++) Assert.Equal(h[i].ToSingles(), g[i].ToSingles());
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    public void Q8_0Gguf_StaysQ8_0InMemory_AndRewritesBitForBit(string arch)
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Of(arch), seed: 17);
+        GgufCheckpoint.Write(tmp.File("a.gguf"), model.Config, model.Weights, null, GgufTensorType.Q8_0, "m");
+        using (var q8 = Transformer.Load(tmp.File("a.gguf")))
+        {
+            Assert.All(q8.Weights.Matrices(), m => Assert.Equal(WeightDType.Q8_0, m.DType));
+            GgufCheckpoint.Write(tmp.File("b.gguf"), q8.Config, q8.Weights, null, GgufTensorType.Q8_0, "m");
+        }
+        using var a = GgufFile.Open(tmp.File("a.gguf"));
+        using var b = GgufFile.Open(tmp.File("b.gguf"));
+        Assert.Equal(a.Tensors.Select(t => t.Name), b.Tensors.Select(t => t.Name));
+        foreach (var t in a.Tensors) Assert.Equal(a.Bytes(t).ToArray(), b.Bytes(b.Get(t.Name)).ToArray());
+    }
+
     [SkippableFact]
     public void Stories260K_SameLogitsFromLlama2cHfAndGguf()
     {
