@@ -129,6 +129,45 @@ public class GgufCheckpointTests
         Assert.Equal([2], loaded.Config.EosIds);
     }
 
+    [Fact]
+    public void TokenizerShorterThanTheEmbedding_IsPaddedWithUnusedTokens_AndLlamaCppStillAgrees()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Qwen2, seed: 18);
+        var full = GgufModels.VocabularyFor(model.Config);
+        var shorter = full with { Tokens = full.Tokens[..280], Scores = full.Scores[..280], TokenTypes = full.TokenTypes[..280], Merges = full.Merges[..(280 - 257)] };
+        string path = tmp.File("padded.gguf");
+        GgufCheckpoint.Write(path, model.Config, model.Weights, shorter, GgufTensorType.F32, "m");
+        using var loaded = Transformer.Load(path);
+        var read = loaded.Tokenizer!.Vocabulary;
+        Assert.Equal([.. shorter.Tokens, .. Enumerable.Range(280, 20).Select(i => $"[PAD{i}]")], read.Tokens);
+        Assert.All(read.TokenTypes[280..], t => Assert.Equal(TruthProbe.Tokenizers.TokenType.Unused, t));
+        int[] tokens = GgufModels.RandomTokens(10, model.Config.Vocab, seed: 19);
+        Assert.InRange(MaxAbsDiff(AllLogits(loaded, tokens), LlamaCppReference.Logits(path, tokens)), 0, 1e-3);
+    }
+
+    [Fact]
+    public void TokenizerLongerThanTheEmbedding_IsAUserError()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Qwen2, seed: 20);
+        var v = GgufModels.VocabularyFor(model.Config);
+        var longer = v with { Tokens = [.. v.Tokens, "extra"], Scores = [.. v.Scores, 0], TokenTypes = [.. v.TokenTypes, 1] };
+        var e = Assert.Throws<UserError>(() => GgufCheckpoint.Write(tmp.File("x.gguf"), model.Config, model.Weights, longer, GgufTensorType.F32, "m"));
+        Assert.Contains("301 tokens", e.Message);
+        Assert.False(File.Exists(tmp.File("x.gguf")));
+    }
+
+    [Fact]
+    public void MistralWithAShortSlidingWindow_IsRefused_WithoutOutput()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Llama with { Architecture = "mistral", QkvBias = false, OProjBias = false, SlidingWindow = 8 }, seed: 21);
+        var e = Assert.Throws<UserError>(() => GgufCheckpoint.Write(tmp.File("m.gguf"), model.Config, model.Weights, null, GgufTensorType.F32, "m"));
+        Assert.Contains("sliding window 8", e.Message);
+        Assert.False(File.Exists(tmp.File("m.gguf")));
+    }
+
     // ---- bad input ----
 
     /// <summary>A valid GGUF of a random llama, rewritten with edited metadata or a subset of its tensors.</summary>
