@@ -35,9 +35,14 @@ public static unsafe class GgufCheckpoint
     private static ModelConfig ReadConfig(GgufFile file, string arch, TokenizerVocabulary? vocabulary)
     {
         var m = file.Metadata;
-        int Int(string key) => checked((int)m.Integer(key));
+        int IntOr(string key, int? fallback)
+        {
+            long v = m.IntegerOrNull(key) ?? fallback ?? m.Integer(key);
+            return v is >= 0 and <= int.MaxValue ? (int)v : throw new UserError($"{file.Path}: GGUF metadata key '{key}' is {v}, expected a count from 0 to {int.MaxValue}");
+        }
+        int Int(string key) => IntOr(key, null);
         int d = Int(GgufKeys.EmbeddingLength(arch)), heads = Int(GgufKeys.HeadCount(arch));
-        int headDim = (int)(m.IntegerOrNull(GgufKeys.KeyLength(arch)) ?? (heads > 0 ? d / heads : 0));
+        int headDim = IntOr(GgufKeys.KeyLength(arch), heads > 0 ? d / heads : 0);
         if (m.IntegerOrNull(GgufKeys.ValueLength(arch)) is long valueLength && valueLength != headDim)
             throw new UserError($"{file.Path}: {GgufKeys.ValueLength(arch)} ({valueLength}) differs from the key length ({headDim}); not supported");
         if (m.IntegerOrNull(GgufKeys.RopeDimensionCount(arch)) is long ropeDims && ropeDims != headDim)
@@ -64,7 +69,7 @@ public static unsafe class GgufCheckpoint
             Layers = Int(GgufKeys.BlockCount(arch)),
             DModel = d,
             Heads = heads,
-            KvHeads = (int)(m.IntegerOrNull(GgufKeys.HeadCountKv(arch)) ?? heads),
+            KvHeads = IntOr(GgufKeys.HeadCountKv(arch), heads),
             HeadDim = headDim,
             Ffn = Int(GgufKeys.FeedForwardLength(arch)),
             Vocab = vocab,
