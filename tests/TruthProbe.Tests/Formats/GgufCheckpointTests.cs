@@ -41,6 +41,9 @@ public class GgufCheckpointTests
         Assert.Equal("gguf", loaded.Format);
         AssertSameWeights(model, loaded);
         Assert.Equal(model.Config.TiedEmbeddings, ReferenceEquals(loaded.Weights.TokenEmbedding, loaded.Weights.Classifier));
+        // Matrices point into the mapped file, except llama's q and k, which are reordered copies.
+        var permuted = arch == "llama" ? loaded.Weights.Layers.SelectMany(l => new[] { l.Q, l.K }).ToHashSet() : [];
+        Assert.All(loaded.Weights.Matrices(), m => Assert.Equal(!permuted.Contains(m), m.Owner is GgufFile));
         int[] tokens = GgufModels.RandomTokens(12, model.Config.Vocab, seed: 1);
         Assert.Equal(AllLogits(model, tokens), AllLogits(loaded, tokens));
     }
