@@ -11,7 +11,7 @@ namespace TruthProbe.Model;
 public static unsafe class Kernels
 {
     /// <summary>Below this many multiply-adds a matmul runs on the calling thread: a fork costs more.</summary>
-    private const long ParallelThreshold = 1 << 15;
+    private const long ParallelThreshold = 1 << 18;
 
     [ThreadStatic] private static float[]? _rowScratch;
 
@@ -78,16 +78,22 @@ public static unsafe class Kernels
             throw new ArgumentException($"matmul [{rows}, {cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
         fixed (float* px = x, py = y)
         {
-            float* xs = px, ys = py;
             long work = (long)rows * cols * tokens;
             int blocks = work < ParallelThreshold ? 1 : Math.Min(rows, Environment.ProcessorCount * 8);
-            if (blocks == 1) { MatMulRows(w, xs, ys, tokens, 0, rows); return; }
-            Parallel.For(0, blocks, b =>
-            {
-                int start = (int)((long)rows * b / blocks), end = (int)((long)rows * (b + 1) / blocks);
-                MatMulRows(w, xs, ys, tokens, start, end);
-            });
+            if (blocks == 1) MatMulRows(w, px, py, tokens, 0, rows);
+            else MatMulParallel(w, px, py, tokens, blocks);
         }
+    }
+
+    // Kept apart so that the closure is allocated only when the work is really split.
+    private static void MatMulParallel(WeightMatrix w, float* x, float* y, int tokens, int blocks)
+    {
+        int rows = w.Rows;
+        Parallel.For(0, blocks, b =>
+        {
+            int start = (int)((long)rows * b / blocks), end = (int)((long)rows * (b + 1) / blocks);
+            MatMulRows(w, x, y, tokens, start, end);
+        });
     }
 
     /// <summary>Output rows handled together in prefill: each widened row is reused by every token of a block.</summary>
@@ -354,43 +360,53 @@ public static unsafe class Kernels
     public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> pattern, Span<float> scores, int workers)
     {
-        int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
-        int items = tokens * heads;
-        workers = Math.Max(1, Math.Min(workers, items));
+        int total = firstPosition + tokens;
+        workers = Math.Max(1, Math.Min(workers, tokens * heads));
         if (scores.Length < (long)workers * total) throw new ArgumentException("attention scratch too small");
-        bool keepPattern = !pattern.IsEmpty;
         fixed (float* pq = q, pk = keys, pv = values, pz = z, pp = pattern, ps = scores)
         {
-            float* qs = pq, ks = pk, vs = pv, zs = pz, pats = pp, scr = ps;
-            void Work(int worker)
+            var job = new AttentionJob(pq, pk, pv, pz, pattern.IsEmpty ? null : pp, ps, tokens, firstPosition, heads, kvHeads, headDim, window is int w ? w : int.MaxValue, workers);
+            if (workers == 1 || (long)tokens * heads * total * headDim < ParallelThreshold)
+                for (int wk = 0; wk < workers; wk++) job.Run(wk);
+            else AttentionParallel(job);
+        }
+    }
+
+    private static void AttentionParallel(AttentionJob job) => Parallel.For(0, job.Workers, job.Run);
+
+    /// <summary>Everything one attention call's workers share; each worker takes every Workers-th (token, head) item.</summary>
+    private readonly struct AttentionJob(float* q, float* keys, float* values, float* z, float* pattern, float* scores,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int window, int workers)
+    {
+        public int Workers => workers;
+
+        public void Run(int worker)
+        {
+            int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
+            float scale = 1f / MathF.Sqrt(headDim);
+            float* att = scores + (long)worker * total;
+            // Strided, not contiguous: later queries see more keys, so every worker gets a fair share of them.
+            for (int item = worker; item < tokens * heads; item += workers)
             {
-                float* att = scr + (long)worker * total;
-                for (int item = (int)((long)items * worker / workers); item < (long)items * (worker + 1) / workers; item++)
+                int t = item / heads, h = item % heads, kvh = h / group;
+                int position = firstPosition + t;
+                int first = Math.Max(0, position - window + 1);
+                var query = new ReadOnlySpan<float>(q + (long)t * qDim + h * headDim, headDim);
+                for (int j = first; j <= position; j++)
+                    att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys + (long)j * kvDim + kvh * headDim, headDim)) * scale;
+                var weights = new Span<float>(att, position - first + 1);
+                Softmax(weights);
+                var output = new Span<float>(z + (long)t * qDim + h * headDim, headDim);
+                output.Clear();
+                for (int j = first; j <= position; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
+                if (pattern != null)
                 {
-                    int t = item / heads, h = item % heads, kvh = h / group;
-                    int position = firstPosition + t;
-                    int first = window is int w ? Math.Max(0, position - w + 1) : 0;
-                    var query = new ReadOnlySpan<float>(qs + (long)t * qDim + h * headDim, headDim);
-                    int count = position - first + 1;
-                    for (int j = first; j <= position; j++)
-                        att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(ks + (long)j * kvDim + kvh * headDim, headDim)) * scale;
-                    var weights = new Span<float>(att, count);
-                    Softmax(weights);
-                    var output = new Span<float>(zs + (long)t * qDim + h * headDim, headDim);
-                    output.Clear();
-                    for (int j = first; j <= position; j++)
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vs + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
-                    if (keepPattern)
-                    {
-                        var row = new Span<float>(pats + ((long)h * tokens + t) * total, total);
-                        row.Clear();
-                        weights.CopyTo(row[first..]);
-                    }
+                    var row = new Span<float>(pattern + ((long)h * tokens + t) * total, total);
+                    row.Clear();
+                    weights.CopyTo(row[first..]);
                 }
             }
-            if (workers == 1 || (long)items * total * headDim < ParallelThreshold) { for (int wk = 0; wk < workers; wk++) Work(wk); }
-            else Parallel.For(0, workers, Work);
         }
     }
 }
