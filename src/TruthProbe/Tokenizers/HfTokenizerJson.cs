@@ -208,27 +208,10 @@ internal static class HfTokenizerJson
     /// transformers' Llama tokenizers rebuild their post-processor from them), else TemplateProcessing decides.</summary>
     private static (bool AddBos, bool AddEos, int? Bos, int? Eos, int? Pad) SpecialTokens(JsonElement root, string path, Func<string?, int?> idOf)
     {
-        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        string configPath = Path.Combine(dir, "tokenizer_config.json"), mapPath = Path.Combine(dir, "special_tokens_map.json");
-        using var config = File.Exists(configPath) ? ParseJson(configPath) : null;
-        using var map = File.Exists(mapPath) ? ParseJson(mapPath) : null;
-        string? Token(string name)
-        {
-            foreach (var (doc, file) in new[] { (config, configPath), (map, mapPath) })
-            {
-                if (doc == null || Child(doc.RootElement, name, file) is not { } t) continue;
-                if (t.ValueKind == JsonValueKind.String) return t.GetString();
-                if (t.ValueKind == JsonValueKind.Object && Str(t, "content", file) is string content) return content;
-            }
-            return null;
-        }
-        int? Known(string name)
-        {
-            string? token = Token(name);
-            if (token == null) return null;
-            return idOf(token) ?? throw new UserError($"{(config != null ? configPath : mapPath)}: {name} \"{token}\" is not a token of {path}");
-        }
-        int? bos = Known("bos_token"), eos = Known("eos_token"), pad = Known("pad_token");
+        var config = TokenizerConfig.Read(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        int? bos = config?.IdOf(config.BosToken, "bos_token", t => idOf(t), path);
+        int? eos = config?.IdOf(config.EosToken, "eos_token", t => idOf(t), path);
+        int? pad = config?.IdOf(config.PadToken, "pad_token", t => idOf(t), path);
 
         // TemplateProcessing "single": [SpecialToken?, Sequence A, SpecialToken?].
         int? templateBos = null, templateEos = null;
@@ -247,10 +230,8 @@ internal static class HfTokenizerJson
                 if (seenSequence) templateEos = id; else templateBos = id;
             }
         }
-        bool addBos = config != null && Child(config.RootElement, "add_bos_token", configPath) is { ValueKind: JsonValueKind.True or JsonValueKind.False } ab
-            ? ab.GetBoolean() : templateBos != null;
-        bool addEos = config != null && Child(config.RootElement, "add_eos_token", configPath) is { ValueKind: JsonValueKind.True or JsonValueKind.False } ae
-            ? ae.GetBoolean() : templateEos != null;
+        bool addBos = config?.AddBos ?? templateBos != null;
+        bool addEos = config?.AddEos ?? templateEos != null;
         return (addBos, addEos, bos ?? templateBos, eos ?? templateEos, pad);
     }
 

@@ -41,6 +41,8 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     private readonly int[] _byteValue;      // id -> byte for <0xXX> pieces, else -1
     private readonly int[]? _idOfByte;      // byte -> id, when all 256 byte pieces exist
     private readonly AddedTokenSplitter _splitter;
+    private readonly AddedTokenSplitter.AddedToken[] _addedTokens;
+    private readonly string _source;
 
     internal SentencePieceBpeTokenizer(TokenizerVocabulary vocab, Options options, IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
     {
@@ -62,8 +64,13 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
 
         if (options.MergeByRank)
             MergeTable.Build(vocab.Merges, _ids, _merges, source);
-        _splitter = new AddedTokenSplitter(addedTokens);
+        _addedTokens = addedTokens.ToArray();
+        _splitter = new AddedTokenSplitter(_addedTokens);
+        _source = source;
     }
+
+    /// <summary>The same tokenizer with other special-token settings (tokenizer_config.json beside a tokenizer.model).</summary>
+    internal SentencePieceBpeTokenizer WithVocabulary(TokenizerVocabulary vocab) => new(vocab, _options, _addedTokens, _source);
 
     public string Kind => "sentencepiece-bpe";
     public int VocabSize => _vocab.Tokens.Length;

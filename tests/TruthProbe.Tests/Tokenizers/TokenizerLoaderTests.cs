@@ -53,6 +53,20 @@ public class TokenizerLoaderTests
         Assert.Equal((1, 2, true), (tokenizer.BosId, tokenizer.EosId, tokenizer.AddsBos));
     }
 
+    [SkippableFact]
+    public void ModelDirectory_TokenizerModelTakesAddBosAndEosFromTokenizerConfig()
+    {
+        using var dir = new TempDir();
+        File.Copy(SharedData.Path("models", "stories260K", "tok512.model"), dir.File("tokenizer.model"));
+        File.WriteAllText(dir.File("tokenizer_config.json"),
+            """{"add_bos_token": false, "add_eos_token": true, "bos_token": {"__type": "AddedToken", "content": "<s>"}, "eos_token": "</s>", "pad_token": null}""");
+        var tokenizer = TokenizerLoader.FromModelDirectory(dir.Path)!;
+        Assert.False(tokenizer.AddsBos);
+        int[] body = tokenizer.Encode("Once upon a time", addSpecialTokens: false);
+        Assert.Equal([.. body, 2], tokenizer.Encode("Once upon a time"));
+        Assert.Equal(403, body[0]); // "▁Once", the first published stories260K token
+    }
+
     public static TheoryData<string> RoundTripSources => new() { "tok512.model", "tok512.bin", "tok105.model", "gpt2.json", "llama.json" };
 
     [SkippableTheory]
