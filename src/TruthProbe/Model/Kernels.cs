@@ -5,7 +5,7 @@ namespace TruthProbe.Model;
 
 /// <summary>
 /// The numeric kernels of the forward pass, span in / span out, each replaceable on its own. Matrices of
-/// 16-bit weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
+/// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
 /// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the thread pool.
 /// </summary>
 public static unsafe class Kernels
@@ -69,7 +69,8 @@ public static unsafe class Kernels
 
     /// <summary>
     /// y[t] = W x[t] for t in [0, tokens): x is [tokens, W.Cols], y is [tokens, W.Rows], both row-major.
-    /// Work is split over output rows; each row is widened once and used for every token.
+    /// Work is split over output rows. Decode (one token) reads each row once, widening in registers; prefill
+    /// widens groups of rows once per block of tokens and multiplies them in 4 x 4 register tiles.
     /// </summary>
     public static void MatMul(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
