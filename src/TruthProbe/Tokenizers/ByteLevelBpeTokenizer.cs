@@ -35,6 +35,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly AddedTokenSplitter _splitter;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheOfSpan;
+    private int _cacheSize;
 
     internal ByteLevelBpeTokenizer(TokenizerVocabulary vocab, string pattern, bool nfc, bool addPrefixSpace, bool ignoreMerges,
         IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
@@ -147,7 +148,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         var bytes = work.Utf8.AsSpan(0, Encoding.UTF8.GetBytes(word, work.Utf8));
         int[] result = _ignoreMerges && TryWholeWord(bytes, out int whole) ? [whole] : MergeBytes(bytes, work);
         ids.AddRange(result);
-        if (_cache.Count >= CacheLimit) _cache.Clear();
+        // A counter, not _cache.Count, which takes every lock of the dictionary.
+        if (Interlocked.Increment(ref _cacheSize) > CacheLimit)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheSize, 0);
+        }
         _cacheOfSpan.TryAdd(word, result);
     }
 

@@ -40,7 +40,8 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     private readonly Dictionary<long, (int Rank, int Id)> _merges = [];
     private readonly int[] _byteValue;      // id -> byte for <0xXX> pieces, else -1
     private readonly int[]? _idOfByte;      // byte -> id, when all 256 byte pieces exist
-    private readonly AddedTokenSplitter _splitter;
+    private readonly AddedTokenSplitter _splitter;            // added tokens matched in raw text
+    private readonly AddedTokenSplitter _normalizedSplitter;  // HF "normalized": true ones, matched after the normaliser
     private readonly AddedTokenSplitter.AddedToken[] _addedTokens;
     private readonly string _source;
 
@@ -65,7 +66,8 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         if (options.MergeByRank)
             MergeTable.Build(vocab.Merges, _ids, _merges, source);
         _addedTokens = addedTokens.ToArray();
-        _splitter = new AddedTokenSplitter(_addedTokens);
+        _splitter = new AddedTokenSplitter(_addedTokens.Where(t => !t.Normalized));
+        _normalizedSplitter = new AddedTokenSplitter(_addedTokens.Where(t => t.Normalized));
         _source = source;
     }
 
@@ -122,6 +124,22 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     {
         int length = Normalize(raw, atInputStart, work);
         ReadOnlySpan<char> normalized = work.Normalized.AsSpan(0, length);
+        if (!_normalizedSplitter.IsEmpty)
+        {
+            var segments = new List<AddedTokenSplitter.Segment>();
+            _normalizedSplitter.Split(normalized, segments);
+            foreach (var segment in segments)
+            {
+                if (segment.TokenId >= 0) ids.Add(segment.TokenId);
+                else EncodeWords(normalized.Slice(segment.Start, segment.Length), ids, work);
+            }
+            return;
+        }
+        EncodeWords(normalized, ids, work);
+    }
+
+    private void EncodeWords(ReadOnlySpan<char> normalized, List<int> ids, Workspace work)
+    {
         if (!_options.SplitAtMetaspace)
         {
             EncodeWord(normalized, ids, work);

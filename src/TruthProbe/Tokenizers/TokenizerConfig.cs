@@ -16,8 +16,8 @@ internal sealed record TokenizerConfig(bool? AddBos, bool? AddEos, string? BosTo
         string configPath = Path.Combine(dir, "tokenizer_config.json"), mapPath = Path.Combine(dir, "special_tokens_map.json");
         bool hasConfig = File.Exists(configPath), hasMap = File.Exists(mapPath);
         if (!hasConfig && !hasMap) return null;
-        using var config = hasConfig ? Parse(configPath) : null;
-        using var map = hasMap ? Parse(mapPath) : null;
+        using var config = hasConfig ? TokenizerFiles.ReadJson(configPath) : null;
+        using var map = hasMap ? TokenizerFiles.ReadJson(mapPath) : null;
         string? Token(string name)
         {
             foreach (var (doc, file) in new[] { (config, configPath), (map, mapPath) })
@@ -60,12 +60,5 @@ internal sealed record TokenizerConfig(bool? AddBos, bool? AddEos, string? BosTo
             EosId = IdOf(EosToken, "eos_token", Lookup, tokenizerPath) ?? v.EosId,
             PaddingId = IdOf(PadToken, "pad_token", Lookup, tokenizerPath) ?? v.PaddingId,
         };
-    }
-
-    private static JsonDocument Parse(string path)
-    {
-        byte[] bytes = TokenizerFiles.ReadAll(path);
-        try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
-        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
     }
 }

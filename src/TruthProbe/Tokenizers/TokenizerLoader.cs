@@ -44,10 +44,16 @@ public static class TokenizerLoader
     public static ITokenizer FromVocabulary(TokenizerVocabulary v)
     {
         ArgumentNullException.ThrowIfNull(v);
+        const string source = "tokenizer vocabulary";
+        if (v.Tokens.Length == 0 || v.Scores.Length != v.Tokens.Length || v.TokenTypes.Length != v.Tokens.Length)
+            throw new UserError($"{source}: {v.Tokens.Length} tokens, {v.Scores.Length} scores and {v.TokenTypes.Length} token types; expected equal, non-zero counts");
+        foreach (var (name, id) in new[] { ("BOS", v.BosId), ("EOS", v.EosId), ("unknown", v.UnknownId), ("padding", v.PaddingId) })
+            if (id is int i && (uint)i >= (uint)v.Tokens.Length)
+                throw new UserError($"{source}: {name} id {i} is outside the {v.Tokens.Length} tokens");
         return v.Model switch
         {
-            "llama" => SentencePieceVocabulary.Build(v, byteFallback: v.TokenTypes.Contains(TokenType.Byte), "tokenizer vocabulary"),
-            "gpt2" => ByteLevelBpeTokenizer.FromVocabulary(v, "tokenizer vocabulary"),
+            "llama" => SentencePieceVocabulary.Build(v, byteFallback: v.TokenTypes.Contains(TokenType.Byte), source),
+            "gpt2" => ByteLevelBpeTokenizer.FromVocabulary(v, source),
             _ => throw new UserError($"tokenizer model '{v.Model}' is not supported; expected 'llama' (SentencePiece BPE) or 'gpt2' (byte-level BPE)"),
         };
     }

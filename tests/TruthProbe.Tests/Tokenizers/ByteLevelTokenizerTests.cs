@@ -70,6 +70,21 @@ public class ByteLevelTokenizerTests
     }
 
     [Fact]
+    public void AddPrefixSpace_MatchesHuggingFace()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Gpt2Reference.TokenizerJson)!.AsObject();
+        json["pre_tokenizer"]!["add_prefix_space"] = true;
+        using var dir = new TempDir();
+        string path = dir.File("tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        var ours = TokenizerLoader.FromFile(path);
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        foreach (string text in (string[])["Hello world", " already spaced", "\ttab first", "x<|endoftext|>y", "<|endoftext|> z", ""])
+            Assert.True(hf.Encode(text).Select(id => (int)id).SequenceEqual(ours.Encode(text)),
+                $"\"{text}\": HF {string.Join(' ', hf.Encode(text))} vs ours {string.Join(' ', ours.Encode(text))}");
+    }
+
+    [Fact]
     public void Gpt2_Vocabulary_DescribesGgufGpt2Model()
     {
         var ours = Ours.Value;

@@ -108,6 +108,15 @@ public class TokenizerBadInputTests
     }
 
     [Fact]
+    public void InconsistentVocabulary_IsRefused()
+    {
+        var lengths = new TokenizerVocabulary("llama", ["<unk>", "<s>"], [0], [2, 3], [], 1, null, 0, null, true, "default");
+        Assert.Contains("scores", Assert.Throws<UserError>(() => TokenizerLoader.FromVocabulary(lengths)).Message);
+        var bos = new TokenizerVocabulary("llama", ["<unk>", "<s>"], [0, 0], [2, 3], [], 7, null, 0, null, true, "default");
+        Assert.Contains("BOS id 7", Assert.Throws<UserError>(() => TokenizerLoader.FromVocabulary(bos)).Message);
+    }
+
+    [Fact]
     public void UnknownVocabularyModel_IsRefused()
     {
         var v = new TokenizerVocabulary("bert", ["a"], [0], [1], [], null, null, null, null, false, null);
