@@ -12,6 +12,7 @@ IBenchmark[] all =
     new TrainBenchmark(),
     new ProbeBenchmark(),
     new DriftBench(),
+    new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -34,7 +34,7 @@ public sealed class ConvertVerb : IVerb
                 "f16" => GgufTensorType.F16,
                 "bf16" => GgufTensorType.BF16,
                 "q8_0" => GgufTensorType.Q8_0,
-                _ => throw new UserError($"convert: --dtype '{dtypeName}' is not one of f32, f16, bf16, q8_0"),
+                _ => throw new UserError($"convert: --dtype '{dtype}' is not one of f32, f16, bf16, q8_0"),
             };
             GgufCheckpoint.Write(output, model.Config, model.Weights, model.Tokenizer?.Vocabulary, type, name);
         }
@@ -45,7 +45,7 @@ public sealed class ConvertVerb : IVerb
                 "f32" => WeightDType.F32,
                 "f16" => WeightDType.F16,
                 "bf16" => WeightDType.BF16,
-                _ => throw new UserError($"convert: --dtype '{dtypeName}' is not one of f32, f16, bf16 for a Hugging Face folder (q8_0 is GGUF only)"),
+                _ => throw new UserError($"convert: --dtype '{dtype}' is not one of f32, f16, bf16 for a Hugging Face folder (q8_0 is GGUF only)"),
             };
             HfCheckpoint.Write(output, model.Config, model.Weights, weightType);
         }

@@ -22,7 +22,8 @@ public static class DriftReport
             WeightDrift.Attention.Select(m => (m.ToUpperInvariant(), layers,
                 Enumerable.Range(0, r.Layers).Select(l => r.Whole(l, m)!.RelFrobenius).ToArray())).ToList(),
             caption: $"A = parent {r.Parent.Name}, B = child {r.Child.Name}; whole W_Q, W_K, W_V, W_O per layer. " +
-                     $"Mean over layers and the four matrices: {Fixed(r.ModelMean(WeightDrift.Attention))}. Independent matrices of equal norm give sqrt(2) = 1.41.");
+                     $"Mean over layers and the four matrices: {Fixed(r.ModelMean(WeightDrift.Attention))}. Independent matrices of equal norm give sqrt(2) = 1.41.",
+            integerX: true, yFromZero: true);
         AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), Summary(r, outputs));
         return outputs;
     }

@@ -7,10 +7,10 @@ namespace TruthProbe.Model;
 
 /// <summary>
 /// GGUF models (architectures <c>llama</c> and <c>qwen2</c>), both ways. Loading maps the file and keeps
-/// F32/F16/BF16 matrices where they lie; <c>llama</c> q/k rows are stored for interleaved RoPE, so those two
-/// are reordered into the engine's half-split layout (a copy, as for llama2.c). Q8_0 matrices are widened to
-/// float32 copies at load until the kernels read Q8_0 directly. Writing streams each tensor from the loaded
-/// weights, narrowing rows to the chosen type and reordering llama q/k rows on the way out.
+/// F32/F16/BF16/Q8_0 matrices where they lie, in their type; <c>llama</c> q/k rows are stored for interleaved
+/// RoPE, so those two are reordered into the engine's half-split layout (a copy, as for llama2.c). Writing
+/// streams each tensor from the loaded weights, converting rows to the chosen type (copying them when the type
+/// is already right) and reordering llama q/k rows on the way out.
 /// </summary>
 public static unsafe class GgufCheckpoint
 {
@@ -35,9 +35,14 @@ public static unsafe class GgufCheckpoint
     private static ModelConfig ReadConfig(GgufFile file, string arch, TokenizerVocabulary? vocabulary)
     {
         var m = file.Metadata;
-        int Int(string key) => checked((int)m.Integer(key));
+        int IntOr(string key, int? fallback)
+        {
+            long v = m.IntegerOrNull(key) ?? fallback ?? m.Integer(key);
+            return v is >= 0 and <= int.MaxValue ? (int)v : throw new UserError($"{file.Path}: GGUF metadata key '{key}' is {v}, expected a count from 0 to {int.MaxValue}");
+        }
+        int Int(string key) => IntOr(key, null);
         int d = Int(GgufKeys.EmbeddingLength(arch)), heads = Int(GgufKeys.HeadCount(arch));
-        int headDim = (int)(m.IntegerOrNull(GgufKeys.KeyLength(arch)) ?? (heads > 0 ? d / heads : 0));
+        int headDim = IntOr(GgufKeys.KeyLength(arch), heads > 0 ? d / heads : 0);
         if (m.IntegerOrNull(GgufKeys.ValueLength(arch)) is long valueLength && valueLength != headDim)
             throw new UserError($"{file.Path}: {GgufKeys.ValueLength(arch)} ({valueLength}) differs from the key length ({headDim}); not supported");
         if (m.IntegerOrNull(GgufKeys.RopeDimensionCount(arch)) is long ropeDims && ropeDims != headDim)
@@ -64,7 +69,7 @@ public static unsafe class GgufCheckpoint
             Layers = Int(GgufKeys.BlockCount(arch)),
             DModel = d,
             Heads = heads,
-            KvHeads = (int)(m.IntegerOrNull(GgufKeys.HeadCountKv(arch)) ?? heads),
+            KvHeads = IntOr(GgufKeys.HeadCountKv(arch), heads),
             HeadDim = headDim,
             Ffn = Int(GgufKeys.FeedForwardLength(arch)),
             Vocab = vocab,
@@ -98,9 +103,7 @@ public static unsafe class GgufCheckpoint
         WeightMatrix Matrix(string name, int rows, int cols, int ropeHeads = 0)
         {
             var t = Tensor(name, rows, cols);
-            var dtype = EngineDType(t.Type);
-            if (dtype == null) return ToHalfSplit(WeightMatrix.FromSingles(file.ReadSingles(t), rows, cols), ropeHeads, c.HeadDim);
-            var mapped = new WeightMatrix(rows, cols, dtype.Value, file.Pointer(t), file);
+            var mapped = new WeightMatrix(rows, cols, EngineDType(t.Type), file.Pointer(t), file);
             return ToHalfSplit(mapped, ropeHeads, c.HeadDim);
         }
         float[] Vector(string name, int n, int ropeHeads = 0)
@@ -204,15 +207,21 @@ public static unsafe class GgufCheckpoint
             tensors.Add(new GgufTensorToWrite(tensorName, type, [matrix.Rows, matrix.Cols], s =>
             {
                 var row = new float[matrix.Cols];
-                var blocks = type == GgufTensorType.Q8_0 ? new byte[type.RowBytes(matrix.Cols)] : null;
+                var blocks = new byte[type.RowBytes(matrix.Cols)];
                 for (int r = 0; r < matrix.Rows; r++)
                 {
-                    matrix.ReadRow(interleaveRows ? HalfSplitRowOf(r, c.HeadDim) : r, row);
-                    if (blocks == null) HfCheckpoint.WriteNarrowed(s, row, EngineDType(type)!.Value);
-                    else
+                    int source = interleaveRows ? HalfSplitRowOf(r, c.HeadDim) : r;
+                    if (matrix.DType == EngineDType(type)) s.Write(new ReadOnlySpan<byte>(matrix.Row(source), blocks.Length));
+                    else if (type == GgufTensorType.Q8_0)
                     {
+                        matrix.ReadRow(source, row);
                         GgufTensorTypes.QuantizeQ8_0(row, blocks);
                         s.Write(blocks);
+                    }
+                    else
+                    {
+                        matrix.ReadRow(source, row);
+                        HfCheckpoint.WriteNarrowed(s, row, EngineDType(type));
                     }
                 }
             }));
@@ -247,13 +256,13 @@ public static unsafe class GgufCheckpoint
         GgufWriter.Write(path, m, tensors);
     }
 
-    /// <summary>The engine's dtype for a GGUF type it keeps as is; null for Q8_0, which it widens.</summary>
-    private static WeightDType? EngineDType(GgufTensorType type) => type switch
+    private static WeightDType EngineDType(GgufTensorType type) => type switch
     {
         GgufTensorType.F32 => WeightDType.F32,
         GgufTensorType.F16 => WeightDType.F16,
         GgufTensorType.BF16 => WeightDType.BF16,
-        _ => null,
+        GgufTensorType.Q8_0 => WeightDType.Q8_0,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
     /// <summary>The half-split row that interleaved row <paramref name="r"/> comes from: within a head, 2i + j &lt;- j*d/2 + i.</summary>

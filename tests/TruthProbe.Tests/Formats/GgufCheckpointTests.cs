@@ -41,6 +41,9 @@ public class GgufCheckpointTests
         Assert.Equal("gguf", loaded.Format);
         AssertSameWeights(model, loaded);
         Assert.Equal(model.Config.TiedEmbeddings, ReferenceEquals(loaded.Weights.TokenEmbedding, loaded.Weights.Classifier));
+        // Matrices point into the mapped file, except llama's q and k, which are reordered copies.
+        var permuted = arch == "llama" ? loaded.Weights.Layers.SelectMany(l => new[] { l.Q, l.K }).ToHashSet() : [];
+        Assert.All(loaded.Weights.Matrices(), m => Assert.Equal(!permuted.Contains(m), m.Owner is GgufFile));
         int[] tokens = GgufModels.RandomTokens(12, model.Config.Vocab, seed: 1);
         Assert.Equal(AllLogits(model, tokens), AllLogits(loaded, tokens));
     }
@@ -60,6 +63,25 @@ public class GgufCheckpointTests
         var g = gguf.Weights.Matrices().ToList();
         var h = hf.Weights.Matrices().ToList();
         for (int i = 0; i < g.Count; i++) Assert.Equal(h[i].ToSingles(), g[i].ToSingles());
+    }
+
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    public void Q8_0Gguf_StaysQ8_0InMemory_AndRewritesBitForBit(string arch)
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Of(arch), seed: 17);
+        GgufCheckpoint.Write(tmp.File("a.gguf"), model.Config, model.Weights, null, GgufTensorType.Q8_0, "m");
+        using (var q8 = Transformer.Load(tmp.File("a.gguf")))
+        {
+            Assert.All(q8.Weights.Matrices(), m => Assert.Equal(WeightDType.Q8_0, m.DType));
+            GgufCheckpoint.Write(tmp.File("b.gguf"), q8.Config, q8.Weights, null, GgufTensorType.Q8_0, "m");
+        }
+        using var a = GgufFile.Open(tmp.File("a.gguf"));
+        using var b = GgufFile.Open(tmp.File("b.gguf"));
+        Assert.Equal(a.Tensors.Select(t => t.Name), b.Tensors.Select(t => t.Name));
+        foreach (var t in a.Tensors) Assert.Equal(a.Bytes(t).ToArray(), b.Bytes(b.Get(t.Name)).ToArray());
     }
 
     [SkippableFact]
@@ -108,6 +130,45 @@ public class GgufCheckpointTests
         Assert.Null(loaded.Tokenizer);
         Assert.Equal(1, loaded.Config.BosId);
         Assert.Equal([2], loaded.Config.EosIds);
+    }
+
+    [Fact]
+    public void TokenizerShorterThanTheEmbedding_IsPaddedWithUnusedTokens_AndLlamaCppStillAgrees()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Qwen2, seed: 18);
+        var full = GgufModels.VocabularyFor(model.Config);
+        var shorter = full with { Tokens = full.Tokens[..280], Scores = full.Scores[..280], TokenTypes = full.TokenTypes[..280], Merges = full.Merges[..(280 - 257)] };
+        string path = tmp.File("padded.gguf");
+        GgufCheckpoint.Write(path, model.Config, model.Weights, shorter, GgufTensorType.F32, "m");
+        using var loaded = Transformer.Load(path);
+        var read = loaded.Tokenizer!.Vocabulary;
+        Assert.Equal([.. shorter.Tokens, .. Enumerable.Range(280, 20).Select(i => $"[PAD{i}]")], read.Tokens);
+        Assert.All(read.TokenTypes[280..], t => Assert.Equal(TruthProbe.Tokenizers.TokenType.Unused, t));
+        int[] tokens = GgufModels.RandomTokens(10, model.Config.Vocab, seed: 19);
+        Assert.InRange(MaxAbsDiff(AllLogits(loaded, tokens), LlamaCppReference.Logits(path, tokens)), 0, 1e-3);
+    }
+
+    [Fact]
+    public void TokenizerLongerThanTheEmbedding_IsAUserError()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Qwen2, seed: 20);
+        var v = GgufModels.VocabularyFor(model.Config);
+        var longer = v with { Tokens = [.. v.Tokens, "extra"], Scores = [.. v.Scores, 0], TokenTypes = [.. v.TokenTypes, 1] };
+        var e = Assert.Throws<UserError>(() => GgufCheckpoint.Write(tmp.File("x.gguf"), model.Config, model.Weights, longer, GgufTensorType.F32, "m"));
+        Assert.Contains("301 tokens", e.Message);
+        Assert.False(File.Exists(tmp.File("x.gguf")));
+    }
+
+    [Fact]
+    public void MistralWithAShortSlidingWindow_IsRefused_WithoutOutput()
+    {
+        using var tmp = new TempDir();
+        using var model = GgufModels.Random(tmp, GgufModels.Llama with { Architecture = "mistral", QkvBias = false, OProjBias = false, SlidingWindow = 8 }, seed: 21);
+        var e = Assert.Throws<UserError>(() => GgufCheckpoint.Write(tmp.File("m.gguf"), model.Config, model.Weights, null, GgufTensorType.F32, "m"));
+        Assert.Contains("sliding window 8", e.Message);
+        Assert.False(File.Exists(tmp.File("m.gguf")));
     }
 
     // ---- bad input ----

@@ -40,6 +40,15 @@ public static class LlamaCppReference
         return weights.Tokenize(text, addBos, parseSpecial, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
     }
 
+    /// <summary>llama.cpp's own GGUF writer: re-encodes <paramref name="source"/> as <paramref name="type"/>
+    /// (its quantiser for Q8_0), 1-D tensors staying F32.</summary>
+    public static void Requantize(string source, string destination, LLamaFtype type)
+    {
+        EnsureLoaded();
+        if (!LLamaQuantizer.Quantize(source, destination, type, nthread: 2, allowRequantize: true, quantizeOutputTensor: true))
+            throw new InvalidOperationException($"llama.cpp could not re-encode {source} as {type}");
+    }
+
     /// <returns>Logits [T, vocab], row-major, one row per input token.</returns>
     public static float[] Logits(string ggufPath, IReadOnlyList<int> tokens, int threads = 2)
     {

@@ -48,6 +48,43 @@ public class ByteLevelTokenizerTests
     }
 
     [Fact]
+    public void CustomSplitRegex_RunsThroughRegex_AndMatchesHuggingFace()
+    {
+        // A Split pattern we have no scanner for goes through .NET Regex (exact on BMP text).
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Gpt2Reference.TokenizerJson)!.AsObject();
+        json["pre_tokenizer"] = System.Text.Json.Nodes.JsonNode.Parse("""
+            {"type": "Sequence", "pretokenizers": [
+              {"type": "Split", "pattern": {"Regex": "\\p{L}+|\\p{N}{1,2}|\\s+|[^\\s\\p{L}\\p{N}]+"}, "behavior": "Isolated", "invert": false},
+              {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}
+            """);
+        using var dir = new TempDir();
+        string path = dir.File("tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        var ours = TokenizerLoader.FromFile(path);
+        Assert.Equal("custom", ours.Vocabulary.PreTokenizer);
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        string text = new(MixedText.Generate(30_000, seed: 7).Where(c => !char.IsSurrogate(c)).ToArray());
+        var expected = hf.Encode(text).Select(id => (int)id).ToArray();
+        int[] actual = ours.Encode(text);
+        Assert.True(expected.SequenceEqual(actual), Describe(ours, expected, actual));
+    }
+
+    [Fact]
+    public void AddPrefixSpace_MatchesHuggingFace()
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Gpt2Reference.TokenizerJson)!.AsObject();
+        json["pre_tokenizer"]!["add_prefix_space"] = true;
+        using var dir = new TempDir();
+        string path = dir.File("tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        var ours = TokenizerLoader.FromFile(path);
+        using var hf = new global::Tokenizers.DotNet.Tokenizer(path);
+        foreach (string text in (string[])["Hello world", " already spaced", "\ttab first", "x<|endoftext|>y", "<|endoftext|> z", ""])
+            Assert.True(hf.Encode(text).Select(id => (int)id).SequenceEqual(ours.Encode(text)),
+                $"\"{text}\": HF {string.Join(' ', hf.Encode(text))} vs ours {string.Join(' ', ours.Encode(text))}");
+    }
+
+    [Fact]
     public void Gpt2_Vocabulary_DescribesGgufGpt2Model()
     {
         var ours = Ours.Value;

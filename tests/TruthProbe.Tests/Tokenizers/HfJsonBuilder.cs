@@ -28,15 +28,15 @@ internal static class HfJsonBuilder
         return merges.OrderByDescending(m => m.Score).Select(m => (m.Left, m.Right)).ToList();
     }
 
-    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false) => new()
+    public static JsonObject Added(int id, string content, bool special = true, bool lstrip = false, bool rstrip = false, bool normalized = false, bool singleWord = false) => new()
     {
-        ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
-        ["normalized"] = false, ["special"] = special,
+        ["id"] = id, ["content"] = content, ["single_word"] = singleWord, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
+        ["normalized"] = normalized, ["special"] = special,
     };
 
     /// <summary>A Llama-2 style tokenizer.json over a SentencePiece vocabulary: BPE with byte_fallback and fuse_unk,
     /// &lt;s&gt; prepended by TemplateProcessing, and either the legacy normaliser (Prepend+Replace) or Metaspace.</summary>
-    public static JsonObject LlamaStyle(TokenizerVocabulary v, bool metaspace, string prependScheme = "first", JsonArray? extraAdded = null)
+    public static JsonObject LlamaStyle(TokenizerVocabulary v, bool metaspace, string prependScheme = "first", JsonArray? extraAdded = null, bool split = false)
     {
         var vocab = new JsonObject();
         for (int i = 0; i < v.Tokens.Length; i++) vocab[v.Tokens[i]] = i;
@@ -51,7 +51,7 @@ internal static class HfJsonBuilder
                 new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "\u2581" }),
         };
         JsonNode? preTokenizer = metaspace
-            ? new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = prependScheme, ["split"] = false }
+            ? new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = prependScheme, ["split"] = split }
             : null;
         JsonNode decoder = metaspace
             ? new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = prependScheme, ["split"] = false }
