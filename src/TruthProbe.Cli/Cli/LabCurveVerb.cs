@@ -14,7 +14,8 @@ public sealed class LabCurveVerb : IVerb
                                     [--lora R] [--seed S] [--folds 5]
 
         Fine-tunes the lab model BASE (from 'lab pretrain') for the largest step with checkpoints at the
-        others (step 0 is BASE itself), scores every checkpoint on BASE's probing.jsonl and writes, in DIR
+        others (step 0 is BASE itself), scores every checkpoint on BASE's probing.jsonl cut to one row per
+        episode (both rows of an episode in the set bias cross-validated scores below chance) and writes, in DIR
         (default out/curve): curve.csv (step, pearson_with_base, attention_drift, mean_truth_score,
         differs_from_chance), curve.png, curve.json (seeds, definitions), scores/step-NNNNN/ (each map)
         and finetune/ (the checkpoints).
@@ -30,8 +31,10 @@ public sealed class LabCurveVerb : IVerb
         int seed = args.Int("seed", 1);
         int folds = args.Int("folds", 5);
         args.EnsureAllRead(1);
-        string probing = Path.Combine(baseDir, "probing.jsonl");
-        if (!File.Exists(probing)) throw new UserError($"{baseDir}: no probing.jsonl; BASE must be a folder written by 'truthprobe lab pretrain'");
+        string basePairs = Path.Combine(baseDir, "probing.jsonl");
+        if (!File.Exists(basePairs)) throw new UserError($"{baseDir}: no probing.jsonl; BASE must be a folder written by 'truthprobe lab pretrain'");
+        string probing = Path.Combine(outDir, DemoRun.ProbingFile);
+        LabScoring.OneRowPerEpisode(basePairs, probing);
 
         var checkpoints = LabCurve.FineTune(baseDir, recipe, steps, Path.Combine(outDir, "finetune"), seed, lora, Console.Out);
         var probe = new ProbeOptions(Folds: folds, Seed: 42);

@@ -36,7 +36,9 @@ public static class DemoReport
             .Table("family.csv", "Models, their parents, recipes, steps and seeds");
 
         var maps = report.Add("maps", "Truth-Score heat maps")
-            .Text("Per attention head: the mean validation accuracy over folds of a logistic probe on the head's output (hook_z) at the answer's last token, telling gold from hallucinated answers.");
+            .Text("Per attention head: the mean validation accuracy over folds of a logistic probe on the head's output (hook_z) at the answer's last token, telling gold from hallucinated answers.")
+            .Text($"Probing rows: {DemoRun.ProbingFile}, the lab's probing set with one row per episode (gold for even episodes, hallucinated for odd ones). " +
+                  "With both rows of an episode, shuffled folds put one in training and its partner, same context and opposite label, in validation; heads that encode the context then score below chance.");
         foreach (var (name, i) in names.Select((n, i) => (n, i)))
             maps.Figure($"scores/{name}/heatmap.png", $"{name}: mean Truth Score {{{{controls.csv#{name}/mean_truth_score}}}}" +
                                                        (atChance.Contains(name) ? " (AT CHANCE LEVEL: not evidence)" : ""));

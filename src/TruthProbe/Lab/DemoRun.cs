@@ -38,7 +38,11 @@ public sealed class DemoRun
     public required string OutDir { get; init; }
     public List<DemoCheck> Checks { get; } = [];
 
+    public const string ProbingFile = "probing_one_per_episode.jsonl";
+
     private ProbeOptions Probe => new(Folds: Plan.ProbeFolds, Seed: 42);
+    /// <summary>The base's probing set cut to one row per episode (see <see cref="LabScoring.OneRowPerEpisode"/>).</summary>
+    public string ProbingPath => Out(ProbingFile);
     private IEnumerable<FamilyMember> Descendants => Family.Members.Where(m => m.Parent != null);
     private string Out(params string[] parts) => Path.Combine([OutDir, .. parts]);
 
@@ -50,9 +54,10 @@ public sealed class DemoRun
         int stages = family.Members.Count + 1 + (family.Members.Count - 1) + family.CurveCheckpoints.Count + family.Members.Count + 1;
         using var progress = new Progress("demo", stages);
         run.WriteFamily();
+        LabScoring.OneRowPerEpisode(family.ProbingPath, run.ProbingPath);
         var scores = family.Members.ToDictionary(m => m.Name, m =>
         {
-            var r = LabScoring.Score(m.Dir, family.ProbingPath, run.Out("scores", m.Name), run.Probe);
+            var r = LabScoring.Score(m.Dir, run.ProbingPath, run.Out("scores", m.Name), run.Probe);
             progress.Advance();
             return r;
         });
@@ -60,7 +65,7 @@ public sealed class DemoRun
         var compare = run.Compare(scores);
         progress.Advance();
         run.DriftAndLineage(progress);
-        var curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, family.ProbingPath,
+        var curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
             run.Out("curve"), run.Probe, "counterfactual", seed, progress);
         run.Evaluate(scores["base"], progress);
         run.CheckClaims(compare, scores, curve);

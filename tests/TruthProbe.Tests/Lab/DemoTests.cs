@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Text.Json;
 using TruthProbe.Lab;
 using TruthProbe.Probing;
@@ -84,13 +85,18 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     [Fact]
     public void ChanceLevelMaps_AreNotPresentedAsEvidence()
     {
-        // Six training steps teach nothing: every map is at chance, and the demo must say so.
+        // Six training steps teach the base nothing: its map is at chance, and the demo must say so
+        // wherever the map appears, and call the within- vs cross-family comparison inconclusive.
         var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "controls.csv"));
-        Assert.All(rows, r => Assert.Equal("no", r[header.IndexOf("differs_from_chance")]));
+        var atChance = rows.ToDictionary(r => r[0], r => r[header.IndexOf("differs_from_chance")] == "no");
+        Assert.True(atChance["base"]);
         Assert.Contains("INCONCLUSIVE within_family_above_cross_family", demo.Printed);
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
-        Assert.Contains("not evidence of inheritance", html);
         Assert.Contains("<b>INCONCLUSIVE</b> within_family_above_cross_family", html);
+        Assert.Contains("not evidence of inheritance", html);
+        foreach (var (model, chance) in atChance)
+            Assert.Equal(chance, html.Contains($"<figcaption>{model}: mean Truth Score <span class=\"n\" data-file=\"controls.csv\" data-key=\"{model}/mean_truth_score\">") &&
+                                 Regex.IsMatch(html, $"<figcaption>{model}: mean Truth Score <span[^>]*>[^<]*</span> \\(AT CHANCE LEVEL"));
     }
 
     [Fact]
@@ -99,10 +105,12 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var again = DemoFamily.Build(demo.TempPath("cache-again"), TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
         Assert.False(again.FromCache);
         var probe = new ProbeOptions(Folds: TinyDemo.Plan.ProbeFolds, Seed: 42);
+        string probing = demo.TempPath("probing-again.jsonl");
+        LabScoring.OneRowPerEpisode(again.ProbingPath, probing);
         foreach (var m in again.Members)
         {
             string dir = demo.TempPath(Path.Combine("scores-again", m.Name));
-            LabScoring.Score(m.Dir, again.ProbingPath, dir, probe);
+            LabScoring.Score(m.Dir, probing, dir, probe);
             foreach (string file in (string[])["scores.npy", "scores.csv"])
                 Assert.Equal(File.ReadAllBytes(Path.Combine(demo.Out, "scores", m.Name, file)), File.ReadAllBytes(Path.Combine(dir, file)));
         }
@@ -146,5 +154,36 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(["0", "2"], rows.Select(x => x[0]));
         Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
         Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
+    }
+}
+
+public class OneRowPerEpisodeTests
+{
+    [Fact]
+    public void KeepsOneVerbatimRowPerEpisode_AlternatingLabels()
+    {
+        using var tmp = new TempDir();
+        string source = tmp.File("probing.jsonl"), cut = tmp.File("cut.jsonl");
+        string Row(string c, string a, string label) => JsonSerializer.Serialize(new { context = c, question = "Q?", answer = a, label });
+        string[] lines =
+        [
+            Row("A lives in Paris.", "A lives in Paris", "gold"), Row("A lives in Paris.", "A lives in Rome", "hallucinated"),
+            Row("B likes red.", "B likes red", "gold"), Row("B likes red.", "B likes blue", "hallucinated"),
+            Row("C is 30.", "C is 31", "hallucinated"), Row("C is 30.", "C is 30", "gold"),
+        ];
+        File.WriteAllLines(source, lines);
+        LabScoring.OneRowPerEpisode(source, cut);
+        // Episode 0 keeps its gold row, episode 1 its hallucinated row, episode 2 its gold row, whatever the order in the file.
+        Assert.Equal([lines[0], lines[3], lines[5]], File.ReadAllLines(cut));
+    }
+
+    [Fact]
+    public void BadLabel_IsAUserErrorNamingTheLine()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("p.jsonl"), "{\"context\":\"x\",\"question\":\"q\",\"answer\":\"a\",\"label\":\"true\"}\n");
+        var e = Assert.Throws<TruthProbe.Common.UserError>(() => LabScoring.OneRowPerEpisode(tmp.File("p.jsonl"), tmp.File("o.jsonl")));
+        Assert.Contains("line 1", e.Message);
+        Assert.False(File.Exists(tmp.File("o.jsonl")));
     }
 }
