@@ -95,10 +95,9 @@ public sealed partial class HtmlReport
 
         /// <summary>
         /// A CSV output as a table: the columns named (default all), rows in file order (at most
-        /// <paramref name="maxRows"/>, the rest counted). Numbers are shown in <paramref name="format"/>.
+        /// <paramref name="maxRows"/>, the rest counted). Numbers are shown in 4 decimals, whole ones as they are.
         /// </summary>
-        public Section Table(string csvPath, string caption, IReadOnlyList<string>? columns = null, int maxRows = 200,
-            string format = DefaultFormat, Func<IReadOnlyDictionary<string, string>, bool>? where = null)
+        public Section Table(string csvPath, string caption, IReadOnlyList<string>? columns = null, int maxRows = 200)
         {
             var csv = _report.Csv(csvPath);
             var shown = columns ?? csv.Header;
@@ -108,27 +107,23 @@ public sealed partial class HtmlReport
                 .Append(" <span class=\"file\">(").Append(Escape(csvPath)).Append(")</span></caption>\n<thead><tr>");
             foreach (string c in shown) Html.Append("<th>").Append(Escape(c)).Append("</th>");
             Html.Append("</tr></thead>\n<tbody>\n");
-            int listed = 0, matching = 0;
-            for (int r = 0; r < csv.Rows.Count; r++)
+            int listed = Math.Min(maxRows, csv.Rows.Count);
+            for (int r = 0; r < listed; r++)
             {
                 var row = csv.Row(r);
-                if (where != null && !where(row)) continue;
-                matching++;
-                if (listed == maxRows) continue;
-                listed++;
                 Html.Append("<tr>");
                 foreach (string c in shown)
                 {
                     string cell = row[c];
                     if (TryNumber(cell, out double v))
-                        Html.Append(CultureInfo.InvariantCulture, $"<td class=\"n\" data-row=\"{r}\" data-col=\"{Escape(c)}\">").Append(Escape(Format(v, format))).Append("</td>");
+                        Html.Append(CultureInfo.InvariantCulture, $"<td class=\"n\" data-row=\"{r}\" data-col=\"{Escape(c)}\">").Append(Escape(Format(v, DefaultFormat))).Append("</td>");
                     else Html.Append("<td>").Append(Escape(cell)).Append("</td>");
                 }
                 Html.Append("</tr>\n");
             }
             Html.Append("</tbody></table>\n");
-            if (matching > listed)
-                Html.Append(CultureInfo.InvariantCulture, $"<p class=\"file\">{matching - listed} more rows in {Escape(csvPath)}.</p>\n");
+            if (csv.Rows.Count > listed)
+                Html.Append(CultureInfo.InvariantCulture, $"<p class=\"file\">{csv.Rows.Count - listed} more rows in {Escape(csvPath)}.</p>\n");
             return this;
         }
     }

@@ -70,6 +70,22 @@ public class HtmlReportTests
     }
 
     [Fact]
+    public void Table_ShowsTheNamedColumnsAndCountsTheRowsLeftOut()
+    {
+        using var tmp = new TempDir();
+        WriteOutputs(tmp.Path);
+        var report = new HtmlReport(tmp.Path, "t");
+        report.Add("t", "T").Table("compare/pearson.csv", "first rows", columns: ["name", "unrelated"], maxRows: 2);
+        string html = report.Render();
+        Assert.Equal(2, ReportChecks.AssertNumbersMatchFiles(html, tmp.Path));
+        Assert.Contains("<th>name</th><th>unrelated</th></tr>", html);
+        Assert.Contains("<td>chat</td><td>n/a</td>", html.Replace("<td class=\"n\" data-row=\"1\" data-col=\"unrelated\">", "<td>"));
+        Assert.Contains("1 more rows in compare/pearson.csv.", html);
+        Assert.DoesNotContain("<td>unrelated</td>", html);
+        Assert.Throws<ArgumentException>(() => report.Add("u", "U").Table("compare/pearson.csv", "x", columns: ["nobody"]));
+    }
+
+    [Fact]
     public void Checker_CatchesANumberThatDiffersFromItsFile()
     {
         using var tmp = new TempDir();
