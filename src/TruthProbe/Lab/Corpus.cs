@@ -22,23 +22,36 @@ public sealed class Corpus(SyntheticWorld world, WordTokenizer tokenizer)
     }
 
     /// <summary>
-    /// One context followed by several question/answer pairs about it (each answer scored): more signal per
-    /// token than one question, while the first pair is exactly the probing format.
+    /// One context followed by several question/answer pairs about it: more signal per token than one
+    /// question, while the first pair is exactly the probing format. The value word of each answer carries
+    /// the loss; the restated words before it ("Alice likes") carry <see cref="RestatementWeight"/> each,
+    /// which asks the model to copy the question's person: the head that finds a sentence's person is the
+    /// one the value lookup needs.
     /// </summary>
     public Sequence ReadingDrill(Episode e, IReadOnlyList<Fact> asked)
     {
         var text = new System.Text.StringBuilder($"Context:\n{SyntheticWorld.ContextText(e)}\n");
-        var answerPositions = new List<int>();
+        var answers = new List<(int First, int Last)>();
         foreach (var f in asked)
         {
-            text.Append($"\nQuestion: {SyntheticWorld.Question(f.Person, f.Kind)}\nAnswer: {SyntheticWorld.Answer(f)}");
-            answerPositions.Add(Tokenizer.Encode(text.ToString()).Length - 1);
+            text.Append($"\nQuestion: {SyntheticWorld.Question(f.Person, f.Kind)}\nAnswer:");
+            int first = Tokenizer.Encode(text.ToString()).Length;
+            text.Append(' ').Append(SyntheticWorld.Answer(f));
+            answers.Add((first, Tokenizer.Encode(text.ToString()).Length - 1));
         }
         var tokens = Tokenizer.Encode(text.ToString());
         var weights = new float[tokens.Length];
-        foreach (int p in answerPositions) weights[p] = 1f / answerPositions.Count;
+        foreach (var (first, last) in answers)
+        {
+            for (int p = first; p < last; p++) weights[p] = RestatementWeight;
+            weights[last] = 1;
+        }
+        float total = weights.Sum();
+        for (int p = 0; p < weights.Length; p++) weights[p] /= total;
         return new Sequence(tokens, weights);
     }
+
+    public const float RestatementWeight = 0.25f;
 
     public Sequence Reading(Episode e, bool chat = false)
     {

@@ -9,7 +9,7 @@ public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate,
 public abstract class Recipe(Corpus corpus)
 {
     /// <summary>Bumped whenever a recipe or the world changes what gets trained, so cached families are rebuilt.</summary>
-    public const int CodeVersion = 5;
+    public const int CodeVersion = 6;
 
     /// <summary>Context size of the evaluation set and the end of the pretraining curriculum.</summary>
     public const int MaxFacts = 4;
@@ -38,7 +38,7 @@ public abstract class Recipe(Corpus corpus)
 }
 
 /// <summary>
-/// The base model's diet (DESIGN.md §9): 80% reading drills (one context, up to three questions about it;
+/// The base model's diet (DESIGN.md §9): 80% reading drills (one context, a question about each of its facts;
 /// 70% of contexts counterfactual, so memory is no shortcut and the context must win; most distractors of
 /// the asked kind), 10% biographies
 /// (memorised facts), 10% closed-book questions about them. The number of context sentences grows from 1
@@ -68,7 +68,7 @@ public sealed class PretrainRecipe(Corpus corpus) : Recipe(corpus)
         var asked = new List<Fact> { episode.Asked };
         var others = episode.Context.Where(f => f != episode.Asked).ToList();
         SyntheticWorld.Shuffle(rng, others);
-        asked.AddRange(others.Take(rng.Next(3)));
+        asked.AddRange(others);
         return Corpus.ReadingDrill(episode, asked);
     }
 }
