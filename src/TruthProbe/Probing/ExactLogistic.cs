@@ -23,10 +23,11 @@ internal sealed class ExactLogistic : IHeadSolver
     public const double L2 = 1e-2;
     public const double GradientTolerance = 1e-9;
     public const int MaxIterations = 100;
-    private const double RefreshBelowGradient = 1e-4;
+    private const double RefreshBelowGradient = 1e-3;
 
     private const int Lanes = 16;
     private const int ChunkVectors = 3;
+    private const int RowBlock = 32;   // 32 rows x 144 floats x 2 matrices = 36 KB: fits L1 with the tile
 
     private readonly int _d;
     private readonly int _stride;     // padded width of one standardised row: d features, the constant 1, zeros
@@ -75,13 +76,17 @@ internal sealed class ExactLogistic : IHeadSolver
         double f = Objective(_theta, y);
         double gradientNorm = 0;
         bool haveFactor = false;
+        double previousGradientNorm = double.PositiveInfinity;
         int iteration = 0;
         for (; iteration <= MaxIterations; iteration++)
         {
             gradientNorm = Gradient(y);
             if (gradientNorm < GradientTolerance || iteration == MaxIterations) break;
-            // Close to the optimum the Hessian hardly moves between steps: keep the last factor.
-            if (!(haveFactor && gradientNorm < RefreshBelowGradient))
+            // Close to the optimum the Hessian hardly moves between steps: keep the last factor while
+            // each step still shrinks the gradient tenfold.
+            bool reuse = haveFactor && gradientNorm < RefreshBelowGradient && gradientNorm < 0.1 * previousGradientNorm;
+            previousGradientNorm = gradientNorm;
+            if (!reuse)
             {
                 BuildHessian(n);
                 if (!Cholesky.Factor(_hessian, d + 1, _hessianStride)) break; // cannot happen for L2 > 0 short of NaN input
@@ -212,7 +217,8 @@ internal sealed class ExactLogistic : IHeadSolver
 
     /// <summary>
     /// gram[j, k] = sum_i scaled[i, j] * z[i, k] for the blocks with k at or above row j's 48-column chunk
-    /// (enough for the upper triangle). Tiles of 4 rows x 3 vectors live in registers over all rows i.
+    /// (enough for the upper triangle). Rows i go in blocks of <see cref="RowBlock"/> that stay in L1 while
+    /// every 4-row x 3-vector register tile sweeps them; tiles accumulate across blocks in gram.
     /// </summary>
     private static void WeightedGram(float[] z, float[] scaled, int n, int stride, int rows, float[] gram)
     {
@@ -220,40 +226,47 @@ internal sealed class ExactLogistic : IHeadSolver
         ref float zBase = ref MemoryMarshal.GetArrayDataReference(z);
         ref float sBase = ref MemoryMarshal.GetArrayDataReference(scaled);
         ref float gBase = ref MemoryMarshal.GetArrayDataReference(gram);
-        for (int j0 = 0; j0 < rows; j0 += 4)
+        Array.Clear(gram);
+        for (int i0 = 0; i0 < n; i0 += RowBlock)
         {
-            for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += chunkWidth)
+            int i1 = Math.Min(n, i0 + RowBlock);
+            for (int j0 = 0; j0 < rows; j0 += 4)
             {
-                Vector512<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
-                Vector512<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-                for (int i = 0; i < n; i++)
+                for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += chunkWidth)
                 {
-                    nuint row = (nuint)(i * stride);
-                    var z0 = Vector512.LoadUnsafe(ref zBase, row + (nuint)c0);
-                    var z1 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + Lanes));
-                    var z2 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + 2 * Lanes));
-                    ref float s = ref Unsafe.Add(ref sBase, row + (nuint)j0);
-                    var s0 = Vector512.Create(s);
-                    var s1 = Vector512.Create(Unsafe.Add(ref s, 1));
-                    var s2 = Vector512.Create(Unsafe.Add(ref s, 2));
-                    var s3 = Vector512.Create(Unsafe.Add(ref s, 3));
-                    a00 = Vector512.FusedMultiplyAdd(s0, z0, a00); a01 = Vector512.FusedMultiplyAdd(s0, z1, a01); a02 = Vector512.FusedMultiplyAdd(s0, z2, a02);
-                    a10 = Vector512.FusedMultiplyAdd(s1, z0, a10); a11 = Vector512.FusedMultiplyAdd(s1, z1, a11); a12 = Vector512.FusedMultiplyAdd(s1, z2, a12);
-                    a20 = Vector512.FusedMultiplyAdd(s2, z0, a20); a21 = Vector512.FusedMultiplyAdd(s2, z1, a21); a22 = Vector512.FusedMultiplyAdd(s2, z2, a22);
-                    a30 = Vector512.FusedMultiplyAdd(s3, z0, a30); a31 = Vector512.FusedMultiplyAdd(s3, z1, a31); a32 = Vector512.FusedMultiplyAdd(s3, z2, a32);
+                    nuint g0 = (nuint)(j0 * stride + c0), g1 = g0 + (nuint)stride, g2 = g1 + (nuint)stride, g3 = g2 + (nuint)stride;
+                    var a00 = Vector512.LoadUnsafe(ref gBase, g0); var a01 = Vector512.LoadUnsafe(ref gBase, g0 + Lanes); var a02 = Vector512.LoadUnsafe(ref gBase, g0 + 2 * Lanes);
+                    var a10 = Vector512.LoadUnsafe(ref gBase, g1); var a11 = Vector512.LoadUnsafe(ref gBase, g1 + Lanes); var a12 = Vector512.LoadUnsafe(ref gBase, g1 + 2 * Lanes);
+                    var a20 = Vector512.LoadUnsafe(ref gBase, g2); var a21 = Vector512.LoadUnsafe(ref gBase, g2 + Lanes); var a22 = Vector512.LoadUnsafe(ref gBase, g2 + 2 * Lanes);
+                    var a30 = Vector512.LoadUnsafe(ref gBase, g3); var a31 = Vector512.LoadUnsafe(ref gBase, g3 + Lanes); var a32 = Vector512.LoadUnsafe(ref gBase, g3 + 2 * Lanes);
+                    for (int i = i0; i < i1; i++)
+                    {
+                        nuint row = (nuint)(i * stride);
+                        var z0 = Vector512.LoadUnsafe(ref zBase, row + (nuint)c0);
+                        var z1 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + Lanes));
+                        var z2 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + 2 * Lanes));
+                        ref float s = ref Unsafe.Add(ref sBase, row + (nuint)j0);
+                        var s0 = Vector512.Create(s);
+                        var s1 = Vector512.Create(Unsafe.Add(ref s, 1));
+                        var s2 = Vector512.Create(Unsafe.Add(ref s, 2));
+                        var s3 = Vector512.Create(Unsafe.Add(ref s, 3));
+                        a00 = Vector512.FusedMultiplyAdd(s0, z0, a00); a01 = Vector512.FusedMultiplyAdd(s0, z1, a01); a02 = Vector512.FusedMultiplyAdd(s0, z2, a02);
+                        a10 = Vector512.FusedMultiplyAdd(s1, z0, a10); a11 = Vector512.FusedMultiplyAdd(s1, z1, a11); a12 = Vector512.FusedMultiplyAdd(s1, z2, a12);
+                        a20 = Vector512.FusedMultiplyAdd(s2, z0, a20); a21 = Vector512.FusedMultiplyAdd(s2, z1, a21); a22 = Vector512.FusedMultiplyAdd(s2, z2, a22);
+                        a30 = Vector512.FusedMultiplyAdd(s3, z0, a30); a31 = Vector512.FusedMultiplyAdd(s3, z1, a31); a32 = Vector512.FusedMultiplyAdd(s3, z2, a32);
+                    }
+                    Store(ref gBase, g0, a00, a01, a02);
+                    Store(ref gBase, g1, a10, a11, a12);
+                    Store(ref gBase, g2, a20, a21, a22);
+                    Store(ref gBase, g3, a30, a31, a32);
                 }
-                Store(ref gBase, stride, j0, c0, a00, a01, a02);
-                Store(ref gBase, stride, j0 + 1, c0, a10, a11, a12);
-                Store(ref gBase, stride, j0 + 2, c0, a20, a21, a22);
-                Store(ref gBase, stride, j0 + 3, c0, a30, a31, a32);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(ref float gBase, int stride, int j, int c0, Vector512<float> a, Vector512<float> b, Vector512<float> c)
+    private static void Store(ref float gBase, nuint at, Vector512<float> a, Vector512<float> b, Vector512<float> c)
     {
-        nuint at = (nuint)(j * stride + c0);
         a.StoreUnsafe(ref gBase, at);
         b.StoreUnsafe(ref gBase, at + Lanes);
         c.StoreUnsafe(ref gBase, at + 2 * Lanes);
