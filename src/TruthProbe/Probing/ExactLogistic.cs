@@ -13,9 +13,11 @@ namespace TruthProbe.Probing;
 /// theta = (w, b). The bias is not penalised. Standardising makes one L2 strength mean the same thing for
 /// every head and model, whatever the scale of its activations.</para>
 /// <para>Newton: the Hessian (1/n) Z'diag(p(1-p))Z + L2 I_w is accumulated in float32 (it only steers the
-/// step), factorised by Cholesky in float64 and used with a backtracking (Armijo) line search; margins,
-/// objective and gradient are float64, so the fixed point is the exact optimum. Stops when the gradient's
-/// 2-norm is below <see cref="GradientTolerance"/>.</para>
+/// step) and factorised by Cholesky in float64 at the first step; later steps solve with the current
+/// Hessian by a few conjugate-gradient steps preconditioned by that factor (refactorising when they do not
+/// suffice). Steps go through a backtracking (Armijo) line search; margins, objective and gradient are
+/// float64, so the fixed point is the exact optimum. Stops when the gradient's 2-norm is below
+/// <see cref="GradientTolerance"/>.</para>
 /// The returned weights are mapped back to the raw activations: logit = w_raw.x + b_raw.
 /// </summary>
 internal sealed class ExactLogistic : IHeadSolver
@@ -23,7 +25,7 @@ internal sealed class ExactLogistic : IHeadSolver
     public const double L2 = 1e-2;
     public const double GradientTolerance = 1e-9;
     public const int MaxIterations = 100;
-    private const double RefreshBelowGradient = 1e-3;
+    private const int MaxConjugateSteps = 3;
 
     private const int Lanes = 16;
     private const int ChunkVectors = 3;
@@ -38,6 +40,7 @@ internal sealed class ExactLogistic : IHeadSolver
     private readonly double[] _hessian; // [(d+1), hessianStride] upper triangle, factorised in place
     private readonly int _hessianStride;
     private readonly double[] _mean, _scale, _theta, _trial, _gradient, _step, _margin, _probability;
+    private readonly double[] _cgResidual, _cgPreconditioned, _cgDirection, _cgProduct;
     private bool _hasWarmStart;
 
     public ExactLogistic(int maxRows, int d)
@@ -57,6 +60,10 @@ internal sealed class ExactLogistic : IHeadSolver
         _trial = new double[d + 1];
         _gradient = new double[d + 1];
         _step = new double[d + 1];
+        _cgResidual = new double[d + 1];
+        _cgPreconditioned = new double[d + 1];
+        _cgDirection = new double[d + 1];
+        _cgProduct = new double[d + 1];
         _margin = new double[maxRows];
         _probability = new double[maxRows];
     }
@@ -75,25 +82,27 @@ internal sealed class ExactLogistic : IHeadSolver
 
         double f = Objective(_theta, y);
         double gradientNorm = 0;
-        bool haveFactor = false;
-        double previousGradientNorm = double.PositiveInfinity;
+        bool refactor = true;
         int iteration = 0;
         for (; iteration <= MaxIterations; iteration++)
         {
             gradientNorm = Gradient(y);
             if (gradientNorm < GradientTolerance || iteration == MaxIterations) break;
-            // Close to the optimum the Hessian hardly moves between steps: keep the last factor while
-            // each step still shrinks the gradient tenfold.
-            bool reuse = haveFactor && gradientNorm < RefreshBelowGradient && gradientNorm < 0.1 * previousGradientNorm;
-            previousGradientNorm = gradientNorm;
-            if (!reuse)
+            if (refactor)
             {
                 BuildHessian(n);
                 if (!Cholesky.Factor(_hessian, d + 1, _hessianStride)) break; // cannot happen for L2 > 0 short of NaN input
-                haveFactor = true;
+                _gradient.CopyTo(_step, 0);
+                Cholesky.Solve(_hessian, d + 1, _hessianStride, _step);
+                refactor = false;
             }
-            _gradient.CopyTo(_step, 0);
-            Cholesky.Solve(_hessian, d + 1, _hessianStride, _step);
+            else
+            {
+                // The Hessian drifts slowly between steps: solve with the current one by conjugate gradients,
+                // preconditioned by the last factor, to a relative residual that tightens as the gradient
+                // shrinks (superlinear inexact Newton). If that takes long, refactor at the next step.
+                refactor = !PreconditionedSolve(n, Math.Min(0.1, gradientNorm));
+            }
             double decrease = TensorPrimitives.Dot<double>(_gradient, _step);
             // Newton decrement^2 = g'H^-1 g. Below 1e-8 the full step is safely inside the quadratic region,
             // and objective differences are at rounding level, so a line search there would only stall.
@@ -162,6 +171,62 @@ internal sealed class ExactLogistic : IHeadSolver
             TensorPrimitives.ConvertChecked<double, float>(zd, zf[..d]);
             zf[d] = 1;
         }
+    }
+
+    /// <summary>
+    /// _step = H^-1 g approximately, H the Hessian at the current probabilities, by conjugate gradients
+    /// preconditioned with the factor in _hessian (an earlier Hessian). True when the relative residual
+    /// reached <paramref name="tolerance"/> within <see cref="MaxConjugateSteps"/> steps; _step is a descent
+    /// direction either way.
+    /// </summary>
+    private bool PreconditionedSolve(int n, double tolerance)
+    {
+        int d1 = _d + 1;
+        var x = _step.AsSpan(0, d1);
+        var r = _cgResidual.AsSpan(0, d1);
+        var z = _cgPreconditioned.AsSpan(0, d1);
+        var p = _cgDirection.AsSpan(0, d1);
+        var hp = _cgProduct.AsSpan(0, d1);
+        x.Clear();
+        _gradient.CopyTo(r);
+        double goal = tolerance * TensorPrimitives.Norm<double>(r);
+        r.CopyTo(z);
+        Cholesky.Solve(_hessian, d1, _hessianStride, z);
+        z.CopyTo(p);
+        double rz = TensorPrimitives.Dot<double>(r, z);
+        for (int k = 0; k < MaxConjugateSteps; k++)
+        {
+            HessianTimes(p, hp, n);
+            double alpha = rz / TensorPrimitives.Dot<double>(p, hp);
+            TensorPrimitives.MultiplyAdd(p, alpha, x, x);
+            TensorPrimitives.MultiplyAdd(hp, -alpha, r, r);
+            if (TensorPrimitives.Norm<double>(r) <= goal) return true;
+            r.CopyTo(z);
+            Cholesky.Solve(_hessian, d1, _hessianStride, z);
+            double rzNext = TensorPrimitives.Dot<double>(r, z);
+            TensorPrimitives.MultiplyAdd(p, rzNext / rz, z, p);
+            rz = rzNext;
+        }
+        return false;
+    }
+
+    /// <summary>result = H v with H = (1/n) Z'diag(p(1-p))Z + L2 I_w at the current probabilities (float64, no matrix formed).</summary>
+    private void HessianTimes(ReadOnlySpan<double> v, Span<double> result, int n)
+    {
+        int d = _d;
+        var vw = v[..d];
+        var rw = result[..d];
+        rw.Clear();
+        double rb = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var zi = _zd.AsSpan(i * d, d);
+            double u = (TensorPrimitives.Dot(zi, vw) + v[d]) * _probability[i] * (1 - _probability[i]) / n;
+            TensorPrimitives.MultiplyAdd(zi, u, rw, rw);
+            rb += u;
+        }
+        TensorPrimitives.MultiplyAdd(vw, L2, rw, rw);
+        result[d] = rb;
     }
 
     /// <summary>f(theta); leaves the margins and probabilities of theta in the work buffers.</summary>
