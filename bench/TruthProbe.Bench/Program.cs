@@ -11,6 +11,7 @@ IBenchmark[] all =
     new ChairBench(),
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
+    new ProbeBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

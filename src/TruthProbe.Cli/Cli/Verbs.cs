@@ -17,5 +17,8 @@ public static class Verbs
         new EvalChairVerb(),
         new EvalPopeVerb(),
         new PatchVerb(),
+        new ScoreVerb(),
+        new ProbeVerb(),
+        new ProbingSetVerb(),
     ];
 }

@@ -1,0 +1,32 @@
+using TruthProbe.Common;
+using TruthProbe.Probing;
+
+namespace TruthProbe.Cli;
+
+/// <summary><c>truthprobe probing-set</c>: writes the TinyStories-style context-QA probing rows (data/ holds the default output).</summary>
+public sealed class ProbingSetVerb : IVerb
+{
+    public string Name => "probing-set";
+    public string Summary => "generate the TinyStories-style context-QA probing rows (gold vs swapped detail)";
+
+    public string Usage => $"""
+        usage: truthprobe probing-set --out FILE.jsonl [--items {ContextQaGenerator.DefaultItems}] [--seed {ContextQaGenerator.DefaultSeed}]
+
+        Two-sentence stories about two children ("Mia had a red ball. Tom had a blue ball."), a question
+        whose answer is a child's name ("Who had the red ball?"), and per item a gold row and a hallucinated
+        row whose name is swapped for one the story never mentions. Deterministic: the defaults reproduce
+        data/tinystories_context_qa.jsonl byte for byte.
+        """;
+
+    public int Run(Args args)
+    {
+        string output = args.Required("out", "the .jsonl file to write");
+        int items = args.Int("items", ContextQaGenerator.DefaultItems);
+        int seed = args.Int("seed", ContextQaGenerator.DefaultSeed);
+        args.EnsureAllRead(0);
+        if (items < 1) throw new UserError($"probing-set: --items must be positive, got {items}");
+        AtomicFile.WriteAllText(output, ContextQaGenerator.Generate(items, seed));
+        Console.Out.WriteLine($"wrote {output}: {items} items, {2 * items} rows (seed {seed})");
+        return 0;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Text.Json;
+using TruthProbe.Common;
+using TruthProbe.Model;
+
+namespace TruthProbe.Probing;
+
+/// <summary>What collection did: the activations (loaded back from disk) and the rows it left out.</summary>
+public sealed record Collection(ActivationSet Set, string Path, IReadOnlyList<SkippedRow> Skipped, bool Reused, int RowsRun, double Seconds);
+
+/// <summary>
+/// Runs the model over every probing row and keeps <c>blocks.{l}.attn.hook_z</c> of every layer at the
+/// scored token: the last token of the prompt, or the one before it when the tokenizer ended the text with
+/// EOS. Only the tokens up to the scored one are run. Rows are tokenised (and over-long ones rejected)
+/// before the first forward pass; activations go to disk row by row through <see cref="ActivationStore"/>.
+/// </summary>
+public static class ActivationCollector
+{
+    public const string FileName = "activations.safetensors";
+    public const string PositionRule = "last token of the prompt; a trailing EOS is stepped over";
+
+    public static Collection Collect(Transformer model, ProbingData data, PromptTemplate template, int? samples,
+        bool skipBad, string outDir, TextWriter log)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var cfg = model.Config;
+        var kept = new List<(ProbingRow Row, int[] Tokens)>();
+        var skipped = new List<SkippedRow>(data.Skipped);
+        foreach (var row in data.Rows)
+        {
+            int[] tokens = model.Encode(template.Render(row));
+            int scored = ScoredLength(tokens, model.EosIds);
+            if (scored > cfg.MaxContext)
+            {
+                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or pass --skip-bad";
+                if (!skipBad) throw new UserError(reason);
+                skipped.Add(new SkippedRow(row.Index, row.Line, reason));
+                continue;
+            }
+            kept.Add((row, tokens[..scored]));
+        }
+        if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
+        int gold = kept.Count(k => k.Row.Label == 1);
+        if (gold == 0 || gold == kept.Count)
+            throw new UserError($"{data.Path}: after skipping bad rows all {kept.Count} are {(gold == 0 ? "hallucinated" : "gold")}; a probe needs both labels");
+        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+
+        int n = kept.Count, rowValues = cfg.Layers * cfg.Heads * cfg.HeadDim;
+        var metadata = new Dictionary<string, string>
+        {
+            ["hook"] = "blocks.{l}.attn.hook_z",
+            ["position"] = PositionRule,
+            ["model"] = Path.GetFullPath(model.Source),
+            ["model_format"] = model.Format,
+            ["model_shape"] = $"layers {cfg.Layers}, heads {cfg.Heads}, kv_heads {cfg.KvHeads}, head_dim {cfg.HeadDim}, d_model {cfg.DModel}, vocab {cfg.Vocab}, context {cfg.MaxContext}",
+            ["data"] = Path.GetFullPath(data.Path),
+            ["data_sha256"] = Hashing.Sha256File(data.Path),
+            ["data_layout"] = data.Layout,
+            ["samples"] = samples?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "all",
+            ["template"] = template.Text,
+            ["bos"] = model.Tokenizer?.AddsBos == true ? "added by the tokenizer" : "none",
+            ["skipped_rows"] = JsonSerializer.Serialize(skipped.Select(s => new { row = s.Index, line = s.Line, reason = s.Reason })),
+        };
+        string fingerprint = Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(
+            JsonSerializer.Serialize(metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) + "|" + string.Join(",", kept.Select(k => k.Row.Index))));
+        string path = System.IO.Path.Combine(outDir, FileName);
+        Directory.CreateDirectory(outDir);
+
+        if (ActivationStore.IsFinished(path, fingerprint))
+        {
+            log.WriteLine($"{path} already holds these rows' activations; probing them again without running the model");
+            return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds);
+        }
+
+        var shape = new ActivationSet(n, cfg.Layers, cfg.Heads, cfg.HeadDim, new float[(long)n * rowValues],
+            kept.Select(k => k.Row.Label).ToArray(), kept.Select(k => (long)k.Row.Index).ToArray(),
+            metadata, kept.Select(k => k.Row.Answer).ToArray());
+        int run = 0;
+        using (var store = ActivationStore.OpenOrCreate(path, fingerprint, shape, log))
+        {
+            var capture = new ActivationCapture(cfg, ["blocks.*.attn.hook_z"], [-1]);
+            var state = model.NewState();
+            var rowBuffer = new float[rowValues];
+            int perLayer = cfg.Heads * cfg.HeadDim;
+            using var progress = new Progress("collect hook_z (rows)", n - store.RowsDone);
+            for (int i = store.RowsDone; i < n; i++)
+            {
+                state.Reset();
+                model.Forward(state, kept[i].Tokens, capture);
+                for (int l = 0; l < cfg.Layers; l++)
+                    capture[HookNames.Name(HookKind.Z, l)].Data.AsSpan(0, perLayer).CopyTo(rowBuffer.AsSpan(l * perLayer, perLayer));
+                store.Append(rowBuffer);
+                run++;
+                progress.Advance();
+            }
+            store.Complete();
+        }
+        return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>How many tokens to run: all of them, less a trailing EOS (the scored token is then the one before).</summary>
+    public static int ScoredLength(int[] tokens, IReadOnlyList<int> eosIds) =>
+        tokens.Length > 1 && eosIds.Contains(tokens[^1]) ? tokens.Length - 1 : tokens.Length;
+}

@@ -1,0 +1,119 @@
+using TruthProbe.Probing;
+
+namespace TruthProbe.Tests.Probing;
+
+public class SolverTests
+{
+    /// <summary>n rows of d features with a planted direction, as a head's training rows (not standardised, offset and scaled).</summary>
+    private static (float[] X, byte[] Y) Data(int n, int d, double strength, int seed)
+    {
+        var set = SyntheticActivations.Planted(n, 1, 1, d, [strength], seed);
+        var x = set.Values.Select((v, i) => v * (1 + i % d) + 3f).ToArray(); // uneven scales and a mean shift
+        return (x, set.Labels);
+    }
+
+    /// <summary>
+    /// The gradient of the documented objective, computed here from scratch in float64: standardise with the
+    /// rows' mean and population sd, map the raw weights into that space, sum the logistic residuals.
+    /// </summary>
+    private static double GradientNorm(float[] x, byte[] y, int d, float[] w, float b)
+    {
+        int n = y.Length;
+        var mean = new double[d];
+        var sd = new double[d];
+        for (int j = 0; j < d; j++)
+        {
+            for (int i = 0; i < n; i++) mean[j] += x[i * d + j];
+            mean[j] /= n;
+            for (int i = 0; i < n; i++) sd[j] += Math.Pow(x[i * d + j] - mean[j], 2);
+            sd[j] = Math.Sqrt(sd[j] / n);
+        }
+        var theta = new double[d + 1];
+        theta[d] = b;
+        for (int j = 0; j < d; j++) { theta[j] = w[j] * sd[j]; theta[d] += w[j] * mean[j]; }
+        var g = new double[d + 1];
+        for (int i = 0; i < n; i++)
+        {
+            double m = theta[d];
+            for (int j = 0; j < d; j++) m += theta[j] * (x[i * d + j] - mean[j]) / sd[j];
+            double r = (1 / (1 + Math.Exp(-m)) - y[i]) / n;
+            for (int j = 0; j < d; j++) g[j] += r * (x[i * d + j] - mean[j]) / sd[j];
+            g[d] += r;
+        }
+        for (int j = 0; j < d; j++) g[j] += ExactLogistic.L2 * theta[j];
+        return Math.Sqrt(g.Sum(v => v * v));
+    }
+
+    [Theory]
+    [InlineData(0.0)]   // no signal
+    [InlineData(1.0)]
+    [InlineData(4.0)]   // nearly separable: only the L2 term keeps the optimum finite
+    public void Exact_WeightsSatisfyTheOptimalityCondition_GradientNormBelow1e6(double strength)
+    {
+        const int n = 300, d = 24;
+        var (x, y) = Data(n, d, strength, seed: 5);
+        var solver = new ExactLogistic(n, d);
+        var w = new float[d];
+        var report = solver.Fit(x, y, w, out float b);
+        Assert.True(report.GradientNorm < 1e-9, $"solver's own gradient norm {report.GradientNorm}");
+        // Independent check; float32 weights limit it to ~1e-7 relative.
+        double g = GradientNorm(x, y, d, w, b);
+        Assert.True(g < 1e-6, $"gradient norm {g:0.0e0} at the returned weights");
+        Assert.InRange(report.Iterations, 1, 30);
+    }
+
+    [Fact]
+    public void Exact_WarmStartAndColdStart_ReachTheSameOptimum()
+    {
+        const int n = 200, d = 16;
+        var (x1, y1) = Data(n, d, 1.5, seed: 1);
+        var (x2, y2) = Data(n, d, 1.5, seed: 2);
+        var solver = new ExactLogistic(n, d);
+        var warm = new float[d];
+        solver.Fit(x1, y1, warm, out _);
+        solver.Fit(x2, y2, warm, out float bWarm);
+        var cold = new float[d];
+        solver.ResetWarmStart();
+        solver.Fit(x2, y2, cold, out float bCold);
+        for (int j = 0; j < d; j++) Assert.Equal(cold[j], warm[j], 1e-5 * (1 + Math.Abs(cold[j])));
+        Assert.Equal(bCold, bWarm, 1e-4);
+    }
+
+    [Fact]
+    public void Reference_FirstTwoSteps_MatchAdamWWrittenOutByHand()
+    {
+        // n = 3 rows, d = 2, one batch per epoch, loss averaged over 4 heads as in an L*H = 4 model.
+        float[] x = [1f, 2f, -1f, 0.5f, 3f, -2f];
+        byte[] y = [1, 0, 1];
+        const int heads = 4;
+        double lr = 1e-2, wd = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+        var p = new double[3];          // w0, w1, b
+        var m = new double[3];
+        var v = new double[3];
+        for (int t = 1; t <= 2; t++)
+        {
+            var g = new double[3];
+            for (int i = 0; i < 3; i++)
+            {
+                double logit = p[0] * x[2 * i] + p[1] * x[2 * i + 1] + p[2];
+                double r = (1 / (1 + Math.Exp(-logit)) - y[i]) / (3.0 * heads);
+                g[0] += r * x[2 * i]; g[1] += r * x[2 * i + 1]; g[2] += r;
+            }
+            for (int k = 0; k < 3; k++)
+            {
+                p[k] *= 1 - lr * wd;
+                m[k] = b1 * m[k] + (1 - b1) * g[k];
+                v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
+                double mHat = m[k] / (1 - Math.Pow(b1, t));
+                double vHat = v[k] / (1 - Math.Pow(b2, t));
+                p[k] -= lr * mHat / (Math.Sqrt(vHat) + eps);
+            }
+            var solver = new ReferenceLogistic(2, heads, epochs: t);
+            var w = new float[2];
+            solver.Fit(x, y, w, out float bias);
+            Assert.Equal(p[0], w[0], 1e-6);
+            Assert.Equal(p[1], w[1], 1e-6);
+            Assert.Equal(p[2], bias, 1e-6);
+        }
+    }
+}
