@@ -8,5 +8,9 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new CompareVerb(),
+        new GatesVerb(),
+        new EvalChairVerb(),
+        new EvalPopeVerb(),
     ];
 }

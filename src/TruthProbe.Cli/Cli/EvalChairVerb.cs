@@ -1,0 +1,55 @@
+using System.Globalization;
+using TruthProbe.Common;
+using TruthProbe.Evaluation;
+
+namespace TruthProbe.Cli;
+
+/// <summary><c>eval chair</c>: CHAIR_S / CHAIR_I / recall / length of a captions file against COCO ground truth.</summary>
+public sealed class EvalChairVerb : IVerb
+{
+    public string Name => "eval chair";
+    public string Summary => "CHAIR object hallucination of image captions (COCO)";
+    public string Usage => """
+        usage: truthprobe eval chair --captions FILE [--gt FILE] --out DIR
+
+          --captions FILE  JSON Lines: image_id (int, or a COCO file name such as COCO_val2014_000000123456.jpg)
+                           and caption (field 'caption' or 'text'); a JSON array of such objects also works
+          --gt FILE        ground-truth objects per image {"<image id>": [objects]}; default:
+                           ../shared/data/chair/coco2014_gt_objects_subset_lemmatizer.json (the published numbers' build)
+          --out DIR        writes metrics.json (chair_s, chair_i, recall in %, len = words per caption,
+                           captions, unknown_images) and captions.jsonl (mentioned / hallucinated / ground-truth objects)
+
+        Captions of images missing from the ground truth are not scored; they are counted and listed.
+        """;
+
+    public int Run(Args args)
+    {
+        string captionsPath = args.Required("captions", "captions file");
+        string? gtPath = args.Get("gt");
+        string outDir = args.Required("out", "output folder");
+        args.EnsureAllRead(0);
+
+        var scorer = ChairScorer.LoadDefault(gtPath);
+        var captions = ChairScorer.ReadCaptions(captionsPath);
+        var result = scorer.Score(captions);
+        var inputs = new Dictionary<string, string>
+        {
+            ["captions"] = Path.GetFullPath(captionsPath),
+            ["captions_sha256"] = Hashing.Sha256File(captionsPath),
+            ["gt"] = gtPath != null ? Path.GetFullPath(gtPath) : ChairScorer.DefaultGroundTruth,
+        };
+        ChairScorer.Write(result, outDir, inputs);
+
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Format(c, "CHAIR_S {0:0.0}  CHAIR_I {1}  recall {2}  len {3:0.0}  ({4} captions, {5} mentions)",
+            result.ChairS, result.ChairI?.ToString("0.0", c) ?? "n/a", result.Recall?.ToString("0.0", c) ?? "n/a",
+            result.Len, result.Captions, result.Mentions));
+        if (result.UnknownImageIds.Count > 0)
+            Console.Error.WriteLine($"warning: {result.UnknownImageIds.Count} caption(s) of images without ground truth were not scored " +
+                $"(e.g. {string.Join(", ", result.UnknownImageIds.Take(5))}); listed in metrics.json");
+        if (result.EmptyCaptions > 0)
+            Console.Error.WriteLine($"warning: {result.EmptyCaptions} empty caption(s) scored as captions without objects");
+        Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")} and captions.jsonl");
+        return 0;
+    }
+}

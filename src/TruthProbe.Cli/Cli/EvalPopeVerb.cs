@@ -1,0 +1,70 @@
+using System.Globalization;
+using TruthProbe.Common;
+using TruthProbe.Evaluation;
+
+namespace TruthProbe.Cli;
+
+/// <summary><c>eval pope</c>: accuracy / precision / recall / F1 / yes-ratio of yes-no replies, per split and pooled.</summary>
+public sealed class EvalPopeVerb : IVerb
+{
+    public string Name => "eval pope";
+    public string Summary => "POPE yes/no object probing metrics, per split and pooled";
+    public string Usage => """
+        usage: truthprobe eval pope --answers FILE --questions FILE [--answers FILE --questions FILE ...]
+                                    [--parse strict|pope] --out DIR
+
+          --questions FILE  a POPE split (../shared/data/pope/...: question_id, label yes/no); repeat for more splits
+          --answers FILE    the replies to that split, JSON Lines with question_id and text; paired with the
+                            --questions files in order
+          --parse RULE      strict (default): the reply, lower-cased and stripped, must start with the word yes or no;
+                            pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes).
+          --out DIR         writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count)
+
+        Unknown replies are wrong for accuracy and count in yes_ratio's denominator; precision and recall use
+        the replies parsed as yes or no (FN = gold-yes questions answered no).
+        """;
+
+    public int Run(Args args)
+    {
+        var answers = args.GetAll("answers");
+        var questions = args.GetAll("questions");
+        string parse = args.Get("parse", "strict");
+        string outDir = args.Required("out", "output folder");
+        args.EnsureAllRead(0);
+        if (questions.Count == 0) throw new UserError("eval pope: missing --questions (a POPE question file)");
+        if (answers.Count != questions.Count)
+            throw new UserError($"eval pope: {answers.Count} --answers for {questions.Count} --questions; give one --answers per --questions, in the same order");
+        var rule = parse switch
+        {
+            "strict" => PopeParse.Strict,
+            "pope" => PopeParse.Pope,
+            _ => throw new UserError($"eval pope: --parse must be 'strict' or 'pope', got '{parse}'"),
+        };
+
+        var splits = new List<(string Name, string Questions, string Answers, PopeCounts Counts)>();
+        for (int i = 0; i < questions.Count; i++)
+        {
+            var qs = PopeScorer.ReadQuestions(questions[i]);
+            var ans = PopeScorer.ReadAnswers(answers[i]);
+            var counts = PopeScorer.Score(qs, ans, rule, questions[i], answers[i]);
+            string name = Path.GetFileNameWithoutExtension(questions[i]);
+            if (splits.Any(s => s.Name == name)) name = $"{name}#{i + 1}";
+            splits.Add((name, Path.GetFullPath(questions[i]), Path.GetFullPath(answers[i]), counts));
+        }
+        PopeScorer.Write(outDir, rule, splits);
+
+        var c = CultureInfo.InvariantCulture;
+        int width = Math.Max(6, splits.Max(s => s.Name.Length));
+        Console.WriteLine(string.Format(c, "{0,-" + width + "} {1,8} {2,9} {3,7} {4,6} {5,9} {6,7}", "split", "accuracy", "precision", "recall", "f1", "yes_ratio", "unknown"));
+        var rows = splits.Select(s => (s.Name, s.Counts)).ToList();
+        if (splits.Count > 1) rows.Add(("pooled", splits.Aggregate(default(PopeCounts), (a, s) => a + s.Counts)));
+        foreach (var (name, counts) in rows)
+        {
+            var m = counts.Metrics();
+            Console.WriteLine(string.Format(c, "{0,-" + width + "} {1,8:0.00} {2,9:0.00} {3,7:0.00} {4,6:0.00} {5,9:0.00} {6,7}",
+                name, m.Accuracy, m.Precision, m.Recall, m.F1, m.YesRatio, m.Unknown));
+        }
+        Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")}");
+        return 0;
+    }
+}

@@ -1,0 +1,176 @@
+using System.Text.Json;
+using TruthProbe.Common;
+
+namespace TruthProbe.Evaluation;
+
+public enum PopeAnswer { No, Yes, Unknown }
+
+/// <summary>How a free-text reply becomes yes/no.</summary>
+public enum PopeParse
+{
+    /// <summary>The reply, lower-cased and stripped, must start with the word "yes" or "no" (the paper's evaluation).</summary>
+    Strict,
+    /// <summary>
+    /// POPE's own evaluate.py (also LLaVA's eval_pope): keep the text before the first '.', drop commas, split on
+    /// spaces; the answer is "no" when a word is exactly "No", "no" or "not", otherwise "yes". Never unknown.
+    /// </summary>
+    Pope,
+}
+
+/// <summary>A POPE question: its id, gold label and object question.</summary>
+public sealed record PopeQuestion(long Id, bool GoldYes, string Text);
+
+/// <summary>
+/// Counts of one split. Unknown replies (neither yes nor no) are wrong for accuracy and count in the
+/// yes-ratio denominator; they are neither positive nor negative predictions, so precision and recall
+/// use only parsed replies: FN are gold-yes questions answered "no".
+/// </summary>
+public readonly record struct PopeCounts(int TruePositive, int FalsePositive, int TrueNegative, int FalseNegative, int UnknownYes, int UnknownNo)
+{
+    public int Total => TruePositive + FalsePositive + TrueNegative + FalseNegative + Unknown;
+    public int Unknown => UnknownYes + UnknownNo;
+
+    public static PopeCounts operator +(PopeCounts a, PopeCounts b) => new(
+        a.TruePositive + b.TruePositive, a.FalsePositive + b.FalsePositive, a.TrueNegative + b.TrueNegative,
+        a.FalseNegative + b.FalseNegative, a.UnknownYes + b.UnknownYes, a.UnknownNo + b.UnknownNo);
+
+    public PopeMetrics Metrics()
+    {
+        double precision = Ratio(TruePositive, TruePositive + FalsePositive);
+        double recall = Ratio(TruePositive, TruePositive + FalseNegative);
+        return new PopeMetrics(
+            Accuracy: Ratio(TruePositive + TrueNegative, Total),
+            Precision: precision,
+            Recall: recall,
+            F1: precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0,
+            YesRatio: Ratio(TruePositive + FalsePositive, Total),
+            Unknown: Unknown,
+            Questions: Total);
+    }
+
+    private static double Ratio(int num, int den) => den > 0 ? 100.0 * num / den : 0;
+}
+
+/// <summary>POPE metrics in percent (unknown and questions are counts).</summary>
+public sealed record PopeMetrics(double Accuracy, double Precision, double Recall, double F1, double YesRatio, int Unknown, int Questions);
+
+/// <summary>
+/// POPE (Li et al. 2023) scoring of yes/no replies against a question file, by question id.
+/// </summary>
+public static class PopeScorer
+{
+    public static PopeAnswer Parse(string reply, PopeParse rule)
+    {
+        if (rule == PopeParse.Pope) return ParseAsPopeScript(reply);
+        string text = reply.Trim().ToLowerInvariant();
+        if (StartsWithWord(text, "yes")) return PopeAnswer.Yes;
+        if (StartsWithWord(text, "no")) return PopeAnswer.No;
+        return PopeAnswer.Unknown;
+    }
+
+    /// <summary>Case-sensitive and quirky on purpose ("NO" and "Not sure" count as yes), to reproduce published POPE numbers.</summary>
+    private static PopeAnswer ParseAsPopeScript(string reply)
+    {
+        int dot = reply.IndexOf('.');
+        string firstSentence = dot >= 0 ? reply[..dot] : reply;
+        string[] words = firstSentence.Replace(",", "").Split(' ');
+        return words.Any(w => w is "No" or "no" or "not") ? PopeAnswer.No : PopeAnswer.Yes;
+    }
+
+    private static bool StartsWithWord(string text, string word) =>
+        text.StartsWith(word, StringComparison.Ordinal) && (text.Length == word.Length || !char.IsLetterOrDigit(text[word.Length]));
+
+    /// <summary>POPE questions (JSON Lines or a JSON array): question_id, label ("yes"/"no"), text.</summary>
+    public static List<PopeQuestion> ReadQuestions(string path)
+    {
+        var questions = new List<PopeQuestion>();
+        var seen = new HashSet<long>();
+        foreach (var r in JsonRecords.Read(path))
+        {
+            long id = r.Integer("question_id");
+            string label = (r.Text("label") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'label' (yes/no)")).Trim().ToLowerInvariant();
+            if (label is not ("yes" or "no")) throw new UserError($"{r.Where}: label must be 'yes' or 'no', got '{label}'");
+            if (!seen.Add(id)) throw new UserError($"{r.Where}: question_id {id} appears twice");
+            questions.Add(new PopeQuestion(id, label == "yes", r.Text("text") ?? r.Text("question") ?? ""));
+        }
+        if (questions.Count == 0) throw new UserError($"{path}: no questions");
+        return questions;
+    }
+
+    /// <summary>Replies by question id (JSON Lines: question_id, text).</summary>
+    public static Dictionary<long, (string Text, string Where)> ReadAnswers(string path)
+    {
+        var answers = new Dictionary<long, (string, string)>();
+        foreach (var r in JsonRecords.Read(path))
+        {
+            long id = r.Integer("question_id");
+            string text = r.Text("text") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
+            if (!answers.TryAdd(id, (text, r.Where)))
+                throw new UserError($"{r.Where}: a second answer for question_id {id} (first at {answers[id].Item2})");
+        }
+        return answers;
+    }
+
+    /// <summary>
+    /// Confusion counts of one split. Every question needs exactly one answer and every answer a question:
+    /// a mismatch means the files are not a pair, so it is an error rather than a silent drop.
+    /// </summary>
+    public static PopeCounts Score(IReadOnlyList<PopeQuestion> questions, IReadOnlyDictionary<long, (string Text, string Where)> answers,
+        PopeParse rule, string questionsName, string answersName)
+    {
+        var ids = questions.Select(q => q.Id).ToHashSet();
+        var stray = answers.Where(a => !ids.Contains(a.Key)).OrderBy(a => a.Key).ToList();
+        if (stray.Count > 0)
+            throw new UserError($"{stray[0].Value.Where}: question_id {stray[0].Key} is not in {questionsName} " +
+                $"({stray.Count} such answer(s)); pair each --answers file with its own --questions file");
+        var missing = questions.Where(q => !answers.ContainsKey(q.Id)).Select(q => q.Id).ToList();
+        if (missing.Count > 0)
+            throw new UserError($"{answersName}: {missing.Count} of {questions.Count} questions of {questionsName} have no answer " +
+                $"(e.g. question_id {string.Join(", ", missing.Take(5))}); answer every question");
+
+        int tp = 0, fp = 0, tn = 0, fn = 0, unknownYes = 0, unknownNo = 0;
+        foreach (var q in questions)
+        {
+            switch (Parse(answers[q.Id].Text, rule), q.GoldYes)
+            {
+                case (PopeAnswer.Yes, true): tp++; break;
+                case (PopeAnswer.Yes, false): fp++; break;
+                case (PopeAnswer.No, false): tn++; break;
+                case (PopeAnswer.No, true): fn++; break;
+                case (PopeAnswer.Unknown, true): unknownYes++; break;
+                default: unknownNo++; break;
+            }
+        }
+        return new PopeCounts(tp, fp, tn, fn, unknownYes, unknownNo);
+    }
+
+    /// <summary>Writes <c>metrics.json</c>: each split by name, then <c>pooled</c> over all of them.</summary>
+    public static void Write(string outDir, PopeParse rule, IReadOnlyList<(string Name, string Questions, string Answers, PopeCounts Counts)> splits)
+    {
+        var bySplit = new Dictionary<string, object>();
+        foreach (var s in splits) bySplit[s.Name] = Entry(s.Counts, s.Questions, s.Answers);
+        var pooled = splits.Aggregate(default(PopeCounts), (acc, s) => acc + s.Counts);
+        var doc = new Dictionary<string, object>
+        {
+            ["parse"] = rule == PopeParse.Strict ? "strict" : "pope",
+            ["splits"] = bySplit,
+            ["pooled"] = Entry(pooled, null, null),
+        };
+        AtomicFile.WriteAllText(Path.Combine(outDir, "metrics.json"),
+            JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static Dictionary<string, object> Entry(PopeCounts c, string? questions, string? answers)
+    {
+        var m = c.Metrics();
+        var e = new Dictionary<string, object>
+        {
+            ["accuracy"] = m.Accuracy, ["precision"] = m.Precision, ["recall"] = m.Recall, ["f1"] = m.F1,
+            ["yes_ratio"] = m.YesRatio, ["unknown"] = m.Unknown, ["questions"] = m.Questions,
+            ["tp"] = c.TruePositive, ["fp"] = c.FalsePositive, ["tn"] = c.TrueNegative, ["fn"] = c.FalseNegative,
+        };
+        if (questions != null) e["questions_file"] = questions;
+        if (answers != null) e["answers_file"] = answers;
+        return e;
+    }
+}

@@ -1,0 +1,240 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TruthProbe.Common;
+using TruthProbe.Reports;
+
+namespace TruthProbe.Lineage;
+
+/// <summary>
+/// The comparison of several head maps: every pair's statistics, each map's chance check, and the files
+/// that present them (square CSV matrices, per-pair and per-layer CSVs, two PNGs, a manifest).
+/// </summary>
+public sealed class CompareReport
+{
+    public IReadOnlyList<ScoreMap> Maps { get; }
+    public IReadOnlyList<ChanceCheck> Chance { get; }
+    public IReadOnlyList<PairStatistics> Pairs { get; }
+    /// <summary>Each map compared with itself: the diagonal of the matrices.</summary>
+    public IReadOnlyList<PairStatistics> Self { get; }
+    public string Reference { get; }
+    public int TopK { get; }
+    public bool SharedAcrossAll { get; }
+    public IReadOnlyList<string> Warnings { get; }
+
+    private CompareReport(IReadOnlyList<ScoreMap> maps, IReadOnlyList<ChanceCheck> chance, IReadOnlyList<PairStatistics> pairs,
+        IReadOnlyList<PairStatistics> self, string reference, int topK, bool sharedAcrossAll, IReadOnlyList<string> warnings)
+    {
+        (Maps, Chance, Pairs, Self, Reference, TopK, SharedAcrossAll, Warnings) = (maps, chance, pairs, self, reference, topK, sharedAcrossAll, warnings);
+    }
+
+    public static CompareReport Run(IReadOnlyList<ScoreMap> maps, string? reference, int topK, bool sharedAcrossAll, double chance)
+    {
+        if (maps.Count < 2) throw new UserError($"compare needs at least two maps, got {maps.Count}");
+        if (topK < 1) throw new UserError($"--top-k must be at least 1, got {topK}");
+        var duplicate = maps.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate != null) throw new UserError($"two maps are both named '{duplicate.Key}'; give distinct names with --names");
+        reference ??= maps[0].Name;
+        if (maps.All(m => m.Name != reference))
+            throw new UserError($"--reference '{reference}' is not one of the maps ({string.Join(", ", maps.Select(m => m.Name))})");
+
+        var checks = maps.Select(m => ChanceCheck.Of(m, chance)).ToList();
+        var warnings = new List<string>();
+        foreach (var m in maps)
+            warnings.AddRange(m.Notes.Select(n => $"{m.Name}: {n}"));
+        for (int i = 0; i < maps.Count; i++)
+            if (checks[i].AtChance)
+                warnings.Add($"{maps[i].Name} is at chance level (mean {checks[i].Mean:0.0000} vs chance {chance}, sd {checks[i].StdDev:0.0000} over {checks[i].N} heads): " +
+                             "its correlations are noise and are not evidence of inheritance");
+        if (maps.Select(m => m.Shape).Distinct().Count() > 1)
+            warnings.Add($"maps differ in shape ({string.Join(", ", maps.Select(m => $"{m.Name} {m.Shape}"))}); each pair is compared over the layer and head indices it shares" +
+                         (sharedAcrossAll ? " by all maps" : ""));
+
+        var pairs = MapComparison.CompareAll(maps, topK, sharedAcrossAll);
+        foreach (var p in pairs.Where(p => p.TopK < topK))
+            warnings.Add($"{p.A} vs {p.B}: only {p.N} heads compared, so top-k uses k = {p.TopK}");
+        var self = maps.Select(m =>
+        {
+            var (samples, layers) = MapComparison.Align([m]);
+            return MapComparison.Compare(m.Name, m.Name, samples[0], samples[0], layers, topK);
+        }).ToList();
+        return new CompareReport(maps, checks, pairs, self, reference, topK, sharedAcrossAll, warnings);
+    }
+
+    public PairStatistics Pair(int i, int j)
+    {
+        if (i == j) return Self[i];
+        string a = Maps[Math.Min(i, j)].Name, b = Maps[Math.Max(i, j)].Name;
+        return Pairs.First(p => p.A == a && p.B == b);
+    }
+
+    public double[,] Matrix(Func<PairStatistics, double> statistic)
+    {
+        int k = Maps.Count;
+        var m = new double[k, k];
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                m[i, j] = statistic(Pair(i, j));
+        return m;
+    }
+
+    public bool EitherAtChance(PairStatistics p) =>
+        Chance[IndexOf(p.A)].AtChance || Chance[IndexOf(p.B)].AtChance;
+
+    private int IndexOf(string name)
+    {
+        for (int i = 0; i < Maps.Count; i++)
+            if (Maps[i].Name == name) return i;
+        throw new ArgumentException($"no map named '{name}'", nameof(name));
+    }
+
+    /// <summary>Writes every output file into <paramref name="outDir"/> and returns their names.</summary>
+    public IReadOnlyList<string> Write(string outDir, IReadOnlyList<string> inputPaths)
+    {
+        Directory.CreateDirectory(outDir);
+        var written = new List<string>();
+        void Text(string name, string content)
+        {
+            AtomicFile.WriteAllText(Path.Combine(outDir, name), content);
+            written.Add(name);
+        }
+        string[] names = Maps.Select(m => m.Name).ToArray();
+        Text("pearson.csv", SquareCsv(Matrix(p => p.Pearson)));
+        Text("spearman.csv", SquareCsv(Matrix(p => p.Spearman)));
+        Text("kendall.csv", SquareCsv(Matrix(p => p.KendallTauB)));
+        Text("topk_jaccard.csv", SquareCsv(Matrix(p => p.TopKJaccard)));
+        Text("pairs.csv", PairsCsv());
+        Text("per_layer_pearson.csv", PerLayerCsv());
+
+        string chanceNote = Chance.Any(c => c.AtChance)
+            ? " Maps marked (chance) score at chance level: their correlations are not evidence of inheritance."
+            : "";
+        string[] labels = names.Select((n, i) => Chance[i].AtChance ? $"{n} (chance)" : n).ToArray();
+        Plots.Heatmap(Path.Combine(outDir, "pearson_matrix.png"), Matrix(p => p.Pearson), "Pearson r between Truth-Score maps", "", "",
+            caption: $"{HeadsComparedText()}.{chanceNote}",
+            rowLabels: labels, colLabels: labels, annotateCells: true, min: -1, max: 1);
+        written.Add("pearson_matrix.png");
+
+        int r = IndexOf(Reference);
+        var others = Enumerable.Range(0, Maps.Count).Where(i => i != r).ToList();
+        Plots.Bars(Path.Combine(outDir, "pearson_vs_reference.png"), $"Pearson r with {Reference}", "", "Pearson r",
+            others.Select(i => labels[i]).ToList(), others.Select(i => Pair(r, i).Pearson).ToList(),
+            caption: $"Per-head Truth Scores correlated over the heads both maps score (negative values are shown as they are).{chanceNote}");
+        written.Add("pearson_vs_reference.png");
+
+        written.Add("manifest.json");
+        AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputPaths, written));
+        return written;
+    }
+
+    private string HeadsComparedText()
+    {
+        int fewest = Pairs.Min(p => p.N), most = Pairs.Max(p => p.N);
+        return fewest == most ? $"{most} heads compared per pair" : $"{fewest} to {most} heads compared per pair (n of each in pairs.csv)";
+    }
+
+    private string SquareCsv(double[,] m)
+    {
+        var sb = new StringBuilder();
+        sb.Append("name");
+        foreach (var map in Maps) sb.Append(',').Append(Field(map.Name));
+        sb.Append('\n');
+        for (int i = 0; i < Maps.Count; i++)
+        {
+            sb.Append(Field(Maps[i].Name));
+            for (int j = 0; j < Maps.Count; j++) sb.Append(',').Append(Number(m[i, j]));
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private string PairsCsv()
+    {
+        var sb = new StringBuilder("a,b,n,pearson,spearman,kendall_tau_b,top_k,topk_jaccard,chance_level\n");
+        foreach (var p in Pairs)
+            sb.Append(CultureInfo.InvariantCulture,
+                $"{Field(p.A)},{Field(p.B)},{p.N},{Number(p.Pearson)},{Number(p.Spearman)},{Number(p.KendallTauB)},{p.TopK},{Number(p.TopKJaccard)},{(EitherAtChance(p) ? "yes" : "no")}\n");
+        return sb.ToString();
+    }
+
+    private string PerLayerCsv()
+    {
+        var sb = new StringBuilder("a,b,layer,n,pearson\n");
+        foreach (var p in Pairs)
+            foreach (var l in p.PerLayer)
+                sb.Append(CultureInfo.InvariantCulture, $"{Field(p.A)},{Field(p.B)},{l.Layer},{l.N},{Number(l.Pearson)}\n");
+        return sb.ToString();
+    }
+
+    private string Manifest(IReadOnlyList<string> inputPaths, IReadOnlyList<string> outputs)
+    {
+        var manifest = new
+        {
+            tool = "truthprobe compare",
+            inputs = Maps.Select((m, i) => new
+            {
+                name = m.Name,
+                path = inputPaths[i],
+                file = m.File,
+                sha256 = Hashing.Sha256File(m.File),
+                shape = new[] { m.Layers, m.Heads },
+                scored_heads = m.ValidCount,
+                mean = Chance[i].Mean,
+                sd = Chance[i].StdDev,
+                chance_level = Chance[i].AtChance,
+                notes = m.Notes,
+            }),
+            reference = Reference,
+            top_k = TopK,
+            heads_compared = SharedAcrossAll ? "heads scored in every map (the reference's rule)" : "heads scored in both maps of each pair",
+            chance = Chance[0].Chance,
+            chance_rule = ChanceCheck.Rule,
+            warnings = Warnings,
+            outputs,
+        };
+        return JsonSerializer.Serialize(manifest, JsonOptions) + "\n";
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep "+" and "<" readable
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>The Pearson matrix and the per-pair statistics as aligned text, then the warnings.</summary>
+    public string FormatTable()
+    {
+        var sb = new StringBuilder();
+        string[] names = Maps.Select(m => m.Name).ToArray();
+        int rowWidth = names.Max(n => n.Length);
+        int[] colWidth = names.Select(n => Math.Max(7, n.Length)).ToArray();
+        sb.AppendLine($"Pearson r (over the heads scored in {(SharedAcrossAll ? "every map" : "both maps of a pair")}):");
+        sb.Append(new string(' ', rowWidth));
+        for (int j = 0; j < names.Length; j++) sb.Append("  ").Append(names[j].PadLeft(colWidth[j]));
+        sb.AppendLine();
+        for (int i = 0; i < names.Length; i++)
+        {
+            sb.Append(names[i].PadRight(rowWidth));
+            for (int j = 0; j < names.Length; j++) sb.Append("  ").Append(Fixed(Pair(i, j).Pearson).PadLeft(colWidth[j]));
+            sb.AppendLine();
+        }
+        sb.AppendLine();
+        int pairWidth = Math.Max(4, Pairs.Max(p => p.A.Length + p.B.Length + 4));
+        sb.AppendLine($"{"pair".PadRight(pairWidth)}  {"n",5}  {"pearson",8}  {"spearman",8}  {"kendall",8}  {"top-k jaccard",13}");
+        foreach (var p in Pairs)
+            sb.AppendLine($"{$"{p.A} vs {p.B}".PadRight(pairWidth)}  {p.N,5}  {Fixed(p.Pearson),8}  {Fixed(p.Spearman),8}  {Fixed(p.KendallTauB),8}  {Fixed(p.TopKJaccard) + $" (k={p.TopK})",13}" +
+                          (EitherAtChance(p) ? "  (chance-level map: not evidence)" : ""));
+        foreach (string w in Warnings) sb.AppendLine($"warning: {w}");
+        return sb.ToString();
+    }
+
+    private static string Fixed(double v) => double.IsNaN(v) ? "nan" : v.ToString("0.0000", CultureInfo.InvariantCulture);
+
+    /// <summary>Round-trip precision, and "nan" as numpy and pandas write it.</summary>
+    private static string Number(double v) => double.IsNaN(v) ? "nan" : v.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string Field(string s) =>
+        s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+}
