@@ -6,11 +6,8 @@ var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHash
 var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
-<<<<<<< HEAD
     new EngineBenchmark(),
-=======
     new ChairBench(),
->>>>>>> main
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {
