@@ -30,7 +30,10 @@ public static unsafe class Kernels
         Widen(w.DType, w.Row(r), destination[..w.Cols]);
     }
 
-    private static void Widen(WeightDType dtype, byte* source, Span<float> destination)
+    /// <summary>Byte offset of value k within a row (k a multiple of the Q8_0 block for Q8_0).</summary>
+    internal static long SegmentOffset(WeightDType dtype, int k) => dtype == WeightDType.Q8_0 ? k / WeightMatrix.Q8_0Block * 34L : WeightMatrix.RowBytesFor(dtype, k);
+
+    internal static void Widen(WeightDType dtype, byte* source, Span<float> destination)
     {
         int n = destination.Length;
         switch (dtype)
@@ -76,6 +79,13 @@ public static unsafe class Kernels
         int rows = w.Rows, cols = w.Cols;
         if (x.Length < (long)tokens * cols || y.Length < (long)tokens * rows)
             throw new ArgumentException($"matmul [{rows}, {cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
+        if (tokens == 1) MatVec.Multiply(w, x, y);
+        else Gemm.Multiply(w, x, y, tokens);
+    }
+
+    private static void MatMulRowwise(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        int rows = w.Rows, cols = w.Cols;
         fixed (float* px = x, py = y)
         {
             float* xs = px, ys = py;
@@ -136,20 +146,22 @@ public static unsafe class Kernels
     }
 
     /// <summary>Row r of W dotted with x, widening 16-bit weights on the fly.</summary>
-    private static float DotRow(WeightMatrix w, int r, float* x)
+    private static float DotRow(WeightMatrix w, int r, float* x) => DotRow(w.Row(r), w.DType, x, w.Cols);
+
+    /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly.</summary>
+    internal static float DotRow(byte* row, WeightDType dtype, float* x, int n)
     {
-        int n = w.Cols;
-        switch (w.DType)
+        switch (dtype)
         {
             case WeightDType.F32:
-                return TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Row(r), n), new ReadOnlySpan<float>(x, n));
+                return TensorPrimitives.Dot(new ReadOnlySpan<float>(row, n), new ReadOnlySpan<float>(x, n));
             case WeightDType.BF16:
-                return DotBFloat16((ushort*)w.Row(r), x, n);
+                return DotBFloat16((ushort*)row, x, n);
             case WeightDType.Q8_0:
-                return DotQ8_0(w.Row(r), x, n);
+                return DotQ8_0(row, x, n);
             default:
                 float[] scratch = RowScratch(n);
-                Widen(w.DType, w.Row(r), scratch.AsSpan(0, n));
+                Widen(dtype, row, scratch.AsSpan(0, n));
                 return TensorPrimitives.Dot(scratch.AsSpan(0, n), new ReadOnlySpan<float>(x, n));
         }
     }
@@ -354,6 +366,11 @@ public static unsafe class Kernels
     public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> pattern, Span<float> scores, int workers)
     {
+        if (pattern.IsEmpty)
+        {
+            FlashAttention.Run(q, keys, values, z, tokens, firstPosition, heads, kvHeads, headDim, window);
+            return;
+        }
         int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
         float scale = 1f / MathF.Sqrt(headDim);
         int items = tokens * heads;
