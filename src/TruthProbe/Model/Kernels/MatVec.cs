@@ -27,6 +27,7 @@ public static unsafe class MatVec
             bool worthSplitting = (long)w.Rows * w.Cols >= 1 << 15;
             WorkerPool.Run(&Part, &job, worthSplitting ? WorkerPool.Count : 1);
         }
+        GC.KeepAlive(w); // the job holds only w.Data: w (and the memory its Owner keeps) must outlive it
     }
 
     private static void Part(void* args, int part, int parts)

@@ -48,10 +48,14 @@ internal static unsafe class WorkerPool
             for (int i = 0; i < helpers; i++) Wake[i].Release();
             _insideJob = true;
             try { for (int p = 0; p < parts; p += Count) job(args, p, parts); }
-            finally { _insideJob = false; }
-            // Spin, never sleep: the helpers finish within microseconds of the caller on a balanced split.
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            finally
+            {
+                _insideJob = false;
+                // Even when the caller's part threw: the helpers read args on the caller's stack until done.
+                // Spin, never sleep: on a balanced split they finish within microseconds of the caller.
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            }
             if (_failure != null) ExceptionDispatchInfo.Throw(_failure);
         }
         finally { Monitor.Exit(Busy); }
