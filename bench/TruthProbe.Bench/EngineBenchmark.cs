@@ -45,13 +45,14 @@ public sealed class EngineBenchmark : IBenchmark
                 decodeTimes.Add(sw.Elapsed.TotalSeconds);
             }
             double decodeSeconds = Median(decodeTimes);
+            long residentBytes = Environment.WorkingSet; // before the bandwidth probe's buffer exists
             double bandwidth = MeasureReadBandwidth(context.Quick ? 256 << 20 : 1 << 30);
             double floorSeconds = weightBytes / bandwidth;
             double prefillFlops = 2.0 * (config.ParameterCount() - (long)config.Vocab * config.DModel) * prefillTokens + 2.0 * config.Vocab * config.DModel;
 
             log.WriteLine($"prefill {prefillTokens} tokens: {prefillSeconds:0.000} s = {prefillTokens / prefillSeconds:0.0} tok/s ({prefillFlops / prefillSeconds / 1e9:0.0} GFLOP/s in the matmuls)");
             log.WriteLine($"decode: {decodeSeconds * 1e3:0.0} ms/token (median of {decodeTokens}) at positions {prefillTokens}..");
-            log.WriteLine($"resident memory after the run: {Environment.WorkingSet / 1e6:0} MB (bf16 weights mapped, {weightBytes / 1e6:0} MB)");
+            log.WriteLine($"resident memory after the run: {residentBytes / 1e6:0} MB (bf16 weights mapped, {weightBytes / 1e6:0} MB)");
             log.WriteLine($"memory read bandwidth {bandwidth / 1e9:0.0} GB/s; {weightBytes / 1e6:0} MB of weights per token -> floor {floorSeconds * 1e3:0.0} ms/token");
             context.Ratio("decode_vs_bandwidth_floor", floorSeconds / decodeSeconds);
         }

@@ -31,6 +31,7 @@ public static class Generator
             throw new UserError($"generate: temperature must be >= 0, got {options.Temperature}");
         state ??= model.NewState();
         state.Reset();
+        state.Reserve(promptIds.Count + options.MaxNewTokens);
         var rng = new XorShiftRandom(options.Seed);
         var generated = new List<int>();
         int[] one = new int[1];

@@ -5,13 +5,13 @@ namespace TruthProbe.Model;
 
 /// <summary>
 /// The numeric kernels of the forward pass, span in / span out, each replaceable on its own. Matrices of
-/// 16-bit weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
+/// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
 /// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the thread pool.
 /// </summary>
 public static unsafe class Kernels
 {
     /// <summary>Below this many multiply-adds a matmul runs on the calling thread: a fork costs more.</summary>
-    private const long ParallelThreshold = 1 << 15;
+    private const long ParallelThreshold = 1 << 18;
 
     [ThreadStatic] private static float[]? _rowScratch;
 
@@ -72,7 +72,7 @@ public static unsafe class Kernels
 
     /// <summary>
     /// y[t] = W x[t] for t in [0, tokens): x is [tokens, W.Cols], y is [tokens, W.Rows], both row-major.
-    /// Work is split over output rows; each row is widened once and used for every token.
+    /// One token (decode) streams W once (<see cref="MatVec"/>); several run the packed, register-tiled <see cref="Gemm"/>.
     /// </summary>
     public static void MatMul(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
@@ -82,71 +82,6 @@ public static unsafe class Kernels
         if (tokens == 1) MatVec.Multiply(w, x, y);
         else Gemm.Multiply(w, x, y, tokens);
     }
-
-    private static void MatMulRowwise(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
-    {
-        int rows = w.Rows, cols = w.Cols;
-        fixed (float* px = x, py = y)
-        {
-            float* xs = px, ys = py;
-            long work = (long)rows * cols * tokens;
-            int blocks = work < ParallelThreshold ? 1 : Math.Min(rows, Environment.ProcessorCount * 8);
-            if (blocks == 1) { MatMulRows(w, xs, ys, tokens, 0, rows); return; }
-            Parallel.For(0, blocks, b =>
-            {
-                int start = (int)((long)rows * b / blocks), end = (int)((long)rows * (b + 1) / blocks);
-                MatMulRows(w, xs, ys, tokens, start, end);
-            });
-        }
-    }
-
-    /// <summary>Output rows handled together in prefill: each widened row is reused by every token of a block.</summary>
-    private const int RowGroup = 4;
-    /// <summary>Tokens per block in prefill, so the block's inputs stay in L2 while the rows stream past.</summary>
-    private const int TokenBlock = 64;
-
-    private static void MatMulRows(WeightMatrix w, float* x, float* y, int tokens, int rowStart, int rowEnd)
-    {
-        int rows = w.Rows, cols = w.Cols;
-        if (tokens == 1)
-        {
-            // Decode: memory-bound, so one fused pass over each row (bf16 widened in registers).
-            for (int r = rowStart; r < rowEnd; r++) y[r] = DotRow(w, r, x);
-            return;
-        }
-        float[] scratch = RowScratch(RowGroup * cols);
-        fixed (float* widened = scratch)
-        {
-            float** group = stackalloc float*[RowGroup];
-            for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
-            {
-                int t1 = Math.Min(tokens, t0 + TokenBlock);
-                for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
-                {
-                    int count = Math.Min(RowGroup, rowEnd - r0);
-                    for (int g = 0; g < count; g++)
-                    {
-                        if (w.DType == WeightDType.F32) group[g] = (float*)w.Row(r0 + g);
-                        else
-                        {
-                            group[g] = widened + g * cols;
-                            Widen(w.DType, w.Row(r0 + g), new Span<float>(group[g], cols));
-                        }
-                    }
-                    int t = t0;
-                    if (count == RowGroup)
-                        for (; t + 4 <= t1; t += 4)
-                            Dot4x4(group, x + (long)t * cols, cols, y + (long)t * rows + r0, rows);
-                    for (; t < t1; t++)
-                        for (int g = 0; g < count; g++)
-                            y[(long)t * rows + r0 + g] = TensorPrimitives.Dot(new ReadOnlySpan<float>(group[g], cols), new ReadOnlySpan<float>(x + (long)t * cols, cols));
-                }
-            }
-        }
-    }
-
-    /// <summary>Row r of W dotted with x, widening 16-bit weights on the fly.</summary>
-    private static float DotRow(WeightMatrix w, int r, float* x) => DotRow(w.Row(r), w.DType, x, w.Cols);
 
     /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly.</summary>
     internal static float DotRow(byte* row, WeightDType dtype, float* x, int n)
@@ -254,60 +189,6 @@ public static unsafe class Kernels
         return sum;
     }
 
-    /// <summary>
-    /// A 4 x 4 tile: four rows against four consecutive token vectors, 16 accumulators, so each loaded
-    /// vector feeds four multiply-adds. Writes y[t * yStride + g] for t, g in [0, 4).
-    /// </summary>
-    private static void Dot4x4(float** rows, float* x, int n, float* y, int yStride)
-    {
-        float* r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3];
-        float* x0 = x, x1 = x + n, x2 = x + 2 * n, x3 = x + 3 * n;
-        float* s = stackalloc float[16];
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
-            for (; i + 16 <= n; i += 16)
-            {
-                var v0 = Vector512.Load(x0 + i); var v1 = Vector512.Load(x1 + i);
-                var v2 = Vector512.Load(x2 + i); var v3 = Vector512.Load(x3 + i);
-                var w = Vector512.Load(r0 + i);
-                a00 = Vector512.FusedMultiplyAdd(w, v0, a00); a01 = Vector512.FusedMultiplyAdd(w, v1, a01);
-                a02 = Vector512.FusedMultiplyAdd(w, v2, a02); a03 = Vector512.FusedMultiplyAdd(w, v3, a03);
-                w = Vector512.Load(r1 + i);
-                a10 = Vector512.FusedMultiplyAdd(w, v0, a10); a11 = Vector512.FusedMultiplyAdd(w, v1, a11);
-                a12 = Vector512.FusedMultiplyAdd(w, v2, a12); a13 = Vector512.FusedMultiplyAdd(w, v3, a13);
-                w = Vector512.Load(r2 + i);
-                a20 = Vector512.FusedMultiplyAdd(w, v0, a20); a21 = Vector512.FusedMultiplyAdd(w, v1, a21);
-                a22 = Vector512.FusedMultiplyAdd(w, v2, a22); a23 = Vector512.FusedMultiplyAdd(w, v3, a23);
-                w = Vector512.Load(r3 + i);
-                a30 = Vector512.FusedMultiplyAdd(w, v0, a30); a31 = Vector512.FusedMultiplyAdd(w, v1, a31);
-                a32 = Vector512.FusedMultiplyAdd(w, v2, a32); a33 = Vector512.FusedMultiplyAdd(w, v3, a33);
-            }
-            s[0] = Vector512.Sum(a00); s[1] = Vector512.Sum(a01); s[2] = Vector512.Sum(a02); s[3] = Vector512.Sum(a03);
-            s[4] = Vector512.Sum(a10); s[5] = Vector512.Sum(a11); s[6] = Vector512.Sum(a12); s[7] = Vector512.Sum(a13);
-            s[8] = Vector512.Sum(a20); s[9] = Vector512.Sum(a21); s[10] = Vector512.Sum(a22); s[11] = Vector512.Sum(a23);
-            s[12] = Vector512.Sum(a30); s[13] = Vector512.Sum(a31); s[14] = Vector512.Sum(a32); s[15] = Vector512.Sum(a33);
-        }
-        else
-            for (int k = 0; k < 16; k++) s[k] = 0;
-        // The tail, and the whole product where 512-bit vectors are missing: plain loops.
-        for (; i < n; i++)
-        {
-            float v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-            for (int g = 0; g < 4; g++)
-            {
-                float w = rows[g][i];
-                s[g * 4] += w * v0; s[g * 4 + 1] += w * v1; s[g * 4 + 2] += w * v2; s[g * 4 + 3] += w * v3;
-            }
-        }
-        for (int t = 0; t < 4; t++)
-            for (int g = 0; g < 4; g++) y[t * yStride + g] = s[g * 4 + t];
-    }
-
     /// <summary>y = x / sqrt(mean(x^2) + eps) * weight, for one vector.</summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
@@ -371,43 +252,53 @@ public static unsafe class Kernels
             FlashAttention.Run(q, keys, values, z, tokens, firstPosition, heads, kvHeads, headDim, window);
             return;
         }
-        int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
-        int items = tokens * heads;
-        workers = Math.Max(1, Math.Min(workers, items));
+        int total = firstPosition + tokens;
+        workers = Math.Max(1, Math.Min(workers, tokens * heads));
         if (scores.Length < (long)workers * total) throw new ArgumentException("attention scratch too small");
-        bool keepPattern = !pattern.IsEmpty;
         fixed (float* pq = q, pk = keys, pv = values, pz = z, pp = pattern, ps = scores)
         {
-            float* qs = pq, ks = pk, vs = pv, zs = pz, pats = pp, scr = ps;
-            void Work(int worker)
+            var job = new AttentionJob(pq, pk, pv, pz, pattern.IsEmpty ? null : pp, ps, tokens, firstPosition, heads, kvHeads, headDim, window is int w ? w : int.MaxValue, workers);
+            if (workers == 1 || (long)tokens * heads * total * headDim < ParallelThreshold)
+                for (int wk = 0; wk < workers; wk++) job.Run(wk);
+            else AttentionParallel(job);
+        }
+    }
+
+    private static void AttentionParallel(AttentionJob job) => Parallel.For(0, job.Workers, job.Run);
+
+    /// <summary>Everything one attention call's workers share; each worker takes every Workers-th (token, head) item.</summary>
+    private readonly struct AttentionJob(float* q, float* keys, float* values, float* z, float* pattern, float* scores,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int window, int workers)
+    {
+        public int Workers => workers;
+
+        public void Run(int worker)
+        {
+            int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
+            float scale = 1f / MathF.Sqrt(headDim);
+            float* att = scores + (long)worker * total;
+            // Strided, not contiguous: later queries see more keys, so every worker gets a fair share of them.
+            for (int item = worker; item < tokens * heads; item += workers)
             {
-                float* att = scr + (long)worker * total;
-                for (int item = (int)((long)items * worker / workers); item < (long)items * (worker + 1) / workers; item++)
+                int t = item / heads, h = item % heads, kvh = h / group;
+                int position = firstPosition + t;
+                int first = Math.Max(0, position - window + 1);
+                var query = new ReadOnlySpan<float>(q + (long)t * qDim + h * headDim, headDim);
+                for (int j = first; j <= position; j++)
+                    att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys + (long)j * kvDim + kvh * headDim, headDim)) * scale;
+                var weights = new Span<float>(att, position - first + 1);
+                Softmax(weights);
+                var output = new Span<float>(z + (long)t * qDim + h * headDim, headDim);
+                output.Clear();
+                for (int j = first; j <= position; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
+                if (pattern != null)
                 {
-                    int t = item / heads, h = item % heads, kvh = h / group;
-                    int position = firstPosition + t;
-                    int first = window is int w ? Math.Max(0, position - w + 1) : 0;
-                    var query = new ReadOnlySpan<float>(qs + (long)t * qDim + h * headDim, headDim);
-                    int count = position - first + 1;
-                    for (int j = first; j <= position; j++)
-                        att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(ks + (long)j * kvDim + kvh * headDim, headDim)) * scale;
-                    var weights = new Span<float>(att, count);
-                    Softmax(weights);
-                    var output = new Span<float>(zs + (long)t * qDim + h * headDim, headDim);
-                    output.Clear();
-                    for (int j = first; j <= position; j++)
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vs + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
-                    if (keepPattern)
-                    {
-                        var row = new Span<float>(pats + ((long)h * tokens + t) * total, total);
-                        row.Clear();
-                        weights.CopyTo(row[first..]);
-                    }
+                    var row = new Span<float>(pattern + ((long)h * tokens + t) * total, total);
+                    row.Clear();
+                    weights.CopyTo(row[first..]);
                 }
             }
-            if (workers == 1 || (long)items * total * headDim < ParallelThreshold) { for (int wk = 0; wk < workers; wk++) Work(wk); }
-            else Parallel.For(0, workers, Work);
         }
     }
 }

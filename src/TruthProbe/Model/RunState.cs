@@ -35,6 +35,9 @@ public sealed class RunState
     /// <summary>Forgets the sequence; buffers are kept for the next one.</summary>
     public void Reset() => Position = 0;
 
+    /// <summary>Sizes the KV cache for <paramref name="positions"/> now, so that decoding up to there never resizes it.</summary>
+    public void Reserve(int positions) => EnsureCapacity(1, Math.Min(positions, _c.MaxContext));
+
     internal void EnsureCapacity(int tokens, int positions)
     {
         if (tokens > TokenCapacity)
