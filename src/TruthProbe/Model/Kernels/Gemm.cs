@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TruthProbe.Model;
 
@@ -68,7 +69,7 @@ public static unsafe class Gemm
         var (mr, nr) = Tile(j.Path);
         int panels = (j.N + nr - 1) / nr;
         int first = (int)((long)panels * part / parts), end = (int)((long)panels * (part + 1) / parts);
-        float[] panelArray = Scratch(ref _panel, KC * nr), rowArray = Scratch(ref _row, KC), tileArray = Scratch(ref _tile, mr * nr);
+        float[] panelArray = Scratch(ref _panel, KC * nr), rowArray = Scratch(ref _row, TransposeBlock * KC), tileArray = Scratch(ref _tile, mr * nr);
         fixed (float* panel = panelArray, row = rowArray, tile = tileArray)
             for (int m0 = 0; m0 < j.M; m0 += MC)
             {
@@ -107,20 +108,70 @@ public static unsafe class Gemm
         return slot;
     }
 
-    /// <summary>panel[k * nr + c] = W[n0 + c, k0 + k] in float32; columns past the matrix are zero.</summary>
-    private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* row)
+    /// <summary>Rows widened and transposed together on AVX-512.</summary>
+    private const int TransposeBlock = 16;
+
+    /// <summary>panel[k * nr + c] = W[n0 + c, k0 + k] in float32; columns past the matrix are zero. Each group of
+    /// 16 rows is widened into scratch (SIMD), then transposed 16 x 16 in registers on the AVX-512 path
+    /// (NR = 32); the other paths transpose one row at a time.</summary>
+    private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* rows)
     {
-        for (int c = 0; c < cols; c++)
+        bool inRegisters = j.Path == SimdPath.Vector512 && Avx512F.IsSupported;
+        int block = inRegisters ? TransposeBlock : 1;
+        for (int g = 0; g < nr; g += block)
         {
-            byte* source = j.W + (n0 + c) * j.RowBytes + Kernels.SegmentOffset(j.DType, k0);
-            float* src = row;
-            if (j.DType == WeightDType.F32) src = (float*)source;
-            else Kernels.Widen(j.DType, source, new Span<float>(row, kc));
-            float* dst = panel + c;
-            for (int k = 0; k < kc; k++) dst[k * nr] = src[k];
+            for (int c = 0; c < block; c++)
+            {
+                var row = new Span<float>(rows + c * kc, kc);
+                if (g + c < cols) Kernels.Widen(j.DType, j.W + (n0 + g + c) * j.RowBytes + Kernels.SegmentOffset(j.DType, k0), row);
+                else row.Clear();
+            }
+            int k = 0;
+            if (inRegisters)
+                for (; k + TransposeBlock <= kc; k += TransposeBlock) Transpose16(rows + k, kc, panel + k * nr + g, nr);
+            for (; k < kc; k++)
+                for (int c = 0; c < block; c++) panel[k * nr + g + c] = rows[c * kc + k];
         }
-        for (int c = cols; c < nr; c++)
-            for (int k = 0; k < kc; k++) panel[k * nr + c] = 0;
+    }
+
+    /// <summary>Two-source permutes that swap bit b of the vector index with bit b of the lane index.</summary>
+    private static readonly Vector512<int>[] SwapLow = new Vector512<int>[4], SwapHigh = new Vector512<int>[4];
+
+    static Gemm()
+    {
+        for (int b = 0; b < 4; b++)
+        {
+            int step = 1 << b;
+            var low = new int[16]; var high = new int[16];
+            for (int lane = 0; lane < 16; lane++)
+            {
+                bool set = (lane & step) != 0;
+                low[lane] = set ? 16 + lane - step : lane;   // output vector with bit b clear
+                high[lane] = set ? 16 + lane : lane + step;  // output vector with bit b set
+            }
+            SwapLow[b] = Vector512.Create(low);
+            SwapHigh[b] = Vector512.Create(high);
+        }
+    }
+
+    /// <summary>dst[i * dstStride + r] = src[r * srcStride + i] for a 16 x 16 block: four rounds of bit swaps.</summary>
+    private static void Transpose16(float* src, int srcStride, float* dst, int dstStride)
+    {
+        Vector512<float>* v = stackalloc Vector512<float>[16];
+        for (int r = 0; r < 16; r++) v[r] = Vector512.Load(src + (long)r * srcStride);
+        for (int b = 0; b < 4; b++)
+        {
+            int step = 1 << b;
+            var low = SwapLow[b]; var high = SwapHigh[b];
+            for (int r = 0; r < 16; r++)
+            {
+                if ((r & step) != 0) continue;
+                var a = v[r]; var c = v[r + step];
+                v[r] = Avx512F.PermuteVar16x32x2(a, low, c);
+                v[r + step] = Avx512F.PermuteVar16x32x2(a, high, c);
+            }
+        }
+        for (int r = 0; r < 16; r++) v[r].Store(dst + (long)r * dstStride);
     }
 
     private static void MicroKernel(SimdPath path, float* x, int xStride, int rows, float* panel, int kc, float* y, int yStride, bool accumulate)
