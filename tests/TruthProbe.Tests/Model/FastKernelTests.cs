@@ -106,6 +106,8 @@ public unsafe class FastKernelTests
     [InlineData(37, 0, 6, 2, 16, null)]    // prefill, causal
     [InlineData(33, 100, 4, 1, 12, 45)]    // prefill after a cache, sliding window, multi-query
     [InlineData(130, 0, 3, 3, 8, 70)]      // window longer than a tile
+    [InlineData(70, 90, 4, 2, 32, 50)]     // transposed-key path: cache, window, ragged tiles
+    [InlineData(17, 60, 8, 1, 128, null)]  // transposed-key path: multi-query, head size 128
     public void FlashAttention_MatchesDoublePrecisionSoftmax(int tokens, int first, int heads, int kvHeads, int hd, int? window)
     {
         int total = first + tokens;
