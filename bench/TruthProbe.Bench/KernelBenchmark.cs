@@ -44,8 +44,6 @@ public sealed unsafe class KernelBenchmark : IBenchmark
             }
         }
         double flops = 2.0 * M * N * K / best;
-        var c0 = Process.GetCurrentProcess().TotalProcessorTime; FmaPeak.Measure(TimeSpan.Zero);
-        context.Log.WriteLine($"DEV peak per CPU-second {2.0 * (1 << 22) * 12 * 16 * 2 / (Process.GetCurrentProcess().TotalProcessorTime - c0).TotalSeconds / 1e9:0.0}");
         // Per core-second of CPU actually received: readable on a machine shared with other work.
         context.Log.WriteLine($"GEMM per CPU-second: {2.0 * M * N * K / bestCpu / 1e9:0.0} GFLOP/s");
         context.Log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({Gemm.Resolve(SimdPath.Auto)})");
