@@ -95,7 +95,7 @@ public unsafe class FastKernelTests
         float[] x = KernelTests.Random(300, seed: 9), a = new float[1029], b = new float[1029];
         MatVec.Multiply(narrow, x, a);
         MatVec.Multiply(wide, x, b);
-        // Summation orders differ (four-row bf16 kernel vs one-row dot), so both are held to the exact product.
+        // Summation orders differ (fused bf16 dot vs TensorPrimitives.Dot), so both are held to the exact product.
         AssertProduct(values, x, a, 1, 1029, 300);
         AssertProduct(values, x, b, 1, 1029, 300);
     }
