@@ -10,7 +10,10 @@ IBenchmark[] all =
     new EngineBenchmark(),
     new KernelBenchmark(),
     new RssBenchmark(),
+    new LlamaCppBenchmark(),
     new ChairBench(),
+    new DriftBench(),
+    new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

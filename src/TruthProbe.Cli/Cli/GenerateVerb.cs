@@ -16,7 +16,8 @@ public sealed class GenerateVerb : IVerb
         "  --token-ids LIST     the prompt as token ids instead of text\n" +
         "  --max-new-tokens N   default 256; generation also stops at EOS and at the end of the context\n" +
         "  --temperature T      0 (default) = greedy; above 0 samples, with --seed S (default 0; printed)\n" +
-        "  --ids                also print the prompt and generated token ids";
+        "  --ids                also print the prompt and generated token ids\n" +
+        GatingOptions.Usage;
     public IReadOnlyCollection<string> Flags => ["ids"];
 
     public int Run(Args args)
@@ -30,9 +31,16 @@ public sealed class GenerateVerb : IVerb
         int seed = args.Int("seed", 0);
         if (seed < 0) throw new UserError($"generate: --seed must be >= 0, got {seed}");
         bool printIds = args.Flag("ids");
+        var gating = GatingOptions.Read(args);
         args.EnsureAllRead(1);
 
-        var result = Generator.Generate(model, prompt, new GenerationOptions { MaxNewTokens = maxNew, Temperature = temperature, Seed = (ulong)seed });
+        var gates = gating.For(model);
+        var result = Generator.Generate(model, prompt, new GenerationOptions
+        {
+            MaxNewTokens = maxNew, Temperature = temperature, Seed = (ulong)seed, Interventions = gates?.Interventions,
+        });
+        if (gates is { } g)
+            Console.Error.WriteLine("gated: " + string.Join(", ", gating.Provenance(g.Table).Select(kv => $"{kv.Key}={kv.Value}")));
         if (temperature > 0) Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampled with temperature {temperature}, seed {seed}"));
         if (printIds || model.Tokenizer == null)
         {

@@ -8,9 +8,14 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new ConvertVerb(),
         new CompareVerb(),
+        new DriftVerb(),
+        new LineageVerb(),
         new GatesVerb(),
+        new EvalHaluEvalVerb(),
         new EvalChairVerb(),
         new EvalPopeVerb(),
+        new PatchVerb(),
     ];
 }

@@ -196,7 +196,7 @@ public sealed class CompareReport
         return JsonSerializer.Serialize(manifest, JsonOptions) + "\n";
     }
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
+    internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep "+" and "<" readable
@@ -233,7 +233,7 @@ public sealed class CompareReport
     private static string Fixed(double v) => double.IsNaN(v) ? "nan" : v.ToString("0.0000", CultureInfo.InvariantCulture);
 
     /// <summary>Round-trip precision, and "nan" as numpy and pandas write it.</summary>
-    private static string Number(double v) => double.IsNaN(v) ? "nan" : v.ToString("R", CultureInfo.InvariantCulture);
+    internal static string Number(double v) => double.IsNaN(v) ? "nan" : v.ToString("R", CultureInfo.InvariantCulture);
 
     private static string Field(string s) =>
         s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;

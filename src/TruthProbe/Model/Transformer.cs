@@ -32,9 +32,11 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>
-    /// Loads a Hugging Face model folder or a llama2.c <c>.bin</c> checkpoint, with its tokenizer: the one
-    /// given, else the folder's own, else (for a <c>.bin</c>) one beside it (<c>tokenizer.bin</c>,
-    /// <c>tok*.bin</c>, <c>*.model</c>, <c>*.vocab</c>, in that order).
+    /// Loads a Hugging Face model folder, a GGUF file or a llama2.c <c>.bin</c> checkpoint, with its tokenizer:
+    /// the one given, else the folder's own or the GGUF's metadata, else (for a <c>.bin</c>) one beside it (<c>*.model</c>,
+    /// <c>tokenizer.bin</c>, <c>tok*.bin</c>, <c>*.vocab</c>, in that order). The SentencePiece <c>.model</c> comes first because
+    /// it carries the normaliser the model was trained with (runs of spaces collapsed), which llama2.c's
+    /// <c>tokenizer.bin</c> cannot express.
     /// </summary>
     public static Transformer Load(string path, string? tokenizerPath = null)
     {
@@ -42,7 +44,7 @@ public sealed class Transformer : IDisposable
         if (Directory.Exists(path))
         {
             var (config, weights, files) = HfCheckpoint.Load(path);
-            var tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(path);
+            var tokenizer = LoadTokenizerOrRelease(files, () => tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(path));
             model = new Transformer(config, weights, path, "hf-safetensors", files) { Tokenizer = tokenizer };
         }
         else if (!File.Exists(path)) throw new UserError($"{path}: no such model folder or file");
@@ -50,9 +52,16 @@ public sealed class Transformer : IDisposable
         {
             var (config, weights, file) = Llama2cCheckpoint.Load(path);
             string? found = tokenizerPath ?? TokenizerBeside(path);
-            model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = found == null ? null : TokenizerLoader.FromFile(found) };
+            var tokenizer = LoadTokenizerOrRelease([file], () => found == null ? null : TokenizerLoader.FromFile(found));
+            model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = tokenizer };
         }
-        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json or a llama2.c .bin)");
+        else if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            var (config, weights, vocabulary, file) = GgufCheckpoint.Load(path);
+            var tokenizer = LoadTokenizerOrRelease([file], () => tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : vocabulary == null ? null : TokenizerLoader.FromVocabulary(vocabulary));
+            model = new Transformer(config, weights, path, "gguf", [file]) { Tokenizer = tokenizer };
+        }
+        else throw new UserError($"{path}: unknown model format (expected a Hugging Face folder with config.json, a .gguf or a llama2.c .bin)");
 
         if (model.Tokenizer is { } t && t.VocabSize > model.Config.Vocab)
         {
@@ -62,12 +71,23 @@ public sealed class Transformer : IDisposable
         return model;
     }
 
+    /// <summary>A tokenizer that fails to load must not leave the weight files mapped.</summary>
+    private static ITokenizer? LoadTokenizerOrRelease(IEnumerable<IDisposable> files, Func<ITokenizer?> load)
+    {
+        try { return load(); }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
     private static string? TokenizerBeside(string checkpoint)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
         string self = Path.GetFileName(checkpoint);
         string[] Matching(string pattern) => Directory.GetFiles(dir, pattern).Where(f => Path.GetFileName(f) != self).Order(StringComparer.Ordinal).ToArray();
-        return Matching("tokenizer.bin").Concat(Matching("tok*.bin")).Concat(Matching("*.model")).Concat(Matching("*.vocab")).FirstOrDefault();
+        return Matching("*.model").Concat(Matching("tokenizer.bin")).Concat(Matching("tok*.bin")).Concat(Matching("*.vocab")).FirstOrDefault();
     }
 
     /// <summary>The id generation starts from when there is no prompt: the tokenizer's BOS, else config's.</summary>

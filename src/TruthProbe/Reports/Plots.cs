@@ -115,15 +115,19 @@ public static class Plots
     }
 
     /// <summary>One line per series (x and y of equal length); a legend names them when there are several.</summary>
+    /// <param name="integerX">x is a count (layers, steps): ticks only at whole numbers.</param>
+    /// <param name="yFromZero">y is a magnitude: the axis starts at 0 so that small values look small.</param>
     public static void Lines(string path, string title, string xLabel, string yLabel,
-        IReadOnlyList<(string name, double[] x, double[] y)> series, string? caption = null)
+        IReadOnlyList<(string name, double[] x, double[] y)> series, string? caption = null,
+        bool integerX = false, bool yFromZero = false)
     {
-        using var plot = BuildLines(title, xLabel, yLabel, series, caption);
+        using var plot = BuildLines(title, xLabel, yLabel, series, caption, integerX, yFromZero);
         AtomicFile.WriteAllBytes(path, Png(plot));
     }
 
     internal static Plot BuildLines(string title, string xLabel, string yLabel,
-        IReadOnlyList<(string name, double[] x, double[] y)> series, string? caption = null)
+        IReadOnlyList<(string name, double[] x, double[] y)> series, string? caption = null,
+        bool integerX = false, bool yFromZero = false)
     {
         if (series.Count == 0) throw new ArgumentException("line chart needs at least one series", nameof(series));
         foreach (var (name, x, y) in series)
@@ -138,6 +142,12 @@ public static class Plots
             line.LegendText = name;
         }
         if (series.Count > 1) plot.ShowLegend(Alignment.UpperRight);
+        if (integerX) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        if (yFromZero)
+        {
+            double top = series.SelectMany(s => s.y).Where(double.IsFinite).DefaultIfEmpty(1).Max();
+            plot.Axes.SetLimitsY(0, top > 0 ? top * 1.08 : 1);
+        }
         return plot;
     }
 

@@ -7,7 +7,8 @@ namespace TruthProbe.Tokenizers;
 /// </summary>
 internal sealed class AddedTokenSplitter
 {
-    public readonly record struct AddedToken(string Content, int Id, bool LStrip = false, bool RStrip = false, bool SingleWord = false);
+    /// <summary>An added token; <see cref="Normalized"/> ones are matched in the normaliser's output, the others in raw text.</summary>
+    public readonly record struct AddedToken(string Content, int Id, bool LStrip = false, bool RStrip = false, bool SingleWord = false, bool Normalized = false);
 
     /// <summary>A piece of the input: an added token (<see cref="TokenId"/> &gt;= 0) or text to tokenise.</summary>
     public readonly record struct Segment(int Start, int Length, int TokenId);
@@ -23,7 +24,7 @@ internal sealed class AddedTokenSplitter
 
     public bool IsEmpty => _byFirstChar.Count == 0;
 
-    public void Split(string text, List<Segment> segments)
+    public void Split(ReadOnlySpan<char> text, List<Segment> segments)
     {
         segments.Clear();
         int textStart = 0;
@@ -47,13 +48,13 @@ internal sealed class AddedTokenSplitter
         if (textStart < text.Length) segments.Add(new Segment(textStart, text.Length - textStart, -1));
     }
 
-    private bool TryMatchAt(string text, int at, out AddedToken match)
+    private bool TryMatchAt(ReadOnlySpan<char> text, int at, out AddedToken match)
     {
         match = default;
         if (!_byFirstChar.TryGetValue(text[at], out var candidates)) return false;
         foreach (var token in candidates)
         {
-            if (!text.AsSpan(at).StartsWith(token.Content, StringComparison.Ordinal)) continue;
+            if (!text[at..].StartsWith(token.Content, StringComparison.Ordinal)) continue;
             if (token.SingleWord && !StandsAlone(text, at, token.Content.Length)) continue;
             match = token;
             return true;
@@ -61,7 +62,7 @@ internal sealed class AddedTokenSplitter
         return false;
     }
 
-    private static bool StandsAlone(string text, int start, int length)
+    private static bool StandsAlone(ReadOnlySpan<char> text, int start, int length)
     {
         static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
         bool before = start > 0 && IsWordChar(text[start - 1]);

@@ -25,7 +25,8 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private const int CacheLimit = 100_000;
 
     private readonly TokenizerVocabulary _vocab;
-    private readonly Regex _split;
+    private readonly PreTokenizerPatterns.Kind? _scanner; // known patterns, scanned over code points
+    private readonly Regex? _split;                      // any other Split regex from a tokenizer.json
     private readonly bool _nfc, _addPrefixSpace, _ignoreMerges;
     private readonly Dictionary<string, int> _ids;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _idOfSpan;
@@ -34,6 +35,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly AddedTokenSplitter _splitter;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheOfSpan;
+    private int _cacheSize;
 
     internal ByteLevelBpeTokenizer(TokenizerVocabulary vocab, string pattern, bool nfc, bool addPrefixSpace, bool ignoreMerges,
         IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
@@ -42,8 +44,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         _nfc = nfc;
         _addPrefixSpace = addPrefixSpace;
         _ignoreMerges = ignoreMerges;
-        try { _split = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
-        catch (ArgumentException e) { throw new UserError($"{source}: pre-tokenizer regex is not valid: {e.Message}"); }
+        _scanner = PreTokenizerPatterns.Recognise(pattern);
+        if (_scanner == null)
+        {
+            try { _split = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
+            catch (ArgumentException e) { throw new UserError($"{source}: pre-tokenizer regex is not valid: {e.Message}"); }
+        }
         _ids = new Dictionary<string, int>(vocab.Tokens.Length, StringComparer.Ordinal);
         for (int id = 0; id < vocab.Tokens.Length; id++) _ids.TryAdd(vocab.Tokens[id], id);
         _idOfSpan = _ids.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -108,10 +114,19 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
 
     private void EncodeSegment(string segment, List<int> ids, Workspace work)
     {
-        if (_nfc) segment = segment.Normalize(NormalizationForm.FormC);
+        if (_nfc) segment = Nfc.Normalize(segment);
         if (_addPrefixSpace && !segment.StartsWith(' ')) segment = " " + segment;
+        if (_scanner is { } kind)
+        {
+            for (int start = 0, stop; start < segment.Length; start = stop)
+            {
+                stop = PreTokenizerPatterns.NextWordEnd(kind, segment, start);
+                EncodeWord(segment.AsSpan(start, stop - start), ids, work);
+            }
+            return;
+        }
         int end = 0;
-        foreach (var match in _split.EnumerateMatches(segment))
+        foreach (var match in _split!.EnumerateMatches(segment))
         {
             // Split behaviour "Isolated": text between matches is a word of its own.
             if (match.Index > end) EncodeWord(segment.AsSpan(end, match.Index - end), ids, work);
@@ -133,7 +148,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         var bytes = work.Utf8.AsSpan(0, Encoding.UTF8.GetBytes(word, work.Utf8));
         int[] result = _ignoreMerges && TryWholeWord(bytes, out int whole) ? [whole] : MergeBytes(bytes, work);
         ids.AddRange(result);
-        if (_cache.Count >= CacheLimit) _cache.Clear();
+        // A counter, not _cache.Count, which takes every lock of the dictionary.
+        if (Interlocked.Increment(ref _cacheSize) > CacheLimit)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheSize, 0);
+        }
         _cacheOfSpan.TryAdd(word, result);
     }
 

@@ -12,22 +12,22 @@ namespace TruthProbe.Tokenizers;
 /// </summary>
 internal static class HfTokenizerJson
 {
-    private sealed record Added(string Content, int Id, bool Special, bool LStrip, bool RStrip, bool SingleWord);
+    private sealed record Added(string Content, int Id, bool Special, bool LStrip, bool RStrip, bool SingleWord, bool Normalized);
 
     public static ITokenizer Load(string path)
     {
-        using var doc = ParseJson(path);
+        using var doc = TokenizerFiles.ReadJson(path);
         var root = doc.RootElement;
-        var model = Child(root, "model", path) ?? throw new UserError($"{path}: no \"model\"; expected a Hugging Face tokenizer.json");
+        var model = Child(root, "model") ?? throw new UserError($"{path}: no \"model\"; expected a Hugging Face tokenizer.json");
         string type = Str(model, "type", path) ?? "BPE";
         if (type != "BPE") throw new UserError($"{path}: model.type '{type}' is not supported; expected \"BPE\"");
         if (Str(model, "continuing_subword_prefix", path) is { Length: > 0 } || Str(model, "end_of_word_suffix", path) is { Length: > 0 })
             throw new UserError($"{path}: BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
-        if (Child(model, "dropout", path) is { ValueKind: JsonValueKind.Number } dropout && dropout.GetDouble() > 0)
+        if (Child(model, "dropout") is { ValueKind: JsonValueKind.Number } dropout && dropout.GetDouble() > 0)
             throw new UserError($"{path}: BPE dropout is not supported (tokenisation would be random)");
 
         // Vocabulary: model.vocab plus added_tokens (which may extend it).
-        var vocabJson = Child(model, "vocab", path) is { ValueKind: JsonValueKind.Object } v ? v
+        var vocabJson = Child(model, "vocab") is { ValueKind: JsonValueKind.Object } v ? v
             : throw new UserError($"{path}: model.vocab is missing or not an object of token -> id");
         var byId = new Dictionary<int, string>();
         foreach (var entry in vocabJson.EnumerateObject())
@@ -37,17 +37,17 @@ internal static class HfTokenizerJson
             byId[id] = entry.Name;
         }
         var added = new List<Added>();
-        if (Child(root, "added_tokens", path) is { ValueKind: JsonValueKind.Array } addedJson)
+        if (Child(root, "added_tokens") is { ValueKind: JsonValueKind.Array } addedJson)
         {
             int i = 0;
             foreach (var t in addedJson.EnumerateArray())
             {
                 string where = $"added_tokens[{i++}]";
                 string content = Str(t, "content", path) ?? throw new UserError($"{path}: {where} has no \"content\"");
-                int id = Child(t, "id", path) is { ValueKind: JsonValueKind.Number } idJson && idJson.TryGetInt32(out int n) && n >= 0 ? n
+                int id = Child(t, "id") is { ValueKind: JsonValueKind.Number } idJson && idJson.TryGetInt32(out int n) && n >= 0 ? n
                     : throw new UserError($"{path}: {where} has no non-negative integer \"id\"");
                 added.Add(new Added(content, id, Bool(t, "special", false, path), Bool(t, "lstrip", false, path),
-                    Bool(t, "rstrip", false, path), Bool(t, "single_word", false, path)));
+                    Bool(t, "rstrip", false, path), Bool(t, "single_word", false, path), Bool(t, "normalized", true, path)));
                 byId[id] = content;
             }
         }
@@ -81,7 +81,12 @@ internal static class HfTokenizerJson
         for (int rank = merges.Length - 1; rank >= 0; rank--)
             if (IdOf(merges[rank].Replace(" ", "")) is int merged) scores[merged] = -(rank + 1);
 
-        var splitter = added.Select(a => new AddedTokenSplitter.AddedToken(a.Content, a.Id, a.LStrip, a.RStrip, a.SingleWord));
+        // "normalized": true tokens are matched in the normaliser's output, by their own normalised text (HF builds
+        // that trie from normalised contents: "<x>" is looked for as "▁<x>" under Prepend). Only the ▁ normaliser
+        // changes anything here; under Metaspace (no normaliser) or NFC (ASCII token text) raw matching is the same.
+        var splitter = added.Select(a => a.Normalized && pre.NormalizerRewritesSpaces
+            ? new AddedTokenSplitter.AddedToken(pre.NormalizeLikeTheNormalizer(a.Content), a.Id, a.LStrip, a.RStrip, a.SingleWord, Normalized: true)
+            : new AddedTokenSplitter.AddedToken(a.Content, a.Id, a.LStrip, a.RStrip, a.SingleWord));
         var unknownId = IdOf(unkToken);
         if (byteLevel)
         {
@@ -93,12 +98,12 @@ internal static class HfTokenizerJson
             addBos, "default", addEos, AddSpacePrefix: pre.Prefix != SentencePieceBpeTokenizer.DummyPrefix.None, RemoveExtraWhitespaces: false);
         var options = new SentencePieceBpeTokenizer.Options(pre.Prefix, RemoveExtraWhitespaces: false, pre.SplitAtMetaspace,
             MergeByRank: true, byteFallback, fuseUnk, ignoreMerges);
-        return new SentencePieceBpeTokenizer(spVocab, options, splitter);
+        return new SentencePieceBpeTokenizer(spVocab, options, splitter, path);
     }
 
     private static string[] ReadMerges(JsonElement model, string path)
     {
-        if (Child(model, "merges", path) is not { ValueKind: JsonValueKind.Array } mergesJson) return [];
+        if (Child(model, "merges") is not { ValueKind: JsonValueKind.Array } mergesJson) return [];
         var merges = new List<string>();
         foreach (var m in mergesJson.EnumerateArray())
         {
@@ -116,6 +121,13 @@ internal static class HfTokenizerJson
     private sealed class PreTokenizer
     {
         public bool ByteLevel, Nfc, AddPrefixSpace, SplitAtMetaspace;
+        private bool _normalizerPrepends, _normalizerReplaces;
+
+        public bool NormalizerRewritesSpaces => _normalizerPrepends || _normalizerReplaces;
+
+        /// <summary>The Prepend("▁")/Replace(" ", "▁") normaliser applied to a short text.</summary>
+        public string NormalizeLikeTheNormalizer(string text) =>
+            (_normalizerPrepends && text.Length > 0 ? "▁" : "") + (_normalizerReplaces ? text.Replace(' ', '▁') : text);
         public string? Pattern, Name;
         public SentencePieceBpeTokenizer.DummyPrefix Prefix = SentencePieceBpeTokenizer.DummyPrefix.None;
         private bool _replacesSpaces;
@@ -123,26 +135,30 @@ internal static class HfTokenizerJson
         public static PreTokenizer Read(JsonElement root, string path)
         {
             var pre = new PreTokenizer();
-            foreach (var n in Flatten(Child(root, "normalizer", path), "normalizers", path))
+            foreach (var n in Flatten(Child(root, "normalizer"), "normalizers", path))
             {
                 string type = Str(n, "type", path) ?? "";
                 switch (type)
                 {
                     case "NFC": pre.Nfc = true; break;
-                    case "Prepend" when Str(n, "prepend", path) == "▁": pre.Prefix = SentencePieceBpeTokenizer.DummyPrefix.Always; break;
-                    case "Replace" when Child(n, "pattern", path) is { } p && Str(p, "String", path) == " " && Str(n, "content", path) == "▁":
-                        pre._replacesSpaces = true; break;
+                    case "Prepend" when Str(n, "prepend", path) == "▁":
+                        pre.Prefix = SentencePieceBpeTokenizer.DummyPrefix.Always;
+                        pre._normalizerPrepends = true;
+                        break;
+                    case "Replace" when Child(n, "pattern") is { } p && Str(p, "String", path) == " " && Str(n, "content", path) == "▁":
+                        pre._replacesSpaces = pre._normalizerReplaces = true;
+                        break;
                     default: throw new UserError($"{path}: normalizer {Describe(n)} is not supported; expected NFC, Prepend(\"▁\") or Replace(\" \", \"▁\")");
                 }
             }
-            foreach (var p in Flatten(Child(root, "pre_tokenizer", path), "pretokenizers", path))
+            foreach (var p in Flatten(Child(root, "pre_tokenizer"), "pretokenizers", path))
             {
                 string type = Str(p, "type", path) ?? "";
                 switch (type)
                 {
                     case "Split":
                         string behavior = Str(p, "behavior", path) ?? "";
-                        if (behavior != "Isolated" || Bool(p, "invert", false, path) || Child(p, "pattern", path) is not { } pattern || Str(pattern, "Regex", path) is not string regex)
+                        if (behavior != "Isolated" || Bool(p, "invert", false, path) || Child(p, "pattern") is not { } pattern || Str(pattern, "Regex", path) is not string regex)
                             throw new UserError($"{path}: pre-tokenizer {Describe(p)} is not supported; expected Split with a Regex pattern, behavior Isolated, invert false");
                         pre.Pattern = regex;
                         break;
@@ -193,7 +209,7 @@ internal static class HfTokenizerJson
             if (element is not { ValueKind: JsonValueKind.Object } e) yield break;
             if (Str(e, "type", path) == "Sequence")
             {
-                if (Child(e, listName, path) is not { ValueKind: JsonValueKind.Array } list)
+                if (Child(e, listName) is not { ValueKind: JsonValueKind.Array } list)
                     throw new UserError($"{path}: Sequence without a \"{listName}\" array");
                 foreach (var item in list.EnumerateArray())
                     foreach (var inner in Flatten(item, listName, path)) yield return inner;
@@ -208,56 +224,37 @@ internal static class HfTokenizerJson
     /// transformers' Llama tokenizers rebuild their post-processor from them), else TemplateProcessing decides.</summary>
     private static (bool AddBos, bool AddEos, int? Bos, int? Eos, int? Pad) SpecialTokens(JsonElement root, string path, Func<string?, int?> idOf)
     {
-        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        string configPath = Path.Combine(dir, "tokenizer_config.json"), mapPath = Path.Combine(dir, "special_tokens_map.json");
-        using var config = File.Exists(configPath) ? ParseJson(configPath) : null;
-        using var map = File.Exists(mapPath) ? ParseJson(mapPath) : null;
-        string? Token(string name)
-        {
-            foreach (var (doc, file) in new[] { (config, configPath), (map, mapPath) })
-            {
-                if (doc == null || Child(doc.RootElement, name, file) is not { } t) continue;
-                if (t.ValueKind == JsonValueKind.String) return t.GetString();
-                if (t.ValueKind == JsonValueKind.Object && Str(t, "content", file) is string content) return content;
-            }
-            return null;
-        }
-        int? Known(string name)
-        {
-            string? token = Token(name);
-            if (token == null) return null;
-            return idOf(token) ?? throw new UserError($"{(config != null ? configPath : mapPath)}: {name} \"{token}\" is not a token of {path}");
-        }
-        int? bos = Known("bos_token"), eos = Known("eos_token"), pad = Known("pad_token");
+        var config = TokenizerConfig.Read(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        int? bos = config?.IdOf(config.BosToken, "bos_token", t => idOf(t), path);
+        int? eos = config?.IdOf(config.EosToken, "eos_token", t => idOf(t), path);
+        int? pad = config?.IdOf(config.PadToken, "pad_token", t => idOf(t), path);
 
         // TemplateProcessing "single": [SpecialToken?, Sequence A, SpecialToken?].
         int? templateBos = null, templateEos = null;
-        foreach (var post in Processors(Child(root, "post_processor", path), path))
+        foreach (var post in Processors(Child(root, "post_processor"), path))
         {
             if (Str(post, "type", path) != "TemplateProcessing") continue;
-            if (Child(post, "single", path) is not { ValueKind: JsonValueKind.Array } single) continue;
+            if (Child(post, "single") is not { ValueKind: JsonValueKind.Array } single) continue;
             bool seenSequence = false;
             foreach (var item in single.EnumerateArray())
             {
-                if (Child(item, "Sequence", path) != null) { seenSequence = true; continue; }
-                if (Child(item, "SpecialToken", path) is not { } special) continue;
+                if (Child(item, "Sequence") != null) { seenSequence = true; continue; }
+                if (Child(item, "SpecialToken") is not { } special) continue;
                 string name = Str(special, "id", path) ?? "";
                 int id = TemplateTokenId(post, name, path) ?? idOf(name)
                     ?? throw new UserError($"{path}: post_processor special token \"{name}\" is not in the vocabulary");
                 if (seenSequence) templateEos = id; else templateBos = id;
             }
         }
-        bool addBos = config != null && Child(config.RootElement, "add_bos_token", configPath) is { ValueKind: JsonValueKind.True or JsonValueKind.False } ab
-            ? ab.GetBoolean() : templateBos != null;
-        bool addEos = config != null && Child(config.RootElement, "add_eos_token", configPath) is { ValueKind: JsonValueKind.True or JsonValueKind.False } ae
-            ? ae.GetBoolean() : templateEos != null;
+        bool addBos = config?.AddBos ?? templateBos != null;
+        bool addEos = config?.AddEos ?? templateEos != null;
         return (addBos, addEos, bos ?? templateBos, eos ?? templateEos, pad);
     }
 
     private static int? TemplateTokenId(JsonElement post, string name, string path)
     {
-        if (Child(post, "special_tokens", path) is { ValueKind: JsonValueKind.Object } specials
-            && Child(specials, name, path) is { } entry && Child(entry, "ids", path) is { ValueKind: JsonValueKind.Array } ids)
+        if (Child(post, "special_tokens") is { ValueKind: JsonValueKind.Object } specials
+            && Child(specials, name) is { } entry && Child(entry, "ids") is { ValueKind: JsonValueKind.Array } ids)
         {
             if (ids.GetArrayLength() != 1 || !ids[0].TryGetInt32(out int id))
                 throw new UserError($"{path}: post_processor special token \"{name}\" must map to exactly one id");
@@ -269,34 +266,27 @@ internal static class HfTokenizerJson
     private static IEnumerable<JsonElement> Processors(JsonElement? post, string path)
     {
         if (post is not { ValueKind: JsonValueKind.Object } p) yield break;
-        if (Str(p, "type", path) == "Sequence" && Child(p, "processors", path) is { ValueKind: JsonValueKind.Array } list)
+        if (Str(p, "type", path) == "Sequence" && Child(p, "processors") is { ValueKind: JsonValueKind.Array } list)
         {
             foreach (var item in list.EnumerateArray()) yield return item;
         }
         else yield return p;
     }
 
-    private static JsonDocument ParseJson(string path)
-    {
-        byte[] bytes = TokenizerFiles.ReadAll(path);
-        try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
-        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-    }
-
-    private static JsonElement? Child(JsonElement e, string name, string path)
+    private static JsonElement? Child(JsonElement e, string name)
     {
         if (e.ValueKind != JsonValueKind.Object) return null;
         return e.TryGetProperty(name, out var child) && child.ValueKind != JsonValueKind.Null ? child : null;
     }
 
-    private static string? Str(JsonElement e, string name, string path) => Child(e, name, path) switch
+    private static string? Str(JsonElement e, string name, string path) => Child(e, name) switch
     {
         null => null,
         { ValueKind: JsonValueKind.String } s => s.GetString(),
         _ => throw new UserError($"{path}: \"{name}\" must be a string"),
     };
 
-    private static bool Bool(JsonElement e, string name, bool fallback, string path) => Child(e, name, path) switch
+    private static bool Bool(JsonElement e, string name, bool fallback, string path) => Child(e, name) switch
     {
         null => fallback,
         { ValueKind: JsonValueKind.True } => true,

@@ -42,7 +42,7 @@ public static class TokenType
 /// <see cref="Merges"/> are "left right" lines in rank order (empty for score-merged SentencePiece models),
 /// <see cref="PreTokenizer"/> is <c>tokenizer.ggml.pre</c> ("gpt2", "qwen2", "default").
 /// The trailing members map to <c>tokenizer.ggml.add_eos_token</c>, <c>add_space_prefix</c> and
-/// <c>remove_extra_whitespaces</c>.
+/// <c>remove_extra_whitespaces</c>; the last two concern "llama" vocabularies only (a "gpt2" one adds no prefix space).
 /// </summary>
 public sealed record TokenizerVocabulary(
     string Model,

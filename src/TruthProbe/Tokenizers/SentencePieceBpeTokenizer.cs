@@ -40,9 +40,12 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     private readonly Dictionary<long, (int Rank, int Id)> _merges = [];
     private readonly int[] _byteValue;      // id -> byte for <0xXX> pieces, else -1
     private readonly int[]? _idOfByte;      // byte -> id, when all 256 byte pieces exist
-    private readonly AddedTokenSplitter _splitter;
+    private readonly AddedTokenSplitter _splitter;            // added tokens matched in raw text
+    private readonly AddedTokenSplitter _normalizedSplitter;  // HF "normalized": true ones, matched after the normaliser
+    private readonly AddedTokenSplitter.AddedToken[] _addedTokens;
+    private readonly string _source;
 
-    internal SentencePieceBpeTokenizer(TokenizerVocabulary vocab, Options options, IEnumerable<AddedTokenSplitter.AddedToken> addedTokens)
+    internal SentencePieceBpeTokenizer(TokenizerVocabulary vocab, Options options, IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
     {
         _vocab = vocab;
         _options = options;
@@ -61,9 +64,15 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         _idOfByte = options.ByteFallback && idOfByte.All(id => id >= 0) ? idOfByte : null;
 
         if (options.MergeByRank)
-            MergeTable.Build(vocab.Merges, _ids, _merges, "merges");
-        _splitter = new AddedTokenSplitter(addedTokens);
+            MergeTable.Build(vocab.Merges, _ids, _merges, source);
+        _addedTokens = addedTokens.ToArray();
+        _splitter = new AddedTokenSplitter(_addedTokens.Where(t => !t.Normalized));
+        _normalizedSplitter = new AddedTokenSplitter(_addedTokens.Where(t => t.Normalized));
+        _source = source;
     }
+
+    /// <summary>The same tokenizer with other special-token settings (tokenizer_config.json beside a tokenizer.model).</summary>
+    internal SentencePieceBpeTokenizer WithVocabulary(TokenizerVocabulary vocab) => new(vocab, _options, _addedTokens, _source);
 
     public string Kind => "sentencepiece-bpe";
     public int VocabSize => _vocab.Tokens.Length;
@@ -115,6 +124,22 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     {
         int length = Normalize(raw, atInputStart, work);
         ReadOnlySpan<char> normalized = work.Normalized.AsSpan(0, length);
+        if (!_normalizedSplitter.IsEmpty)
+        {
+            var segments = new List<AddedTokenSplitter.Segment>();
+            _normalizedSplitter.Split(normalized, segments);
+            foreach (var segment in segments)
+            {
+                if (segment.TokenId >= 0) ids.Add(segment.TokenId);
+                else EncodeWords(normalized.Slice(segment.Start, segment.Length), ids, work);
+            }
+            return;
+        }
+        EncodeWords(normalized, ids, work);
+    }
+
+    private void EncodeWords(ReadOnlySpan<char> normalized, List<int> ids, Workspace work)
+    {
         if (!_options.SplitAtMetaspace)
         {
             EncodeWord(normalized, ids, work);
@@ -321,10 +346,10 @@ internal static class MergeTable
         {
             string line = merges[rank];
             int space = line.IndexOf(' ', 1);
-            if (space < 0) throw new Common.UserError($"{source}: merge {rank} \"{line}\" is not two tokens separated by a space");
+            if (space < 0) throw new Common.UserError($"{source}: merges[{rank}] \"{line}\" is not two tokens separated by a space");
             string left = line[..space], right = line[(space + 1)..];
             if (!ids.TryGetValue(left, out int leftId) || !ids.TryGetValue(right, out int rightId) || !ids.TryGetValue(left + right, out int mergedId))
-                throw new Common.UserError($"{source}: merge {rank} \"{line}\" uses or makes a token that is not in the vocabulary");
+                throw new Common.UserError($"{source}: merges[{rank}] \"{line}\" uses or makes a token that is not in the vocabulary");
             table.TryAdd(RankRule.Key(leftId, rightId), (rank, mergedId));
         }
     }

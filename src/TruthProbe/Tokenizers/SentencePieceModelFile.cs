@@ -189,7 +189,7 @@ internal static class SentencePieceVocabulary
         var matched = Enumerable.Range(0, vocab.Tokens.Length)
             .Where(id => vocab.TokenTypes[id] == TokenType.UserDefined || (fromHuggingFace && vocab.TokenTypes[id] == TokenType.Control))
             .Select(id => new AddedTokenSplitter.AddedToken(vocab.Tokens[id], id));
-        return new SentencePieceBpeTokenizer(vocab, options, matched);
+        return new SentencePieceBpeTokenizer(vocab, options, matched, source);
     }
 
     /// <summary>Token types for vocabularies that carry none (llama2.c tokenizer.bin, .vocab): SentencePiece's layout,

@@ -1,8 +1,9 @@
+using System.Text.Json;
 using TruthProbe.Common;
 
 namespace TruthProbe.Tokenizers;
 
-/// <summary>File reads that turn a missing or unreadable file into a <see cref="UserError"/> naming it.</summary>
+/// <summary>File reads that turn a missing, unreadable or unparsable file into a <see cref="UserError"/> naming it.</summary>
 internal static class TokenizerFiles
 {
     public static byte[] ReadAll(string path)
@@ -21,5 +22,12 @@ internal static class TokenizerFiles
         {
             throw new UserError($"{path}: cannot read tokenizer file ({e.Message})", e);
         }
+    }
+
+    public static JsonDocument ReadJson(string path)
+    {
+        byte[] bytes = ReadAll(path);
+        try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
+        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
     }
 }

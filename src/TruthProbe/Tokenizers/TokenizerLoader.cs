@@ -6,7 +6,8 @@ namespace TruthProbe.Tokenizers;
 public static class TokenizerLoader
 {
     /// <summary>The tokenizer of a model folder: <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> and
-    /// <c>special_tokens_map.json</c> beside it), else <c>tokenizer.model</c>, else llama2.c's <c>tokenizer.bin</c>;
+    /// <c>special_tokens_map.json</c> beside it), else <c>tokenizer.model</c>, else llama2.c's <c>tokenizer.bin</c>
+    /// (these two also take add_bos_token/add_eos_token and the special token names from those files);
     /// null when the folder has none (the model can still run from token ids).</summary>
     public static ITokenizer? FromModelDirectory(string dir)
     {
@@ -14,7 +15,12 @@ public static class TokenizerLoader
         foreach (string name in (string[])["tokenizer.json", "tokenizer.model", "tokenizer.bin"])
         {
             string path = Path.Combine(dir, name);
-            if (File.Exists(path)) return FromFile(path);
+            if (!File.Exists(path)) continue;
+            var tokenizer = FromFile(path);
+            // tokenizer.json reads the config itself; a bare SentencePiece file takes add_bos_token etc. from it here.
+            if (tokenizer is SentencePieceBpeTokenizer sentencePiece && TokenizerConfig.Read(dir) is { } config)
+                return sentencePiece.WithVocabulary(config.ApplyTo(sentencePiece.Vocabulary, path));
+            return tokenizer;
         }
         return null;
     }
@@ -38,10 +44,16 @@ public static class TokenizerLoader
     public static ITokenizer FromVocabulary(TokenizerVocabulary v)
     {
         ArgumentNullException.ThrowIfNull(v);
+        const string source = "tokenizer vocabulary";
+        if (v.Tokens.Length == 0 || v.Scores.Length != v.Tokens.Length || v.TokenTypes.Length != v.Tokens.Length)
+            throw new UserError($"{source}: {v.Tokens.Length} tokens, {v.Scores.Length} scores and {v.TokenTypes.Length} token types; expected equal, non-zero counts");
+        foreach (var (name, id) in new[] { ("BOS", v.BosId), ("EOS", v.EosId), ("unknown", v.UnknownId), ("padding", v.PaddingId) })
+            if (id is int i && (uint)i >= (uint)v.Tokens.Length)
+                throw new UserError($"{source}: {name} id {i} is outside the {v.Tokens.Length} tokens");
         return v.Model switch
         {
-            "llama" => SentencePieceVocabulary.Build(v, byteFallback: v.TokenTypes.Contains(TokenType.Byte), "tokenizer vocabulary"),
-            "gpt2" => ByteLevelBpeTokenizer.FromVocabulary(v, "tokenizer vocabulary"),
+            "llama" => SentencePieceVocabulary.Build(v, byteFallback: v.TokenTypes.Contains(TokenType.Byte), source),
+            "gpt2" => ByteLevelBpeTokenizer.FromVocabulary(v, source),
             _ => throw new UserError($"tokenizer model '{v.Model}' is not supported; expected 'llama' (SentencePiece BPE) or 'gpt2' (byte-level BPE)"),
         };
     }

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using Microsoft.ML.Tokenizers;
+using TruthProbe.Tests.Tokenizers;
+using TruthProbe.Tokenizers;
+
+namespace TruthProbe.Bench.Tokenizers;
+
+/// <summary>
+/// Encode throughput on the same mixed-script text: our byte-level BPE against Microsoft.ML.Tokenizers' GPT-2
+/// (same vocabulary), and our SentencePiece BPE against ML.Tokenizers' on llama2.c's tok512.model when ../shared is here.
+/// Best of several runs, each tokenizer fresh (its word cache warmed by one untimed run).
+/// </summary>
+public sealed class TokenizerBenchmark : IBenchmark
+{
+    public string Name => "tokenizer";
+
+    public void Run(BenchContext context)
+    {
+        string text = MixedText.Generate(context.Quick ? 500_000 : 4_000_000, seed: 11);
+        int runs = context.Quick ? 3 : 5;
+        double megabytes = System.Text.Encoding.UTF8.GetByteCount(text) / 1e6;
+
+        string dir = Directory.CreateTempSubdirectory("truthprobe-bench-").FullName;
+        try
+        {
+            var ours = TokenizerLoader.FromFile(Gpt2Reference.WriteTokenizerJson(dir));
+            var theirs = TiktokenTokenizer.CreateForModel("gpt2");
+            double oursSeconds = Best(runs, () => ours.Encode(text).Length);
+            double theirsSeconds = Best(runs, () => theirs.EncodeToIds(text).Count);
+            context.Log.WriteLine($"gpt2 byte-level: ours {megabytes / oursSeconds:0.0} MB/s, ML.Tokenizers {megabytes / theirsSeconds:0.0} MB/s ({megabytes:0.0} MB)");
+            context.Ratio("tokenize_vs_mltokenizers", theirsSeconds / oursSeconds);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+
+        string? shared = TruthProbe.Common.RepoPaths.Shared();
+        string model = shared == null ? "" : Path.Combine(shared, "models", "stories260K", "tok512.model");
+        if (!File.Exists(model))
+        {
+            context.Log.WriteLine("sentencepiece: ../shared/models/stories260K/tok512.model not found, skipped");
+            return;
+        }
+        string spText = text[..Math.Min(text.Length, context.Quick ? 200_000 : 1_000_000)];
+        double spMegabytes = System.Text.Encoding.UTF8.GetByteCount(spText) / 1e6;
+        var spOurs = TokenizerLoader.FromFile(model);
+        using var stream = File.OpenRead(model);
+        var spTheirs = LlamaTokenizer.Create(stream);
+        double spOursSeconds = Best(runs, () => spOurs.Encode(spText).Length);
+        double spTheirsSeconds = Best(runs, () => spTheirs.EncodeToIds(spText).Count);
+        context.Log.WriteLine($"tok512 sentencepiece: ours {spMegabytes / spOursSeconds:0.00} MB/s, ML.Tokenizers {spMegabytes / spTheirsSeconds:0.00} MB/s ({spMegabytes:0.0} MB)");
+        context.Ratio("tokenize_sentencepiece_vs_mltokenizers", spTheirsSeconds / spOursSeconds);
+    }
+
+    private static double Best(int runs, Func<int> encode)
+    {
+        encode();
+        double best = double.MaxValue;
+        for (int i = 0; i < runs; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            encode();
+            best = Math.Min(best, watch.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+}

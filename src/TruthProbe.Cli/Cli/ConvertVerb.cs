@@ -1,0 +1,56 @@
+using TruthProbe.Common;
+using TruthProbe.Formats;
+using TruthProbe.Model;
+
+namespace TruthProbe.Cli;
+
+public sealed class ConvertVerb : IVerb
+{
+    public string Name => "convert";
+    public string Summary => "write a model as GGUF (llama.cpp) or as a Hugging Face safetensors folder";
+    public string Usage =>
+        "usage: truthprobe convert <model> --out (FILE.gguf | DIR) [--dtype f32|f16|bf16|q8_0] [--tokenizer FILE]\n" +
+        ModelInput.Usage +
+        "  --out FILE.gguf      GGUF v3 for llama.cpp: llama (q/k rows reordered for its RoPE) or qwen2, tokenizer included\n" +
+        "  --out DIR            Hugging Face folder: config.json + model.safetensors (no tokenizer files)\n" +
+        "  --dtype T            matrix type (default: the model's own); q8_0 only for GGUF; norms and biases stay f32 in GGUF";
+
+    public int Run(Args args)
+    {
+        using var model = ModelInput.Load(args);
+        string output = args.Required("out", "FILE.gguf or a folder");
+        string? dtypeName = args.Get("dtype");
+        args.EnsureAllRead(1);
+
+        bool gguf = output.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
+        var own = model.Weights.Matrices().First().DType;
+        string dtype = (dtypeName ?? own.ToString()).ToLowerInvariant();
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Source));
+        if (gguf)
+        {
+            var type = dtype switch
+            {
+                "f32" => GgufTensorType.F32,
+                "f16" => GgufTensorType.F16,
+                "bf16" => GgufTensorType.BF16,
+                "q8_0" => GgufTensorType.Q8_0,
+                _ => throw new UserError($"convert: --dtype '{dtype}' is not one of f32, f16, bf16, q8_0"),
+            };
+            GgufCheckpoint.Write(output, model.Config, model.Weights, model.Tokenizer?.Vocabulary, type, name);
+        }
+        else
+        {
+            var weightType = dtype switch
+            {
+                "f32" => WeightDType.F32,
+                "f16" => WeightDType.F16,
+                "bf16" => WeightDType.BF16,
+                _ => throw new UserError($"convert: --dtype '{dtype}' is not one of f32, f16, bf16 for a Hugging Face folder (q8_0 is GGUF only)"),
+            };
+            HfCheckpoint.Write(output, model.Config, model.Weights, weightType);
+        }
+        Console.WriteLine($"wrote {model.Config.Architecture} ({model.Config.ParameterCount():N0} parameters, {dtype}) from {model.Format} to {output}" +
+            (gguf ? (model.Tokenizer == null ? " without a tokenizer (no_vocab)" : $" with its {model.Tokenizer.Kind} tokenizer") : ""));
+        return 0;
+    }
+}

@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using TruthProbe.Common;
+
+namespace TruthProbe.Evaluation;
+
+/// <summary>The lambda candidates tried on the tuning rows and the one chosen (see <see cref="HaluEvalSweep"/>).</summary>
+public sealed record HaluEvalSweepResult(int SplitSeed, IReadOnlyList<int> TuningRowIds, IReadOnlyList<(double Lambda, double TuningF1)> Candidates, double Chosen);
+
+/// <summary>Everything a HaluEval run produced; written as items.jsonl and metrics.json, and printed.</summary>
+public sealed record HaluEvalReport
+{
+    public required IReadOnlyDictionary<string, object?> Run { get; init; }
+    public required IReadOnlyList<HaluEvalJudged> Vanilla { get; init; }
+    /// <summary>Null when the run had no gating options.</summary>
+    public IReadOnlyList<HaluEvalJudged>? Gated { get; init; }
+    public IReadOnlyDictionary<string, string>? Gating { get; init; }
+    public HaluEvalSweepResult? Sweep { get; init; }
+
+    public const string ItemsFile = "items.jsonl", MetricsFile = "metrics.json";
+
+    public static readonly IReadOnlyDictionary<string, string> Protocol = new Dictionary<string, string>
+    {
+        ["task"] = "HaluEval-QA, reference task halueval_remain (knowledge shown, no instruction file)",
+        ["answer_choice"] = "per seed, a row shows its hallucinated answer iff the top bit of SplitMix64 mix(seed * 2^32 + row index + 0x9E3779B97F4A7C15) is 1",
+        ["decoding"] = "greedy, at most 7 new tokens, stop at EOS",
+        ["parse"] = "lower-case, strip; yes iff re.match(r'^(yes|no)\\b') gives yes; anything else (no, unparseable) counts as no",
+        ["positive_class"] = "yes = the answer shown is hallucinated",
+        ["metrics"] = "accuracy, f1, precision, recall, yes_ratio (of predictions) in percent; precision/recall/f1 are 0 when undefined, as in the reference",
+        ["std"] = "sample standard deviation over seeds (n - 1)",
+        ["paired_test"] = "exact McNemar, two-sided: p = min(1, 2 P[Binomial(b + c, 1/2) <= min(b, c)]) over the discordant items; per seed, and pooled over (row, seed) pairs (optimistic: a row repeats across seeds)",
+        ["lambda_sweep"] = "rows split once by --split-seed: round(20%) with the smallest SplitMix64 hash tune, the rest test; lambda = best mean tuning F1 over seeds, ties to the smaller; metrics are on test rows only",
+    };
+
+    public HaluEvalComparison? Comparison => Gated == null ? null : HaluEvalComparison.Of(Vanilla, Gated);
+
+    public IReadOnlyList<HaluEvalScores> VanillaPerSeed =>
+        Vanilla.GroupBy(j => j.Item.Seed).Select(g => HaluEvalScores.From(g.Select(j => j.Outcome))).ToList();
+
+    public void Write(string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        AtomicFile.Write(Path.Combine(outDir, ItemsFile), WriteItems);
+        AtomicFile.Write(Path.Combine(outDir, MetricsFile), WriteMetrics);
+    }
+
+    private void WriteItems(Stream stream)
+    {
+        var options = new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        var newline = "\n"u8.ToArray();
+        for (int i = 0; i < Vanilla.Count; i++)
+        {
+            var item = Vanilla[i].Item;
+            using (var json = new Utf8JsonWriter(stream, options))
+            {
+                json.WriteStartObject();
+                json.WriteNumber("id", item.Row.Index);
+                json.WriteNumber("line", item.Row.Line);
+                json.WriteNumber("seed", item.Seed);
+                json.WriteString("answer_shown", item.ShowsHallucinated ? "hallucinated" : "right");
+                json.WriteString("label", item.Label);
+                json.WriteString("prompt", item.Prompt);
+                WriteReply(json, "vanilla", Vanilla[i]);
+                if (Gated != null) WriteReply(json, "gated", Gated[i]);
+                json.WriteEndObject();
+            }
+            stream.Write(newline);
+        }
+    }
+
+    private static void WriteReply(Utf8JsonWriter json, string name, HaluEvalJudged judged)
+    {
+        json.WriteStartObject(name);
+        json.WriteString("reply", judged.Reply);
+        json.WriteString("parsed", judged.Parsed.Answer);
+        json.WriteBoolean("parseable", judged.Parsed.Parseable);
+        json.WriteBoolean("correct", judged.Outcome.Correct);
+        json.WriteEndObject();
+    }
+
+    private void WriteMetrics(Stream stream)
+    {
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        json.WriteStartObject();
+        foreach (var (k, v) in Run) { json.WritePropertyName(k); JsonSerializer.Serialize(json, v); }
+        json.WritePropertyName("protocol");
+        JsonSerializer.Serialize(json, Protocol);
+        if (Gating != null) { json.WritePropertyName("gating"); JsonSerializer.Serialize(json, Gating); }
+        if (Sweep != null)
+        {
+            json.WriteStartObject("lambda_sweep");
+            json.WriteNumber("split_seed", Sweep.SplitSeed);
+            json.WriteNumber("tuning_rows", Sweep.TuningRowIds.Count);
+            json.WriteStartArray("tuning_row_ids");
+            foreach (int id in Sweep.TuningRowIds) json.WriteNumberValue(id);
+            json.WriteEndArray();
+            json.WriteStartArray("candidates");
+            foreach (var (lambda, f1) in Sweep.Candidates)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("lambda", lambda);
+                json.WriteNumber("tuning_f1_mean", f1);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteNumber("chosen_lambda", Sweep.Chosen);
+            json.WriteEndObject();
+        }
+        var comparison = Comparison;
+        WriteCondition(json, "vanilla", comparison?.Seeds.Select(s => (s.Seed, s.Vanilla)).ToList()
+            ?? Vanilla.GroupBy(j => j.Item.Seed).Select(g => (g.Key, HaluEvalScores.From(g.Select(j => j.Outcome)))).ToList());
+        if (comparison != null)
+        {
+            WriteCondition(json, "gated", comparison.Seeds.Select(s => (s.Seed, s.Gated)).ToList());
+            json.WriteStartObject("difference_gated_minus_vanilla");
+            foreach (var (name, _) in comparison.Seeds[0].Vanilla.Metrics)
+                json.WriteNumber(name, comparison.Gated(name).Mean - comparison.Vanilla(name).Mean);
+            json.WriteEndObject();
+            json.WriteStartObject("mcnemar_exact");
+            json.WriteStartArray("per_seed");
+            foreach (var s in comparison.Seeds) WriteMcNemar(json, s.McNemar, s.Seed);
+            json.WriteEndArray();
+            json.WritePropertyName("pooled");
+            WriteMcNemar(json, comparison.Pooled, null);
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+    }
+
+    private static void WriteCondition(Utf8JsonWriter json, string name, IReadOnlyList<(int Seed, HaluEvalScores Scores)> perSeed)
+    {
+        json.WriteStartObject(name);
+        json.WriteStartArray("per_seed");
+        foreach (var (seed, s) in perSeed)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("seed", seed);
+            json.WriteNumber("items", s.Count);
+            json.WriteNumber("tp", s.TruePositives);
+            json.WriteNumber("fp", s.FalsePositives);
+            json.WriteNumber("fn", s.FalseNegatives);
+            json.WriteNumber("tn", s.TrueNegatives);
+            foreach (var (metric, value) in s.Metrics) json.WriteNumber(metric, value);
+            json.WriteNumber("label_yes_ratio", s.LabelYesRatio);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        foreach (var (part, pick) in new (string, Func<MeanStd, double>)[] { ("mean", m => m.Mean), ("std", m => m.Std) })
+        {
+            json.WriteStartObject(part);
+            foreach (var (metric, _) in perSeed[0].Scores.Metrics)
+                json.WriteNumber(metric, pick(MeanStd.Of(perSeed.Select(p => p.Scores.Metrics.First(m => m.Name == metric).Value).ToList())));
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+    }
+
+    private static void WriteMcNemar(Utf8JsonWriter json, McNemarTest.Result r, int? seed)
+    {
+        json.WriteStartObject();
+        if (seed != null) json.WriteNumber("seed", seed.Value);
+        json.WriteNumber("only_vanilla_correct", r.OnlyFirstCorrect);
+        json.WriteNumber("only_gated_correct", r.OnlySecondCorrect);
+        json.WriteNumber("p", r.PValue);
+        json.WriteEndObject();
+    }
+
+    /// <summary>The side-by-side table printed at the end of a run.</summary>
+    public string Table()
+    {
+        var sb = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        var comparison = Comparison;
+        var vanillaSeeds = VanillaPerSeed;
+        MeanStd Of(IEnumerable<HaluEvalScores> scores, string metric) =>
+            MeanStd.Of(scores.Select(s => s.Metrics.First(m => m.Name == metric).Value).ToList());
+        string Cell(MeanStd m) => string.Format(inv, "{0,7:0.00} ± {1,5:0.00}", m.Mean, m.Std);
+        sb.AppendLine(comparison == null ? $"{"metric",-12} {"vanilla",15}" : $"{"metric",-12} {"vanilla",15}   {"gated",15}   {"gated - vanilla",15}");
+        foreach (var (metric, _) in vanillaSeeds[0].Metrics)
+        {
+            var v = Of(vanillaSeeds, metric);
+            sb.Append($"{metric,-12} {Cell(v)}");
+            if (comparison != null)
+            {
+                var g = comparison.Gated(metric);
+                sb.Append($"   {Cell(g)}   {string.Format(inv, "{0,15:+0.00;-0.00;0.00}", g.Mean - v.Mean)}");
+            }
+            sb.AppendLine();
+        }
+        if (comparison != null)
+        {
+            sb.Append("McNemar exact p (vanilla vs gated):");
+            foreach (var s in comparison.Seeds)
+                sb.Append(string.Format(inv, " seed {0}: {1:G3} (b={2}, c={3});", s.Seed, s.McNemar.PValue, s.McNemar.OnlyFirstCorrect, s.McNemar.OnlySecondCorrect));
+            sb.AppendLine(string.Format(inv, " pooled: {0:G3}", comparison.Pooled.PValue));
+            sb.AppendLine("(b = only vanilla correct, c = only gated correct; mean ± sample std over seeds, in percent; unparseable = count)");
+        }
+        return sb.ToString();
+    }
+}
