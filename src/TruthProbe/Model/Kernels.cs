@@ -226,13 +226,18 @@ public static unsafe class Kernels
         }
     }
 
-    /// <summary>gate = silu(gate) * up, the SwiGLU activation.</summary>
+    /// <summary>gate = silu(gate) * up = gate * sigmoid(gate) * up, the SwiGLU activation. Vectorised in chunks:
+    /// a scalar exp per element was ~10% of a 512-token prefill (2.5M values per layer at Qwen2.5-0.5B shapes).</summary>
     public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
     {
-        for (int i = 0; i < gate.Length; i++)
+        Span<float> sigmoid = stackalloc float[256];
+        for (int i = 0; i < gate.Length; i += sigmoid.Length)
         {
-            float g = gate[i];
-            gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            int n = Math.Min(sigmoid.Length, gate.Length - i);
+            var g = gate.Slice(i, n);
+            TensorPrimitives.Sigmoid(g, sigmoid[..n]);
+            TensorPrimitives.Multiply(g, sigmoid[..n], g);
+            TensorPrimitives.Multiply(g, up.Slice(i, n), g);
         }
     }
 
@@ -242,7 +247,9 @@ public static unsafe class Kernels
     /// Query head h reads kv head h / (heads / kvHeads). With a sliding window a query sees only the last
     /// <c>window</c> keys (itself included). z is [tokens, heads * headDim]. When <paramref name="pattern"/>
     /// is not empty it receives the softmax weights as [heads, tokens, firstPosition + tokens] (0 where masked).
-    /// <paramref name="scores"/> is scratch of at least workers * (firstPosition + tokens) floats.
+    /// <paramref name="scores"/> is scratch of at least workers * (firstPosition + tokens) floats. Without a
+    /// pattern the work goes to <see cref="FlashAttention"/> (no score rows at all); this materialising path
+    /// runs only when the pattern is asked for.
     /// </summary>
     public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> pattern, Span<float> scores, int workers)

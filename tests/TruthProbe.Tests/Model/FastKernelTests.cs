@@ -138,6 +138,21 @@ public unsafe class FastKernelTests
     }
 
     [Fact]
+    public void SwiGlu_MatchesDoublePrecisionSiluTimesUp()
+    {
+        // 1001 values: several vector chunks and a ragged end; gates up to +-12 reach both saturated ends.
+        float[] gate = KernelTests.Random(1001, 11), up = KernelTests.Random(1001, 12);
+        for (int i = 0; i < gate.Length; i++) gate[i] *= 12;
+        float[] result = (float[])gate.Clone();
+        Kernels.SwiGlu(result, up);
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double exact = gate[i] / (1 + Math.Exp(-(double)gate[i])) * up[i];
+            Assert.True(Math.Abs(result[i] - exact) <= 1e-6 * (Math.Abs(exact) + 1e-3), $"[{i}] silu({gate[i]}) * {up[i]}: {result[i]} vs {exact}");
+        }
+    }
+
+    [Fact]
     public void Attention_WithPattern_MaterialisesAndAgreesWithTiledPath()
     {
         int tokens = 70, first = 30, heads = 4, kvHeads = 2, hd = 8, total = first + tokens;
