@@ -79,6 +79,8 @@ public unsafe class FastKernelTests
     [InlineData(WeightDType.F16, 129, 77)]
     [InlineData(WeightDType.Q8_0, 131, 96)]
     [InlineData(WeightDType.Q8_0, 1027, 320)]
+    [InlineData(WeightDType.BF16, 2053, 300)]   // over 1 MB: split over the threads
+    [InlineData(WeightDType.Q8_0, 3101, 320)]
     public void MatVec_MatchesDoublePrecisionProduct(WeightDType dtype, int n, int k)
     {
         var (w, values) = KernelTests.Matrix(n, k, dtype, seed: n);
