@@ -20,8 +20,8 @@ public static unsafe class Gemm
     /// <summary>Depth of a packed panel: KC x NR floats (128 KB at NR = 32) stay in L2 while every token of the
     /// block uses them; deep enough that most matrices need one pass (Y written once). A multiple of the Q8_0 block.</summary>
     private const int KC = 1024;
-    /// <summary>Tokens per block. Each block re-packs every panel, so it is large: packing (a transposition) is
-    /// the cost that measured as large as cache misses on X (measured: 256 -> 512 gained 8% on the M=512 shape).</summary>
+    /// <summary>Tokens per block. Every block re-packs all panels, so blocks are large: 512 rather than 256 gained
+    /// 8% at M = 512 (measured), although X's block (2 MB at KC = 1024) then streams from L3 rather than L2.</summary>
     private const int MC = 512;
 
     /// <summary>Forces a path on the calling thread (tests, benchmarks); <see cref="SimdPath.Auto"/> restores detection.</summary>
