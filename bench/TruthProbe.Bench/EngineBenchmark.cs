@@ -16,11 +16,7 @@ public sealed class EngineBenchmark : IBenchmark
     public void Run(BenchContext context)
     {
         var log = context.Log;
-        var config = new ModelConfig
-        {
-            Architecture = "qwen2", Layers = context.Quick ? 4 : 24, DModel = 896, Heads = 14, KvHeads = 2, HeadDim = 64,
-            Ffn = 4864, Vocab = 151936, MaxContext = 32768, RopeTheta = 1e6f, RmsEps = 1e-6f, TiedEmbeddings = true, QkvBias = true,
-        };
+        var config = QwenHalfBShape(context.Quick ? 4 : 24);
         int prefillTokens = context.Quick ? 64 : 512, decodeTokens = context.Quick ? 8 : 32;
         string folder = Directory.CreateTempSubdirectory("truthprobe-bench-engine-").FullName;
         try
@@ -65,6 +61,13 @@ public sealed class EngineBenchmark : IBenchmark
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    /// <summary>Qwen2.5-0.5B's shapes with a chosen number of layers.</summary>
+    public static ModelConfig QwenHalfBShape(int layers) => new()
+    {
+        Architecture = "qwen2", Layers = layers, DModel = 896, Heads = 14, KvHeads = 2, HeadDim = 64,
+        Ffn = 4864, Vocab = 151936, MaxContext = 32768, RopeTheta = 1e6f, RmsEps = 1e-6f, TiedEmbeddings = true, QkvBias = true,
+    };
 
     private static double Median(List<double> values)
     {

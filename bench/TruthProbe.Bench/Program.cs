@@ -1,12 +1,15 @@
 using System.Globalization;
 using TruthProbe.Bench;
 
+if (args is [RssBenchmark.ChildFlag, var childFolder]) return RssBenchmark.Child(childFolder);
 bool quick = args.Contains("--quick");
 var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
 var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
     new EngineBenchmark(),
+    new KernelBenchmark(),
+    new RssBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),
     new TrainBenchmark(),
@@ -22,3 +25,4 @@ foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 // The closing lines are the contract: one `ratio NAME VALUE` per figure.
 foreach (var (name, value) in context.Ratios)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio {name} {value:0.000}"));
+return 0;

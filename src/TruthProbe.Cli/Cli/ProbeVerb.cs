@@ -12,7 +12,7 @@ public sealed class ProbeVerb : IVerb
     public IReadOnlyCollection<string> Flags => ["no-control"];
 
     public string Usage => """
-        usage: truthprobe probe --activations FILE [--labels FILE.npy] --out DIR
+        usage: truthprobe probe --activations FILE [--labels FILE.npy] --out DIR [--data FILE.jsonl [--samples N]]
                                 [--folds 5] [--seed 42] [--solver exact|reference] [--no-control] [--threads N]
 
         FILE is the activations.safetensors that 'truthprobe score' writes (tensors activations F32
@@ -21,6 +21,8 @@ public sealed class ProbeVerb : IVerb
 
           --labels FILE.npy   labels, shape (N,), 1 = gold/truthful, 0 = hallucinated (float, int or bool);
                               required with a .npy, overrides the stored labels otherwise
+          --data FILE.jsonl   the probing rows the activations were collected on (as for 'score', same
+                              --samples), for the surface baseline when the activations carry no answers
           --folds K           cross-validation folds (default 5), shuffled from --seed (default 42)
           --solver S          exact (default): L2-regularised logistic regression solved to convergence
                               by Newton (L2 1e-2 on standardised features, bias unpenalised);
@@ -39,10 +41,14 @@ public sealed class ProbeVerb : IVerb
         string activations = args.Required("activations", "stored activations: .safetensors from score, or .npy [N, L, H, D]");
         string? labels = args.Get("labels");
         string outDir = args.Required("out", "folder for the results");
+        string? data = args.Get("data");
+        int? samples = args.Get("samples") != null ? args.Int("samples", 0) : null;
         var options = ReadOptions(args);
         args.EnsureAllRead(0);
+        if (samples != null && data == null) throw new UserError("probe: --samples applies to --data; give the jsonl the activations came from");
 
         var set = ActivationSet.Load(activations, labels);
+        if (data != null) set = set.WithAnswers(ProbingData.Load(data, samples, skipBad: false), activations);
         var run = ProbeRun.Execute(set, options);
         run.Write(outDir, new ProbeInputs(activations, labels));
         Report(run, outDir);

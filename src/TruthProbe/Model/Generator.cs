@@ -35,12 +35,14 @@ public static class Generator
         var rng = new XorShiftRandom(options.Seed);
         var generated = new List<int>();
         int[] one = new int[1];
+        var eosIds = model.EosIds;
+        float[] weights = options.Temperature == 0 ? [] : new float[model.Config.Vocab]; // sampling scratch, reused per token
         var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions);
         bool eos = false;
         while (generated.Count < options.MaxNewTokens)
         {
-            int next = options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng);
-            if (options.StopAtEos && model.EosIds.Contains(next)) { eos = true; break; }
+            int next = options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng, weights);
+            if (options.StopAtEos && eosIds.Contains(next)) { eos = true; break; }
             generated.Add(next);
             if (generated.Count == options.MaxNewTokens || state.Position == model.Config.MaxContext) break;
             one[0] = next;
@@ -56,16 +58,21 @@ public static class Generator
         return best;
     }
 
-    /// <summary>Inverse-CDF draw from softmax(logits / temperature), computed in double.</summary>
-    private static int Sample(ReadOnlySpan<float> logits, float temperature, XorShiftRandom rng)
+    /// <summary>Inverse-CDF draw from softmax(logits / temperature): weights in float, their sums in double.</summary>
+    private static int Sample(ReadOnlySpan<float> logits, float temperature, XorShiftRandom rng, float[] weights)
     {
-        float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
+        // exp((l - max) / T) vectorised once per logit: a vocabulary of 150k made the scalar double version
+        // ~10% of a decoding step. Sums stay in double, so the draw's cumulative scan matches its total.
+        var w = weights.AsSpan(0, logits.Length);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(logits, System.Numerics.Tensors.TensorPrimitives.Max(logits), w);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(w, 1f / temperature, w);
+        System.Numerics.Tensors.TensorPrimitives.Exp(w, w);
         double sum = 0;
-        for (int i = 0; i < logits.Length; i++) sum += Math.Exp((logits[i] - max) / temperature);
+        for (int i = 0; i < w.Length; i++) sum += w[i];
         double target = rng.NextDouble() * sum, cumulative = 0;
-        for (int i = 0; i < logits.Length; i++)
+        for (int i = 0; i < w.Length; i++)
         {
-            cumulative += Math.Exp((logits[i] - max) / temperature);
+            cumulative += w[i];
             if (cumulative > target) return i;
         }
         return logits.Length - 1;

@@ -183,6 +183,20 @@ public sealed class ActivationSet
         return result;
     }
 
+    /// <summary>
+    /// The same activations with the answer texts of <paramref name="data"/>'s rows (for the surface baseline);
+    /// the rows must match one to one, labels included.
+    /// </summary>
+    public ActivationSet WithAnswers(ProbingData data, string activationsPath)
+    {
+        if (data.Rows.Count != Rows)
+            throw new UserError($"{data.Path}: {data.Rows.Count} rows but {activationsPath} has {Rows}; give the data (and --samples) the activations were collected on");
+        for (int i = 0; i < Rows; i++)
+            if (data.Rows[i].Label != Labels[i])
+                throw new UserError($"{data.Path} line {data.Rows[i].Line}: label {data.Rows[i].Label} but row {i} of {activationsPath} has label {Labels[i]}; the rows do not match");
+        return new ActivationSet(Rows, Layers, Heads, HeadDim, Values, Labels, RowIds, Metadata, data.Rows.Select(r => r.Answer).ToArray());
+    }
+
     /// <summary>Writes the set in the format <see cref="Load"/> reads, answers and metadata included.</summary>
     public void Save(string path)
     {

@@ -13,9 +13,11 @@ namespace TruthProbe.Probing;
 /// theta = (w, b). The bias is not penalised. Standardising makes one L2 strength mean the same thing for
 /// every head and model, whatever the scale of its activations.</para>
 /// <para>Newton: the Hessian (1/n) Z'diag(p(1-p))Z + L2 I_w is accumulated in float32 (it only steers the
-/// step), factorised by Cholesky in float64 and used with a backtracking (Armijo) line search; margins,
-/// objective and gradient are float64, so the fixed point is the exact optimum. Stops when the gradient's
-/// 2-norm is below <see cref="GradientTolerance"/>.</para>
+/// step) and factorised by Cholesky in float64 at the first step; later steps solve with the current
+/// Hessian by a few conjugate-gradient steps preconditioned by that factor (refactorising when they do not
+/// suffice). Steps go through a backtracking (Armijo) line search; margins, objective and gradient are
+/// float64, so the fixed point is the exact optimum. Stops when the gradient's 2-norm is below
+/// <see cref="GradientTolerance"/>.</para>
 /// The returned weights are mapped back to the raw activations: logit = w_raw.x + b_raw.
 /// </summary>
 internal sealed class ExactLogistic : IHeadSolver
@@ -23,10 +25,11 @@ internal sealed class ExactLogistic : IHeadSolver
     public const double L2 = 1e-2;
     public const double GradientTolerance = 1e-9;
     public const int MaxIterations = 100;
-    private const double RefreshBelowGradient = 1e-4;
+    private const int MaxConjugateSteps = 3;
 
     private const int Lanes = 16;
     private const int ChunkVectors = 3;
+    private const int RowBlock = 32;   // 32 rows x 144 floats x 2 matrices = 36 KB: fits L1 with the tile
 
     private readonly int _d;
     private readonly int _stride;     // padded width of one standardised row: d features, the constant 1, zeros
@@ -37,6 +40,7 @@ internal sealed class ExactLogistic : IHeadSolver
     private readonly double[] _hessian; // [(d+1), hessianStride] upper triangle, factorised in place
     private readonly int _hessianStride;
     private readonly double[] _mean, _scale, _theta, _trial, _gradient, _step, _margin, _probability;
+    private readonly double[] _cgResidual, _cgPreconditioned, _cgDirection, _cgProduct;
     private bool _hasWarmStart;
 
     public ExactLogistic(int maxRows, int d)
@@ -56,6 +60,10 @@ internal sealed class ExactLogistic : IHeadSolver
         _trial = new double[d + 1];
         _gradient = new double[d + 1];
         _step = new double[d + 1];
+        _cgResidual = new double[d + 1];
+        _cgPreconditioned = new double[d + 1];
+        _cgDirection = new double[d + 1];
+        _cgProduct = new double[d + 1];
         _margin = new double[maxRows];
         _probability = new double[maxRows];
     }
@@ -74,21 +82,27 @@ internal sealed class ExactLogistic : IHeadSolver
 
         double f = Objective(_theta, y);
         double gradientNorm = 0;
-        bool haveFactor = false;
+        bool refactor = true;
         int iteration = 0;
         for (; iteration <= MaxIterations; iteration++)
         {
             gradientNorm = Gradient(y);
             if (gradientNorm < GradientTolerance || iteration == MaxIterations) break;
-            // Close to the optimum the Hessian hardly moves between steps: keep the last factor.
-            if (!(haveFactor && gradientNorm < RefreshBelowGradient))
+            if (refactor)
             {
                 BuildHessian(n);
                 if (!Cholesky.Factor(_hessian, d + 1, _hessianStride)) break; // cannot happen for L2 > 0 short of NaN input
-                haveFactor = true;
+                _gradient.CopyTo(_step, 0);
+                Cholesky.Solve(_hessian, d + 1, _hessianStride, _step);
+                refactor = false;
             }
-            _gradient.CopyTo(_step, 0);
-            Cholesky.Solve(_hessian, d + 1, _hessianStride, _step);
+            else
+            {
+                // The Hessian drifts slowly between steps: solve with the current one by conjugate gradients,
+                // preconditioned by the last factor, to a relative residual that tightens as the gradient
+                // shrinks (superlinear inexact Newton). If that takes long, refactor at the next step.
+                refactor = !PreconditionedSolve(n, Math.Min(0.1, gradientNorm));
+            }
             double decrease = TensorPrimitives.Dot<double>(_gradient, _step);
             // Newton decrement^2 = g'H^-1 g. Below 1e-8 the full step is safely inside the quadratic region,
             // and objective differences are at rounding level, so a line search there would only stall.
@@ -159,6 +173,62 @@ internal sealed class ExactLogistic : IHeadSolver
         }
     }
 
+    /// <summary>
+    /// _step = H^-1 g approximately, H the Hessian at the current probabilities, by conjugate gradients
+    /// preconditioned with the factor in _hessian (an earlier Hessian). True when the relative residual
+    /// reached <paramref name="tolerance"/> within <see cref="MaxConjugateSteps"/> steps; _step is a descent
+    /// direction either way.
+    /// </summary>
+    private bool PreconditionedSolve(int n, double tolerance)
+    {
+        int d1 = _d + 1;
+        var x = _step.AsSpan(0, d1);
+        var r = _cgResidual.AsSpan(0, d1);
+        var z = _cgPreconditioned.AsSpan(0, d1);
+        var p = _cgDirection.AsSpan(0, d1);
+        var hp = _cgProduct.AsSpan(0, d1);
+        x.Clear();
+        _gradient.CopyTo(r);
+        double goal = tolerance * TensorPrimitives.Norm<double>(r);
+        r.CopyTo(z);
+        Cholesky.Solve(_hessian, d1, _hessianStride, z);
+        z.CopyTo(p);
+        double rz = TensorPrimitives.Dot<double>(r, z);
+        for (int k = 0; k < MaxConjugateSteps; k++)
+        {
+            HessianTimes(p, hp, n);
+            double alpha = rz / TensorPrimitives.Dot<double>(p, hp);
+            TensorPrimitives.MultiplyAdd(p, alpha, x, x);
+            TensorPrimitives.MultiplyAdd(hp, -alpha, r, r);
+            if (TensorPrimitives.Norm<double>(r) <= goal) return true;
+            r.CopyTo(z);
+            Cholesky.Solve(_hessian, d1, _hessianStride, z);
+            double rzNext = TensorPrimitives.Dot<double>(r, z);
+            TensorPrimitives.MultiplyAdd(p, rzNext / rz, z, p);
+            rz = rzNext;
+        }
+        return false;
+    }
+
+    /// <summary>result = H v with H = (1/n) Z'diag(p(1-p))Z + L2 I_w at the current probabilities (float64, no matrix formed).</summary>
+    private void HessianTimes(ReadOnlySpan<double> v, Span<double> result, int n)
+    {
+        int d = _d;
+        var vw = v[..d];
+        var rw = result[..d];
+        rw.Clear();
+        double rb = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var zi = _zd.AsSpan(i * d, d);
+            double u = (TensorPrimitives.Dot(zi, vw) + v[d]) * _probability[i] * (1 - _probability[i]) / n;
+            TensorPrimitives.MultiplyAdd(zi, u, rw, rw);
+            rb += u;
+        }
+        TensorPrimitives.MultiplyAdd(vw, L2, rw, rw);
+        result[d] = rb;
+    }
+
     /// <summary>f(theta); leaves the margins and probabilities of theta in the work buffers.</summary>
     private double Objective(ReadOnlySpan<double> theta, ReadOnlySpan<byte> y)
     {
@@ -212,7 +282,8 @@ internal sealed class ExactLogistic : IHeadSolver
 
     /// <summary>
     /// gram[j, k] = sum_i scaled[i, j] * z[i, k] for the blocks with k at or above row j's 48-column chunk
-    /// (enough for the upper triangle). Tiles of 4 rows x 3 vectors live in registers over all rows i.
+    /// (enough for the upper triangle). Rows i go in blocks of <see cref="RowBlock"/> that stay in L1 while
+    /// every 4-row x 3-vector register tile sweeps them; tiles accumulate across blocks in gram.
     /// </summary>
     private static void WeightedGram(float[] z, float[] scaled, int n, int stride, int rows, float[] gram)
     {
@@ -220,40 +291,47 @@ internal sealed class ExactLogistic : IHeadSolver
         ref float zBase = ref MemoryMarshal.GetArrayDataReference(z);
         ref float sBase = ref MemoryMarshal.GetArrayDataReference(scaled);
         ref float gBase = ref MemoryMarshal.GetArrayDataReference(gram);
-        for (int j0 = 0; j0 < rows; j0 += 4)
+        Array.Clear(gram);
+        for (int i0 = 0; i0 < n; i0 += RowBlock)
         {
-            for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += chunkWidth)
+            int i1 = Math.Min(n, i0 + RowBlock);
+            for (int j0 = 0; j0 < rows; j0 += 4)
             {
-                Vector512<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
-                Vector512<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-                for (int i = 0; i < n; i++)
+                for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += chunkWidth)
                 {
-                    nuint row = (nuint)(i * stride);
-                    var z0 = Vector512.LoadUnsafe(ref zBase, row + (nuint)c0);
-                    var z1 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + Lanes));
-                    var z2 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + 2 * Lanes));
-                    ref float s = ref Unsafe.Add(ref sBase, row + (nuint)j0);
-                    var s0 = Vector512.Create(s);
-                    var s1 = Vector512.Create(Unsafe.Add(ref s, 1));
-                    var s2 = Vector512.Create(Unsafe.Add(ref s, 2));
-                    var s3 = Vector512.Create(Unsafe.Add(ref s, 3));
-                    a00 = Vector512.FusedMultiplyAdd(s0, z0, a00); a01 = Vector512.FusedMultiplyAdd(s0, z1, a01); a02 = Vector512.FusedMultiplyAdd(s0, z2, a02);
-                    a10 = Vector512.FusedMultiplyAdd(s1, z0, a10); a11 = Vector512.FusedMultiplyAdd(s1, z1, a11); a12 = Vector512.FusedMultiplyAdd(s1, z2, a12);
-                    a20 = Vector512.FusedMultiplyAdd(s2, z0, a20); a21 = Vector512.FusedMultiplyAdd(s2, z1, a21); a22 = Vector512.FusedMultiplyAdd(s2, z2, a22);
-                    a30 = Vector512.FusedMultiplyAdd(s3, z0, a30); a31 = Vector512.FusedMultiplyAdd(s3, z1, a31); a32 = Vector512.FusedMultiplyAdd(s3, z2, a32);
+                    nuint g0 = (nuint)(j0 * stride + c0), g1 = g0 + (nuint)stride, g2 = g1 + (nuint)stride, g3 = g2 + (nuint)stride;
+                    var a00 = Vector512.LoadUnsafe(ref gBase, g0); var a01 = Vector512.LoadUnsafe(ref gBase, g0 + Lanes); var a02 = Vector512.LoadUnsafe(ref gBase, g0 + 2 * Lanes);
+                    var a10 = Vector512.LoadUnsafe(ref gBase, g1); var a11 = Vector512.LoadUnsafe(ref gBase, g1 + Lanes); var a12 = Vector512.LoadUnsafe(ref gBase, g1 + 2 * Lanes);
+                    var a20 = Vector512.LoadUnsafe(ref gBase, g2); var a21 = Vector512.LoadUnsafe(ref gBase, g2 + Lanes); var a22 = Vector512.LoadUnsafe(ref gBase, g2 + 2 * Lanes);
+                    var a30 = Vector512.LoadUnsafe(ref gBase, g3); var a31 = Vector512.LoadUnsafe(ref gBase, g3 + Lanes); var a32 = Vector512.LoadUnsafe(ref gBase, g3 + 2 * Lanes);
+                    for (int i = i0; i < i1; i++)
+                    {
+                        nuint row = (nuint)(i * stride);
+                        var z0 = Vector512.LoadUnsafe(ref zBase, row + (nuint)c0);
+                        var z1 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + Lanes));
+                        var z2 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + 2 * Lanes));
+                        ref float s = ref Unsafe.Add(ref sBase, row + (nuint)j0);
+                        var s0 = Vector512.Create(s);
+                        var s1 = Vector512.Create(Unsafe.Add(ref s, 1));
+                        var s2 = Vector512.Create(Unsafe.Add(ref s, 2));
+                        var s3 = Vector512.Create(Unsafe.Add(ref s, 3));
+                        a00 = Vector512.FusedMultiplyAdd(s0, z0, a00); a01 = Vector512.FusedMultiplyAdd(s0, z1, a01); a02 = Vector512.FusedMultiplyAdd(s0, z2, a02);
+                        a10 = Vector512.FusedMultiplyAdd(s1, z0, a10); a11 = Vector512.FusedMultiplyAdd(s1, z1, a11); a12 = Vector512.FusedMultiplyAdd(s1, z2, a12);
+                        a20 = Vector512.FusedMultiplyAdd(s2, z0, a20); a21 = Vector512.FusedMultiplyAdd(s2, z1, a21); a22 = Vector512.FusedMultiplyAdd(s2, z2, a22);
+                        a30 = Vector512.FusedMultiplyAdd(s3, z0, a30); a31 = Vector512.FusedMultiplyAdd(s3, z1, a31); a32 = Vector512.FusedMultiplyAdd(s3, z2, a32);
+                    }
+                    Store(ref gBase, g0, a00, a01, a02);
+                    Store(ref gBase, g1, a10, a11, a12);
+                    Store(ref gBase, g2, a20, a21, a22);
+                    Store(ref gBase, g3, a30, a31, a32);
                 }
-                Store(ref gBase, stride, j0, c0, a00, a01, a02);
-                Store(ref gBase, stride, j0 + 1, c0, a10, a11, a12);
-                Store(ref gBase, stride, j0 + 2, c0, a20, a21, a22);
-                Store(ref gBase, stride, j0 + 3, c0, a30, a31, a32);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(ref float gBase, int stride, int j, int c0, Vector512<float> a, Vector512<float> b, Vector512<float> c)
+    private static void Store(ref float gBase, nuint at, Vector512<float> a, Vector512<float> b, Vector512<float> c)
     {
-        nuint at = (nuint)(j * stride + c0);
         a.StoreUnsafe(ref gBase, at);
         b.StoreUnsafe(ref gBase, at + Lanes);
         c.StoreUnsafe(ref gBase, at + 2 * Lanes);

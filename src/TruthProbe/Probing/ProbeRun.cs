@@ -94,7 +94,7 @@ public sealed class ProbeRun
         Npy.WriteFloat64(Path.Combine(outDir, "scores.npy"), Scores.Accuracy, Set.Layers, Set.Heads);
         WriteWeights(Path.Combine(outDir, "probe_weights.safetensors"));
         Plots.Heatmap(Path.Combine(outDir, "heatmap.png"), AccuracyGrid(),
-            $"Truth Scores ({Options.Solver.ToString().ToLowerInvariant()} probes, {Folds.Count}-fold, seed {Options.Seed})",
+            $"Truth Scores{ModelName()}",
             "head", "layer", Caption());
         AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputs));
     }
@@ -139,6 +139,16 @@ public sealed class ProbeRun
         return grid;
     }
 
+    /// <summary>": folder/file.bin" for a checkpoint file (llama2.c files are often just model.bin), ": folder" for a model folder.</summary>
+    private string ModelName()
+    {
+        if (!Set.Metadata.TryGetValue("model", out var m)) return "";
+        string trimmed = Path.TrimEndingDirectorySeparator(m);
+        string name = Path.GetFileName(trimmed);
+        string? parent = Path.GetFileName(Path.GetDirectoryName(trimmed));
+        return Path.HasExtension(name) && !string.IsNullOrEmpty(parent) ? $": {parent}/{name}" : $": {name}";
+    }
+
     private string SolverName => Options.Solver == ProbeSolverKind.Exact ? "exact" : "reference";
 
     public string Caption()
@@ -146,7 +156,7 @@ public sealed class ProbeRun
         var (l, h, top) = TopHead();
         var parts = new List<string>
         {
-            string.Create(CultureInfo.InvariantCulture, $"N={Set.Rows}, mean {Scores.Accuracy.Average():0.000}, top L{l}H{h} {top:0.000}"),
+            string.Create(CultureInfo.InvariantCulture, $"{SolverName} probes, {Folds.Count}-fold (seed {Options.Seed}), N={Set.Rows}: mean {Scores.Accuracy.Average():0.000}, top L{l}H{h} {top:0.000}"),
         };
         if (Control != null)
             parts.Add(string.Create(CultureInfo.InvariantCulture,

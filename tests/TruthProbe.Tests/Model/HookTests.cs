@@ -133,7 +133,10 @@ public class HookTests
         using var model = Load(tmp);
         float[] plain = model.Forward(model.NewState(), Tokens).ToArray();
         float[] all = CaptureAll(model, Tokens)[HookNames.Logits].Data;
-        Assert.Equal(all.AsSpan(^model.Config.Vocab..).ToArray(), plain);
+        // Capturing the pattern switches attention to its materialising path and all logits to a many-row
+        // product: same math, another summation order, so equal to float rounding rather than to the bit.
+        float[] last = all.AsSpan(^model.Config.Vocab..).ToArray();
+        for (int i = 0; i < plain.Length; i++) Assert.True(Math.Abs(last[i] - plain[i]) <= 1e-4 * (Math.Abs(plain[i]) + 1), $"logit {i}: {last[i]} vs {plain[i]}");
     }
 
     [Theory]

@@ -7,14 +7,14 @@ namespace TruthProbe.Tests.Model;
 /// <summary>Each kernel against a direct double-precision computation.</summary>
 public unsafe class KernelTests
 {
-    private static float[] Random(int n, int seed)
+    internal static float[] Random(int n, int seed)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
     }
 
     /// <summary>A [rows, cols] matrix in <paramref name="dtype"/> and the exact float values it holds.</summary>
-    private static (WeightMatrix Matrix, float[] Values) Matrix(int rows, int cols, WeightDType dtype, int seed)
+    internal static (WeightMatrix Matrix, float[] Values) Matrix(int rows, int cols, WeightDType dtype, int seed)
     {
         float[] values = Random(rows * cols, seed);
         byte[] bytes;

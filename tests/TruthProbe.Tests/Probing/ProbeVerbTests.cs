@@ -203,3 +203,28 @@ public class ProbeVerbTests
         Assert.False(Directory.Exists(tmp.File("out")));
     }
 }
+
+public class ProbeVerbDataTests
+{
+    [Fact]
+    public void NpyWithData_RunsTheSurfaceBaseline_AndMismatchedRowsAreAnError()
+    {
+        using var tmp = new TempDir();
+        var set = SyntheticActivations.Planted(40, 1, 2, 4, [0, 1], seed: 2);
+        Npy.WriteFloat32(tmp.File("a.npy"), set.Values, 40, 1, 2, 4);
+        Npy.WriteFloat64(tmp.File("y.npy"), set.Labels.Select(b => (double)b).ToArray(), 40);
+        // gold answers one word, hallucinated three: the surface baseline must see it
+        File.WriteAllLines(tmp.File("rows.jsonl"), set.Labels.Select((y, i) => System.Text.Json.JsonSerializer.Serialize(new
+        {
+            context = "c", question = "q", answer = y == 1 ? "yes" : $"no not really {i}", label = y == 1 ? "gold" : "hallucinated",
+        })));
+        var r = CliRunner.Run("probe", "--activations", tmp.File("a.npy"), "--labels", tmp.File("y.npy"), "--data", tmp.File("rows.jsonl"), "--out", tmp.File("o"), "--no-control");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var m = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tmp.File("o/manifest.json")))!;
+        Assert.True((double)m["surface_baseline"]!["accuracy"]! > 0.95);
+
+        var bad = CliRunner.Run("probe", "--activations", tmp.File("a.npy"), "--labels", tmp.File("y.npy"), "--data", tmp.File("rows.jsonl"), "--samples", "30", "--out", tmp.File("p"));
+        Assert.Equal(UserError.ExitCode, bad.ExitCode);
+        Assert.Contains("30 rows but", bad.Stderr);
+    }
+}

@@ -1,0 +1,227 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TruthProbe.Model;
+
+/// <summary>
+/// Causal attention without the score matrix: keys are visited in tiles of <see cref="KeyTile"/> with an online
+/// softmax (running maximum and sum per query; earlier output rescaled when the maximum grows), as in
+/// flash-attention. The query heads sharing a key/value head are processed together, so each cached key and
+/// value row is fetched once per group. Work items (token, kv head) are dealt round-robin to the threads,
+/// which balances the causal triangle. Same contract as <see cref="Kernels.Attention"/> without the pattern.
+/// </summary>
+public static unsafe class FlashAttention
+{
+    private const int KeyTile = 64;
+
+    private struct Job
+    {
+        public float* Q, K, V, Z;
+        public int Tokens, FirstPosition, Heads, KvHeads, HeadDim, Window;
+        /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
+        public float* KeysT;
+        public int KeysTStride;
+    }
+
+    [ThreadStatic] private static float[]? _keysT;
+
+    public static void Run(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window)
+    {
+        int total = firstPosition + tokens;
+        if (q.Length < (long)tokens * heads * headDim || z.Length < (long)tokens * heads * headDim
+            || keys.Length < (long)total * kvHeads * headDim || values.Length < (long)total * kvHeads * headDim)
+            throw new ArgumentException("attention spans shorter than their shapes");
+        fixed (float* pq = q, pk = keys, pv = values, pz = z)
+        {
+            var job = new Job
+            {
+                Q = pq, K = pk, V = pv, Z = pz, Tokens = tokens, FirstPosition = firstPosition,
+                Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Window = window ?? int.MaxValue,
+            };
+            long work = (long)tokens * heads * total * headDim;
+            int parts = work < 1 << 15 ? 1 : WorkerPool.Count;
+            // Many queries: transpose the keys once so a tile's scores are broadcast-FMAs over 16 keys at a time,
+            // with no horizontal sums. One query (decode) reads each key once as it is: transposing would double that.
+            if (Vector512.IsHardwareAccelerated && headDim % 16 == 0 && tokens >= 16)
+            {
+                int kvDim = kvHeads * headDim, stride = total + KeyTile;   // padded so a last tile may read past the end
+                long size = (long)kvDim * stride;
+                if (_keysT == null || _keysT.Length < size) _keysT = GC.AllocateUninitializedArray<float>((int)size, pinned: true);
+                fixed (float* keysT = _keysT)
+                {
+                    for (int position = 0; position < total; position++)
+                        for (int c = 0; c < kvDim; c++) keysT[(long)c * stride + position] = pk[(long)position * kvDim + c];
+                    job.KeysT = keysT;
+                    job.KeysTStride = stride;
+                    WorkerPool.Run(&PartTransposed, &job, parts);
+                }
+            }
+            else WorkerPool.Run(&Part, &job, parts);
+        }
+    }
+
+    private static void Part(void* args, int part, int parts)
+    {
+        ref Job j = ref *(Job*)args;
+        int group = j.Heads / j.KvHeads, hd = j.HeadDim, kvDim = j.KvHeads * hd, qDim = j.Heads * hd;
+        float scale = 1f / MathF.Sqrt(hd);
+        float* scores = stackalloc float[group * KeyTile];
+        float* max = stackalloc float[group];
+        float* sum = stackalloc float[group];
+        for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
+        {
+            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
+            int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
+            float* queries = j.Q + (long)t * qDim + kvh * group * hd;   // the group's heads are consecutive
+            float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
+            new Span<float>(outputs, group * hd).Clear();
+            for (int g = 0; g < group; g++) { max[g] = float.NegativeInfinity; sum[g] = 0; }
+            for (int j0 = first; j0 <= position; j0 += KeyTile)
+            {
+                int n = Math.Min(position + 1, j0 + KeyTile) - j0;
+                for (int k = 0; k < n; k++)
+                {
+                    float* key = j.K + (long)(j0 + k) * kvDim + kvh * hd;
+                    for (int g = 0; g < group; g++) scores[g * KeyTile + k] = Dot(queries + g * hd, key, hd) * scale;
+                }
+                for (int g = 0; g < group; g++)
+                {
+                    var s = new Span<float>(scores + g * KeyTile, n);
+                    var output = new Span<float>(outputs + g * hd, hd);
+                    float newMax = MathF.Max(max[g], TensorPrimitives.Max(s));
+                    if (newMax != max[g] && sum[g] != 0)
+                    {
+                        float rescale = MathF.Exp(max[g] - newMax);
+                        sum[g] *= rescale;
+                        TensorPrimitives.Multiply(output, rescale, output);
+                    }
+                    max[g] = newMax;
+                    TensorPrimitives.Subtract(s, newMax, s);
+                    TensorPrimitives.Exp(s, s);
+                    sum[g] += TensorPrimitives.Sum(s);
+                    for (int k = 0; k < n; k++) AddScaled(outputs + g * hd, j.V + (long)(j0 + k) * kvDim + kvh * hd, s[k], hd);
+                }
+            }
+            for (int g = 0; g < group; g++)
+                TensorPrimitives.Multiply(new Span<float>(outputs + g * hd, hd), 1f / sum[g], new Span<float>(outputs + g * hd, hd));
+        }
+    }
+
+    /// <summary>The tiled path on transposed keys (Vector512, head size a multiple of 16): per query head of the
+    /// group, 64 scores in four registers, exp on vectors, then the value rows weighted 16 components at a time.</summary>
+    private static void PartTransposed(void* args, int part, int parts)
+    {
+        ref Job j = ref *(Job*)args;
+        int group = j.Heads / j.KvHeads, hd = j.HeadDim, kvDim = j.KvHeads * hd, qDim = j.Heads * hd, stride = j.KeysTStride;
+        var scale = Vector512.Create(1f / MathF.Sqrt(hd));
+        float* p = stackalloc float[KeyTile];
+        float* max = stackalloc float[group];
+        float* sum = stackalloc float[group];
+        for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
+        {
+            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
+            int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
+            float* queries = j.Q + (long)t * qDim + kvh * group * hd;
+            float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
+            new Span<float>(outputs, group * hd).Clear();
+            for (int g = 0; g < group; g++) { max[g] = float.NegativeInfinity; sum[g] = 0; }
+            for (int j0 = first; j0 <= position; j0 += KeyTile)
+            {
+                int n = Math.Min(position + 1, j0 + KeyTile) - j0;
+                float* keys = j.KeysT + (long)kvh * hd * stride + j0;
+                float* values = j.V + (long)j0 * kvDim + kvh * hd;
+                for (int g = 0; g < group; g++)
+                {
+                    float* q = queries + g * hd;
+                    Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                    for (int d = 0; d < hd; d++)
+                    {
+                        float* row = keys + (long)d * stride;
+                        var a = Vector512.Create(q[d]);
+                        s0 = Vector512.FusedMultiplyAdd(a, Vector512.Load(row), s0);
+                        s1 = Vector512.FusedMultiplyAdd(a, Vector512.Load(row + 16), s1);
+                        s2 = Vector512.FusedMultiplyAdd(a, Vector512.Load(row + 32), s2);
+                        s3 = Vector512.FusedMultiplyAdd(a, Vector512.Load(row + 48), s3);
+                    }
+                    // Keys past the query (the tile's ragged end) get -inf, so exp gives them weight 0.
+                    (s0 * scale).Store(p); (s1 * scale).Store(p + 16); (s2 * scale).Store(p + 32); (s3 * scale).Store(p + 48);
+                    for (int k = n; k < KeyTile; k++) p[k] = float.NegativeInfinity;
+                    float tileMax = TensorPrimitives.Max(new ReadOnlySpan<float>(p, n));
+                    float newMax = MathF.Max(max[g], tileMax);
+                    float rescale = sum[g] == 0 ? 0 : MathF.Exp(max[g] - newMax);
+                    var m = Vector512.Create(newMax);
+                    var e0 = Vector512.Exp(Vector512.Load(p) - m); var e1 = Vector512.Exp(Vector512.Load(p + 16) - m);
+                    var e2 = Vector512.Exp(Vector512.Load(p + 32) - m); var e3 = Vector512.Exp(Vector512.Load(p + 48) - m);
+                    e0.Store(p); e1.Store(p + 16); e2.Store(p + 32); e3.Store(p + 48);
+                    sum[g] = sum[g] * rescale + Vector512.Sum(e0 + e1 + e2 + e3);
+                    max[g] = newMax;
+                    WeightValues(outputs + g * hd, rescale, p, n, values, kvDim, hd);
+                }
+            }
+            for (int g = 0; g < group; g++)
+                TensorPrimitives.Multiply(new Span<float>(outputs + g * hd, hd), 1f / sum[g], new Span<float>(outputs + g * hd, hd));
+        }
+    }
+
+    /// <summary>o = o * rescale + sum_k p[k] v_k. 64 components at a time with even and odd keys in separate
+    /// registers: eight independent FMA chains, where one chain per 16 components would wait on FMA latency.</summary>
+    private static void WeightValues(float* o, float rescale, float* p, int n, float* values, int kvDim, int hd)
+    {
+        var r = Vector512.Create(rescale);
+        int c = 0;
+        for (; c + 64 <= hd; c += 64)
+        {
+            Vector512<float> a0 = Vector512.Load(o + c) * r, a1 = Vector512.Load(o + c + 16) * r, a2 = Vector512.Load(o + c + 32) * r, a3 = Vector512.Load(o + c + 48) * r;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int k = 0;
+            for (; k + 2 <= n; k += 2)
+            {
+                float* v = values + (long)k * kvDim + c;
+                var w = Vector512.Create(p[k]);
+                a0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), a0); a1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2); a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
+                v += kvDim;
+                w = Vector512.Create(p[k + 1]);
+                b0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), b0); b1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), b1);
+                b2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), b2); b3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), b3);
+            }
+            if (k < n)
+            {
+                float* v = values + (long)k * kvDim + c;
+                var w = Vector512.Create(p[k]);
+                a0 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v), a0); a1 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 32), a2); a3 = Vector512.FusedMultiplyAdd(w, Vector512.Load(v + 48), a3);
+            }
+            (a0 + b0).Store(o + c); (a1 + b1).Store(o + c + 16); (a2 + b2).Store(o + c + 32); (a3 + b3).Store(o + c + 48);
+        }
+        for (; c < hd; c += 16)
+        {
+            var acc = Vector512.Load(o + c) * r;
+            for (int k = 0; k < n; k++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(p[k]), Vector512.Load(values + (long)k * kvDim + c), acc);
+            acc.Store(o + c);
+        }
+    }
+
+    // Head sizes are small (64, 128): inline vector loops, where a library call per key costs as much as the math.
+    private static float Dot(float* a, float* b, int n)
+    {
+        if (!Vector512.IsHardwareAccelerated || n % 16 != 0) return TensorPrimitives.Dot(new ReadOnlySpan<float>(a, n), new ReadOnlySpan<float>(b, n));
+        var acc = Vector512.FusedMultiplyAdd(Vector512.Load(a), Vector512.Load(b), Vector512<float>.Zero);
+        for (int i = 16; i < n; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc);
+        return Vector512.Sum(acc);
+    }
+
+    /// <summary>y += a * x over n values.</summary>
+    private static void AddScaled(float* y, float* x, float a, int n)
+    {
+        if (!Vector512.IsHardwareAccelerated || n % 16 != 0)
+        {
+            var target = new Span<float>(y, n);
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(x, n), a, target, target);
+            return;
+        }
+        var scale = Vector512.Create(a);
+        for (int i = 0; i < n; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(x + i), scale, Vector512.Load(y + i)).Store(y + i);
+    }
+}

@@ -1,0 +1,176 @@
+using TruthProbe.Model;
+
+namespace TruthProbe.Tests.Model;
+
+/// <summary>
+/// The blocked GEMM, the decode matrix-vector product and the tiled attention against straightforward
+/// double-precision references, on sizes that are not multiples of any tile, on every SIMD path.
+/// </summary>
+public unsafe class FastKernelTests
+{
+    public static TheoryData<SimdPath, int, int, int> GemmShapes()
+    {
+        var data = new TheoryData<SimdPath, int, int, int>();
+        foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
+            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520) })
+                data.Add(path, m, n, k);
+        return data;
+    }
+
+    /// <summary>|got - exact| within 1e-5 of sum |w_i x_i| (the scale rounding errors are relative to).</summary>
+    private static void AssertProduct(float[] w, float[] x, float[] y, int m, int n, int k, double tolerance = 1e-5)
+    {
+        for (int t = 0; t < m; t++)
+            for (int r = 0; r < n; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int i = 0; i < k; i++)
+                {
+                    double p = (double)w[r * k + i] * x[t * k + i];
+                    exact += p;
+                    magnitude += Math.Abs(p);
+                }
+                double got = y[(long)t * n + r];
+                Assert.True(Math.Abs(got - exact) <= tolerance * magnitude + 1e-30, $"y[{t}, {r}] = {got}, exact {exact} (scale {magnitude})");
+            }
+    }
+
+    private static float[] RunGemm(SimdPath path, WeightMatrix w, float[] x, int m)
+    {
+        var y = new float[m * w.Rows];
+        Gemm.Forced = path;
+        try { Gemm.Multiply(w, x, y, m); }
+        finally { Gemm.Forced = SimdPath.Auto; }
+        return y;
+    }
+
+    [Theory]
+    [MemberData(nameof(GemmShapes))]
+    public void Gemm_F32_MatchesDoublePrecisionProduct(SimdPath path, int m, int n, int k)
+    {
+        var (w, values) = KernelTests.Matrix(n, k, WeightDType.F32, seed: m + n + k);
+        float[] x = KernelTests.Random(m * k, seed: 7);
+        AssertProduct(values, x, RunGemm(path, w, x, m), m, n, k);
+    }
+
+    [Theory]
+    [InlineData(SimdPath.Vector512, WeightDType.BF16)]
+    [InlineData(SimdPath.Vector512, WeightDType.F16)]
+    [InlineData(SimdPath.Vector512, WeightDType.Q8_0)]
+    [InlineData(SimdPath.Vector256, WeightDType.BF16)]
+    [InlineData(SimdPath.Vector256, WeightDType.Q8_0)]
+    [InlineData(SimdPath.Generic, WeightDType.BF16)]
+    [InlineData(SimdPath.Generic, WeightDType.F16)]
+    public void Gemm_NarrowWeights_EqualF32PathOnWidenedValues(SimdPath path, WeightDType dtype, int m = 19, int n = 45, int k = 544)
+    {
+        // Widening is exact and happens before the arithmetic, so the results must agree to the bit.
+        var (narrow, values) = KernelTests.Matrix(n, k, dtype, seed: 3);
+        var wide = WeightMatrix.FromSingles(values, n, k);
+        float[] x = KernelTests.Random(m * k, seed: 4);
+        Assert.Equal(RunGemm(path, wide, x, m), RunGemm(path, narrow, x, m));
+    }
+
+    [Theory]
+    [InlineData(WeightDType.F32, 1, 1)]
+    [InlineData(WeightDType.F32, 257, 33)]
+    [InlineData(WeightDType.F32, 1031, 300)]
+    [InlineData(WeightDType.BF16, 3, 17)]
+    [InlineData(WeightDType.BF16, 1030, 257)]
+    [InlineData(WeightDType.F16, 129, 77)]
+    [InlineData(WeightDType.Q8_0, 131, 96)]
+    [InlineData(WeightDType.Q8_0, 1027, 320)]
+    [InlineData(WeightDType.BF16, 2053, 300)]   // over 1 MB: split over the threads
+    [InlineData(WeightDType.Q8_0, 3101, 320)]
+    public void MatVec_MatchesDoublePrecisionProduct(WeightDType dtype, int n, int k)
+    {
+        var (w, values) = KernelTests.Matrix(n, k, dtype, seed: n);
+        float[] x = KernelTests.Random(k, seed: 5), y = new float[n];
+        MatVec.Multiply(w, x, y);
+        AssertProduct(values, x, y, 1, n, k);
+    }
+
+    [Fact]
+    public void MatVec_BFloat16_AgreesWithF32OnWidenedValues()
+    {
+        var (narrow, values) = KernelTests.Matrix(1029, 300, WeightDType.BF16, seed: 8);
+        var wide = WeightMatrix.FromSingles(values, 1029, 300);
+        float[] x = KernelTests.Random(300, seed: 9), a = new float[1029], b = new float[1029];
+        MatVec.Multiply(narrow, x, a);
+        MatVec.Multiply(wide, x, b);
+        // Summation orders differ (fused bf16 dot vs TensorPrimitives.Dot), so both are held to the exact product.
+        AssertProduct(values, x, a, 1, 1029, 300);
+        AssertProduct(values, x, b, 1, 1029, 300);
+    }
+
+    [Theory]
+    [InlineData(1, 0, 4, 4, 8, null)]      // one decode step at position 0
+    [InlineData(1, 200, 14, 2, 64, null)]  // decode after a long prefix: several key tiles, GQA 7:1
+    [InlineData(37, 0, 6, 2, 16, null)]    // prefill, causal
+    [InlineData(33, 100, 4, 1, 12, 45)]    // prefill after a cache, sliding window, multi-query
+    [InlineData(130, 0, 3, 3, 8, 70)]      // window longer than a tile
+    [InlineData(70, 90, 4, 2, 32, 50)]     // transposed-key path: cache, window, ragged tiles
+    [InlineData(17, 60, 8, 1, 128, null)]  // transposed-key path: multi-query, head size 128
+    public void FlashAttention_MatchesDoublePrecisionSoftmax(int tokens, int first, int heads, int kvHeads, int hd, int? window)
+    {
+        int total = first + tokens;
+        float[] q = KernelTests.Random(tokens * heads * hd, 1), k = KernelTests.Random(total * kvHeads * hd, 2), v = KernelTests.Random(total * kvHeads * hd, 3);
+        for (int i = 0; i < q.Length; i++) q[i] *= 4;   // peaked softmaxes, so the running maximum moves
+        var z = new float[tokens * heads * hd];
+        FlashAttention.Run(q, k, v, z, tokens, first, heads, kvHeads, hd, window);
+        int group = heads / kvHeads;
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int position = first + t, from = window is int w ? Math.Max(0, position - w + 1) : 0, kvh = h / group;
+                var s = new double[position + 1];
+                for (int j = from; j <= position; j++)
+                {
+                    for (int i = 0; i < hd; i++) s[j] += (double)q[(t * heads + h) * hd + i] * k[(j * kvHeads + kvh) * hd + i];
+                    s[j] /= Math.Sqrt(hd);
+                }
+                double max = s.Skip(from).Max(), sum = s.Skip(from).Sum(x => Math.Exp(x - max));
+                for (int i = 0; i < hd; i++)
+                {
+                    double exact = 0;
+                    for (int j = from; j <= position; j++) exact += Math.Exp(s[j] - max) / sum * v[(j * kvHeads + kvh) * hd + i];
+                    float got = z[(t * heads + h) * hd + i];
+                    Assert.True(Math.Abs(got - exact) <= 1e-5 * (Math.Abs(exact) + 0.1), $"t {t} h {h} i {i}: {got} vs {exact}");
+                }
+            }
+    }
+
+    [Fact]
+    public void SwiGlu_MatchesDoublePrecisionSiluTimesUp()
+    {
+        // 1001 values: several vector chunks and a ragged end; gates up to +-12 reach both saturated ends.
+        float[] gate = KernelTests.Random(1001, 11), up = KernelTests.Random(1001, 12);
+        for (int i = 0; i < gate.Length; i++) gate[i] *= 12;
+        float[] result = (float[])gate.Clone();
+        Kernels.SwiGlu(result, up);
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double exact = gate[i] / (1 + Math.Exp(-(double)gate[i])) * up[i];
+            Assert.True(Math.Abs(result[i] - exact) <= 1e-6 * (Math.Abs(exact) + 1e-3), $"[{i}] silu({gate[i]}) * {up[i]}: {result[i]} vs {exact}");
+        }
+    }
+
+    [Fact]
+    public void Attention_WithPattern_MaterialisesAndAgreesWithTiledPath()
+    {
+        int tokens = 70, first = 30, heads = 4, kvHeads = 2, hd = 8, total = first + tokens;
+        float[] q = KernelTests.Random(tokens * heads * hd, 4), k = KernelTests.Random(total * kvHeads * hd, 5), v = KernelTests.Random(total * kvHeads * hd, 6);
+        float[] tiled = new float[tokens * heads * hd], materialised = new float[tiled.Length];
+        float[] pattern = new float[heads * tokens * total], scratch = new float[4 * total];
+        Kernels.Attention(q, k, v, tiled, tokens, first, heads, kvHeads, hd, null, Span<float>.Empty, scratch, 4);
+        Kernels.Attention(q, k, v, materialised, tokens, first, heads, kvHeads, hd, null, pattern, scratch, 4);
+        for (int i = 0; i < tiled.Length; i++) Assert.True(Math.Abs(tiled[i] - materialised[i]) <= 1e-5 * (Math.Abs(materialised[i]) + 0.1), $"z[{i}]");
+        // Each pattern row is a distribution over the visible keys, zero beyond the query's position.
+        for (int h = 0; h < heads; h++)
+            for (int t = 0; t < tokens; t++)
+            {
+                var row = pattern.AsSpan((h * tokens + t) * total, total);
+                Assert.Equal(1.0, row.ToArray().Sum(x => (double)x), 5);
+                for (int j = first + t + 1; j < total; j++) Assert.Equal(0f, row[j]);
+            }
+    }
+}
