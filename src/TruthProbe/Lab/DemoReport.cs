@@ -19,7 +19,7 @@ public static class DemoReport
         var report = new HtmlReport(run.OutDir, "truthprobe demo: the truth stays in the family");
         var names = run.Family.Members.Select(m => m.Name).ToList();
         var controls = Lines(run.OutDir, "controls.csv");
-        var atChance = controls.Where(c => c[7] != "yes").Select(c => c[0]).ToList();
+        var atChance = controls.Where(c => c[8] != "yes").Select(c => c[0]).ToList();
 
         var summary = report.Add("summary", "Summary and checks")
             .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated model: seed {{summary.json#unrelated_seed}}; " +
@@ -43,10 +43,12 @@ public static class DemoReport
             maps.Figure($"scores/{name}/heatmap.png", $"{name}: mean Truth Score {{{{controls.csv#{name}/mean_truth_score}}}}" +
                                                        (atChance.Contains(name) ? " (AT CHANCE LEVEL: not evidence)" : ""));
 
-        report.Add("controls", "Control baselines")
+        var controlSection = report.Add("controls", "Control baselines")
             .Text("Selectivity = Truth Score minus the same probe's accuracy with labels shuffled across rows; the surface baseline reads the label off the answer's wording alone (length and words). " +
                   "A map is evidence of truthful heads only where it beats both and the binomial chance test.")
             .Table("controls.csv", "Truth Scores against the shuffled-label control and the surface baseline");
+        foreach (var c in controls.Where(c => c[6] == "0"))
+            controlSection.Verdict(Outcome.Caution, $"{c[0]}: no head beats the surface baseline ({{{{controls.csv#{c[0]}/surface_baseline}}}}); its map may encode the answers' wording rather than their truth.");
 
         report.Add("correlation", "Correlation of the maps")
             .Figure("compare/pearson_matrix.png", "Pearson r between every pair of Truth-Score maps")
@@ -88,6 +90,7 @@ public static class DemoReport
             ("Truth Score", $"mean over {run.Plan.ProbeFolds} folds of a head's probe validation accuracy; 0.5 is chance on this balanced probing set."),
             ("mean_selectivity", "Truth Score minus the shuffled-label control's accuracy, averaged over heads: how much of a score comes from the labels rather than probe capacity."),
             ("surface_baseline", "accuracy of a probe on the answer text alone; near 0.5 here because gold and hallucinated lab answers share their form."),
+            ("heads_above_surface", "heads whose Truth Score exceeds the surface baseline's accuracy."),
             ("differs_from_chance", "whether at least one head beats the majority share in a one-sided binomial test, Bonferroni-corrected over heads."),
             ("Pearson r", "correlation of two maps over all heads; inheritance predicts high r within the family and low r across families."),
             ("attention_drift", "||A - B||_F / ||A||_F of W_Q, W_K, W_V, W_O, averaged over matrices and layers; 0 = the same weights, about 1.41 = independent ones."),

@@ -91,12 +91,13 @@ public sealed class DemoRun
 
     private void WriteControls(IReadOnlyDictionary<string, ProbeRun> scores)
     {
-        var sb = new StringBuilder("model,mean_truth_score,max_truth_score,control_mean,mean_selectivity,surface_baseline,heads_above_chance,differs_from_chance\n");
+        var sb = new StringBuilder("model,mean_truth_score,max_truth_score,control_mean,mean_selectivity,surface_baseline,heads_above_surface,heads_above_chance,differs_from_chance\n");
         foreach (var (name, r) in scores)
         {
             double mean = r.Scores.Accuracy.Average(), control = r.Control?.Accuracy.Average() ?? double.NaN;
+            double surface = r.Surface?.Accuracy[0] ?? double.NaN;
             sb.Append(CultureInfo.InvariantCulture,
-                $"{name},{Num(mean)},{Num(r.Scores.Accuracy.Max())},{Num(control)},{Num(mean - control)},{Num(r.Surface?.Accuracy[0] ?? double.NaN)},{r.Chance.HeadsAboveChance},{(r.Chance.DiffersFromChance ? "yes" : "no")}\n");
+                $"{name},{Num(mean)},{Num(r.Scores.Accuracy.Max())},{Num(control)},{Num(mean - control)},{Num(surface)},{r.Scores.Accuracy.Count(a => a > surface)},{r.Chance.HeadsAboveChance},{(r.Chance.DiffersFromChance ? "yes" : "no")}\n");
         }
         AtomicFile.WriteAllText(Out("controls.csv"), sb.ToString());
     }
@@ -249,7 +250,7 @@ public sealed class DemoRun
     {
         var sb = new StringBuilder();
         foreach (var line in ReportLines(Out("controls.csv")))
-            sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  control {Fixed(line[3])}  surface {Fixed(line[5])}  {(line[7] == "yes" ? "" : "AT CHANCE")}");
+            sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  max {Fixed(line[2])}  control {Fixed(line[3])}  surface {Fixed(line[5])} (heads above it: {line[6]})  {(line[8] == "yes" ? "" : "AT CHANCE")}");
         foreach (var line in ReportLines(Out("eval.csv")).Chunk(2))
             sb.AppendLine($"  {line[0][0],-15} F1 vanilla {Fixed(line[0][5])} -> gated {Fixed(line[1][5])} (lambda {line[1][3]}, McNemar p {Fixed(line[1][10])})");
         foreach (var c in Checks) sb.AppendLine($"{c.Label} {c.Name}: {c.Detail}");
