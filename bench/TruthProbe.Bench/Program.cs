@@ -15,6 +15,7 @@ IBenchmark[] all =
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
     new ProbeBenchmark(),
+    new TrainBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

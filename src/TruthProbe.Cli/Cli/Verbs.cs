@@ -20,5 +20,7 @@ public static class Verbs
         new ScoreVerb(),
         new ProbeVerb(),
         new ProbingSetVerb(),
+        new LabPretrainVerb(),
+        new LabFinetuneVerb(),
     ];
 }

@@ -1,0 +1,295 @@
+using System.Numerics.Tensors;
+
+namespace TruthProbe.Lab;
+
+/// <summary>
+/// A batch of token sequences, all padded to one length: tokens, next-token targets and a per-position loss
+/// weight (0 on prompt tokens and padding; so the loss can sit on answers only). Flattened [Batch, SeqLen].
+/// </summary>
+public sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
+
+/// <summary>
+/// The Llama-style decoder of the engine (token embedding, RMSNorm, RoPE half-split, causal GQA attention,
+/// SwiGLU MLP, tied or untied head) with a backward pass, in fp32 on batches [B, T]. Optional LoRA adapters
+/// on q/k/v/o: y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ. Every activation the backward needs is kept in buffers sized
+/// once for the largest batch, so a training step allocates nothing.
+/// </summary>
+public sealed class TrainableLlama
+{
+    public LabModelConfig Config { get; }
+    public ParameterSet Parameters { get; }
+    public int LoraRank { get; private set; }
+    public float LoraScale { get; private set; }
+
+    private readonly float[] _cos, _sin;
+    private readonly int _embed, _finalNorm, _head;
+    private readonly LayerParams[] _layers;
+    private Activations? _act;
+
+    private sealed class Linear(int weight, int inputs, int outputs)
+    {
+        public readonly int Weight = weight, In = inputs, Out = outputs;
+        public int LoraA = -1, LoraB = -1;
+        public float[] Xa = [];
+    }
+
+    private sealed record LayerParams(int AttnNorm, int MlpNorm, Linear Q, Linear K, Linear V, Linear O, Linear Gate, Linear Up, Linear Down)
+    {
+        public IEnumerable<Linear> Attention => [Q, K, V, O];
+    }
+
+    /// <summary>Buffers for up to <paramref name="rows"/> = B·T positions, any T up to max_position_embeddings.</summary>
+    private sealed class Activations(LabModelConfig c, int rows)
+    {
+        public readonly int Rows = rows;
+        public readonly float[][] ResidPre = Make(c.Layers, rows * c.Dim), AttnIn = Make(c.Layers, rows * c.Dim), AttnInvRms = Make(c.Layers, rows);
+        public readonly float[][] Q = Make(c.Layers, rows * c.QWidth), K = Make(c.Layers, rows * c.KvWidth), V = Make(c.Layers, rows * c.KvWidth);
+        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxPositions), Z = Make(c.Layers, rows * c.QWidth);
+        public readonly float[][] ResidMid = Make(c.Layers, rows * c.Dim), MlpIn = Make(c.Layers, rows * c.Dim), MlpInvRms = Make(c.Layers, rows);
+        public readonly float[][] GateOut = Make(c.Layers, rows * c.Hidden), UpOut = Make(c.Layers, rows * c.Hidden), Swish = Make(c.Layers, rows * c.Hidden);
+        public readonly float[] Final = new float[rows * c.Dim], FinalIn = new float[rows * c.Dim], FinalInvRms = new float[rows];
+        public readonly float[] Logits = new float[rows * c.Vocab], DLogits = new float[rows * c.Vocab];
+        // Backward scratch.
+        public readonly float[] Dx = new float[rows * c.Dim], DNorm = new float[rows * c.Dim];
+        public readonly float[] DQ = new float[rows * c.QWidth], DK = new float[rows * c.KvWidth], DV = new float[rows * c.KvWidth], DZ = new float[rows * c.QWidth];
+        public readonly float[] DGate = new float[rows * c.Hidden], DUp = new float[rows * c.Hidden], DSwish = new float[rows * c.Hidden];
+        public TrainingBatch? Last;
+
+        private static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
+    }
+
+    public TrainableLlama(LabModelConfig config, ParameterSet? parameters = null)
+    {
+        config.Validate("model config");
+        Config = config;
+        Parameters = parameters ?? new ParameterSet();
+        bool fresh = parameters == null;
+        int Param(string name, int[] shape) => fresh ? Parameters.Add(name, shape) : Parameters.IndexOf(name);
+        Linear Lin(string name, int outputs, int inputs) => new(Param(name, [outputs, inputs]), inputs, outputs);
+
+        _embed = Param("model.embed_tokens.weight", [config.Vocab, config.Dim]);
+        _layers = new LayerParams[config.Layers];
+        for (int l = 0; l < config.Layers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            _layers[l] = new LayerParams(
+                Param(p + "input_layernorm.weight", [config.Dim]), Param(p + "post_attention_layernorm.weight", [config.Dim]),
+                Lin(p + "self_attn.q_proj.weight", config.QWidth, config.Dim), Lin(p + "self_attn.k_proj.weight", config.KvWidth, config.Dim),
+                Lin(p + "self_attn.v_proj.weight", config.KvWidth, config.Dim), Lin(p + "self_attn.o_proj.weight", config.Dim, config.QWidth),
+                Lin(p + "mlp.gate_proj.weight", config.Hidden, config.Dim), Lin(p + "mlp.up_proj.weight", config.Hidden, config.Dim),
+                Lin(p + "mlp.down_proj.weight", config.Dim, config.Hidden));
+        }
+        _finalNorm = Param("model.norm.weight", [config.Dim]);
+        _head = config.TieEmbeddings ? _embed : Param("lm_head.weight", [config.Vocab, config.Dim]);
+        (_cos, _sin) = Ops.RopeTables(config.MaxPositions, config.HeadDim, config.RopeTheta);
+    }
+
+    /// <summary>Normal(0, 0.02) weights, output projections scaled by 1/sqrt(2·layers) (GPT-2), norms at 1.</summary>
+    public void Initialize(int seed)
+    {
+        var rng = new Random(seed);
+        foreach (var (t, i) in Parameters.Tensors.Select((t, i) => (t, i)))
+        {
+            var v = Parameters.Value(i);
+            if (t.Shape.Length == 1) { v.Fill(1f); continue; }
+            double std = 0.02 * (t.Name.EndsWith("o_proj.weight") || t.Name.EndsWith("down_proj.weight") ? 1 / Math.Sqrt(2 * Config.Layers) : 1);
+            for (int j = 0; j < v.Length; j++) v[j] = (float)(std * Gaussian(rng));
+        }
+    }
+
+    internal static double Gaussian(Random rng) =>
+        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    // ---- LoRA ----
+
+    /// <summary>
+    /// Adds rank-r adapters to q/k/v/o (A ~ N(0, 1/in), B = 0, so the model is unchanged at step 0) and
+    /// freezes every other parameter.
+    /// </summary>
+    public void AddLora(int rank, float alpha, int seed)
+    {
+        if (LoraRank != 0) throw new InvalidOperationException("LoRA adapters are already attached");
+        if (rank < 1) throw new ArgumentOutOfRangeException(nameof(rank));
+        LoraRank = rank;
+        LoraScale = alpha / rank;
+        Parameters.SetTrainable(_ => false);
+        var rng = new Random(seed);
+        foreach (var lin in _layers.SelectMany(l => l.Attention))
+        {
+            string baseName = Parameters.Tensors[lin.Weight].Name.Replace(".weight", "");
+            lin.LoraA = Parameters.Add(baseName + ".lora_A.weight", [rank, lin.In]);
+            lin.LoraB = Parameters.Add(baseName + ".lora_B.weight", [lin.Out, rank]);
+            var a = Parameters.Value(lin.LoraA);
+            double std = 1 / Math.Sqrt(lin.In);
+            for (int j = 0; j < a.Length; j++) a[j] = (float)(std * Gaussian(rng));
+        }
+        _act = null;
+    }
+
+    /// <summary>Folds every adapter into its weight, W += scale·B·A, and detaches the adapters.</summary>
+    public TrainableLlama MergeLora()
+    {
+        if (LoraRank == 0) return this;
+        var merged = new ParameterSet();
+        foreach (var t in Parameters.Tensors.Where(t => !t.Name.Contains(".lora_")))
+        {
+            int i = merged.Add(t.Name, t.Shape);
+            Parameters.Value(t.Name).CopyTo(merged.Value(i));
+        }
+        foreach (var lin in _layers.SelectMany(l => l.Attention))
+        {
+            var delta = new float[lin.Out * lin.In];
+            Gemm.MatMul(Parameters.Value(lin.LoraB), Parameters.Value(lin.LoraA), delta, lin.Out, LoraRank, lin.In);
+            var w = merged.Value(Parameters.Tensors[lin.Weight].Name);
+            TensorPrimitives.MultiplyAdd(delta, LoraScale, w, w);
+        }
+        return new TrainableLlama(Config, merged);
+    }
+
+    // ---- forward ----
+
+    /// <summary>Runs the batch, keeps what the backward needs, returns the weighted mean cross-entropy.</summary>
+    public double Forward(TrainingBatch batch, out int correct, out int counted)
+    {
+        var c = Config;
+        if (batch.SeqLen > c.MaxPositions) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxPositions}");
+        var a = Buffers(batch);
+        int n = batch.Batch * batch.SeqLen;
+        var P = Parameters;
+        var x = a.Final.AsSpan(0, n * c.Dim);
+        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, x, c.Dim);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var L = _layers[l];
+            x.CopyTo(a.ResidPre[l]);
+            Ops.RmsNormForward(x, P.Value(L.AttnNorm), a.AttnIn[l], a.AttnInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            LinearForward(L.Q, a.AttnIn[l], a.Q[l], n);
+            LinearForward(L.K, a.AttnIn[l], a.K[l], n);
+            LinearForward(L.V, a.AttnIn[l], a.V[l], n);
+            Ops.Rope(a.Q[l].AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
+            Ops.Rope(a.K[l].AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
+            float[] q = a.Q[l], k = a.K[l], v = a.V[l], z = a.Z[l], probs = a.Probs[l];
+            Parallel.For(0, batch.Batch, b => Ops.AttentionForwardOne(q, k, v, z, probs, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim));
+            LinearForward(L.O, a.Z[l], a.ResidMid[l], n);
+            TensorPrimitives.Add(a.ResidMid[l].AsSpan(0, n * c.Dim), x, a.ResidMid[l].AsSpan(0, n * c.Dim));
+            Ops.RmsNormForward(a.ResidMid[l], P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
+            LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
+            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Hidden));
+            LinearForward(L.Down, a.Swish[l], x, n);
+            TensorPrimitives.Add(x, a.ResidMid[l].AsSpan(0, n * c.Dim), x);
+        }
+        x.CopyTo(a.FinalIn);
+        Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.Dim, c.RmsEps);
+        Gemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.Dim, c.Vocab);
+        a.Last = batch;
+        counted = batch.Weights.Count(w => w != 0);
+        return Ops.CrossEntropy(a.Logits.AsSpan(0, n * c.Vocab), batch.Targets, batch.Weights, a.DLogits, c.Vocab, out correct);
+    }
+
+    /// <summary>Logits [B·T, vocab] of the last forward.</summary>
+    public ReadOnlySpan<float> Logits => _act!.Logits.AsSpan(0, _act.Last!.Batch * _act.Last.SeqLen * Config.Vocab);
+
+    private void LinearForward(Linear lin, float[] input, Span<float> output, int rows)
+    {
+        Gemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out);
+        if (lin.LoraA < 0) return;
+        var xa = lin.Xa.AsSpan(0, rows * LoraRank);
+        Gemm.MatMulTransB(input, Parameters.Value(lin.LoraA), xa, rows, lin.In, LoraRank);
+        TensorPrimitives.Multiply(xa, LoraScale, xa);
+        Gemm.MatMulTransB(xa, Parameters.Value(lin.LoraB), output, rows, LoraRank, lin.Out, accumulate: true);
+    }
+
+    // ---- backward ----
+
+    /// <summary>Adds the gradient of the last forward's loss to <see cref="ParameterSet.Grads"/> (trainable tensors only).</summary>
+    public void Backward()
+    {
+        var c = Config;
+        var a = _act ?? throw new InvalidOperationException("Backward before Forward");
+        var batch = a.Last ?? throw new InvalidOperationException("Backward before Forward");
+        int n = batch.Batch * batch.SeqLen;
+        var P = Parameters;
+        var dx = a.Dx.AsSpan(0, n * c.Dim);
+        var dNorm = a.DNorm.AsSpan(0, n * c.Dim);
+
+        Gemm.MatMul(a.DLogits, P.Value(_head), dNorm, n, c.Vocab, c.Dim);
+        if (P.IsTrainable(_head)) Gemm.MatMulTransA(a.DLogits, a.Final, P.Grad(_head), c.Vocab, n, c.Dim, accumulate: true);
+        dx.Clear();
+        Ops.RmsNormBackward(dNorm, a.FinalIn, P.Value(_finalNorm), a.FinalInvRms.AsSpan(0, n), dx, GradOrScratch(_finalNorm), c.Dim);
+
+        for (int l = c.Layers - 1; l >= 0; l--)
+        {
+            var L = _layers[l];
+            // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
+            LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Hidden), n, accumulateInput: false);
+            a.DGate.AsSpan(0, n * c.Hidden).Clear();
+            a.DUp.AsSpan(0, n * c.Hidden).Clear();
+            Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Hidden), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
+            LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);
+            LinearBackward(L.Up, a.DUp, a.MlpIn[l], dNorm, n, accumulateInput: true);
+            Ops.RmsNormBackward(dNorm, a.ResidMid[l], P.Value(L.MlpNorm), a.MlpInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.MlpNorm), c.Dim);
+
+            // Attention branch: resid_mid = resid_pre + o(attn(rope(q), rope(k), v))
+            LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QWidth), n, accumulateInput: false);
+            a.DQ.AsSpan(0, n * c.QWidth).Clear();
+            a.DK.AsSpan(0, n * c.KvWidth).Clear();
+            a.DV.AsSpan(0, n * c.KvWidth).Clear();
+            float[] q = a.Q[l], k = a.K[l], v = a.V[l], probs = a.Probs[l], dz = a.DZ, dq = a.DQ, dk = a.DK, dv = a.DV;
+            Parallel.For(0, batch.Batch, () => new float[batch.SeqLen], (b, _, dS) =>
+            {
+                Ops.AttentionBackwardOne(dz, q, k, v, probs, dq, dk, dv, dS, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
+                return dS;
+            }, _ => { });
+            Ops.Rope(a.DQ.AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
+            Ops.Rope(a.DK.AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
+            LinearBackward(L.Q, a.DQ, a.AttnIn[l], dNorm, n, accumulateInput: false);
+            LinearBackward(L.K, a.DK, a.AttnIn[l], dNorm, n, accumulateInput: true);
+            LinearBackward(L.V, a.DV, a.AttnIn[l], dNorm, n, accumulateInput: true);
+            Ops.RmsNormBackward(dNorm, a.ResidPre[l], P.Value(L.AttnNorm), a.AttnInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.AttnNorm), c.Dim);
+        }
+        if (P.IsTrainable(_embed)) Ops.EmbeddingBackward(dx, batch.Tokens, P.Grad(_embed), c.Dim);
+    }
+
+    private float[] _frozenGradScratch = [];
+
+    /// <summary>The gradient of a norm weight, or a throw-away buffer when the weight is frozen.</summary>
+    private Span<float> GradOrScratch(int index)
+    {
+        if (Parameters.IsTrainable(index)) return Parameters.Grad(index);
+        if (_frozenGradScratch.Length < Config.Dim) _frozenGradScratch = new float[Config.Dim];
+        return _frozenGradScratch.AsSpan(0, Config.Dim);
+    }
+
+    /// <summary>y = x·Wᵀ (+ LoRA): dW += dyᵀ·x, dx (+)= dy·W, and for adapters dB += dyᵀ·xa, dA += s·(dy·B)ᵀ·x, dx += s·(dy·B)·A.</summary>
+    private void LinearBackward(Linear lin, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx, int rows, bool accumulateInput)
+    {
+        var P = Parameters;
+        dy = dy[..(rows * lin.Out)];
+        x = x[..(rows * lin.In)];
+        if (P.IsTrainable(lin.Weight)) Gemm.MatMulTransA(dy, x, P.Grad(lin.Weight), lin.Out, rows, lin.In, accumulate: true);
+        Gemm.MatMul(dy, P.Value(lin.Weight), dx, rows, lin.Out, lin.In, accumulateInput);
+        if (lin.LoraA < 0) return;
+        var xa = lin.Xa.AsSpan(0, rows * LoraRank);
+        Gemm.MatMulTransA(dy, xa, P.Grad(lin.LoraB), lin.Out, rows, LoraRank, accumulate: true);
+        var dxa = _loraScratch.AsSpan(0, rows * LoraRank);
+        Gemm.MatMul(dy, P.Value(lin.LoraB), dxa, rows, lin.Out, LoraRank);
+        TensorPrimitives.Multiply(dxa, LoraScale, dxa);
+        Gemm.MatMulTransA(dxa, x, P.Grad(lin.LoraA), LoraRank, rows, lin.In, accumulate: true);
+        Gemm.MatMul(dxa, P.Value(lin.LoraA), dx, rows, LoraRank, lin.In, accumulate: true);
+    }
+
+    private float[] _loraScratch = [];
+
+    private Activations Buffers(TrainingBatch batch)
+    {
+        int rows = batch.Batch * batch.SeqLen;
+        if (_act == null || _act.Rows < rows)
+        {
+            _act = new Activations(Config, rows);
+            foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
+            _loraScratch = new float[rows * Math.Max(1, LoraRank)];
+        }
+        return _act;
+    }
+}
