@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using System.Text;
 using System.Text.Json;
 
