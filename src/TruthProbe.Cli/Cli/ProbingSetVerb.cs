@@ -12,9 +12,10 @@ public sealed class ProbingSetVerb : IVerb
     public string Usage => $"""
         usage: truthprobe probing-set --out FILE.jsonl [--items {ContextQaGenerator.DefaultItems}] [--seed {ContextQaGenerator.DefaultSeed}]
 
-        Two-sentence stories about two children ("Mia had a red ball. Tom had a blue ball."), a question
-        whose answer is a child's name ("Who had the red ball?"), and per item a gold row and a hallucinated
-        row whose name is swapped for one the story never mentions. Deterministic: the defaults reproduce
+        Two-sentence stories that name one child twice ("Mia had a red ball. Mia liked to play."), a
+        question whose answer is the child's name ("Who had the red ball?"), and one row per story: the
+        gold name for even items, a name the story never mentions for odd ones. Score it with
+        --template '{ContextQaGenerator.Template}'. Deterministic: the defaults reproduce
         data/tinystories_context_qa.jsonl byte for byte.
         """;
 
@@ -26,7 +27,7 @@ public sealed class ProbingSetVerb : IVerb
         args.EnsureAllRead(0);
         if (items < 1) throw new UserError($"probing-set: --items must be positive, got {items}");
         AtomicFile.WriteAllText(output, ContextQaGenerator.Generate(items, seed));
-        Console.Out.WriteLine($"wrote {output}: {items} items, {2 * items} rows (seed {seed})");
+        Console.Out.WriteLine($"wrote {output}: {items} rows, one per story (seed {seed})");
         return 0;
     }
 }

@@ -91,13 +91,8 @@ public static class HaluEvalData
     /// A 64-bit hash of (seed, index): SplitMix64's output function (Steele, Lea, Flood 2014) applied to
     /// seed * 2^32 + index. Stable across platforms and .NET versions, unlike <see cref="Random"/>.
     /// </summary>
-    public static ulong SeededHash(long seed, long index)
-    {
-        ulong z = unchecked(((ulong)seed << 32) + (ulong)index + 0x9E3779B97F4A7C15UL);
-        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
-        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
-        return z ^ (z >> 31);
-    }
+    public static ulong SeededHash(long seed, long index) =>
+        new SeededRandom(unchecked(((ulong)seed << 32) + (ulong)index)).NextUInt64();
 }
 
 /// <summary>The reference's prompt (task <c>halueval_remain</c>, use_knowledge on, no instruction file), typo included.</summary>

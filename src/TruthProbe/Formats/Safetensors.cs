@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -21,10 +20,7 @@ public sealed record SafetensorInfo(string Name, TensorDType DType, long[] Shape
 /// </summary>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
-    private readonly byte* _base;
-    private bool _disposed;
+    private readonly MappedFile _file;
 
     public string Path { get; }
     public IReadOnlyDictionary<string, SafetensorInfo> Tensors { get; }
@@ -49,14 +45,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataStart = 8 + (long)headerLength;
         (Tensors, Metadata) = ParseHeader(headerBytes, dataStart, FileLength, path);
 
-        if (FileLength > 0)
-        {
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            _base = p + _view.PointerOffset;
-        }
+        _file = new MappedFile(path);
     }
 
     public static SafetensorsFile Open(string path) => new(path);
@@ -112,16 +101,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>The tensor's bytes, straight from the mapping (no copy). Valid until the file is disposed.</summary>
     public ReadOnlySpan<byte> Bytes(SafetensorInfo t)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         if (t.ByteLength > int.MaxValue) throw new NotSupportedException($"{Path}: tensor '{t.Name}' exceeds 2 GiB; use Pointer()");
-        return new ReadOnlySpan<byte>(_base + t.Offset, (int)t.ByteLength);
+        return new ReadOnlySpan<byte>(_file.At(t.Offset, t.ByteLength), (int)t.ByteLength);
     }
 
-    public byte* Pointer(SafetensorInfo t)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _base + t.Offset;
-    }
+    public byte* Pointer(SafetensorInfo t) => _file.At(t.Offset, t.ByteLength);
 
     /// <summary>A float32 copy of a floating-point tensor (F32, F16 or BF16 widened; F64 narrowed).</summary>
     public float[] ReadSingles(SafetensorInfo t)
@@ -145,17 +129,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return result;
     }
 
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        if (_view != null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-        _map?.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 }
 
 /// <summary>A tensor to write: its bytes are produced by <see cref="WriteData"/> when the writer reaches it,

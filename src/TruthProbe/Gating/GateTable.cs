@@ -85,7 +85,7 @@ public sealed class GateTable
         if (lambda is { } given && !double.IsFinite(given)) throw new UserError($"--lambda must be a finite number, got {given}");
 
         var gates = new double[scores.Length];
-        var random = new SplitMix64(seed);
+        var random = new SeededRandom(seed);
         for (int layer = 0; layer < layers; layer++)
         {
             var s = scores.Slice(layer * heads, heads);
@@ -208,24 +208,4 @@ public sealed class GateTable
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
     };
-
-    /// <summary>
-    /// SplitMix64 (Steele, Lea, Flood 2014): a tiny generator anyone can re-implement from the seed, so a
-    /// random gate table is reproducible outside .NET too.
-    /// </summary>
-    private struct SplitMix64(ulong seed)
-    {
-        private ulong _state = seed;
-
-        public ulong Next()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-
-        /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
-        public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
-    }
 }

@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using System.Text;
 using System.Text.Json;
 
@@ -5,41 +6,45 @@ namespace TruthProbe.Probing;
 
 /// <summary>
 /// A TinyStories-style context-QA probing set, generated deterministically from one template: a story
-/// about two children and their balls ("Mia had a red ball. Tom had a blue ball."), a question whose
-/// answer is a name ("Who had the red ball?"), and two rows per item: the gold name, and a hallucinated
-/// answer where the name is swapped for one the story never mentions. Gold and hallucinated names come
-/// from the same pool, so the answer alone carries no label (the surface baseline sits at chance).
-/// <para>Why this simplest form: copying names from context is the in-context skill TinyStories models
-/// learn first. In our trials (1,000 rows each) swaps that need binding (the other child's name or colour),
-/// detail swaps (a colour the story does not mention) and stories mixing several kinds of detail left
-/// stories260K and both BabyLlama models at or barely above chance.</para>
-/// Prompts stay under ~100 characters, short enough for BabyLlama's 256-character context.
+/// that names its child twice ("Mia had a red ball. Mia liked to play."), a question whose answer is that
+/// name ("Who had the red ball?"), and ONE row per story: even stories answer with the gold name, odd ones
+/// with a name swapped for one the story never mentions. Gold and swapped names come from the same pool and
+/// have the same form, so the answer alone carries no label (the surface baseline sits at chance).
+/// <para>Why one row per story: with a gold and a swapped row per story, row-level folds put a row's twin
+/// (same story, opposite label, nearly the same activations) into training, which pushes every uninformed
+/// probe below 0.5 and hid the signal (2-row stories: means 0.47-0.49, maps at chance). Why the name, said
+/// twice, as the last token: copying a repeated name is what these tiny models demonstrably do; swapping a
+/// colour or the other child's name (binding) left stories260K at or near chance. Shipped set, scored with
+/// <see cref="Template"/> (1,000 rows, seed 42): mean / top head accuracy and heads passing the chance test
+/// 0.522 / 0.652 / 8 (stories260K), 0.521 / 0.669 / 10 (BabyLlama-105), 0.526 / 0.675 / 12 (BabyLlama-361);
+/// surface baseline 0.45.</para>
+/// Prompts stay under ~80 characters, short enough for BabyLlama's 256-token context.
 /// </summary>
 public static class ContextQaGenerator
 {
     private static readonly string[] Names = ["Lily", "Tom", "Ben", "Mia", "Sam", "Anna", "Max", "Sue", "Tim", "Zoe"];
     private static readonly string[] Colours = ["red", "blue", "green", "yellow", "pink", "purple", "orange", "brown"];
 
-    public const int DefaultItems = 500;
+    public const int DefaultItems = 1000;
     public const int DefaultSeed = 2026;
 
-    /// <summary>The jsonl text: per item a gold row then a hallucinated row, keys context, question, answer, label, item.</summary>
+    /// <summary>The prompt template the set is scored with: plain story text, as TinyStories models saw in training.</summary>
+    public const string Template = "{context} {question} {answer}";
+
+    /// <summary>The jsonl text: one row per story (gold for even items, swapped for odd), keys context, question, answer, label, item.</summary>
     public static string Generate(int items = DefaultItems, int seed = DefaultSeed)
     {
         var rng = new SeededRandom((ulong)(uint)seed);
         var sb = new StringBuilder();
         for (int item = 0; item < items; item++)
         {
-            int a = rng.NextInt(Names.Length), b = Different(ref rng, a, Names.Length);
-            int ca = rng.NextInt(Colours.Length), cb = Different(ref rng, ca, Colours.Length);
-            bool askFirst = rng.NextInt(2) == 0;
-            int absent;
-            do absent = rng.NextInt(Names.Length); while (absent == a || absent == b);
+            int child = rng.NextInt(Names.Length), absent = Different(ref rng, child, Names.Length);
+            string colour = Colours[rng.NextInt(Colours.Length)];
+            bool gold = item % 2 == 0;
 
-            string context = $"{Names[a]} had a {Colours[ca]} ball. {Names[b]} had a {Colours[cb]} ball.";
-            string question = $"Who had the {Colours[askFirst ? ca : cb]} ball?";
-            Append(sb, context, question, Names[askFirst ? a : b], "gold", item);
-            Append(sb, context, question, Names[absent], "hallucinated", item);
+            string context = $"{Names[child]} had a {colour} ball. {Names[child]} liked to play.";
+            string question = $"Who had the {colour} ball?";
+            Append(sb, context, question, Names[gold ? child : absent], gold ? "gold" : "hallucinated", item);
         }
         return sb.ToString();
     }

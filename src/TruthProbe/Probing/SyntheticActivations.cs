@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 namespace TruthProbe.Probing;
 
 /// <summary>
@@ -43,8 +44,8 @@ public static class SyntheticActivations
     /// <summary>Box-Muller (one value per call; simplicity over speed).</summary>
     private static double Gaussian(ref SeededRandom rng)
     {
-        double u1 = (rng.NextUInt64() >> 11) * (1.0 / (1UL << 53));
-        double u2 = (rng.NextUInt64() >> 11) * (1.0 / (1UL << 53));
+        double u1 = rng.NextDouble();
+        double u2 = rng.NextDouble();
         return Math.Sqrt(-2 * Math.Log(1 - u1)) * Math.Cos(2 * Math.PI * u2);
     }
 }

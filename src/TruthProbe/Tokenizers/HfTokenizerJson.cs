@@ -20,7 +20,7 @@ internal static class HfTokenizerJson
         var root = doc.RootElement;
         var model = Child(root, "model") ?? throw new UserError($"{path}: no \"model\"; expected a Hugging Face tokenizer.json");
         string type = Str(model, "type", path) ?? "BPE";
-        if (type != "BPE") throw new UserError($"{path}: model.type '{type}' is not supported; expected \"BPE\"");
+        if (type is not ("BPE" or "WordLevel")) throw new UserError($"{path}: model.type '{type}' is not supported; expected \"BPE\" or \"WordLevel\"");
         if (Str(model, "continuing_subword_prefix", path) is { Length: > 0 } || Str(model, "end_of_word_suffix", path) is { Length: > 0 })
             throw new UserError($"{path}: BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
         if (Child(model, "dropout") is { ValueKind: JsonValueKind.Number } dropout && dropout.GetDouble() > 0)
@@ -58,6 +58,8 @@ internal static class HfTokenizerJson
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int id = 0; id < size; id++) ids.TryAdd(tokens[id], id);
         int? IdOf(string? token) => token != null && ids.TryGetValue(token, out int id) ? id : null;
+
+        if (type == "WordLevel") return WordLevel(root, model, path, tokens, byId, added, IdOf);
 
         string[] merges = ReadMerges(model, path);
         string? unkToken = Str(model, "unk_token", path);
@@ -99,6 +101,36 @@ internal static class HfTokenizerJson
         var options = new SentencePieceBpeTokenizer.Options(pre.Prefix, RemoveExtraWhitespaces: false, pre.SplitAtMetaspace,
             MergeByRank: true, byteFallback, fuseUnk, ignoreMerges);
         return new SentencePieceBpeTokenizer(spVocab, options, splitter, path);
+    }
+
+    private static WordLevelTokenizer WordLevel(JsonElement root, JsonElement model, string path, string[] tokens,
+        Dictionary<int, string> byId, List<Added> added, Func<string?, int?> idOf)
+    {
+        string? unkToken = Str(model, "unk_token", path);
+        int? unknownId = idOf(unkToken);
+        if (unkToken != null && unknownId == null) throw new UserError($"{path}: model.unk_token \"{unkToken}\" is not in the vocabulary");
+        if (Child(root, "normalizer") != null) throw new UserError($"{path}: a normalizer with a WordLevel model is not supported");
+        string preType = Child(root, "pre_tokenizer") is { } pre ? Str(pre, "type", path) ?? "" : "";
+        bool splitPunctuation = preType switch
+        {
+            "Whitespace" => true,
+            "WhitespaceSplit" => false,
+            _ => throw new UserError($"{path}: WordLevel with pre_tokenizer '{preType}' is not supported; expected Whitespace or WhitespaceSplit"),
+        };
+        var decoder = Child(root, "decoder") is { } d
+            ? Str(d, "type", path) == "WordPiece"
+                ? new WordLevelTokenizer.DecoderSpec(true, Str(d, "prefix", path) ?? "##", Bool(d, "cleanup", true, path))
+                : throw new UserError($"{path}: WordLevel with decoder '{Str(d, "type", path)}' is not supported; expected none or WordPiece")
+            : new WordLevelTokenizer.DecoderSpec(false);
+        var (addBos, addEos, bosId, eosId, padId) = SpecialTokens(root, path, idOf);
+        var types = new int[tokens.Length];
+        for (int id = 0; id < tokens.Length; id++)
+            types[id] = !byId.ContainsKey(id) ? TokenType.Unused : id == unknownId ? TokenType.Unknown : TokenType.Normal;
+        foreach (var a in added) types[a.Id] = a.Special ? TokenType.Control : TokenType.UserDefined;
+        var vocabulary = new TokenizerVocabulary("word-level", tokens, new float[tokens.Length], types, [], bosId, eosId, unknownId, padId,
+            addBos, splitPunctuation ? "whitespace" : "whitespace-split", addEos, AddSpacePrefix: false);
+        return new WordLevelTokenizer(vocabulary, splitPunctuation, decoder,
+            added.Select(a => new AddedTokenSplitter.AddedToken(a.Content, a.Id, a.LStrip, a.RStrip, a.SingleWord)), path);
     }
 
     private static string[] ReadMerges(JsonElement model, string path)

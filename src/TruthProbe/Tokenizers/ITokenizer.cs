@@ -6,7 +6,7 @@ namespace TruthProbe.Tokenizers;
 /// </summary>
 public interface ITokenizer
 {
-    /// <summary><c>"sentencepiece-bpe"</c> or <c>"byte-level-bpe"</c>.</summary>
+    /// <summary><c>"sentencepiece-bpe"</c>, <c>"byte-level-bpe"</c> or <c>"word-level"</c>.</summary>
     string Kind { get; }
     int VocabSize { get; }
     int? BosId { get; }

@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using TruthProbe.Probing;
 
 namespace TruthProbe.Tests.Probing;

@@ -111,12 +111,15 @@ public class ProbingDataTests
         var data = ProbingData.Load(shipped, null, false);
         Assert.Equal(1000, data.Rows.Count);
         Assert.Equal(500, data.Rows.Count(r => r.Label == 1));
-        for (int i = 0; i < data.Rows.Count; i += 2)
+        for (int i = 0; i < data.Rows.Count; i++)
         {
-            var (gold, wrong) = (data.Rows[i], data.Rows[i + 1]);
-            Assert.Contains(gold.Answer, gold.Context);          // the gold name is in the story...
-            Assert.DoesNotContain(wrong.Answer, wrong.Context);  // ...the swapped one never is
-            Assert.Equal(gold.Context, wrong.Context);
+            var row = data.Rows[i];
+            Assert.Equal(i % 2 == 0 ? 1 : 0, row.Label);                    // one row per story, labels alternate
+            string child = row.Context[..row.Context.IndexOf(' ')];
+            Assert.Equal(2, row.Context.Split(' ').Count(w => w.TrimEnd('.') == child));   // the story names its child twice
+            if (row.Label == 1) Assert.Equal(child, row.Answer);            // the gold name is the story's child...
+            else Assert.DoesNotContain(row.Answer, row.Context);            // ...a swapped one is never mentioned
+            Assert.True(ContextQaGenerator.Template.Replace("{context}", row.Context).Replace("{question}", row.Question).Length < 100);
         }
         // Same name pool for both labels: every name answers gold and hallucinated rows alike.
         var goldNames = data.Rows.Where(r => r.Label == 1).Select(r => r.Answer).ToHashSet();

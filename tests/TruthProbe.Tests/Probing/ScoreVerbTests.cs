@@ -12,7 +12,18 @@ public class ScoreVerbTests
     private static string Stories260K => SharedData.Path("models", "stories260K", "stories260K.bin");
     private static string Shipped => Path.Combine(RepoPaths.RepoRoot()!, "data", "tinystories_context_qa.jsonl");
 
+    private static readonly string[] ScoreFiles = ["activations.safetensors", "scores.csv", "scores.npy", "probe_weights.safetensors", "heatmap.png"];
+
     private static JsonNode Manifest(string dir) => JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json")))!;
+
+    /// <summary>The manifest less the fields that differ between same-seed runs by design: timings and the output folder.</summary>
+    private static string ManifestWithoutRunFields(string dir)
+    {
+        var m = Manifest(dir).AsObject();
+        m.Remove("timings_s");
+        m["activations"]!.AsObject().Remove("path");
+        return m.ToJsonString();
+    }
 
     private static CliRunner.Result Score(string model, string outDir, params string[] extra) =>
         CliRunner.Run(["score", model, "--data", Shipped, "--out", outDir, .. extra]);
@@ -26,16 +37,9 @@ public class ScoreVerbTests
         Assert.True(a.ExitCode == 0, a.Stderr);
         Assert.Equal(0, Score(model, tmp.File("b"), "--samples", "120").ExitCode);
 
-        string[] files = ["activations.safetensors", "scores.csv", "scores.npy", "probe_weights.safetensors", "heatmap.png"];
-        foreach (string f in files)
+        foreach (string f in ScoreFiles)
             Assert.True(File.ReadAllBytes(Path.Combine(tmp.File("a"), f)).SequenceEqual(File.ReadAllBytes(Path.Combine(tmp.File("b"), f))), $"{f} differs between runs");
-        var (ma, mb) = (Manifest(tmp.File("a")).AsObject(), Manifest(tmp.File("b")).AsObject());
-        foreach (var m0 in new[] { ma, mb })
-        {
-            m0.Remove("timings_s");
-            m0["activations"]!.AsObject().Remove("path");   // the output folders differ by design
-        }
-        Assert.Equal(ma.ToJsonString(), mb.ToJsonString());
+        Assert.Equal(ManifestWithoutRunFields(tmp.File("a")), ManifestWithoutRunFields(tmp.File("b")));
 
         var set = ActivationSet.Load(Path.Combine(tmp.File("a"), "activations.safetensors"), null);
         Assert.Equal((120, 5, 8, 8), (set.Rows, set.Layers, set.Heads, set.HeadDim));   // stories260K: 5 layers, 8 heads of 8
@@ -138,18 +142,61 @@ public class ScoreVerbTests
     }
 
     /// <summary>
-    /// Real activations with a label the models do encode (is the answer one of the first five names?): every
-    /// model's map must pass the chance test (one-sided binomial per head vs the majority share, Bonferroni
-    /// alpha 0.01 over all heads) and the shuffled-label control must not. The reference solver's 200 Adam
-    /// steps of at most lr each cannot grow weights large enough for these models' small activations
-    /// (sd ~0.1), so it underfits: we require the same head ranking tendency (Pearson r &gt; 0.3) and the
+    /// Issue 4's claim on the shipped TinyStories-style context-QA set (gold vs swapped name, scored with the
+    /// set's story template): every real model's Truth-Score map differs from chance (one-sided binomial per
+    /// head vs the majority share, Bonferroni alpha 0.01 over all heads), the shuffled-label control map does
+    /// not, the surface baseline on the answers' text stays near 0.5, and a rerun with the same seed (the model
+    /// run again, not reused) writes byte-identical files.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("stories260K", "stories260K.bin")]
+    [InlineData("babyllama-128d-tok105", "model5000.bin")]
+    [InlineData("babyllama-128d-tok361", "model5000.bin")]
+    public void RealModel_ShippedSet_MapDiffersFromChance_ControlDoesNot_SurfaceNearHalf_RerunByteIdentical(string folder, string file)
+    {
+        string model = SharedData.Path("models", folder, file);
+        using var tmp = new TempDir();
+        foreach (string run in new[] { "a", "b" })
+        {
+            var r = Score(model, tmp.File(run), "--template", ContextQaGenerator.Template);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+        }
+        foreach (string f in ScoreFiles)
+            Assert.True(File.ReadAllBytes(Path.Combine(tmp.File("a"), f)).SequenceEqual(File.ReadAllBytes(Path.Combine(tmp.File("b"), f))), $"{folder}: {f} differs between same-seed runs");
+        Assert.Equal(ManifestWithoutRunFields(tmp.File("a")), ManifestWithoutRunFields(tmp.File("b")));
+
+        var m = Manifest(tmp.File("a"));
+        Assert.Equal(1000, (int)m["activations"]!["rows"]!);
+        Assert.True((bool)m["chance"]!["differs_from_chance"]!, $"{folder}: {m["chance"]}");
+
+        var set = ActivationSet.Load(Path.Combine(tmp.File("a"), "activations.safetensors"), null);
+        Assert.Equal(ContextQaGenerator.Template, set.Metadata["template"]);
+        var control = ChanceTest.Run(ScoresCsvColumn(tmp.File("a"), "control_accuracy"), set.Labels.ToArray());
+        Assert.False(control.DiffersFromChance, $"{folder}: shuffled-label control passed the chance test ({control})");
+        Assert.InRange((double)m["control"]!["mean_accuracy"]!, 0.45, 0.55);
+
+        // Gold and swapped names share one pool and one form: the answers alone do not give the label away.
+        Assert.InRange((double)m["surface_baseline"]!["accuracy"]!, 0.4, 0.6);
+    }
+
+    private static double[] ScoresCsvColumn(string dir, string column)
+    {
+        var lines = File.ReadAllLines(Path.Combine(dir, "scores.csv"));
+        int index = Array.IndexOf(lines[0].Split(','), column);
+        return lines.Skip(1).Select(l => double.Parse(l.Split(',')[index], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+    }
+
+    /// <summary>
+    /// The reference solver's 200 Adam steps of at most lr each cannot grow weights large enough for these
+    /// models' small activations (sd ~0.1), so it underfits: on a label the models plainly encode (is the answer
+    /// one of the first five names?) we require the same head ranking tendency (Pearson r &gt; 0.3) and the
     /// exact solver at least as accurate on average, not equal scores.
     /// </summary>
     [SkippableTheory]
     [InlineData("stories260K", "stories260K.bin")]
     [InlineData("babyllama-128d-tok105", "model5000.bin")]
     [InlineData("babyllama-128d-tok361", "model5000.bin")]
-    public void RealModel_EncodedLabel_MapDiffersFromChance_ControlDoesNot_SolversAgree(string folder, string file)
+    public void RealModel_EncodedLabel_ExactAndReferenceSolverMapsCorrelate_ExactIsNoLessAccurate(string folder, string file)
     {
         string model = SharedData.Path("models", folder, file);
         using var tmp = new TempDir();
@@ -160,14 +207,7 @@ public class ScoreVerbTests
         string[] firstFive = ["Lily", "Tom", "Ben", "Mia", "Sam"];
         Npy.WriteInt64(tmp.File("names.npy"), set.Answers!.Select(a => firstFive.Contains(a) ? 1L : 0L).ToArray(), set.Rows);
 
-        Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", tmp.File("names.npy"), "--out", tmp.File("exact")).ExitCode);
-        var m = Manifest(tmp.File("exact"));
-        Assert.True((bool)m["chance"]!["differs_from_chance"]!, $"{folder}: {m["chance"]}");
-        var control = ChanceTest.Run(
-            Npy.Read(tmp.File("exact/scores.npy")).Data.Select((_, i) => double.Parse(File.ReadAllLines(tmp.File("exact/scores.csv"))[i + 1].Split(',')[7], System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-            set.Answers!.Select(a => (byte)(firstFive.Contains(a) ? 1 : 0)).ToArray());
-        Assert.False(control.DiffersFromChance, $"{folder}: shuffled-label control passed the chance test ({control})");
-
+        Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", tmp.File("names.npy"), "--out", tmp.File("exact"), "--no-control").ExitCode);
         Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", tmp.File("names.npy"), "--out", tmp.File("ref"), "--solver", "reference", "--no-control").ExitCode);
         double[] exact = Npy.Read(tmp.File("exact/scores.npy")).Data, reference = Npy.Read(tmp.File("ref/scores.npy")).Data;
         double pearson = TruthProbe.Lineage.Correlation.Pearson(exact, reference);
