@@ -74,18 +74,8 @@ public sealed record GatingOptions
         return table;
     }
 
-    /// <summary>The gates as the engine takes them, [layers, heads] float32.</summary>
-    public static float[,] ToFloats(GateTable table)
-    {
-        var gates = new float[table.Layers, table.Heads];
-        for (int l = 0; l < table.Layers; l++)
-            for (int h = 0; h < table.Heads; h++)
-                gates[l, h] = (float)table[l, h];
-        return gates;
-    }
-
     /// <summary>Interventions that apply the table at --site on every forward call.</summary>
-    public Interventions Interventions(ModelConfig config, GateTable table) => new Interventions(config).Gate(ToFloats(table), Site);
+    public Interventions Interventions(ModelConfig config, GateTable table) => new Interventions(config).Gate(table.ToFloats(), Site);
 
     /// <summary>The gates asked for, as interventions on this model; null when the verb runs it ungated.</summary>
     public (Interventions Interventions, GateTable Table)? For(Transformer model)

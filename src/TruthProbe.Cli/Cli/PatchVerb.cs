@@ -41,7 +41,7 @@ public sealed class PatchVerb : IVerb
                 throw new UserError($"patch: --format safetensors needs a Hugging Face folder; {model} is {loaded.Format} and is patched in its own format (or use --format gguf)");
             table = gating.Table(loaded.Config.Layers, loaded.Config.Heads, model);
         }
-        var fold = new GateFold(GatingOptions.ToFloats(table), gating.Site, gating.Provenance(table));
+        var fold = new GateFold(table.ToFloats(), gating.Site, gating.Provenance(table));
         if (format == "gguf") CheckpointPatcher.PatchToGguf(model, outDir, fold, tokenizer);
         else CheckpointPatcher.Patch(model, outDir, fold);
         var s = table.Summary();

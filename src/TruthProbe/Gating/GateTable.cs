@@ -51,6 +51,16 @@ public sealed class GateTable
     }
 
     public double this[int layer, int head] => Values[layer * Heads + head];
+
+    /// <summary>The gates as the engine's interventions take them, [layers, heads] float32.</summary>
+    public float[,] ToFloats()
+    {
+        var gates = new float[Layers, Heads];
+        for (int l = 0; l < Layers; l++)
+            for (int h = 0; h < Heads; h++)
+                gates[l, h] = (float)this[l, h];
+        return gates;
+    }
     public ReadOnlySpan<double> Layer(int layer) => Values.AsSpan(layer * Heads, Heads);
 
     public static bool UsesLambda(GateMode mode) => mode is GateMode.Contrast or GateMode.MinMax or GateMode.Plain;

@@ -166,9 +166,9 @@ public sealed class DemoRun
         var sb = new StringBuilder("model,condition,gates_from,lambda,accuracy,f1,precision,recall,reading_accuracy,counterfactual_reading_accuracy,mcnemar_p,items\n");
         foreach (var m in Family.Members)
         {
-            using var model = LabModel.Load(m.Dir);
-            Interventions Gates(double lambda) => new Interventions(model.Config).Gate(GatingToFloats(
-                GateTable.FromScores(baseScores.Scores.Accuracy, set.Layers, set.Heads, GateMode.Contrast, lambda, source: Out("scores", "base", "scores.npy"))), GateSite.Head);
+            using var model = Transformer.Load(m.Dir);
+            Interventions Gates(double lambda) => new Interventions(model.Config).Gate(
+                GateTable.FromScores(baseScores.Scores.Accuracy, set.Layers, set.Heads, GateMode.Contrast, lambda, source: Out("scores", "base", "scores.npy")).ToFloats(), GateSite.Head);
             var candidates = Plan.Lambdas.Select(lambda =>
             {
                 var judged = LabJudge.Judge(tuning, LabJudge.Completions(model, tuning, Gates(lambda)), Plan.Seeds);
@@ -188,14 +188,6 @@ public sealed class DemoRun
             progress.Advance();
         }
         AtomicFile.WriteAllText(Out("eval.csv"), sb.ToString());
-    }
-
-    private static float[,] GatingToFloats(GateTable t)
-    {
-        var g = new float[t.Layers, t.Heads];
-        for (int l = 0; l < t.Layers; l++)
-            for (int h = 0; h < t.Heads; h++) g[l, h] = (float)t[l, h];
-        return g;
     }
 
     // ---- the claims ----

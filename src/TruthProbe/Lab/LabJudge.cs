@@ -38,7 +38,7 @@ public static class LabJudge
     /// <summary>The word the model writes after the answer's stem ("Alice lives in"), per row.</summary>
     public static string[] Completions(Transformer model, IReadOnlyList<Row> rows, Interventions? gates, Progress? progress = null)
     {
-        var tokenizer = model.Tokenizer ?? throw new ArgumentException("the lab judge needs the model's tokenizer (LabModel.Load)", nameof(model));
+        var tokenizer = model.Tokenizer ?? throw new ArgumentException("the lab judge needs the model's tokenizer (a lab folder loads with its tokenizer.json)", nameof(model));
         var state = model.NewState();
         var words = new string[rows.Count];
         for (int i = 0; i < rows.Count; i++)

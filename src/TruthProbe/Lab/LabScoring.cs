@@ -1,3 +1,4 @@
+using TruthProbe.Model;
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Probing;
@@ -56,7 +57,7 @@ public static class LabScoring
     public static ProbeRun Score(string modelDir, string probingPath, string outDir, ProbeOptions options)
     {
         var data = ProbingData.Load(probingPath, samples: null, skipBad: false);
-        using var model = LabModel.Load(modelDir);
+        using var model = Transformer.Load(modelDir);
         var collection = ActivationCollector.Collect(model, data, new PromptTemplate(PromptTemplate.Default), null, false, outDir, TextWriter.Null);
         var run = ProbeRun.Execute(collection.Set, options);
         run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe lab scoring"));
