@@ -13,7 +13,7 @@ namespace TruthProbe.Bench;
 /// Qwen2.5-0.5B shapes: the benchmark writes them as a Hugging Face folder, which our engine runs, and
 /// converts that to GGUF, which llama.cpp runs. Both prefill the same prompt in one batch and then decode
 /// one token at a time, on all cores, llama.cpp with its default settings (f16 KV cache). The two runtimes
-/// take turns (prefill, prefill, then step, step, ...) so that other work on a shared machine weighs on both
+/// take turns (prefill, prefill, then runs of decode steps) so that other work on a shared machine weighs on both
 /// alike; prefill is the best of <see cref="PrefillRounds"/> turns, decode the median step.
 /// </summary>
 public sealed class LlamaCppBenchmark : IBenchmark
@@ -61,8 +61,15 @@ public sealed class LlamaCppBenchmark : IBenchmark
             for (int round = 0; round < PrefillRounds; round++)
                 for (int i = 0; i < 2; i++) prefill[i] = Math.Min(prefill[i], Time(() => runtimes[i].Prefill(prompt)));
             var steps = new[] { new List<double>(), new List<double>() };
-            for (int t = 0; t < decodeTokens; t++)
-                for (int i = 0; i < 2; i++) steps[i].Add(Time(runtimes[i].Step));
+            // Decode takes turns in runs of consecutive steps, as a generator decodes: step-by-step turns would
+            // start each step while the other runtime's threads still poll for work (ggml's threadpool polls a
+            // few ms after a graph), taking a core from it. The pause lets them go to sleep.
+            for (int t = 0; t < decodeTokens; t += DecodeRun)
+                for (int i = 0; i < 2; i++)
+                {
+                    Thread.Sleep(50);
+                    for (int s = t; s < Math.Min(t + DecodeRun, decodeTokens); s++) steps[i].Add(Time(runtimes[i].Step));
+                }
             double[] decode = [Median(steps[0]), Median(steps[1])];
 
             log.WriteLine($"llama.cpp:  prefill {prefillTokens / prefill[0]:0.0} tok/s ({prefill[0]:0.000} s), decode {decode[0] * 1e3:0.0} ms/token");
@@ -75,6 +82,8 @@ public sealed class LlamaCppBenchmark : IBenchmark
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    private const int DecodeRun = 8;
 
     private static double Time(Action action)
     {
