@@ -24,6 +24,26 @@ internal sealed class AddedTokenSplitter
 
     public bool IsEmpty => _byFirstChar.Count == 0;
 
+    /// <summary>
+    /// Appends the ids of the added tokens in <paramref name="text"/> to <paramref name="ids"/> and hands each stretch of
+    /// other text, in order, to <paramref name="encodeText"/>(start, length), which appends its ids.
+    /// </summary>
+    public void Encode(ReadOnlySpan<char> text, List<int> ids, Action<int, int> encodeText)
+    {
+        if (IsEmpty)
+        {
+            encodeText(0, text.Length);
+            return;
+        }
+        var segments = new List<Segment>();
+        Split(text, segments);
+        foreach (var segment in segments)
+        {
+            if (segment.TokenId >= 0) ids.Add(segment.TokenId);
+            else encodeText(segment.Start, segment.Length);
+        }
+    }
+
     public void Split(ReadOnlySpan<char> text, List<Segment> segments)
     {
         segments.Clear();

@@ -89,18 +89,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         var ids = new List<int>(text.Length / 3 + 4);
         if (addSpecialTokens && AddsBos) ids.Add(_vocab.BosId!.Value);
         var work = new Workspace();
-        if (_splitter.IsEmpty)
-            EncodeSegment(text, ids, work);
-        else
-        {
-            var segments = new List<AddedTokenSplitter.Segment>();
-            _splitter.Split(text, segments);
-            foreach (var segment in segments)
-            {
-                if (segment.TokenId >= 0) ids.Add(segment.TokenId);
-                else EncodeSegment(text.Substring(segment.Start, segment.Length), ids, work);
-            }
-        }
+        _splitter.Encode(text, ids, (start, length) => EncodeSegment(text.Substring(start, length), ids, work));
         if (addSpecialTokens && _vocab.AddEos && _vocab.EosId != null) ids.Add(_vocab.EosId.Value);
         return ids.ToArray();
     }

@@ -97,18 +97,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         var ids = new List<int>(text.Length / 3 + 4);
         if (addSpecialTokens && AddsBos) ids.Add(_vocab.BosId!.Value);
         var work = new Workspace();
-        if (_splitter.IsEmpty)
-            EncodeSegment(text, atInputStart: true, ids, work);
-        else
-        {
-            var segments = new List<AddedTokenSplitter.Segment>();
-            _splitter.Split(text, segments);
-            foreach (var segment in segments)
-            {
-                if (segment.TokenId >= 0) ids.Add(segment.TokenId);
-                else EncodeSegment(text.AsSpan(segment.Start, segment.Length), segment.Start == 0, ids, work);
-            }
-        }
+        _splitter.Encode(text, ids, (start, length) => EncodeSegment(text.AsSpan(start, length), start == 0, ids, work));
         if (addSpecialTokens && _vocab.AddEos && _vocab.EosId != null) ids.Add(_vocab.EosId.Value);
         return ids.ToArray();
     }
@@ -123,19 +112,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     private void EncodeSegment(ReadOnlySpan<char> raw, bool atInputStart, List<int> ids, Workspace work)
     {
         int length = Normalize(raw, atInputStart, work);
-        ReadOnlySpan<char> normalized = work.Normalized.AsSpan(0, length);
-        if (!_normalizedSplitter.IsEmpty)
-        {
-            var segments = new List<AddedTokenSplitter.Segment>();
-            _normalizedSplitter.Split(normalized, segments);
-            foreach (var segment in segments)
-            {
-                if (segment.TokenId >= 0) ids.Add(segment.TokenId);
-                else EncodeWords(normalized.Slice(segment.Start, segment.Length), ids, work);
-            }
-            return;
-        }
-        EncodeWords(normalized, ids, work);
+        _normalizedSplitter.Encode(work.Normalized.AsSpan(0, length), ids, (start, count) => EncodeWords(work.Normalized.AsSpan(start, count), ids, work));
     }
 
     private void EncodeWords(ReadOnlySpan<char> normalized, List<int> ids, Workspace work)

@@ -51,20 +51,13 @@ public sealed partial class WordLevelTokenizer : ITokenizer
     {
         var ids = new List<int>();
         if (addSpecialTokens && AddsBos) ids.Add(Vocabulary.BosId!.Value);
-        var segments = new List<AddedTokenSplitter.Segment>();
-        _splitter.Split(text, segments);
         var pattern = _splitPunctuation ? WhitespacePreTokenizer() : WhitespaceSplitPreTokenizer();
-        foreach (var segment in segments)
+        _splitter.Encode(text, ids, (start, length) =>
         {
-            if (segment.TokenId >= 0)
-            {
-                ids.Add(segment.TokenId);
-                continue;
-            }
-            foreach (Match word in pattern.Matches(text.Substring(segment.Start, segment.Length)))
+            foreach (Match word in pattern.Matches(text.Substring(start, length)))
                 ids.Add(_ids.TryGetValue(word.Value, out int id) ? id
                     : Vocabulary.UnknownId ?? throw new UserError($"{_source}: '{word.Value}' is not in the vocabulary and the model has no unk_token"));
-        }
+        });
         if (addSpecialTokens && Vocabulary.AddEos && Vocabulary.EosId is int eos) ids.Add(eos);
         return [.. ids];
     }
