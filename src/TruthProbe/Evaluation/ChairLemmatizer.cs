@@ -14,9 +14,11 @@ namespace TruthProbe.Evaluation;
 /// <para>
 /// Verbs: without the tagger, verb forms whose verb lemma is a vocabulary word are looked up in
 /// <see cref="VerbForms"/> ("seated" -> seat -> chair, "skiing" -> ski -> skis, "tied" -> tie). An "-ing"
-/// form directly after a determiner or possessive is taken as a noun ("the skiing", "a seating area"),
-/// which is what the tagger usually decides. What stays different: the tagger's choices in other contexts
-/// (e.g. "skiing" in "skiing equipment" may be tagged as a noun by NLTK but is a verb here); see docs/evaluation.md.
+/// form is taken as a noun, as the tagger usually decides, directly after a determiner or possessive ("the
+/// skiing", "a seating area") and when it modifies the word after it ("skiing equipment", "snowboarding
+/// outfit"): that is, when the next word is no punctuation, preposition, particle, conjunction or adverb
+/// ("skiing down", "skiing together"). What stays different: the tagger's other context-dependent choices;
+/// see docs/evaluation.md.
 /// </para>
 /// </summary>
 public sealed class ChairLemmatizer
@@ -71,6 +73,16 @@ public sealed class ChairLemmatizer
         "a", "an", "the", "this", "that", "these", "those", "his", "her", "their", "its", "our", "my", "your", "some", "any",
     };
 
+    /// <summary>Words after which an "-ing" form still reads as a verb (it does not modify them).</summary>
+    private static readonly HashSet<string> VerbContinuations = new(StringComparer.Ordinal)
+    {
+        "about", "across", "after", "against", "along", "alongside", "and", "around", "as", "at", "away", "back",
+        "before", "behind", "below", "beneath", "beside", "between", "but", "by", "closer", "down", "downhill",
+        "during", "for", "from", "here", "in", "inside", "into", "like", "more", "near", "nearby", "next", "nor",
+        "of", "off", "on", "onto", "or", "out", "outside", "over", "past", "there", "through", "to", "together",
+        "toward", "towards", "under", "up", "uphill", "while", "with", "within", "without",
+    };
+
     private readonly HashSet<string> _wordNetNouns;
 
     /// <param name="vocabulary">the single words CHAIR looks for: synonyms and parts of two-word phrases.</param>
@@ -81,13 +93,17 @@ public sealed class ChairLemmatizer
 
     /// <param name="word">lower-cased token.</param>
     /// <param name="previous">the token before it (lower-cased), or null at the start.</param>
-    public string Lemma(string word, string? previous)
+    /// <param name="next">the token after it (lower-cased), or null at the end.</param>
+    public string Lemma(string word, string? previous, string? next)
     {
-        if (VerbForms.TryGetValue(word, out string? verb) &&
-            !(word.EndsWith("ing", StringComparison.Ordinal) && previous != null && NounIntroducers.Contains(previous)))
+        if (VerbForms.TryGetValue(word, out string? verb) && !(word.EndsWith("ing", StringComparison.Ordinal) && ReadsAsNoun(previous, next)))
             return verb;
         return NounLemma(word);
     }
+
+    private static bool ReadsAsNoun(string? previous, string? next) =>
+        (previous != null && NounIntroducers.Contains(previous)) ||
+        (next != null && char.IsLetter(next[0]) && !next.EndsWith("ly", StringComparison.Ordinal) && !VerbContinuations.Contains(next));
 
     /// <summary>WordNet morphy for nouns, restricted to vocabulary lemmas; the word itself when none applies.</summary>
     public string NounLemma(string word)

@@ -138,7 +138,7 @@ public sealed class ChairScorer
         var tokens = CaptionTokenizer.Tokenize(caption.ToLowerInvariant());
         var lemmas = new List<string>(tokens.Count);
         for (int i = 0; i < tokens.Count; i++)
-            lemmas.Add(_lemmatizer.Lemma(tokens[i], i > 0 ? tokens[i - 1] : null));
+            lemmas.Add(_lemmatizer.Lemma(tokens[i], i > 0 ? tokens[i - 1] : null, i + 1 < tokens.Count ? tokens[i + 1] : null));
 
         var words = new List<string>(lemmas.Count);
         for (int i = 0; i < lemmas.Count;)

@@ -104,6 +104,46 @@ public class ChairScorerTests
         Assert.Equal(["person", "chair", "bench"], Objects(s, "A man seated on a bench."));
         Assert.Equal(["person", "skis"], Objects(s, "People skiing down a hill."));
         Assert.Empty(Objects(s, "The skiing was fun."));
+        Assert.Equal(["person"], Objects(s, "A man in skiing equipment."));
+        Assert.Equal(["person", "snowboard"], Objects(s, "Two people snowboarding together."));
+    }
+
+    /// <summary>
+    /// Table 1 of "Less is More" (arXiv 2402.14545, ACL 2024) as printed: CHAIR_S, CHAIR_I, recall and
+    /// length for the caption files behind it. r4 (OPERA-fast) is absent from the transcription we could
+    /// read and r6 repeats r5 upstream, so neither has a row. The numbers check themselves: the paper
+    /// states 26.4% / 26.6% lower CHAIR_S / CHAIR_I for r5 against r1, which 50.0 -> 36.8 and 15.4 -> 11.3 give.
+    /// </summary>
+    public static TheoryData<string, double, double, double, double> PublishedTable1 => new()
+    {
+        { "r1-llava1.5-7b", 50.0, 15.4, 77.1, 100.6 },
+        { "r2-vcd", 48.6, 14.9, 77.3, 100.4 },
+        { "r3-opera", 47.8, 14.6, 76.8, 98.6 },
+        { "r5-ours-inst", 36.8, 11.3, 74.3, 76.2 },
+        { "r7-llava1.5-13b", 47.2, 13.0, 77.3, 100.9 },
+        { "r8-ours-cap", 36.8, 11.4, 75.3, 85.1 },
+        { "r9-llava-7b", 35.4, 13.8, 64.8, 57.8 },
+        { "r10-ours-cap", 27.0, 13.2, 57.1, 39.9 },
+        { "r11-minigptv2", 38.0, 11.1, 66.3, 87.2 },
+        { "r12-ours-cap", 27.0, 9.8, 66.6, 62.2 },
+    };
+
+    /// <summary>
+    /// Issue 7's tolerances (0.4 / 0.15 / 0.1 points) cover what the missing POS tagger leaves (see
+    /// docs/evaluation.md); recall is held to 0.25 points (4 of the 1,587 ground-truth objects).
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(PublishedTable1))]
+    public void LessIsMoreCaptions_ReproducePublishedTable1(string file, double chairS, double chairI, double recall, double len)
+    {
+        string dir = SharedData.Path("data", "chair");
+        var scorer = ChairScorer.Load(Path.Combine(dir, ChairScorer.WordMapsFile), Path.Combine(dir, ChairScorer.DefaultGroundTruth));
+        var result = scorer.Score(ChairScorer.ReadCaptions(Path.Combine(dir, Lvlm, file + ".jsonl")));
+        Assert.Equal(500, result.Captions);
+        Assert.InRange(Math.Abs(result.ChairS - chairS), 0, 0.4 + 1e-9);
+        Assert.InRange(Math.Abs(result.ChairI!.Value - chairI), 0, 0.15);
+        Assert.InRange(Math.Abs(result.Recall!.Value - recall), 0, 0.25);
+        Assert.InRange(Math.Abs(result.Len - len), 0, 0.1);
     }
 
     [SkippableFact]
