@@ -11,13 +11,14 @@ public sealed class EvalPopeVerb : IVerb
     public string Summary => "POPE yes/no object probing metrics, per split and pooled";
     public string Usage => """
         usage: truthprobe eval pope --answers FILE --questions FILE [--answers FILE --questions FILE ...]
-                                    [--parse strict|pope] --out DIR
+                                    [--parse strict|pope|first] --out DIR
 
           --questions FILE  a POPE split (../shared/data/pope/...: question_id, label yes/no); repeat for more splits
           --answers FILE    the replies to that split, JSON Lines with question_id and text; paired with the
                             --questions files in order
           --parse RULE      strict (default): the reply, lower-cased and stripped, must start with the word yes or no;
-                            pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes).
+                            pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes);
+                    first: the first whole word yes or no anywhere in the reply (any case), else unknown.
           --out DIR         writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count)
 
         Unknown replies are wrong for accuracy and count in yes_ratio's denominator; precision and recall use
@@ -38,7 +39,8 @@ public sealed class EvalPopeVerb : IVerb
         {
             "strict" => PopeParse.Strict,
             "pope" => PopeParse.Pope,
-            _ => throw new UserError($"eval pope: --parse must be 'strict' or 'pope', got '{parse}'"),
+            "first" => PopeParse.First,
+            _ => throw new UserError($"eval pope: --parse must be 'strict', 'pope' or 'first', got '{parse}'"),
         };
 
         var splits = new List<(string Name, string Questions, string Answers, PopeCounts Counts)>();

@@ -15,6 +15,8 @@ public enum PopeParse
     /// spaces; the answer is "no" when a word is exactly "No", "no" or "not", otherwise "yes". Never unknown.
     /// </summary>
     Pope,
+    /// <summary>The first whole word "yes" or "no" anywhere in the reply, case-insensitive; neither is unknown.</summary>
+    First,
 }
 
 /// <summary>A POPE question: its id, gold label and object question.</summary>
@@ -63,6 +65,7 @@ public static class PopeScorer
     {
         if (rule == PopeParse.Pope) return ParseAsPopeScript(reply);
         string text = reply.Trim().ToLowerInvariant();
+        if (rule == PopeParse.First) return FirstYesOrNo(text);
         if (StartsWithWord(text, "yes")) return PopeAnswer.Yes;
         if (StartsWithWord(text, "no")) return PopeAnswer.No;
         return PopeAnswer.Unknown;
@@ -76,6 +79,19 @@ public static class PopeScorer
         string[] words = firstSentence.Replace(",", "").Split(' ');
         return words.Any(w => w is "No" or "no" or "not") ? PopeAnswer.No : PopeAnswer.Yes;
     }
+
+    private static PopeAnswer FirstYesOrNo(string text)
+    {
+        foreach (var m in WordPattern.EnumerateMatches(text))
+        {
+            var word = text.AsSpan(m.Index, m.Length);
+            if (word is "yes") return PopeAnswer.Yes;
+            if (word is "no") return PopeAnswer.No;
+        }
+        return PopeAnswer.Unknown;
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex WordPattern = new(@"[\p{L}\p{N}]+", System.Text.RegularExpressions.RegexOptions.Compiled);
 
     private static bool StartsWithWord(string text, string word) =>
         text.StartsWith(word, StringComparison.Ordinal) && (text.Length == word.Length || !char.IsLetterOrDigit(text[word.Length]));
@@ -152,7 +168,7 @@ public static class PopeScorer
         var pooled = splits.Aggregate(default(PopeCounts), (acc, s) => acc + s.Counts);
         var doc = new Dictionary<string, object>
         {
-            ["parse"] = rule == PopeParse.Strict ? "strict" : "pope",
+            ["parse"] = rule.ToString().ToLowerInvariant(),
             ["splits"] = bySplit,
             ["pooled"] = Entry(pooled, null, null),
         };

@@ -35,6 +35,16 @@ public class PopeScorerTests
     public void PopeParse_FollowsPopeEvaluateScript(string reply, PopeAnswer expected) =>
         Assert.Equal(expected, PopeScorer.Parse(reply, PopeParse.Pope));
 
+    [Theory]
+    [InlineData("There is no dog.", PopeAnswer.No)]
+    [InlineData("I think YES, but no.", PopeAnswer.Yes)]
+    [InlineData("Nope, nobody knows; yes.", PopeAnswer.Yes)]
+    [InlineData("Not sure", PopeAnswer.Unknown)]
+    [InlineData("eyes closed, no", PopeAnswer.No)]
+    [InlineData("", PopeAnswer.Unknown)]
+    public void FirstParse_TakesTheFirstWholeWordYesOrNo(string reply, PopeAnswer expected) =>
+        Assert.Equal(expected, PopeScorer.Parse(reply, PopeParse.First));
+
     private static void WriteSplit(TempDir tmp, string name, (bool GoldYes, string Reply)[] rows)
     {
         File.WriteAllLines(tmp.File(name + ".jsonl"), rows.Select((r, i) =>
