@@ -1,5 +1,6 @@
 using System.Globalization;
 using TruthProbe.Common;
+using TruthProbe.Formats;
 using TruthProbe.Probing;
 
 namespace TruthProbe.Cli;
@@ -13,7 +14,8 @@ public sealed class ProbeVerb : IVerb
 
     public string Usage => """
         usage: truthprobe probe --activations FILE [--labels FILE.npy] --out DIR [--data FILE.jsonl [--samples N]]
-                                [--folds 5] [--seed 42] [--solver exact|reference] [--no-control] [--threads N]
+                                [--folds 5] [--seed 42] [--group-folds row|item [--groups FILE.npy]]
+                                [--solver exact|reference] [--no-control] [--threads N]
 
         FILE is the activations.safetensors that 'truthprobe score' writes (tensors activations F32
         [N, L, H, D], labels, row_ids; answer texts in its metadata) or a numpy .npy of shape [N, L, H, D]
@@ -24,6 +26,10 @@ public sealed class ProbeVerb : IVerb
           --data FILE.jsonl   the probing rows the activations were collected on (as for 'score', same
                               --samples), for the surface baseline when the activations carry no answers
           --folds K           cross-validation folds (default 5), shuffled from --seed (default 42)
+          --group-folds G     row (default, as the paper): rows are split independently; item: the rows of
+                              one item (same context and question: a gold and a hallucinated answer) stay
+                              in one fold, so a probe cannot score by recognising a training row's twin.
+                              Items come from --data, or from --groups FILE.npy (an integer id per row)
           --solver S          exact (default): L2-regularised logistic regression solved to convergence
                               by Newton (L2 1e-2 on standardised features, bias unpenalised);
                               reference: the authors' AdamW, lr 1e-2, wd 1e-3, 200 epochs, batch 512
@@ -43,13 +49,25 @@ public sealed class ProbeVerb : IVerb
         string outDir = args.Required("out", "folder for the results");
         string? data = args.Get("data");
         int? samples = args.Get("samples") != null ? args.Int("samples", 0) : null;
+        string? groups = args.Get("groups");
         var options = ReadOptions(args);
         args.EnsureAllRead(0);
         if (samples != null && data == null) throw new UserError("probe: --samples applies to --data; give the jsonl the activations came from");
+        if (groups != null && !options.GroupFolds) throw new UserError("probe: --groups applies to --group-folds item; add it or drop --groups");
 
         var set = ActivationSet.Load(activations, labels);
-        if (data != null) set = set.WithAnswers(ProbingData.Load(data, samples, skipBad: false), activations);
-        var run = ProbeRun.Execute(set, options);
+        IReadOnlyList<long>? items = null;
+        if (data != null)
+        {
+            var rows = ProbingData.Load(data, samples, skipBad: false);
+            // A .npy carries no row ids: its rows are the data's rows in order, all of them.
+            if (activations.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) && rows.Rows.Count != set.Rows)
+                throw new UserError($"{data}: {rows.Rows.Count} rows but {activations} has {set.Rows}; give the data (and --samples) the activations were collected on");
+            set = set.WithAnswers(rows, activations);
+            items = rows.ItemIds(set.RowIds);
+        }
+        if (groups != null) items = ReadGroupsNpy(groups, set.Rows);
+        var run = ProbeRun.Execute(set, options, items);
         run.Write(outDir, new ProbeInputs(activations, labels));
         Report(run, outDir);
         return 0;
@@ -69,7 +87,18 @@ public sealed class ProbeVerb : IVerb
         if (folds < 2) throw new UserError($"{args.Verb}: --folds must be at least 2, got {folds}");
         int threads = args.Int("threads", 0);
         if (threads < 0) throw new UserError($"{args.Verb}: --threads must be positive, got {threads}");
-        return new ProbeOptions(solver, folds, args.Int("seed", 42), !args.Flag("no-control"), threads);
+        string grouping = args.Get("group-folds", "row");
+        if (grouping is not ("row" or "item")) throw new UserError($"{args.Verb}: --group-folds must be 'row' or 'item', got '{grouping}'");
+        return new ProbeOptions(solver, folds, args.Int("seed", 42), !args.Flag("no-control"), threads, GroupFolds: grouping == "item");
+    }
+
+    private static long[] ReadGroupsNpy(string path, int rows)
+    {
+        var npy = Npy.Read(path);
+        if (npy.Shape.Length != 1 || npy.Shape[0] != rows)
+            throw new UserError($"{path}: groups must have shape ({rows},), one item id per activation row; got ({string.Join(", ", npy.Shape)})");
+        return npy.Data.Select(v => v == Math.Floor(v) && double.IsFinite(v) ? (long)v
+            : throw new UserError($"{path}: group ids must be integers, got {v}")).ToArray();
     }
 
     internal static void Report(ProbeRun run, string outDir)
@@ -77,7 +106,7 @@ public sealed class ProbeVerb : IVerb
         var (l, h, top) = run.TopHead();
         var inv = CultureInfo.InvariantCulture;
         Console.Out.WriteLine(string.Create(inv,
-            $"{run.Set.Layers} layers x {run.Set.Heads} heads, {run.Set.Rows} rows, {run.Folds.Count}-fold (seed {run.Options.Seed}), solver {run.Options.Solver.ToString().ToLowerInvariant()}: " +
+            $"{run.Set.Layers} layers x {run.Set.Heads} heads, {run.Set.Rows} rows, {run.Folds.Count}-fold{(run.Options.GroupFolds ? " by item" : "")} (seed {run.Options.Seed}), solver {run.Options.Solver.ToString().ToLowerInvariant()}: " +
             $"mean accuracy {run.Scores.Accuracy.Average():0.0000}, top head L{l}H{h} {top:0.0000}"));
         Console.Out.WriteLine(run.Caption());
         if (!run.Chance.DiffersFromChance)

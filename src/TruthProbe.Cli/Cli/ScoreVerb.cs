@@ -13,7 +13,8 @@ public sealed class ScoreVerb : IVerb
 
     public string Usage => """
         usage: truthprobe score <model> --data FILE.jsonl [--samples N] [--template T] [--out DIR] [--skip-bad]
-                                [--tokenizer FILE] [--folds 5] [--seed 42] [--solver exact|reference]
+                                [--tokenizer FILE] [--folds 5] [--seed 42] [--group-folds row|item]
+                                [--solver exact|reference]
                                 [--no-control] [--threads N]
 
         """ + ModelInput.Usage + """
@@ -55,7 +56,7 @@ public sealed class ScoreVerb : IVerb
         if (collection.Skipped.Count > 0)
             Console.Out.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");
 
-        var run = ProbeRun.Execute(collection.Set, options);
+        var run = ProbeRun.Execute(collection.Set, options, data.ItemIds(collection.Set.RowIds));
         run.TimingsSeconds["collect"] = collection.Seconds;
         run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe score"));
         Console.Out.WriteLine(collection.Reused

@@ -20,6 +20,14 @@ public struct SeededRandom(ulong seed)
     /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
     public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
 
+    /// <summary>Standard normal by Box-Muller (one value per call: simplicity over speed).</summary>
+    public double NextGaussian()
+    {
+        double u1 = NextDouble();
+        double u2 = NextDouble();
+        return Math.Sqrt(-2 * Math.Log(1 - u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
     /// <summary>Uniform in [0, bound) without modulo bias (Lemire's multiply-shift with rejection).</summary>
     public int NextInt(int bound)
     {

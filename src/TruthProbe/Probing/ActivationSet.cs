@@ -184,17 +184,22 @@ public sealed class ActivationSet
     }
 
     /// <summary>
-    /// The same activations with the answer texts of <paramref name="data"/>'s rows (for the surface baseline);
-    /// the rows must match one to one, labels included.
+    /// The same activations with the answer texts of <paramref name="data"/>'s rows (for the surface baseline),
+    /// matched by row id (rows skipped while collecting are simply absent); labels must agree.
     /// </summary>
     public ActivationSet WithAnswers(ProbingData data, string activationsPath)
     {
-        if (data.Rows.Count != Rows)
-            throw new UserError($"{data.Path}: {data.Rows.Count} rows but {activationsPath} has {Rows}; give the data (and --samples) the activations were collected on");
+        var byIndex = data.Rows.ToDictionary(r => (long)r.Index);
+        var answers = new string[Rows];
         for (int i = 0; i < Rows; i++)
-            if (data.Rows[i].Label != Labels[i])
-                throw new UserError($"{data.Path} line {data.Rows[i].Line}: label {data.Rows[i].Label} but row {i} of {activationsPath} has label {Labels[i]}; the rows do not match");
-        return new ActivationSet(Rows, Layers, Heads, HeadDim, Values, Labels, RowIds, Metadata, data.Rows.Select(r => r.Answer).ToArray());
+        {
+            if (!byIndex.TryGetValue(RowIds[i], out var row))
+                throw new UserError($"{data.Path}: has no row {RowIds[i]} but {activationsPath} does; give the data (and --samples) the activations were collected on");
+            if (row.Label != Labels[i])
+                throw new UserError($"{data.Path} line {row.Line}: label {row.Label} but row {i} of {activationsPath} has label {Labels[i]}; the rows do not match");
+            answers[i] = row.Answer;
+        }
+        return new ActivationSet(Rows, Layers, Heads, HeadDim, Values, Labels, RowIds, Metadata, answers);
     }
 
     /// <summary>Writes the set in the format <see cref="Load"/> reads, answers and metadata included.</summary>

@@ -10,8 +10,10 @@ using TruthProbe.Reports;
 
 namespace TruthProbe.Probing;
 
+/// <param name="GroupFolds">keep each item's rows in one fold (<see cref="Probing.Folds.Grouped"/>) instead of
+/// splitting rows independently as the reference does.</param>
 public sealed record ProbeOptions(ProbeSolverKind Solver = ProbeSolverKind.Exact, int Folds = 5, int Seed = 42,
-    bool Control = true, int Threads = 0)
+    bool Control = true, int Threads = 0, bool GroupFolds = false)
 {
     /// <summary>The shuffled-label control task draws its permutation from this seed (recorded in the manifest).</summary>
     public int ControlSeed => unchecked(Seed + 1);
@@ -36,7 +38,8 @@ public sealed class ProbeRun
     public required ChanceTest Chance { get; init; }
     public required Dictionary<string, double> TimingsSeconds { get; init; }
 
-    public static ProbeRun Execute(ActivationSet set, ProbeOptions options)
+    /// <param name="itemOfRow">each row's item (required with <see cref="ProbeOptions.GroupFolds"/>).</param>
+    public static ProbeRun Execute(ActivationSet set, ProbeOptions options, IReadOnlyList<long>? itemOfRow = null)
     {
         int gold = set.Labels.Count(y => y == 1);
         if (gold == 0 || gold == set.Rows)
@@ -46,7 +49,16 @@ public sealed class ProbeRun
 
         var timings = new Dictionary<string, double>();
         var clock = Stopwatch.StartNew();
-        var folds = Folds.Shuffled(set.Rows, options.Folds, options.Seed);
+        Folds folds;
+        if (options.GroupFolds)
+        {
+            if (itemOfRow == null)
+                throw new UserError("--group-folds item needs each row's item: give --data FILE.jsonl (the rows the activations came from) or --groups FILE.npy");
+            int items = itemOfRow.Distinct().Count();
+            if (items < options.Folds) throw new UserError($"{items} items cannot fill {options.Folds} folds; give fewer folds or more items");
+            folds = Folds.Grouped(itemOfRow, options.Folds, options.Seed);
+        }
+        else folds = Folds.Shuffled(set.Rows, options.Folds, options.Seed);
         var scores = HeadProber.Fit(set, set.Labels, folds, options.Solver, fitAllRows: true, options.Threads);
         timings["probes"] = clock.Elapsed.TotalSeconds;
 
@@ -156,7 +168,7 @@ public sealed class ProbeRun
         var (l, h, top) = TopHead();
         var parts = new List<string>
         {
-            string.Create(CultureInfo.InvariantCulture, $"{SolverName} probes, {Folds.Count}-fold (seed {Options.Seed}), N={Set.Rows}: mean {Scores.Accuracy.Average():0.000}, top L{l}H{h} {top:0.000}"),
+            string.Create(CultureInfo.InvariantCulture, $"{SolverName} probes, {Folds.Count}-fold{(Options.GroupFolds ? " by item" : "")} (seed {Options.Seed}), N={Set.Rows}: mean {Scores.Accuracy.Average():0.000}, top L{l}H{h} {top:0.000}"),
         };
         if (Control != null)
             parts.Add(string.Create(CultureInfo.InvariantCulture,
@@ -197,7 +209,10 @@ public sealed class ProbeRun
             ["folds"] = new JsonObject
             {
                 ["count"] = Folds.Count, ["seed"] = Options.Seed, ["shuffled"] = true,
-                ["rule"] = "rows permuted by SplitMix64 Fisher-Yates from the seed, cut into contiguous chunks (first rows % k one longer)",
+                ["grouping"] = Options.GroupFolds ? "item" : "row",
+                ["rule"] = Options.GroupFolds
+                    ? "items (rows sharing context and question) permuted by SplitMix64 Fisher-Yates from the seed, each joining the fold with the fewest rows so far"
+                    : "rows permuted by SplitMix64 Fisher-Yates from the seed, cut into contiguous chunks (first rows % k one longer)",
                 ["validation_sizes"] = new JsonArray(Folds.Validation.Select(v => (JsonNode?)v.Length).ToArray()),
                 ["fold_of_row"] = new JsonArray(Folds.FoldOfRow.Select(f => (JsonNode?)f).ToArray()),
             },

@@ -30,6 +30,25 @@ public sealed class ProbingData
     /// <summary>"reference", "halueval" or "mixed".</summary>
     public required string Layout { get; init; }
 
+    /// <summary>
+    /// The item of each given row (by <see cref="ProbingRow.Index"/>, as activation files store it): rows with
+    /// the same context and question are one item (an HaluEval item's gold and hallucinated rows), numbered
+    /// by first appearance.
+    /// </summary>
+    public long[] ItemIds(IReadOnlyList<long> rowIndexes)
+    {
+        var itemOfText = new Dictionary<(string, string), long>();
+        var itemOfRow = new Dictionary<long, long>(Rows.Count);
+        foreach (var row in Rows)
+        {
+            var key = (row.Context, row.Question);
+            if (!itemOfText.TryGetValue(key, out long id)) itemOfText[key] = id = itemOfText.Count;
+            itemOfRow[row.Index] = id;
+        }
+        return rowIndexes.Select(i => itemOfRow.TryGetValue(i, out long id) ? id
+            : throw new UserError($"{Path}: no row {i}; give the data (and --samples) the activations were collected on")).ToArray();
+    }
+
     public static ProbingData Load(string path, int? samples, bool skipBad)
     {
         if (!File.Exists(path)) throw new UserError($"{path}: probing data file not found (expected jsonl with context, question, answer, label)");

@@ -23,7 +23,7 @@ public static class SyntheticActivations
         {
             var u = directions.AsSpan(head * headDim, headDim);
             double norm = 0;
-            for (int k = 0; k < headDim; k++) { u[k] = Gaussian(ref rng); norm += u[k] * u[k]; }
+            for (int k = 0; k < headDim; k++) { u[k] = rng.NextGaussian(); norm += u[k] * u[k]; }
             norm = Math.Sqrt(norm);
             for (int k = 0; k < headDim; k++) u[k] /= norm;
         }
@@ -34,18 +34,10 @@ public static class SyntheticActivations
                 double shift = (2 * labels[i] - 1) * strength[head];
                 long at = ((long)i * layers * heads + head) * headDim;
                 for (int k = 0; k < headDim; k++)
-                    values[at + k] = (float)(Gaussian(ref rng) + shift * directions[head * headDim + k]);
+                    values[at + k] = (float)(rng.NextGaussian() + shift * directions[head * headDim + k]);
             }
         var ids = Enumerable.Range(0, rows).Select(i => (long)i).ToArray();
         return new ActivationSet(rows, layers, heads, headDim, values, labels, ids,
             new Dictionary<string, string> { ["source"] = $"synthetic planted signal, seed {seed}" });
-    }
-
-    /// <summary>Box-Muller (one value per call; simplicity over speed).</summary>
-    private static double Gaussian(ref SeededRandom rng)
-    {
-        double u1 = rng.NextDouble();
-        double u2 = rng.NextDouble();
-        return Math.Sqrt(-2 * Math.Log(1 - u1)) * Math.Cos(2 * Math.PI * u2);
     }
 }

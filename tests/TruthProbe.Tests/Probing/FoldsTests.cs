@@ -34,6 +34,23 @@ public class FoldsTests
     }
 
     [Fact]
+    public void Grouped_KeepsEachItemInOneFold_BalancesRows_AndFollowsTheSeed()
+    {
+        // 97 items: most with a gold and a hallucinated row, every 7th with three rows.
+        var items = Enumerable.Range(0, 97).SelectMany(i => Enumerable.Repeat((long)i * 10, i % 7 == 0 ? 3 : 2)).ToArray();
+        var folds = Folds.Grouped(items, 5, 42);
+        for (int r = 0; r < items.Length; r++)
+            for (int q = 0; q < items.Length; q++)
+                if (items[r] == items[q]) Assert.Equal(folds.FoldOfRow[r], folds.FoldOfRow[q]);
+        var sizes = folds.Validation.Select(v => v.Length).ToArray();
+        Assert.Equal(items.Length, sizes.Sum());
+        Assert.True(sizes.Max() - sizes.Min() <= 3, $"fold sizes {string.Join(",", sizes)} differ by more than the largest item");
+        Assert.Equal(folds.FoldOfRow, Folds.Grouped(items, 5, 42).FoldOfRow);
+        Assert.NotEqual(folds.FoldOfRow, Folds.Grouped(items, 5, 43).FoldOfRow);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Folds.Grouped([1, 1, 2, 2], 3, 0));
+    }
+
+    [Fact]
     public void SplitMix64_FirstOutputs_MatchThePublishedSequenceForSeed0()
     {
         // Reference values of SplitMix64 (Vigna) from seed 0.

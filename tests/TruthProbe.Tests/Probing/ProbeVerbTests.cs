@@ -202,6 +202,71 @@ public class ProbeVerbTests
         Assert.Single(r.Stderr.Trim().Split('\n'));
         Assert.False(Directory.Exists(tmp.File("out")));
     }
+
+    /// <summary>
+    /// Twin rows: each item's gold and hallucinated rows share one random vector and differ only by small
+    /// noise, so nothing in them tells truth from hallucination. Row-level folds put most validation rows'
+    /// twins in training with the opposite label, and a probe that interpolates the items scores below
+    /// chance; item-level folds give chance.
+    /// </summary>
+    private static (string Acts, string Labels, string Groups) TwinInputs(TempDir tmp, int items = 120, int dim = 48)
+    {
+        var rng = new SeededRandom(7);
+        var values = new float[items * 2 * dim];
+        var labels = new double[items * 2];
+        var groups = new long[items * 2];
+        for (int i = 0; i < items; i++)
+        {
+            var shared = Enumerable.Range(0, dim).Select(_ => rng.NextGaussian()).ToArray();
+            for (int twin = 0; twin < 2; twin++)
+            {
+                int row = 2 * i + twin;
+                for (int k = 0; k < dim; k++) values[row * dim + k] = (float)(shared[k] + 0.05 * rng.NextGaussian());
+                labels[row] = twin;
+                groups[row] = 1000 + i;
+            }
+        }
+        string acts = tmp.File("twins.npy"), labelsPath = tmp.File("twin_labels.npy"), groupsPath = tmp.File("twin_groups.npy");
+        Npy.WriteFloat32(acts, values, items * 2, 1, 1, dim);
+        Npy.WriteFloat64(labelsPath, labels, items * 2);
+        Npy.WriteInt64(groupsPath, groups, items * 2);
+        return (acts, labelsPath, groupsPath);
+    }
+
+    [Fact]
+    public void TwinRows_RowFoldsScoreBelowChance_ItemFoldsAtChance()
+    {
+        using var tmp = new TempDir();
+        var (acts, labels, groups) = TwinInputs(tmp);
+        Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("rows"), "--no-control").ExitCode);
+        Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("items"), "--no-control",
+            "--group-folds", "item", "--groups", groups).ExitCode);
+        double rows = Manifest(tmp.File("rows"))["summary"]!["mean_accuracy"]!.GetValue<double>();
+        double items = Manifest(tmp.File("items"))["summary"]!["mean_accuracy"]!.GetValue<double>();
+        // 240 rows at p = 0.5: two binomial standard deviations are 0.065.
+        Assert.True(rows < 0.4, $"row folds: {rows:0.000}");
+        Assert.InRange(items, 0.435, 0.565);
+        var grouping = Manifest(tmp.File("items"))["folds"]!;
+        Assert.Equal("item", grouping["grouping"]!.GetValue<string>());
+        var foldOfRow = grouping["fold_of_row"]!.AsArray().Select(f => f!.GetValue<int>()).ToArray();
+        for (int i = 0; i < foldOfRow.Length; i += 2) Assert.Equal(foldOfRow[i], foldOfRow[i + 1]);
+    }
+
+    [Fact]
+    public void GroupFolds_WithoutItems_OrWithGroupsOfTheWrongLength_IsAUserError()
+    {
+        using var tmp = new TempDir();
+        var (acts, labels, _) = NpyInputs(tmp, rows: 60);
+        var noItems = CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("a"), "--group-folds", "item");
+        Assert.Equal(2, noItems.ExitCode);
+        Assert.Contains("--groups FILE.npy", noItems.Stderr);
+        string shortGroups = tmp.File("short.npy");
+        Npy.WriteInt64(shortGroups, new long[59], 59);
+        var wrong = CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("b"), "--group-folds", "item", "--groups", shortGroups);
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("short.npy", wrong.Stderr);
+        Assert.False(Directory.Exists(tmp.File("b")) && Directory.EnumerateFiles(tmp.File("b")).Any(), "no output on bad input");
+    }
 }
 
 public class ProbeVerbDataTests
@@ -226,5 +291,10 @@ public class ProbeVerbDataTests
         var bad = CliRunner.Run("probe", "--activations", tmp.File("a.npy"), "--labels", tmp.File("y.npy"), "--data", tmp.File("rows.jsonl"), "--samples", "30", "--out", tmp.File("p"));
         Assert.Equal(UserError.ExitCode, bad.ExitCode);
         Assert.Contains("30 rows but", bad.Stderr);
+        File.AppendAllLines(tmp.File("rows.jsonl"), ["""{"context": "c", "question": "q", "answer": "extra", "label": "gold"}"""]);
+        var extra = CliRunner.Run("probe", "--activations", tmp.File("a.npy"), "--labels", tmp.File("y.npy"), "--data", tmp.File("rows.jsonl"), "--out", tmp.File("q"));
+        Assert.Equal(UserError.ExitCode, extra.ExitCode);
+        Assert.Contains("41 rows but", extra.Stderr);
     }
+
 }

@@ -141,6 +141,37 @@ public class ScoreVerbTests
         Assert.Contains("\"line\":3", set.Metadata["skipped_rows"]);
     }
 
+    [SkippableFact]
+    public void HaluEvalItems_GroupFoldsItem_KeepsEachItemsTwoRowsInOneFold_AlsoAfterASkippedRow()
+    {
+        string model = Stories260K;
+        using var tmp = new TempDir();
+        string longStory = string.Join(" ", Enumerable.Repeat("Tom had a red ball and a blue kite.", 80));
+        var items = Enumerable.Range(0, 9).Select(i => System.Text.Json.JsonSerializer.Serialize(new
+        {
+            knowledge = i == 3 ? longStory : $"Lily had {i + 2} red apples and a cat.",
+            question = $"How many apples did Lily have in story {i}?",
+            right_answer = $"{i + 2}",
+            hallucinated_answer = $"{i + 5}",
+        }));
+        string data = tmp.File("halueval.jsonl");
+        File.WriteAllLines(data, items);
+
+        var r = CliRunner.Run("score", model, "--data", data, "--out", tmp.File("o"), "--skip-bad", "--folds", "4", "--no-control", "--group-folds", "item");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("4-fold by item", r.Stdout);
+        var set = ActivationSet.Load(Path.Combine(tmp.File("o"), "activations.safetensors"), null);
+        Assert.Equal(16, set.Rows);   // item 3's two rows exceed the context and are skipped
+        var folds = Manifest(tmp.File("o"))["folds"]!;
+        Assert.Equal("item", (string?)folds["grouping"]);
+        var foldOfRow = folds["fold_of_row"]!.AsArray().Select(f => (int)f!).ToArray();
+        for (int i = 0; i < set.Rows; i += 2)
+        {
+            Assert.Equal(set.RowIds[i] + 1, set.RowIds[i + 1]);
+            Assert.Equal(foldOfRow[i], foldOfRow[i + 1]);
+        }
+    }
+
     /// <summary>
     /// Issue 4's claim on the shipped TinyStories-style context-QA set (gold vs swapped name, scored with the
     /// set's story template): every real model's Truth-Score map differs from chance (one-sided binomial per
