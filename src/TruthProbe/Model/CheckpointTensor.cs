@@ -46,18 +46,10 @@ public readonly record struct CheckpointTensor(DecoderTensor Kind, int Layer = 0
             layers[l] = new LayerWeights
             {
                 InputNorm = Vector(InputNorm),
-                Q = Matrix(Q),
-                K = Matrix(K),
-                V = Matrix(V),
-                O = Matrix(O),
-                QBias = Bias(QBias),
-                KBias = Bias(KBias),
-                VBias = Bias(VBias),
-                OBias = Bias(OBias),
+                Q = Matrix(Q), K = Matrix(K), V = Matrix(V), O = Matrix(O),
+                QBias = Bias(QBias), KBias = Bias(KBias), VBias = Bias(VBias), OBias = Bias(OBias),
                 PostAttentionNorm = Vector(PostAttentionNorm),
-                Gate = Matrix(Gate),
-                Up = Matrix(Up),
-                Down = Matrix(Down),
+                Gate = Matrix(Gate), Up = Matrix(Up), Down = Matrix(Down),
             };
         }
         return new ModelWeights
@@ -132,30 +124,29 @@ public readonly record struct CheckpointTensor(DecoderTensor Kind, int Layer = 0
         _ => 0,
     };
 
-    public WeightMatrix MatrixIn(ModelWeights w) => Kind switch
+    /// <summary>This tensor's data in <paramref name="w"/>: a matrix, or else a norm or bias (one the config promises must be there).</summary>
+    public (WeightMatrix? Matrix, float[]? Vector) In(ModelWeights w)
     {
-        Embedding => w.TokenEmbedding,
-        Classifier => w.Classifier,
-        Q => w.Layers[Layer].Q,
-        K => w.Layers[Layer].K,
-        V => w.Layers[Layer].V,
-        O => w.Layers[Layer].O,
-        Gate => w.Layers[Layer].Gate,
-        Up => w.Layers[Layer].Up,
-        Down => w.Layers[Layer].Down,
-        _ => throw new InvalidOperationException($"{Kind} is a vector, not a matrix"),
-    };
-
-    /// <summary>The norm or bias in <paramref name="w"/>; a bias the config promises must be there.</summary>
-    public float[] VectorIn(ModelWeights w) => Kind switch
-    {
-        FinalNorm => w.FinalNorm,
-        InputNorm => w.Layers[Layer].InputNorm,
-        PostAttentionNorm => w.Layers[Layer].PostAttentionNorm,
-        QBias => w.Layers[Layer].QBias,
-        KBias => w.Layers[Layer].KBias,
-        VBias => w.Layers[Layer].VBias,
-        OBias => w.Layers[Layer].OBias,
-        _ => throw new InvalidOperationException($"{Kind} is a matrix, not a vector"),
-    } ?? throw new InvalidOperationException($"layer {Layer} has no {Kind} although its config says it has one");
+        (WeightMatrix? Matrix, float[]? Vector) data = Kind switch
+        {
+            Embedding => (w.TokenEmbedding, null),
+            FinalNorm => (null, w.FinalNorm),
+            Classifier => (w.Classifier, null),
+            InputNorm => (null, w.Layers[Layer].InputNorm),
+            Q => (w.Layers[Layer].Q, null),
+            K => (w.Layers[Layer].K, null),
+            V => (w.Layers[Layer].V, null),
+            O => (w.Layers[Layer].O, null),
+            QBias => (null, w.Layers[Layer].QBias),
+            KBias => (null, w.Layers[Layer].KBias),
+            VBias => (null, w.Layers[Layer].VBias),
+            OBias => (null, w.Layers[Layer].OBias),
+            PostAttentionNorm => (null, w.Layers[Layer].PostAttentionNorm),
+            Gate => (w.Layers[Layer].Gate, null),
+            Up => (w.Layers[Layer].Up, null),
+            Down => (w.Layers[Layer].Down, null),
+            _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, null),
+        };
+        return data is (null, null) ? throw new InvalidOperationException($"layer {Layer} has no {Kind} although its config says it has one") : data;
+    }
 }

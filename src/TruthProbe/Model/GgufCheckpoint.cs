@@ -213,8 +213,9 @@ public static unsafe class GgufCheckpoint
         {
             string tensorName = tensor.Name(TensorNaming.Gguf);
             bool interleaveRows = interleave && tensor.RopeHeads(c) > 0;
-            if (tensor.IsMatrix) AddMatrix(tensorName, tensor.MatrixIn(w), interleaveRows);
-            else AddVector(tensorName, tensor.VectorIn(w), interleaveRows);
+            var (matrix, vector) = tensor.In(w);
+            if (matrix != null) AddMatrix(tensorName, matrix, interleaveRows);
+            else AddVector(tensorName, vector!, interleaveRows);
         }
         GgufWriter.Write(path, m, tensors);
     }

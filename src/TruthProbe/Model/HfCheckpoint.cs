@@ -116,8 +116,9 @@ public static unsafe class HfCheckpoint
         foreach (var tensor in CheckpointTensor.All(c))
         {
             string name = tensor.Name(TensorNaming.HuggingFace);
-            if (tensor.IsMatrix) AddMatrix(name, tensor.MatrixIn(w));
-            else AddVector(name, tensor.VectorIn(w));
+            var (matrix, vector) = tensor.In(w);
+            if (matrix != null) AddMatrix(name, matrix);
+            else AddVector(name, vector!);
         }
         SafetensorsWriter.Write(Path.Combine(folder, SingleFile), list, new Dictionary<string, string> { ["format"] = "pt" });
         AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), c.ToHfConfigJson());
