@@ -56,12 +56,15 @@ public static unsafe class GgufCheckpoint
         if (file.Contains("rope_freqs.weight"))
             throw new UserError($"{file.Path}: tensor 'rope_freqs.weight' (per-frequency RoPE factors, Llama 3.1 style) is not supported");
 
-        var embedding = file.Get("token_embd.weight");
+        // As llama.cpp does, ties and biases follow from which tensors exist (layer 0's for the biases), the vocabulary size from the embedding.
+        bool Holds(DecoderTensor kind) => file.Contains(new CheckpointTensor(kind).Name(TensorNaming.Gguf));
+        string embeddingName = new CheckpointTensor(DecoderTensor.Embedding).Name(TensorNaming.Gguf);
+        var embedding = file.Get(embeddingName);
         if (embedding.Shape.Length != 2 || embedding.Shape[1] != d)
-            throw new UserError($"{file.Path}: tensor 'token_embd.weight' has shape [{string.Join(", ", embedding.Shape)}], expected [vocab, {d}]");
+            throw new UserError($"{file.Path}: tensor '{embeddingName}' has shape [{string.Join(", ", embedding.Shape)}], expected [vocab, {d}]");
         int vocab = checked((int)embedding.Shape[0]);
         if (vocabulary != null && vocabulary.Tokens.Length != vocab)
-            throw new UserError($"{file.Path}: {GgufKeys.Tokens} has {vocabulary.Tokens.Length} tokens but 'token_embd.weight' has {vocab} rows");
+            throw new UserError($"{file.Path}: {GgufKeys.Tokens} has {vocabulary.Tokens.Length} tokens but '{embeddingName}' has {vocab} rows");
 
         var config = new ModelConfig
         {
@@ -77,9 +80,9 @@ public static unsafe class GgufCheckpoint
             RopeTheta = (float)(m.FloatOrNull(GgufKeys.RopeFreqBase(arch)) ?? 10000.0),
             RopeLinearFactor = linear,
             RmsEps = (float)m.Float(GgufKeys.RmsNormEpsilon(arch)),
-            TiedEmbeddings = !file.Contains("output.weight"),
-            QkvBias = file.Contains("blk.0.attn_q.bias"),
-            OProjBias = file.Contains("blk.0.attn_output.bias"),
+            TiedEmbeddings = !Holds(DecoderTensor.Classifier),
+            QkvBias = Holds(DecoderTensor.QBias),
+            OProjBias = Holds(DecoderTensor.OBias),
             BosId = vocabulary?.BosId ?? (int?)m.IntegerOrNull(GgufKeys.BosId),
             EosIds = (vocabulary?.EosId ?? (int?)m.IntegerOrNull(GgufKeys.EosId)) is int eos ? [eos] : [],
         };
@@ -92,59 +95,34 @@ public static unsafe class GgufCheckpoint
         var used = new HashSet<string>(StringComparer.Ordinal);
         bool interleaved = GgufArchitectures.PermutesQK(c.Architecture);
 
-        GgufTensorInfo Tensor(string name, params long[] shape)
+        GgufTensorInfo Tensor(CheckpointTensor tensor)
         {
+            string name = tensor.Name(TensorNaming.Gguf);
+            long[] shape = tensor.Shape(c);
             var t = file.Get(name);
             if (!t.Shape.SequenceEqual(shape))
                 throw new UserError($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", t.Shape)}], expected [{string.Join(", ", shape)}] from the metadata");
             used.Add(name);
             return t;
         }
-        WeightMatrix Matrix(string name, int rows, int cols, int ropeHeads = 0)
+        int RopeHeads(CheckpointTensor tensor) => interleaved ? tensor.RopeHeads(c) : 0;
+        WeightMatrix Matrix(CheckpointTensor tensor)
         {
-            var t = Tensor(name, rows, cols);
-            var mapped = new WeightMatrix(rows, cols, EngineDType(t.Type), file.Pointer(t), file);
-            return ToHalfSplit(mapped, ropeHeads, c.HeadDim);
+            var t = Tensor(tensor);
+            var mapped = new WeightMatrix((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), file.Pointer(t), file);
+            return ToHalfSplit(mapped, RopeHeads(tensor), c.HeadDim);
         }
-        float[] Vector(string name, int n, int ropeHeads = 0)
+        float[] Vector(CheckpointTensor tensor)
         {
-            float[] v = file.ReadSingles(Tensor(name, n));
+            float[] v = file.ReadSingles(Tensor(tensor));
+            int ropeHeads = RopeHeads(tensor);
             if (ropeHeads == 0) return v;
-            var reordered = new float[n];
+            var reordered = new float[v.Length];
             RopeLayout.InterleavedToHalfSplit(MemoryMarshal.AsBytes(v.AsSpan()), MemoryMarshal.AsBytes(reordered.AsSpan()), ropeHeads, c.HeadDim, sizeof(float));
             return reordered;
         }
 
-        int qHeads = interleaved ? c.Heads : 0, kHeads = interleaved ? c.KvHeads : 0;
-        var embedding = Matrix("token_embd.weight", c.Vocab, c.DModel);
-        var layers = new LayerWeights[c.Layers];
-        for (int l = 0; l < c.Layers; l++)
-        {
-            string p = $"blk.{l}.";
-            layers[l] = new LayerWeights
-            {
-                InputNorm = Vector(p + "attn_norm.weight", c.DModel),
-                Q = Matrix(p + "attn_q.weight", c.QDim, c.DModel, qHeads),
-                K = Matrix(p + "attn_k.weight", c.KvDim, c.DModel, kHeads),
-                V = Matrix(p + "attn_v.weight", c.KvDim, c.DModel),
-                O = Matrix(p + "attn_output.weight", c.DModel, c.QDim),
-                QBias = c.QkvBias ? Vector(p + "attn_q.bias", c.QDim, qHeads) : null,
-                KBias = c.QkvBias ? Vector(p + "attn_k.bias", c.KvDim, kHeads) : null,
-                VBias = c.QkvBias ? Vector(p + "attn_v.bias", c.KvDim) : null,
-                OBias = c.OProjBias ? Vector(p + "attn_output.bias", c.DModel) : null,
-                PostAttentionNorm = Vector(p + "ffn_norm.weight", c.DModel),
-                Gate = Matrix(p + "ffn_gate.weight", c.Ffn, c.DModel),
-                Up = Matrix(p + "ffn_up.weight", c.Ffn, c.DModel),
-                Down = Matrix(p + "ffn_down.weight", c.DModel, c.Ffn),
-            };
-        }
-        var weights = new ModelWeights
-        {
-            TokenEmbedding = embedding,
-            Layers = layers,
-            FinalNorm = Vector("output_norm.weight", c.DModel),
-            Classifier = c.TiedEmbeddings ? embedding : Matrix("output.weight", c.Vocab, c.DModel),
-        };
+        var weights = CheckpointTensor.Read(c, Matrix, Vector);
         var unused = file.Tensors.Select(t => t.Name).Where(n => !used.Contains(n)).ToList();
         if (unused.Count > 0)
             throw new UserError($"{file.Path}: tensor '{unused[0]}' is not part of a {c.Architecture} decoder with this metadata ({unused.Count} such tensor(s)); the file is not a model truthprobe can run");
@@ -203,7 +181,7 @@ public static unsafe class GgufCheckpoint
             throw new UserError($"{name}: Q8_0 needs rows in multiples of {GgufTensorTypes.Q8_0BlockValues} values, but d_model is {c.DModel}, ffn {c.Ffn}, heads x d_head {c.QDim}; choose f32, f16 or bf16");
         bool interleave = GgufArchitectures.PermutesQK(arch);
         var tensors = new List<GgufTensorToWrite>();
-        void AddMatrix(string tensorName, WeightMatrix matrix, bool interleaveRows = false) =>
+        void AddMatrix(string tensorName, WeightMatrix matrix, bool interleaveRows) =>
             tensors.Add(new GgufTensorToWrite(tensorName, type, [matrix.Rows, matrix.Cols], s =>
             {
                 var row = new float[matrix.Cols];
@@ -225,34 +203,20 @@ public static unsafe class GgufCheckpoint
                     }
                 }
             }));
-        void AddVector(string tensorName, float[]? v, bool interleaveRows = false)
+        void AddVector(string tensorName, float[] v, bool interleaveRows)
         {
-            if (v == null) return;
             float[] data = interleaveRows ? Enumerable.Range(0, v.Length).Select(r => v[HalfSplitRowOf(r, c.HeadDim)]).ToArray() : v;
             tensors.Add(new GgufTensorToWrite(tensorName, GgufTensorType.F32, [v.Length], s => s.Write(MemoryMarshal.AsBytes(data.AsSpan()))));
         }
 
-        AddMatrix("token_embd.weight", w.TokenEmbedding);
-        for (int l = 0; l < c.Layers; l++)
+        foreach (var tensor in CheckpointTensor.All(c))
         {
-            var L = w.Layers[l];
-            string p = $"blk.{l}.";
-            AddVector(p + "attn_norm.weight", L.InputNorm);
-            AddMatrix(p + "attn_q.weight", L.Q, interleave);
-            AddMatrix(p + "attn_k.weight", L.K, interleave);
-            AddMatrix(p + "attn_v.weight", L.V);
-            AddMatrix(p + "attn_output.weight", L.O);
-            AddVector(p + "attn_q.bias", L.QBias, interleave);
-            AddVector(p + "attn_k.bias", L.KBias, interleave);
-            AddVector(p + "attn_v.bias", L.VBias);
-            AddVector(p + "attn_output.bias", L.OBias);
-            AddVector(p + "ffn_norm.weight", L.PostAttentionNorm);
-            AddMatrix(p + "ffn_gate.weight", L.Gate);
-            AddMatrix(p + "ffn_up.weight", L.Up);
-            AddMatrix(p + "ffn_down.weight", L.Down);
+            string tensorName = tensor.Name(TensorNaming.Gguf);
+            bool interleaveRows = interleave && tensor.RopeHeads(c) > 0;
+            var (matrix, vector) = tensor.In(w);
+            if (matrix != null) AddMatrix(tensorName, matrix, interleaveRows);
+            else AddVector(tensorName, vector!, interleaveRows);
         }
-        AddVector("output_norm.weight", w.FinalNorm);
-        if (!c.TiedEmbeddings) AddMatrix("output.weight", w.Classifier);
         GgufWriter.Write(path, m, tensors);
     }
 

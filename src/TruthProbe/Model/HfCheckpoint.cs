@@ -72,9 +72,10 @@ public static unsafe class HfCheckpoint
                 throw new UserError($"{t.File.Path}: tensor '{name}' has shape [{string.Join(", ", t.Info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
             return t;
         }
-        WeightMatrix Matrix(string name, int rows, int cols)
+        WeightMatrix Matrix(CheckpointTensor tensor)
         {
-            var (file, info) = Find(name, [rows, cols]);
+            string name = tensor.Name(TensorNaming.HuggingFace);
+            var (file, info) = Find(name, tensor.Shape(c));
             var dtype = info.DType switch
             {
                 TensorDType.F32 => WeightDType.F32,
@@ -82,44 +83,15 @@ public static unsafe class HfCheckpoint
                 TensorDType.BF16 => WeightDType.BF16,
                 _ => throw new UserError($"{file.Path}: tensor '{name}' is {info.DType}; weight matrices must be F32, F16 or BF16"),
             };
-            return new WeightMatrix(rows, cols, dtype, file.Pointer(info), file);
+            return new WeightMatrix((int)info.Shape[0], (int)info.Shape[1], dtype, file.Pointer(info), file);
         }
-        float[] Vector(string name, int n)
+        float[] Vector(CheckpointTensor tensor)
         {
-            var (file, info) = Find(name, [n]);
+            var (file, info) = Find(tensor.Name(TensorNaming.HuggingFace), tensor.Shape(c));
             return file.ReadSingles(info);
         }
-        float[]? Bias(bool present, string name, int n) => present ? Vector(name, n) : null;
 
-        var embedding = Matrix("model.embed_tokens.weight", c.Vocab, c.DModel);
-        var layers = new LayerWeights[c.Layers];
-        for (int l = 0; l < c.Layers; l++)
-        {
-            string p = $"model.layers.{l}.";
-            layers[l] = new LayerWeights
-            {
-                InputNorm = Vector(p + "input_layernorm.weight", c.DModel),
-                Q = Matrix(p + "self_attn.q_proj.weight", c.QDim, c.DModel),
-                K = Matrix(p + "self_attn.k_proj.weight", c.KvDim, c.DModel),
-                V = Matrix(p + "self_attn.v_proj.weight", c.KvDim, c.DModel),
-                O = Matrix(p + "self_attn.o_proj.weight", c.DModel, c.QDim),
-                QBias = Bias(c.QkvBias, p + "self_attn.q_proj.bias", c.QDim),
-                KBias = Bias(c.QkvBias, p + "self_attn.k_proj.bias", c.KvDim),
-                VBias = Bias(c.QkvBias, p + "self_attn.v_proj.bias", c.KvDim),
-                OBias = Bias(c.OProjBias, p + "self_attn.o_proj.bias", c.DModel),
-                PostAttentionNorm = Vector(p + "post_attention_layernorm.weight", c.DModel),
-                Gate = Matrix(p + "mlp.gate_proj.weight", c.Ffn, c.DModel),
-                Up = Matrix(p + "mlp.up_proj.weight", c.Ffn, c.DModel),
-                Down = Matrix(p + "mlp.down_proj.weight", c.DModel, c.Ffn),
-            };
-        }
-        return new ModelWeights
-        {
-            TokenEmbedding = embedding,
-            Layers = layers,
-            FinalNorm = Vector("model.norm.weight", c.DModel),
-            Classifier = c.TiedEmbeddings ? embedding : Matrix("lm_head.weight", c.Vocab, c.DModel),
-        };
+        return CheckpointTensor.Read(c, Matrix, Vector);
     }
 
     /// <summary>
@@ -139,32 +111,15 @@ public static unsafe class HfCheckpoint
                 WriteNarrowed(s, row, dtype);
             }
         }));
-        void AddVector(string name, float[]? v)
-        {
-            if (v != null) list.Add(new SafetensorToWrite(name, ToTensorDType(dtype), [v.Length], s => WriteNarrowed(s, v, dtype)));
-        }
+        void AddVector(string name, float[] v) => list.Add(new SafetensorToWrite(name, ToTensorDType(dtype), [v.Length], s => WriteNarrowed(s, v, dtype)));
 
-        AddMatrix("model.embed_tokens.weight", w.TokenEmbedding);
-        for (int l = 0; l < c.Layers; l++)
+        foreach (var tensor in CheckpointTensor.All(c))
         {
-            var L = w.Layers[l];
-            string p = $"model.layers.{l}.";
-            AddVector(p + "input_layernorm.weight", L.InputNorm);
-            AddMatrix(p + "self_attn.q_proj.weight", L.Q);
-            AddMatrix(p + "self_attn.k_proj.weight", L.K);
-            AddMatrix(p + "self_attn.v_proj.weight", L.V);
-            AddMatrix(p + "self_attn.o_proj.weight", L.O);
-            AddVector(p + "self_attn.q_proj.bias", L.QBias);
-            AddVector(p + "self_attn.k_proj.bias", L.KBias);
-            AddVector(p + "self_attn.v_proj.bias", L.VBias);
-            AddVector(p + "self_attn.o_proj.bias", L.OBias);
-            AddVector(p + "post_attention_layernorm.weight", L.PostAttentionNorm);
-            AddMatrix(p + "mlp.gate_proj.weight", L.Gate);
-            AddMatrix(p + "mlp.up_proj.weight", L.Up);
-            AddMatrix(p + "mlp.down_proj.weight", L.Down);
+            string name = tensor.Name(TensorNaming.HuggingFace);
+            var (matrix, vector) = tensor.In(w);
+            if (matrix != null) AddMatrix(name, matrix);
+            else AddVector(name, vector!);
         }
-        AddVector("model.norm.weight", w.FinalNorm);
-        if (!c.TiedEmbeddings) AddMatrix("lm_head.weight", w.Classifier);
         SafetensorsWriter.Write(Path.Combine(folder, SingleFile), list, new Dictionary<string, string> { ["format"] = "pt" });
         AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), c.ToHfConfigJson());
     }

@@ -32,31 +32,20 @@ public static class RandomModel
             HfCheckpoint.WriteNarrowed(s, v, dtype);
         }));
 
-        // Uniform(-a, a) with a = sqrt(3 / fan_in) keeps activations near unit variance through the layers.
-        float Fan(int fanIn) => MathF.Sqrt(3f / fanIn);
-        Matrix("model.embed_tokens.weight", c.Vocab, c.DModel, 1f);
-        for (int l = 0; l < c.Layers; l++)
+        foreach (var tensor in CheckpointTensor.All(c))
         {
-            string p = $"model.layers.{l}.";
-            Vector(p + "input_layernorm.weight", c.DModel, 1f, 0.2f);
-            Matrix(p + "self_attn.q_proj.weight", c.QDim, c.DModel, Fan(c.DModel));
-            Matrix(p + "self_attn.k_proj.weight", c.KvDim, c.DModel, Fan(c.DModel));
-            Matrix(p + "self_attn.v_proj.weight", c.KvDim, c.DModel, Fan(c.DModel));
-            Matrix(p + "self_attn.o_proj.weight", c.DModel, c.QDim, Fan(c.QDim));
-            if (c.QkvBias)
+            string name = tensor.Name(TensorNaming.HuggingFace);
+            long[] shape = tensor.Shape(c);
+            int rows = (int)shape[0];
+            if (tensor.IsMatrix)
             {
-                Vector(p + "self_attn.q_proj.bias", c.QDim, 0f, 0.5f);
-                Vector(p + "self_attn.k_proj.bias", c.KvDim, 0f, 0.5f);
-                Vector(p + "self_attn.v_proj.bias", c.KvDim, 0f, 0.5f);
+                int fanIn = (int)shape[1];
+                // Uniform(-a, a) with a = sqrt(3 / fan_in) keeps activations near unit variance through the layers.
+                Matrix(name, rows, fanIn, tensor.Kind == DecoderTensor.Embedding ? 1f : MathF.Sqrt(3f / fanIn));
             }
-            if (c.OProjBias) Vector(p + "self_attn.o_proj.bias", c.DModel, 0f, 0.5f);
-            Vector(p + "post_attention_layernorm.weight", c.DModel, 1f, 0.2f);
-            Matrix(p + "mlp.gate_proj.weight", c.Ffn, c.DModel, Fan(c.DModel));
-            Matrix(p + "mlp.up_proj.weight", c.Ffn, c.DModel, Fan(c.DModel));
-            Matrix(p + "mlp.down_proj.weight", c.DModel, c.Ffn, Fan(c.Ffn));
+            else if (tensor.IsNorm) Vector(name, rows, 1f, 0.2f);
+            else Vector(name, rows, 0f, 0.5f);
         }
-        Vector("model.norm.weight", c.DModel, 1f, 0.2f);
-        if (!c.TiedEmbeddings) Matrix("lm_head.weight", c.Vocab, c.DModel, Fan(c.DModel));
         SafetensorsWriter.Write(Path.Combine(folder, HfCheckpoint.SingleFile), list, new Dictionary<string, string> { ["format"] = "pt", ["seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         Common.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), c.ToHfConfigJson());
     }
