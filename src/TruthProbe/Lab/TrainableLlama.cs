@@ -168,8 +168,7 @@ public sealed class TrainableLlama
             LinearForward(L.V, a.AttnIn[l], a.V[l], n);
             Ops.Rope(a.Q[l].AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
             Ops.Rope(a.K[l].AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
-            float[] q = a.Q[l], k = a.K[l], v = a.V[l], z = a.Z[l], probs = a.Probs[l];
-            Parallel.For(0, batch.Batch, b => Ops.AttentionForwardOne(q, k, v, z, probs, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim));
+            Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
             LinearForward(L.O, a.Z[l], a.ResidMid[l], n);
             TensorPrimitives.Add(a.ResidMid[l].AsSpan(0, n * c.Dim), x, a.ResidMid[l].AsSpan(0, n * c.Dim));
             Ops.RmsNormForward(a.ResidMid[l], P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
@@ -223,8 +222,6 @@ public sealed class TrainableLlama
             var L = _layers[l];
             // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
             LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Hidden), n, accumulateInput: false);
-            a.DGate.AsSpan(0, n * c.Hidden).Clear();
-            a.DUp.AsSpan(0, n * c.Hidden).Clear();
             Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Hidden), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
             LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.Up, a.DUp, a.MlpIn[l], dNorm, n, accumulateInput: true);
@@ -235,12 +232,7 @@ public sealed class TrainableLlama
             a.DQ.AsSpan(0, n * c.QWidth).Clear();
             a.DK.AsSpan(0, n * c.KvWidth).Clear();
             a.DV.AsSpan(0, n * c.KvWidth).Clear();
-            float[] q = a.Q[l], k = a.K[l], v = a.V[l], probs = a.Probs[l], dz = a.DZ, dq = a.DQ, dk = a.DK, dv = a.DV;
-            Parallel.For(0, batch.Batch, () => new float[batch.SeqLen], (b, _, dS) =>
-            {
-                Ops.AttentionBackwardOne(dz, q, k, v, probs, dq, dk, dv, dS, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-                return dS;
-            }, _ => { });
+            Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
             Ops.Rope(a.DQ.AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
             Ops.Rope(a.DK.AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
             LinearBackward(L.Q, a.DQ, a.AttnIn[l], dNorm, n, accumulateInput: false);
