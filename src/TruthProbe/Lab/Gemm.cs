@@ -16,6 +16,12 @@ public static unsafe class Gemm
     private const int RowBlock = 4;
     private const int Lanes = 16;
     private const int ColBlock = 4 * Lanes;
+    /// <summary>
+    /// Depth of one pass over C. Weight gradients dW = dYᵀ·X run k over every position of the batch (thousands):
+    /// in slices of this depth, the slice of X under a 64-column block (64 KB) stays in cache while every row
+    /// block of C uses it, instead of streaming from memory once per row block.
+    /// </summary>
+    private const int DepthBlock = 256;
     /// <summary>Below this many multiply-adds a product runs on the calling thread: forking costs more.</summary>
     private const long ParallelThreshold = 1 << 16;
 
@@ -88,7 +94,8 @@ public static unsafe class Gemm
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
         int first = (int)((long)rowBlocks * part / parts) * RowBlock;
         int last = Math.Min(j.M, (int)((long)rowBlocks * (part + 1) / parts) * RowBlock);
-        Rows(j.A, j.ARow, j.ACol, j.B, j.BRow, j.C, first, last, j.K, j.N, j.Accumulate);
+        for (int k0 = 0; k0 < j.K; k0 += DepthBlock)
+            Rows(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N, j.Accumulate || k0 > 0);
     }
 
     private static void Rows(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, bool accumulate)

@@ -245,33 +245,44 @@ public static unsafe class Ops
         return _attentionScratch;
     }
 
+    /// <summary>
+    /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
+    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// </summary>
+    private const int Tile = 4;
+
     private static void AttentionForwardPart(void* args, int part, int parts)
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + padded))
+        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * padded + Tile * hd))
         {
-            float* keysT = scratch, scores = scratch + hd * padded;
+            float* keysT = scratch, queries = keysT + hd * padded, scores = queries + tiled * hd, outputs = scores + Tile * padded;
             for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
-                long kvBase = (long)b * T * kvWidth + g * hd;
-                TransposeHead(j.K + kvBase, kvWidth, keysT, T, hd, padded);
+                float* values = j.V + (long)b * T * kvWidth + g * hd;
+                Transpose(j.K + (long)b * T * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
-                    float* q = j.Q + (long)b * T * qWidth + h * hd, z = j.Z + (long)b * T * qWidth + h * hd;
+                    float* z = j.Z + (long)b * T * qWidth + h * hd;
                     float* probs = j.Probs + (long)(b * j.Heads + h) * T * T;
-                    for (int t = 0; t < T; t++)
+                    CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int blocks = t / Lanes + 1;
-                        RowTimesTransposed(q + (long)t * qWidth, keysT, padded, hd, blocks, scale, scores);
-                        CausalSoftmax(scores, t + 1, blocks);
-                        int written = Math.Min(T, blocks * Lanes);
-                        new ReadOnlySpan<float>(scores, written).CopyTo(new Span<float>(probs + (long)t * T, written));
-                        new Span<float>(probs + (long)t * T + written, T - written).Clear();
-                        WeightedRowSum(scores, 1, j.V + kvBase, kvWidth, t + 1, hd, z + (long)t * qWidth, accumulate: false);
+                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / Lanes + 1, written = Math.Min(T, blocks * Lanes);
+                        TileTimesTransposed(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        for (int r = 0; r < Tile; r++) CausalSoftmax(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        WeightedRowSums(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* p = probs + (long)(t0 + r) * T;
+                            new ReadOnlySpan<float>(scores + r * padded, written).CopyTo(new Span<float>(p, written));
+                            new Span<float>(p + written, T - written).Clear();
+                            new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
+                        }
                     }
                 }
             }
@@ -281,46 +292,50 @@ public static unsafe class Ops
     private static void AttentionBackwardPart(void* args, int part, int parts)
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + padded + T * padded))
+        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + 2 * tiled * padded + Tile * hd))
         {
-            float* valuesT = scratch, p = scratch + hd * padded, dS = p + padded;
+            float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
+            float* p = dz + tiled * hd, dS = p + tiled * padded, sums = dS + tiled * padded;
             for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
                 long kvBase = (long)b * T * kvWidth + g * hd;
-                TransposeHead(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
+                Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     long qBase = (long)b * T * qWidth + h * hd;
-                    float* probs = j.Probs + (long)(b * j.Heads + h) * T * T;
-                    for (int t = 0; t < T; t++)
+                    CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
+                    CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
+                    CopyRows(j.Probs + (long)(b * j.Heads + h) * T * T, T, p, T, tiled, padded, T);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int blocks = t / Lanes + 1;
-                        float* ds = dS + (long)t * padded;
-                        new ReadOnlySpan<float>(probs + (long)t * T, t + 1).CopyTo(new Span<float>(p, t + 1));
-                        new Span<float>(p + t + 1, blocks * Lanes - t - 1).Clear();
-                        RowTimesTransposed(j.Z + qBase + (long)t * qWidth, valuesT, padded, hd, blocks, 1f, ds);
-                        SoftmaxBackward(p, ds, blocks, scale);
-                        WeightedRowSum(ds, 1, j.K + kvBase, kvWidth, t + 1, hd, j.DQ + qBase + (long)t * qWidth, accumulate: true);
+                        int blocks = (t0 + Tile - 1) / Lanes + 1;
+                        TileTimesTransposed(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        for (int r = 0; r < Tile; r++) SoftmaxBackward(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        WeightedRowSums(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
+                        AddRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
-                    for (int s = 0; s < T; s++)
+                    for (int s0 = 0; s0 < T; s0 += Tile)
                     {
-                        WeightedRowSum(probs + (long)s * T + s, T, j.Z + qBase + (long)s * qWidth, qWidth, T - s, hd, j.DV + kvBase + (long)s * kvWidth, accumulate: true);
-                        WeightedRowSum(dS + (long)s * padded + s, padded, j.Q + qBase + (long)s * qWidth, qWidth, T - s, hd, j.DK + kvBase + (long)s * kvWidth, accumulate: true);
+                        int rows = Math.Min(Tile, T - s0);
+                        WeightedRowSums(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
+                        AddRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd);
+                        WeightedRowSums(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
+                        AddRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd);
                     }
                 }
             }
         }
     }
 
-    private static int RoundUp(int n) => (n + Lanes - 1) / Lanes * Lanes;
+    private static int RoundUp(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
 
     /// <summary>dst[c, s] = src[s, c] for one head (rows <paramref name="stride"/> apart), columns T..padded zeroed.</summary>
-    private static void TransposeHead(float* src, int stride, float* dst, int rows, int headDim, int padded)
+    private static void Transpose(float* src, int stride, float* dst, int rows, int headDim, int padded)
     {
         for (int c = 0; c < headDim; c++)
         {
@@ -331,24 +346,52 @@ public static unsafe class Ops
     }
 
     /// <summary>
-    /// out[s] = alpha · Σ_c x[c]·mT[c, s] for the first <paramref name="blocks"/>·16 columns: 16 keys per
-    /// broadcast-FMA, no horizontal sums. Even and odd c feed separate accumulators to halve the FMA chain.
+    /// rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, dstWidth], the rest of dst
+    /// zero: the first <paramref name="width"/> columns of each row are copied (all of dstWidth when omitted).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowTimesTransposed(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output)
+    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int dstWidth, int width = -1)
+    {
+        if (width < 0) width = dstWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * dstWidth, width));
+            new Span<float>(dst + (long)r * dstWidth + width, dstWidth - width).Clear();
+        }
+        new Span<float>(dst + (long)rows * dstWidth, (allRows - rows) * dstWidth).Clear();
+    }
+
+    /// <summary>dst row r += sums row r for the first <paramref name="rows"/> of a tile.</summary>
+    private static void AddRows(float* sums, float* dst, long stride, int rows, int headDim)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var d = new Span<float>(dst + r * stride, headDim);
+            TensorPrimitives.Add(d, new ReadOnlySpan<float>(sums + r * headDim, headDim), d);
+        }
+    }
+
+    /// <summary>
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks·16 columns
+    /// of mT [headDim, padded]: 16 keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// </summary>
+    private static void TileTimesTransposed(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output)
     {
         for (int i = 0; i < blocks; i++)
         {
             float* column = mT + i * Lanes;
-            Vector512<float> even = Vector512<float>.Zero, odd = Vector512<float>.Zero;
-            int c = 0;
-            for (; c + 1 < headDim; c += 2)
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int c = 0; c < headDim; c++)
             {
-                even = Vector512.FusedMultiplyAdd(Vector512.Create(x[c]), Vector512.Load(column + (long)c * padded), even);
-                odd = Vector512.FusedMultiplyAdd(Vector512.Create(x[c + 1]), Vector512.Load(column + (long)(c + 1) * padded), odd);
+                var m = Vector512.Load(column + (long)c * padded);
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(x[c]), m, s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(x[headDim + c]), m, s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(x[2 * headDim + c]), m, s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(x[3 * headDim + c]), m, s3);
             }
-            if (c < headDim) even = Vector512.FusedMultiplyAdd(Vector512.Create(x[c]), Vector512.Load(column + (long)c * padded), even);
-            ((even + odd) * alpha).Store(output + i * Lanes);
+            (s0 * alpha).Store(output + i * Lanes);
+            (s1 * alpha).Store(output + padded + i * Lanes);
+            (s2 * alpha).Store(output + 2 * padded + i * Lanes);
+            (s3 * alpha).Store(output + 3 * padded + i * Lanes);
         }
     }
 
@@ -396,32 +439,33 @@ public static unsafe class Ops
     }
 
     /// <summary>
-    /// output (+)= Σ_r w[r·wStride]·rows[r·rowStride] over <paramref name="count"/> head rows, each 16-wide
-    /// chunk summed in registers (two accumulators, even and odd r) and written once.
+    /// output[r] = Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
+    /// head rows: each 16-wide chunk of a head row, loaded once, feeds four register accumulators.
     /// </summary>
-    private static void WeightedRowSum(float* w, long wStride, float* rows, long rowStride, int count, int headDim, float* output, bool accumulate)
+    private static void WeightedRowSums(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output)
     {
         int c = 0;
         for (; c + Lanes <= headDim; c += Lanes)
         {
-            Vector512<float> even = Vector512<float>.Zero, odd = Vector512<float>.Zero;
-            int r = 0;
-            for (; r + 1 < count; r += 2)
+            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            for (int s = 0; s < count; s++)
             {
-                even = Vector512.FusedMultiplyAdd(Vector512.Create(w[r * wStride]), Vector512.Load(rows + r * rowStride + c), even);
-                odd = Vector512.FusedMultiplyAdd(Vector512.Create(w[(r + 1) * wStride]), Vector512.Load(rows + (r + 1) * rowStride + c), odd);
+                var row = Vector512.Load(rows + s * rowStride + c);
+                float* ws = w + s * wStep;
+                o0 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[0]), row, o0);
+                o1 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[wRow]), row, o1);
+                o2 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[2 * wRow]), row, o2);
+                o3 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[3 * wRow]), row, o3);
             }
-            if (r < count) even = Vector512.FusedMultiplyAdd(Vector512.Create(w[r * wStride]), Vector512.Load(rows + r * rowStride + c), even);
-            var sum = even + odd;
-            if (accumulate) sum += Vector512.Load(output + c);
-            sum.Store(output + c);
+            o0.Store(output + c); o1.Store(output + headDim + c); o2.Store(output + 2 * headDim + c); o3.Store(output + 3 * headDim + c);
         }
         for (; c < headDim; c++)
-        {
-            float sum = 0;
-            for (int r = 0; r < count; r++) sum = MathF.FusedMultiplyAdd(w[r * wStride], rows[r * rowStride + c], sum);
-            output[c] = accumulate ? output[c] + sum : sum;
-        }
+            for (int r = 0; r < Tile; r++)
+            {
+                float sum = 0;
+                for (int s = 0; s < count; s++) sum = MathF.FusedMultiplyAdd(w[r * wRow + s * wStep], rows[s * rowStride + c], sum);
+                output[r * headDim + c] = sum;
+            }
     }
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----
