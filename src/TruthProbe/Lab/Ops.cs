@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Model;
 
@@ -9,7 +8,10 @@ namespace TruthProbe.Lab;
 /// <summary>
 /// The layers of the Llama-style decoder, forward and backward, on row-major spans ([rows, width]).
 /// Convention: a forward writes its output; a backward ADDS into the gradients of its inputs and weights
-/// (residual branches and shared weights then need no extra code), so callers zero gradients once.
+/// (residual branches and shared weights then need no extra code), so callers zero gradients once. Except
+/// SwiGLU and attention, whose input gradients have no other source: their backwards write them, which saves
+/// a zeroing pass over the widest activations. Work is split over the cores in fixed shares, so every result
+/// is the same bits whatever the thread timing.
 /// </summary>
 public static unsafe class Ops
 {
@@ -39,15 +41,23 @@ public static unsafe class Ops
 
         public static void Rows(ref RmsNormJob j, int first, int end, int part)
         {
-            var w = new ReadOnlySpan<float>(j.W, j.Dim);
+            int dim = j.Dim;
             for (int r = first; r < end; r++)
             {
-                var xr = new ReadOnlySpan<float>(j.X + (long)r * j.Dim, j.Dim);
-                var yr = new Span<float>(j.Y + (long)r * j.Dim, j.Dim);
-                float inv = 1f / MathF.Sqrt(TensorPrimitives.Dot(xr, xr) / j.Dim + j.Eps);
+                float* x = j.X + (long)r * dim, y = j.Y + (long)r * dim;
+                var squares = Vector512<float>.Zero;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    var v = LoadPartial(x + i, Math.Min(Lanes, dim - i));
+                    squares = Vector512.FusedMultiplyAdd(v, v, squares);
+                }
+                float inv = 1f / MathF.Sqrt(Vector512.Sum(squares) / dim + j.Eps);
                 j.InvRms[r] = inv;
-                TensorPrimitives.Multiply(xr, inv, yr);
-                TensorPrimitives.Multiply(yr, w, yr);
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    StorePartial(LoadPartial(x + i, count) * inv * LoadPartial(j.W + i, count), y + i, count);
+                }
             }
         }
     }
@@ -71,22 +81,29 @@ public static unsafe class Ops
         {
             ref var j = ref job.Shapes;
             int dim = j.Dim;
-            var w = new ReadOnlySpan<float>(j.W, dim);
-            var dw = new Span<float>(j.DwParts + (long)part * dim, dim);
-            dw.Clear();
-            Span<float> g = stackalloc float[dim];
-            Span<float> xhat = stackalloc float[dim];
+            float* dw = j.DwParts + (long)part * dim;
+            new Span<float>(dw, dim).Clear();
             for (int r = first; r < end; r++)
             {
-                var dyr = new ReadOnlySpan<float>(j.Dy + (long)r * dim, dim);
-                var dxr = new Span<float>(j.Dx + (long)r * dim, dim);
+                float* x = j.X + (long)r * dim, dy = j.Dy + (long)r * dim, dx = j.Dx + (long)r * dim;
                 float inv = j.InvRms[r];
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(j.X + (long)r * dim, dim), inv, xhat);
-                TensorPrimitives.Multiply(dyr, w, g);
-                TensorPrimitives.MultiplyAdd(dyr, xhat, dw, dw);
-                float mean = TensorPrimitives.Dot(g, xhat) / dim;
-                TensorPrimitives.MultiplyAdd(g, inv, dxr, dxr);
-                TensorPrimitives.MultiplyAdd(xhat, -inv * mean, dxr, dxr);
+                var dot = Vector512<float>.Zero;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    var xhat = LoadPartial(x + i, count) * inv;
+                    var dyi = LoadPartial(dy + i, count);
+                    StorePartial(Vector512.FusedMultiplyAdd(dyi, xhat, LoadPartial(dw + i, count)), dw + i, count);
+                    dot = Vector512.FusedMultiplyAdd(dyi * LoadPartial(j.W + i, count), xhat, dot);
+                }
+                float mean = Vector512.Sum(dot) / dim;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    var xhat = LoadPartial(x + i, count) * inv;
+                    var g = LoadPartial(dy + i, count) * LoadPartial(j.W + i, count);
+                    StorePartial(LoadPartial(dx + i, count) + g * inv - xhat * (inv * mean), dx + i, count);
+                }
             }
         }
     }
@@ -214,7 +231,10 @@ public static unsafe class Ops
         }
     }
 
-    /// <summary>dP = dz·vᵀ, dS = P⊙(dP − rowsum(dP⊙P)), dq += scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·dz.</summary>
+    /// <summary>
+    /// dP = dz·vᵀ, dS = P⊙(dP − rowsum(dP⊙P)), dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dz. Writes (does not add)
+    /// dq, dk and dv: attention is their only source, so the caller needs no zeroing pass.
+    /// </summary>
     public static void AttentionBackward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
         Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim)
     {
@@ -316,16 +336,16 @@ public static unsafe class Ops
                         TileTimesTransposed(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
                         for (int r = 0; r < Tile; r++) SoftmaxBackward(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
                         WeightedRowSums(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
-                        AddRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd);
+                        PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
                     for (int s0 = 0; s0 < T; s0 += Tile)
                     {
                         int rows = Math.Min(Tile, T - s0);
                         WeightedRowSums(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
-                        AddRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd);
+                        PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
                         WeightedRowSums(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
-                        AddRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd);
+                        PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
                     }
                 }
             }
@@ -360,13 +380,15 @@ public static unsafe class Ops
         new Span<float>(dst + (long)rows * dstWidth, (allRows - rows) * dstWidth).Clear();
     }
 
-    /// <summary>dst row r += sums row r for the first <paramref name="rows"/> of a tile.</summary>
-    private static void AddRows(float* sums, float* dst, long stride, int rows, int headDim)
+    /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>
+    private static void PutRows(float* sums, float* dst, long stride, int rows, int headDim, bool accumulate)
     {
         for (int r = 0; r < rows; r++)
         {
             var d = new Span<float>(dst + r * stride, headDim);
-            TensorPrimitives.Add(d, new ReadOnlySpan<float>(sums + r * headDim, headDim), d);
+            var row = new ReadOnlySpan<float>(sums + r * headDim, headDim);
+            if (accumulate) TensorPrimitives.Add(d, row, d);
+            else row.CopyTo(d);
         }
     }
 

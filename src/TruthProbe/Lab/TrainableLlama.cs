@@ -229,9 +229,6 @@ public sealed class TrainableLlama
 
             // Attention branch: resid_mid = resid_pre + o(attn(rope(q), rope(k), v))
             LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QWidth), n, accumulateInput: false);
-            a.DQ.AsSpan(0, n * c.QWidth).Clear();
-            a.DK.AsSpan(0, n * c.KvWidth).Clear();
-            a.DV.AsSpan(0, n * c.KvWidth).Clear();
             Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
             Ops.Rope(a.DQ.AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
             Ops.Rope(a.DK.AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
