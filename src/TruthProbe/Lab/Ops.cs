@@ -417,27 +417,30 @@ public static unsafe class Ops
         }
     }
 
-    /// <summary>In place over blocks·16 scores: softmax of the first <paramref name="count"/>, zeros after.</summary>
+    /// <summary>
+    /// In place over blocks·16 scores: softmax of the first <paramref name="count"/>, zeros after. Only the last
+    /// block may be partly masked (count &gt; (blocks − 1)·16: the rows of a 4-row tile share their 16-key blocks).
+    /// </summary>
     private static void CausalSoftmax(float* scores, int count, int blocks)
     {
-        var lane = Vector512<int>.Indices;
-        var max = Vector512.Create(float.NegativeInfinity);
-        for (int i = 0; i < blocks; i++)
-        {
-            var valid = Vector512.LessThan(lane + Vector512.Create(i * Lanes), Vector512.Create(count)).AsSingle();
-            max = Vector512.Max(max, Vector512.ConditionalSelect(valid, Vector512.Load(scores + i * Lanes), Vector512.Create(float.NegativeInfinity)));
-        }
+        int last = blocks - 1;
+        var valid = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - last * Lanes)).AsSingle();
+        var tail = Vector512.ConditionalSelect(valid, Vector512.Load(scores + last * Lanes), Vector512.Create(float.NegativeInfinity));
+        var max = tail;
+        for (int i = 0; i < last; i++) max = Vector512.Max(max, Vector512.Load(scores + i * Lanes));
         var m = Vector512.Create(MaxAcross(max));
         var sum = Vector512<float>.Zero;
-        for (int i = 0; i < blocks; i++)
+        for (int i = 0; i < last; i++)
         {
-            var valid = Vector512.LessThan(lane + Vector512.Create(i * Lanes), Vector512.Create(count)).AsSingle();
-            var e = Vector512.ConditionalSelect(valid, Vector512.Exp(Vector512.Load(scores + i * Lanes) - m), Vector512<float>.Zero);
+            var e = Vector512.Exp(Vector512.Load(scores + i * Lanes) - m);
             e.Store(scores + i * Lanes);
             sum += e;
         }
-        var total = Vector512.Create(Vector512.Sum(sum));
-        for (int i = 0; i < blocks; i++) (Vector512.Load(scores + i * Lanes) / total).Store(scores + i * Lanes);
+        tail = Vector512.ConditionalSelect(valid, Vector512.Exp(tail - m), Vector512<float>.Zero);
+        sum += tail;
+        var inverse = Vector512.Create(1f / Vector512.Sum(sum));
+        for (int i = 0; i < last; i++) (Vector512.Load(scores + i * Lanes) * inverse).Store(scores + i * Lanes);
+        (tail * inverse).Store(scores + last * Lanes);
     }
 
     private static float MaxAcross(Vector512<float> v)

@@ -156,12 +156,17 @@ public sealed class TrainableLlama
         var a = Buffers(batch);
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
-        var x = a.Final.AsSpan(0, n * c.Dim);
-        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, x, c.Dim);
+        // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
+        // last), so each is kept for the backward without a copy; Final holds the branch outputs until the end.
+        int width = n * c.Dim;
+        var branch = a.Final.AsSpan(0, width);
+        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.Dim);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = _layers[l];
-            x.CopyTo(a.ResidPre[l]);
+            var x = a.ResidPre[l].AsSpan(0, width);
+            var mid = a.ResidMid[l].AsSpan(0, width);
+            var next = (l + 1 < c.Layers ? a.ResidPre[l + 1] : a.FinalIn).AsSpan(0, width);
             Ops.RmsNormForward(x, P.Value(L.AttnNorm), a.AttnIn[l], a.AttnInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
             LinearForward(L.Q, a.AttnIn[l], a.Q[l], n);
             LinearForward(L.K, a.AttnIn[l], a.K[l], n);
@@ -169,16 +174,15 @@ public sealed class TrainableLlama
             Ops.Rope(a.Q[l].AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
             Ops.Rope(a.K[l].AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
             Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-            LinearForward(L.O, a.Z[l], a.ResidMid[l], n);
-            TensorPrimitives.Add(a.ResidMid[l].AsSpan(0, n * c.Dim), x, a.ResidMid[l].AsSpan(0, n * c.Dim));
-            Ops.RmsNormForward(a.ResidMid[l], P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            LinearForward(L.O, a.Z[l], branch, n);
+            TensorPrimitives.Add(branch, x, mid);
+            Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
             Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Hidden));
-            LinearForward(L.Down, a.Swish[l], x, n);
-            TensorPrimitives.Add(x, a.ResidMid[l].AsSpan(0, n * c.Dim), x);
+            LinearForward(L.Down, a.Swish[l], branch, n);
+            TensorPrimitives.Add(branch, mid, next);
         }
-        x.CopyTo(a.FinalIn);
         Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.Dim, c.RmsEps);
         Gemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.Dim, c.Vocab);
         a.Last = batch;
