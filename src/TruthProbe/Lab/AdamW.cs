@@ -1,3 +1,6 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
 namespace TruthProbe.Lab;
 
 /// <summary>Linear warm-up to the peak rate, then a cosine down to <c>MinFraction</c> of it at the last step.</summary>
@@ -14,43 +17,90 @@ public sealed record LearningRateSchedule(double Peak, int WarmupSteps, int Tota
 /// <summary>
 /// AdamW (Loshchilov and Hutter) over the trainable tensors of a <see cref="ParameterSet"/>, with global
 /// gradient-norm clipping. Weight decay is decoupled and applies to matrices only (norm gains stay at scale).
+/// The trainable set is read when the optimizer is made. Both passes run on vectors over fixed shares of the
+/// flat parameter array (<see cref="RowParallel"/>), so they give the same bits on every run.
 /// </summary>
-public sealed class AdamW(ParameterSet parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
+public sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
 {
     private readonly float[] _m = new float[parameters.Values.Length];
     private readonly float[] _v = new float[parameters.Values.Length];
+    private readonly Segment[] _trainable = parameters.Tensors.Where(t => t.Trainable).Select(t => new Segment(t.Offset, t.Length, t.Shape.Length >= 2)).ToArray();
+    private readonly double[] _shareSquares = new double[RowParallel.Parts];
     private int _t;
+
+    private readonly record struct Segment(int Offset, int Length, bool Decayed);
+
+    /// <summary>One pass over the trainable parts of the flat arrays: sums of squares of G when <c>Squares</c> is set, else the update.</summary>
+    private struct Job : IRowJob<Job>
+    {
+        public float* W, G, M, V;
+        public Segment* Segments;
+        public int SegmentCount, Length;
+        public double* Squares;
+        public float Beta1, Beta2, StepSize, SqrtCorrection2, Eps, Decay;
+
+        public static void Rows(ref Job j, int first, int end, int part)
+        {
+            int from = first * Ops.Lanes, to = Math.Min(j.Length, end * Ops.Lanes);
+            var squares = Vector512<double>.Zero;
+            for (int s = 0; s < j.SegmentCount; s++)
+            {
+                var segment = j.Segments[s];
+                int lo = Math.Max(from, segment.Offset), hi = Math.Min(to, segment.Offset + segment.Length);
+                float decay = segment.Decayed ? j.Decay : 1f;
+                for (int i = lo; i < hi; i += Ops.Lanes)
+                {
+                    int count = Math.Min(Ops.Lanes, hi - i);
+                    var g = Ops.LoadPartial(j.G + i, count);
+                    if (j.Squares != null)
+                    {
+                        var (low, high) = Vector512.Widen(g);
+                        squares = Vector512.FusedMultiplyAdd(low, low, Vector512.FusedMultiplyAdd(high, high, squares));
+                        continue;
+                    }
+                    // The scalar update's operations in its order (no fused multiply-adds), on 16 lanes.
+                    var m = Vector512.Create(j.Beta1) * Ops.LoadPartial(j.M + i, count) + Vector512.Create(1 - j.Beta1) * g;
+                    var v = Vector512.Create(j.Beta2) * Ops.LoadPartial(j.V + i, count) + Vector512.Create(1 - j.Beta2) * g * g;
+                    var w = Ops.LoadPartial(j.W + i, count) * decay - Vector512.Create(j.StepSize) * m / (Vector512.Sqrt(v) / j.SqrtCorrection2 + Vector512.Create(j.Eps));
+                    Ops.StorePartial(m, j.M + i, count);
+                    Ops.StorePartial(v, j.V + i, count);
+                    Ops.StorePartial(w, j.W + i, count);
+                }
+            }
+            if (j.Squares != null) j.Squares[part] = Vector512.Sum(squares);
+        }
+    }
 
     /// <summary>Scales gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before.</summary>
     public double ClipGradients(double maxNorm)
     {
+        fixed (double* squares = _shareSquares) Run(new Job { Squares = squares });
         double sumSquares = 0;
-        foreach (var t in parameters.Tensors.Where(t => t.Trainable))
-            foreach (float g in parameters.Grads.AsSpan(t.Offset, t.Length)) sumSquares += (double)g * g;
+        foreach (double share in _shareSquares) sumSquares += share;
         double norm = Math.Sqrt(sumSquares);
-        if (norm > maxNorm)
-            System.Numerics.Tensors.TensorPrimitives.Multiply(parameters.Grads, (float)(maxNorm / norm), parameters.Grads);
+        if (norm > maxNorm) TensorPrimitives.Multiply(parameters.Grads, (float)(maxNorm / norm), parameters.Grads);
         return norm;
     }
 
     public void Step(double learningRate)
     {
         _t++;
-        float b1 = (float)beta1, b2 = (float)beta2;
         double correction1 = 1 - Math.Pow(beta1, _t), correction2 = 1 - Math.Pow(beta2, _t);
-        float stepSize = (float)(learningRate / correction1);
-        float sqrtCorrection2 = (float)Math.Sqrt(correction2);
-        var w = parameters.Values;
-        var g = parameters.Grads;
-        foreach (var t in parameters.Tensors.Where(t => t.Trainable))
+        Run(new Job
         {
-            float decay = t.Shape.Length >= 2 ? (float)(1 - learningRate * weightDecay) : 1f;
-            for (int i = t.Offset; i < t.Offset + t.Length; i++)
-            {
-                _m[i] = b1 * _m[i] + (1 - b1) * g[i];
-                _v[i] = b2 * _v[i] + (1 - b2) * g[i] * g[i];
-                w[i] = w[i] * decay - stepSize * _m[i] / (MathF.Sqrt(_v[i]) / sqrtCorrection2 + (float)eps);
-            }
+            Beta1 = (float)beta1, Beta2 = (float)beta2, Eps = (float)eps, Decay = (float)(1 - learningRate * weightDecay),
+            StepSize = (float)(learningRate / correction1), SqrtCorrection2 = (float)Math.Sqrt(correction2),
+        });
+    }
+
+    private void Run(Job job)
+    {
+        fixed (float* w = parameters.Values, g = parameters.Grads, m = _m, v = _v)
+        fixed (Segment* segments = _trainable)
+        {
+            job.W = w; job.G = g; job.M = m; job.V = v;
+            job.Segments = segments; job.SegmentCount = _trainable.Length; job.Length = parameters.Values.Length;
+            RowParallel.Run(ref job, (job.Length + Ops.Lanes - 1) / Ops.Lanes);
         }
     }
 }

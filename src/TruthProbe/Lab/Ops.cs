@@ -1,16 +1,19 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using TruthProbe.Model;
 
 namespace TruthProbe.Lab;
 
 /// <summary>
 /// The layers of the Llama-style decoder, forward and backward, on row-major spans ([rows, width]).
 /// Convention: a forward writes its output; a backward ADDS into the gradients of its inputs and weights
-/// (residual branches and shared weights then need no extra code), so callers zero gradients once.
+/// (residual branches and shared weights then need no extra code), so callers zero gradients once. Except
+/// SwiGLU and attention, whose input gradients have no other source: their backwards write them, which saves
+/// a zeroing pass over the widest activations. Work is split over the cores in fixed shares, so every result
+/// is the same bits whatever the thread timing.
 /// </summary>
-public static class Ops
+public static unsafe class Ops
 {
     // ---- embedding ----
 
@@ -30,37 +33,112 @@ public static class Ops
 
     // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ----
 
-    public static void RmsNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, Span<float> invRms, int dim, float eps)
+    private struct RmsNormJob : IRowJob<RmsNormJob>
     {
-        int rows = invRms.Length;
-        for (int r = 0; r < rows; r++)
+        public float* X, W, Y, InvRms, Dy, Dx, DwParts;
+        public int Dim;
+        public float Eps;
+
+        public static void Rows(ref RmsNormJob j, int first, int end, int part)
         {
-            var xr = x.Slice(r * dim, dim);
-            float inv = 1f / MathF.Sqrt(TensorPrimitives.Dot(xr, xr) / dim + eps);
-            invRms[r] = inv;
-            var yr = y.Slice(r * dim, dim);
-            TensorPrimitives.Multiply(xr, inv, yr);
-            TensorPrimitives.Multiply(yr, w, yr);
+            int dim = j.Dim;
+            for (int r = first; r < end; r++)
+            {
+                float* x = j.X + (long)r * dim, y = j.Y + (long)r * dim;
+                var squares = Vector512<float>.Zero;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    var v = LoadPartial(x + i, Math.Min(Lanes, dim - i));
+                    squares = Vector512.FusedMultiplyAdd(v, v, squares);
+                }
+                float inv = 1f / MathF.Sqrt(Vector512.Sum(squares) / dim + j.Eps);
+                j.InvRms[r] = inv;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    StorePartial(LoadPartial(x + i, count) * inv * LoadPartial(j.W + i, count), y + i, count);
+                }
+            }
         }
     }
 
-    /// <summary>With xhat = x·inv and g = dy⊙w: dx = inv·(g − xhat·mean(g⊙xhat)), dw = Σ dy⊙xhat.</summary>
+    public static void RmsNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, Span<float> invRms, int dim, float eps)
+    {
+        int rows = invRms.Length;
+        CheckRows(x.Length, y.Length, rows, dim);
+        fixed (float* px = x, pw = w, py = y, pinv = invRms)
+        {
+            var job = new RmsNormJob { X = px, W = pw, Y = py, InvRms = pinv, Dim = dim, Eps = eps };
+            RowParallel.Run(ref job, rows);
+        }
+    }
+
+    private struct RmsNormBackwardJob : IRowJob<RmsNormBackwardJob>
+    {
+        public RmsNormJob Shapes;
+
+        public static void Rows(ref RmsNormBackwardJob job, int first, int end, int part)
+        {
+            ref var j = ref job.Shapes;
+            int dim = j.Dim;
+            float* dw = j.DwParts + (long)part * dim;
+            new Span<float>(dw, dim).Clear();
+            for (int r = first; r < end; r++)
+            {
+                float* x = j.X + (long)r * dim, dy = j.Dy + (long)r * dim, dx = j.Dx + (long)r * dim;
+                float inv = j.InvRms[r];
+                var dot = Vector512<float>.Zero;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    var xhat = LoadPartial(x + i, count) * inv;
+                    var dyi = LoadPartial(dy + i, count);
+                    StorePartial(Vector512.FusedMultiplyAdd(dyi, xhat, LoadPartial(dw + i, count)), dw + i, count);
+                    dot = Vector512.FusedMultiplyAdd(dyi * LoadPartial(j.W + i, count), xhat, dot);
+                }
+                float mean = Vector512.Sum(dot) / dim;
+                for (int i = 0; i < dim; i += Lanes)
+                {
+                    int count = Math.Min(Lanes, dim - i);
+                    var xhat = LoadPartial(x + i, count) * inv;
+                    var g = LoadPartial(dy + i, count) * LoadPartial(j.W + i, count);
+                    StorePartial(LoadPartial(dx + i, count) + g * inv - xhat * (inv * mean), dx + i, count);
+                }
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? _shareSums;
+
+    /// <summary>
+    /// With xhat = x·inv and g = dy⊙w: dx += inv·(g − xhat·mean(g⊙xhat)), dw += Σ dy⊙xhat (summed per row
+    /// share, then the shares in order).
+    /// </summary>
     public static void RmsNormBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> invRms,
         Span<float> dx, Span<float> dw, int dim)
     {
-        Span<float> g = stackalloc float[dim];
-        Span<float> xhat = stackalloc float[dim];
-        for (int r = 0; r < invRms.Length; r++)
+        int rows = invRms.Length;
+        CheckRows(x.Length, dy.Length, rows, dim);
+        CheckRows(dx.Length, dx.Length, rows, dim);
+        var dwParts = ShareSums(RowParallel.Parts * dim);
+        fixed (float* pdy = dy, px = x, pw = w, pinv = invRms, pdx = dx, pparts = dwParts)
         {
-            var dyr = dy.Slice(r * dim, dim);
-            float inv = invRms[r];
-            TensorPrimitives.Multiply(x.Slice(r * dim, dim), inv, xhat);
-            TensorPrimitives.Multiply(dyr, w, g);
-            TensorPrimitives.MultiplyAdd(dyr, xhat, dw, dw);
-            float mean = TensorPrimitives.Dot(g, xhat) / dim;
-            var dxr = dx.Slice(r * dim, dim);
-            for (int i = 0; i < dim; i++) dxr[i] += inv * (g[i] - xhat[i] * mean);
+            var job = new RmsNormBackwardJob { Shapes = new RmsNormJob { Dy = pdy, X = px, W = pw, InvRms = pinv, Dx = pdx, DwParts = pparts, Dim = dim } };
+            RowParallel.Run(ref job, rows);
         }
+        for (int part = 0; part < RowParallel.Parts; part++) TensorPrimitives.Add(dw, dwParts.AsSpan(part * dim, dim), dw);
+    }
+
+    /// <summary>The calling thread's buffer for per-share partial sums.</summary>
+    private static float[] ShareSums(int length)
+    {
+        if (_shareSums == null || _shareSums.Length < length) _shareSums = new float[length];
+        return _shareSums;
+    }
+
+    private static void CheckRows(int a, int b, int rows, int width)
+    {
+        if (a < (long)rows * width || b < (long)rows * width) throw new ArgumentException("span shorter than rows x width");
     }
 
     // ---- RoPE, Hugging Face half-split convention: pairs (i, i + headDim/2) ----
@@ -81,170 +159,444 @@ public static class Ops
         return (cos, sin);
     }
 
+    private struct RopeJob : IRowJob<RopeJob>
+    {
+        public float* X, Cos, Sin;
+        public int SeqLen, Heads, HeadDim;
+        public float Sign;
+
+        public static void Rows(ref RopeJob j, int first, int end, int part)
+        {
+            int half = j.HeadDim / 2, width = j.Heads * j.HeadDim;
+            for (int r = first; r < end; r++)
+            {
+                int pos = r % j.SeqLen;
+                float* c = j.Cos + (long)pos * half, s = j.Sin + (long)pos * half;
+                for (int h = 0; h < j.Heads; h++)
+                {
+                    float* v = j.X + (long)r * width + h * j.HeadDim;
+                    for (int i = 0; i < half; i++)
+                    {
+                        float a = v[i], b = v[i + half], si = j.Sign * s[i];
+                        v[i] = a * c[i] - b * si;
+                        v[i + half] = b * c[i] + a * si;
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// Rotates every head of x [rows, heads·headDim] in place; row r sits at position r mod seqLen. The
     /// backward of a rotation is the rotation by the opposite angle, so <paramref name="inverse"/> serves it.
     /// </summary>
     public static void Rope(Span<float> x, int seqLen, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, bool inverse = false)
     {
-        int half = headDim / 2, width = heads * headDim, rows = x.Length / width;
-        float sign = inverse ? -1f : 1f;
-        for (int r = 0; r < rows; r++)
+        int width = heads * headDim, rows = x.Length / width;
+        if (cos.Length < Math.Min(rows, seqLen) * (headDim / 2) || sin.Length < cos.Length) throw new ArgumentException("RoPE tables shorter than the sequence");
+        fixed (float* px = x, pc = cos, ps = sin)
         {
-            int pos = r % seqLen;
-            var c = cos.Slice(pos * half, half);
-            var s = sin.Slice(pos * half, half);
-            for (int h = 0; h < heads; h++)
-            {
-                var v = x.Slice(r * width + h * headDim, headDim);
-                for (int i = 0; i < half; i++)
-                {
-                    float a = v[i], b = v[i + half], si = sign * s[i];
-                    v[i] = a * c[i] - b * si;
-                    v[i + half] = b * c[i] + a * si;
-                }
-            }
+            var job = new RopeJob { X = px, Cos = pc, Sin = ps, SeqLen = seqLen, Heads = heads, HeadDim = headDim, Sign = inverse ? -1f : 1f };
+            RowParallel.Run(ref job, rows);
         }
     }
 
     // ---- causal grouped-query attention ----
 
+    internal const int Lanes = 16;
+
+    /// <summary>One attention call: shapes and the spans as pointers, read by every worker (see <see cref="WorkerPool"/>).</summary>
+    private struct AttentionJob
+    {
+        public float* Q, K, V, Z, Probs, DQ, DK, DV;
+        public int Batch, SeqLen, Heads, KvHeads, HeadDim;
+    }
+
+    [ThreadStatic] private static float[]? _attentionScratch;
+
     /// <summary>
     /// q [B·T, H·hd], k and v [B·T, Hkv·hd] → z [B·T, H·hd]; query head h reads kv head h / (H/Hkv).
     /// probs [B, H, T, T] keeps the softmax weights for the backward (entries above the diagonal are 0).
+    /// Work items are (sequence, kv head) with its query heads, split statically over the cores: each writes
+    /// only its own rows, so the result does not depend on the thread count.
     /// </summary>
     public static void AttentionForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z, Span<float> probs,
         int batch, int seqLen, int heads, int kvHeads, int headDim)
     {
-        for (int b = 0; b < batch; b++) AttentionForwardOne(q, k, v, z, probs, b, seqLen, heads, kvHeads, headDim);
-    }
-
-    internal static void AttentionForwardOne(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z, Span<float> probs,
-        int b, int seqLen, int heads, int kvHeads, int headDim)
-    {
-        int qWidth = heads * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
-        for (int h = 0; h < heads; h++)
+        CheckAttention(q.Length, k.Length, v.Length, z.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        fixed (float* pq = q, pk = k, pv = v, pz = z, pp = probs)
         {
-            int kvOffset = (h / group) * headDim;
-            for (int t = 0; t < seqLen; t++)
-            {
-                var qt = q.Slice((b * seqLen + t) * qWidth + h * headDim, headDim);
-                var p = probs.Slice(((b * heads + h) * seqLen + t) * seqLen, seqLen);
-                for (int s = 0; s <= t; s++) p[s] = scale * HeadDot(qt, k.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim));
-                TensorPrimitives.SoftMax(p[..(t + 1)], p[..(t + 1)]);
-                p[(t + 1)..].Clear();
-                var zt = z.Slice((b * seqLen + t) * qWidth + h * headDim, headDim);
-                zt.Clear();
-                for (int s = 0; s <= t; s++) HeadAxpy(v.Slice((b * seqLen + s) * kvWidth + kvOffset, headDim), p[s], zt);
-            }
-        }
-    }
-
-    /// <summary>dP = dz·vᵀ, dv += Pᵀ·dz, dS = P⊙(dP − rowsum(dP⊙P)), dq += scale·dS·k, dk += scale·dSᵀ·q.</summary>
-    public static void AttentionBackward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
-        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim)
-    {
-        var dS = new float[seqLen];
-        for (int b = 0; b < batch; b++) AttentionBackwardOne(dz, q, k, v, probs, dq, dk, dv, dS, b, seqLen, heads, kvHeads, headDim);
-    }
-
-    internal static void AttentionBackwardOne(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
-        Span<float> dq, Span<float> dk, Span<float> dv, Span<float> dS, int b, int seqLen, int heads, int kvHeads, int headDim)
-    {
-        int qWidth = heads * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
-        for (int h = 0; h < heads; h++)
-        {
-            int kvOffset = (h / group) * headDim;
-            for (int t = 0; t < seqLen; t++)
-            {
-                int qRow = (b * seqLen + t) * qWidth + h * headDim;
-                var dzt = dz.Slice(qRow, headDim);
-                var p = probs.Slice(((b * heads + h) * seqLen + t) * seqLen, t + 1);
-                var ds = dS[..(t + 1)];
-                for (int s = 0; s <= t; s++)
-                {
-                    int kvRow = (b * seqLen + s) * kvWidth + kvOffset;
-                    ds[s] = HeadDot(dzt, v.Slice(kvRow, headDim));
-                    var dvs = dv.Slice(kvRow, headDim);
-                    HeadAxpy(dzt, p[s], dvs);
-                }
-                float rowDot = TensorPrimitives.Dot(ds, p);
-                for (int s = 0; s <= t; s++) ds[s] = scale * p[s] * (ds[s] - rowDot);
-                var qt = q.Slice(qRow, headDim);
-                var dqt = dq.Slice(qRow, headDim);
-                for (int s = 0; s <= t; s++)
-                {
-                    int kvRow = (b * seqLen + s) * kvWidth + kvOffset;
-                    HeadAxpy(k.Slice(kvRow, headDim), ds[s], dqt);
-                    var dks = dk.Slice(kvRow, headDim);
-                    HeadAxpy(qt, ds[s], dks);
-                }
-            }
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pz, Probs = pp, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            WorkerPool.Run(&AttentionForwardPart, &job, AttentionParts(job));
         }
     }
 
     /// <summary>
-    /// Dot product of two head vectors. Heads are short (16-64 floats) and these calls sit in the innermost
-    /// attention loops, so whole Vector512 chunks are done inline; other lengths fall back to TensorPrimitives.
+    /// dP = dz·vᵀ, dS = P⊙(dP − rowsum(dP⊙P)), dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dz. Writes (does not add)
+    /// dq, dk and dv: attention is their only source, so the caller needs no zeroing pass.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float HeadDot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    public static void AttentionBackward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim)
     {
-        if (!Vector512.IsHardwareAccelerated || a.Length % 16 != 0 || b.Length != a.Length) return TensorPrimitives.Dot(a, b);
-        ref float ra = ref MemoryMarshal.GetReference(a), rb = ref MemoryMarshal.GetReference(b);
-        var acc = Vector512.LoadUnsafe(ref ra) * Vector512.LoadUnsafe(ref rb);
-        for (nuint i = 16; i < (nuint)a.Length; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref ra, i), Vector512.LoadUnsafe(ref rb, i), acc);
-        return Vector512.Sum(acc);
+        CheckAttention(q.Length, k.Length, v.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        CheckAttention(dq.Length, dk.Length, dv.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pp = probs, pdq = dq, pdk = dk, pdv = dv)
+        {
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pdz, Probs = pp, DQ = pdq, DK = pdk, DV = pdv, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            WorkerPool.Run(&AttentionBackwardPart, &job, AttentionParts(job));
+        }
     }
 
-    /// <summary>y += alpha·x for head vectors (see <see cref="HeadDot"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void HeadAxpy(ReadOnlySpan<float> x, float alpha, Span<float> y)
+    private static void CheckAttention(int q, int k, int v, int z, int probs, int batch, int seqLen, int heads, int kvHeads, int headDim)
     {
-        if (!Vector512.IsHardwareAccelerated || x.Length % 16 != 0 || y.Length != x.Length) { TensorPrimitives.MultiplyAdd(x, alpha, y, y); return; }
-        ref float rx = ref MemoryMarshal.GetReference(x), ry = ref MemoryMarshal.GetReference(y);
-        var a = Vector512.Create(alpha);
-        for (nuint i = 0; i < (nuint)x.Length; i += 16)
-            Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref rx, i), a, Vector512.LoadUnsafe(ref ry, i)).StoreUnsafe(ref ry, i);
+        long rows = (long)batch * seqLen;
+        if (heads % kvHeads != 0 || q < rows * heads * headDim || z < rows * heads * headDim || k < rows * kvHeads * headDim
+            || v < rows * kvHeads * headDim || probs < rows * heads * seqLen)
+            throw new ArgumentException("attention spans shorter than their shapes");
+    }
+
+    private static int AttentionParts(in AttentionJob j) =>
+        (long)j.Batch * j.Heads * j.SeqLen * j.SeqLen * j.HeadDim < 1 << 15 ? 1 : Math.Min(WorkerPool.Count, j.Batch * j.KvHeads);
+
+    /// <summary>Per-thread scratch of at least <paramref name="length"/> floats, kept across calls.</summary>
+    private static float[] AttentionScratch(int length)
+    {
+        if (_attentionScratch == null || _attentionScratch.Length < length) _attentionScratch = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        return _attentionScratch;
+    }
+
+    /// <summary>
+    /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
+    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// </summary>
+    private const int Tile = 4;
+
+    private static void AttentionForwardPart(void* args, int part, int parts)
+    {
+        ref AttentionJob j = ref *(AttentionJob*)args;
+        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * padded + Tile * hd))
+        {
+            float* keysT = scratch, queries = keysT + hd * padded, scores = queries + tiled * hd, outputs = scores + Tile * padded;
+            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            {
+                int b = item / j.KvHeads, g = item % j.KvHeads;
+                float* values = j.V + (long)b * T * kvWidth + g * hd;
+                Transpose(j.K + (long)b * T * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    float* z = j.Z + (long)b * T * qWidth + h * hd;
+                    float* probs = j.Probs + (long)(b * j.Heads + h) * T * T;
+                    CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
+                    {
+                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / Lanes + 1, written = Math.Min(T, blocks * Lanes);
+                        TileTimesTransposed(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        for (int r = 0; r < Tile; r++) CausalSoftmax(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        WeightedRowSums(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* p = probs + (long)(t0 + r) * T;
+                            new ReadOnlySpan<float>(scores + r * padded, written).CopyTo(new Span<float>(p, written));
+                            new Span<float>(p + written, T - written).Clear();
+                            new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void AttentionBackwardPart(void* args, int part, int parts)
+    {
+        ref AttentionJob j = ref *(AttentionJob*)args;
+        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + 2 * tiled * padded + Tile * hd))
+        {
+            float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
+            float* p = dz + tiled * hd, dS = p + tiled * padded, sums = dS + tiled * padded;
+            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            {
+                int b = item / j.KvHeads, g = item % j.KvHeads;
+                long kvBase = (long)b * T * kvWidth + g * hd;
+                Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    long qBase = (long)b * T * qWidth + h * hd;
+                    CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
+                    CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
+                    CopyRows(j.Probs + (long)(b * j.Heads + h) * T * T, T, p, T, tiled, padded, T);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
+                    {
+                        int blocks = (t0 + Tile - 1) / Lanes + 1;
+                        TileTimesTransposed(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        for (int r = 0; r < Tile; r++) SoftmaxBackward(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        WeightedRowSums(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
+                        PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
+                    }
+                    // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
+                    for (int s0 = 0; s0 < T; s0 += Tile)
+                    {
+                        int rows = Math.Min(Tile, T - s0);
+                        WeightedRowSums(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
+                        PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
+                        WeightedRowSums(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
+                        PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
+                    }
+                }
+            }
+        }
+    }
+
+    private static int RoundUp(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+
+    /// <summary>dst[c, s] = src[s, c] for one head (rows <paramref name="stride"/> apart), columns T..padded zeroed.</summary>
+    private static void Transpose(float* src, int stride, float* dst, int rows, int headDim, int padded)
+    {
+        for (int c = 0; c < headDim; c++)
+        {
+            float* row = dst + (long)c * padded;
+            for (int s = 0; s < rows; s++) row[s] = src[(long)s * stride + c];
+            for (int s = rows; s < padded; s++) row[s] = 0;
+        }
+    }
+
+    /// <summary>
+    /// rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, dstWidth], the rest of dst
+    /// zero: the first <paramref name="width"/> columns of each row are copied (all of dstWidth when omitted).
+    /// </summary>
+    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int dstWidth, int width = -1)
+    {
+        if (width < 0) width = dstWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * dstWidth, width));
+            new Span<float>(dst + (long)r * dstWidth + width, dstWidth - width).Clear();
+        }
+        new Span<float>(dst + (long)rows * dstWidth, (allRows - rows) * dstWidth).Clear();
+    }
+
+    /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>
+    private static void PutRows(float* sums, float* dst, long stride, int rows, int headDim, bool accumulate)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var d = new Span<float>(dst + r * stride, headDim);
+            var row = new ReadOnlySpan<float>(sums + r * headDim, headDim);
+            if (accumulate) TensorPrimitives.Add(d, row, d);
+            else row.CopyTo(d);
+        }
+    }
+
+    /// <summary>
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks·16 columns
+    /// of mT [headDim, padded]: 16 keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// </summary>
+    private static void TileTimesTransposed(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output)
+    {
+        for (int i = 0; i < blocks; i++)
+        {
+            float* column = mT + i * Lanes;
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int c = 0; c < headDim; c++)
+            {
+                var m = Vector512.Load(column + (long)c * padded);
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(x[c]), m, s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(x[headDim + c]), m, s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(x[2 * headDim + c]), m, s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(x[3 * headDim + c]), m, s3);
+            }
+            (s0 * alpha).Store(output + i * Lanes);
+            (s1 * alpha).Store(output + padded + i * Lanes);
+            (s2 * alpha).Store(output + 2 * padded + i * Lanes);
+            (s3 * alpha).Store(output + 3 * padded + i * Lanes);
+        }
+    }
+
+    /// <summary>
+    /// In place over blocks·16 scores: softmax of the first <paramref name="count"/>, zeros after. Only the last
+    /// block may be partly masked (count &gt; (blocks − 1)·16: the rows of a 4-row tile share their 16-key blocks).
+    /// </summary>
+    private static void CausalSoftmax(float* scores, int count, int blocks)
+    {
+        int last = blocks - 1;
+        var valid = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - last * Lanes)).AsSingle();
+        var tail = Vector512.ConditionalSelect(valid, Vector512.Load(scores + last * Lanes), Vector512.Create(float.NegativeInfinity));
+        var max = tail;
+        for (int i = 0; i < last; i++) max = Vector512.Max(max, Vector512.Load(scores + i * Lanes));
+        var m = Vector512.Create(MaxAcross(max));
+        var sum = Vector512<float>.Zero;
+        for (int i = 0; i < last; i++)
+        {
+            var e = Vector512.Exp(Vector512.Load(scores + i * Lanes) - m);
+            e.Store(scores + i * Lanes);
+            sum += e;
+        }
+        tail = Vector512.ConditionalSelect(valid, Vector512.Exp(tail - m), Vector512<float>.Zero);
+        sum += tail;
+        var inverse = Vector512.Create(1f / Vector512.Sum(sum));
+        for (int i = 0; i < last; i++) (Vector512.Load(scores + i * Lanes) * inverse).Store(scores + i * Lanes);
+        (tail * inverse).Store(scores + last * Lanes);
+    }
+
+    private static float MaxAcross(Vector512<float> v)
+    {
+        var half = Vector256.Max(v.GetLower(), v.GetUpper());
+        var quarter = Vector128.Max(half.GetLower(), half.GetUpper());
+        return MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
+    }
+
+    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks·16 entries (P is 0 past the diagonal).</summary>
+    private static void SoftmaxBackward(float* p, float* ds, int blocks, float scale)
+    {
+        var dot = Vector512<float>.Zero;
+        for (int i = 0; i < blocks; i++) dot = Vector512.FusedMultiplyAdd(Vector512.Load(ds + i * Lanes), Vector512.Load(p + i * Lanes), dot);
+        var rowDot = Vector512.Create(Vector512.Sum(dot));
+        for (int i = 0; i < blocks; i++)
+        {
+            var pi = Vector512.Load(p + i * Lanes);
+            (pi * scale * (Vector512.Load(ds + i * Lanes) - rowDot)).Store(ds + i * Lanes);
+        }
+    }
+
+    /// <summary>
+    /// output[r] = Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
+    /// head rows: each 16-wide chunk of a head row, loaded once, feeds four register accumulators.
+    /// </summary>
+    private static void WeightedRowSums(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output)
+    {
+        int c = 0;
+        for (; c + Lanes <= headDim; c += Lanes)
+        {
+            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            for (int s = 0; s < count; s++)
+            {
+                var row = Vector512.Load(rows + s * rowStride + c);
+                float* ws = w + s * wStep;
+                o0 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[0]), row, o0);
+                o1 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[wRow]), row, o1);
+                o2 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[2 * wRow]), row, o2);
+                o3 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[3 * wRow]), row, o3);
+            }
+            o0.Store(output + c); o1.Store(output + headDim + c); o2.Store(output + 2 * headDim + c); o3.Store(output + 3 * headDim + c);
+        }
+        for (; c < headDim; c++)
+            for (int r = 0; r < Tile; r++)
+            {
+                float sum = 0;
+                for (int s = 0; s < count; s++) sum = MathF.FusedMultiplyAdd(w[r * wRow + s * wStep], rows[s * rowStride + c], sum);
+                output[r * headDim + c] = sum;
+            }
     }
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----
 
-    public static void SwiGluForward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> h)
+    /// <summary>Elementwise spans as pointers; a "row" is one vector of 16 elements, the last one possibly partial.</summary>
+    private struct SwiGluJob : IRowJob<SwiGluJob>
     {
-        gate = gate[..h.Length];
-        TensorPrimitives.Sigmoid(gate, h);
-        TensorPrimitives.Multiply(h, gate, h);
-        TensorPrimitives.Multiply(h, up[..h.Length], h);
-    }
+        public float* Gate, Up, H, DGate, DUp;
+        public int Length;
 
-    /// <summary>
-    /// silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu(g)·(1 − σ). Works in chunks so the sigmoid is
-    /// vectorised with stack buffers only.
-    /// </summary>
-    public static void SwiGluBackward(ReadOnlySpan<float> dh, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp)
-    {
-        const int chunk = 256;
-        Span<float> sigBuffer = stackalloc float[chunk], siluBuffer = stackalloc float[chunk], tmpBuffer = stackalloc float[chunk];
-        for (int start = 0; start < dh.Length; start += chunk)
+        public static void Rows(ref SwiGluJob j, int first, int end, int part)
         {
-            int len = Math.Min(chunk, dh.Length - start);
-            ReadOnlySpan<float> d = dh.Slice(start, len), g = gate.Slice(start, len), u = up.Slice(start, len);
-            Span<float> dg = dGate.Slice(start, len), du = dUp.Slice(start, len);
-            Span<float> sig = sigBuffer[..len], silu = siluBuffer[..len], tmp = tmpBuffer[..len];
-            TensorPrimitives.Sigmoid(g, sig);
-            TensorPrimitives.Multiply(g, sig, silu);
-            TensorPrimitives.MultiplyAdd(d, silu, du, du);
-            TensorPrimitives.Subtract(1f, sig, tmp);
-            TensorPrimitives.FusedMultiplyAdd(silu, tmp, sig, silu); // silu'(g)
-            TensorPrimitives.Multiply(d, u, tmp);
-            TensorPrimitives.MultiplyAdd(tmp, silu, dg, dg);
+            for (int i = first * Lanes; i < Math.Min(j.Length, end * Lanes); i += Lanes)
+            {
+                int count = Math.Min(Lanes, j.Length - i);
+                var g = LoadPartial(j.Gate + i, count);
+                var sig = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-g));
+                var silu = g * sig;
+                var u = LoadPartial(j.Up + i, count);
+                if (j.DGate == null)
+                {
+                    StorePartial(silu * u, j.H + i, count);
+                    continue;
+                }
+                // silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu(g)·(1 − σ)
+                var dh = LoadPartial(j.H + i, count);
+                StorePartial(dh * u * Vector512.FusedMultiplyAdd(silu, Vector512<float>.One - sig, sig), j.DGate + i, count);
+                StorePartial(dh * silu, j.DUp + i, count);
+            }
         }
     }
 
+    public static void SwiGluForward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> h)
+    {
+        if (gate.Length < h.Length || up.Length < h.Length) throw new ArgumentException("SwiGLU inputs shorter than the output");
+        fixed (float* pg = gate, pu = up, ph = h)
+        {
+            var job = new SwiGluJob { Gate = pg, Up = pu, H = ph, Length = h.Length };
+            RowParallel.Run(ref job, (h.Length + Lanes - 1) / Lanes);
+        }
+    }
+
+    /// <summary>
+    /// Writes (does not add) dGate and dUp: they have no other source, so the caller needs no zeroing pass over
+    /// the MLP's widest activations.
+    /// </summary>
+    public static void SwiGluBackward(ReadOnlySpan<float> dh, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp)
+    {
+        if (gate.Length < dh.Length || up.Length < dh.Length || dGate.Length < dh.Length || dUp.Length < dh.Length)
+            throw new ArgumentException("SwiGLU spans shorter than the gradient");
+        fixed (float* pdh = dh, pg = gate, pu = up, pdg = dGate, pdu = dUp)
+        {
+            var job = new SwiGluJob { Gate = pg, Up = pu, H = pdh, DGate = pdg, DUp = pdu, Length = dh.Length };
+            RowParallel.Run(ref job, (dh.Length + Lanes - 1) / Lanes);
+        }
+    }
+
+    /// <summary>The first <paramref name="count"/> (≤ 16) floats at p, zeros after; reads nothing past them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> LoadPartial(float* p, int count)
+    {
+        if (count == Lanes) return Vector512.Load(p);
+        var v = Vector512<float>.Zero;
+        for (int i = 0; i < count; i++) v = v.WithElement(i, p[i]);
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StorePartial(Vector512<float> v, float* p, int count)
+    {
+        if (count == Lanes) { v.Store(p); return; }
+        for (int i = 0; i < count; i++) p[i] = v.GetElement(i);
+    }
+
     // ---- cross-entropy with per-row weights ----
+
+    private struct CrossEntropyJob : IRowJob<CrossEntropyJob>
+    {
+        public float* Logits, Weights, DLogits;
+        public int* Targets;
+        public double* Loss;
+        public int* Correct;
+        public int Vocab;
+        public double WeightSum;
+
+        public static void Rows(ref CrossEntropyJob j, int first, int end, int part)
+        {
+            double loss = 0;
+            int correct = 0;
+            for (int r = first; r < end; r++)
+            {
+                var dr = new Span<float>(j.DLogits + (long)r * j.Vocab, j.Vocab);
+                float w = j.Weights[r];
+                if (w == 0) { dr.Clear(); continue; }
+                var lr = new ReadOnlySpan<float>(j.Logits + (long)r * j.Vocab, j.Vocab);
+                TensorPrimitives.SoftMax(lr, dr);
+                int target = j.Targets[r];
+                loss -= w * Math.Log(Math.Max(dr[target], 1e-30f));
+                if (TensorPrimitives.IndexOfMax(lr) == target) correct++;
+                dr[target] -= 1f;
+                TensorPrimitives.Multiply(dr, (float)(w / j.WeightSum), dr);
+            }
+            j.Loss[part] = loss;
+            j.Correct[part] = correct;
+        }
+    }
 
     /// <summary>
     /// Mean over weighted rows of −log softmax(logits)[target]; rows of weight 0 (prompt tokens, padding)
@@ -253,24 +605,27 @@ public static class Ops
     /// </summary>
     public static double CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> weights, Span<float> dLogits, int vocab, out int correct)
     {
+        int rows = weights.Length;
+        CheckRows(logits.Length, dLogits.Length, rows, vocab);
+        if (targets.Length < rows) throw new ArgumentException("fewer targets than weighted rows");
         double weightSum = 0;
         foreach (float w in weights) weightSum += w;
         correct = 0;
-        dLogits.Clear();
-        if (weightSum == 0) return 0;
-        double loss = 0;
-        for (int r = 0; r < weights.Length; r++)
+        if (weightSum == 0)
         {
-            if (weights[r] == 0) continue;
-            var lr = logits.Slice(r * vocab, vocab);
-            var dr = dLogits.Slice(r * vocab, vocab);
-            TensorPrimitives.SoftMax(lr, dr);
-            int target = targets[r];
-            loss -= weights[r] * Math.Log(Math.Max(dr[target], 1e-30f));
-            if (TensorPrimitives.IndexOfMax(lr) == target) correct++;
-            dr[target] -= 1f;
-            TensorPrimitives.Multiply(dr, (float)(weights[r] / weightSum), dr);
+            dLogits[..(rows * vocab)].Clear();
+            return 0;
         }
+        double* partLoss = stackalloc double[RowParallel.Parts];
+        int* partCorrect = stackalloc int[RowParallel.Parts];
+        fixed (float* pl = logits, pw = weights, pd = dLogits)
+        fixed (int* pt = targets)
+        {
+            var job = new CrossEntropyJob { Logits = pl, Weights = pw, DLogits = pd, Targets = pt, Loss = partLoss, Correct = partCorrect, Vocab = vocab, WeightSum = weightSum };
+            RowParallel.Run(ref job, rows);
+        }
+        double loss = 0;
+        for (int part = 0; part < RowParallel.Parts; part++) { loss += partLoss[part]; correct += partCorrect[part]; }
         return loss / weightSum;
     }
 }

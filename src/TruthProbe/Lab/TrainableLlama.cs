@@ -156,30 +156,33 @@ public sealed class TrainableLlama
         var a = Buffers(batch);
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
-        var x = a.Final.AsSpan(0, n * c.Dim);
-        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, x, c.Dim);
+        // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
+        // last), so each is kept for the backward without a copy; Final holds the branch outputs until the end.
+        int width = n * c.Dim;
+        var branch = a.Final.AsSpan(0, width);
+        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.Dim);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = _layers[l];
-            x.CopyTo(a.ResidPre[l]);
+            var x = a.ResidPre[l].AsSpan(0, width);
+            var mid = a.ResidMid[l].AsSpan(0, width);
+            var next = (l + 1 < c.Layers ? a.ResidPre[l + 1] : a.FinalIn).AsSpan(0, width);
             Ops.RmsNormForward(x, P.Value(L.AttnNorm), a.AttnIn[l], a.AttnInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
             LinearForward(L.Q, a.AttnIn[l], a.Q[l], n);
             LinearForward(L.K, a.AttnIn[l], a.K[l], n);
             LinearForward(L.V, a.AttnIn[l], a.V[l], n);
             Ops.Rope(a.Q[l].AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
             Ops.Rope(a.K[l].AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
-            float[] q = a.Q[l], k = a.K[l], v = a.V[l], z = a.Z[l], probs = a.Probs[l];
-            Parallel.For(0, batch.Batch, b => Ops.AttentionForwardOne(q, k, v, z, probs, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim));
-            LinearForward(L.O, a.Z[l], a.ResidMid[l], n);
-            TensorPrimitives.Add(a.ResidMid[l].AsSpan(0, n * c.Dim), x, a.ResidMid[l].AsSpan(0, n * c.Dim));
-            Ops.RmsNormForward(a.ResidMid[l], P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
+            LinearForward(L.O, a.Z[l], branch, n);
+            TensorPrimitives.Add(branch, x, mid);
+            Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
             Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Hidden));
-            LinearForward(L.Down, a.Swish[l], x, n);
-            TensorPrimitives.Add(x, a.ResidMid[l].AsSpan(0, n * c.Dim), x);
+            LinearForward(L.Down, a.Swish[l], branch, n);
+            TensorPrimitives.Add(branch, mid, next);
         }
-        x.CopyTo(a.FinalIn);
         Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.Dim, c.RmsEps);
         Gemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.Dim, c.Vocab);
         a.Last = batch;
@@ -223,8 +226,6 @@ public sealed class TrainableLlama
             var L = _layers[l];
             // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
             LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Hidden), n, accumulateInput: false);
-            a.DGate.AsSpan(0, n * c.Hidden).Clear();
-            a.DUp.AsSpan(0, n * c.Hidden).Clear();
             Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Hidden), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
             LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.Up, a.DUp, a.MlpIn[l], dNorm, n, accumulateInput: true);
@@ -232,15 +233,7 @@ public sealed class TrainableLlama
 
             // Attention branch: resid_mid = resid_pre + o(attn(rope(q), rope(k), v))
             LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QWidth), n, accumulateInput: false);
-            a.DQ.AsSpan(0, n * c.QWidth).Clear();
-            a.DK.AsSpan(0, n * c.KvWidth).Clear();
-            a.DV.AsSpan(0, n * c.KvWidth).Clear();
-            float[] q = a.Q[l], k = a.K[l], v = a.V[l], probs = a.Probs[l], dz = a.DZ, dq = a.DQ, dk = a.DK, dv = a.DV;
-            Parallel.For(0, batch.Batch, () => new float[batch.SeqLen], (b, _, dS) =>
-            {
-                Ops.AttentionBackwardOne(dz, q, k, v, probs, dq, dk, dv, dS, b, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-                return dS;
-            }, _ => { });
+            Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
             Ops.Rope(a.DQ.AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
             Ops.Rope(a.DK.AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
             LinearBackward(L.Q, a.DQ, a.AttnIn[l], dNorm, n, accumulateInput: false);

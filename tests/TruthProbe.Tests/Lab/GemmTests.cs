@@ -23,6 +23,7 @@ public class GemmTests
     [InlineData(7, 5, 70)]     // row and column tails around the 4x64 tile
     [InlineData(64, 33, 128)]
     [InlineData(130, 64, 200)] // large enough to run on several threads
+    [InlineData(9, 600, 37)]   // k in three depth slices of 256 (weight-gradient shape), odd width
     public void AllThreeProducts_MatchNaiveDoubleSums_WithAndWithoutAccumulate(int m, int k, int n)
     {
         var a = GradientCheck.Random(m * k, 1);

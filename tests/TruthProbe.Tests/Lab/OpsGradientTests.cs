@@ -70,14 +70,16 @@ public class OpsGradientTests
     }
 
     [Theory]
-    [InlineData(4, 4, 4)]  // multi-head
-    [InlineData(4, 2, 4)]  // grouped-query: two query heads share each kv head
-    [InlineData(4, 1, 4)]  // multi-query
-    [InlineData(4, 2, 16)] // head size of the lab models (the vectorised path)
-    [InlineData(2, 1, 32)]
-    public void Attention_Backward_MatchesFiniteDifferences(int heads, int kvHeads, int headDim)
+    [InlineData(4, 4, 4, 5)]  // multi-head
+    [InlineData(4, 2, 4, 5)]  // grouped-query: two query heads share each kv head
+    [InlineData(4, 1, 4, 5)]  // multi-query
+    [InlineData(4, 2, 16, 5)] // head size of the lab models
+    [InlineData(2, 1, 32, 5)]
+    [InlineData(2, 1, 3, 6)]  // odd head size: the scalar tail of the per-head sums
+    [InlineData(4, 2, 16, 37)] // keys in three blocks of 16, and enough work to split over the cores
+    public void Attention_Backward_MatchesFiniteDifferences(int heads, int kvHeads, int headDim, int seqLen)
     {
-        const int batch = 2, seqLen = 5;
+        const int batch = 2;
         int n = batch * seqLen;
         var q = GradientCheck.Random(n * heads * headDim, 8);
         var k = GradientCheck.Random(n * kvHeads * headDim, 9);

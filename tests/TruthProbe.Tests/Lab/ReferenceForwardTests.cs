@@ -14,12 +14,13 @@ public class ReferenceForwardTests
     [InlineData(false)]
     public void TrainingForward_MatchesNaiveFloat64Llama(bool tied)
     {
-        var config = new LabModelConfig(Vocab: 13, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 8, Hidden: 24, MaxPositions: 16, RopeTheta: 500, TieEmbeddings: tied);
+        var config = new LabModelConfig(Vocab: 13, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 8, Hidden: 24, MaxPositions: 40, RopeTheta: 500, TieEmbeddings: tied);
         var model = new TrainableLlama(config);
         model.Initialize(3);
         var rng = new Random(4);
         for (int i = 0; i < model.Parameters.Values.Length; i++) model.Parameters.Values[i] += (float)(0.2 * TrainableLlama.Gaussian(rng));
-        int[] tokens = [1, 5, 7, 7, 2, 11, 4];
+        // 37 positions: the attention kernels work on blocks of 16 keys, so this crosses two block edges.
+        int[] tokens = Enumerable.Range(0, 37).Select(i => (i * i + 3 * i + 1) % 13).ToArray();
         var batch = new TrainingBatch(1, tokens.Length, tokens, new int[tokens.Length], new float[tokens.Length]);
         model.Forward(batch, out _, out _);
         var logits = model.Logits.ToArray();
