@@ -1,5 +1,5 @@
+using System.Numerics;
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
 
 namespace TruthProbe.Lab;
 
@@ -39,35 +39,35 @@ public sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, do
         public double* Squares;
         public float Beta1, Beta2, StepSize, SqrtCorrection2, Eps, Decay;
 
-        public static void Rows(ref Job j, int first, int end, int part)
+        public static void Rows<TVec>(ref Job j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
-            int from = first * Ops.Lanes, to = Math.Min(j.Length, end * Ops.Lanes);
-            var squares = Vector512<double>.Zero;
+            int from = first * Ops.Chunk, to = Math.Min(j.Length, end * Ops.Chunk), lanes = TVec.Count;
+            TVec squares = default; // double lanes, see IVec.AddSquaresInDouble
             for (int s = 0; s < j.SegmentCount; s++)
             {
                 var segment = j.Segments[s];
                 int lo = Math.Max(from, segment.Offset), hi = Math.Min(to, segment.Offset + segment.Length);
-                float decay = segment.Decayed ? j.Decay : 1f;
-                for (int i = lo; i < hi; i += Ops.Lanes)
+                var decay = TVec.Create(segment.Decayed ? j.Decay : 1f);
+                for (int i = lo; i < hi; i += lanes)
                 {
-                    int count = Math.Min(Ops.Lanes, hi - i);
-                    var g = Ops.LoadPartial(j.G + i, count);
+                    int count = Math.Min(lanes, hi - i);
+                    var g = TVec.LoadPartial(j.G + i, count);
                     if (j.Squares != null)
                     {
-                        var (low, high) = Vector512.Widen(g);
-                        squares = Vector512.FusedMultiplyAdd(low, low, Vector512.FusedMultiplyAdd(high, high, squares));
+                        squares = TVec.AddSquaresInDouble(squares, g);
                         continue;
                     }
-                    // The scalar update's operations in its order (no fused multiply-adds), on 16 lanes.
-                    var m = Vector512.Create(j.Beta1) * Ops.LoadPartial(j.M + i, count) + Vector512.Create(1 - j.Beta1) * g;
-                    var v = Vector512.Create(j.Beta2) * Ops.LoadPartial(j.V + i, count) + Vector512.Create(1 - j.Beta2) * g * g;
-                    var w = Ops.LoadPartial(j.W + i, count) * decay - Vector512.Create(j.StepSize) * m / (Vector512.Sqrt(v) / j.SqrtCorrection2 + Vector512.Create(j.Eps));
-                    Ops.StorePartial(m, j.M + i, count);
-                    Ops.StorePartial(v, j.V + i, count);
-                    Ops.StorePartial(w, j.W + i, count);
+                    // The scalar update's operations in its order (no fused multiply-adds), on vectors.
+                    var m = TVec.Create(j.Beta1) * TVec.LoadPartial(j.M + i, count) + TVec.Create(1 - j.Beta1) * g;
+                    var v = TVec.Create(j.Beta2) * TVec.LoadPartial(j.V + i, count) + TVec.Create(1 - j.Beta2) * g * g;
+                    var w = TVec.LoadPartial(j.W + i, count) * decay
+                        - TVec.Create(j.StepSize) * m / (TVec.Sqrt(v) / TVec.Create(j.SqrtCorrection2) + TVec.Create(j.Eps));
+                    TVec.StorePartial(m, j.M + i, count);
+                    TVec.StorePartial(v, j.V + i, count);
+                    TVec.StorePartial(w, j.W + i, count);
                 }
             }
-            if (j.Squares != null) j.Squares[part] = Vector512.Sum(squares);
+            if (j.Squares != null) j.Squares[part] = TVec.SumDoubles(squares);
         }
     }
 
@@ -100,7 +100,7 @@ public sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, do
         {
             job.W = w; job.G = g; job.M = m; job.V = v;
             job.Segments = segments; job.SegmentCount = _trainable.Length; job.Length = parameters.Values.Length;
-            RowParallel.Run(ref job, (job.Length + Ops.Lanes - 1) / Ops.Lanes);
+            RowParallel.Run(ref job, (job.Length + Ops.Chunk - 1) / Ops.Chunk);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -39,24 +40,24 @@ public static unsafe class Ops
         public int Dim;
         public float Eps;
 
-        public static void Rows(ref RmsNormJob j, int first, int end, int part)
+        public static void Rows<TVec>(ref RmsNormJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
-            int dim = j.Dim;
+            int dim = j.Dim, lanes = TVec.Count;
             for (int r = first; r < end; r++)
             {
                 float* x = j.X + (long)r * dim, y = j.Y + (long)r * dim;
-                var squares = Vector512<float>.Zero;
-                for (int i = 0; i < dim; i += Lanes)
+                TVec squares = default;
+                for (int i = 0; i < dim; i += lanes)
                 {
-                    var v = LoadPartial(x + i, Math.Min(Lanes, dim - i));
-                    squares = Vector512.FusedMultiplyAdd(v, v, squares);
+                    var v = TVec.LoadPartial(x + i, Math.Min(lanes, dim - i));
+                    squares = TVec.Fma(v, v, squares);
                 }
-                float inv = 1f / MathF.Sqrt(Vector512.Sum(squares) / dim + j.Eps);
+                float inv = 1f / MathF.Sqrt(TVec.Sum(squares) / dim + j.Eps);
                 j.InvRms[r] = inv;
-                for (int i = 0; i < dim; i += Lanes)
+                for (int i = 0; i < dim; i += lanes)
                 {
-                    int count = Math.Min(Lanes, dim - i);
-                    StorePartial(LoadPartial(x + i, count) * inv * LoadPartial(j.W + i, count), y + i, count);
+                    int count = Math.Min(lanes, dim - i);
+                    TVec.StorePartial(TVec.LoadPartial(x + i, count) * TVec.Create(inv) * TVec.LoadPartial(j.W + i, count), y + i, count);
                 }
             }
         }
@@ -77,32 +78,33 @@ public static unsafe class Ops
     {
         public RmsNormJob Shapes;
 
-        public static void Rows(ref RmsNormBackwardJob job, int first, int end, int part)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Rows<TVec>(ref RmsNormBackwardJob job, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             ref var j = ref job.Shapes;
-            int dim = j.Dim;
+            int dim = j.Dim, lanes = TVec.Count;
             float* dw = j.DwParts + (long)part * dim;
             new Span<float>(dw, dim).Clear();
             for (int r = first; r < end; r++)
             {
                 float* x = j.X + (long)r * dim, dy = j.Dy + (long)r * dim, dx = j.Dx + (long)r * dim;
-                float inv = j.InvRms[r];
-                var dot = Vector512<float>.Zero;
-                for (int i = 0; i < dim; i += Lanes)
+                var inv = TVec.Create(j.InvRms[r]);
+                TVec dot = default;
+                for (int i = 0; i < dim; i += lanes)
                 {
-                    int count = Math.Min(Lanes, dim - i);
-                    var xhat = LoadPartial(x + i, count) * inv;
-                    var dyi = LoadPartial(dy + i, count);
-                    StorePartial(Vector512.FusedMultiplyAdd(dyi, xhat, LoadPartial(dw + i, count)), dw + i, count);
-                    dot = Vector512.FusedMultiplyAdd(dyi * LoadPartial(j.W + i, count), xhat, dot);
+                    int count = Math.Min(lanes, dim - i);
+                    var xhat = TVec.LoadPartial(x + i, count) * inv;
+                    var dyi = TVec.LoadPartial(dy + i, count);
+                    TVec.StorePartial(TVec.Fma(dyi, xhat, TVec.LoadPartial(dw + i, count)), dw + i, count);
+                    dot = TVec.Fma(dyi * TVec.LoadPartial(j.W + i, count), xhat, dot);
                 }
-                float mean = Vector512.Sum(dot) / dim;
-                for (int i = 0; i < dim; i += Lanes)
+                var scaledMean = TVec.Create(j.InvRms[r] * (TVec.Sum(dot) / dim));
+                for (int i = 0; i < dim; i += lanes)
                 {
-                    int count = Math.Min(Lanes, dim - i);
-                    var xhat = LoadPartial(x + i, count) * inv;
-                    var g = LoadPartial(dy + i, count) * LoadPartial(j.W + i, count);
-                    StorePartial(LoadPartial(dx + i, count) + g * inv - xhat * (inv * mean), dx + i, count);
+                    int count = Math.Min(lanes, dim - i);
+                    var xhat = TVec.LoadPartial(x + i, count) * inv;
+                    var g = TVec.LoadPartial(dy + i, count) * TVec.LoadPartial(j.W + i, count);
+                    TVec.StorePartial(TVec.LoadPartial(dx + i, count) + g * inv - xhat * scaledMean, dx + i, count);
                 }
             }
         }
@@ -165,7 +167,7 @@ public static unsafe class Ops
         public int SeqLen, Heads, HeadDim;
         public float Sign;
 
-        public static void Rows(ref RopeJob j, int first, int end, int part)
+        public static void Rows<TVec>(ref RopeJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             int half = j.HeadDim / 2, width = j.Heads * j.HeadDim;
             for (int r = first; r < end; r++)
@@ -203,7 +205,11 @@ public static unsafe class Ops
 
     // ---- causal grouped-query attention ----
 
-    internal const int Lanes = 16;
+    /// <summary>
+    /// Elementwise work (SwiGLU, AdamW) is split into shares of whole chunks of this many floats, a whole number of
+    /// vectors at every width, so the shares do not depend on the width.
+    /// </summary>
+    internal const int Chunk = 16;
 
     /// <summary>One attention call: shapes and the spans as pointers, read by every worker (see <see cref="WorkerPool"/>).</summary>
     private struct AttentionJob
@@ -227,7 +233,7 @@ public static unsafe class Ops
         fixed (float* pq = q, pk = k, pv = v, pz = z, pp = probs)
         {
             var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pz, Probs = pp, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
-            WorkerPool.Run(&AttentionForwardPart, &job, AttentionParts(job));
+            WorkerPool.Run(Lanes.Pick(&AttentionForwardPart<Vec<Vector512<float>>>, &AttentionForwardPart<Vec<Vector256<float>>>, &AttentionForwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
         }
     }
 
@@ -243,7 +249,7 @@ public static unsafe class Ops
         fixed (float* pdz = dz, pq = q, pk = k, pv = v, pp = probs, pdq = dq, pdk = dk, pdv = dv)
         {
             var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pdz, Probs = pp, DQ = pdq, DK = pdk, DV = pdv, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
-            WorkerPool.Run(&AttentionBackwardPart, &job, AttentionParts(job));
+            WorkerPool.Run(Lanes.Pick(&AttentionBackwardPart<Vec<Vector512<float>>>, &AttentionBackwardPart<Vec<Vector256<float>>>, &AttentionBackwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
         }
     }
 
@@ -271,10 +277,10 @@ public static unsafe class Ops
     /// </summary>
     private const int Tile = 4;
 
-    private static void AttentionForwardPart(void* args, int part, int parts)
+    private static void AttentionForwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
         fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * padded + Tile * hd))
@@ -292,10 +298,10 @@ public static unsafe class Ops
                     CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / Lanes + 1, written = Math.Min(T, blocks * Lanes);
-                        TileTimesTransposed(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
-                        for (int r = 0; r < Tile; r++) CausalSoftmax(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
-                        WeightedRowSums(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
+                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / lanes + 1, written = Math.Min(T, blocks * lanes);
+                        TileTimesTransposed<TVec>(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
                         for (int r = 0; r < rows; r++)
                         {
                             float* p = probs + (long)(t0 + r) * T;
@@ -309,10 +315,10 @@ public static unsafe class Ops
         }
     }
 
-    private static void AttentionBackwardPart(void* args, int part, int parts)
+    private static void AttentionBackwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, padded = RoundUp(T, Lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
         fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + 2 * tiled * padded + Tile * hd))
@@ -332,19 +338,19 @@ public static unsafe class Ops
                     CopyRows(j.Probs + (long)(b * j.Heads + h) * T * T, T, p, T, tiled, padded, T);
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int blocks = (t0 + Tile - 1) / Lanes + 1;
-                        TileTimesTransposed(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
-                        for (int r = 0; r < Tile; r++) SoftmaxBackward(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
-                        WeightedRowSums(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
+                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        TileTimesTransposed<TVec>(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
                         PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
                     for (int s0 = 0; s0 < T; s0 += Tile)
                     {
                         int rows = Math.Min(Tile, T - s0);
-                        WeightedRowSums(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
+                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
                         PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
-                        WeightedRowSums(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
+                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
                         PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
                     }
                 }
@@ -393,96 +399,92 @@ public static unsafe class Ops
     }
 
     /// <summary>
-    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks·16 columns
-    /// of mT [headDim, padded]: 16 keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks vectors of
+    /// columns of mT [headDim, padded]: a vector of keys per broadcast-FMA, each load of mT shared by four accumulators.
     /// </summary>
-    private static void TileTimesTransposed(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output)
+    private static void TileTimesTransposed<TVec>(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
     {
+        int lanes = TVec.Count;
+        var scale = TVec.Create(alpha);
         for (int i = 0; i < blocks; i++)
         {
-            float* column = mT + i * Lanes;
-            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            float* column = mT + i * lanes;
+            TVec s0 = default, s1 = default, s2 = default, s3 = default;
             for (int c = 0; c < headDim; c++)
             {
-                var m = Vector512.Load(column + (long)c * padded);
-                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(x[c]), m, s0);
-                s1 = Vector512.FusedMultiplyAdd(Vector512.Create(x[headDim + c]), m, s1);
-                s2 = Vector512.FusedMultiplyAdd(Vector512.Create(x[2 * headDim + c]), m, s2);
-                s3 = Vector512.FusedMultiplyAdd(Vector512.Create(x[3 * headDim + c]), m, s3);
+                var m = TVec.Load(column + (long)c * padded);
+                s0 = TVec.Fma(TVec.Create(x[c]), m, s0);
+                s1 = TVec.Fma(TVec.Create(x[headDim + c]), m, s1);
+                s2 = TVec.Fma(TVec.Create(x[2 * headDim + c]), m, s2);
+                s3 = TVec.Fma(TVec.Create(x[3 * headDim + c]), m, s3);
             }
-            (s0 * alpha).Store(output + i * Lanes);
-            (s1 * alpha).Store(output + padded + i * Lanes);
-            (s2 * alpha).Store(output + 2 * padded + i * Lanes);
-            (s3 * alpha).Store(output + 3 * padded + i * Lanes);
+            TVec.Store(s0 * scale, output + i * lanes);
+            TVec.Store(s1 * scale, output + padded + i * lanes);
+            TVec.Store(s2 * scale, output + 2 * padded + i * lanes);
+            TVec.Store(s3 * scale, output + 3 * padded + i * lanes);
         }
     }
 
     /// <summary>
-    /// In place over blocks·16 scores: softmax of the first <paramref name="count"/>, zeros after. Only the last
-    /// block may be partly masked (count &gt; (blocks − 1)·16: the rows of a 4-row tile share their 16-key blocks).
+    /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
+    /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
     /// </summary>
-    private static void CausalSoftmax(float* scores, int count, int blocks)
+    private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
     {
-        int last = blocks - 1;
-        var valid = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - last * Lanes)).AsSingle();
-        var tail = Vector512.ConditionalSelect(valid, Vector512.Load(scores + last * Lanes), Vector512.Create(float.NegativeInfinity));
+        int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
+        var tail = TVec.FirstLanes(valid, TVec.Load(scores + last * lanes), TVec.Create(float.NegativeInfinity));
         var max = tail;
-        for (int i = 0; i < last; i++) max = Vector512.Max(max, Vector512.Load(scores + i * Lanes));
-        var m = Vector512.Create(MaxAcross(max));
-        var sum = Vector512<float>.Zero;
+        for (int i = 0; i < last; i++) max = TVec.Max(max, TVec.Load(scores + i * lanes));
+        var m = TVec.Create(TVec.MaxAcross(max));
+        TVec sum = default;
         for (int i = 0; i < last; i++)
         {
-            var e = Vector512.Exp(Vector512.Load(scores + i * Lanes) - m);
-            e.Store(scores + i * Lanes);
+            var e = TVec.Exp(TVec.Load(scores + i * lanes) - m);
+            TVec.Store(e, scores + i * lanes);
             sum += e;
         }
-        tail = Vector512.ConditionalSelect(valid, Vector512.Exp(tail - m), Vector512<float>.Zero);
+        tail = TVec.FirstLanes(valid, TVec.Exp(tail - m), default);
         sum += tail;
-        var inverse = Vector512.Create(1f / Vector512.Sum(sum));
-        for (int i = 0; i < last; i++) (Vector512.Load(scores + i * Lanes) * inverse).Store(scores + i * Lanes);
-        (tail * inverse).Store(scores + last * Lanes);
+        var inverse = TVec.Create(1f / TVec.Sum(sum));
+        for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
+        TVec.Store(tail * inverse, scores + last * lanes);
     }
 
-    private static float MaxAcross(Vector512<float> v)
+    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
+    private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
     {
-        var half = Vector256.Max(v.GetLower(), v.GetUpper());
-        var quarter = Vector128.Max(half.GetLower(), half.GetUpper());
-        return MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
-    }
-
-    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks·16 entries (P is 0 past the diagonal).</summary>
-    private static void SoftmaxBackward(float* p, float* ds, int blocks, float scale)
-    {
-        var dot = Vector512<float>.Zero;
-        for (int i = 0; i < blocks; i++) dot = Vector512.FusedMultiplyAdd(Vector512.Load(ds + i * Lanes), Vector512.Load(p + i * Lanes), dot);
-        var rowDot = Vector512.Create(Vector512.Sum(dot));
+        int lanes = TVec.Count;
+        TVec dot = default;
+        for (int i = 0; i < blocks; i++) dot = TVec.Fma(TVec.Load(ds + i * lanes), TVec.Load(p + i * lanes), dot);
+        var rowDot = TVec.Create(TVec.Sum(dot));
+        var scaleVector = TVec.Create(scale);
         for (int i = 0; i < blocks; i++)
         {
-            var pi = Vector512.Load(p + i * Lanes);
-            (pi * scale * (Vector512.Load(ds + i * Lanes) - rowDot)).Store(ds + i * Lanes);
+            var pi = TVec.Load(p + i * lanes);
+            TVec.Store(pi * scaleVector * (TVec.Load(ds + i * lanes) - rowDot), ds + i * lanes);
         }
     }
 
     /// <summary>
     /// output[r] = Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
-    /// head rows: each 16-wide chunk of a head row, loaded once, feeds four register accumulators.
+    /// head rows: each vector-wide chunk of a head row, loaded once, feeds four register accumulators.
     /// </summary>
-    private static void WeightedRowSums(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output)
+    private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output) where TVec : unmanaged, IVec<TVec>
     {
-        int c = 0;
-        for (; c + Lanes <= headDim; c += Lanes)
+        int c = 0, lanes = TVec.Count;
+        for (; c + lanes <= headDim; c += lanes)
         {
-            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            TVec o0 = default, o1 = default, o2 = default, o3 = default;
             for (int s = 0; s < count; s++)
             {
-                var row = Vector512.Load(rows + s * rowStride + c);
+                var row = TVec.Load(rows + s * rowStride + c);
                 float* ws = w + s * wStep;
-                o0 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[0]), row, o0);
-                o1 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[wRow]), row, o1);
-                o2 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[2 * wRow]), row, o2);
-                o3 = Vector512.FusedMultiplyAdd(Vector512.Create(ws[3 * wRow]), row, o3);
+                o0 = TVec.Fma(TVec.Create(ws[0]), row, o0);
+                o1 = TVec.Fma(TVec.Create(ws[wRow]), row, o1);
+                o2 = TVec.Fma(TVec.Create(ws[2 * wRow]), row, o2);
+                o3 = TVec.Fma(TVec.Create(ws[3 * wRow]), row, o3);
             }
-            o0.Store(output + c); o1.Store(output + headDim + c); o2.Store(output + 2 * headDim + c); o3.Store(output + 3 * headDim + c);
+            TVec.Store(o0, output + c); TVec.Store(o1, output + headDim + c); TVec.Store(o2, output + 2 * headDim + c); TVec.Store(o3, output + 3 * headDim + c);
         }
         for (; c < headDim; c++)
             for (int r = 0; r < Tile; r++)
@@ -495,30 +497,32 @@ public static unsafe class Ops
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----
 
-    /// <summary>Elementwise spans as pointers; a "row" is one vector of 16 elements, the last one possibly partial.</summary>
+    /// <summary>Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial.</summary>
     private struct SwiGluJob : IRowJob<SwiGluJob>
     {
         public float* Gate, Up, H, DGate, DUp;
         public int Length;
 
-        public static void Rows(ref SwiGluJob j, int first, int end, int part)
+        public static void Rows<TVec>(ref SwiGluJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
-            for (int i = first * Lanes; i < Math.Min(j.Length, end * Lanes); i += Lanes)
+            var one = TVec.Create(1f);
+            int lanes = TVec.Count;
+            for (int i = first * Chunk; i < Math.Min(j.Length, end * Chunk); i += lanes)
             {
-                int count = Math.Min(Lanes, j.Length - i);
-                var g = LoadPartial(j.Gate + i, count);
-                var sig = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-g));
+                int count = Math.Min(lanes, j.Length - i);
+                var g = TVec.LoadPartial(j.Gate + i, count);
+                var sig = one / (one + TVec.Exp(-g));
                 var silu = g * sig;
-                var u = LoadPartial(j.Up + i, count);
+                var u = TVec.LoadPartial(j.Up + i, count);
                 if (j.DGate == null)
                 {
-                    StorePartial(silu * u, j.H + i, count);
+                    TVec.StorePartial(silu * u, j.H + i, count);
                     continue;
                 }
                 // silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu(g)·(1 − σ)
-                var dh = LoadPartial(j.H + i, count);
-                StorePartial(dh * u * Vector512.FusedMultiplyAdd(silu, Vector512<float>.One - sig, sig), j.DGate + i, count);
-                StorePartial(dh * silu, j.DUp + i, count);
+                var dh = TVec.LoadPartial(j.H + i, count);
+                TVec.StorePartial(dh * u * TVec.Fma(silu, one - sig, sig), j.DGate + i, count);
+                TVec.StorePartial(dh * silu, j.DUp + i, count);
             }
         }
     }
@@ -529,7 +533,7 @@ public static unsafe class Ops
         fixed (float* pg = gate, pu = up, ph = h)
         {
             var job = new SwiGluJob { Gate = pg, Up = pu, H = ph, Length = h.Length };
-            RowParallel.Run(ref job, (h.Length + Lanes - 1) / Lanes);
+            RowParallel.Run(ref job, (h.Length + Chunk - 1) / Chunk);
         }
     }
 
@@ -544,25 +548,8 @@ public static unsafe class Ops
         fixed (float* pdh = dh, pg = gate, pu = up, pdg = dGate, pdu = dUp)
         {
             var job = new SwiGluJob { Gate = pg, Up = pu, H = pdh, DGate = pdg, DUp = pdu, Length = dh.Length };
-            RowParallel.Run(ref job, (dh.Length + Lanes - 1) / Lanes);
+            RowParallel.Run(ref job, (dh.Length + Chunk - 1) / Chunk);
         }
-    }
-
-    /// <summary>The first <paramref name="count"/> (≤ 16) floats at p, zeros after; reads nothing past them.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> LoadPartial(float* p, int count)
-    {
-        if (count == Lanes) return Vector512.Load(p);
-        var v = Vector512<float>.Zero;
-        for (int i = 0; i < count; i++) v = v.WithElement(i, p[i]);
-        return v;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StorePartial(Vector512<float> v, float* p, int count)
-    {
-        if (count == Lanes) { v.Store(p); return; }
-        for (int i = 0; i < count; i++) p[i] = v.GetElement(i);
     }
 
     // ---- cross-entropy with per-row weights ----
@@ -576,7 +563,7 @@ public static unsafe class Ops
         public int Vocab;
         public double WeightSum;
 
-        public static void Rows(ref CrossEntropyJob j, int first, int end, int part)
+        public static void Rows<TVec>(ref CrossEntropyJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             double loss = 0;
             int correct = 0;

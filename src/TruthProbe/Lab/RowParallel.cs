@@ -1,11 +1,16 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
 using TruthProbe.Model;
 
 namespace TruthProbe.Lab;
 
-/// <summary>Row-wise work whose rows [first, end) form share <c>part</c> of <see cref="RowParallel.Parts"/>.</summary>
+/// <summary>
+/// Row-wise work whose rows [first, end) form share <c>part</c> of <see cref="RowParallel.Parts"/>, on vectors
+/// of type TVec (the width <see cref="Lanes.Path"/> picked; jobs without vectors ignore it).
+/// </summary>
 internal interface IRowJob<TSelf> where TSelf : unmanaged, IRowJob<TSelf>
 {
-    static abstract void Rows(ref TSelf job, int first, int end, int part);
+    static abstract void Rows<TVec>(ref TSelf job, int first, int end, int part) where TVec : unmanaged, IVec<TVec>;
 }
 
 /// <summary>
@@ -28,13 +33,13 @@ internal static unsafe class RowParallel
         fixed (TJob* pointer = &job)
         {
             var call = new Call<TJob> { Job = pointer, Rows = rows };
-            WorkerPool.Run(&Part<TJob>, &call, Parts);
+            WorkerPool.Run(Lanes.Pick(&Part<TJob, Vec<Vector512<float>>>, &Part<TJob, Vec<Vector256<float>>>, &Part<TJob, Vec<Vector128<float>>>), &call, Parts);
         }
     }
 
-    private static void Part<TJob>(void* args, int part, int parts) where TJob : unmanaged, IRowJob<TJob>
+    private static void Part<TJob, TVec>(void* args, int part, int parts) where TJob : unmanaged, IRowJob<TJob> where TVec : unmanaged, IVec<TVec>
     {
         ref var call = ref *(Call<TJob>*)args;
-        TJob.Rows(ref *call.Job, (int)((long)call.Rows * part / parts), (int)((long)call.Rows * (part + 1) / parts), part);
+        TJob.Rows<TVec>(ref *call.Job, (int)((long)call.Rows * part / parts), (int)((long)call.Rows * (part + 1) / parts), part);
     }
 }
