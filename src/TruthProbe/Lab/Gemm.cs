@@ -16,7 +16,7 @@ namespace TruthProbe.Lab;
 /// </summary>
 public static unsafe class Gemm
 {
-    private const int RowBlock = 4;
+    private const int RowBlock = 6;
     /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole number of vectors at every width.</summary>
     private const int Pad = 16;
     private const int MaxColBlock = 4 * Pad;
@@ -47,7 +47,7 @@ public static unsafe class Gemm
 
     /// <summary>
     /// C[m,n] (+)= A · Bᵀ with A stored [m,k] and B [n,k]: a linear layer y = x·Wᵀ. Bᵀ goes to scratch with rows
-    /// padded to whole vectors, so odd widths (vocabularies) also run on the 4-row tiles.
+    /// padded to whole vectors, so odd widths (vocabularies) also run on the 6-row tiles.
     /// </summary>
     public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
@@ -92,7 +92,7 @@ public static unsafe class Gemm
             (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
     }
 
-    /// <summary>A static share of C's rows (whole 4-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
+    /// <summary>A static share of C's rows (whole 6-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
     private static void Part<TVec>(void* args, int part, int parts)
         where TVec : unmanaged, IVec<TVec>
     {
@@ -104,84 +104,89 @@ public static unsafe class Gemm
             Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N, j.Accumulate || k0 > 0);
     }
 
+    /// <summary>Rows [first, last) of C, 6 at a time (the last block may have fewer: see <see cref="Tile6x2"/>).</summary>
     private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, bool accumulate)
         where TVec : unmanaged, IVec<TVec>
     {
-        int lanes = TVec.Count, colBlock = 4 * lanes, j = 0;
+        int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
         for (; j + colBlock <= n; j += colBlock)
-        {
-            int i = first;
-            for (; i + RowBlock <= last; i += RowBlock) Tile4x4<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, accumulate);
-            for (; i < last; i++) Tile1xN<TVec>(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, colBlock, accumulate);
-        }
+            for (int i = first; i < last; i += RowBlock)
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), accumulate);
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
-        {
-            int width = Math.Min(lanes, n - j), i = first;
-            for (; i + RowBlock <= last; i += RowBlock) Tile4x1<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, width, accumulate);
-            for (; i < last; i++) Tile1xN<TVec>(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, width, accumulate);
-        }
+            for (int i = first; i < last; i += RowBlock)
+                Tile6x1<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), accumulate);
         if (j < n)
             for (int i = first; i < last; i++) Tile1xN<TVec>(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
     }
 
-    /// <summary>4 rows x 4 vectors of C (4 x 64 on Vector512): each B vector loaded serves four rows.</summary>
+    /// <summary>
+    /// 6 rows x 2 vectors of C (6 x 32 on Vector512, 6 x 16 on Vector256): 12 accumulators, two B vectors and a
+    /// broadcast fit the 16 registers of AVX2; each B vector loaded serves six rows. With fewer than 6
+    /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x4<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, bool accumulate)
+    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, bool accumulate)
         where TVec : unmanaged, IVec<TVec>
     {
-        int lanes = TVec.Count;
-        TVec c00 = default, c01 = default, c02 = default, c03 = default;
-        TVec c10 = default, c11 = default, c12 = default, c13 = default;
-        TVec c20 = default, c21 = default, c22 = default, c23 = default;
-        TVec c30 = default, c31 = default, c32 = default, c33 = default;
-        float* a0 = a, a1 = a + aRow, a2 = a + 2 * aRow, a3 = a + 3 * aRow;
-        for (int p = 0; p < k; p++)
+        TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TVec c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int l = rows - 1; // rows past the last repeat it
+        float* a0 = a, a1 = a + Math.Min(1, l) * aRow, a2 = a + Math.Min(2, l) * aRow, a3 = a + Math.Min(3, l) * aRow, a4 = a + Math.Min(4, l) * aRow, a5 = a + Math.Min(5, l) * aRow;
+        float* bp = b;
+        for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
         {
-            float* bp = b + (long)p * bRow;
             var b0 = TVec.Load(bp);
-            var b1 = TVec.Load(bp + lanes);
-            var b2 = TVec.Load(bp + 2 * lanes);
-            var b3 = TVec.Load(bp + 3 * lanes);
-            long ap = (long)p * aCol;
-            var x = TVec.Create(a0[ap]);
-            c00 = TVec.Fma(x, b0, c00); c01 = TVec.Fma(x, b1, c01); c02 = TVec.Fma(x, b2, c02); c03 = TVec.Fma(x, b3, c03);
-            x = TVec.Create(a1[ap]);
-            c10 = TVec.Fma(x, b0, c10); c11 = TVec.Fma(x, b1, c11); c12 = TVec.Fma(x, b2, c12); c13 = TVec.Fma(x, b3, c13);
-            x = TVec.Create(a2[ap]);
-            c20 = TVec.Fma(x, b0, c20); c21 = TVec.Fma(x, b1, c21); c22 = TVec.Fma(x, b2, c22); c23 = TVec.Fma(x, b3, c23);
-            x = TVec.Create(a3[ap]);
-            c30 = TVec.Fma(x, b0, c30); c31 = TVec.Fma(x, b1, c31); c32 = TVec.Fma(x, b2, c32); c33 = TVec.Fma(x, b3, c33);
+            var b1 = TVec.Load(bp + TVec.Count);
+            var x = TVec.Create(a0[p]);
+            c00 = TVec.Fma(b0, x, c00); c01 = TVec.Fma(b1, x, c01);
+            x = TVec.Create(a1[p]);
+            c10 = TVec.Fma(b0, x, c10); c11 = TVec.Fma(b1, x, c11);
+            x = TVec.Create(a2[p]);
+            c20 = TVec.Fma(b0, x, c20); c21 = TVec.Fma(b1, x, c21);
+            x = TVec.Create(a3[p]);
+            c30 = TVec.Fma(b0, x, c30); c31 = TVec.Fma(b1, x, c31);
+            x = TVec.Create(a4[p]);
+            c40 = TVec.Fma(b0, x, c40); c41 = TVec.Fma(b1, x, c41);
+            x = TVec.Create(a5[p]);
+            c50 = TVec.Fma(b0, x, c50); c51 = TVec.Fma(b1, x, c51);
         }
-        Store(c, accumulate, c00, c01, c02, c03);
-        Store(c + n, accumulate, c10, c11, c12, c13);
-        Store(c + 2 * n, accumulate, c20, c21, c22, c23);
-        Store(c + 3 * n, accumulate, c30, c31, c32, c33);
+        Store(c, accumulate, c00, c01);
+        if (rows > 1) Store(c + n, accumulate, c10, c11);
+        if (rows > 2) Store(c + 2 * n, accumulate, c20, c21);
+        if (rows > 3) Store(c + 3 * n, accumulate, c30, c31);
+        if (rows > 4) Store(c + 4 * n, accumulate, c40, c41);
+        if (rows > 5) Store(c + 5 * n, accumulate, c50, c51);
     }
 
     /// <summary>
-    /// 4 rows x 1 vector: column remainders that are whole vectors (k/v projections, vocabularies), or the last
+    /// 6 rows x 1 vector: column remainders that are whole vectors (k/v projections, vocabularies), or the last
     /// <paramref name="width"/> columns when B is padded (C's row ends beyond them stay intact).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int width, bool accumulate)
+    private static void Tile6x1<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool accumulate)
         where TVec : unmanaged, IVec<TVec>
     {
-        TVec c0 = default, c1 = default, c2 = default, c3 = default;
-        float* a0 = a, a1 = a + aRow, a2 = a + 2 * aRow, a3 = a + 3 * aRow;
-        for (int p = 0; p < k; p++)
+        TVec c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        int l = rows - 1; // rows past the last repeat it
+        float* a0 = a, a1 = a + Math.Min(1, l) * aRow, a2 = a + Math.Min(2, l) * aRow, a3 = a + Math.Min(3, l) * aRow, a4 = a + Math.Min(4, l) * aRow, a5 = a + Math.Min(5, l) * aRow;
+        float* bp = b;
+        for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
         {
-            var bp = TVec.Load(b + (long)p * bRow);
-            long ap = (long)p * aCol;
-            c0 = TVec.Fma(TVec.Create(a0[ap]), bp, c0);
-            c1 = TVec.Fma(TVec.Create(a1[ap]), bp, c1);
-            c2 = TVec.Fma(TVec.Create(a2[ap]), bp, c2);
-            c3 = TVec.Fma(TVec.Create(a3[ap]), bp, c3);
+            var bv = TVec.Load(bp);
+            c0 = TVec.Fma(TVec.Create(a0[p]), bv, c0);
+            c1 = TVec.Fma(TVec.Create(a1[p]), bv, c1);
+            c2 = TVec.Fma(TVec.Create(a2[p]), bv, c2);
+            c3 = TVec.Fma(TVec.Create(a3[p]), bv, c3);
+            c4 = TVec.Fma(TVec.Create(a4[p]), bv, c4);
+            c5 = TVec.Fma(TVec.Create(a5[p]), bv, c5);
         }
         Put(c0, c, width, accumulate);
-        Put(c1, c + n, width, accumulate);
-        Put(c2, c + 2 * n, width, accumulate);
-        Put(c3, c + 3 * n, width, accumulate);
+        if (rows > 1) Put(c1, c + n, width, accumulate);
+        if (rows > 2) Put(c2, c + 2 * n, width, accumulate);
+        if (rows > 3) Put(c3, c + 3 * n, width, accumulate);
+        if (rows > 4) Put(c4, c + 4 * n, width, accumulate);
+        if (rows > 5) Put(c5, c + 5 * n, width, accumulate);
     }
 
     /// <summary>c[0..width) (+)= v's first <paramref name="width"/> lanes.</summary>
@@ -193,16 +198,13 @@ public static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<TVec>(float* c, bool accumulate, TVec v0, TVec v1, TVec v2, TVec v3) where TVec : unmanaged, IVec<TVec>
+    private static void Store<TVec>(float* c, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
     {
-        int lanes = TVec.Count;
-        Put(v0, c, lanes, accumulate);
-        Put(v1, c + lanes, lanes, accumulate);
-        Put(v2, c + 2 * lanes, lanes, accumulate);
-        Put(v3, c + 3 * lanes, lanes, accumulate);
+        Put(v0, c, TVec.Count, accumulate);
+        Put(v1, c + TVec.Count, TVec.Count, accumulate);
     }
 
-    /// <summary>One row of C, up to 4 vectors wide: the edges the 4-row tiles do not cover.</summary>
+    /// <summary>One row of C, up to 4 vectors wide: the edges the 6-row tiles do not cover.</summary>
     private static void Tile1xN<TVec>(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate) where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count;

@@ -110,20 +110,24 @@ internal readonly unsafe struct Vec<TRaw> : IVec<Vec<TRaw>> where TRaw : unmanag
         sizeof(TRaw) == 64 ? Of(Vector512.Max(a.W, b.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Max(a.M, b.M)) : Of(Vector128.Max(a.N, b.N));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec<TRaw> Sqrt(Vec<TRaw> x) => sizeof(TRaw) == 64 ? Of(Vector512.Sqrt(x.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Sqrt(x.M)) : Of(Vector128.Sqrt(x.N));
+    public static Vec<TRaw> Sqrt(Vec<TRaw> x) => sizeof(TRaw) == 64 ? Of(Vector512.Sqrt(x.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Sqrt(x.M)) : Of(Vector128.Exp(x.N));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vec<TRaw> v) => sizeof(TRaw) == 64 ? Vector512.Sum(v.W) : sizeof(TRaw) == 32 ? Vector256.Sum(v.M) : Vector128.Sum(v.N);
 
-    /// <summary>A maximum is exact, so the lanes can go in any order (out of line, as <see cref="LoadFew"/>).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    /// <summary>Halves folded down to 4 lanes, then those 4 in scalar.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vec<TRaw> v)
     {
-        float* lanes = (float*)&v;
-        float max = lanes[0];
-        for (int i = 1; i < Count; i++) max = MathF.Max(max, lanes[i]);
-        return max;
+        var quarter = sizeof(TRaw) == 64 ? Fold(Fold(v.W)) : sizeof(TRaw) == 32 ? Fold(v.M) : v.N;
+        return MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Fold(Vector512<float> v) => Vector256.Max(v.GetLower(), v.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Fold(Vector256<float> v) => Vector128.Max(v.GetLower(), v.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec<TRaw> FirstLanes(int count, Vec<TRaw> below, Vec<TRaw> rest) =>

@@ -1,4 +1,5 @@
-using TruthProbe.Lab;
+using Gemm = TruthProbe.Lab.Gemm;
+using SimdPath = TruthProbe.Model.SimdPath;
 
 namespace TruthProbe.Tests.Lab;
 
@@ -18,14 +19,19 @@ public class GemmTests
         return c;
     }
 
+    public static IEnumerable<object[]> Shapes() => Widths.Each(
+        [1, 1, 1],
+        [7, 5, 70],    // row and column tails around the 6-row, 2-vector tile
+        [64, 33, 128],
+        [130, 64, 200], // large enough to run on several threads
+        [9, 600, 37],   // k in three depth slices of 256 (weight-gradient shape), odd width
+        [13, 40, 23]);  // no count a multiple of a tile or a vector
+
     [Theory]
-    [InlineData(1, 1, 1)]
-    [InlineData(7, 5, 70)]     // row and column tails around the 4x64 tile
-    [InlineData(64, 33, 128)]
-    [InlineData(130, 64, 200)] // large enough to run on several threads
-    [InlineData(9, 600, 37)]   // k in three depth slices of 256 (weight-gradient shape), odd width
-    public void AllThreeProducts_MatchNaiveDoubleSums_WithAndWithoutAccumulate(int m, int k, int n)
+    [MemberData(nameof(Shapes))]
+    public void AllThreeProducts_MatchNaiveDoubleSums_WithAndWithoutAccumulate(SimdPath path, int m, int k, int n)
     {
+        using var width = Widths.Use(path);
         var a = GradientCheck.Random(m * k, 1);
         var b = GradientCheck.Random(k * n, 2);
         var start = GradientCheck.Random(m * n, 3);

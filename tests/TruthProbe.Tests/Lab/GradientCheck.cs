@@ -23,7 +23,7 @@ internal static class GradientCheck
             input[i] = saved;
             double numeric = (up - down) / (2 * eps);
             double error = Math.Abs(numeric - analytic[i]);
-            if (error > tolerance * Math.Max(scale, Math.Abs(numeric)))
+            if (!(error <= tolerance * Math.Max(scale, Math.Abs(numeric)))) // also fails on NaN
                 Xunit.Assert.Fail($"{what}[{i}]: analytic {analytic[i]:G6} vs finite difference {numeric:G6} (largest gradient {scale:G4})");
         }
     }

@@ -1,8 +1,9 @@
 using TruthProbe.Lab;
+using TruthProbe.Model;
 
 namespace TruthProbe.Tests.Lab;
 
-/// <summary>Every layer's backward against central finite differences of its forward, on tiny shapes.</summary>
+/// <summary>Every layer's backward against central finite differences of its forward, on tiny shapes, at every vector width.</summary>
 public class OpsGradientTests
 {
     [Fact]
@@ -20,9 +21,11 @@ public class OpsGradientTests
         Assert.All(grad.AsSpan(2 * dim, dim).ToArray(), g => Assert.Equal(0f, g)); // token 2 unused
     }
 
-    [Fact]
-    public void RmsNorm_Backward_MatchesFiniteDifferences()
+    [Theory]
+    [MemberData(nameof(Widths.Every), MemberType = typeof(Widths))]
+    public void RmsNorm_Backward_MatchesFiniteDifferences(SimdPath path)
     {
+        using var width = Widths.Use(path);
         const int rows = 3, dim = 8;
         var x = GradientCheck.Random(rows * dim, 3);
         var w = GradientCheck.Random(dim, 4);
@@ -38,9 +41,11 @@ public class OpsGradientTests
         GradientCheck.Assert("dw", w, dw, Loss);
     }
 
-    [Fact]
-    public void RmsNorm_Forward_MatchesClosedForm()
+    [Theory]
+    [MemberData(nameof(Widths.Every), MemberType = typeof(Widths))]
+    public void RmsNorm_Forward_MatchesClosedForm(SimdPath path)
     {
+        using var width = Widths.Use(path);
         float[] x = [3, 4], w = [1, 2], y = new float[2], inv = new float[1];
         Ops.RmsNormForward(x, w, y, inv, 2, 0);
         float rms = MathF.Sqrt((9 + 16) / 2f);
@@ -69,16 +74,20 @@ public class OpsGradientTests
         GradientCheck.Assert("dx", x, dx, Loss);
     }
 
+    public static IEnumerable<object[]> AttentionShapes() => Widths.Each(
+        [4, 4, 4, 5],   // multi-head
+        [4, 2, 4, 5],   // grouped-query: two query heads share each kv head
+        [4, 1, 4, 5],   // multi-query
+        [4, 2, 16, 5],  // head size of the lab models
+        [2, 1, 32, 5],
+        [2, 1, 3, 6],   // odd head size: the scalar tail of the per-head sums
+        [4, 2, 16, 37]); // keys in several vectors (three of 16 on Vector512), and enough work to split over the cores
+
     [Theory]
-    [InlineData(4, 4, 4, 5)]  // multi-head
-    [InlineData(4, 2, 4, 5)]  // grouped-query: two query heads share each kv head
-    [InlineData(4, 1, 4, 5)]  // multi-query
-    [InlineData(4, 2, 16, 5)] // head size of the lab models
-    [InlineData(2, 1, 32, 5)]
-    [InlineData(2, 1, 3, 6)]  // odd head size: the scalar tail of the per-head sums
-    [InlineData(4, 2, 16, 37)] // keys in three blocks of 16, and enough work to split over the cores
-    public void Attention_Backward_MatchesFiniteDifferences(int heads, int kvHeads, int headDim, int seqLen)
+    [MemberData(nameof(AttentionShapes))]
+    public void Attention_Backward_MatchesFiniteDifferences(SimdPath path, int heads, int kvHeads, int headDim, int seqLen)
     {
+        using var width = Widths.Use(path);
         const int batch = 2;
         int n = batch * seqLen;
         var q = GradientCheck.Random(n * heads * headDim, 8);
@@ -98,9 +107,11 @@ public class OpsGradientTests
         GradientCheck.Assert("dv", v, dv, Loss);
     }
 
-    [Fact]
-    public void Attention_IsCausal_FirstPositionCopiesItsOwnValue()
+    [Theory]
+    [MemberData(nameof(Widths.Every), MemberType = typeof(Widths))]
+    public void Attention_IsCausal_FirstPositionCopiesItsOwnValue(SimdPath path)
     {
+        using var width = Widths.Use(path);
         const int seqLen = 3, headDim = 2;
         var q = GradientCheck.Random(seqLen * headDim, 12);
         var k = GradientCheck.Random(seqLen * headDim, 13);
@@ -112,9 +123,11 @@ public class OpsGradientTests
         Assert.InRange(z[2], 1f, 30f); // position 1 mixes values 0 and 1 only
     }
 
-    [Fact]
-    public void SwiGlu_Backward_MatchesFiniteDifferences()
+    [Theory]
+    [MemberData(nameof(Widths.Every), MemberType = typeof(Widths))]
+    public void SwiGlu_Backward_MatchesFiniteDifferences(SimdPath path)
     {
+        using var width = Widths.Use(path);
         var gate = GradientCheck.Random(24, 14, 2);
         var up = GradientCheck.Random(24, 15);
         var r = GradientCheck.Random(24, 16);
