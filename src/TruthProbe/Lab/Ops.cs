@@ -402,6 +402,7 @@ public static unsafe class Ops
     /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks vectors of
     /// columns of mT [headDim, padded]: a vector of keys per broadcast-FMA, each load of mT shared by four accumulators.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
     private static void TileTimesTransposed<TVec>(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count;
@@ -429,6 +430,7 @@ public static unsafe class Ops
     /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
     /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
     private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
     {
         int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
@@ -451,6 +453,7 @@ public static unsafe class Ops
     }
 
     /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
     private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count;
@@ -472,6 +475,27 @@ public static unsafe class Ops
     private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output) where TVec : unmanaged, IVec<TVec>
     {
         int c = 0, lanes = TVec.Count;
+        // Two vectors of the head row per pass where it is that wide: 8 independent FMA chains, which the
+        // latency of 256-bit FMAs needs (one 512-bit vector covers the lab's 16-wide heads).
+        for (; c + 2 * lanes <= headDim; c += 2 * lanes)
+        {
+            TVec o0 = default, o1 = default, o2 = default, o3 = default, p0 = default, p1 = default, p2 = default, p3 = default;
+            for (int s = 0; s < count; s++)
+            {
+                float* row = rows + s * rowStride + c, ws = w + s * wStep;
+                TVec low = TVec.Load(row), high = TVec.Load(row + lanes), x = TVec.Create(ws[0]);
+                o0 = TVec.Fma(x, low, o0); p0 = TVec.Fma(x, high, p0);
+                x = TVec.Create(ws[wRow]);
+                o1 = TVec.Fma(x, low, o1); p1 = TVec.Fma(x, high, p1);
+                x = TVec.Create(ws[2 * wRow]);
+                o2 = TVec.Fma(x, low, o2); p2 = TVec.Fma(x, high, p2);
+                x = TVec.Create(ws[3 * wRow]);
+                o3 = TVec.Fma(x, low, o3); p3 = TVec.Fma(x, high, p3);
+            }
+            float* o = output + c, p = o + lanes;
+            TVec.Store(o0, o); TVec.Store(o1, o + headDim); TVec.Store(o2, o + 2 * headDim); TVec.Store(o3, o + 3 * headDim);
+            TVec.Store(p0, p); TVec.Store(p1, p + headDim); TVec.Store(p2, p + 2 * headDim); TVec.Store(p3, p + 3 * headDim);
+        }
         for (; c + lanes <= headDim; c += lanes)
         {
             TVec o0 = default, o1 = default, o2 = default, o3 = default;
