@@ -110,7 +110,7 @@ internal readonly unsafe struct Vec<TRaw> : IVec<Vec<TRaw>> where TRaw : unmanag
         sizeof(TRaw) == 64 ? Of(Vector512.Max(a.W, b.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Max(a.M, b.M)) : Of(Vector128.Max(a.N, b.N));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec<TRaw> Sqrt(Vec<TRaw> x) => sizeof(TRaw) == 64 ? Of(Vector512.Sqrt(x.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Sqrt(x.M)) : Of(Vector128.Exp(x.N));
+    public static Vec<TRaw> Sqrt(Vec<TRaw> x) => sizeof(TRaw) == 64 ? Of(Vector512.Sqrt(x.W)) : sizeof(TRaw) == 32 ? Of(Vector256.Sqrt(x.M)) : Of(Vector128.Sqrt(x.N));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vec<TRaw> v) => sizeof(TRaw) == 64 ? Vector512.Sum(v.W) : sizeof(TRaw) == 32 ? Vector256.Sum(v.M) : Vector128.Sum(v.N);
