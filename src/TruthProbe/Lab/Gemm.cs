@@ -7,8 +7,8 @@ namespace TruthProbe.Lab;
 
 /// <summary>
 /// Row-major fp32 matrix products for training, span in / span out: C = A·B, C = A·Bᵀ, C = Aᵀ·B, each
-/// optionally accumulating into C. One register-tiled micro-kernel (4 rows x 4 vectors of C held in 16
-/// accumulators while k streams: 4 x 64 on Vector512, see <see cref="Lanes"/>) serves all three: A is read
+/// optionally accumulating into C. One register-tiled micro-kernel (6 rows x 2 vectors of C held in 12
+/// accumulators while k streams: 6 x 32 on Vector512, 6 x 16 on AVX2, see <see cref="Lanes"/>) serves all three: A is read
 /// through a row stride and a column stride, so Aᵀ costs nothing; Bᵀ is transposed into a per-thread scratch
 /// buffer (B is always a weight matrix there, small next to the product). Rows of C are split statically over
 /// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
@@ -19,10 +19,9 @@ public static unsafe class Gemm
     private const int RowBlock = 6;
     /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole number of vectors at every width.</summary>
     private const int Pad = 16;
-    private const int MaxColBlock = 4 * Pad;
     /// <summary>
     /// Depth of one pass over C. Weight gradients dW = dYᵀ·X run k over every position of the batch (thousands):
-    /// in slices of this depth, the slice of X under a 64-column block (64 KB) stays in cache while every row
+    /// in slices of this depth, the slice of X under a column block (32 KB at 32 columns) stays in cache while every row
     /// block of C uses it, instead of streaming from memory once per row block.
     /// </summary>
     private const int DepthBlock = 256;
@@ -111,22 +110,24 @@ public static unsafe class Gemm
         int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
         for (; j + colBlock <= n; j += colBlock)
             for (int i = first; i < last; i += RowBlock)
-                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), accumulate);
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), colBlock, accumulate);
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
             for (int i = first; i < last; i += RowBlock)
-                Tile6x1<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), accumulate);
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), accumulate);
         if (j < n)
-            for (int i = first; i < last; i++) Tile1xN<TVec>(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
+            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
     }
 
     /// <summary>
     /// 6 rows x 2 vectors of C (6 x 32 on Vector512, 6 x 16 on Vector256): 12 accumulators, two B vectors and a
     /// broadcast fit the 16 registers of AVX2; each B vector loaded serves six rows. With fewer than 6
-    /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored.
+    /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored. Only the first
+    /// <paramref name="width"/> columns are stored; at most one vector wide (a column remainder that is a whole
+    /// vector, or the last columns of padded B), the second vector of B is taken as zero and not read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, bool accumulate)
+    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool accumulate)
         where TVec : unmanaged, IVec<TVec>
     {
         TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -137,7 +138,7 @@ public static unsafe class Gemm
         for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
         {
             var b0 = TVec.Load(bp);
-            var b1 = TVec.Load(bp + TVec.Count);
+            var b1 = width > TVec.Count ? TVec.Load(bp + TVec.Count) : default;
             var x = TVec.Create(a0[p]);
             c00 = TVec.Fma(b0, x, c00); c01 = TVec.Fma(b1, x, c01);
             x = TVec.Create(a1[p]);
@@ -151,42 +152,12 @@ public static unsafe class Gemm
             x = TVec.Create(a5[p]);
             c50 = TVec.Fma(b0, x, c50); c51 = TVec.Fma(b1, x, c51);
         }
-        Store(c, accumulate, c00, c01);
-        if (rows > 1) Store(c + n, accumulate, c10, c11);
-        if (rows > 2) Store(c + 2 * n, accumulate, c20, c21);
-        if (rows > 3) Store(c + 3 * n, accumulate, c30, c31);
-        if (rows > 4) Store(c + 4 * n, accumulate, c40, c41);
-        if (rows > 5) Store(c + 5 * n, accumulate, c50, c51);
-    }
-
-    /// <summary>
-    /// 6 rows x 1 vector: column remainders that are whole vectors (k/v projections, vocabularies), or the last
-    /// <paramref name="width"/> columns when B is padded (C's row ends beyond them stay intact).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x1<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool accumulate)
-        where TVec : unmanaged, IVec<TVec>
-    {
-        TVec c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
-        int l = rows - 1; // rows past the last repeat it
-        float* a0 = a, a1 = a + Math.Min(1, l) * aRow, a2 = a + Math.Min(2, l) * aRow, a3 = a + Math.Min(3, l) * aRow, a4 = a + Math.Min(4, l) * aRow, a5 = a + Math.Min(5, l) * aRow;
-        float* bp = b;
-        for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
-        {
-            var bv = TVec.Load(bp);
-            c0 = TVec.Fma(TVec.Create(a0[p]), bv, c0);
-            c1 = TVec.Fma(TVec.Create(a1[p]), bv, c1);
-            c2 = TVec.Fma(TVec.Create(a2[p]), bv, c2);
-            c3 = TVec.Fma(TVec.Create(a3[p]), bv, c3);
-            c4 = TVec.Fma(TVec.Create(a4[p]), bv, c4);
-            c5 = TVec.Fma(TVec.Create(a5[p]), bv, c5);
-        }
-        Put(c0, c, width, accumulate);
-        if (rows > 1) Put(c1, c + n, width, accumulate);
-        if (rows > 2) Put(c2, c + 2 * n, width, accumulate);
-        if (rows > 3) Put(c3, c + 3 * n, width, accumulate);
-        if (rows > 4) Put(c4, c + 4 * n, width, accumulate);
-        if (rows > 5) Put(c5, c + 5 * n, width, accumulate);
+        Store(c, width, accumulate, c00, c01);
+        if (rows > 1) Store(c + n, width, accumulate, c10, c11);
+        if (rows > 2) Store(c + 2 * n, width, accumulate, c20, c21);
+        if (rows > 3) Store(c + 3 * n, width, accumulate, c30, c31);
+        if (rows > 4) Store(c + 4 * n, width, accumulate, c40, c41);
+        if (rows > 5) Store(c + 5 * n, width, accumulate, c50, c51);
     }
 
     /// <summary>c[0..width) (+)= v's first <paramref name="width"/> lanes.</summary>
@@ -198,27 +169,21 @@ public static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<TVec>(float* c, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
+    /// <summary>The first <paramref name="width"/> floats of the pair v0, v1 (+)= into c.</summary>
+    private static void Store<TVec>(float* c, int width, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
     {
-        Put(v0, c, TVec.Count, accumulate);
-        Put(v1, c + TVec.Count, TVec.Count, accumulate);
+        Put(v0, c, Math.Min(width, TVec.Count), accumulate);
+        if (width > TVec.Count) Put(v1, c + TVec.Count, width - TVec.Count, accumulate);
     }
 
-    /// <summary>One row of C, up to 4 vectors wide: the edges the 6-row tiles do not cover.</summary>
-    private static void Tile1xN<TVec>(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate) where TVec : unmanaged, IVec<TVec>
+    /// <summary>The last columns of a row of C, fewer than a vector, when B is not padded: one scalar FMA chain each.</summary>
+    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate)
     {
-        int lanes = TVec.Count;
-        float* acc = stackalloc float[MaxColBlock];
-        for (int j = 0; j < width; j++) acc[j] = 0;
-        for (int p = 0; p < k; p++)
+        for (int j = 0; j < width; j++)
         {
-            float x = a[(long)p * aCol];
-            float* bp = b + (long)p * bRow;
-            int j = 0;
-            for (; j + lanes <= width; j += lanes)
-                TVec.Store(TVec.Fma(TVec.Create(x), TVec.Load(bp + j), TVec.Load(acc + j)), acc + j);
-            for (; j < width; j++) acc[j] = MathF.FusedMultiplyAdd(x, bp[j], acc[j]);
+            float sum = 0;
+            for (int p = 0; p < k; p++) sum = MathF.FusedMultiplyAdd(a[(long)p * aCol], b[(long)p * bRow + j], sum);
+            c[j] = accumulate ? c[j] + sum : sum;
         }
-        for (int j = 0; j < width; j++) c[j] = accumulate ? c[j] + acc[j] : acc[j];
     }
 }
