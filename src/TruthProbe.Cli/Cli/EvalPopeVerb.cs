@@ -11,14 +11,17 @@ public sealed class EvalPopeVerb : IVerb
     public string Summary => "POPE yes/no object probing metrics, per split and pooled";
     public string Usage => """
         usage: truthprobe eval pope --answers FILE --questions FILE [--answers FILE --questions FILE ...]
-                                    [--parse strict|pope|first] --out DIR
+                                    [--category NAME ...] [--parse strict|pope|first] --out DIR
 
           --questions FILE  a POPE split (../shared/data/pope/...: question_id, label yes/no); repeat for more splits
-          --answers FILE    the replies to that split, JSON Lines with question_id and text; paired with the
-                            --questions files in order
+          --answers FILE    the replies to that split, paired with the --questions files in order: JSON Lines with
+                            question_id and text, or an lmms-eval samples_*.jsonl log (doc.question_id,
+                            filtered_resps; its doc.answer must agree with the split's labels)
+          --category NAME   adversarial, popular or random: which setting of an lmms-eval log that holds several
+                            (one per --answers, in order); by default the one the --questions file name contains
           --parse RULE      strict (default): the reply, lower-cased and stripped, must start with the word yes or no;
                             pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes);
-                    first: the first whole word yes or no anywhere in the reply (any case), else unknown.
+                            first: the first whole word yes or no anywhere in the reply (any case), else unknown.
           --out DIR         writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count)
 
         Unknown replies are wrong for accuracy and count in yes_ratio's denominator; precision and recall use
@@ -29,12 +32,17 @@ public sealed class EvalPopeVerb : IVerb
     {
         var answers = args.GetAll("answers");
         var questions = args.GetAll("questions");
+        var categories = args.GetAll("category");
         string parse = args.Get("parse", "strict");
         string outDir = args.Required("out", "output folder");
         args.EnsureAllRead(0);
         if (questions.Count == 0) throw new UserError("eval pope: missing --questions (a POPE question file)");
         if (answers.Count != questions.Count)
             throw new UserError($"eval pope: {answers.Count} --answers for {questions.Count} --questions; give one --answers per --questions, in the same order");
+        if (categories.Count > 0 && categories.Count != answers.Count)
+            throw new UserError($"eval pope: {categories.Count} --category for {answers.Count} --answers; give one per --answers, in the same order");
+        foreach (string cat in categories)
+            if (!PopeScorer.Categories.Contains(cat)) throw new UserError($"eval pope: --category must be one of {string.Join(", ", PopeScorer.Categories)}, got '{cat}'");
         var rule = parse switch
         {
             "strict" => PopeParse.Strict,
@@ -47,7 +55,7 @@ public sealed class EvalPopeVerb : IVerb
         for (int i = 0; i < questions.Count; i++)
         {
             var qs = PopeScorer.ReadQuestions(questions[i]);
-            var ans = PopeScorer.ReadAnswers(answers[i]);
+            var ans = PopeScorer.ReadAnswers(answers[i], categories.Count > 0 ? categories[i] : CategoryInName(questions[i]));
             var counts = PopeScorer.Score(qs, ans, rule, questions[i], answers[i]);
             string name = Path.GetFileNameWithoutExtension(questions[i]);
             if (splits.Any(s => s.Name == name)) name = $"{name}#{i + 1}";
@@ -68,5 +76,13 @@ public sealed class EvalPopeVerb : IVerb
         }
         Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")}");
         return 0;
+    }
+
+    /// <summary>The one POPE setting named in a questions file's name (coco_pope_popular.jsonl -> popular), if exactly one is.</summary>
+    private static string? CategoryInName(string questionsPath)
+    {
+        string name = Path.GetFileNameWithoutExtension(questionsPath).ToLowerInvariant();
+        var named = PopeScorer.Categories.Where(name.Contains).ToList();
+        return named.Count == 1 ? named[0] : null;
     }
 }

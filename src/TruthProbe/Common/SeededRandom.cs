@@ -3,7 +3,8 @@ namespace TruthProbe.Common;
 /// <summary>
 /// SplitMix64: a tiny generator whose output is fixed by its seed on every platform and .NET version,
 /// which System.Random does not promise. Used for folds, label shuffles, random gates and answer choices, so
-/// each can be re-implemented outside .NET from its seed (Steele, Lea, Flood 2014).
+/// each can be re-implemented outside .NET from its seed (Steele, Lea, Flood 2014); the lab draws from it
+/// through <see cref="SeededSystemRandom"/>.
 /// </summary>
 public struct SeededRandom(ulong seed)
 {
@@ -29,15 +30,17 @@ public struct SeededRandom(ulong seed)
     }
 
     /// <summary>Uniform in [0, bound) without modulo bias (Lemire's multiply-shift with rejection).</summary>
-    public int NextInt(int bound)
+    public int NextInt(int bound) => (int)NextBelow((ulong)bound);
+
+    /// <summary>Uniform in [0, bound) for any bound > 0, without modulo bias.</summary>
+    public ulong NextBelow(ulong bound)
     {
-        ulong range = (ulong)bound;
         while (true)
         {
             ulong x = NextUInt64();
-            UInt128 m = (UInt128)x * range;
+            UInt128 m = (UInt128)x * bound;
             ulong low = (ulong)m;
-            if (low >= (0UL - range) % range) return (int)(m >> 64);
+            if (low >= (0UL - bound) % bound) return (ulong)(m >> 64);
         }
     }
 
@@ -53,4 +56,39 @@ public struct SeededRandom(ulong seed)
         }
         return p;
     }
+}
+
+/// <summary>
+/// <see cref="System.Random"/>'s API over <see cref="SeededRandom"/>, for code written against Random (the
+/// lab's world, corpus and initialisation): the same seed gives the same stream on every .NET version and
+/// platform, which <c>new Random(seed)</c> does not promise.
+/// </summary>
+public sealed class SeededSystemRandom(int seed) : Random
+{
+    private SeededRandom _state = new((ulong)(uint)seed);
+
+    protected override double Sample() => _state.NextDouble();
+    public override double NextDouble() => _state.NextDouble();
+    public override int Next() => _state.NextInt(int.MaxValue);
+
+    public override int Next(int maxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxValue);
+        return maxValue == 0 ? 0 : _state.NextInt(maxValue);
+    }
+
+    public override int Next(int minValue, int maxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(minValue, maxValue);
+        return minValue == maxValue ? minValue : (int)(minValue + (long)_state.NextBelow((ulong)((long)maxValue - minValue)));
+    }
+
+    public override long NextInt64() => (long)_state.NextBelow(long.MaxValue);
+
+    public override void NextBytes(Span<byte> buffer)
+    {
+        for (int i = 0; i < buffer.Length; i++) buffer[i] = (byte)_state.NextUInt64();
+    }
+
+    public override void NextBytes(byte[] buffer) => NextBytes(buffer.AsSpan());
 }

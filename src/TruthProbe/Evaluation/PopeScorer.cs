@@ -22,6 +22,9 @@ public enum PopeParse
 /// <summary>A POPE question: its id, gold label and object question.</summary>
 public sealed record PopeQuestion(long Id, bool GoldYes, string Text);
 
+/// <summary>A reply to one question, where it was read, and the gold label when the answers file states it too (lmms-eval logs).</summary>
+public readonly record struct PopeReply(string Text, string Where, bool? GoldYes);
+
 /// <summary>
 /// Counts of one split. Unknown replies (neither yes nor no) are wrong for accuracy and count in the
 /// yes-ratio denominator; they are neither positive nor negative predictions, so precision and recall
@@ -113,25 +116,70 @@ public static class PopeScorer
         return questions;
     }
 
-    /// <summary>Replies by question id (JSON Lines: question_id, text).</summary>
-    public static Dictionary<long, (string Text, string Where)> ReadAnswers(string path)
+    /// <summary>POPE's three negative-sampling settings, as lmms-eval logs name them in <c>doc.category</c>.</summary>
+    public static readonly string[] Categories = ["adversarial", "popular", "random"];
+
+    /// <summary>
+    /// Replies by question id: JSON Lines with <c>question_id</c> and <c>text</c> (or <c>answer</c>), or an
+    /// lmms-eval <c>samples_*.jsonl</c> log (<c>doc.question_id</c>, the reply in <c>filtered_resps</c>, the gold
+    /// label in <c>doc.answer</c>, the setting in <c>doc.category</c>). A log holding several settings repeats
+    /// question ids, so <paramref name="category"/> picks one; records without a category are always kept.
+    /// </summary>
+    public static Dictionary<long, PopeReply> ReadAnswers(string path, string? category = null)
     {
-        var answers = new Dictionary<long, (string, string)>();
+        var answers = new Dictionary<long, PopeReply>();
+        var categories = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var r in JsonRecords.Read(path))
         {
-            long id = r.Integer("question_id");
-            string text = r.Text("text") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
-            if (!answers.TryAdd(id, (text, r.Where)))
-                throw new UserError($"{r.Where}: a second answer for question_id {id} (first at {answers[id].Item2})");
+            long id;
+            string text;
+            bool? gold = null;
+            if (r.Value.TryGetProperty("doc", out var docElement) && docElement.ValueKind == JsonValueKind.Object)
+            {
+                var doc = new JsonRecord(docElement, r.File, r.Line);
+                string? recordCategory = doc.Text("category");
+                if (recordCategory != null)
+                {
+                    categories.Add(recordCategory);
+                    if (category != null && recordCategory != category) continue;
+                }
+                id = doc.Integer("question_id");
+                text = FirstString(r, "filtered_resps") ?? FirstString(r, "resps")
+                    ?? throw new UserError($"{r.Where}: an lmms-eval sample without a reply in 'filtered_resps' or 'resps'");
+                if (doc.Text("answer") is { } label) gold = label.Trim().Equals("yes", StringComparison.OrdinalIgnoreCase);
+            }
+            else
+            {
+                id = r.Integer("question_id");
+                text = r.Text("text") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
+            }
+            if (!answers.TryAdd(id, new PopeReply(text, r.Where, gold)))
+                throw new UserError(categories.Count > 1 && category == null
+                    ? $"{r.Where}: question_id {id} appears again; this log holds the settings {string.Join(", ", categories)}: pass --category NAME (one per --answers) to score one"
+                    : $"{r.Where}: a second answer for question_id {id} (first at {answers[id].Where})");
         }
+        if (answers.Count == 0 && category != null)
+            throw new UserError($"{path}: no answers of category '{category}' (the file has {(categories.Count > 0 ? string.Join(", ", categories) : "no categories")})");
         return answers;
+    }
+
+    /// <summary>The first string inside field <paramref name="name"/>, however deeply nested in arrays (lmms-eval's <c>[["Yes"]]</c>).</summary>
+    private static string? FirstString(JsonRecord r, string name)
+    {
+        if (!r.Value.TryGetProperty(name, out var v)) return null;
+        while (v.ValueKind == JsonValueKind.Array)
+        {
+            if (v.GetArrayLength() == 0) return null;
+            v = v[0];
+        }
+        return v.ValueKind == JsonValueKind.String ? v.GetString() : null;
     }
 
     /// <summary>
     /// Confusion counts of one split. Every question needs exactly one answer and every answer a question:
     /// a mismatch means the files are not a pair, so it is an error rather than a silent drop.
     /// </summary>
-    public static PopeCounts Score(IReadOnlyList<PopeQuestion> questions, IReadOnlyDictionary<long, (string Text, string Where)> answers,
+    public static PopeCounts Score(IReadOnlyList<PopeQuestion> questions, IReadOnlyDictionary<long, PopeReply> answers,
         PopeParse rule, string questionsName, string answersName)
     {
         var ids = questions.Select(q => q.Id).ToHashSet();
@@ -147,6 +195,9 @@ public static class PopeScorer
         int tp = 0, fp = 0, tn = 0, fn = 0, unknownYes = 0, unknownNo = 0;
         foreach (var q in questions)
         {
+            if (answers[q.Id].GoldYes is bool stated && stated != q.GoldYes)
+                throw new UserError($"{answers[q.Id].Where}: the answers file's gold label for question_id {q.Id} is '{(stated ? "yes" : "no")}' but {questionsName} says " +
+                    $"'{(q.GoldYes ? "yes" : "no")}'; these answers belong to another split (pick it with --category or pair the files differently)");
             switch (Parse(answers[q.Id].Text, rule), q.GoldYes)
             {
                 case (PopeAnswer.Yes, true): tp++; break;

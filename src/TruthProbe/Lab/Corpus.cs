@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 namespace TruthProbe.Lab;
 
 /// <summary>One training sequence: token ids (BOS first) and, per token, the weight of predicting it.</summary>
@@ -95,5 +96,5 @@ public sealed class Corpus(SyntheticWorld world, WordTokenizer tokenizer)
     }
 
     /// <summary>The random stream of one training step: the same (seed, step) always gives the same batch.</summary>
-    public static Random StepRandom(int seed, int step) => new(unchecked(seed * 1_000_003 + step * 7_919 + 17) & int.MaxValue);
+    public static Random StepRandom(int seed, int step) => new SeededSystemRandom(unchecked(seed * 1_000_003 + step * 7_919 + 17) & int.MaxValue);
 }

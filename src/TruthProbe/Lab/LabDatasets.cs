@@ -20,7 +20,7 @@ public static class LabDatasets
 
     private static IEnumerable<(Episode Episode, Random Rng)> Episodes(SyntheticWorld world, int stream, int count, FactKind[] kinds)
     {
-        var rng = new Random(unchecked(world.Seed * 31 + stream));
+        var rng = new SeededSystemRandom(unchecked(world.Seed * 31 + stream));
         for (int i = 0; i < count; i++) yield return (world.SampleEpisode(rng, Recipe.MaxFacts, counterfactual: i % 2 == 1, kinds), rng);
     }
 

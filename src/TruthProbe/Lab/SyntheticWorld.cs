@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using System.Text;
 
 namespace TruthProbe.Lab;
@@ -46,7 +47,7 @@ public sealed class SyntheticWorld
     public SyntheticWorld(int seed)
     {
         Seed = seed;
-        var rng = new Random(seed);
+        var rng = new SeededSystemRandom(seed);
         var kinds = Enum.GetValues<FactKind>();
         _values = new int[People.Length, kinds.Length];
         for (int p = 0; p < People.Length; p++)

@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using System.Numerics.Tensors;
 
 namespace TruthProbe.Lab;
@@ -87,7 +88,7 @@ public sealed class TrainableLlama
     /// <summary>Normal(0, 0.02) weights, output projections scaled by 1/sqrt(2·layers) (GPT-2), norms at 1.</summary>
     public void Initialize(int seed)
     {
-        var rng = new Random(seed);
+        var rng = new SeededSystemRandom(seed);
         foreach (var (t, i) in Parameters.Tensors.Select((t, i) => (t, i)))
         {
             var v = Parameters.Value(i);
@@ -113,7 +114,7 @@ public sealed class TrainableLlama
         LoraRank = rank;
         LoraScale = alpha / rank;
         Parameters.SetTrainable(_ => false);
-        var rng = new Random(seed);
+        var rng = new SeededSystemRandom(seed);
         foreach (var lin in _layers.SelectMany(l => l.Attention))
         {
             string baseName = Parameters.Tensors[lin.Weight].Name.Replace(".weight", "");

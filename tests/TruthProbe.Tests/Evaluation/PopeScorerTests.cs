@@ -93,6 +93,60 @@ public class PopeScorerTests
         Assert.Equal(2, p.GetProperty("unknown").GetInt32());
     }
 
+    /// <summary>
+    /// An lmms-eval <c>samples_pope.jsonl</c> log over all three settings: question ids 1-4 repeat per
+    /// setting, the reply sits in <c>filtered_resps</c> (here also nested, as <c>resps</c> is), the gold label
+    /// in <c>doc.answer</c>. Each setting's replies are SplitB's with a different last reply.
+    /// </summary>
+    private static string WriteLmmsEvalLog(TempDir tmp)
+    {
+        var lines = new List<string>();
+        int docId = 0;
+        foreach (string category in PopeScorer.Categories)
+            for (int i = 0; i < SplitB.Length; i++)
+            {
+                var (goldYes, reply) = SplitB[i];
+                if (i == 3 && category == "popular") reply = "Yes";
+                var doc = new { question_id = (i + 1).ToString(), question = "Is there a dog in the image?", answer = goldYes ? "yes" : "no", image_source = "COCO_val2014_000000000001", category };
+                lines.Add(category == "random"
+                    ? JsonSerializer.Serialize(new { doc_id = docId++, doc, target = doc.answer, resps = new[] { new[] { reply } }, filtered_resps = new[] { new[] { reply } } })
+                    : JsonSerializer.Serialize(new { doc_id = docId++, doc, target = doc.answer, resps = new[] { new[] { reply } }, filtered_resps = new[] { reply } }));
+            }
+        string path = tmp.File("samples_pope.jsonl");
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    [Fact]
+    public void LmmsEvalLog_SettingComesFromTheQuestionsFileName_OrCategory_AndItsGoldMustAgree()
+    {
+        using var tmp = new TempDir();
+        string log = WriteLmmsEvalLog(tmp);
+        WriteSplit(tmp, "coco_pope_popular", SplitB);
+        WriteSplit(tmp, "coco_pope_random", SplitB);
+        var r = CliRunner.Run("eval", "pope", "--questions", tmp.File("coco_pope_popular.jsonl"), "--answers", log,
+            "--questions", tmp.File("coco_pope_random.jsonl"), "--answers", log, "--out", tmp.File("out"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(tmp.File("out/metrics.json")));
+        var popular = doc.RootElement.GetProperty("splits").GetProperty("coco_pope_popular");
+        Assert.Equal(50.0, popular.GetProperty("accuracy").GetDouble(), 9);   // TP 2, FP 2: its last reply is Yes
+        var random = doc.RootElement.GetProperty("splits").GetProperty("coco_pope_random");
+        Assert.Equal(75.0, random.GetProperty("accuracy").GetDouble(), 9);    // SplitB as written: TP 2, FP 1, TN 1
+
+        // A file name naming no setting: the repeated ids are an error until --category picks one.
+        WriteSplit(tmp, "split", SplitB);
+        var ambiguous = CliRunner.Run("eval", "pope", "--questions", tmp.File("split.jsonl"), "--answers", log, "--out", tmp.File("o2"));
+        Assert.Equal(UserError.ExitCode, ambiguous.ExitCode);
+        Assert.Contains("--category", ambiguous.Stderr);
+        Assert.Equal(0, CliRunner.Run("eval", "pope", "--questions", tmp.File("split.jsonl"), "--answers", log, "--category", "adversarial", "--out", tmp.File("o3")).ExitCode);
+
+        // The log's gold labels must be the split's: flip one label in the questions file.
+        File.WriteAllLines(tmp.File("flipped.jsonl"), File.ReadAllLines(tmp.File("split.jsonl")).Select((l, i) => i == 0 ? l.Replace("\"yes\"", "\"no\"") : l));
+        var flipped = CliRunner.Run("eval", "pope", "--questions", tmp.File("flipped.jsonl"), "--answers", log, "--category", "random", "--out", tmp.File("o4"));
+        Assert.Equal(UserError.ExitCode, flipped.ExitCode);
+        Assert.Contains("gold label for question_id 1 is 'yes'", flipped.Stderr);
+    }
+
     [Fact]
     public void AnswerForUnknownQuestion_IsAnErrorNamingFileAndLine()
     {
