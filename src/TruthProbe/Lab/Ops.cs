@@ -78,7 +78,6 @@ public static unsafe class Ops
     {
         public RmsNormJob Shapes;
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Rows<TVec>(ref RmsNormBackwardJob job, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             ref var j = ref job.Shapes;
@@ -204,12 +203,6 @@ public static unsafe class Ops
     }
 
     // ---- causal grouped-query attention ----
-
-    /// <summary>
-    /// Elementwise work (SwiGLU, AdamW) is split into shares of whole chunks of this many floats, a whole number of
-    /// vectors at every width, so the shares do not depend on the width.
-    /// </summary>
-    internal const int Chunk = 16;
 
     /// <summary>One attention call: shapes and the spans as pointers, read by every worker (see <see cref="WorkerPool"/>).</summary>
     private struct AttentionJob
@@ -520,6 +513,12 @@ public static unsafe class Ops
     }
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----
+
+    /// <summary>
+    /// Elementwise work (SwiGLU, AdamW) is split into shares of whole chunks of this many floats, a whole number of
+    /// vectors at every width, so the shares do not depend on the width.
+    /// </summary>
+    internal const int Chunk = 16;
 
     /// <summary>Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial.</summary>
     private struct SwiGluJob : IRowJob<SwiGluJob>
