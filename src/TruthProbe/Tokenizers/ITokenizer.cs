@@ -58,4 +58,18 @@ public sealed record TokenizerVocabulary(
     string? PreTokenizer,
     bool AddEos = false,
     bool AddSpacePrefix = true,
-    bool RemoveExtraWhitespaces = false);
+    bool RemoveExtraWhitespaces = false)
+{
+    /// <summary>
+    /// The ids <paramref name="encodeText"/> appends, after BOS and before EOS when this vocabulary adds them
+    /// and the caller asks for special tokens.
+    /// </summary>
+    public int[] EncodeWithSpecialTokens(bool addSpecialTokens, int capacity, Action<List<int>> encodeText)
+    {
+        var ids = new List<int>(capacity);
+        if (addSpecialTokens && AddBos && BosId is int bos) ids.Add(bos);
+        encodeText(ids);
+        if (addSpecialTokens && AddEos && EosId is int eos) ids.Add(eos);
+        return [.. ids];
+    }
+}

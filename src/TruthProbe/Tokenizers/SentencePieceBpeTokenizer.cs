@@ -94,12 +94,9 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     public int[] Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var ids = new List<int>(text.Length / 3 + 4);
-        if (addSpecialTokens && AddsBos) ids.Add(_vocab.BosId!.Value);
         var work = new Workspace();
-        _splitter.Encode(text, ids, (start, length) => EncodeSegment(text.AsSpan(start, length), start == 0, ids, work));
-        if (addSpecialTokens && _vocab.AddEos && _vocab.EosId != null) ids.Add(_vocab.EosId.Value);
-        return ids.ToArray();
+        return _vocab.EncodeWithSpecialTokens(addSpecialTokens, text.Length / 3 + 4, ids =>
+            _splitter.Encode(text, ids, (start, length) => EncodeSegment(text.AsSpan(start, length), start == 0, ids, work)));
     }
 
     private sealed class Workspace

@@ -49,17 +49,13 @@ public sealed partial class WordLevelTokenizer : ITokenizer
 
     public int[] Encode(string text, bool addSpecialTokens = true)
     {
-        var ids = new List<int>();
-        if (addSpecialTokens && AddsBos) ids.Add(Vocabulary.BosId!.Value);
         var pattern = _splitPunctuation ? WhitespacePreTokenizer() : WhitespaceSplitPreTokenizer();
-        _splitter.Encode(text, ids, (start, length) =>
+        return Vocabulary.EncodeWithSpecialTokens(addSpecialTokens, text.Length / 4 + 4, ids => _splitter.Encode(text, ids, (start, length) =>
         {
             foreach (Match word in pattern.Matches(text.Substring(start, length)))
                 ids.Add(_ids.TryGetValue(word.Value, out int id) ? id
                     : Vocabulary.UnknownId ?? throw new UserError($"{_source}: '{word.Value}' is not in the vocabulary and the model has no unk_token"));
-        });
-        if (addSpecialTokens && Vocabulary.AddEos && Vocabulary.EosId is int eos) ids.Add(eos);
-        return [.. ids];
+        }));
     }
 
     public string Decode(ReadOnlySpan<int> ids)
