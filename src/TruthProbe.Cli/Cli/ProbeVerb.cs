@@ -64,7 +64,7 @@ public sealed class ProbeVerb : IVerb
             if (activations.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) && rows.Rows.Count != set.Rows)
                 throw new UserError($"{data}: {rows.Rows.Count} rows but {activations} has {set.Rows}; give the data (and --samples) the activations were collected on");
             set = set.WithAnswers(rows, activations);
-            items = rows.ItemIds(set.RowIds);
+            if (options.GroupFolds) items = rows.ItemIds(set.RowIds);
         }
         if (groups != null) items = ReadGroupsNpy(groups, set.Rows);
         var run = ProbeRun.Execute(set, options, items);

@@ -56,7 +56,7 @@ public sealed class ScoreVerb : IVerb
         if (collection.Skipped.Count > 0)
             Console.Out.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");
 
-        var run = ProbeRun.Execute(collection.Set, options, data.ItemIds(collection.Set.RowIds));
+        var run = ProbeRun.Execute(collection.Set, options, options.GroupFolds ? data.ItemIds(collection.Set.RowIds) : null);
         run.TimingsSeconds["collect"] = collection.Seconds;
         run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe score"));
         Console.Out.WriteLine(collection.Reused
