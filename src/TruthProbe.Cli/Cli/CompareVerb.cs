@@ -1,4 +1,5 @@
 using TruthProbe.Lineage;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Cli;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Probing;
+using TruthProbe.Training;
 
 namespace TruthProbe.Cli;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Lineage;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Gating;
 

@@ -8,6 +8,7 @@ using TruthProbe.Gating;
 using TruthProbe.Lineage;
 using TruthProbe.Model;
 using TruthProbe.Probing;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 

@@ -1,4 +1,5 @@
 using TruthProbe.Common;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 

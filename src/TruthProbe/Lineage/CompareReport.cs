@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
 using TruthProbe.Reports;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Lineage;
 

@@ -7,6 +7,7 @@ using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Reports;
+using TruthProbe.Training;
 
 namespace TruthProbe.Probing;
 

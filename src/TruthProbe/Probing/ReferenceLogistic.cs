@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using TruthProbe.Training;
 
 namespace TruthProbe.Probing;
 

@@ -1,7 +1,8 @@
 using TruthProbe.Lab;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 /// <summary>
 /// Runs the lab's kernels on one vector width (Vector512, Vector256, or Vector128 for <see cref="SimdPath.Generic"/>)
@@ -18,9 +19,9 @@ internal sealed class Widths : IDisposable
     public static IEnumerable<object[]> Each(params object[][] cases) =>
         from path in All from row in cases.Length == 0 ? [[]] : cases select row.Prepend(path).ToArray();
 
-    private Widths(SimdPath path) => Lanes.Forced = path;
+    private Widths(SimdPath path) => SimdWidth.Forced = path;
 
     public static Widths Use(SimdPath path) => new(path);
 
-    public void Dispose() => Lanes.Forced = SimdPath.Auto;
+    public void Dispose() => SimdWidth.Forced = SimdPath.Auto;
 }

@@ -1,4 +1,4 @@
-namespace TruthProbe.Lab;
+namespace TruthProbe.Training;
 
 /// <summary>One named tensor inside a <see cref="ParameterSet"/>; frozen tensors get no gradient and no update.</summary>
 public sealed record ParameterTensor(string Name, int[] Shape, int Offset, int Length, bool Trainable);

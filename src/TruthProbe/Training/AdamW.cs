@@ -1,7 +1,8 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using TruthProbe.Numerics;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Training;
 
 /// <summary>Linear warm-up to the peak rate, then a cosine down to <c>MinFraction</c> of it at the last step.</summary>
 public sealed record LearningRateSchedule(double Peak, int WarmupSteps, int TotalSteps, double MinFraction = 0.1)

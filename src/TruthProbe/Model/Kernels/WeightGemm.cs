@@ -3,10 +3,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace TruthProbe.Model;
+using TruthProbe.Numerics;
 
-/// <summary>Which vector width a kernel runs on; <see cref="Auto"/> takes the widest the CPU accelerates.</summary>
-public enum SimdPath { Auto, Vector512, Vector256, Generic }
+namespace TruthProbe.Model;
 
 /// <summary>
 /// Y[M, N] = X[M, K] W[N, K]^T for several tokens (prefill, scoring), at the FMA limit: W is widened from its
@@ -15,7 +14,7 @@ public enum SimdPath { Auto, Vector512, Vector256, Generic }
 /// an MR x NR tile of Y in registers (8 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
 /// each step one broadcast of X per row against NR packed weights. The threads split the N panels statically.
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class WeightGemm
 {
     /// <summary>Depth of a packed panel: KC x NR floats (128 KB at NR = 32) stay in L2 while every token of the
     /// block uses them; deep enough that most matrices need one pass (Y written once). A multiple of the Q8_0 block.</summary>
@@ -23,13 +22,6 @@ public static unsafe class Gemm
     /// <summary>Tokens per block. Every block re-packs all panels, so blocks are large: 512 rather than 256 gained
     /// 8% at M = 512 (measured), although X's block (2 MB at KC = 1024) then streams from L3 rather than L2.</summary>
     private const int MC = 512;
-
-    /// <summary>Forces a path on the calling thread (tests, benchmarks); <see cref="SimdPath.Auto"/> restores detection.</summary>
-    [ThreadStatic] public static SimdPath Forced;
-
-    internal static SimdPath Resolve(SimdPath forced) => forced != SimdPath.Auto ? forced
-        : Vector512.IsHardwareAccelerated ? SimdPath.Vector512
-        : Vector256.IsHardwareAccelerated ? SimdPath.Vector256 : SimdPath.Generic;
 
     private static (int Rows, int Cols) Tile(SimdPath path) => path switch
     {
@@ -55,7 +47,7 @@ public static unsafe class Gemm
             throw new ArgumentException($"gemm [{w.Rows}, {w.Cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
         fixed (float* px = x, py = y)
         {
-            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, M = tokens, N = w.Rows, K = w.Cols, X = px, Y = py, Path = Resolve(Forced) };
+            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, M = tokens, N = w.Rows, K = w.Cols, X = px, Y = py, Path = SimdWidth.Current };
             int panels = (job.N + Tile(job.Path).Cols - 1) / Tile(job.Path).Cols;
             bool worthSplitting = (long)tokens * w.Rows * w.Cols >= 1 << 16;
             WorkerPool.Run(&Part, &job, worthSplitting ? Math.Min(WorkerPool.Count, panels) : 1);
@@ -137,7 +129,7 @@ public static unsafe class Gemm
     /// <summary>Two-source permutes that swap bit b of the vector index with bit b of the lane index.</summary>
     private static readonly Vector512<int>[] SwapLow = new Vector512<int>[4], SwapHigh = new Vector512<int>[4];
 
-    static Gemm()
+    static WeightGemm()
     {
         for (int b = 0; b < 4; b++)
         {

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.Intrinsics;
 using TruthProbe.Model;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Numerics;
 
 /// <summary>
 /// Row-wise work whose rows [first, end) form share <c>part</c> of <see cref="RowParallel.Parts"/>, on vectors

@@ -2,8 +2,9 @@ using System.Text.Json.Nodes;
 using TruthProbe.Lab;
 using TruthProbe.Model;
 using TruthProbe.Tests.Common;
+using TruthProbe.Training;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 /// <summary>A lab checkpoint, read by the inference engine, gives the logits the training forward computed.</summary>
 public class EngineParityTests
@@ -15,7 +16,7 @@ public class EngineParityTests
     {
         using var tmp = new TempDir();
         var tokenizer = WordTokenizer.ForWorld();
-        var config = new LabModelConfig(tokenizer.VocabSize, Dim: 32, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Hidden: 64, MaxPositions: 64,
+        var config = LabModelConfig.Create(tokenizer.VocabSize, Dim: 32, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Hidden: 64, MaxPositions: 64,
             TieEmbeddings: tied, BosId: WordTokenizer.BosId, EosId: WordTokenizer.EosId);
         var model = new TrainableLlama(config);
         model.Initialize(5);

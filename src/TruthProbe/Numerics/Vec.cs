@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Model;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Numerics;
 
 /// <summary>
 /// The vector operations the lab's kernels use. Each kernel is written once, generic over TVec : IVec&lt;TVec&gt;;
@@ -172,13 +172,8 @@ internal readonly unsafe struct Vec<TRaw> : IVec<Vec<TRaw>> where TRaw : unmanag
 /// <summary>Which width the lab's kernels run on: Vector512 where AVX-512 runs it, else Vector256, else Vector128.</summary>
 internal static unsafe class Lanes
 {
-    /// <summary>Forces a width on the calling thread (tests, benchmarks); <see cref="SimdPath.Generic"/> means Vector128.</summary>
-    [ThreadStatic] public static SimdPath Forced;
-
-    /// <summary>The width for a kernel started on this thread (the engine's choice, see <see cref="Model.Gemm"/>).</summary>
-    public static SimdPath Path => Model.Gemm.Resolve(Forced);
-
-    /// <summary>The instantiation of a kernel for <see cref="Path"/>: Vec of Vector512, Vector256 or Vector128.</summary>
+    /// <summary>The instantiation of a kernel for <see cref="SimdWidth.Current"/> (<see cref="SimdPath.Generic"/> means Vector128):
+    /// Vec of Vector512, Vector256 or Vector128.</summary>
     public static delegate*<void*, int, int, void> Pick(delegate*<void*, int, int, void> wide, delegate*<void*, int, int, void> middle, delegate*<void*, int, int, void> narrow) =>
-        Path switch { SimdPath.Vector512 => wide, SimdPath.Vector256 => middle, _ => narrow };
+        SimdWidth.Current switch { SimdPath.Vector512 => wide, SimdPath.Vector256 => middle, _ => narrow };
 }

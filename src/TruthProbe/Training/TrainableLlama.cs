@@ -1,7 +1,8 @@
+using TruthProbe.Model;
 using TruthProbe.Common;
 using System.Numerics.Tensors;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Training;
 
 /// <summary>
 /// A batch of token sequences, all padded to one length: tokens, next-token targets and a per-position loss
@@ -17,7 +18,7 @@ public sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Ta
 /// </summary>
 public sealed class TrainableLlama
 {
-    public LabModelConfig Config { get; }
+    public ModelConfig Config { get; }
     public ParameterSet Parameters { get; }
     public int LoraRank { get; private set; }
     public float LoraScale { get; private set; }
@@ -40,26 +41,26 @@ public sealed class TrainableLlama
     }
 
     /// <summary>Buffers for up to <paramref name="rows"/> = B·T positions, any T up to max_position_embeddings.</summary>
-    private sealed class Activations(LabModelConfig c, int rows)
+    private sealed class Activations(ModelConfig c, int rows)
     {
         public readonly int Rows = rows;
-        public readonly float[][] ResidPre = Make(c.Layers, rows * c.Dim), AttnIn = Make(c.Layers, rows * c.Dim), AttnInvRms = Make(c.Layers, rows);
-        public readonly float[][] Q = Make(c.Layers, rows * c.QWidth), K = Make(c.Layers, rows * c.KvWidth), V = Make(c.Layers, rows * c.KvWidth);
-        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxPositions), Z = Make(c.Layers, rows * c.QWidth);
-        public readonly float[][] ResidMid = Make(c.Layers, rows * c.Dim), MlpIn = Make(c.Layers, rows * c.Dim), MlpInvRms = Make(c.Layers, rows);
-        public readonly float[][] GateOut = Make(c.Layers, rows * c.Hidden), UpOut = Make(c.Layers, rows * c.Hidden), Swish = Make(c.Layers, rows * c.Hidden);
-        public readonly float[] Final = new float[rows * c.Dim], FinalIn = new float[rows * c.Dim], FinalInvRms = new float[rows];
+        public readonly float[][] ResidPre = Make(c.Layers, rows * c.DModel), AttnIn = Make(c.Layers, rows * c.DModel), AttnInvRms = Make(c.Layers, rows);
+        public readonly float[][] Q = Make(c.Layers, rows * c.QDim), K = Make(c.Layers, rows * c.KvDim), V = Make(c.Layers, rows * c.KvDim);
+        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxContext), Z = Make(c.Layers, rows * c.QDim);
+        public readonly float[][] ResidMid = Make(c.Layers, rows * c.DModel), MlpIn = Make(c.Layers, rows * c.DModel), MlpInvRms = Make(c.Layers, rows);
+        public readonly float[][] GateOut = Make(c.Layers, rows * c.Ffn), UpOut = Make(c.Layers, rows * c.Ffn), Swish = Make(c.Layers, rows * c.Ffn);
+        public readonly float[] Final = new float[rows * c.DModel], FinalIn = new float[rows * c.DModel], FinalInvRms = new float[rows];
         public readonly float[] Logits = new float[rows * c.Vocab], DLogits = new float[rows * c.Vocab];
         // Backward scratch.
-        public readonly float[] Dx = new float[rows * c.Dim], DNorm = new float[rows * c.Dim];
-        public readonly float[] DQ = new float[rows * c.QWidth], DK = new float[rows * c.KvWidth], DV = new float[rows * c.KvWidth], DZ = new float[rows * c.QWidth];
-        public readonly float[] DGate = new float[rows * c.Hidden], DUp = new float[rows * c.Hidden], DSwish = new float[rows * c.Hidden];
+        public readonly float[] Dx = new float[rows * c.DModel], DNorm = new float[rows * c.DModel];
+        public readonly float[] DQ = new float[rows * c.QDim], DK = new float[rows * c.KvDim], DV = new float[rows * c.KvDim], DZ = new float[rows * c.QDim];
+        public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
 
         private static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
     }
 
-    public TrainableLlama(LabModelConfig config, ParameterSet? parameters = null)
+    public TrainableLlama(ModelConfig config, ParameterSet? parameters = null)
     {
         config.Validate("model config");
         Config = config;
@@ -68,21 +69,21 @@ public sealed class TrainableLlama
         int Param(string name, int[] shape) => fresh ? Parameters.Add(name, shape) : Parameters.IndexOf(name);
         Linear Lin(string name, int outputs, int inputs) => new(Param(name, [outputs, inputs]), inputs, outputs);
 
-        _embed = Param("model.embed_tokens.weight", [config.Vocab, config.Dim]);
+        _embed = Param("model.embed_tokens.weight", [config.Vocab, config.DModel]);
         _layers = new LayerParams[config.Layers];
         for (int l = 0; l < config.Layers; l++)
         {
             string p = $"model.layers.{l}.";
             _layers[l] = new LayerParams(
-                Param(p + "input_layernorm.weight", [config.Dim]), Param(p + "post_attention_layernorm.weight", [config.Dim]),
-                Lin(p + "self_attn.q_proj.weight", config.QWidth, config.Dim), Lin(p + "self_attn.k_proj.weight", config.KvWidth, config.Dim),
-                Lin(p + "self_attn.v_proj.weight", config.KvWidth, config.Dim), Lin(p + "self_attn.o_proj.weight", config.Dim, config.QWidth),
-                Lin(p + "mlp.gate_proj.weight", config.Hidden, config.Dim), Lin(p + "mlp.up_proj.weight", config.Hidden, config.Dim),
-                Lin(p + "mlp.down_proj.weight", config.Dim, config.Hidden));
+                Param(p + "input_layernorm.weight", [config.DModel]), Param(p + "post_attention_layernorm.weight", [config.DModel]),
+                Lin(p + "self_attn.q_proj.weight", config.QDim, config.DModel), Lin(p + "self_attn.k_proj.weight", config.KvDim, config.DModel),
+                Lin(p + "self_attn.v_proj.weight", config.KvDim, config.DModel), Lin(p + "self_attn.o_proj.weight", config.DModel, config.QDim),
+                Lin(p + "mlp.gate_proj.weight", config.Ffn, config.DModel), Lin(p + "mlp.up_proj.weight", config.Ffn, config.DModel),
+                Lin(p + "mlp.down_proj.weight", config.DModel, config.Ffn));
         }
-        _finalNorm = Param("model.norm.weight", [config.Dim]);
-        _head = config.TieEmbeddings ? _embed : Param("lm_head.weight", [config.Vocab, config.Dim]);
-        (_cos, _sin) = Ops.RopeTables(config.MaxPositions, config.HeadDim, config.RopeTheta);
+        _finalNorm = Param("model.norm.weight", [config.DModel]);
+        _head = config.TiedEmbeddings ? _embed : Param("lm_head.weight", [config.Vocab, config.DModel]);
+        (_cos, _sin) = Ops.RopeTables(config.MaxContext, config.HeadDim, config.RopeTheta);
     }
 
     /// <summary>Normal(0, 0.02) weights, output projections scaled by 1/sqrt(2·layers) (GPT-2), norms at 1.</summary>
@@ -140,7 +141,7 @@ public sealed class TrainableLlama
         foreach (var lin in _layers.SelectMany(l => l.Attention))
         {
             var delta = new float[lin.Out * lin.In];
-            Gemm.MatMul(Parameters.Value(lin.LoraB), Parameters.Value(lin.LoraA), delta, lin.Out, LoraRank, lin.In);
+            TrainingGemm.MatMul(Parameters.Value(lin.LoraB), Parameters.Value(lin.LoraA), delta, lin.Out, LoraRank, lin.In);
             var w = merged.Value(Parameters.Tensors[lin.Weight].Name);
             TensorPrimitives.MultiplyAdd(delta, LoraScale, w, w);
         }
@@ -153,39 +154,39 @@ public sealed class TrainableLlama
     public double Forward(TrainingBatch batch, out int correct, out int counted)
     {
         var c = Config;
-        if (batch.SeqLen > c.MaxPositions) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxPositions}");
+        if (batch.SeqLen > c.MaxContext) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxContext}");
         var a = Buffers(batch);
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
         // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
         // last), so each is kept for the backward without a copy; Final holds the branch outputs until the end.
-        int width = n * c.Dim;
+        int width = n * c.DModel;
         var branch = a.Final.AsSpan(0, width);
-        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.Dim);
+        Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.DModel);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = _layers[l];
             var x = a.ResidPre[l].AsSpan(0, width);
             var mid = a.ResidMid[l].AsSpan(0, width);
             var next = (l + 1 < c.Layers ? a.ResidPre[l + 1] : a.FinalIn).AsSpan(0, width);
-            Ops.RmsNormForward(x, P.Value(L.AttnNorm), a.AttnIn[l], a.AttnInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            Ops.RmsNormForward(x, P.Value(L.AttnNorm), a.AttnIn[l], a.AttnInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Q, a.AttnIn[l], a.Q[l], n);
             LinearForward(L.K, a.AttnIn[l], a.K[l], n);
             LinearForward(L.V, a.AttnIn[l], a.V[l], n);
-            Ops.Rope(a.Q[l].AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
-            Ops.Rope(a.K[l].AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
+            Ops.Rope(a.Q[l].AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
+            Ops.Rope(a.K[l].AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
             Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
             LinearForward(L.O, a.Z[l], branch, n);
             TensorPrimitives.Add(branch, x, mid);
-            Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.Dim, c.RmsEps);
+            Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
-            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Hidden), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Hidden));
+            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Ffn), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Ffn));
             LinearForward(L.Down, a.Swish[l], branch, n);
             TensorPrimitives.Add(branch, mid, next);
         }
-        Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.Dim, c.RmsEps);
-        Gemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.Dim, c.Vocab);
+        Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.DModel, c.RmsEps);
+        TrainingGemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.DModel, c.Vocab);
         a.Last = batch;
         counted = batch.Weights.Count(w => w != 0);
         return Ops.CrossEntropy(a.Logits.AsSpan(0, n * c.Vocab), batch.Targets, batch.Weights, a.DLogits, c.Vocab, out correct);
@@ -196,12 +197,12 @@ public sealed class TrainableLlama
 
     private void LinearForward(Linear lin, float[] input, Span<float> output, int rows)
     {
-        Gemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out);
+        TrainingGemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out);
         if (lin.LoraA < 0) return;
         var xa = lin.Xa.AsSpan(0, rows * LoraRank);
-        Gemm.MatMulTransB(input, Parameters.Value(lin.LoraA), xa, rows, lin.In, LoraRank);
+        TrainingGemm.MatMulTransB(input, Parameters.Value(lin.LoraA), xa, rows, lin.In, LoraRank);
         TensorPrimitives.Multiply(xa, LoraScale, xa);
-        Gemm.MatMulTransB(xa, Parameters.Value(lin.LoraB), output, rows, LoraRank, lin.Out, accumulate: true);
+        TrainingGemm.MatMulTransB(xa, Parameters.Value(lin.LoraB), output, rows, LoraRank, lin.Out, accumulate: true);
     }
 
     // ---- backward ----
@@ -214,35 +215,35 @@ public sealed class TrainableLlama
         var batch = a.Last ?? throw new InvalidOperationException("Backward before Forward");
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
-        var dx = a.Dx.AsSpan(0, n * c.Dim);
-        var dNorm = a.DNorm.AsSpan(0, n * c.Dim);
+        var dx = a.Dx.AsSpan(0, n * c.DModel);
+        var dNorm = a.DNorm.AsSpan(0, n * c.DModel);
 
-        Gemm.MatMul(a.DLogits, P.Value(_head), dNorm, n, c.Vocab, c.Dim);
-        if (P.IsTrainable(_head)) Gemm.MatMulTransA(a.DLogits, a.Final, P.Grad(_head), c.Vocab, n, c.Dim, accumulate: true);
+        TrainingGemm.MatMul(a.DLogits, P.Value(_head), dNorm, n, c.Vocab, c.DModel);
+        if (P.IsTrainable(_head)) TrainingGemm.MatMulTransA(a.DLogits, a.Final, P.Grad(_head), c.Vocab, n, c.DModel, accumulate: true);
         dx.Clear();
-        Ops.RmsNormBackward(dNorm, a.FinalIn, P.Value(_finalNorm), a.FinalInvRms.AsSpan(0, n), dx, GradOrScratch(_finalNorm), c.Dim);
+        Ops.RmsNormBackward(dNorm, a.FinalIn, P.Value(_finalNorm), a.FinalInvRms.AsSpan(0, n), dx, GradOrScratch(_finalNorm), c.DModel);
 
         for (int l = c.Layers - 1; l >= 0; l--)
         {
             var L = _layers[l];
             // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
-            LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Hidden), n, accumulateInput: false);
-            Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Hidden), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
+            LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Ffn), n, accumulateInput: false);
+            Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Ffn), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
             LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.Up, a.DUp, a.MlpIn[l], dNorm, n, accumulateInput: true);
-            Ops.RmsNormBackward(dNorm, a.ResidMid[l], P.Value(L.MlpNorm), a.MlpInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.MlpNorm), c.Dim);
+            Ops.RmsNormBackward(dNorm, a.ResidMid[l], P.Value(L.MlpNorm), a.MlpInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.MlpNorm), c.DModel);
 
             // Attention branch: resid_mid = resid_pre + o(attn(rope(q), rope(k), v))
-            LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QWidth), n, accumulateInput: false);
+            LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QDim), n, accumulateInput: false);
             Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-            Ops.Rope(a.DQ.AsSpan(0, n * c.QWidth), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
-            Ops.Rope(a.DK.AsSpan(0, n * c.KvWidth), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
+            Ops.Rope(a.DQ.AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
+            Ops.Rope(a.DK.AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
             LinearBackward(L.Q, a.DQ, a.AttnIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.K, a.DK, a.AttnIn[l], dNorm, n, accumulateInput: true);
             LinearBackward(L.V, a.DV, a.AttnIn[l], dNorm, n, accumulateInput: true);
-            Ops.RmsNormBackward(dNorm, a.ResidPre[l], P.Value(L.AttnNorm), a.AttnInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.AttnNorm), c.Dim);
+            Ops.RmsNormBackward(dNorm, a.ResidPre[l], P.Value(L.AttnNorm), a.AttnInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.AttnNorm), c.DModel);
         }
-        if (P.IsTrainable(_embed)) Ops.EmbeddingBackward(dx, batch.Tokens, P.Grad(_embed), c.Dim);
+        if (P.IsTrainable(_embed)) Ops.EmbeddingBackward(dx, batch.Tokens, P.Grad(_embed), c.DModel);
     }
 
     private float[] _frozenGradScratch = [];
@@ -251,8 +252,8 @@ public sealed class TrainableLlama
     private Span<float> GradOrScratch(int index)
     {
         if (Parameters.IsTrainable(index)) return Parameters.Grad(index);
-        if (_frozenGradScratch.Length < Config.Dim) _frozenGradScratch = new float[Config.Dim];
-        return _frozenGradScratch.AsSpan(0, Config.Dim);
+        if (_frozenGradScratch.Length < Config.DModel) _frozenGradScratch = new float[Config.DModel];
+        return _frozenGradScratch.AsSpan(0, Config.DModel);
     }
 
     /// <summary>y = x·Wᵀ (+ LoRA): dW += dyᵀ·x, dx (+)= dy·W, and for adapters dB += dyᵀ·xa, dA += s·(dy·B)ᵀ·x, dx += s·(dy·B)·A.</summary>
@@ -261,16 +262,16 @@ public sealed class TrainableLlama
         var P = Parameters;
         dy = dy[..(rows * lin.Out)];
         x = x[..(rows * lin.In)];
-        if (P.IsTrainable(lin.Weight)) Gemm.MatMulTransA(dy, x, P.Grad(lin.Weight), lin.Out, rows, lin.In, accumulate: true);
-        Gemm.MatMul(dy, P.Value(lin.Weight), dx, rows, lin.Out, lin.In, accumulateInput);
+        if (P.IsTrainable(lin.Weight)) TrainingGemm.MatMulTransA(dy, x, P.Grad(lin.Weight), lin.Out, rows, lin.In, accumulate: true);
+        TrainingGemm.MatMul(dy, P.Value(lin.Weight), dx, rows, lin.Out, lin.In, accumulateInput);
         if (lin.LoraA < 0) return;
         var xa = lin.Xa.AsSpan(0, rows * LoraRank);
-        Gemm.MatMulTransA(dy, xa, P.Grad(lin.LoraB), lin.Out, rows, LoraRank, accumulate: true);
+        TrainingGemm.MatMulTransA(dy, xa, P.Grad(lin.LoraB), lin.Out, rows, LoraRank, accumulate: true);
         var dxa = _loraScratch.AsSpan(0, rows * LoraRank);
-        Gemm.MatMul(dy, P.Value(lin.LoraB), dxa, rows, lin.Out, LoraRank);
+        TrainingGemm.MatMul(dy, P.Value(lin.LoraB), dxa, rows, lin.Out, LoraRank);
         TensorPrimitives.Multiply(dxa, LoraScale, dxa);
-        Gemm.MatMulTransA(dxa, x, P.Grad(lin.LoraA), LoraRank, rows, lin.In, accumulate: true);
-        Gemm.MatMul(dxa, P.Value(lin.LoraA), dx, rows, LoraRank, lin.In, accumulate: true);
+        TrainingGemm.MatMulTransA(dxa, x, P.Grad(lin.LoraA), LoraRank, rows, lin.In, accumulate: true);
+        TrainingGemm.MatMul(dxa, P.Value(lin.LoraA), dx, rows, LoraRank, lin.In, accumulate: true);
     }
 
     private float[] _loraScratch = [];

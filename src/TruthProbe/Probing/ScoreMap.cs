@@ -2,7 +2,7 @@ using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 
-namespace TruthProbe.Lineage;
+namespace TruthProbe.Probing;
 
 /// <summary>
 /// A Truth-Score map: one score per (layer, head), layer-major, NaN where a head has no score.

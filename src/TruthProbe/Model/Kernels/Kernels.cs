@@ -80,7 +80,7 @@ public static unsafe class Kernels
         if (x.Length < (long)tokens * cols || y.Length < (long)tokens * rows)
             throw new ArgumentException($"matmul [{rows}, {cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
         if (tokens == 1) MatVec.Multiply(w, x, y);
-        else Gemm.Multiply(w, x, y, tokens);
+        else WeightGemm.Multiply(w, x, y, tokens);
     }
 
     /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly.</summary>

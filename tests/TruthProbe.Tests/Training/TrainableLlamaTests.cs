@@ -1,11 +1,13 @@
+using TruthProbe.Model;
 using TruthProbe.Lab;
+using TruthProbe.Training;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 public class TrainableLlamaTests
 {
-    internal static LabModelConfig Tiny(bool tied = true) =>
-        new(Vocab: 11, Dim: 8, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 4, Hidden: 12, MaxPositions: 8, TieEmbeddings: tied);
+    internal static ModelConfig Tiny(bool tied = true) =>
+        LabModelConfig.Create(Vocab: 11, Dim: 8, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 4, Hidden: 12, MaxPositions: 8, TieEmbeddings: tied);
 
     internal static TrainingBatch Batch(int vocab, int batch, int seqLen, int seed)
     {
@@ -98,7 +100,7 @@ public class TrainableLlamaTests
     [Fact]
     public void Training_OnAFixedBatch_DrivesTheLossNearZero()
     {
-        var config = new LabModelConfig(Vocab: 16, Dim: 32, Layers: 2, Heads: 2, KvHeads: 1, HeadDim: 16, Hidden: 64, MaxPositions: 16);
+        var config = LabModelConfig.Create(Vocab: 16, Dim: 32, Layers: 2, Heads: 2, KvHeads: 1, HeadDim: 16, Hidden: 64, MaxPositions: 16);
         var model = new TrainableLlama(config);
         model.Initialize(12);
         var batch = Batch(16, 4, 12, 13);
@@ -133,7 +135,7 @@ public class TrainableLlamaTests
     public void Training_ThatDiverges_StopsWithAUserErrorNamingTheStep()
     {
         var tokenizer = WordTokenizer.ForWorld();
-        var config = new LabModelConfig(tokenizer.VocabSize, Dim: 16, Layers: 1, Heads: 2, KvHeads: 1, HeadDim: 8, Hidden: 16, MaxPositions: 128);
+        var config = LabModelConfig.Create(tokenizer.VocabSize, Dim: 16, Layers: 1, Heads: 2, KvHeads: 1, HeadDim: 8, Hidden: 16, MaxPositions: 128);
         var model = new TrainableLlama(config);
         model.Initialize(1);
         model.Parameters.Value("model.norm.weight")[0] = float.NaN;

@@ -1,7 +1,9 @@
 using TruthProbe.Lab;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
+using TruthProbe.Training;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 /// <summary>Every layer's backward against central finite differences of its forward, on tiny shapes, at every vector width.</summary>
 public class OpsGradientTests

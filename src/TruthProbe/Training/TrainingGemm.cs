@@ -2,8 +2,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Training;
 
 /// <summary>
 /// Row-major fp32 matrix products for training, span in / span out: C = A·B, C = A·Bᵀ, C = Aᵀ·B, each
@@ -14,7 +15,7 @@ namespace TruthProbe.Lab;
 /// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
 /// is the same bits at every vector width.
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class TrainingGemm
 {
     private const int RowBlock = 6;
     /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole number of vectors at every width.</summary>

@@ -1,6 +1,8 @@
+using TruthProbe.Model;
 using TruthProbe.Lab;
+using TruthProbe.Training;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 /// <summary>
 /// The training forward against a from-the-equations float64 Llama forward written here, loop by loop, from
@@ -14,7 +16,7 @@ public class ReferenceForwardTests
     [InlineData(false)]
     public void TrainingForward_MatchesNaiveFloat64Llama(bool tied)
     {
-        var config = new LabModelConfig(Vocab: 13, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 8, Hidden: 24, MaxPositions: 40, RopeTheta: 500, TieEmbeddings: tied);
+        var config = LabModelConfig.Create(Vocab: 13, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 8, Hidden: 24, MaxPositions: 40, RopeTheta: 500, TieEmbeddings: tied);
         var model = new TrainableLlama(config);
         model.Initialize(3);
         var rng = new Random(4);
@@ -29,9 +31,9 @@ public class ReferenceForwardTests
         Assert.True(maxDiff < 1e-4, $"max |logit difference| {maxDiff}");
     }
 
-    private static double[] Naive(LabModelConfig c, Func<string, double[]> w, int[] tokens)
+    private static double[] Naive(ModelConfig c, Func<string, double[]> w, int[] tokens)
     {
-        int T = tokens.Length, D = c.Dim, hd = c.HeadDim;
+        int T = tokens.Length, D = c.DModel, hd = c.HeadDim;
         var x = new double[T][];
         var emb = w("model.embed_tokens.weight");
         for (int t = 0; t < T; t++) x[t] = emb.Skip(tokens[t] * D).Take(D).ToArray();
@@ -70,14 +72,14 @@ public class ReferenceForwardTests
                 var o = Linear(z[t], w(p + "self_attn.o_proj.weight"), D);
                 for (int i = 0; i < D; i++) x[t][i] += o[i];
                 var m = RmsNorm(x[t], w(p + "post_attention_layernorm.weight"), c.RmsEps);
-                var gate = Linear(m, w(p + "mlp.gate_proj.weight"), c.Hidden);
-                var up = Linear(m, w(p + "mlp.up_proj.weight"), c.Hidden);
+                var gate = Linear(m, w(p + "mlp.gate_proj.weight"), c.Ffn);
+                var up = Linear(m, w(p + "mlp.up_proj.weight"), c.Ffn);
                 var act = gate.Select((g, i) => g / (1 + Math.Exp(-g)) * up[i]).ToArray();
                 var down = Linear(act, w(p + "mlp.down_proj.weight"), D);
                 for (int i = 0; i < D; i++) x[t][i] += down[i];
             }
         }
-        var lmHead = c.TieEmbeddings ? emb : w("lm_head.weight");
+        var lmHead = c.TiedEmbeddings ? emb : w("lm_head.weight");
         return x.SelectMany(r => Linear(RmsNorm(r, w("model.norm.weight"), c.RmsEps), lmHead, c.Vocab)).ToArray();
     }
 

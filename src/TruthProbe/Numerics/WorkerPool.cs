@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
 
-namespace TruthProbe.Model;
+namespace TruthProbe.Numerics;
 
 /// <summary>
 /// A fixed team of threads (one per core, the caller being one of them) for the kernels' static work splits.

@@ -3,8 +3,9 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
-namespace TruthProbe.Lab;
+namespace TruthProbe.Training;
 
 /// <summary>
 /// The layers of the Llama-style decoder, forward and backward, on row-major spans ([rows, width]).

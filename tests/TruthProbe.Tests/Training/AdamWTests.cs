@@ -1,7 +1,9 @@
 using TruthProbe.Lab;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
+using TruthProbe.Training;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 public class AdamWTests
 {

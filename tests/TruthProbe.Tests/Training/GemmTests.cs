@@ -1,7 +1,7 @@
-using Gemm = TruthProbe.Lab.Gemm;
-using SimdPath = TruthProbe.Model.SimdPath;
+using TruthProbe.Training;
+using TruthProbe.Numerics;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 public class GemmTests
 {
@@ -39,9 +39,9 @@ public class GemmTests
             foreach (bool accumulate in new[] { false, true })
             {
                 var c = (float[])start.Clone();
-                if (transA) Gemm.MatMulTransA(a, b, c, m, k, n, accumulate);
-                else if (transB) Gemm.MatMulTransB(a, b, c, m, k, n, accumulate);
-                else Gemm.MatMul(a, b, c, m, k, n, accumulate);
+                if (transA) TrainingGemm.MatMulTransA(a, b, c, m, k, n, accumulate);
+                else if (transB) TrainingGemm.MatMulTransB(a, b, c, m, k, n, accumulate);
+                else TrainingGemm.MatMul(a, b, c, m, k, n, accumulate);
                 var expected = Naive(a, b, m, k, n, transA, transB);
                 for (int i = 0; i < c.Length; i++)
                     Assert.True(Math.Abs(expected[i] + (accumulate ? start[i] : 0) - c[i]) < 1e-4 * k,

@@ -1,4 +1,4 @@
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Training;
 
 /// <summary>
 /// Central finite differences of a scalar function of one float array, compared with an analytic
