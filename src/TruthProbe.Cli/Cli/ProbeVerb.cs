@@ -1,4 +1,5 @@
 using System.Globalization;
+using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Probing;
@@ -69,7 +70,7 @@ public sealed class ProbeVerb : IVerb
         }
         if (groups != null) items = ReadGroupsNpy(groups, set.Rows);
         var run = ProbeRun.Execute(set, options, items);
-        run.Write(outDir, new ProbeInputs(activations, labels));
+        run.Write(outDir, new ProbeInputs(activations, labels), Plots.Writer);
         Report(run, outDir);
         return 0;
     }

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
 using TruthProbe.Formats;
-using TruthProbe.Lineage;
 using TruthProbe.Probing;
 
 namespace TruthProbe.Gating;

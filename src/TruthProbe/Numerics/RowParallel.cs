@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.Intrinsics;
-using TruthProbe.Model;
 
 namespace TruthProbe.Numerics;
 

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using TruthProbe.Model;
 
 namespace TruthProbe.Numerics;
 

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using TruthProbe.Training;
 
 namespace TruthProbe.Probing;
 

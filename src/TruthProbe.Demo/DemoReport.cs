@@ -2,7 +2,9 @@ using System.Globalization;
 using TruthProbe.Reports;
 using static TruthProbe.Reports.HtmlReport;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
 
 /// <summary>
 /// report.html of the demo: every section reads its numbers from the run's output files (see

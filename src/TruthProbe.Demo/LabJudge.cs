@@ -3,7 +3,9 @@ using TruthProbe.Common;
 using TruthProbe.Evaluation;
 using TruthProbe.Model;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
 
 /// <summary>One model's verdicts on a HaluEval-layout set, seeds pooled, plus its reading accuracy.</summary>
 public sealed record LabJudgement(IReadOnlyList<HaluEvalJudged> Judged, IReadOnlyList<HaluEvalScores> PerSeed,

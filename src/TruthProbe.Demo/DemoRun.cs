@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
@@ -10,7 +11,9 @@ using TruthProbe.Model;
 using TruthProbe.Probing;
 using TruthProbe.Training;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
 
 /// <summary>
 /// One of the demo's claims, checked on this run's numbers. Inconclusive: the numbers cannot speak to the
@@ -85,7 +88,7 @@ public sealed class DemoRun
         {
             var lab = JsonNode.Parse(File.ReadAllText(Path.Combine(m.Dir, LabCheckpoint.MetadataFile)))!;
             double Acc(string key) => lab["reading_accuracy"]?[key]?.GetValue<double>() * 100 ?? double.NaN;
-            sb.Append(CultureInfo.InvariantCulture, $"{m.Name},{m.Parent ?? "none"},{m.Recipe},{m.Steps},{m.LoraRank},{m.Seed},{Num(Acc("overall"))},{Num(Acc("counterfactual"))}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"{m.Name},{m.Parent ?? "none"},{m.Recipe},{m.Steps},{m.LoraRank},{m.Seed},{CsvFormat.Number(Acc("overall"))},{CsvFormat.Number(Acc("counterfactual"))}\n");
         }
         AtomicFile.WriteAllText(Out("family.csv"), sb.ToString());
     }
@@ -98,7 +101,7 @@ public sealed class DemoRun
             double mean = r.Scores.Accuracy.Average(), control = r.Control?.Accuracy.Average() ?? double.NaN;
             double surface = r.Surface?.Accuracy[0] ?? double.NaN;
             sb.Append(CultureInfo.InvariantCulture,
-                $"{name},{Num(mean)},{Num(r.Scores.Accuracy.Max())},{Num(control)},{Num(mean - control)},{Num(surface)},{r.Scores.Accuracy.Count(a => a > surface)},{r.Chance.HeadsAboveChance},{(r.Chance.DiffersFromChance ? "yes" : "no")}\n");
+                $"{name},{CsvFormat.Number(mean)},{CsvFormat.Number(r.Scores.Accuracy.Max())},{CsvFormat.Number(control)},{CsvFormat.Number(mean - control)},{CsvFormat.Number(surface)},{r.Scores.Accuracy.Count(a => a > surface)},{r.Chance.HeadsAboveChance},{(r.Chance.DiffersFromChance ? "yes" : "no")}\n");
         }
         AtomicFile.WriteAllText(Out("controls.csv"), sb.ToString());
     }
@@ -110,7 +113,7 @@ public sealed class DemoRun
         var paths = Family.Members.Select(m => Out("scores", m.Name, "scores.npy")).ToList();
         var maps = Family.Members.Select((m, i) => ScoreMap.Load(paths[i], m.Name)).ToList();
         var report = CompareReport.Run(maps, "base", topK: 4, sharedAcrossAll: false, Chance);
-        report.Write(Out("compare"), paths);
+        report.Write(Out("compare"), paths, Plots.Writer);
         return report;
     }
 
@@ -123,13 +126,13 @@ public sealed class DemoRun
             {
                 using var child = WeightDrift.LoadWeights(m.Dir);
                 var drift = WeightDrift.Compute(parent, child);
-                DriftReport.Write(drift, Out("drift", m.Name));
+                DriftReport.Write(drift, Out("drift", m.Name), Plots.Writer);
                 var layers = Enumerable.Range(0, drift.Layers).Select(l => drift.LayerMean(l, WeightDrift.Attention)).ToArray();
-                for (int l = 0; l < layers.Length; l++) layerCsv.Append(CultureInfo.InvariantCulture, $"{m.Name},{l},{Num(layers[l])}\n");
+                for (int l = 0; l < layers.Length; l++) layerCsv.Append(CultureInfo.InvariantCulture, $"{m.Name},{l},{CsvFormat.Number(layers[l])}\n");
                 perLayer.Add((m.Name, Enumerable.Range(0, layers.Length).Select(l => (double)l).ToArray(), layers));
             }
         AtomicFile.WriteAllText(Out("drift_layers.csv"), layerCsv.ToString());
-        Reports.Plots.Lines(Out("drift_layers.png"), "Attention weight drift from the base, per layer", "layer", "mean ||A - B||_F / ||A||_F over Q, K, V, O",
+        Plots.Writer.Lines(Out("drift_layers.png"), "Attention weight drift from the base, per layer", "layer", "mean ||A - B||_F / ||A||_F over Q, K, V, O",
             perLayer, caption: "A = base, B = each other model. Descendants stay close to the base; the unrelated model (independent initialisation) sits near sqrt(2) = 1.41.");
         var sb = new StringBuilder("candidate,true_parent,found_parent,found_drift,runner_up,runner_up_drift,correct\n");
         foreach (var m in Family.Members.Skip(1))
@@ -142,7 +145,7 @@ public sealed class DemoRun
             var runnerUp = report.Ranking.Where(r => r.Comparable && r != report.Parent).FirstOrDefault();
             bool correct = found == (m.Parent ?? "none");
             sb.Append(CultureInfo.InvariantCulture,
-                $"{m.Name},{m.Parent ?? "none"},{found},{Num(report.Parent?.Drift ?? double.NaN)},{runnerUp?.Name ?? "none"},{Num(runnerUp?.Drift ?? double.NaN)},{(correct ? "yes" : "no")}\n");
+                $"{m.Name},{m.Parent ?? "none"},{found},{CsvFormat.Number(report.Parent?.Drift ?? double.NaN)},{runnerUp?.Name ?? "none"},{CsvFormat.Number(runnerUp?.Drift ?? double.NaN)},{(correct ? "yes" : "no")}\n");
             progress.Advance();
         }
         AtomicFile.WriteAllText(Out("lineage.csv"), sb.ToString());
@@ -182,8 +185,8 @@ public sealed class DemoRun
             var gated = LabJudge.Judge(test, LabJudge.Completions(model, test, Gates(chosen)), Plan.Seeds);
             double p = HaluEvalComparison.Of(vanilla.Judged, gated.Judged).Pooled.PValue;
             void Line(string condition, LabJudgement j, double? lambda) => sb.Append(CultureInfo.InvariantCulture,
-                $"{m.Name},{condition},{(lambda == null ? "none" : "base")},{(lambda == null ? "nan" : Num(lambda.Value))},{Num(j.Metric(s => s.Accuracy).Mean)},{Num(j.Metric(s => s.F1).Mean)}," +
-                $"{Num(j.Metric(s => s.Precision).Mean)},{Num(j.Metric(s => s.Recall).Mean)},{Num(j.ReadingAccuracy)},{Num(j.CounterfactualReadingAccuracy)},{Num(p)},{j.Judged.Count}\n");
+                $"{m.Name},{condition},{(lambda == null ? "none" : "base")},{(lambda == null ? "nan" : CsvFormat.Number(lambda.Value))},{CsvFormat.Number(j.Metric(s => s.Accuracy).Mean)},{CsvFormat.Number(j.Metric(s => s.F1).Mean)}," +
+                $"{CsvFormat.Number(j.Metric(s => s.Precision).Mean)},{CsvFormat.Number(j.Metric(s => s.Recall).Mean)},{CsvFormat.Number(j.ReadingAccuracy)},{CsvFormat.Number(j.CounterfactualReadingAccuracy)},{CsvFormat.Number(p)},{j.Judged.Count}\n");
             Line("vanilla", vanilla, null);
             Line("gated", gated, chosen);
             progress.Advance();
@@ -255,5 +258,4 @@ public sealed class DemoRun
 
     private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-    internal static string Num(double v) => LabCurve.Number(v);
 }

@@ -1,12 +1,13 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using System.Text.Json;
+using TruthProbe.Demo;
 using TruthProbe.Lab;
 using TruthProbe.Probing;
 using TruthProbe.Tests.Common;
 using TruthProbe.Tests.Reports;
 
-namespace TruthProbe.Tests.Lab;
+namespace TruthProbe.Tests.Demo;
 
 /// <summary>
 /// The demo on a family small enough for a test (a few training steps: its maps are at chance level, so

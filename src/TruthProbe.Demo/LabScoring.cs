@@ -1,9 +1,12 @@
+using TruthProbe.Reports;
 using TruthProbe.Model;
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Probing;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
 
 /// <summary>
 /// Truth Scores of a lab model, exactly as <c>truthprobe score</c> computes them (the probing set through
@@ -60,7 +63,7 @@ public static class LabScoring
         using var model = Transformer.Load(modelDir);
         var collection = ActivationCollector.Collect(model, data, new PromptTemplate(PromptTemplate.Default), null, false, outDir, TextWriter.Null);
         var run = ProbeRun.Execute(collection.Set, options);
-        run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe lab scoring"));
+        run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe lab scoring"), Plots.Writer);
         return run;
     }
 }

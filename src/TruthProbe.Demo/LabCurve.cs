@@ -6,7 +6,10 @@ using TruthProbe.Lineage;
 using TruthProbe.Probing;
 using TruthProbe.Reports;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+using static TruthProbe.Common.CsvFormat;
+
+namespace TruthProbe.Demo;
 
 /// <summary>One point of the inheritance curve: a checkpoint's Truth-Score map against the base's, and its weight drift.</summary>
 public sealed record CurvePoint(int Step, string Checkpoint, double PearsonWithBase, double AttentionDrift, double MeanTruthScore, bool DiffersFromChance);
@@ -75,7 +78,7 @@ public static class LabCurve
 
         double[] x = points.Select(p => (double)p.Step).ToArray();
         bool anyChance = points.Any(p => !p.DiffersFromChance);
-        Plots.Lines(Path.Combine(outDir, PlotFile), $"Inheritance against fine-tuning steps ({recipe})", "fine-tuning steps", "value",
+        Plots.Writer.Lines(Path.Combine(outDir, PlotFile), $"Inheritance against fine-tuning steps ({recipe})", "fine-tuning steps", "value",
             [("Pearson r with the base map", x, points.Select(p => p.PearsonWithBase).ToArray()),
              ("mean attention drift ||A-B||/||A||", x, points.Select(p => p.AttentionDrift).ToArray())],
             caption: "Each checkpoint scored on the base's probing set; r over all heads; drift = mean over layers and W_Q, W_K, W_V, W_O." +
@@ -99,5 +102,4 @@ public static class LabCurve
 
     private static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
 
-    internal static string Number(double v) => double.IsNaN(v) ? "nan" : v.ToString("R", CultureInfo.InvariantCulture);
 }

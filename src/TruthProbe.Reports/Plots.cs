@@ -9,8 +9,13 @@ namespace TruthProbe.Reports;
 /// charts. Each call renders in memory with the embedded font and writes the file atomically; the same
 /// input gives the same bytes.
 /// </summary>
-public static class Plots
+public sealed class Plots : IFigures
 {
+    /// <summary>The PNG renderer that output folders are given.</summary>
+    public static readonly Plots Writer = new();
+
+    private Plots() { }
+
     private const int Width = 900;
     private const int Height = 720;
     private const int MaxAutoTicks = 16;
@@ -21,7 +26,7 @@ public static class Plots
     /// values[row, col] drawn with row 0 at the top and a colour bar; for Truth-Score maps rows are layers
     /// (y) and columns heads (x). NaN cells are grey. min/max fix the colour range (default: the data's).
     /// </summary>
-    public static void Heatmap(string path, double[,] values, string title, string xLabel, string yLabel,
+    public void Heatmap(string path, double[,] values, string title, string xLabel, string yLabel,
         string? caption = null, string[]? rowLabels = null, string[]? colLabels = null,
         bool annotateCells = false, double? min = null, double? max = null)
     {
@@ -77,7 +82,7 @@ public static class Plots
     }
 
     /// <summary>One bar per label, its value printed above it (NaN: an empty bar marked "n/a").</summary>
-    public static void Bars(string path, string title, string xLabel, string yLabel,
+    public void Bars(string path, string title, string xLabel, string yLabel,
         IReadOnlyList<string> labels, IReadOnlyList<double> values, string? caption = null)
     {
         using var plot = BuildBars(title, xLabel, yLabel, labels, values, caption);
@@ -117,7 +122,7 @@ public static class Plots
     /// <summary>One line per series (x and y of equal length); a legend names them when there are several.</summary>
     /// <param name="integerX">x is a count (layers, steps): ticks only at whole numbers.</param>
     /// <param name="yFromZero">y is a magnitude: the axis starts at 0 so that small values look small.</param>
-    public static void Lines(string path, string title, string xLabel, string yLabel,
+    public void Lines(string path, string title, string xLabel, string yLabel,
         IReadOnlyList<(string name, double[] x, double[] y)> series, string? caption = null,
         bool integerX = false, bool yFromZero = false)
     {

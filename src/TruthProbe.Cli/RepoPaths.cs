@@ -1,7 +1,8 @@
-namespace TruthProbe.Common;
+namespace TruthProbe.Cli;
 
 /// <summary>
-/// Where the repository and the read-only reference material (<c>../shared</c> beside the clone) are.
+/// Where the repository and the read-only reference material (<c>../shared</c> beside the clone) are, for the
+/// defaults of the command line, the tests and the benchmarks; the library itself takes every path it reads.
 /// TRUTHPROBE_SHARED overrides the shared folder.
 /// </summary>
 public static class RepoPaths

@@ -4,7 +4,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 
-namespace TruthProbe.Lab;
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
 
 /// <summary>
 /// What the demo grows: sizes and step counts. <see cref="Default"/> is the demo's; tests use a tiny one.
@@ -75,11 +77,6 @@ public sealed class DemoFamily
     public FamilyMember Base => Members[0];
     public string ProbingPath => Path.Combine(Base.Dir, "probing.jsonl");
     public string EvalPath => Path.Combine(Base.Dir, "halueval.jsonl");
-
-    /// <summary>The default cache root: &lt;repo&gt;/.cache/lab inside a checkout, else ~/.cache/truthprobe/lab.</summary>
-    public static string DefaultCacheRoot() =>
-        RepoPaths.RepoRoot() is { } root ? Path.Combine(root, ".cache", "lab")
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "truthprobe", "lab");
 
     public static DemoFamily Layout(string dir, DemoPlan plan, int seed)
     {
