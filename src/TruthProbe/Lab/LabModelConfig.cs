@@ -21,7 +21,7 @@ public static class LabModelConfig
         return config;
     }
 
-    /// <summary>The named sizes of <c>lab pretrain --size</c>. Head size 16: 8 did not learn retrieval (docs/lab.md).</summary>
+    /// <summary>The named sizes of <c>lab pretrain --size</c>. Head size 16: 8 did not learn retrieval (docs/design.md §9).</summary>
     public static ModelConfig ForSize(string size, int vocab, int maxPositions, int bosId, int eosId) => size switch
     {
         "tiny" => Create(vocab, Dim: 64, Layers: 4, Heads: 4, KvHeads: 2, HeadDim: 16, Hidden: 192, maxPositions, BosId: bosId, EosId: eosId),

@@ -2,7 +2,7 @@ using TruthProbe.Common;
 
 namespace TruthProbe.Model;
 
-/// <summary>Where a per-head gate multiplies (DESIGN.md §5).</summary>
+/// <summary>Where a per-head gate multiplies (docs/design.md §5).</summary>
 public enum GateSite
 {
     /// <summary>Scale head h's slice of <c>hook_z</c> (o_proj's input columns h*d_head..): the method as the paper describes it.</summary>

@@ -25,7 +25,8 @@ public class EngineParityTests
         for (int i = 0; i < model.Parameters.Values.Length; i++) model.Parameters.Values[i] += (float)(0.1 * TrainableLlama.Gaussian(rng));
         LabCheckpoint.Save(tmp.Path, model, tokenizer, new JsonObject());
 
-        // The engine's tokenizer loader does not read WordLevel tokenizer.json yet, so load weights and config only.
+        // Weights and config only: both sides run the same ids, so this compares the forward passes alone (the engine
+        // reading the lab's tokenizer.json is WordLevelTokenizerTests.LabCheckpointFolder_LoadsWithItsTokenizer_ThroughTheEngine).
         var (engineConfig, weights, files) = HfCheckpoint.Load(tmp.Path);
         using var engine = new Transformer(engineConfig, weights, tmp.Path, "hf-safetensors", files);
         string text = SyntheticWorld.Prompt("Alice visits Rome. Bob likes red. Zoe is 33.", "Which city does Alice visit?", "Alice visits Rome");

@@ -6,7 +6,8 @@ namespace TruthProbe.Model;
 /// <summary>
 /// The numeric kernels of the forward pass, span in / span out, each replaceable on its own. Matrices of
 /// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
-/// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the thread pool.
+/// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the cores with <see cref="TruthProbe.Numerics.WorkerPool"/>, which allocates
+/// nothing per call; only the attention path that writes <c>hook_pattern</c> still forks with Parallel.For.
 /// </summary>
 public static unsafe class Kernels
 {
