@@ -74,7 +74,7 @@ public sealed class Corpus(SyntheticWorld world, WordTokenizer tokenizer)
     }
 
     /// <summary>Pads the sequences with EOS to the longest one and shifts by one: position t predicts token t+1.</summary>
-    public static TrainingBatch Batch(IReadOnlyList<Sequence> sequences)
+    internal static TrainingBatch Batch(IReadOnlyList<Sequence> sequences)
     {
         int seqLen = sequences.Max(s => s.Tokens.Length) - 1;
         int n = sequences.Count * seqLen;

@@ -17,7 +17,7 @@ public static class LabCheckpoint
     public const string MetadataFile = "lab.json";
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    public static void Save(string directory, TrainableLlama model, WordTokenizer tokenizer, JsonObject labMetadata)
+    internal static void Save(string directory, TrainableLlama model, WordTokenizer tokenizer, JsonObject labMetadata)
     {
         Directory.CreateDirectory(directory);
         var plain = model.MergeLora();
@@ -31,7 +31,7 @@ public static class LabCheckpoint
         AtomicFile.WriteAllText(Path.Combine(directory, MetadataFile), labMetadata.ToJsonString(Indented));
     }
 
-    public static (TrainableLlama Model, WordTokenizer Tokenizer, JsonObject Metadata) Load(string directory)
+    internal static (TrainableLlama Model, WordTokenizer Tokenizer, JsonObject Metadata) Load(string directory)
     {
         if (!Directory.Exists(directory)) throw new UserError($"{directory}: no such folder (expected a model written by 'truthprobe lab pretrain')");
         string configPath = Path.Combine(directory, "config.json"), weightsPath = Path.Combine(directory, "model.safetensors"), labPath = Path.Combine(directory, MetadataFile);

@@ -13,7 +13,7 @@ public sealed record TrainingResult(int Steps, double FinalLoss, double Seconds,
 }
 
 /// <summary>The training loop: seeded batches, forward, backward, clip, AdamW with warm-up + cosine.</summary>
-public static class LabTrainer
+internal static class LabTrainer
 {
     /// <param name="report">called after each step with (step, loss); returns nothing, may draw progress.</param>
     /// <param name="evaluateEvery">steps between held-out evaluations (0: only at the end).</param>

@@ -19,7 +19,7 @@ public abstract class Recipe(Corpus corpus)
     public abstract string Name { get; }
     public abstract Sequence Sample(Random rng, int step, int totalSteps);
 
-    public TrainingBatch Batch(int seed, int step, int totalSteps, int batchSize)
+    internal TrainingBatch Batch(int seed, int step, int totalSteps, int batchSize)
     {
         var rng = Corpus.StepRandom(seed, step);
         var sequences = new Sequence[batchSize];

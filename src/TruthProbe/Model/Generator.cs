@@ -80,7 +80,7 @@ public static class Generator
 }
 
 /// <summary>xorshift64* (Vigna): tiny, fast, and the same sequence for a seed on every platform and runtime.</summary>
-public sealed class XorShiftRandom(ulong seed)
+internal sealed class XorShiftRandom(ulong seed)
 {
     private ulong _state = seed == 0 ? 0x9E3779B97F4A7C15UL : seed;
 

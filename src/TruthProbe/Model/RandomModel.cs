@@ -7,7 +7,7 @@ namespace TruthProbe.Model;
 /// (a 0.5B-parameter bf16 model never exists in memory as float32). For tests and benchmarks: shapes,
 /// biases and ties exactly as a real checkpoint of that config would have them.
 /// </summary>
-public static class RandomModel
+internal static class RandomModel
 {
     public static void WriteHf(string folder, ModelConfig c, ulong seed, WeightDType dtype)
     {

@@ -9,7 +9,7 @@ public enum SimdPath { Auto, Vector512, Vector256, Generic }
 public static class SimdWidth
 {
     /// <summary>Forces a width on the calling thread (tests, benchmarks); <see cref="SimdPath.Auto"/> restores detection.</summary>
-    [ThreadStatic] public static SimdPath Forced;
+    [ThreadStatic] internal static SimdPath Forced;
 
     /// <summary>The width for a kernel started on this thread: the forced one, else the widest the CPU accelerates.</summary>
     public static SimdPath Current => Forced != SimdPath.Auto ? Forced

@@ -6,7 +6,7 @@ namespace TruthProbe.Probing;
 /// plus (2y - 1) * s * u, with u a random unit direction of that head and s the head's planted strength.
 /// The best possible accuracy of head (l, h) is then Phi(s) (normal CDF), whatever the dimension.
 /// </summary>
-public static class SyntheticActivations
+internal static class SyntheticActivations
 {
     /// <param name="strength">planted separation s of each head, layer-major [L * H].</param>
     public static ActivationSet Planted(int rows, int layers, int heads, int headDim, ReadOnlySpan<double> strength, int seed)

@@ -5,7 +5,7 @@ using TruthProbe.Numerics;
 namespace TruthProbe.Training;
 
 /// <summary>Linear warm-up to the peak rate, then a cosine down to <c>MinFraction</c> of it at the last step.</summary>
-public sealed record LearningRateSchedule(double Peak, int WarmupSteps, int TotalSteps, double MinFraction = 0.1)
+internal sealed record LearningRateSchedule(double Peak, int WarmupSteps, int TotalSteps, double MinFraction = 0.1)
 {
     public double At(int step)
     {
@@ -21,7 +21,7 @@ public sealed record LearningRateSchedule(double Peak, int WarmupSteps, int Tota
 /// The trainable set is read when the optimizer is made. Both passes run on vectors over fixed shares of the
 /// flat parameter array (<see cref="RowParallel"/>), so they give the same bits on every run.
 /// </summary>
-public sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
+internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
 {
     private readonly float[] _m = new float[parameters.Values.Length];
     private readonly float[] _v = new float[parameters.Values.Length];

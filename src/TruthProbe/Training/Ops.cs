@@ -15,7 +15,7 @@ namespace TruthProbe.Training;
 /// a zeroing pass over the widest activations. Work is split over the cores in fixed shares, so every result
 /// is the same bits whatever the thread timing.
 /// </summary>
-public static unsafe class Ops
+internal static unsafe class Ops
 {
     // ---- embedding ----
 

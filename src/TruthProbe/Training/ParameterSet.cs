@@ -1,13 +1,13 @@
 namespace TruthProbe.Training;
 
 /// <summary>One named tensor inside a <see cref="ParameterSet"/>; frozen tensors get no gradient and no update.</summary>
-public sealed record ParameterTensor(string Name, int[] Shape, int Offset, int Length, bool Trainable);
+internal sealed record ParameterTensor(string Name, int[] Shape, int Offset, int Length, bool Trainable);
 
 /// <summary>
 /// Every parameter of a model in one flat array, with a gradient array of the same layout: the optimizer,
 /// gradient clipping and zeroing walk one span, and each layer reads its tensors as slices by name.
 /// </summary>
-public sealed class ParameterSet
+internal sealed class ParameterSet
 {
     private readonly List<ParameterTensor> _tensors = [];
     private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);

@@ -8,7 +8,7 @@ namespace TruthProbe.Training;
 /// A batch of token sequences, all padded to one length: tokens, next-token targets and a per-position loss
 /// weight (0 on prompt tokens and padding; so the loss can sit on answers only). Flattened [Batch, SeqLen].
 /// </summary>
-public sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
+internal sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
 
 /// <summary>
 /// The Llama-style decoder of the engine (token embedding, RMSNorm, RoPE half-split, causal GQA attention,
@@ -16,7 +16,7 @@ public sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Ta
 /// on q/k/v/o: y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ. Every activation the backward needs is kept in buffers sized
 /// once for the largest batch, so a training step allocates nothing.
 /// </summary>
-public sealed class TrainableLlama
+internal sealed class TrainableLlama
 {
     public ModelConfig Config { get; }
     public ParameterSet Parameters { get; }

@@ -11,7 +11,7 @@ namespace TruthProbe.Model;
 /// value row is fetched once per group. Work items (token, kv head) are dealt round-robin to the threads,
 /// which balances the causal triangle. Same contract as <see cref="Kernels.Attention"/> without the pattern.
 /// </summary>
-public static unsafe class FlashAttention
+internal static unsafe class FlashAttention
 {
     private const int KeyTile = 64;
 

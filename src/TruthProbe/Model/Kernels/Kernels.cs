@@ -9,7 +9,7 @@ namespace TruthProbe.Model;
 /// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the cores with <see cref="TruthProbe.Numerics.WorkerPool"/>, which allocates
 /// nothing per call; only the attention path that writes <c>hook_pattern</c> still forks with Parallel.For.
 /// </summary>
-public static unsafe class Kernels
+internal static unsafe class Kernels
 {
     /// <summary>Below this many multiply-adds a matmul runs on the calling thread: a fork costs more.</summary>
     private const long ParallelThreshold = 1 << 18;

@@ -7,7 +7,7 @@ namespace TruthProbe.Model;
 /// part of the matrix. (A four-row kernel sharing the x loads measured 2.5x more CPU per byte here than one
 /// row at a time, so rows go one by one.)
 /// </summary>
-public static unsafe class MatVec
+internal static unsafe class MatVec
 {
     private struct Job
     {
