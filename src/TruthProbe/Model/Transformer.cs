@@ -138,7 +138,7 @@ public sealed class Transformer : IDisposable
         var mlpOut = state.MlpOut.AsSpan(0, T * d);
 
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
-        FillRopeTables(state, p0, T);
+        RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
 
         for (int l = 0; l < c.Layers; l++)
         {
@@ -237,22 +237,6 @@ public sealed class Transformer : IDisposable
     {
         if (bias == null) return;
         for (int t = 0; t < rows; t++) TensorPrimitives.Add(y.Slice(t * bias.Length, bias.Length), bias, y.Slice(t * bias.Length, bias.Length));
-    }
-
-    /// <summary>cos/sin of position * theta^(-2i/d_head) for the call's positions, in double before rounding.</summary>
-    private void FillRopeTables(RunState state, int firstPosition, int tokens)
-    {
-        int half = Config.HeadDim / 2;
-        for (int t = 0; t < tokens; t++)
-        {
-            double position = (firstPosition + t) / (double)Config.RopeLinearFactor;
-            for (int i = 0; i < half; i++)
-            {
-                double angle = position * Math.Pow(Config.RopeTheta, -2.0 * i / Config.HeadDim);
-                state.RopeCos[t * half + i] = (float)Math.Cos(angle);
-                state.RopeSin[t * half + i] = (float)Math.Sin(angle);
-            }
-        }
     }
 
     public void Dispose()

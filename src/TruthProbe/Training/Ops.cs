@@ -145,22 +145,6 @@ internal static unsafe class Ops
 
     // ---- RoPE, Hugging Face half-split convention: pairs (i, i + headDim/2) ----
 
-    /// <summary>cos/sin tables [maxPositions, headDim/2] for angle = pos · theta^(−2i/headDim).</summary>
-    public static (float[] Cos, float[] Sin) RopeTables(int maxPositions, int headDim, double theta)
-    {
-        int half = headDim / 2;
-        var cos = new float[maxPositions * half];
-        var sin = new float[maxPositions * half];
-        for (int p = 0; p < maxPositions; p++)
-            for (int i = 0; i < half; i++)
-            {
-                double angle = p * Math.Pow(theta, -2.0 * i / headDim);
-                cos[p * half + i] = (float)Math.Cos(angle);
-                sin[p * half + i] = (float)Math.Sin(angle);
-            }
-        return (cos, sin);
-    }
-
     private struct RopeJob : IRowJob<RopeJob>
     {
         public float* X, Cos, Sin;

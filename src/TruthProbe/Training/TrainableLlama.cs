@@ -66,24 +66,30 @@ internal sealed class TrainableLlama
         Config = config;
         Parameters = parameters ?? new ParameterSet();
         bool fresh = parameters == null;
-        int Param(string name, int[] shape) => fresh ? Parameters.Add(name, shape) : Parameters.IndexOf(name);
-        Linear Lin(string name, int outputs, int inputs) => new(Param(name, [outputs, inputs]), inputs, outputs);
+        // Names and shapes from the one table of decoder tensors; the order below (norms before projections) is the
+        // parameter layout, which the seeded initialisation walks, so it stays as it is.
+        int Param(DecoderTensor kind, int layer = 0)
+        {
+            var tensor = new CheckpointTensor(kind, layer);
+            string name = tensor.Name(TensorNaming.HuggingFace);
+            return fresh ? Parameters.Add(name, Array.ConvertAll(tensor.Shape(config), d => checked((int)d))) : Parameters.IndexOf(name);
+        }
+        Linear Lin(DecoderTensor kind, int layer)
+        {
+            long[] shape = new CheckpointTensor(kind, layer).Shape(config);
+            return new(Param(kind, layer), (int)shape[1], (int)shape[0]);
+        }
 
-        _embed = Param("model.embed_tokens.weight", [config.Vocab, config.DModel]);
+        _embed = Param(DecoderTensor.Embedding);
         _layers = new LayerParams[config.Layers];
         for (int l = 0; l < config.Layers; l++)
-        {
-            string p = $"model.layers.{l}.";
             _layers[l] = new LayerParams(
-                Param(p + "input_layernorm.weight", [config.DModel]), Param(p + "post_attention_layernorm.weight", [config.DModel]),
-                Lin(p + "self_attn.q_proj.weight", config.QDim, config.DModel), Lin(p + "self_attn.k_proj.weight", config.KvDim, config.DModel),
-                Lin(p + "self_attn.v_proj.weight", config.KvDim, config.DModel), Lin(p + "self_attn.o_proj.weight", config.DModel, config.QDim),
-                Lin(p + "mlp.gate_proj.weight", config.Ffn, config.DModel), Lin(p + "mlp.up_proj.weight", config.Ffn, config.DModel),
-                Lin(p + "mlp.down_proj.weight", config.DModel, config.Ffn));
-        }
-        _finalNorm = Param("model.norm.weight", [config.DModel]);
-        _head = config.TiedEmbeddings ? _embed : Param("lm_head.weight", [config.Vocab, config.DModel]);
-        (_cos, _sin) = Ops.RopeTables(config.MaxContext, config.HeadDim, config.RopeTheta);
+                Param(DecoderTensor.InputNorm, l), Param(DecoderTensor.PostAttentionNorm, l),
+                Lin(DecoderTensor.Q, l), Lin(DecoderTensor.K, l), Lin(DecoderTensor.V, l), Lin(DecoderTensor.O, l),
+                Lin(DecoderTensor.Gate, l), Lin(DecoderTensor.Up, l), Lin(DecoderTensor.Down, l));
+        _finalNorm = Param(DecoderTensor.FinalNorm);
+        _head = config.TiedEmbeddings ? _embed : Param(DecoderTensor.Classifier);
+        (_cos, _sin) = RopeTables.Create(config.MaxContext, config.HeadDim, config.RopeTheta);
     }
 
     /// <summary>Normal(0, 0.02) weights, output projections scaled by 1/sqrt(2·layers) (GPT-2), norms at 1.</summary>

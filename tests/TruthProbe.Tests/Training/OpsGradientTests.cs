@@ -59,7 +59,7 @@ public class OpsGradientTests
     public void Rope_HalfSplitPairsAndBackward_MatchFiniteDifferences()
     {
         const int seqLen = 5, heads = 2, headDim = 8;
-        var (cos, sin) = Ops.RopeTables(seqLen, headDim, 10000);
+        var (cos, sin) = RopeTables.Create(seqLen, headDim, 10000);
         // Half-split convention: at position 1, pair (0, 4) turns by 1 radian (frequency theta^0 = 1).
         var one = new float[heads * headDim * seqLen];
         one[1 * heads * headDim + 0] = 1;
