@@ -62,9 +62,11 @@ public sealed class CompareReport
 
         uncertainty ??= PairUncertainty.Default;
         var pairs = MapComparison.CompareAll(maps, topK, sharedAcrossAll, uncertainty);
-        foreach (var p in pairs.Where(p => p.TopKPValue >= 0.05))
-            warnings.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{p.A} vs {p.B}: top-{p.TopK} overlap {p.TopKOverlap} is what chance gives (expected {p.TopKExpected:0.0} of {p.N} heads, hypergeometric {PValueText.Format(p.TopKPValue)})"));
+        var chanceOverlap = pairs.Where(p => p.TopKPValue >= 0.05).ToList();
+        if (chanceOverlap.Count > 0)
+            warnings.Add("top-k overlap no larger than two random sets of heads share (hypergeometric p >= 0.05; shared vs expected): " +
+                         string.Join(", ", chanceOverlap.Select(p => string.Create(CultureInfo.InvariantCulture,
+                             $"{p.A} vs {p.B} {p.TopKOverlap} vs {p.TopKExpected:0.0} of top-{p.TopK}"))));
         foreach (var p in pairs.Where(p => p.TopK < topK))
             warnings.Add($"{p.A} vs {p.B}: only {p.N} heads compared, so top-k uses k = {p.TopK}");
         var self = maps.Select(m =>
