@@ -275,6 +275,8 @@ public sealed class ProbeRun
                     ["accuracy"] = Surface.Accuracy[0], ["precision"] = Surface.Precision[0], ["recall"] = Surface.Recall[0],
                     ["f1"] = Surface.F1[0], ["auroc"] = NullIfNaN(Surface.Auroc[0]),
                     ["heads_above_surface"] = Scores.Accuracy.Count(a => a > Surface.Accuracy[0]),
+                    ["heads_significantly_above_surface"] = HeadsAboveSurface(),
+                    ["surface_test"] = "per head, one-sided exact McNemar on the rows only one of head and baseline gets right (p_surface in scores.csv); significant: Benjamini-Hochberg q < 0.05 over all heads",
                 },
             ["chance"] = new JsonObject
             {
