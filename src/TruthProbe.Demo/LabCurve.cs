@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using TruthProbe.Statistics;
 using TruthProbe.Common;
 using TruthProbe.Lineage;
 using TruthProbe.Probing;

@@ -38,8 +38,9 @@ public sealed class ProbeVerb : IVerb
           --no-control        skip the shuffled-label control task (halves the time)
           --threads N         worker threads (default: all cores)
 
-        Writes scores.csv (layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity;
-        accuracy = mean validation accuracy over folds = the Truth Score), scores.npy (float64 [L, H]
+        Writes scores.csv (layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity,
+        accuracy_low,accuracy_high,p_chance,q_chance,p_surface,accuracy_fold_sd; accuracy = mean validation
+        accuracy over folds = the Truth Score, low/high its 95% Wilson interval), scores.npy (float64 [L, H]
         accuracy), probe_weights.safetensors (weight [L, H, D], bias [L, H], fitted on all rows),
         heatmap.png and manifest.json (inputs with sha256, solver, seed, folds, controls, chance test).
         """;

@@ -1,3 +1,5 @@
+using TruthProbe.Statistics;
+
 namespace TruthProbe.Evaluation;
 
 /// <summary>One judged item: the label (true = "yes" = hallucinated answer shown) and the parsed reply.</summary>
@@ -84,21 +86,6 @@ public static class McNemarTest
         return new Result(b, c, ExactPValue(b, c));
     }
 
-    /// <summary>Summed in log space, so that tens of thousands of discordant pairs do not underflow 0.5^n.</summary>
-    public static double ExactPValue(int b, int c)
-    {
-        int n = b + c, k = Math.Min(b, c);
-        if (n == 0) return 1;
-        // log P[X = i] = log C(n, i) - n log 2; the terms grow with i up to k <= n/2, so the last is the largest.
-        var logTerms = new double[k + 1];
-        double logChoose = 0;
-        for (int i = 0; i <= k; i++)
-        {
-            logTerms[i] = logChoose - n * Math.Log(2);
-            logChoose += Math.Log(n - i) - Math.Log(i + 1);
-        }
-        double largest = logTerms[k], sum = 0;
-        foreach (double t in logTerms) sum += Math.Exp(t - largest);
-        return Math.Min(1.0, 2 * Math.Exp(largest + Math.Log(sum)));
-    }
+    /// <summary>Exact at any count (tens of thousands of discordant pairs do not underflow 0.5^n); equals scipy's binomtest(min(b, c), b + c).</summary>
+    public static double ExactPValue(int b, int c) => Binomial.TwoSided(b + c, Math.Min(b, c), 0.5);
 }

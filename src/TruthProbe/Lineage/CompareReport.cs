@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
 using TruthProbe.Probing;
+using TruthProbe.Statistics;
 using static TruthProbe.Common.CsvFormat;
 
 namespace TruthProbe.Lineage;
@@ -23,14 +24,18 @@ public sealed class CompareReport
     public int TopK { get; }
     public bool SharedAcrossAll { get; }
     public IReadOnlyList<string> Warnings { get; }
+    public PairUncertainty Uncertainty { get; }
 
     private CompareReport(IReadOnlyList<ScoreMap> maps, IReadOnlyList<ChanceCheck> chance, IReadOnlyList<PairStatistics> pairs,
-        IReadOnlyList<PairStatistics> self, string reference, int topK, bool sharedAcrossAll, IReadOnlyList<string> warnings)
+        IReadOnlyList<PairStatistics> self, string reference, int topK, bool sharedAcrossAll, IReadOnlyList<string> warnings, PairUncertainty uncertainty)
     {
-        (Maps, Chance, Pairs, Self, Reference, TopK, SharedAcrossAll, Warnings) = (maps, chance, pairs, self, reference, topK, sharedAcrossAll, warnings);
+        (Maps, Chance, Pairs, Self, Reference, TopK, SharedAcrossAll, Warnings, Uncertainty) = (maps, chance, pairs, self, reference, topK, sharedAcrossAll, warnings, uncertainty);
     }
 
-    public static CompareReport Run(IReadOnlyList<ScoreMap> maps, string? reference, int topK, bool sharedAcrossAll, double chance)
+    /// <param name="sharedIndices">compare maps that list different layers or heads over the indices they share;
+    /// without it such maps are refused, since layer 27 of a 28-layer model is not layer 27 of a 32-layer one.</param>
+    public static CompareReport Run(IReadOnlyList<ScoreMap> maps, string? reference, int topK, bool sharedAcrossAll, double chance,
+        bool sharedIndices = false, PairUncertainty? uncertainty = null)
     {
         if (maps.Count < 2) throw new UserError($"compare needs at least two maps, got {maps.Count}");
         if (topK < 1) throw new UserError($"--top-k must be at least 1, got {topK}");
@@ -48,11 +53,21 @@ public sealed class CompareReport
             if (checks[i].AtChance)
                 warnings.Add($"{maps[i].Name} is at chance level (mean {checks[i].Mean:0.0000} vs chance {chance}, sd {checks[i].StdDev:0.0000} over {checks[i].N} heads): " +
                              "its correlations are noise and are not evidence of inheritance");
-        if (maps.Select(m => m.Shape).Distinct().Count() > 1)
+        bool sameIndices = maps.All(m => m.LayerIds.SequenceEqual(maps[0].LayerIds) && m.HeadIds.SequenceEqual(maps[0].HeadIds));
+        if (!sameIndices && !sharedIndices)
+            throw new UserError($"maps differ in shape ({string.Join(", ", maps.Select(m => $"{m.Name} {m.Shape}"))}): pairing heads by index would " +
+                                "correlate layers at different depths; compare maps of one architecture, or give --shared-indices to compare over the layer and head indices both maps list");
+        if (!sameIndices)
             warnings.Add($"maps differ in shape ({string.Join(", ", maps.Select(m => $"{m.Name} {m.Shape}"))}); each pair is compared over the layer and head indices it shares" +
                          (sharedAcrossAll ? " by all maps" : ""));
 
-        var pairs = MapComparison.CompareAll(maps, topK, sharedAcrossAll);
+        uncertainty ??= PairUncertainty.Default;
+        var pairs = MapComparison.CompareAll(maps, topK, sharedAcrossAll, uncertainty);
+        var chanceOverlap = pairs.Where(p => p.TopKPValue >= 0.05).ToList();
+        if (chanceOverlap.Count > 0)
+            warnings.Add("top-k overlap no larger than two random sets of heads share (hypergeometric p >= 0.05; shared vs expected): " +
+                         string.Join(", ", chanceOverlap.Select(p => string.Create(CultureInfo.InvariantCulture,
+                             $"{p.A} vs {p.B} {p.TopKOverlap} vs {p.TopKExpected:0.0} of top-{p.TopK}"))));
         foreach (var p in pairs.Where(p => p.TopK < topK))
             warnings.Add($"{p.A} vs {p.B}: only {p.N} heads compared, so top-k uses k = {p.TopK}");
         var self = maps.Select(m =>
@@ -60,7 +75,7 @@ public sealed class CompareReport
             var (samples, layers) = MapComparison.Align([m]);
             return MapComparison.Compare(m.Name, m.Name, samples[0], samples[0], layers, topK);
         }).ToList();
-        return new CompareReport(maps, checks, pairs, self, reference, topK, sharedAcrossAll, warnings);
+        return new CompareReport(maps, checks, pairs, self, reference, topK, sharedAcrossAll, warnings, uncertainty);
     }
 
     public PairStatistics Pair(int i, int j)
@@ -152,10 +167,12 @@ public sealed class CompareReport
 
     private string PairsCsv()
     {
-        var sb = new StringBuilder("a,b,n,pearson,spearman,kendall_tau_b,top_k,topk_jaccard,chance_level\n");
+        var sb = new StringBuilder("a,b,n,pearson,spearman,kendall_tau_b,top_k,topk_jaccard,chance_level," +
+                                   "pearson_low,pearson_high,p_layer_perm,pearson_layer_centred,topk_expected,topk_p\n");
         foreach (var p in Pairs)
             sb.Append(CultureInfo.InvariantCulture,
-                $"{Field(p.A)},{Field(p.B)},{p.N},{Number(p.Pearson)},{Number(p.Spearman)},{Number(p.KendallTauB)},{p.TopK},{Number(p.TopKJaccard)},{(EitherAtChance(p) ? "yes" : "no")}\n");
+                $"{Field(p.A)},{Field(p.B)},{p.N},{Number(p.Pearson)},{Number(p.Spearman)},{Number(p.KendallTauB)},{p.TopK},{Number(p.TopKJaccard)},{(EitherAtChance(p) ? "yes" : "no")}," +
+                $"{Number(p.PearsonInterval.Low)},{Number(p.PearsonInterval.High)},{Number(p.PLayerPermutation)},{Number(p.PearsonLayerCentred)},{Number(p.TopKExpected)},{Number(p.TopKPValue)}\n");
         return sb.ToString();
     }
 
@@ -191,6 +208,16 @@ public sealed class CompareReport
             heads_compared = SharedAcrossAll ? "heads scored in every map (the reference's rule)" : "heads scored in both maps of each pair",
             chance = Chance[0].Chance,
             chance_rule = ChanceCheck.Rule,
+            uncertainty = new
+            {
+                seed = Uncertainty.Seed,
+                bootstrap_resamples = Uncertainty.Resamples,
+                permutations = Uncertainty.Permutations,
+                pearson_interval = "95% percentile bootstrap over heads (pairs resampled with replacement; numpy's linear quantiles): pearson_low, pearson_high",
+                p_layer_perm = "two-sided permutation p-value of Pearson r with each layer's heads shuffled within the layer, (1 + #{|r_perm| >= |r|}) / (1 + permutations): a shared depth trend alone does not make it small",
+                pearson_layer_centred = "Pearson r after subtracting each layer's mean from both maps",
+                topk = "topk_expected = k^2 / n shared heads for two random k-sets; topk_p = hypergeometric P(overlap >= observed)",
+            },
             warnings = Warnings,
             outputs,
         };
@@ -223,9 +250,11 @@ public sealed class CompareReport
         }
         sb.AppendLine();
         int pairWidth = Math.Max(4, Pairs.Max(p => p.A.Length + p.B.Length + 4));
-        sb.AppendLine($"{"pair".PadRight(pairWidth)}  {"n",5}  {"pearson",8}  {"spearman",8}  {"kendall",8}  {"top-k jaccard",13}");
+        sb.AppendLine($"{"pair".PadRight(pairWidth)}  {"n",5}  {"pearson",8}  {"95% interval",16}  {"layer perm",12}  {"in-layer r",10}  {"spearman",8}  {"kendall",8}  {"top-k jaccard",13}  {"top-k shared vs chance",24}");
         foreach (var p in Pairs)
-            sb.AppendLine($"{$"{p.A} vs {p.B}".PadRight(pairWidth)}  {p.N,5}  {Fixed(p.Pearson),8}  {Fixed(p.Spearman),8}  {Fixed(p.KendallTauB),8}  {Fixed(p.TopKJaccard) + $" (k={p.TopK})",13}" +
+            sb.AppendLine($"{$"{p.A} vs {p.B}".PadRight(pairWidth)}  {p.N,5}  {Fixed(p.Pearson),8}  {$"[{Fixed(p.PearsonInterval.Low)}, {Fixed(p.PearsonInterval.High)}]",16}  " +
+                          $"{PValueText.Format(p.PLayerPermutation),12}  {Fixed(p.PearsonLayerCentred),10}  {Fixed(p.Spearman),8}  {Fixed(p.KendallTauB),8}  {Fixed(p.TopKJaccard) + $" (k={p.TopK})",13}  " +
+                          $"{string.Create(CultureInfo.InvariantCulture, $"{p.TopKOverlap} vs {p.TopKExpected:0.0}, {PValueText.Format(p.TopKPValue)}"),24}" +
                           (EitherAtChance(p) ? "  (chance-level map: not evidence)" : ""));
         foreach (string w in Warnings) sb.AppendLine($"warning: {w}");
         return sb.ToString();

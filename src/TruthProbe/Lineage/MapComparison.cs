@@ -1,15 +1,31 @@
 using TruthProbe.Common;
 using TruthProbe.Probing;
+using TruthProbe.Statistics;
 
 namespace TruthProbe.Lineage;
 
 /// <summary>Pearson r over one layer's heads that both maps score.</summary>
 public sealed record LayerPearson(int Layer, int N, double Pearson);
 
-/// <summary>Everything the comparison of two maps reports; N is the number of heads compared.</summary>
+/// <summary>
+/// Everything the comparison of two maps reports; N is the number of heads compared. PearsonInterval and
+/// PLayerPermutation are NaN when the comparison was made without <see cref="PairUncertainty"/>.
+/// </summary>
 public sealed record PairStatistics(
     string A, string B, int N, double Pearson, double Spearman, double KendallTauB,
-    int TopK, double TopKJaccard, IReadOnlyList<LayerPearson> PerLayer);
+    int TopK, double TopKJaccard, IReadOnlyList<LayerPearson> PerLayer,
+    Interval PearsonInterval, double PLayerPermutation, double PearsonLayerCentred,
+    int TopKOverlap, double TopKExpected, double TopKPValue);
+
+/// <summary>
+/// How the uncertainty of r is measured: a percentile bootstrap over heads with <paramref name="Resamples"/>
+/// resamples and a layer-preserving permutation null with <paramref name="Permutations"/> shuffles, both drawn
+/// from <paramref name="Seed"/> (the same seed for every pair, so a pair's numbers do not depend on the others).
+/// </summary>
+public sealed record PairUncertainty(int Resamples = 2000, int Permutations = 9999, int Seed = 42)
+{
+    public static readonly PairUncertainty Default = new();
+}
 
 /// <summary>
 /// Whether a map carries signal at all. A probe that learned nothing scores the chance accuracy on
@@ -69,8 +85,13 @@ public static class MapComparison
         return (samples.Select(s => s.ToArray()).ToArray(), sampleLayers.ToArray());
     }
 
-    /// <summary>All statistics of two aligned samples. topK is lowered to the number of heads when larger.</summary>
-    public static PairStatistics Compare(string nameA, string nameB, double[] a, double[] b, int[] layers, int topK)
+    /// <summary>
+    /// All statistics of two aligned samples. topK is lowered to the number of heads when larger. The top-k
+    /// overlap is tested against two random k-sets of n heads: expected k^2/n shared, and the hypergeometric
+    /// chance of sharing at least as many.
+    /// </summary>
+    public static PairStatistics Compare(string nameA, string nameB, double[] a, double[] b, int[] layers, int topK,
+        PairUncertainty? uncertainty = null)
     {
         int n = a.Length;
         if (n < 3)
@@ -84,16 +105,23 @@ public static class MapComparison
             perLayer.Add(new LayerPearson(layers[start], end - start, Correlation.Pearson(a.AsSpan(start, end - start), b.AsSpan(start, end - start))));
             start = end;
         }
+        int overlap = Correlation.TopKOverlap(a, b, k);
+        var interval = uncertainty == null ? Interval.Undefined
+            : MapCorrelation.BootstrapPearson(a, b, uncertainty.Resamples, (ulong)(uint)uncertainty.Seed);
+        double pLayer = uncertainty == null ? double.NaN
+            : MapCorrelation.LayerPermutationPValue(a, b, layers, uncertainty.Permutations, (ulong)(uint)uncertainty.Seed);
         return new PairStatistics(nameA, nameB, n,
             Correlation.Pearson(a, b), Correlation.Spearman(a, b), Correlation.KendallTauB(a, b),
-            k, Correlation.TopKJaccard(a, b, k), perLayer);
+            k, Correlation.TopKJaccard(a, b, k), perLayer,
+            interval, pLayer, MapCorrelation.LayerCentredPearson(a, b, layers),
+            overlap, (double)k * k / n, Hypergeometric.UpperTail(n, k, k, overlap));
     }
 
     /// <summary>
     /// Every pair (i &lt; j) of maps. <paramref name="sharedAcrossAll"/> restricts every pair to the heads
     /// valid in all maps, as the reference does; otherwise each pair uses what the two maps share.
     /// </summary>
-    public static List<PairStatistics> CompareAll(IReadOnlyList<ScoreMap> maps, int topK, bool sharedAcrossAll)
+    public static List<PairStatistics> CompareAll(IReadOnlyList<ScoreMap> maps, int topK, bool sharedAcrossAll, PairUncertainty? uncertainty = null)
     {
         var result = new List<PairStatistics>();
         var (allSamples, allLayers) = sharedAcrossAll ? Align(maps) : (Array.Empty<double[]>(), Array.Empty<int>());
@@ -101,11 +129,11 @@ public static class MapComparison
             for (int j = i + 1; j < maps.Count; j++)
             {
                 if (sharedAcrossAll)
-                    result.Add(Compare(maps[i].Name, maps[j].Name, allSamples[i], allSamples[j], allLayers, topK));
+                    result.Add(Compare(maps[i].Name, maps[j].Name, allSamples[i], allSamples[j], allLayers, topK, uncertainty));
                 else
                 {
                     var (samples, layers) = Align([maps[i], maps[j]]);
-                    result.Add(Compare(maps[i].Name, maps[j].Name, samples[0], samples[1], layers, topK));
+                    result.Add(Compare(maps[i].Name, maps[j].Name, samples[0], samples[1], layers, topK, uncertainty));
                 }
             }
         return result;

@@ -1,3 +1,5 @@
+using TruthProbe.Statistics;
+
 namespace TruthProbe.Probing;
 
 /// <summary>
@@ -6,7 +8,8 @@ namespace TruthProbe.Probing;
 /// share (the best a probe that ignores the activations can do), at alpha = <see cref="Alpha"/> divided
 /// by the number of heads (Bonferroni). The map differs from chance when at least one head passes.
 /// </summary>
-public sealed record ChanceTest(int Rows, double MajorityShare, double HeadAlpha, int HeadsAboveChance, double SmallestPValue, double BestAccuracy)
+/// <param name="PValues">each head's one-sided p-value (NaN for a head without a score).</param>
+public sealed record ChanceTest(int Rows, double MajorityShare, double HeadAlpha, int HeadsAboveChance, double SmallestPValue, double BestAccuracy, double[] PValues)
 {
     public const double Alpha = 0.01;
     public const string Criterion = "one-sided binomial test per head, k = round(accuracy * N) of N vs p0 = majority-class share, Bonferroni alpha 0.01 over all heads; the map differs from chance if any head passes";
@@ -19,29 +22,19 @@ public sealed record ChanceTest(int Rows, double MajorityShare, double HeadAlpha
         foreach (byte y in labels) gold += y;
         double p0 = Math.Max(gold, n - gold) / (double)n;
         double threshold = Alpha / accuracy.Length;
-        var logFactorial = new double[n + 1];
-        for (int i = 1; i <= n; i++) logFactorial[i] = logFactorial[i - 1] + Math.Log(i);
+        var pValues = new double[accuracy.Length];
         int passing = 0;
         double smallest = 1, best = double.NaN;
-        foreach (double acc in accuracy)
+        for (int head = 0; head < accuracy.Length; head++)
         {
+            double acc = accuracy[head];
+            pValues[head] = double.NaN;
             if (double.IsNaN(acc)) continue;
             best = double.IsNaN(best) ? acc : Math.Max(best, acc);
-            double p = UpperTail(n, (int)Math.Round(acc * n), p0, logFactorial);
+            double p = pValues[head] = Binomial.UpperTail(n, Proportion.Correct(acc, n), p0);
             smallest = Math.Min(smallest, p);
             if (p < threshold) passing++;
         }
-        return new ChanceTest(n, p0, threshold, passing, smallest, best);
-    }
-
-    /// <summary>P(X &gt;= k) for X ~ Binomial(n, p), summed in log space.</summary>
-    public static double UpperTail(int n, int k, double p, double[] logFactorial)
-    {
-        if (k <= 0) return 1;
-        if (p >= 1) return 1;
-        double sum = 0, logP = Math.Log(p), logQ = Math.Log(1 - p);
-        for (int j = k; j <= n; j++)
-            sum += Math.Exp(logFactorial[n] - logFactorial[j] - logFactorial[n - j] + j * logP + (n - j) * logQ);
-        return Math.Min(1, sum);
+        return new ChanceTest(n, p0, threshold, passing, smallest, best, pValues);
     }
 }

@@ -5,7 +5,7 @@ namespace TruthProbe.Probing;
 public enum ProbeSolverKind { Exact, Reference }
 
 /// <summary>Cross-validated metrics of every head (layer-major arrays of L*H), optionally with the probe fitted on all rows.</summary>
-public sealed class HeadScores(int layers, int heads, int headDim)
+public sealed class HeadScores(int layers, int heads, int headDim, int folds, int rows)
 {
     public int Layers { get; } = layers;
     public int Heads { get; } = heads;
@@ -17,6 +17,10 @@ public sealed class HeadScores(int layers, int heads, int headDim)
     public double[] F1 { get; } = new double[layers * heads];
     /// <summary>Mean over the folds whose validation split holds both classes; NaN if none does.</summary>
     public double[] Auroc { get; } = new double[layers * heads];
+    /// <summary>Each fold's validation accuracy, [head * folds + fold]: the spread behind the mean.</summary>
+    public double[] FoldAccuracy { get; } = new double[layers * heads * folds];
+    /// <summary>1 where a head's out-of-fold prediction of a row was right, [head * rows + row]: for paired tests.</summary>
+    public byte[] Correct { get; } = new byte[layers * heads * rows];
     /// <summary>Probe fitted on all rows, [L, H, D] and [L, H]; null when not asked for.</summary>
     public float[]? Weights { get; internal set; }
     public float[]? Biases { get; internal set; }
@@ -38,7 +42,7 @@ public static class HeadProber
     {
         if (labels.Length != set.Rows) throw new ArgumentException("one label per row");
         if (folds.Rows != set.Rows) throw new ArgumentException("folds were made for another row count");
-        var result = new HeadScores(set.Layers, set.Heads, set.HeadDim);
+        var result = new HeadScores(set.Layers, set.Heads, set.HeadDim, folds.Count, set.Rows);
         int headCount = set.HeadCount, d = set.HeadDim;
         if (fitAllRows)
         {
@@ -115,8 +119,10 @@ public static class HeadProber
                 {
                     _logits[k] = TensorPrimitives.Dot(_headRows.AsSpan(validation[k] * d, d), _weights) + bias;
                     _validationLabels[k] = labels[validation[k]];
+                    result.Correct[head * _set.Rows + validation[k]] = (byte)((_logits[k] > 0) == (_validationLabels[k] == 1) ? 1 : 0);
                 }
                 var m = BinaryMetrics.Compute(_validationLabels.AsSpan(0, validation.Length), _logits.AsSpan(0, validation.Length), _sortScores, _sortLabels);
+                result.FoldAccuracy[head * _folds.Count + f] = m.Accuracy;
                 accuracy += m.Accuracy;
                 precision += m.Precision;
                 recall += m.Recall;

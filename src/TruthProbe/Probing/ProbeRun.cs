@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
+using TruthProbe.Statistics;
 using static TruthProbe.Common.CsvFormat;
 
 namespace TruthProbe.Probing;
@@ -111,18 +112,43 @@ public sealed class ProbeRun
         AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputs));
     }
 
+    /// <summary>
+    /// One row per head. After the metrics: the 95% Wilson interval of the accuracy read as
+    /// round(accuracy * N) right of N rows; the one-sided p-value against chance (<see cref="ChanceTest"/>) and
+    /// its Benjamini-Hochberg q over all heads; the one-sided exact McNemar p-value of the head against the
+    /// surface baseline on the same rows (NaN without answer texts); the SD of the accuracy over folds.
+    /// </summary>
     public string ScoresCsv()
     {
-        var sb = new StringBuilder("layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity\n");
+        int n = Set.Rows;
+        var qChance = new double[Chance.PValues.Length];
+        MultipleTesting.BenjaminiHochberg(Chance.PValues, qChance);
+        var sb = new StringBuilder("layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity,accuracy_low,accuracy_high,p_chance,q_chance,p_surface,accuracy_fold_sd\n");
         for (int i = 0; i < Scores.Accuracy.Length; i++)
         {
             sb.Append(i / Set.Heads).Append(',').Append(i % Set.Heads);
+            var interval = double.IsNaN(Scores.Accuracy[i]) ? Interval.Undefined : Proportion.Wilson(Proportion.Correct(Scores.Accuracy[i], n), n);
             foreach (double v in (double[])[Scores.Accuracy[i], Scores.Precision[i], Scores.Recall[i], Scores.F1[i], Scores.Auroc[i],
-                         Control?.Accuracy[i] ?? double.NaN, Selectivity(i)])
+                         Control?.Accuracy[i] ?? double.NaN, Selectivity(i),
+                         interval.Low, interval.High, Chance.PValues[i], qChance[i], SurfacePValue(i),
+                         Spread.MeanStdDev(Scores.FoldAccuracy.AsSpan(i * Folds.Count, Folds.Count)).StdDev])
                 sb.Append(',').Append(Number(v));
             sb.Append('\n');
         }
         return sb.ToString();
+    }
+
+    /// <summary>Does the head beat the surface baseline on the same rows? One-sided exact McNemar; NaN without a baseline.</summary>
+    public double SurfacePValue(int head) => Surface == null ? double.NaN
+        : Proportion.McNemarGreater(Scores.Correct.AsSpan(head * Set.Rows, Set.Rows), Surface.Correct).PValue;
+
+    /// <summary>Heads whose Benjamini-Hochberg q against the surface baseline is below <paramref name="alpha"/>.</summary>
+    public int HeadsAboveSurface(double alpha = 0.05)
+    {
+        var p = Enumerable.Range(0, Scores.Accuracy.Length).Select(SurfacePValue).ToArray();
+        var q = new double[p.Length];
+        MultipleTesting.BenjaminiHochberg(p, q);
+        return q.Count(v => v < alpha);
     }
 
     private void WriteWeights(string path)
@@ -172,7 +198,8 @@ public sealed class ProbeRun
             parts.Add(string.Create(CultureInfo.InvariantCulture,
                 $"shuffled-label control mean {Control.Accuracy.Average():0.000} (selectivity mean {Scores.Accuracy.Average() - Control.Accuracy.Average():0.000})"));
         if (Surface != null)
-            parts.Add(string.Create(CultureInfo.InvariantCulture, $"surface baseline (length + words) {Surface.Accuracy[0]:0.000}"));
+            parts.Add(string.Create(CultureInfo.InvariantCulture,
+                $"surface baseline (length + words) {Surface.Accuracy[0]:0.000}: {HeadsAboveSurface()} heads above it (McNemar, BH q < 0.05)"));
         parts.Add(Chance.DiffersFromChance
             ? $"{Chance.HeadsAboveChance} heads above chance"
             : "AT CHANCE: no head beats the majority share");
@@ -246,6 +273,8 @@ public sealed class ProbeRun
                     ["accuracy"] = Surface.Accuracy[0], ["precision"] = Surface.Precision[0], ["recall"] = Surface.Recall[0],
                     ["f1"] = Surface.F1[0], ["auroc"] = NullIfNaN(Surface.Auroc[0]),
                     ["heads_above_surface"] = Scores.Accuracy.Count(a => a > Surface.Accuracy[0]),
+                    ["heads_significantly_above_surface"] = HeadsAboveSurface(),
+                    ["surface_test"] = "per head, one-sided exact McNemar on the rows only one of head and baseline gets right (p_surface in scores.csv); significant: Benjamini-Hochberg q < 0.05 over all heads",
                 },
             ["chance"] = new JsonObject
             {

@@ -28,7 +28,7 @@ public class CompareVerbTests
             Paper("vicuna_halueval_292.npy"), Paper("llava1.5_rlhfv_2726.npy"), Paper("llava_next_rlhfv_2726.npy"),
             Paper("llama2_halueval_292.npy"), Paper("qwen2.5_halueval_292.npy"), Paper("qwen2.5_vl_instruct_rlhfv_2726.npy"),
             Paper("qwen2.5_vl_omni_rlhfv_2726.npy"),
-            "--names", "vicuna,llava1.5,llava_next,llama2,qwen2.5,qwen_vl,qwen_omni", "--out", tmp.Path);
+            "--names", "vicuna,llava1.5,llava_next,llama2,qwen2.5,qwen_vl,qwen_omni", "--shared-indices", "--out", tmp.Path);
         Assert.True(r.ExitCode == 0, r.Stderr);
         // numpy on the paper's files (docs/design.md §8); Fig. 1(d) rounds the first two to 0.62, 0.64.
         Assert.Equal(0.6208, Num(PairRow(tmp.Path, "vicuna", "llava1.5")["pearson"]), 4);
@@ -65,7 +65,7 @@ public class CompareVerbTests
     {
         // numpy: corrcoef(vicuna[:28, :28].ravel(), qwen2.5.ravel()); scipy spearmanr / kendalltau likewise.
         using var tmp = new TempDir();
-        var r = CliRunner.Run("compare", Paper("vicuna_halueval_292.npy"), Paper("qwen2.5_halueval_292.npy"), "--names", "vicuna,qwen", "--out", tmp.Path);
+        var r = CliRunner.Run("compare", Paper("vicuna_halueval_292.npy"), Paper("qwen2.5_halueval_292.npy"), "--names", "vicuna,qwen", "--shared-indices", "--out", tmp.Path);
         Assert.True(r.ExitCode == 0, r.Stderr);
         var row = PairRow(tmp.Path, "vicuna", "qwen");
         Assert.Equal("784", row["n"]);
@@ -83,7 +83,7 @@ public class CompareVerbTests
         // 0.9035 rounded twice, so the exact numpy values are checked.
         using var tmp = new TempDir();
         var r = CliRunner.Run("compare", Paper("vicuna_halueval_292.npy"), Paper("csv/vicuna.csv"), Paper("qwen2.5_halueval_292.npy"), Paper("csv/qwen2.5.csv"),
-            "--names", "vicuna_npy,vicuna_csv,qwen_npy,qwen_csv", "--out", tmp.Path);
+            "--names", "vicuna_npy,vicuna_csv,qwen_npy,qwen_csv", "--shared-indices", "--out", tmp.Path);
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal(0.903463908785171, Num(PairRow(tmp.Path, "vicuna_npy", "vicuna_csv")["pearson"]), 12);
         Assert.Equal(0.9329360247551434, Num(PairRow(tmp.Path, "qwen_npy", "qwen_csv")["pearson"]), 12);

@@ -44,7 +44,7 @@ public class ProbeVerbTests
         Assert.True(r.ExitCode == 0, r.Stderr);
 
         string[] csv = File.ReadAllLines(Path.Combine(outDir, "scores.csv"));
-        Assert.Equal("layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity", csv[0]);
+        Assert.Equal("layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity,accuracy_low,accuracy_high,p_chance,q_chance,p_surface,accuracy_fold_sd", csv[0]);
         Assert.Equal(7, csv.Length);
         Assert.StartsWith("0,0,", csv[1]);
         Assert.StartsWith("1,2,", csv[6]);   // layer-major

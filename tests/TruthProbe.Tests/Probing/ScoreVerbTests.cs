@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TruthProbe.Statistics;
 using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Formats;
@@ -242,7 +243,7 @@ public class ScoreVerbTests
         Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", tmp.File("names.npy"), "--out", tmp.File("exact"), "--no-control").ExitCode);
         Assert.Equal(0, CliRunner.Run("probe", "--activations", acts, "--labels", tmp.File("names.npy"), "--out", tmp.File("ref"), "--solver", "reference", "--no-control").ExitCode);
         double[] exact = Npy.Read(tmp.File("exact/scores.npy")).Data, reference = Npy.Read(tmp.File("ref/scores.npy")).Data;
-        double pearson = TruthProbe.Lineage.Correlation.Pearson(exact, reference);
+        double pearson = TruthProbe.Statistics.Correlation.Pearson(exact, reference);
         Assert.True(pearson > 0.3, $"{folder}: exact and reference maps correlate only r = {pearson:0.000}");
         Assert.True(exact.Average() >= reference.Average(), $"{folder}: exact mean {exact.Average():0.000} < reference mean {reference.Average():0.000}");
     }

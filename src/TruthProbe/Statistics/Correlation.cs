@@ -1,4 +1,4 @@
-namespace TruthProbe.Lineage;
+namespace TruthProbe.Statistics;
 
 /// <summary>
 /// Statistics that compare two head maps flattened into paired samples x[i], y[i]. Each returns NaN
@@ -94,6 +94,13 @@ public static class Correlation
     /// </summary>
     public static double TopKJaccard(ReadOnlySpan<double> x, ReadOnlySpan<double> y, int k)
     {
+        int common = TopKOverlap(x, y, k);
+        return common / (double)(2 * k - common);
+    }
+
+    /// <summary>|top-k of x ∩ top-k of y|, with <see cref="TopK"/>'s tie rule.</summary>
+    public static int TopKOverlap(ReadOnlySpan<double> x, ReadOnlySpan<double> y, int k)
+    {
         CheckPaired(x, y);
         if (k < 1 || k > x.Length) throw new ArgumentOutOfRangeException(nameof(k), $"k must be in 1..{x.Length}, got {k}");
         var inX = TopK(x, k);
@@ -101,7 +108,7 @@ public static class Correlation
         int common = 0;
         for (int i = 0; i < inX.Length; i++)
             if (inX[i] && inY[i]) common++;
-        return common / (double)(2 * k - common);
+        return common;
     }
 
     /// <summary>Marks the k largest values; ties broken towards the lower index.</summary>

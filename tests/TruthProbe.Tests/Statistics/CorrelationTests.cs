@@ -1,6 +1,7 @@
+using TruthProbe.Statistics;
 using TruthProbe.Lineage;
 
-namespace TruthProbe.Tests.Lineage;
+namespace TruthProbe.Tests.Statistics;
 
 /// <summary>
 /// Small cases worked out by hand (shown in the comments); scipy 1.10.1 gives the same values
