@@ -35,9 +35,9 @@ public class GatesVerbTests
     {
         using var tmp = new TempDir();
         Npy.WriteFloat64(tmp.File("s.npy"), [0.6, 0.8, 1.0, 0.5], 2, 2);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "5", "--out", tmp.File("a.npy")).ExitCode);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "5", "--out", tmp.File("b.npy")).ExitCode);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "6", "--out", tmp.File("c.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "5", "--out", tmp.File("a.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "5", "--out", tmp.File("b.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "6", "--out", tmp.File("c.npy")).ExitCode);
         Assert.Equal(Npy.Read(tmp.File("a.npy")).Data, Npy.Read(tmp.File("b.npy")).Data);
         Assert.NotEqual(Npy.Read(tmp.File("a.npy")).Data, Npy.Read(tmp.File("c.npy")).Data);
         using var sidecar = JsonDocument.Parse(File.ReadAllText(tmp.File("a.json")));
