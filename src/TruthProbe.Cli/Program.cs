@@ -42,13 +42,17 @@ namespace TruthProbe.Cli
                 stderr.WriteLine($"error: {verbName}: {error} (see 'truthprobe {verbName} --help')");
                 return UserError.ExitCode;
             }
+            var verb = byCommand[parsed.CommandResult.Command];
             try
             {
-                return byCommand[parsed.CommandResult.Command].Run(parsed, stdout, stderr);
+                return verb.Run(parsed, stdout, stderr);
             }
             catch (UserError e)
             {
-                stderr.WriteLine($"error: {e.Message}");
+                // The library names the field; the option that sets it is this verb's to name.
+                string? flag = e.Field == null ? null : "--" + e.Field.Replace('_', '-');
+                bool named = flag != null && verb.Symbols.OfType<Option>().Any(o => o.Name == flag);
+                stderr.WriteLine($"error: {e.Message}{(named ? $" ({flag})" : "")}");
                 return UserError.ExitCode;
             }
         }

@@ -23,7 +23,7 @@ public sealed class CompareVerb : IVerb
     private readonly Option<string> _out = Opt.Out("DIR", "folder for the results");
     private readonly Option<string?> _names = Opt.Text("--names", "a,b,...", "names for the maps, in order (default: file or folder names)");
     private readonly Option<string?> _reference = Opt.Text("--reference", "NAME", "map the bar chart compares the others with (default: the first)");
-    private readonly Option<int> _topK = Opt.Int("--top-k", "K", 20, "size of the top-head sets whose Jaccard overlap is reported");
+    private readonly Option<int> _topK = Opt.Int("--top-k", "K", 20, "size of the top-head sets whose Jaccard overlap is reported", min: 1);
     private readonly Option<double> _chance = Opt.Double("--chance", "C", 0.5,
         "score of a probe that learned nothing; maps whose mean is within noise of it are flagged and must not be read as evidence");
     private readonly Option<bool> _sharedAcrossAll = Opt.Flag("--shared-across-all",

@@ -37,7 +37,14 @@ public sealed class DemoVerb : IVerb
         int? pretrain = args.GetValue(_pretrain);
         int finetune = args.GetValue(_finetune);
         int[]? curve = args.Given(_curve);
-        if (curve != null) LabCurve.ParseSteps(curve);
+        try
+        {
+            if (curve != null) LabCurve.ParseSteps(curve);
+        }
+        catch (UserError e) when (e.Field == "steps")
+        {
+            throw new UserError(e.Message) { Field = "curve_steps" }; // the demo's curve steps are --curve-steps
+        }
 
         var plan = new DemoPlan(PretrainSteps: pretrain, ChatSteps: finetune, DomainSteps: finetune, CurveSteps: curve);
         var clock = Stopwatch.StartNew();

@@ -19,8 +19,8 @@ public sealed class EvalHaluEvalVerb : IVerb
     private readonly ModelInput _model = new(gating: true);
     private readonly Option<string?> _data = Opt.Text("--data", "FILE",
         "HaluEval-QA JSON Lines (knowledge, question, right_answer, hallucinated_answer); default ../shared/data/halueval/qa_data_first1000.jsonl");
-    private readonly Option<int> _skipFirst = Opt.Int("--skip-first", "N", HaluEvalData.DefaultSkipFirst, "rows used for probing, left out (the paper's)");
-    private readonly Option<int?> _limit = Opt.IntOrNull("--limit", "N", "evaluate at most N rows after those");
+    private readonly Option<int> _skipFirst = Opt.Int("--skip-first", "N", HaluEvalData.DefaultSkipFirst, "rows used for probing, left out (the paper's)", min: 0);
+    private readonly Option<int?> _limit = Opt.IntOrNull("--limit", "N", "evaluate at most N rows after those", min: 1);
     private readonly Option<int[]?> _seeds = Opt.Ints("--seeds", "LIST", "one run per seed; each seed shows every row with one of its two answers (default 1,2,3)");
     private readonly Option<double[]?> _sweep = Opt.Doubles("--lambda-sweep", "LIST",
         "pick lambda (with --scores/--mode, no --lambda) by F1 on a seeded 20% of the rows; report the other 80% at the chosen lambda only");

@@ -66,7 +66,7 @@ public sealed class ProbeVerb : IVerb
 
     /// <summary>--samples, as <c>score</c> and <c>probe</c> both read it.</summary>
     internal static Option<int?> Samples() => Opt.IntOrNull("--samples", "N",
-        "keep the first N rows, like the reference's max_samples (an HaluEval item is two rows: the paper's 292 = 146 items)", min: 0);
+        "keep the first N rows, like the reference's max_samples (an HaluEval item is two rows: the paper's 292 = 146 items)", min: 1);
 
     /// <summary>The probing options shared with <c>score</c>.</summary>
     internal sealed class ProbeOptionSet

@@ -78,7 +78,7 @@ public sealed class ChairScorer
             groundTruthPath = dir != null ? Path.Combine(dir, DefaultGroundTruth) : "";
             if (!File.Exists(groundTruthPath))
                 throw new UserError($"default CHAIR ground truth ../shared/data/chair/{DefaultGroundTruth} not found beside the repository; " +
-                    "give --gt FILE (JSON: {\"<coco image id>\": [objects...]})");
+                    "give a ground-truth file (JSON: {\"<coco image id>\": [objects...]})") { Field = "gt" };
         }
         string wordMaps = dir != null ? Path.Combine(dir, WordMapsFile) : "";
         if (!File.Exists(wordMaps))

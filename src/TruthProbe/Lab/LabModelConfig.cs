@@ -13,7 +13,7 @@ public sealed record LabModelConfig(
     {
         "tiny" => new(vocab, Dim: 64, Layers: 4, Heads: 4, KvHeads: 2, HeadDim: 16, Hidden: 192, maxPositions, BosId: bosId, EosId: eosId),
         "small" => new(vocab, Dim: 128, Layers: 4, Heads: 8, KvHeads: 4, HeadDim: 16, Hidden: 384, maxPositions, BosId: bosId, EosId: eosId),
-        _ => throw new UserError($"--size must be tiny or small, got '{size}'"),
+        _ => throw new UserError($"lab model size must be tiny or small, got '{size}'") { Field = "size" },
     };
 
     public int QWidth => Heads * HeadDim;

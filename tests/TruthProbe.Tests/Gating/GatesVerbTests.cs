@@ -63,9 +63,9 @@ public class GatesVerbTests
         Fails("--lambda must be a finite number, got 'four'", "--scores", tmp.File("s.npy"), "--mode", "contrast", "--lambda", "four");
         Fails("nan.npy: gating needs a score for every head; layer 0, head 1 is NaN", "--scores", tmp.File("nan.npy"), "--mode", "contrast", "--lambda", "1");
         Fails("partial.csv: gating needs a score for every head; layer 1, head 1 is NaN", "--scores", tmp.File("partial.csv"), "--mode", "raw");
-        Fails("--mode must be contrast, minmax, plain, raw, random or inverse, got 'clamp'", "--scores", tmp.File("s.npy"), "--mode", "clamp");
-        Fails("--mode contrast needs --lambda", "--scores", tmp.File("s.npy"), "--mode", "contrast");
-        Fails("--seed must be a non-negative integer", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "-3");
+        Fails("gate mode must be contrast, minmax, plain, raw, random or inverse, got 'clamp' (--mode)", "--scores", tmp.File("s.npy"), "--mode", "clamp");
+        Fails("gate mode contrast needs lambda (the amplifying factor) (--lambda)", "--scores", tmp.File("s.npy"), "--mode", "contrast");
+        Fails("--gate-seed must be a non-negative integer", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "-3");
         Fails("missing --scores", "--mode", "raw");
     }
 }
