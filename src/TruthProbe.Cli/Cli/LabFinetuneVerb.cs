@@ -15,12 +15,12 @@ public sealed class LabFinetuneVerb : IVerb
     private readonly Argument<string> _base = new("BASE") { Description = "the lab model folder to continue from" };
     private readonly Option<string> _out = Opt.Out("DIR", "folder to write the descendant to");
     private readonly Option<string> _recipe = LabOptions.Recipe();
-    private readonly Option<int?> _steps = Opt.IntOrNull("--steps", "N", "training steps (required)");
+    private readonly Option<int> _steps = Opt.RequiredInt("--steps", "N", "training steps");
     private readonly Option<int> _lora = LabOptions.Lora();
     private readonly Option<int> _seed = LabOptions.Seed();
     private readonly Option<int> _checkpointEvery = Opt.Int("--checkpoint-every", "K", 0, "also write DIR/step-NNNNN every K steps (for drift and inheritance curves)");
-    private readonly Option<int> _batch = Opt.Int("--batch", "B", 64, "sequences per step");
-    private readonly Option<double?> _lr = Opt.Double("--lr", "LR", "peak learning rate (default: the recipe's own)");
+    private readonly Option<int> _batch = LabOptions.Batch();
+    private readonly Option<double?> _lr = LabOptions.LearningRate();
     public IEnumerable<Symbol> Symbols => [_base, _out, _recipe, _steps, _lora, _seed, _checkpointEvery, _batch, _lr];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
@@ -29,7 +29,7 @@ public sealed class LabFinetuneVerb : IVerb
             Base: args.GetValue(_base)!,
             Out: args.GetValue(_out)!,
             Recipe: args.GetValue(_recipe)!,
-            Steps: args.GetValue(_steps) is int s && s != 0 ? s : throw new TruthProbe.Common.UserError("lab finetune: missing --steps (number of training steps)"),
+            Steps: args.GetValue(_steps),
             LoraRank: args.GetValue(_lora),
             Seed: args.GetValue(_seed),
             CheckpointEvery: args.GetValue(_checkpointEvery),
@@ -41,7 +41,7 @@ public sealed class LabFinetuneVerb : IVerb
     }
 }
 
-/// <summary>The options <c>lab finetune</c> and <c>lab curve</c> share, declared here once.</summary>
+/// <summary>The options the lab verbs share, declared here once.</summary>
 internal static class LabOptions
 {
     public static Option<string> Recipe() => Opt.Required("--recipe", "chat|counterfactual|domain",
@@ -49,4 +49,10 @@ internal static class LabOptions
         "domain: a new kind of fact (people's jobs), memorised and read");
     public static Option<int> Lora() => Opt.Int("--lora", "R", 0, "train rank-R adapters on q/k/v/o only, merged into the weights on save (0: full fine-tuning)", min: 0);
     public static Option<int> Seed() => Opt.Int("--seed", "S", 1, "seed of the fine-tuning's data order");
+
+    /// <summary>Also <c>lab pretrain</c>'s.</summary>
+    public static Option<int> Batch() => Opt.Int("--batch", "B", 64, "sequences per step");
+
+    /// <summary>Also <c>lab pretrain</c>'s.</summary>
+    public static Option<double?> LearningRate() => Opt.Double("--lr", "LR", "peak learning rate (default: the recipe's own)");
 }

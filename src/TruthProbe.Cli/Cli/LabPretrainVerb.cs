@@ -20,8 +20,8 @@ public sealed class LabPretrainVerb : IVerb
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 1, "initialisation and data order; another seed = an unrelated model");
     private readonly Option<int> _worldSeed = Opt.Int("--world-seed", "W", 1, "the world's memorised facts; keep it to compare models on one world");
     private readonly Option<int?> _steps = Opt.IntOrNull("--steps", "N", "training steps (default 2000 tiny, 1500 small)");
-    private readonly Option<int> _batch = Opt.Int("--batch", "B", 64, "sequences per step");
-    private readonly Option<double?> _lr = Opt.Double("--lr", "LR", "peak learning rate (default: the size's own)");
+    private readonly Option<int> _batch = LabOptions.Batch();
+    private readonly Option<double?> _lr = LabOptions.LearningRate();
     private readonly Option<int> _evalEvery = Opt.Int("--eval-every", "K", 0, "also measure held-out reading accuracy every K steps (0: only at the end)");
     public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery];
 

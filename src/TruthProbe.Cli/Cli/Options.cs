@@ -41,15 +41,18 @@ public static class Opt
 
     /// <summary>An integer with a default, at least <paramref name="min"/>.</summary>
     public static Option<int> Int(string name, string helpName, int fallback, string description, int min = int.MinValue) =>
-        AtLeast(new Option<int>(name)
+        new(name)
         {
             HelpName = helpName, Description = description, DefaultValueFactory = _ => fallback,
-            CustomParser = r => ParseOne(r, name, ParseInt) ?? 0,
-        }, name, min, v => v);
+            CustomParser = r => ParseOne(r, name, s => AtLeast(r, name, ParseInt(s), min)) ?? 0,
+        };
+
+    public static Option<int> RequiredInt(string name, string helpName, string description) =>
+        new(name) { HelpName = helpName, Description = description, Required = true, CustomParser = r => ParseOne(r, name, ParseInt) ?? 0 };
 
     /// <summary>An integer that is null when the option is absent (the verb's default depends on other inputs).</summary>
     public static Option<int?> IntOrNull(string name, string helpName, string description, int min = int.MinValue) =>
-        AtLeast(new Option<int?>(name) { HelpName = helpName, Description = description, CustomParser = r => ParseOne(r, name, ParseInt) }, name, min, v => v);
+        new(name) { HelpName = helpName, Description = description, CustomParser = r => ParseOne(r, name, s => AtLeast(r, name, ParseInt(s), min)) };
 
     public static Option<ulong?> Seed(string name, string description) =>
         new(name)
@@ -111,14 +114,10 @@ public static class Opt
         return items.Select(x => x!.Value).ToArray();
     }
 
-    private static Option<T> AtLeast<T>(Option<T> option, string name, int min, Func<T, int?> value)
+    /// <summary>The value, with a parse error when it is below <paramref name="min"/> (it is still returned, so only one error is reported).</summary>
+    private static int? AtLeast(ArgumentResult r, string name, int? value, int min)
     {
-        if (min == int.MinValue) return option;
-        option.Validators.Add(r =>
-        {
-            if (r.Tokens.Count > 0 && value(r.GetValueOrDefault<T>()) is int v && v < min)
-                r.AddError($"{name} must be at least {min}, got {v}");
-        });
-        return option;
+        if (value < min) r.AddError($"{name} must be at least {min}, got {value}");
+        return value;
     }
 }

@@ -66,6 +66,6 @@ public class GatesVerbTests
         Fails("gate mode must be contrast, minmax, plain, raw, random or inverse, got 'clamp' (--mode)", "--scores", tmp.File("s.npy"), "--mode", "clamp");
         Fails("gate mode contrast needs lambda (the amplifying factor) (--lambda)", "--scores", tmp.File("s.npy"), "--mode", "contrast");
         Fails("--gate-seed must be a non-negative integer", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "-3");
-        Fails("missing --scores", "--mode", "raw");
+        Fails("Option '--scores' is required", "--mode", "raw");
     }
 }
