@@ -35,9 +35,7 @@ public sealed class LabFinetuneVerb : IVerb
             CheckpointEvery: args.GetValue(_checkpointEvery),
             BatchSize: args.GetValue(_batch),
             LearningRate: args.GetValue(_lr));
-        var result = LabRuns.FineTune(options, stdout);
-        stdout.WriteLine($"wrote {options.Out} (held-out reading accuracy {result.Accuracy!.Overall:P1})");
-        return 0;
+        return LabOptions.Wrote(options.Out, LabRuns.FineTune(options, stdout), stdout);
     }
 }
 
@@ -49,6 +47,13 @@ internal static class LabOptions
         "domain: a new kind of fact (people's jobs), memorised and read");
     public static Option<int> Lora() => Opt.Int("--lora", "R", 0, "train rank-R adapters on q/k/v/o only, merged into the weights on save (0: full fine-tuning)", min: 0);
     public static Option<int> Seed() => Opt.Int("--seed", "S", 1, "seed of the fine-tuning's data order");
+
+    /// <summary>The last line of <c>lab pretrain</c> and <c>lab finetune</c>.</summary>
+    public static int Wrote(string outDir, TrainingResult result, TextWriter stdout)
+    {
+        stdout.WriteLine($"wrote {outDir} (held-out reading accuracy {result.Accuracy!.Overall:P1})");
+        return 0;
+    }
 
     /// <summary>Also <c>lab pretrain</c>'s.</summary>
     public static Option<int> Batch() => Opt.Int("--batch", "B", 64, "sequences per step");

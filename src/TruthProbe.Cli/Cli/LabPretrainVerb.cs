@@ -36,8 +36,6 @@ public sealed class LabPretrainVerb : IVerb
             BatchSize: args.GetValue(_batch),
             LearningRate: args.GetValue(_lr),
             EvaluateEvery: args.GetValue(_evalEvery));
-        var result = LabRuns.Pretrain(options, stdout);
-        stdout.WriteLine($"wrote {options.Out} (held-out reading accuracy {result.Accuracy!.Overall:P1})");
-        return 0;
+        return LabOptions.Wrote(options.Out, LabRuns.Pretrain(options, stdout), stdout);
     }
 }
