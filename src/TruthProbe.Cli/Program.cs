@@ -1,3 +1,6 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using TruthProbe.Cli;
 using TruthProbe.Common;
 
@@ -7,50 +10,94 @@ namespace TruthProbe.Cli
 {
     public static class CliMain
     {
+        /// <summary>Runs one command line; everything is printed to <paramref name="stdout"/> and <paramref name="stderr"/>.</summary>
         public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
         {
+            var verbs = Verbs.Create();
             if (argv.Length == 0 || argv[0] is "help" or "--help" or "-h")
             {
-                stdout.WriteLine(Help());
+                stdout.WriteLine(Help(verbs));
                 return argv.Length == 0 ? 1 : 0;
             }
-            // Longest match first, so "eval chair" wins over a verb named "eval".
-            var verb = Verbs.All
-                .Where(v => Matches(v.Name, argv))
-                .OrderByDescending(v => v.Name.Split(' ').Length)
-                .FirstOrDefault();
-            if (verb == null)
+            if (!verbs.Any(v => v.Name.Split(' ')[0] == argv[0]))
             {
-                stderr.WriteLine($"error: unknown verb '{string.Join(' ', argv.Take(2))}'\n\n{Help()}");
+                stderr.WriteLine($"error: unknown verb '{string.Join(' ', argv.Take(2))}'\n\n{Help(verbs)}");
                 return UserError.ExitCode;
             }
-            var rest = argv.Skip(verb.Name.Split(' ').Length).ToArray();
+            var (root, byCommand) = Tree(verbs);
+            var parsed = root.Parse(argv);
+            if (parsed.Action is HelpAction)
+            {
+                int code = parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+                // The verb's prose (formulas, files written) after the generated usage and options.
+                if (byCommand.TryGetValue(parsed.CommandResult.Command, out var helped) && helped.Details.Length > 0)
+                    stdout.WriteLine(helped.Details.TrimEnd());
+                return code;
+            }
+            string verbName = string.Join(' ', parsed.CommandResult.Command.Parents.OfType<Command>().Where(c => c != root).Select(c => c.Name)
+                .Append(parsed.CommandResult.Command.Name));
+            string? error = parsed.Errors.Count > 0 ? parsed.Errors[0].Message : UnknownOption(parsed);
+            if (error != null)
+            {
+                stderr.WriteLine($"error: {verbName}: {error} (see 'truthprobe {verbName} --help')");
+                return UserError.ExitCode;
+            }
+            var verb = byCommand[parsed.CommandResult.Command];
             try
             {
-                var args = Args.Parse(verb.Name, rest, verb.Flags);
-                if (args.Flag("help"))
-                {
-                    stdout.WriteLine(verb.Usage);
-                    return 0;
-                }
-                return verb.Run(args);
+                return verb.Run(parsed, stdout, stderr);
             }
             catch (UserError e)
             {
-                stderr.WriteLine($"error: {e.Message}");
+                // The library names the field; the option that sets it is this verb's to name.
+                string? flag = e.Field == null ? null : "--" + e.Field.Replace('_', '-');
+                bool named = flag != null && verb.Symbols.OfType<Option>().Any(o => o.Name == flag);
+                stderr.WriteLine($"error: {e.Message}{(named ? $" ({flag})" : "")}");
                 return UserError.ExitCode;
             }
         }
 
-        private static bool Matches(string name, string[] argv)
+        /// <summary>
+        /// A misspelt option before a verb's list of positionals is taken as one more positional by
+        /// System.CommandLine ("compare a.npy --tpo-k 3"); no model, map or folder name starts with "--",
+        /// so such a positional is reported as the unknown option it is.
+        /// </summary>
+        private static string? UnknownOption(ParseResult parsed) =>
+            parsed.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens)
+                .FirstOrDefault(t => t.Value.StartsWith("--", StringComparison.Ordinal) && t.Value.Length > 2) is { } token
+                ? $"unknown option {token.Value.Split('=')[0]}" : null;
+
+        /// <summary>The command tree: "eval chair" becomes the subcommand chair of eval.</summary>
+        private static (Command Root, Dictionary<Command, IVerb> ByCommand) Tree(IReadOnlyList<IVerb> verbs)
         {
-            var words = name.Split(' ');
-            return argv.Length >= words.Length && words.Select((w, i) => argv[i] == w).All(x => x);
+            // Named here, not after the executable, so that help reads the same from the tool and from dotnet TruthProbe.Cli.dll.
+            var root = new Command("truthprobe") { Options = { new HelpOption() } };
+            var byCommand = new Dictionary<Command, IVerb>();
+            foreach (var verb in verbs)
+            {
+                string[] words = verb.Name.Split(' ');
+                Command parent = root;
+                foreach (string word in words[..^1])
+                {
+                    var group = parent.Subcommands.FirstOrDefault(c => c.Name == word);
+                    if (group == null) parent.Subcommands.Add(group = new Command(word, $"{word} verbs"));
+                    parent = group;
+                }
+                var command = new Command(words[^1], verb.Summary);
+                foreach (var symbol in verb.Symbols)
+                {
+                    if (symbol is Option option) command.Options.Add(option);
+                    else command.Arguments.Add((Argument)symbol);
+                }
+                parent.Subcommands.Add(command);
+                byCommand[command] = verb;
+            }
+            return (root, byCommand);
         }
 
-        private static string Help()
+        private static string Help(IReadOnlyList<IVerb> verbs)
         {
-            var lines = Verbs.All.Select(v => $"  {v.Name,-18} {v.Summary}");
+            var lines = verbs.Select(v => $"  {v.Name,-18} {v.Summary}");
             return "truthprobe: Truth Scores of attention heads, lineage audits and TruthProbe gating\n\n" +
                    "usage: truthprobe <verb> [options]   (truthprobe <verb> --help for details)\n\nverbs:\n" +
                    string.Join('\n', lines);

@@ -27,9 +27,9 @@ public static class LabCurve
     /// <summary>Sorted distinct steps, each at least 0, at least one above 0.</summary>
     public static int[] ParseSteps(IReadOnlyList<int> steps)
     {
-        if (steps.Any(s => s < 0)) throw new UserError($"--steps must be non-negative, got {string.Join(",", steps)}");
+        if (steps.Any(s => s < 0)) throw new UserError($"curve steps must be non-negative, got {string.Join(",", steps)}") { Field = "steps" };
         var sorted = steps.Distinct().Order().ToArray();
-        if (sorted.Length == 0 || sorted[^1] == 0) throw new UserError("--steps needs at least one step above 0, e.g. 0,50,100,200");
+        if (sorted.Length == 0 || sorted[^1] == 0) throw new UserError("curve steps need at least one step above 0, e.g. 0,50,100,200") { Field = "steps" };
         return sorted;
     }
 

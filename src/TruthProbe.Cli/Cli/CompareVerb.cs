@@ -1,6 +1,7 @@
-using TruthProbe.Reports;
+using System.CommandLine;
 using TruthProbe.Lineage;
 using TruthProbe.Probing;
+using TruthProbe.Reports;
 
 namespace TruthProbe.Cli;
 
@@ -9,29 +10,11 @@ public sealed class CompareVerb : IVerb
 {
     public string Name => "compare";
     public string Summary => "correlate Truth-Score maps of several models (Pearson, Spearman, Kendall, top-k overlap)";
-    public IReadOnlyCollection<string> Flags => ["shared-across-all", "shared-indices"];
 
-    public string Usage => """
-        usage: truthprobe compare MAP MAP [MAP ...] --out DIR [--names a,b,...] [--reference NAME]
-                                  [--top-k 20] [--chance 0.5] [--shared-across-all] [--shared-indices]
-                                  [--seed 42] [--bootstrap 2000] [--permutations 9999]
-
+    public string Details => """
         MAP is a scores.npy ([layers, heads]), a scores.csv (columns layer,head,accuracy,...; accuracy is
         the score) or a folder holding either. Heads that are NaN in either map are left out. Maps of
         different shapes are refused unless --shared-indices is given.
-
-          --names a,b,...        names for the maps, in order (default: file or folder names)
-          --reference NAME       map the bar chart compares the others with (default: the first)
-          --top-k K              size of the top-head sets whose Jaccard overlap is reported (default 20)
-          --chance C             score of a probe that learned nothing (default 0.5); maps whose mean is
-                                 within noise of it are flagged and must not be read as evidence
-          --shared-across-all    compare every pair over the heads scored in ALL maps (the reference
-                                 script's rule) instead of those the two maps share
-          --shared-indices       compare maps that list different layers or heads (e.g. 32x32 and 28x28)
-                                 over the indices both list; index l is then not the same depth in both
-          --seed S               seed of the bootstrap and the permutations (default 42; in the manifest)
-          --bootstrap B          bootstrap resamples over heads for pearson_low, pearson_high (default 2000)
-          --permutations P       within-layer shuffles for p_layer_perm (default 9999: p down to 1e-4)
 
         Writes pearson.csv, spearman.csv, kendall.csv, topk_jaccard.csv (square, names in the first row
         and column), pairs.csv (with pearson_low, pearson_high, p_layer_perm, pearson_layer_centred,
@@ -39,34 +22,49 @@ public sealed class CompareVerb : IVerb
         manifest.json (inputs with sha256), and prints the Pearson matrix.
         """;
 
-    public int Run(Args args)
-    {
-        string outDir = args.Required("out", "folder for the results");
-        string? namesOption = args.Get("names");
-        string? reference = args.Get("reference");
-        int topK = args.Int("top-k", 20);
-        double chance = args.Double("chance", 0.5);
-        bool sharedAcrossAll = args.Flag("shared-across-all");
-        bool sharedIndices = args.Flag("shared-indices");
-        var uncertainty = new PairUncertainty(args.Int("bootstrap", PairUncertainty.Default.Resamples), args.Int("permutations", PairUncertainty.Default.Permutations), args.Int("seed", PairUncertainty.Default.Seed));
-        args.EnsureAllRead(int.MaxValue);
+    private readonly Argument<string[]> _maps = new("MAP") { Description = "two or more Truth-Score maps", Arity = ArgumentArity.ZeroOrMore };
+    private readonly Option<string> _out = Opt.Out("DIR", "folder for the results");
+    private readonly Option<string?> _names = Opt.Text("--names", "a,b,...", "names for the maps, in order (default: file or folder names)");
+    private readonly Option<string?> _reference = Opt.Text("--reference", "NAME", "map the bar chart compares the others with (default: the first)");
+    private readonly Option<int> _topK = Opt.Int("--top-k", "K", 20, "size of the top-head sets whose Jaccard overlap is reported", min: 1);
+    private readonly Option<double> _chance = Opt.Double("--chance", "C", 0.5,
+        "score of a probe that learned nothing; maps whose mean is within noise of it are flagged and must not be read as evidence");
+    private readonly Option<bool> _sharedAcrossAll = Opt.Flag("--shared-across-all",
+        "compare every pair over the heads scored in ALL maps (the reference script's rule) instead of those the two maps share");
+    private readonly Option<bool> _sharedIndices = Opt.Flag("--shared-indices",
+        "compare maps that list different layers or heads (e.g. 32x32 and 28x28) over the indices both list; index l is then not the same depth in both");
+    private readonly Option<int> _seed = Opt.Int("--seed", "S", PairUncertainty.Default.Seed, "seed of the bootstrap and the permutations (recorded in the manifest)");
+    private readonly Option<int> _bootstrap = Opt.Int("--bootstrap", "B", PairUncertainty.Default.Resamples,
+        "bootstrap resamples over heads for pearson_low, pearson_high", min: 1);
+    private readonly Option<int> _permutations = Opt.Int("--permutations", "P", PairUncertainty.Default.Permutations,
+        "within-layer shuffles for p_layer_perm (9999: p down to 1e-4)", min: 1);
+    public IEnumerable<Symbol> Symbols => [_maps, _out, _names, _reference, _topK, _chance, _sharedAcrossAll, _sharedIndices, _seed, _bootstrap, _permutations];
 
-        var paths = args.Positionals;
-        if (paths.Count < 2)
-            throw new Common.UserError($"compare needs at least two maps, got {paths.Count} (see 'truthprobe compare --help')");
-        if (uncertainty.Resamples < 1) throw new Common.UserError($"--bootstrap must be at least 1, got {uncertainty.Resamples}");
-        if (uncertainty.Permutations < 1) throw new Common.UserError($"--permutations must be at least 1, got {uncertainty.Permutations}");
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        string outDir = args.GetValue(_out)!;
+        string? namesOption = args.GetValue(_names);
+        string? reference = args.GetValue(_reference);
+        int topK = args.GetValue(_topK);
+        double chance = args.GetValue(_chance);
+        bool sharedAcrossAll = args.GetValue(_sharedAcrossAll);
+        bool sharedIndices = args.GetValue(_sharedIndices);
+        var uncertainty = new PairUncertainty(args.GetValue(_bootstrap), args.GetValue(_permutations), args.GetValue(_seed));
+
+        var paths = args.GetValue(_maps)!;
+        if (paths.Length < 2)
+            throw new Common.UserError($"compare needs at least two maps, got {paths.Length} (see 'truthprobe compare --help')");
         string[]? names = namesOption?.Split(',', StringSplitOptions.TrimEntries);
-        if (names != null && names.Length != paths.Count)
-            throw new Common.UserError($"--names gives {names.Length} names for {paths.Count} maps");
+        if (names != null && names.Length != paths.Length)
+            throw new Common.UserError($"--names gives {names.Length} names for {paths.Length} maps");
         if (names != null && names.Any(n => n.Length == 0))
             throw new Common.UserError($"--names has an empty name in '{namesOption}'");
 
         var maps = paths.Select((p, i) => ScoreMap.Load(p, names?[i])).ToList();
         var report = CompareReport.Run(maps, reference, topK, sharedAcrossAll, chance, sharedIndices, uncertainty);
         report.Write(outDir, paths, Plots.Writer);
-        Console.Out.Write(report.FormatTable());
-        Console.Out.WriteLine($"wrote {outDir}");
+        stdout.Write(report.FormatTable());
+        stdout.WriteLine($"wrote {outDir}");
         return 0;
     }
 }

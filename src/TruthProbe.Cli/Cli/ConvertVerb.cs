@@ -1,3 +1,4 @@
+using System.CommandLine;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;
@@ -8,19 +9,21 @@ public sealed class ConvertVerb : IVerb
 {
     public string Name => "convert";
     public string Summary => "write a model as GGUF (llama.cpp) or as a Hugging Face safetensors folder";
-    public string Usage =>
-        "usage: truthprobe convert <model> --out (FILE.gguf | DIR) [--dtype f32|f16|bf16|q8_0] [--tokenizer FILE]\n" +
-        ModelInput.Usage +
-        "  --out FILE.gguf      GGUF v3 for llama.cpp: llama (q/k rows reordered for its RoPE) or qwen2, tokenizer included\n" +
-        "  --out DIR            Hugging Face folder: config.json + model.safetensors (no tokenizer files)\n" +
-        "  --dtype T            matrix type (default: the model's own); q8_0 only for GGUF; norms and biases stay f32 in GGUF";
 
-    public int Run(Args args)
+    private readonly ModelInput _model = new(gating: false);
+    private readonly Option<string> _out = Opt.Out("FILE.gguf|DIR",
+        "FILE.gguf: GGUF v3 for llama.cpp: llama (q/k rows reordered for its RoPE) or qwen2, tokenizer included; " +
+        "DIR: Hugging Face folder: config.json + model.safetensors (no tokenizer files)");
+    private readonly Option<string?> _dtype = Opt.Text("--dtype", "f32|f16|bf16|q8_0",
+        "matrix type (default: the model's own); q8_0 only for GGUF; norms and biases stay f32 in GGUF");
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _out, _dtype];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        using var model = ModelInput.Load(args);
-        string output = args.Required("out", "FILE.gguf or a folder");
-        string? dtypeName = args.Get("dtype");
-        args.EnsureAllRead(1);
+        using var loaded = _model.Load(args, Name);
+        var model = loaded.Model;
+        string output = args.GetValue(_out)!;
+        string? dtypeName = args.GetValue(_dtype);
 
         bool gguf = output.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
         var own = model.Weights.Matrices().First().DType;
@@ -49,7 +52,7 @@ public sealed class ConvertVerb : IVerb
             };
             HfCheckpoint.Write(output, model.Config, model.Weights, weightType);
         }
-        Console.WriteLine($"wrote {model.Config.Architecture} ({model.Config.ParameterCount():N0} parameters, {dtype}) from {model.Format} to {output}" +
+        stdout.WriteLine($"wrote {model.Config.Architecture} ({model.Config.ParameterCount():N0} parameters, {dtype}) from {model.Format} to {output}" +
             (gguf ? (model.Tokenizer == null ? " without a tokenizer (no_vocab)" : $" with its {model.Tokenizer.Kind} tokenizer") : ""));
         return 0;
     }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using TruthProbe.Demo;
 using TruthProbe.Common;
@@ -10,10 +11,7 @@ public sealed class DemoVerb : IVerb
 {
     public string Name => "demo";
     public string Summary => "grow a small model family and show the paper's story end to end (report.html)";
-    public string Usage => """
-        usage: truthprobe demo [--out DIR] [--seed S] [--cache DIR]
-                               [--pretrain-steps N] [--finetune-steps N] [--curve-steps 0,50,100,200,400]
-
+    public string Details => """
         Builds (first run) or reuses (later runs) a family of lab models: a base, three descendants
         (chat and counterfactual fully fine-tuned for different step counts, domain through LoRA) and an
         unrelated model (the base's recipe from seed S+1000). Then scores each on the probing set, compares
@@ -21,37 +19,42 @@ public sealed class DemoVerb : IVerb
         counterfactual descendant's checkpoints, applies the BASE model's gates to every model on the lab's
         HaluEval-layout set, checks the claims (PASS/FAIL) and writes DIR/report.html (one self-contained
         page) next to every file its numbers come from.
-
-          --out DIR            output folder (default out/demo)
-          --seed S             seed of the family (default 1); recorded in summary.json
-          --cache DIR          where families are kept (default <repo>/.cache/lab); keyed by a hash of the
-                               plan and the lab's recipe version, so a changed recipe rebuilds it
-          --pretrain-steps N   base and unrelated training steps (default: the lab's default)
-          --finetune-steps N   chat and domain descendants' steps (default 150)
-          --curve-steps LIST   counterfactual checkpoints (default 0,50,100,200,400; the last is the descendant)
         """;
 
-    public int Run(Args args)
+    private readonly Option<string> _out = Opt.Out("DIR", "output folder", Path.Combine("out", "demo"));
+    private readonly Option<int> _seed = Opt.Int("--seed", "S", 1, "seed of the family; recorded in summary.json");
+    private readonly Option<string?> _cache = Opt.Text("--cache", "DIR",
+        "where families are kept (default <repo>/.cache/lab); keyed by a hash of the plan and the lab's recipe version, so a changed recipe rebuilds it");
+    private readonly Option<int?> _pretrain = Opt.IntOrNull("--pretrain-steps", "N", "base and unrelated training steps (default: the lab's default)", min: 1);
+    private readonly Option<int> _finetune = Opt.Int("--finetune-steps", "N", 150, "chat and domain descendants' steps", min: 1);
+    private readonly Option<int[]?> _curve = Opt.Ints("--curve-steps", "LIST", "counterfactual checkpoints (default 0,50,100,200,400; the last is the descendant)");
+    public IEnumerable<Symbol> Symbols => [_out, _seed, _cache, _pretrain, _finetune, _curve];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string outDir = args.Get("out", Path.Combine("out", "demo"));
-        int seed = args.Int("seed", 1);
-        string cache = args.Get("cache") ?? DefaultCacheRoot();
-        int? pretrain = args.Get("pretrain-steps") != null ? args.Int("pretrain-steps", 0) : null;
-        int finetune = args.Int("finetune-steps", 150);
-        int[]? curve = args.Get("curve-steps") != null ? args.Ints("curve-steps", []) : null;
-        args.EnsureAllRead(0);
-        if (pretrain is < 1) throw new UserError($"demo: --pretrain-steps must be at least 1, got {pretrain}");
-        if (finetune < 1) throw new UserError($"demo: --finetune-steps must be at least 1, got {finetune}");
-        if (curve != null) LabCurve.ParseSteps(curve);
+        string outDir = args.GetValue(_out)!;
+        int seed = args.GetValue(_seed);
+        string cache = args.GetValue(_cache) ?? DefaultCacheRoot();
+        int? pretrain = args.GetValue(_pretrain);
+        int finetune = args.GetValue(_finetune);
+        int[]? curve = args.Given(_curve);
+        try
+        {
+            if (curve != null) LabCurve.ParseSteps(curve);
+        }
+        catch (UserError e) when (e.Field == "steps")
+        {
+            throw new UserError(e.Message) { Field = "curve_steps" }; // the demo's curve steps are --curve-steps
+        }
 
         var plan = new DemoPlan(PretrainSteps: pretrain, ChatSteps: finetune, DomainSteps: finetune, CurveSteps: curve);
         var clock = Stopwatch.StartNew();
-        var family = DemoFamily.Build(cache, plan, seed, Console.Out);
+        var family = DemoFamily.Build(cache, plan, seed, stdout);
         double buildSeconds = clock.Elapsed.TotalSeconds;
         var run = DemoRun.Execute(family, plan, seed, outDir);
-        Console.Out.Write(run.TextSummary());
-        Console.Out.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {clock.Elapsed.TotalSeconds - buildSeconds:0} s");
-        Console.Out.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");
+        stdout.Write(run.TextSummary());
+        stdout.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {clock.Elapsed.TotalSeconds - buildSeconds:0} s");
+        stdout.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
@@ -9,25 +10,25 @@ public sealed class EvalChairVerb : IVerb
 {
     public string Name => "eval chair";
     public string Summary => "CHAIR object hallucination of image captions (COCO)";
-    public string Usage => """
-        usage: truthprobe eval chair --captions FILE [--gt FILE] --out DIR
-
-          --captions FILE  JSON Lines: image_id (int, or a COCO file name such as COCO_val2014_000000123456.jpg)
-                           and caption (field 'caption' or 'text'); a JSON array of such objects also works
-          --gt FILE        ground-truth objects per image {"<image id>": [objects]}; default:
-                           ../shared/data/chair/coco2014_gt_objects_subset_lemmatizer.json (the published numbers' build)
-          --out DIR        writes metrics.json (chair_s, chair_i, recall in %, len = words per caption,
-                           captions, unknown_images) and captions.jsonl (mentioned / hallucinated / ground-truth objects)
-
+    public string Details => """
         Captions of images missing from the ground truth are not scored; they are counted and listed.
         """;
 
-    public int Run(Args args)
+    private readonly Option<string> _captions = Opt.Required("--captions", "FILE",
+        "JSON Lines: image_id (int, or a COCO file name such as COCO_val2014_000000123456.jpg) and caption (field 'caption' or 'text'); " +
+        "a JSON array of such objects also works");
+    private readonly Option<string?> _gt = Opt.Text("--gt", "FILE",
+        "ground-truth objects per image {\"<image id>\": [objects]}; default: ../shared/data/chair/coco2014_gt_objects_subset_lemmatizer.json (the published numbers' build)");
+    private readonly Option<string> _out = Opt.Out("DIR",
+        "writes metrics.json (chair_s, chair_i, recall in %, len = words per caption, captions, unknown_images) and " +
+        "captions.jsonl (mentioned / hallucinated / ground-truth objects)");
+    public IEnumerable<Symbol> Symbols => [_captions, _gt, _out];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string captionsPath = args.Required("captions", "captions file");
-        string? gtPath = args.Get("gt");
-        string outDir = args.Required("out", "output folder");
-        args.EnsureAllRead(0);
+        string captionsPath = args.GetValue(_captions)!;
+        string? gtPath = args.GetValue(_gt);
+        string outDir = args.GetValue(_out)!;
 
         var scorer = LoadScorer(gtPath);
         var captions = ChairScorer.ReadCaptions(captionsPath);
@@ -41,15 +42,15 @@ public sealed class EvalChairVerb : IVerb
         ChairScorer.Write(result, outDir, inputs);
 
         var c = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Format(c, "CHAIR_S {0:0.0}  CHAIR_I {1}  recall {2}  len {3:0.0}  ({4} captions, {5} mentions)",
+        stdout.WriteLine(string.Format(c, "CHAIR_S {0:0.0}  CHAIR_I {1}  recall {2}  len {3:0.0}  ({4} captions, {5} mentions)",
             result.ChairS, result.ChairI?.ToString("0.0", c) ?? "n/a", result.Recall?.ToString("0.0", c) ?? "n/a",
             result.Len, result.Captions, result.Mentions));
         if (result.UnknownImageIds.Count > 0)
-            Console.Error.WriteLine($"warning: {result.UnknownImageIds.Count} caption(s) of images without ground truth were not scored " +
+            stderr.WriteLine($"warning: {result.UnknownImageIds.Count} caption(s) of images without ground truth were not scored " +
                 $"(e.g. {string.Join(", ", result.UnknownImageIds.Take(5))}); listed in metrics.json");
         if (result.EmptyCaptions > 0)
-            Console.Error.WriteLine($"warning: {result.EmptyCaptions} empty caption(s) scored as captions without objects");
-        Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")} and captions.jsonl");
+            stderr.WriteLine($"warning: {result.EmptyCaptions} empty caption(s) scored as captions without objects");
+        stdout.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")} and captions.jsonl");
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
@@ -13,43 +14,38 @@ public sealed class EvalHaluEvalVerb : IVerb
 
     public string Name => "eval halueval";
     public string Summary => "HaluEval-QA hallucination detection, vanilla vs gated (Acc/F1/P/R, McNemar)";
-    public string Usage =>
-        "usage: truthprobe eval halueval <model> [--data FILE] [--skip-first 292] [--limit N] [--seeds 1,2,3]\n" +
-        "                                [gating options] [--lambda-sweep 0,1.5,3,4.5,6 [--split-seed 42]]\n" +
-        "                                [--skip-long] --out DIR\n" +
-        ModelInput.Usage +
-        "  --data FILE          HaluEval-QA JSON Lines (knowledge, question, right_answer, hallucinated_answer);\n" +
-        "                       default ../shared/data/halueval/qa_data_first1000.jsonl\n" +
-        "  --skip-first N       rows used for probing, left out (default 292, the paper's)\n" +
-        "  --limit N            evaluate at most N rows after those\n" +
-        "  --seeds LIST         one run per seed; each seed shows every row with one of its two answers (default 1,2,3)\n" +
-        "  --lambda-sweep LIST  pick lambda (with --scores/--mode, no --lambda) by F1 on a seeded 20% of the rows;\n" +
-        "                       report the other 80% at the chosen lambda only (--split-seed, default 42)\n" +
-        "  --skip-long          skip (and count) rows whose prompts do not fit the model's context with 7 new\n" +
-        "                       tokens; without it such a row is an error\n" +
-        "  --out DIR            items.jsonl (every prompt, reply and parse) and metrics.json\n" +
-        GatingOptions.Usage +
-        "Greedy, 7 new tokens, EOS stop; the reference prompt and parse rule. Yes (hallucinated) is the positive class.";
+    public string Details => "Greedy, 7 new tokens, EOS stop; the reference prompt and parse rule. Yes (hallucinated) is the positive class.";
 
-    public IReadOnlyCollection<string> Flags => ["skip-long"];
+    private readonly ModelInput _model = new(gating: true);
+    private readonly Option<string?> _data = Opt.Text("--data", "FILE",
+        "HaluEval-QA JSON Lines (knowledge, question, right_answer, hallucinated_answer); default ../shared/data/halueval/qa_data_first1000.jsonl");
+    private readonly Option<int> _skipFirst = Opt.Int("--skip-first", "N", HaluEvalData.DefaultSkipFirst, "rows used for probing, left out (the paper's)", min: 0);
+    private readonly Option<int?> _limit = Opt.IntOrNull("--limit", "N", "evaluate at most N rows after those", min: 1);
+    private readonly Option<int[]?> _seeds = Opt.Ints("--seeds", "LIST", "one run per seed; each seed shows every row with one of its two answers (default 1,2,3)");
+    private readonly Option<double[]?> _sweep = Opt.Doubles("--lambda-sweep", "LIST",
+        "pick lambda (with --scores/--mode, no --lambda) by F1 on a seeded 20% of the rows; report the other 80% at the chosen lambda only");
+    private readonly Option<int?> _splitSeed = Opt.IntOrNull("--split-seed", "S", "seed of the --lambda-sweep tuning split (default 42)");
+    private readonly Option<bool> _skipLong = Opt.Flag("--skip-long",
+        "skip (and count) rows whose prompts do not fit the model's context with 7 new tokens; without it such a row is an error");
+    private readonly Option<string> _out = Opt.Out("DIR", "items.jsonl (every prompt, reply and parse) and metrics.json");
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _skipFirst, _limit, _seeds, _sweep, _splitSeed, _skipLong, _out];
 
-    public int Run(Args args)
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string modelPath = args.Positional(0, "<model> (a model folder or file)");
-        string data = args.Get("data") ?? DefaultData();
-        int skipFirst = args.Int("skip-first", HaluEvalData.DefaultSkipFirst);
-        int? limit = args.Get("limit") != null ? args.Int("limit", 0) : null;
-        int[] seeds = args.Ints("seeds", [1, 2, 3]);
-        double[]? sweep = args.Get("lambda-sweep") != null ? args.Doubles("lambda-sweep", []) : null;
-        int? splitSeed = args.Get("split-seed") != null ? args.Int("split-seed", 0) : null;
-        var gating = GatingOptions.Read(args, lambdaFromVerb: sweep != null);
-        bool skipLong = args.Flag("skip-long");
-        string outDir = args.Required("out", "the folder for items.jsonl and metrics.json");
-        string? tokenizerPath = args.Get("tokenizer");
-        args.EnsureAllRead(1);
+        string modelPath = args.GetValue(_model.Model)!;
+        string data = args.GetValue(_data) ?? DefaultData();
+        int skipFirst = args.GetValue(_skipFirst);
+        int? limit = args.GetValue(_limit);
+        int[] seeds = args.Given(_seeds) ?? [1, 2, 3];
+        double[]? sweep = args.Given(_sweep);
+        int? splitSeed = args.GetValue(_splitSeed);
+        bool skipLong = args.GetValue(_skipLong);
+        string outDir = args.GetValue(_out)!;
 
         if (seeds.Length == 0 || seeds.Distinct().Count() != seeds.Length)
             throw new UserError($"eval halueval: --seeds must list distinct seeds, got '{string.Join(",", seeds)}'");
+        using var loaded = _model.Load(args, Name, requireTokenizer: true, lambdaFromVerb: sweep != null);
+        var (model, gating) = (loaded.Model, loaded.Gating);
         if (sweep != null)
         {
             if (sweep.Length == 0) throw new UserError("eval halueval: --lambda-sweep is empty; give candidates such as 0,1.5,3,4.5,6");
@@ -59,8 +55,6 @@ public sealed class EvalHaluEvalVerb : IVerb
         }
         else if (splitSeed != null) throw new UserError("eval halueval: --split-seed only applies with --lambda-sweep");
 
-        using var model = Transformer.Load(modelPath, tokenizerPath);
-        if (model.Tokenizer == null) throw new UserError($"{modelPath}: no tokenizer found with the model; give one with --tokenizer FILE");
         var config = model.Config;
         var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), skipFirst, limit, data);
         int skippedLong = DropRowsTooLong(rows, model, data, skipLong);
@@ -70,7 +64,7 @@ public sealed class EvalHaluEvalVerb : IVerb
         Func<string, string> Generate(Interventions? interventions) => prompt =>
         {
             var result = Generator.Generate(model, model.Encode(prompt), new GenerationOptions { MaxNewTokens = MaxNewTokens, Interventions = interventions }, state);
-            return model.Tokenizer.Decode(result.NewIds);
+            return model.Tokenizer!.Decode(result.NewIds);
         };
         List<HaluEvalItem> ItemsOf(IEnumerable<HaluEvalRow> part) => seeds.SelectMany(s => HaluEvalData.Items(part, s)).ToList();
 
@@ -87,7 +81,7 @@ public sealed class EvalHaluEvalVerb : IVerb
         List<HaluEvalJudged> vanilla;
         List<HaluEvalJudged>? gated = null;
         GateTable? table = null;
-        using (var progress = new Progress("halueval", total))
+        using (var progress = new Progress("halueval", total, to: stderr))
         {
             if (sweep != null)
             {
@@ -103,7 +97,7 @@ public sealed class EvalHaluEvalVerb : IVerb
                 sweepResult = new HaluEvalSweepResult(splitSeed ?? 42, tuningRows.Select(r => r.Index).ToList(), candidates, chosen);
                 table = gating.Table(config.Layers, config.Heads, modelPath, chosen);
             }
-            else if (gating.Enabled) table = gating.Table(config.Layers, config.Heads, modelPath);
+            else table = loaded.Gates?.Table;
 
             vanilla = HaluEvalRunner.Judge(testItems, Generate(null), progress);
             if (table != null) gated = HaluEvalRunner.Judge(testItems, Generate(gating.Interventions(config, table)), progress);
@@ -133,16 +127,16 @@ public sealed class EvalHaluEvalVerb : IVerb
         };
         report.Write(outDir);
 
-        Console.WriteLine($"HaluEval-QA: {testRows.Count} rows x {seeds.Length} seed(s) ({string.Join(",", seeds)}) from {data}" +
+        stdout.WriteLine($"HaluEval-QA: {testRows.Count} rows x {seeds.Length} seed(s) ({string.Join(",", seeds)}) from {data}" +
                           (skippedLong > 0 ? $"; {skippedLong} rows skipped as too long" : ""));
         if (sweepResult != null)
-            Console.WriteLine("lambda sweep on " + tuningRows.Count + " tuning rows (mean F1): " +
+            stdout.WriteLine("lambda sweep on " + tuningRows.Count + " tuning rows (mean F1): " +
                 string.Join(", ", sweepResult.Candidates.Select(c => string.Format(CultureInfo.InvariantCulture, "{0}: {1:0.00}", c.Lambda, c.TuningF1))) +
                 string.Format(CultureInfo.InvariantCulture, " -> lambda {0}; metrics below on the {1} test rows only", sweepResult.Chosen, testRows.Count));
         if (table != null)
-            Console.WriteLine($"gated: {string.Join(", ", report.Gating!.Where(kv => !kv.Key.EndsWith("sha256", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}"))}");
-        Console.Write(report.Table());
-        Console.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");
+            stdout.WriteLine($"gated: {string.Join(", ", report.Gating!.Where(kv => !kv.Key.EndsWith("sha256", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}"))}");
+        stdout.Write(report.Table());
+        stdout.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");
         return 0;
     }
 

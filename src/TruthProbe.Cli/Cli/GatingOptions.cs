@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Gating;
@@ -6,24 +7,14 @@ using TruthProbe.Model;
 namespace TruthProbe.Cli;
 
 /// <summary>
-/// The gating options of every verb that runs a model (issue 6), parsed in this one place:
+/// The gating options of every verb that runs a model (issue 6), declared once in <see cref="Group"/>:
 /// <c>--scores MAP --mode M --lambda L [--gate-seed S]</c> (gates from a Truth-Score map by
 /// <see cref="GateTable"/>'s formulas) or <c>--gates FILE</c> (a table from <c>truthprobe gates</c>), and
-/// <c>--site head|o-proj-out</c>. The random mode's seed is <c>--gate-seed</c> here, so that it never
-/// clashes with a verb's own <c>--seed</c> (sampling).
+/// <c>--site head|o-proj-out</c>. The random mode's seed is <c>--gate-seed</c> in every verb, so that it
+/// never clashes with a verb's own <c>--seed</c> (data and sampling).
 /// </summary>
 public sealed record GatingOptions
 {
-    public const string Usage =
-        "gating (optional; without it the model runs unchanged):\n" +
-        "  --scores MAP         Truth-Score map [layers, query heads] (.npy, .csv or a score folder)\n" +
-        "  --mode M             contrast|minmax|plain|raw|random|inverse (see 'truthprobe gates --help')\n" +
-        "  --lambda L           amplifying factor (contrast, minmax, plain)\n" +
-        "  --gate-seed S        seed of the random mode (default 0)\n" +
-        "  --gates FILE         a gate table .npy [layers, query heads] (e.g. from 'truthprobe gates') instead\n" +
-        "  --site head|o-proj-out  where gates act: each head's output, as the paper describes (default),\n" +
-        "                       or equal chunks of o_proj's output, as the reference code does\n";
-
     public string? ScoresPath { get; init; }
     public GateMode? Mode { get; init; }
     public double? Lambda { get; init; }
@@ -33,31 +24,45 @@ public sealed record GatingOptions
 
     public bool Enabled => ScoresPath != null || GatesPath != null;
 
-    /// <param name="lambdaFromVerb">the verb supplies lambda itself (a sweep): --lambda is then not required.</param>
-    public static GatingOptions Read(Args args, bool lambdaFromVerb = false)
+    /// <summary>The options themselves; a verb that runs a gated model adds <see cref="Symbols"/>, <c>gates</c> the map-to-table four.</summary>
+    public sealed class Group
     {
-        string verb = args.Verb;
-        string? scores = args.Get("scores"), gates = args.Get("gates"), modeText = args.Get("mode"), site = args.Get("site"), seedText = args.Get("gate-seed");
-        double? lambda = args.DoubleOrNull("lambda");
-        if (scores != null && gates != null)
-            throw new UserError($"{verb}: give --scores MAP (with --mode and --lambda) or --gates FILE, not both");
-        if (gates != null && (modeText != null || lambda != null || seedText != null))
-            throw new UserError($"{verb}: --mode, --lambda and --gate-seed turn --scores into gates; a --gates table is used as it is");
-        if (scores == null && gates == null && (modeText != null || lambda != null || site != null || seedText != null))
-            throw new UserError($"{verb}: --mode, --lambda, --gate-seed and --site need --scores MAP or --gates FILE");
-        GateMode? mode = modeText == null ? null : GateTable.ParseMode(modeText);
-        if (scores != null && mode == null)
-            throw new UserError($"{verb}: --scores needs --mode (contrast, minmax, plain, raw, random or inverse)");
-        if (mode is { } m && GateTable.UsesLambda(m) && lambda == null && !lambdaFromVerb)
-            throw new UserError($"{verb}: --mode {GateTable.ModeName(m)} needs --lambda L (the amplifying factor)");
-        ulong seed = 0;
-        if (seedText != null && !ulong.TryParse(seedText, NumberStyles.None, CultureInfo.InvariantCulture, out seed))
-            throw new UserError($"{verb}: --gate-seed must be a non-negative integer, got '{seedText}'");
-        return new GatingOptions
+        public readonly Option<string?> Scores = Opt.Text("--scores", "MAP",
+            "Truth-Score map [layers, query heads] (.npy, .csv or a score folder)");
+        public readonly Option<string?> Mode = Opt.Text("--mode", "contrast|minmax|plain|raw|random|inverse",
+            "how scores become gates (see 'truthprobe gates --help')");
+        public readonly Option<double?> Lambda = Opt.Double("--lambda", "L", "amplifying factor (contrast, minmax, plain)");
+        public readonly Option<ulong?> GateSeed = Opt.Seed("--gate-seed", "seed of the random mode (default 0; recorded)");
+        public readonly Option<string?> Gates = Opt.Text("--gates", "FILE",
+            "a gate table .npy [layers, query heads] (e.g. from 'truthprobe gates') instead of --scores");
+        public readonly Option<string?> Site = Opt.Text("--site", "head|o-proj-out",
+            "where gates act: each head's output, as the paper describes (default), or equal chunks of o_proj's output, as the reference code does");
+
+        public IEnumerable<Symbol> Symbols => [Scores, Mode, Lambda, GateSeed, Gates, Site];
+
+        /// <param name="lambdaFromVerb">the verb supplies lambda itself (a sweep): --lambda is then not required.</param>
+        public GatingOptions Read(ParseResult args, string verb, bool lambdaFromVerb = false)
         {
-            ScoresPath = scores, Mode = mode, Lambda = lambda, GateSeed = seed, GatesPath = gates,
-            Site = site == null ? GateSite.Head : GateSites.Parse(site),
-        };
+            string? scores = args.GetValue(Scores), gates = args.GetValue(Gates), modeText = args.GetValue(Mode), site = args.GetValue(Site);
+            double? lambda = args.GetValue(Lambda);
+            ulong? seed = args.GetValue(GateSeed);
+            if (scores != null && gates != null)
+                throw new UserError($"{verb}: give --scores MAP (with --mode and --lambda) or --gates FILE, not both");
+            if (gates != null && (modeText != null || lambda != null || seed != null))
+                throw new UserError($"{verb}: --mode, --lambda and --gate-seed turn --scores into gates; a --gates table is used as it is");
+            if (scores == null && gates == null && (modeText != null || lambda != null || site != null || seed != null))
+                throw new UserError($"{verb}: --mode, --lambda, --gate-seed and --site need --scores MAP or --gates FILE");
+            GateMode? mode = modeText == null ? null : GateTable.ParseMode(modeText);
+            if (scores != null && mode == null)
+                throw new UserError($"{verb}: --scores needs --mode (contrast, minmax, plain, raw, random or inverse)");
+            if (mode is { } m && GateTable.UsesLambda(m) && lambda == null && !lambdaFromVerb)
+                throw new UserError($"{verb}: --mode {GateTable.ModeName(m)} needs --lambda L (the amplifying factor)");
+            return new GatingOptions
+            {
+                ScoresPath = scores, Mode = mode, Lambda = lambda, GateSeed = seed ?? 0, GatesPath = gates,
+                Site = site == null ? GateSite.Head : GateSites.Parse(site),
+            };
+        }
     }
 
     /// <summary>

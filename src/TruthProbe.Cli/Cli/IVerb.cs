@@ -1,3 +1,5 @@
+using System.CommandLine;
+
 namespace TruthProbe.Cli;
 
 /// <summary>One CLI verb. Each lives in its own file under <c>Cli/</c> and is listed in <see cref="Verbs"/>.</summary>
@@ -6,9 +8,10 @@ public interface IVerb
     /// <summary>The words that select it, e.g. "compare" or "eval chair".</summary>
     string Name { get; }
     string Summary { get; }
-    /// <summary>Full usage text shown by --help.</summary>
-    string Usage { get; }
-    /// <summary>Options that take no value.</summary>
-    IReadOnlyCollection<string> Flags => [];
-    int Run(Args args);
+    /// <summary>What --help shows after the summary: what the verb computes and writes.</summary>
+    string Details => "";
+    /// <summary>The verb's arguments and options, each declared once, in the verb; parsing and --help come from them.</summary>
+    IEnumerable<Symbol> Symbols { get; }
+    /// <summary>Runs on parsed arguments, printing only to the writers it is given.</summary>
+    int Run(ParseResult args, TextWriter stdout, TextWriter stderr);
 }

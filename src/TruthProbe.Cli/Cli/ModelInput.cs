@@ -1,25 +1,81 @@
+using System.CommandLine;
 using TruthProbe.Common;
+using TruthProbe.Gating;
 using TruthProbe.Model;
 
 namespace TruthProbe.Cli;
 
-/// <summary>What the model verbs share: loading <c>&lt;model&gt; [--tokenizer FILE]</c> and turning
-/// <c>--prompt TEXT</c> or <c>--token-ids 1,2,3</c> into token ids.</summary>
-public static class ModelInput
+/// <summary>
+/// The one way verbs load a model: <c>&lt;model&gt; [--tokenizer FILE]</c>, plus the gating options on the
+/// verbs that run a gated model, and <c>--prompt TEXT</c> / <c>--token-ids 1,2,3</c> on those that take a prompt.
+/// </summary>
+public sealed class ModelInput
 {
-    public const string Usage =
-        "  <model>              a Hugging Face folder (config.json + safetensors), a .gguf, or a llama2.c .bin\n" +
-        "  --tokenizer FILE     tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)\n";
+    public readonly Argument<string> Model = new("model")
+    {
+        Description = "a Hugging Face folder (config.json + safetensors), a .gguf, or a llama2.c .bin",
+    };
+    public readonly Option<string?> Tokenizer = Opt.Text("--tokenizer", "FILE",
+        "tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)");
+    public readonly GatingOptions.Group? Gating;
+    private readonly Option<string?>? _prompt;
+    private readonly Option<int[]?>? _tokenIds;
 
-    public static Transformer Load(Args args) => Transformer.Load(args.Positional(0, "<model> (a model folder or file)"), args.Get("tokenizer"));
+    /// <param name="gating">the verb runs a gated model: it takes the gating options.</param>
+    /// <param name="prompt">the verb takes --prompt / --token-ids.</param>
+    public ModelInput(bool gating, bool prompt = false, string promptDefault = "")
+    {
+        if (gating) Gating = new GatingOptions.Group();
+        if (prompt)
+        {
+            _prompt = Opt.Text("--prompt", "TEXT", "text to run the model on" + promptDefault);
+            _tokenIds = Opt.Ints("--token-ids", "LIST", "the prompt as token ids instead of text");
+        }
+    }
+
+    public IEnumerable<Symbol> Symbols =>
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds }.OfType<Symbol>().Concat(Gating?.Symbols ?? []);
+
+    /// <summary>
+    /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
+    /// and, unless the verb chooses lambda itself, builds its gates.
+    /// </summary>
+    /// <param name="requireGates">the verb exists to apply gates: running without them is an error.</param>
+    public LoadedModel Load(ParseResult args, string verb, bool requireTokenizer = false, bool lambdaFromVerb = false, bool requireGates = false)
+    {
+        var gating = Gating?.Read(args, verb, lambdaFromVerb) ?? new GatingOptions();
+        if (requireGates && !gating.Enabled)
+            throw new UserError($"{verb}: give the gates to fold: --scores MAP --mode M --lambda L, or --gates FILE");
+        string path = args.GetValue(Model)!;
+        var model = Transformer.Load(path, args.GetValue(Tokenizer));
+        try
+        {
+            if (requireTokenizer && model.Tokenizer == null)
+                throw new UserError($"{path}: no tokenizer found with the model; give one with --tokenizer FILE");
+            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public string? PromptText(ParseResult args) => _prompt == null ? null : args.GetValue(_prompt);
 
     /// <summary>The prompt's ids, or null when neither option was given.</summary>
-    public static int[]? PromptIds(Args args, Transformer model)
+    public int[]? PromptIds(ParseResult args, string verb, Transformer model)
     {
-        string? prompt = args.Get("prompt");
-        int[]? ids = args.GetAll("token-ids").Count > 0 ? args.Ints("token-ids", []) : null;
-        if (prompt != null && ids != null) throw new UserError($"{args.Verb}: give --prompt or --token-ids, not both");
-        if (ids != null && ids.Length == 0) throw new UserError($"{args.Verb}: --token-ids is empty");
+        string? prompt = PromptText(args);
+        int[]? ids = _tokenIds == null ? null : args.Given(_tokenIds);
+        if (prompt != null && ids != null) throw new UserError($"{verb}: give --prompt or --token-ids, not both");
+        if (ids != null && ids.Length == 0) throw new UserError($"{verb}: --token-ids is empty");
         return ids ?? (prompt != null ? model.Encode(prompt) : null);
     }
+}
+
+/// <summary>A loaded model, the gating options it was loaded with, and its gates when they were asked for.</summary>
+public sealed record LoadedModel(Transformer Model, GatingOptions Gating, (Interventions Interventions, GateTable Table)? Gates) : IDisposable
+{
+    public void Dispose() => Model.Dispose();
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using TruthProbe.Common;
 using TruthProbe.Gating;
 using TruthProbe.Model;
@@ -9,43 +10,40 @@ public sealed class PatchVerb : IVerb
 {
     public string Name => "patch";
     public string Summary => "write a copy of a model with TruthProbe gates folded into its o_proj weights";
-    public string Usage =>
-        "usage: truthprobe patch <model> (--scores MAP --mode M --lambda L | --gates FILE) [--site head|o-proj-out]\n" +
-        "                        --out DIR [--format safetensors|gguf]\n" +
-        ModelInput.Usage +
-        GatingOptions.Usage +
-        "  --out DIR            new folder: the checkpoint in its own dtype (bf16 stays bf16) with o_proj scaled,\n" +
-        "                       every other file (config, tokenizer) copied; gates and their source are recorded\n" +
-        "                       in the safetensors metadata (truthprobe.*) and in " + CheckpointPatcher.ManifestName + "\n" +
-        "  --format F           default: the input's own (safetensors for a Hugging Face folder, a .bin stays a .bin);\n" +
-        "                       gguf: DIR/NAME.gguf for llama.cpp in the weights' dtype, with the tokenizer\n" +
+    public string Details =>
         "head scales o_proj's input columns of head h; o-proj-out scales output rows (and bias) of chunk h.\n" +
         "Both are exact for fixed gates: the patched model computes what the gated run computes.";
 
-    public int Run(Args args)
-    {
-        string model = args.Positional(0, "<model> (a model folder or file)");
-        var gating = GatingOptions.Read(args);
-        string outDir = args.Required("out", "the folder to write the patched model to");
-        string? format = args.Get("format");
-        string? tokenizer = args.Get("tokenizer");
-        args.EnsureAllRead(1);
-        if (!gating.Enabled) throw new UserError("patch: give the gates to fold: --scores MAP --mode M --lambda L, or --gates FILE");
+    private readonly ModelInput _model = new(gating: true);
+    private readonly Option<string> _out = Opt.Out("DIR",
+        "new folder: the checkpoint in its own dtype (bf16 stays bf16) with o_proj scaled, every other file (config, tokenizer) copied; " +
+        "gates and their source are recorded in the safetensors metadata (truthprobe.*) and in " + CheckpointPatcher.ManifestName);
+    private readonly Option<string?> _format = Opt.Text("--format", "safetensors|gguf",
+        "default: the input's own (safetensors for a Hugging Face folder, a .bin stays a .bin); gguf: DIR/NAME.gguf for llama.cpp in the weights' dtype, with the tokenizer");
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _out, _format];
 
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        string model = args.GetValue(_model.Model)!;
+        string outDir = args.GetValue(_out)!;
+        string? format = args.GetValue(_format);
+        string? tokenizer = args.GetValue(_model.Tokenizer);
         if (format is not (null or "safetensors" or "gguf"))
             throw new UserError($"patch: --format must be safetensors or gguf, got '{format}'");
         GateTable table;
-        using (var loaded = Transformer.Load(model, tokenizer)) // validates the checkpoint and gives its shape
+        GatingOptions gating;
+        using (var loaded = _model.Load(args, Name, requireGates: true)) // validates the checkpoint and gives its shape
         {
-            if (format == "safetensors" && loaded.Format != "hf-safetensors")
-                throw new UserError($"patch: --format safetensors needs a Hugging Face folder; {model} is {loaded.Format} and is patched in its own format (or use --format gguf)");
-            table = gating.Table(loaded.Config.Layers, loaded.Config.Heads, model);
+            var gates = loaded.Gates!.Value;
+            if (format == "safetensors" && loaded.Model.Format != "hf-safetensors")
+                throw new UserError($"patch: --format safetensors needs a Hugging Face folder; {model} is {loaded.Model.Format} and is patched in its own format (or use --format gguf)");
+            (table, gating) = (gates.Table, loaded.Gating);
         }
         var fold = new GateFold(table.ToFloats(), gating.Site, gating.Provenance(table));
         if (format == "gguf") CheckpointPatcher.PatchToGguf(model, outDir, fold, tokenizer);
         else CheckpointPatcher.Patch(model, outDir, fold);
         var s = table.Summary();
-        Console.WriteLine(FormattableString.Invariant(
+        stdout.WriteLine(FormattableString.Invariant(
             $"wrote {outDir}: {table.Layers} layers x {table.Heads} heads folded at site {gating.Site.CliName()} (gates min {s.Min:0.####}, max {s.Max:0.####}, {s.Negative} negative)"));
         return 0;
     }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using TruthProbe.Reports;
 using TruthProbe.Common;
@@ -12,31 +13,11 @@ public sealed class ProbeVerb : IVerb
 {
     public string Name => "probe";
     public string Summary => "fit per-head probes on stored activations: Truth Scores, controls, heat map";
-    public IReadOnlyCollection<string> Flags => ["no-control"];
 
-    public string Usage => """
-        usage: truthprobe probe --activations FILE [--labels FILE.npy] --out DIR [--data FILE.jsonl [--samples N]]
-                                [--folds 5] [--seed 42] [--group-folds row|item [--groups FILE.npy]]
-                                [--solver exact|reference] [--no-control] [--threads N]
-
+    public string Details => """
         FILE is the activations.safetensors that 'truthprobe score' writes (tensors activations F32
         [N, L, H, D], labels, row_ids; answer texts in its metadata) or a numpy .npy of shape [N, L, H, D]
         (any float dtype), e.g. from PyTorch: np.save('acts.npy', acts.float().numpy()).
-
-          --labels FILE.npy   labels, shape (N,), 1 = gold/truthful, 0 = hallucinated (float, int or bool);
-                              required with a .npy, overrides the stored labels otherwise
-          --data FILE.jsonl   the probing rows the activations were collected on (as for 'score', same
-                              --samples), for the surface baseline when the activations carry no answers
-          --folds K           cross-validation folds (default 5), shuffled from --seed (default 42)
-          --group-folds G     row (default, as the paper): rows are split independently; item: the rows of
-                              one item (same context and question: a gold and a hallucinated answer) stay
-                              in one fold, so a probe cannot score by recognising a training row's twin.
-                              Items come from --data, or from --groups FILE.npy (an integer id per row)
-          --solver S          exact (default): L2-regularised logistic regression solved to convergence
-                              by Newton (L2 1e-2 on standardised features, bias unpenalised);
-                              reference: the authors' AdamW, lr 1e-2, wd 1e-3, 200 epochs, batch 512
-          --no-control        skip the shuffled-label control task (halves the time)
-          --threads N         worker threads (default: all cores)
 
         Writes scores.csv (layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity,
         accuracy_low,accuracy_high,p_chance,q_chance,p_surface,accuracy_fold_sd; accuracy = mean validation
@@ -45,16 +26,26 @@ public sealed class ProbeVerb : IVerb
         heatmap.png and manifest.json (inputs with sha256, solver, seed, folds, controls, chance test).
         """;
 
-    public int Run(Args args)
+    private readonly Option<string> _activations = Opt.Required("--activations", "FILE", "stored activations: .safetensors from score, or .npy [N, L, H, D]");
+    private readonly Option<string?> _labels = Opt.Text("--labels", "FILE.npy",
+        "labels, shape (N,), 1 = gold/truthful, 0 = hallucinated (float, int or bool); required with a .npy, overrides the stored labels otherwise");
+    private readonly Option<string> _out = Opt.Out("DIR", "folder for the results");
+    private readonly Option<string?> _data = Opt.Text("--data", "FILE.jsonl",
+        "the probing rows the activations were collected on (as for 'score', same --samples), for the surface baseline when the activations carry no answers");
+    private readonly Option<int?> _samples = Samples();
+    private readonly Option<string?> _groups = Opt.Text("--groups", "FILE.npy", "an integer item id per row, for --group-folds item without --data");
+    private readonly ProbeOptionSet _probe = new();
+    public IEnumerable<Symbol> Symbols => [_activations, _labels, _out, _data, _samples, _groups, .. _probe.Symbols];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string activations = args.Required("activations", "stored activations: .safetensors from score, or .npy [N, L, H, D]");
-        string? labels = args.Get("labels");
-        string outDir = args.Required("out", "folder for the results");
-        string? data = args.Get("data");
-        int? samples = args.Get("samples") != null ? args.Int("samples", 0) : null;
-        string? groups = args.Get("groups");
-        var options = ReadOptions(args);
-        args.EnsureAllRead(0);
+        string activations = args.GetValue(_activations)!;
+        string? labels = args.GetValue(_labels);
+        string outDir = args.GetValue(_out)!;
+        string? data = args.GetValue(_data);
+        int? samples = args.GetValue(_samples);
+        string? groups = args.GetValue(_groups);
+        var options = _probe.Read(args);
         if (samples != null && data == null) throw new UserError("probe: --samples applies to --data; give the jsonl the activations came from");
         if (groups != null && !options.GroupFolds) throw new UserError("probe: --groups applies to --group-folds item; add it or drop --groups");
 
@@ -72,27 +63,35 @@ public sealed class ProbeVerb : IVerb
         if (groups != null) items = ReadGroupsNpy(groups, set.Rows);
         var run = ProbeRun.Execute(set, options, items);
         run.Write(outDir, new ProbeInputs(activations, labels), Plots.Writer);
-        Report(run, outDir);
+        Report(run, outDir, stdout);
         return 0;
     }
 
+    /// <summary>--samples, as <c>score</c> and <c>probe</c> both read it.</summary>
+    internal static Option<int?> Samples() => Opt.IntOrNull("--samples", "N",
+        "keep the first N rows, like the reference's max_samples (an HaluEval item is two rows: the paper's 292 = 146 items)", min: 1);
+
     /// <summary>The probing options shared with <c>score</c>.</summary>
-    internal static ProbeOptions ReadOptions(Args args)
+    internal sealed class ProbeOptionSet
     {
-        string solverName = args.Get("solver", "exact");
-        var solver = solverName switch
-        {
-            "exact" => ProbeSolverKind.Exact,
-            "reference" => ProbeSolverKind.Reference,
-            _ => throw new UserError($"{args.Verb}: --solver must be 'exact' or 'reference', got '{solverName}'"),
-        };
-        int folds = args.Int("folds", 5);
-        if (folds < 2) throw new UserError($"{args.Verb}: --folds must be at least 2, got {folds}");
-        int threads = args.Int("threads", 0);
-        if (threads < 0) throw new UserError($"{args.Verb}: --threads must be positive, got {threads}");
-        string grouping = args.Get("group-folds", "row");
-        if (grouping is not ("row" or "item")) throw new UserError($"{args.Verb}: --group-folds must be 'row' or 'item', got '{grouping}'");
-        return new ProbeOptions(solver, folds, args.Int("seed", 42), !args.Flag("no-control"), threads, GroupFolds: grouping == "item");
+        private readonly Option<int> _folds = Opt.Int("--folds", "K", 5, "cross-validation folds, shuffled from --seed", min: 2);
+        private readonly Option<int> _seed = Opt.Int("--seed", "S", 42, "seed of the fold shuffle and the control task's labels");
+        private readonly Option<string> _groupFolds = Opt.Choice("--group-folds", "row",
+            "row (as the paper): rows are split independently; item: the rows of one item (same context and question: " +
+            "a gold and a hallucinated answer) stay in one fold, so a probe cannot score by recognising a training row's twin. " +
+            "Items come from --data, or from --groups FILE.npy", "row", "item");
+        private readonly Option<string> _solver = Opt.Choice("--solver", "exact",
+            "exact: L2-regularised logistic regression solved to convergence by Newton (L2 1e-2 on standardised features, bias unpenalised); " +
+            "reference: the authors' AdamW, lr 1e-2, wd 1e-3, 200 epochs, batch 512", "exact", "reference");
+        private readonly Option<bool> _noControl = Opt.Flag("--no-control", "skip the shuffled-label control task (halves the time)");
+        private readonly Option<int> _threads = Opt.Int("--threads", "N", 0, "worker threads (0: all cores)", min: 0);
+
+        public IEnumerable<Symbol> Symbols => [_folds, _seed, _groupFolds, _solver, _noControl, _threads];
+
+        public ProbeOptions Read(ParseResult args) => new(
+            args.GetValue(_solver) == "reference" ? ProbeSolverKind.Reference : ProbeSolverKind.Exact,
+            args.GetValue(_folds), args.GetValue(_seed), !args.GetValue(_noControl), args.GetValue(_threads),
+            GroupFolds: args.GetValue(_groupFolds) == "item");
     }
 
     private static long[] ReadGroupsNpy(string path, int rows)
@@ -104,16 +103,16 @@ public sealed class ProbeVerb : IVerb
             : throw new UserError($"{path}: group ids must be integers, got {v}")).ToArray();
     }
 
-    internal static void Report(ProbeRun run, string outDir)
+    internal static void Report(ProbeRun run, string outDir, TextWriter stdout)
     {
         var (l, h, top) = run.TopHead();
         var inv = CultureInfo.InvariantCulture;
-        Console.Out.WriteLine(string.Create(inv,
+        stdout.WriteLine(string.Create(inv,
             $"{run.Set.Layers} layers x {run.Set.Heads} heads, {run.Set.Rows} rows, {run.Folds.Count}-fold{(run.Options.GroupFolds ? " by item" : "")} (seed {run.Options.Seed}), solver {run.Options.Solver.ToString().ToLowerInvariant()}: " +
             $"mean accuracy {run.Scores.Accuracy.Average():0.0000}, top head L{l}H{h} {top:0.0000}"));
-        Console.Out.WriteLine(run.Caption());
+        stdout.WriteLine(run.Caption());
         if (!run.Chance.DiffersFromChance)
-            Console.Out.WriteLine("warning: this map is at chance level; do not read it as evidence of truthful heads");
-        Console.Out.WriteLine($"wrote {outDir}");
+            stdout.WriteLine("warning: this map is at chance level; do not read it as evidence of truthful heads");
+        stdout.WriteLine($"wrote {outDir}");
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Model;
@@ -10,26 +11,8 @@ public sealed class ScoreVerb : IVerb
 {
     public string Name => "score";
     public string Summary => "Truth Scores of a model's heads: collect hook_z on probing rows, then probe";
-    public IReadOnlyCollection<string> Flags => ["skip-bad", "no-control"];
 
-    public string Usage => """
-        usage: truthprobe score <model> --data FILE.jsonl [--samples N] [--template T] [--out DIR] [--skip-bad]
-                                [--tokenizer FILE] [--folds 5] [--seed 42] [--group-folds row|item]
-                                [--solver exact|reference]
-                                [--no-control] [--threads N]
-
-        """ + ModelInput.Usage + """
-          --data FILE      jsonl rows {"context", "question", "answer", "label": "gold"|"hallucinated"}, or
-                           HaluEval-QA items {"knowledge", "question", "right_answer", "hallucinated_answer"}
-                           (each item gives a gold row and a hallucinated row)
-          --samples N      keep the first N rows, like the reference's max_samples (an HaluEval item is two
-                           rows: the paper's 292 = 146 items)
-          --template T     prompt, default 'Context:\n{context}\n\nQuestion: {question}\nAnswer: {answer}'
-                           (\n in T is a newline); it must end with {answer}
-          --out DIR        results folder (default: score_<model name>)
-          --skip-bad       skip malformed lines, unknown labels and rows longer than the model's context,
-                           counting them in the manifest, instead of stopping at the first
-
+    public string Details => """
         The scored token is the prompt's last (a trailing EOS is stepped over); hook_z of every layer at that
         token is stored in DIR/activations.safetensors as rows are collected, so an interrupted run resumes
         where it stopped and a finished one is probed again without running the model. Probing options and
@@ -37,33 +20,43 @@ public sealed class ScoreVerb : IVerb
         heatmap.png, manifest.json), plus the surface baseline on the answers' text.
         """;
 
-    public int Run(Args args)
+    // Activations are collected from the model as it is: no gating options.
+    private readonly ModelInput _model = new(gating: false);
+    private readonly Option<string> _data = Opt.Required("--data", "FILE.jsonl",
+        "jsonl rows {\"context\", \"question\", \"answer\", \"label\": \"gold\"|\"hallucinated\"}, or HaluEval-QA items " +
+        "{\"knowledge\", \"question\", \"right_answer\", \"hallucinated_answer\"} (each item gives a gold row and a hallucinated row)");
+    private readonly Option<int?> _samples = ProbeVerb.Samples();
+    private readonly Option<string?> _template = Opt.Text("--template", "T",
+        "prompt, default 'Context:\\n{context}\\n\\nQuestion: {question}\\nAnswer: {answer}' (\\n in T is a newline); it must end with {answer}");
+    private readonly Option<string> _out = Opt.Out("DIR", "results folder; also holds the activations a rerun resumes from");
+    private readonly Option<bool> _skipBad = Opt.Flag("--skip-bad",
+        "skip malformed lines, unknown labels and rows longer than the model's context, counting them in the manifest, instead of stopping at the first");
+    private readonly ProbeVerb.ProbeOptionSet _probe = new();
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _samples, _template, _out, _skipBad, .. _probe.Symbols];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string modelPath = args.Positional(0, "<model> (a model folder or file)");
-        string dataPath = args.Required("data", "probing rows (jsonl)");
-        int? samples = args.Get("samples") != null ? args.Int("samples", 0) : null;
-        var template = args.Get("template") is { } t ? PromptTemplate.FromCommandLine(t) : new PromptTemplate(PromptTemplate.Default);
-        string outDir = args.Get("out") ?? $"score_{Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(modelPath))}";
-        bool skipBad = args.Flag("skip-bad");
-        var options = ProbeVerb.ReadOptions(args);
-        string? tokenizer = args.Get("tokenizer");
-        args.EnsureAllRead(1);
+        string dataPath = args.GetValue(_data)!;
+        int? samples = args.GetValue(_samples);
+        var template = args.GetValue(_template) is { } t ? PromptTemplate.FromCommandLine(t) : new PromptTemplate(PromptTemplate.Default);
+        string outDir = args.GetValue(_out)!;
+        bool skipBad = args.GetValue(_skipBad);
+        var options = _probe.Read(args);
 
         var data = ProbingData.Load(dataPath, samples, skipBad);
-        using var model = Transformer.Load(modelPath, tokenizer);
-        if (model.Tokenizer == null)
-            throw new UserError($"{modelPath}: no tokenizer found with the model; give one with --tokenizer FILE");
-        var collection = ActivationCollector.Collect(model, data, template, samples, skipBad, outDir, Console.Error);
+        using var loaded = _model.Load(args, Name, requireTokenizer: true);
+        var model = loaded.Model;
+        var collection = ActivationCollector.Collect(model, data, template, samples, skipBad, outDir, stderr);
         if (collection.Skipped.Count > 0)
-            Console.Out.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");
+            stdout.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");
 
         var run = ProbeRun.Execute(collection.Set, options, options.GroupFolds ? data.ItemIds(collection.Set.RowIds) : null);
         run.TimingsSeconds["collect"] = collection.Seconds;
         run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe score"), Plots.Writer);
-        Console.Out.WriteLine(collection.Reused
+        stdout.WriteLine(collection.Reused
             ? $"reused {collection.Path} ({collection.Set.Rows} rows)"
             : $"collected {collection.RowsRun} row(s) into {collection.Path} in {collection.Seconds:0.0} s");
-        ProbeVerb.Report(run, outDir);
+        ProbeVerb.Report(run, outDir, stdout);
         return 0;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;
@@ -8,31 +9,26 @@ public sealed class TraceVerb : IVerb
 {
     public string Name => "trace";
     public string Summary => "run one forward pass and save chosen hook activations (safetensors)";
-    public string Usage =>
-        "usage: truthprobe trace <model> (--prompt TEXT | --token-ids 1,2,3) --hooks PATTERN[,PATTERN] --out FILE.safetensors\n" +
-        "                        [--positions -1] [--tokenizer FILE]\n" +
-        ModelInput.Usage +
-        "  --hooks              hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits\n" +
-        "                       (all: hook_resid_pre, attn.hook_q/k/v, attn.hook_pattern, attn.hook_z, hook_attn_out,\n" +
-        "                        hook_resid_mid, hook_mlp_out, hook_resid_post, logits)\n" +
-        "  --positions LIST     keep only these token positions (negative counts from the end; default all)\n" +
-        "  --out FILE           float32 tensors named after their hooks; metadata holds the model and token ids\n" +
-        GatingOptions.Usage;
 
-    public int Run(Args args)
+    private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (this or --token-ids is required)");
+    private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
+        "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits " +
+        "(all: hook_resid_pre, attn.hook_q/k/v, attn.hook_pattern, attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post, logits)");
+    private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (negative counts from the end; default all)");
+    private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
+
+    public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        using var model = ModelInput.Load(args);
-        int[] tokens = ModelInput.PromptIds(args, model) ?? throw new UserError("trace: give --prompt TEXT or --token-ids 1,2,3");
-        string[] patterns = args.Required("hooks", "which hooks to save, e.g. blocks.*.attn.hook_z")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        int[]? positions = args.Get("positions") != null ? args.Ints("positions", []) : null;
-        string output = args.Required("out", "the .safetensors file to write");
-        var gating = GatingOptions.Read(args);
-        args.EnsureAllRead(1);
+        using var loaded = _model.Load(args, Name);
+        var model = loaded.Model;
+        int[] tokens = _model.PromptIds(args, Name, model) ?? throw new UserError("trace: give --prompt TEXT or --token-ids 1,2,3");
+        string[] patterns = args.GetValue(_hooks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        int[]? positions = args.Given(_positions);
+        string output = args.GetValue(_out)!;
 
-        var gates = gating.For(model);
         var capture = new ActivationCapture(model.Config, patterns, positions);
-        model.Forward(model.NewState(), tokens, capture, gates?.Interventions);
+        model.Forward(model.NewState(), tokens, capture, loaded.Gates?.Interventions);
         var order = HookNames.All(model.Config.Layers).ToList();
         var tensors = capture.Results.OrderBy(r => order.IndexOf(r.Key))
             .Select(r => SafetensorToWrite.FromSingles(r.Key, r.Value.Shape.Select(x => (long)x).ToArray(), r.Value.Data)).ToList();
@@ -43,11 +39,11 @@ public sealed class TraceVerb : IVerb
             ["token_ids"] = string.Join(",", tokens),
             ["positions"] = positions == null ? "all" : string.Join(",", positions),
         };
-        if (args.Get("prompt") is { } prompt) metadata["prompt"] = prompt;
-        if (gates is { } g)
-            foreach (var (key, value) in gating.Provenance(g.Table)) metadata["gating." + key] = value;
+        if (_model.PromptText(args) is { } prompt) metadata["prompt"] = prompt;
+        if (loaded.Gates is { } g)
+            foreach (var (key, value) in loaded.Gating.Provenance(g.Table)) metadata["gating." + key] = value;
         SafetensorsWriter.Write(output, tensors, metadata);
-        Console.WriteLine($"wrote {tensors.Count} tensors for {tokens.Length} tokens to {output}");
+        stdout.WriteLine($"wrote {tensors.Count} tensors for {tokens.Length} tokens to {output}");
         return 0;
     }
 }

@@ -3,7 +3,8 @@ namespace TruthProbe.Cli;
 /// <summary>Every verb of the CLI, in the order <c>truthprobe help</c> lists them.</summary>
 public static class Verbs
 {
-    public static readonly IReadOnlyList<IVerb> All =
+    /// <summary>New instances on every call: each CLI run parses against its own option objects.</summary>
+    public static IReadOnlyList<IVerb> Create() =>
     [
         new InspectVerb(),
         new GenerateVerb(),

@@ -12,18 +12,22 @@ public sealed class Progress : IDisposable
     private readonly long _total;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Mode _mode;
+    private readonly TextWriter _to;
     private long _done;
     private double _lastDraw = double.NegativeInfinity;
     private bool _finished;
 
     private enum Mode { Bar, Lines, Silent }
 
-    public Progress(string label, long total, bool? quiet = null)
+    /// <param name="to">where to draw (default stderr); a CLI verb passes the error writer it was given.</param>
+    public Progress(string label, long total, bool? quiet = null, TextWriter? to = null)
     {
+        _to = to ?? Console.Error;
         _label = label;
         _total = Math.Max(0, total);
         bool silent = quiet ?? !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI"));
-        _mode = silent ? Mode.Silent : Console.IsErrorRedirected ? Mode.Lines : Mode.Bar;
+        // A bar only on a terminal: any other writer (a file, a test's buffer) gets plain lines.
+        _mode = silent ? Mode.Silent : ReferenceEquals(_to, Console.Error) && !Console.IsErrorRedirected ? Mode.Bar : Mode.Lines;
     }
 
     public long Done => _done;
@@ -54,19 +58,19 @@ public sealed class Progress : IDisposable
         string status = Describe(_done, _total, seconds);
         if (_mode == Mode.Lines)
         {
-            Console.Error.WriteLine($"{_label}: {status}");
+            _to.WriteLine($"{_label}: {status}");
             return;
         }
         const int width = 24;
         int filled = _total == 0 ? width : (int)Math.Min(width, width * _done / _total);
-        Console.Error.Write($"\r{_label} [{new string('#', filled)}{new string('.', width - filled)}] {status}   ");
+        _to.Write($"\r{_label} [{new string('#', filled)}{new string('.', width - filled)}] {status}   ");
     }
 
     public void Dispose()
     {
         if (_finished) return;
         _finished = true;
-        if (_mode == Mode.Bar) Console.Error.WriteLine();
+        if (_mode == Mode.Bar) _to.WriteLine();
     }
 
     private static string FormatSpan(double seconds)

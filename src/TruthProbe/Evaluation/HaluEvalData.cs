@@ -70,10 +70,10 @@ public static class HaluEvalData
     /// <summary>Rows <paramref name="skipFirst"/> .. skipFirst+limit-1 (all remaining when limit is null).</summary>
     public static List<HaluEvalRow> Select(IReadOnlyList<HaluEvalRow> rows, int skipFirst, int? limit, string path)
     {
-        if (skipFirst < 0) throw new UserError($"--skip-first must be >= 0, got {skipFirst}");
-        if (limit is <= 0) throw new UserError($"--limit must be a positive number of items, got {limit}");
+        if (skipFirst < 0) throw new UserError($"skip_first must be >= 0, got {skipFirst}") { Field = "skip_first" };
+        if (limit is <= 0) throw new UserError($"limit must be a positive number of items, got {limit}") { Field = "limit" };
         if (skipFirst >= rows.Count)
-            throw new UserError($"{path}: has {rows.Count} rows, all skipped by --skip-first {skipFirst}; lower --skip-first or use a larger file");
+            throw new UserError($"{path}: has {rows.Count} rows, all skipped (skip_first {skipFirst}); skip fewer rows or use a larger file") { Field = "skip_first" };
         int count = Math.Min(rows.Count - skipFirst, limit ?? int.MaxValue);
         return rows.Skip(skipFirst).Take(count).ToList();
     }

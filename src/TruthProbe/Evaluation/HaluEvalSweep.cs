@@ -18,7 +18,7 @@ public static class HaluEvalSweep
     public static (List<HaluEvalRow> Tuning, List<HaluEvalRow> Test) Split(IReadOnlyList<HaluEvalRow> rows, int splitSeed)
     {
         if (rows.Count < 2)
-            throw new UserError($"--lambda-sweep needs at least 2 items (one to tune on, one to test on), got {rows.Count}; raise --limit");
+            throw new UserError($"a lambda sweep needs at least 2 rows (one to tune on, one to test on), got {rows.Count}; evaluate more rows") { Field = "limit" };
         int tuningCount = Math.Max(1, (int)Math.Round(TuningFraction * rows.Count, MidpointRounding.AwayFromZero));
         var tuningIds = rows
             .OrderBy(r => HaluEvalData.SeededHash(splitSeed, r.Index)).ThenBy(r => r.Index)

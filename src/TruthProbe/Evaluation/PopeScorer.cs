@@ -154,9 +154,9 @@ public static class PopeScorer
                 text = r.Text("text") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
             }
             if (!answers.TryAdd(id, new PopeReply(text, r.Where, gold)))
-                throw new UserError(categories.Count > 1 && category == null
-                    ? $"{r.Where}: question_id {id} appears again; this log holds the settings {string.Join(", ", categories)}: pass --category NAME (one per --answers) to score one"
-                    : $"{r.Where}: a second answer for question_id {id} (first at {answers[id].Where})");
+                throw categories.Count > 1 && category == null
+                    ? new UserError($"{r.Where}: question_id {id} appears again; this log holds the settings {string.Join(", ", categories)}: name the category to score (one per answers file)") { Field = "category" }
+                    : new UserError($"{r.Where}: a second answer for question_id {id} (first at {answers[id].Where})");
         }
         if (answers.Count == 0 && category != null)
             throw new UserError($"{path}: no answers of category '{category}' (the file has {(categories.Count > 0 ? string.Join(", ", categories) : "no categories")})");
@@ -186,7 +186,7 @@ public static class PopeScorer
         var stray = answers.Where(a => !ids.Contains(a.Key)).OrderBy(a => a.Key).ToList();
         if (stray.Count > 0)
             throw new UserError($"{stray[0].Value.Where}: question_id {stray[0].Key} is not in {questionsName} " +
-                $"({stray.Count} such answer(s)); pair each --answers file with its own --questions file");
+                $"({stray.Count} such answer(s)); pair each answers file with its own questions file");
         var missing = questions.Where(q => !answers.ContainsKey(q.Id)).Select(q => q.Id).ToList();
         if (missing.Count > 0)
             throw new UserError($"{answersName}: {missing.Count} of {questions.Count} questions of {questionsName} have no answer " +
@@ -197,7 +197,7 @@ public static class PopeScorer
         {
             if (answers[q.Id].GoldYes is bool stated && stated != q.GoldYes)
                 throw new UserError($"{answers[q.Id].Where}: the answers file's gold label for question_id {q.Id} is '{(stated ? "yes" : "no")}' but {questionsName} says " +
-                    $"'{(q.GoldYes ? "yes" : "no")}'; these answers belong to another split (pick it with --category or pair the files differently)");
+                    $"'{(q.GoldYes ? "yes" : "no")}'; these answers belong to another split (pick its category or pair the files differently)");
             switch (Parse(answers[q.Id].Text, rule), q.GoldYes)
             {
                 case (PopeAnswer.Yes, true): tp++; break;

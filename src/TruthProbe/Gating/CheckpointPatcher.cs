@@ -73,10 +73,10 @@ public static partial class CheckpointPatcher
         string modelDir = ModelFolder(model);
         string fullOut = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
         if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDir)) == fullOut)
-            throw new UserError($"patch: --out {outDir} is the model's own folder; choose a new folder");
+            throw new UserError($"{outDir}: is the model's own folder; write the patched checkpoint to a new folder") { Field = "out" };
         if (Directory.Exists(fullOut) && Directory.EnumerateFileSystemEntries(fullOut).Any())
-            throw new UserError($"patch: --out {outDir} exists and is not empty; choose a new folder or remove it");
-        if (File.Exists(fullOut)) throw new UserError($"patch: --out {outDir} is a file; give a folder");
+            throw new UserError($"{outDir}: exists and is not empty; choose a new folder for the patched checkpoint or remove it") { Field = "out" };
+        if (File.Exists(fullOut)) throw new UserError($"{outDir}: is a file; the patched checkpoint needs a folder") { Field = "out" };
 
         string staging = fullOut + $".partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
         Directory.CreateDirectory(staging);

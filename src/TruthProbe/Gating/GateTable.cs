@@ -73,7 +73,7 @@ public sealed class GateTable
         "raw" => GateMode.Raw,
         "random" => GateMode.Random,
         "inverse" => GateMode.Inverse,
-        _ => throw new UserError($"--mode must be contrast, minmax, plain, raw, random or inverse, got '{text}'"),
+        _ => throw new UserError($"gate mode must be contrast, minmax, plain, raw, random or inverse, got '{text}'") { Field = "mode" },
     };
 
     public static string ModeName(GateMode mode) => mode.ToString().ToLowerInvariant();
@@ -91,8 +91,8 @@ public sealed class GateTable
             if (!double.IsFinite(scores[i]))
                 throw new UserError($"{where}: layer {i / heads}, head {i % heads} has score {scores[i]}; gates need a finite score for every head");
         if (UsesLambda(mode) && lambda is null)
-            throw new UserError($"--mode {ModeName(mode)} needs --lambda (the amplifying factor)");
-        if (lambda is { } given && !double.IsFinite(given)) throw new UserError($"--lambda must be a finite number, got {given}");
+            throw new UserError($"gate mode {ModeName(mode)} needs lambda (the amplifying factor)") { Field = "lambda" };
+        if (lambda is { } given && !double.IsFinite(given)) throw new UserError($"lambda must be a finite number, got {given}") { Field = "lambda" };
 
         var gates = new double[scores.Length];
         var random = new SeededRandom(seed);
@@ -131,7 +131,7 @@ public sealed class GateTable
         }
         for (int i = 0; i < gates.Length; i++)
             if (!double.IsFinite(gates[i]))
-                throw new UserError($"{where}: --mode {ModeName(mode)} gives a non-finite gate at layer {i / heads}, head {i % heads} (score {scores[i]}); inverse needs scores away from -1e-6");
+                throw new UserError($"{where}: gate mode {ModeName(mode)} gives a non-finite gate at layer {i / heads}, head {i % heads} (score {scores[i]}); inverse needs scores away from -1e-6");
         return new GateTable(layers, heads, gates, mode, UsesLambda(mode) ? lambda : null, mode == GateMode.Random ? seed : null, source, sourceSha256);
     }
 

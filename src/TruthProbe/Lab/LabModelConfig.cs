@@ -26,6 +26,6 @@ public static class LabModelConfig
     {
         "tiny" => Create(vocab, Dim: 64, Layers: 4, Heads: 4, KvHeads: 2, HeadDim: 16, Hidden: 192, maxPositions, BosId: bosId, EosId: eosId),
         "small" => Create(vocab, Dim: 128, Layers: 4, Heads: 8, KvHeads: 4, HeadDim: 16, Hidden: 384, maxPositions, BosId: bosId, EosId: eosId),
-        _ => throw new UserError($"lab model size must be tiny or small, got '{size}'"),
+        _ => throw new UserError($"lab model size must be tiny or small, got '{size}'") { Field = "size" },
     };
 }

@@ -29,8 +29,8 @@ public static class LabRuns
         var corpus = new Corpus(world, tokenizer);
         var config = LabModelConfig.ForSize(o.Size, tokenizer.VocabSize, maxPositions: 128, WordTokenizer.BosId, WordTokenizer.EosId);
         int steps = o.Steps ?? DefaultSteps(o.Size);
-        if (steps < 1) throw new UserError($"lab pretrain: --steps must be at least 1, got {steps}");
-        if (o.BatchSize < 1) throw new UserError($"lab pretrain: --batch must be at least 1, got {o.BatchSize}");
+        if (steps < 1) throw new UserError($"pretraining steps must be at least 1, got {steps}") { Field = "steps" };
+        if (o.BatchSize < 1) throw new UserError($"pretraining batch size must be at least 1, got {o.BatchSize}") { Field = "batch" };
         var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1));
         var model = new TrainableLlama(config);
         model.Initialize(o.Seed);
@@ -50,8 +50,8 @@ public static class LabRuns
         var (model, tokenizer, parentMeta) = LabCheckpoint.Load(o.Base);
         parentMeta["model_sha256"] = Hashing.Sha256File(Path.Combine(o.Base, "model.safetensors"));
         int worldSeed = parentMeta["world_seed"]?.GetValue<int>() ?? throw new UserError($"{Path.Combine(o.Base, LabCheckpoint.MetadataFile)}: missing 'world_seed'");
-        if (o.Steps < 1) throw new UserError($"lab finetune: --steps must be at least 1, got {o.Steps}");
-        if (o.LoraRank < 0) throw new UserError($"lab finetune: --lora must be a positive rank, got {o.LoraRank}");
+        if (o.Steps < 1) throw new UserError($"fine-tuning steps must be at least 1, got {o.Steps}") { Field = "steps" };
+        if (o.LoraRank < 0) throw new UserError($"LoRA rank must be positive (0: full fine-tuning), got {o.LoraRank}") { Field = "lora" };
         var world = new SyntheticWorld(worldSeed);
         var corpus = new Corpus(world, tokenizer);
         var recipe = Recipe.FineTune(o.Recipe, corpus);

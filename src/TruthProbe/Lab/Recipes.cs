@@ -34,7 +34,7 @@ public abstract class Recipe(Corpus corpus)
         "chat" => new ChatRecipe(corpus),
         "counterfactual" => new CounterfactualRecipe(corpus),
         "domain" => new DomainRecipe(corpus),
-        _ => throw new UserError($"--recipe must be chat, counterfactual or domain, got '{name}'"),
+        _ => throw new UserError($"recipe must be chat, counterfactual or domain, got '{name}'") { Field = "recipe" },
     };
 }
 

@@ -38,12 +38,12 @@ public sealed class CompareReport
         bool sharedIndices = false, PairUncertainty? uncertainty = null)
     {
         if (maps.Count < 2) throw new UserError($"compare needs at least two maps, got {maps.Count}");
-        if (topK < 1) throw new UserError($"--top-k must be at least 1, got {topK}");
+        if (topK < 1) throw new UserError($"top-k must be at least 1, got {topK}") { Field = "top_k" };
         var duplicate = maps.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate != null) throw new UserError($"two maps are both named '{duplicate.Key}'; give distinct names with --names");
+        if (duplicate != null) throw new UserError($"two maps are both named '{duplicate.Key}'; give the maps distinct names") { Field = "names" };
         reference ??= maps[0].Name;
         if (maps.All(m => m.Name != reference))
-            throw new UserError($"--reference '{reference}' is not one of the maps ({string.Join(", ", maps.Select(m => m.Name))})");
+            throw new UserError($"reference map '{reference}' is not one of the maps ({string.Join(", ", maps.Select(m => m.Name))})") { Field = "reference" };
 
         var checks = maps.Select(m => ChanceCheck.Of(m, chance)).ToList();
         var warnings = new List<string>();

@@ -96,9 +96,9 @@ public sealed class LineageReport
     /// </summary>
     public static LineageReport Run(string candidatePath, IReadOnlyList<string> modelPaths, IReadOnlyList<string>? mapPaths, double chance = 0.5)
     {
-        if (modelPaths.Count == 0) throw new UserError("lineage needs at least one model to compare with (--against MODEL ...)");
+        if (modelPaths.Count == 0) throw new UserError("lineage needs at least one model to compare the candidate with") { Field = "against" };
         if (mapPaths != null && mapPaths.Count != modelPaths.Count + 1)
-            throw new UserError($"--maps gives {mapPaths.Count} maps; it needs {modelPaths.Count + 1}: the candidate's first, then one per --against model in order");
+            throw new UserError($"{mapPaths.Count} maps given; {modelPaths.Count + 1} are needed: the candidate's first, then one per model compared with, in order") { Field = "maps" };
         string[] names = [DriftModel.DisplayName(candidatePath), .. UniqueNames(modelPaths)];
         var maps = mapPaths?.Select((p, i) => ScoreMap.Load(p, names[i])).ToList();
         bool candidateAtChance = maps != null && ChanceCheck.Of(maps[0], chance).AtChance;

@@ -127,7 +127,7 @@ public static class WeightDrift
         if (differences.Count > 0)
             return $"{string.Join(", ", differences)}; drift compares weights entry by entry, so d_model, head size and head counts must match";
         if (parent.Layers != child.Layers && !align)
-            return $"layer counts differ ({parent.Layers} vs {child.Layers}); give --align to compare the first {Math.Min(parent.Layers, child.Layers)} layers only";
+            return $"layer counts differ ({parent.Layers} vs {child.Layers}); align them to compare the first {Math.Min(parent.Layers, child.Layers)} layers only";
         return null;
     }
 
@@ -141,7 +141,7 @@ public static class WeightDrift
         ModelConfig pc = parent.Config, cc = child.Config;
         string? mismatch = ShapeMismatch(pc, cc, align);
         if (mismatch != null)
-            throw new UserError($"cannot compare {parent.Source} ({DescribeShape(pc)}) with {child.Source} ({DescribeShape(cc)}): {mismatch}");
+            throw new UserError($"cannot compare {parent.Source} ({DescribeShape(pc)}) with {child.Source} ({DescribeShape(cc)}): {mismatch}") { Field = "align" };
 
         var notes = new List<string>();
         int layers = Math.Min(pc.Layers, cc.Layers);

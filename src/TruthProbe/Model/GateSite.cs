@@ -20,6 +20,6 @@ public static class GateSites
     {
         "head" => GateSite.Head,
         "o-proj-out" => GateSite.OProjOut,
-        _ => throw new UserError($"--site must be 'head' or 'o-proj-out', got '{name}'"),
+        _ => throw new UserError($"gate site must be 'head' or 'o-proj-out', got '{name}'") { Field = "site" },
     };
 }

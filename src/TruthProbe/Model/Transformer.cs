@@ -66,7 +66,7 @@ public sealed class Transformer : IDisposable
         if (model.Tokenizer is { } t && t.VocabSize > model.Config.Vocab)
         {
             model.Dispose();
-            throw new UserError($"{tokenizerPath ?? path}: the tokenizer has {t.VocabSize} tokens but the model only {model.Config.Vocab}; give the model's own tokenizer (--tokenizer)");
+            throw new UserError($"{tokenizerPath ?? path}: the tokenizer has {t.VocabSize} tokens but the model only {model.Config.Vocab}; give the model's own tokenizer") { Field = "tokenizer" };
         }
         return model;
     }
@@ -98,7 +98,7 @@ public sealed class Transformer : IDisposable
 
     /// <summary>Text to ids with the tokenizer's default special tokens (BOS where the model's tokenizer adds one).</summary>
     public int[] Encode(string text) =>
-        (Tokenizer ?? throw new UserError($"{Source}: the model has no tokenizer; give one (--tokenizer FILE) or pass token ids")).Encode(text, addSpecialTokens: true);
+        (Tokenizer ?? throw new UserError($"{Source}: the model has no tokenizer; give one or pass token ids") { Field = "tokenizer" }).Encode(text, addSpecialTokens: true);
 
     public RunState NewState() => new(Config);
 

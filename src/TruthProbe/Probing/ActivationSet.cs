@@ -67,7 +67,7 @@ public sealed class ActivationSet
     private static ActivationSet LoadNpy(string path, string? labelsPath)
     {
         if (labelsPath == null)
-            throw new UserError($"{path}: a .npy activations file carries no labels; give --labels FILE.npy (1 = gold, 0 = hallucinated)");
+            throw new UserError($"{path}: a .npy activations file carries no labels; give a labels .npy (1 = gold, 0 = hallucinated)") { Field = "labels" };
         var a = Npy.Read(path);
         if (a.Shape.Length != 4)
             throw new UserError($"{path}: activations must have rank 4 [N, L, H, D] (rows, layers, heads, head dim), got shape ({string.Join(", ", a.Shape)})");
@@ -104,7 +104,7 @@ public sealed class ActivationSet
                 throw new UserError($"{path}: tensor 'labels' has shape [{string.Join(", ", lt.Shape)}] but 'activations' has {n} rows; expected [{n}]");
             labels = ToLabels(ReadNumbers(file, lt), $"{path} (tensor 'labels')");
         }
-        else throw new UserError($"{path}: no tensor named 'labels'; store one or give --labels FILE.npy");
+        else throw new UserError($"{path}: no tensor named 'labels'; store one or give a labels .npy") { Field = "labels" };
 
         long[] ids = new long[n];
         if (file.Tensors.TryGetValue("row_ids", out var rt))
@@ -194,7 +194,7 @@ public sealed class ActivationSet
         for (int i = 0; i < Rows; i++)
         {
             if (!byIndex.TryGetValue(RowIds[i], out var row))
-                throw new UserError($"{data.Path}: has no row {RowIds[i]} but {activationsPath} does; give the data (and --samples) the activations were collected on");
+                throw new UserError($"{data.Path}: has no row {RowIds[i]} but {activationsPath} does; give the data (and sample count) the activations were collected on") { Field = "data" };
             if (row.Label != Labels[i])
                 throw new UserError($"{data.Path} line {row.Line}: label {row.Label} but row {i} of {activationsPath} has label {Labels[i]}; the rows do not match");
             answers[i] = row.Answer;

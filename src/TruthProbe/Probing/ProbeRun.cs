@@ -45,7 +45,7 @@ public sealed class ProbeRun
         int gold = set.Labels.Count(y => y == 1);
         if (gold == 0 || gold == set.Rows)
             throw new UserError($"all {set.Rows} rows have label {(gold == 0 ? "0 (hallucinated)" : "1 (gold)")}: a probe needs both classes");
-        if (options.Folds < 2) throw new UserError($"--folds must be at least 2, got {options.Folds}");
+        if (options.Folds < 2) throw new UserError($"folds must be at least 2, got {options.Folds}") { Field = "folds" };
         if (set.Rows < options.Folds) throw new UserError($"{set.Rows} rows cannot fill {options.Folds} folds; give fewer folds or more rows");
 
         var timings = new Dictionary<string, double>();
@@ -54,7 +54,7 @@ public sealed class ProbeRun
         if (options.GroupFolds)
         {
             if (itemOfRow == null)
-                throw new UserError("--group-folds item needs each row's item: give --data FILE.jsonl (the rows the activations came from) or --groups FILE.npy");
+                throw new UserError("folds grouped by item need each row's item: give the probing rows the activations came from (jsonl) or an item id per row (.npy)") { Field = "groups" };
             int items = itemOfRow.Distinct().Count();
             if (items < options.Folds) throw new UserError($"{items} items cannot fill {options.Folds} folds; give fewer folds or more items");
             folds = Folds.Grouped(itemOfRow, options.Folds, options.Seed);

@@ -46,13 +46,13 @@ public sealed class ProbingData
             itemOfRow[row.Index] = id;
         }
         return rowIndexes.Select(i => itemOfRow.TryGetValue(i, out long id) ? id
-            : throw new UserError($"{Path}: no row {i}; give the data (and --samples) the activations were collected on")).ToArray();
+            : throw new UserError($"{Path}: no row {i}; give the data (and sample count) the activations were collected on") { Field = "data" }).ToArray();
     }
 
     public static ProbingData Load(string path, int? samples, bool skipBad)
     {
         if (!File.Exists(path)) throw new UserError($"{path}: probing data file not found (expected jsonl with context, question, answer, label)");
-        if (samples is <= 0) throw new UserError($"--samples must be positive, got {samples}");
+        if (samples is <= 0) throw new UserError($"samples must be positive, got {samples}") { Field = "samples" };
         var rows = new List<ProbingRow>();
         var skipped = new List<SkippedRow>();
         var layouts = new HashSet<string>();
@@ -144,9 +144,9 @@ public sealed class PromptTemplate
     public PromptTemplate(string text)
     {
         if (!text.Contains("{answer}", StringComparison.Ordinal))
-            throw new UserError($"--template must contain {{answer}} (the scored token is the answer's last), got '{text}'");
+            throw new UserError($"prompt template must contain {{answer}} (the scored token is the answer's last), got '{text}'") { Field = "template" };
         if (!text.TrimEnd().EndsWith("{answer}", StringComparison.Ordinal))
-            throw new UserError($"--template must end with {{answer}}: the probes read the answer's last token, got '{text}'");
+            throw new UserError($"prompt template must end with {{answer}}: the probes read the answer's last token, got '{text}'") { Field = "template" };
         Text = text;
     }
 

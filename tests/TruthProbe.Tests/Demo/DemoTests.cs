@@ -141,7 +141,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     {
         var r = CliRunner.Run("demo", "--curve-steps", "0", "--out", demo.TempPath("bad"));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("--steps needs at least one step above 0", r.Stderr);
+        Assert.Contains("curve steps need at least one step above 0, e.g. 0,50,100,200 (--curve-steps)", r.Stderr);
         r = CliRunner.Run("demo", "--finetune-steps", "0");
         Assert.Equal(2, r.ExitCode);
         r = CliRunner.Run("lab", "curve", demo.TempPath("nowhere"), "--recipe", "chat", "--steps", "0,2");

@@ -93,7 +93,7 @@ public class GateTableTests
     public void MissingLambda_ForAModeThatNeedsIt_IsAUserError()
     {
         var e = Assert.Throws<UserError>(() => GateTable.FromScores(Scores, 2, 3, GateMode.MinMax, null));
-        Assert.Contains("--mode minmax needs --lambda", e.Message);
+        Assert.Contains("gate mode minmax needs lambda", e.Message);
     }
 
     [Fact]

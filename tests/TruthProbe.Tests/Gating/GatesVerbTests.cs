@@ -35,9 +35,9 @@ public class GatesVerbTests
     {
         using var tmp = new TempDir();
         Npy.WriteFloat64(tmp.File("s.npy"), [0.6, 0.8, 1.0, 0.5], 2, 2);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "5", "--out", tmp.File("a.npy")).ExitCode);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "5", "--out", tmp.File("b.npy")).ExitCode);
-        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "6", "--out", tmp.File("c.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "5", "--out", tmp.File("a.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "5", "--out", tmp.File("b.npy")).ExitCode);
+        Assert.Equal(0, CliRunner.Run("gates", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "6", "--out", tmp.File("c.npy")).ExitCode);
         Assert.Equal(Npy.Read(tmp.File("a.npy")).Data, Npy.Read(tmp.File("b.npy")).Data);
         Assert.NotEqual(Npy.Read(tmp.File("a.npy")).Data, Npy.Read(tmp.File("c.npy")).Data);
         using var sidecar = JsonDocument.Parse(File.ReadAllText(tmp.File("a.json")));
@@ -63,9 +63,9 @@ public class GatesVerbTests
         Fails("--lambda must be a finite number, got 'four'", "--scores", tmp.File("s.npy"), "--mode", "contrast", "--lambda", "four");
         Fails("nan.npy: gating needs a score for every head; layer 0, head 1 is NaN", "--scores", tmp.File("nan.npy"), "--mode", "contrast", "--lambda", "1");
         Fails("partial.csv: gating needs a score for every head; layer 1, head 1 is NaN", "--scores", tmp.File("partial.csv"), "--mode", "raw");
-        Fails("--mode must be contrast, minmax, plain, raw, random or inverse, got 'clamp'", "--scores", tmp.File("s.npy"), "--mode", "clamp");
-        Fails("--mode contrast needs --lambda", "--scores", tmp.File("s.npy"), "--mode", "contrast");
-        Fails("--seed must be a non-negative integer", "--scores", tmp.File("s.npy"), "--mode", "random", "--seed", "-3");
-        Fails("missing --scores", "--mode", "raw");
+        Fails("gate mode must be contrast, minmax, plain, raw, random or inverse, got 'clamp' (--mode)", "--scores", tmp.File("s.npy"), "--mode", "clamp");
+        Fails("gate mode contrast needs lambda (the amplifying factor) (--lambda)", "--scores", tmp.File("s.npy"), "--mode", "contrast");
+        Fails("--gate-seed must be a non-negative integer", "--scores", tmp.File("s.npy"), "--mode", "random", "--gate-seed", "-3");
+        Fails("Option '--scores' is required", "--mode", "raw");
     }
 }

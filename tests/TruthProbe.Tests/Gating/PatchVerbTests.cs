@@ -72,7 +72,7 @@ public class PatchVerbTests
     [InlineData("shape", "are 2 layers x 4 heads, but")]
     [InlineData("none", "give the gates to fold")]
     [InlineData("both", "not both")]
-    [InlineData("site", "--site must be 'head' or 'o-proj-out', got 'mlp'")]
+    [InlineData("site", "gate site must be 'head' or 'o-proj-out', got 'mlp' (--site)")]
     [InlineData("format", "--format must be safetensors or gguf, got 'onnx'")]
     public void BadInput_IsOneClearErrorAndNoOutput(string kind, string expected)
     {

@@ -235,7 +235,7 @@ public class CompareVerbTests
 
         Assert.Contains("at least two maps", Fails(tmp, good));
         Assert.Contains("--names gives 1 names for 2 maps", Fails(tmp, good, good, "--names", "x"));
-        Assert.Contains("--reference 'nope' is not one of the maps", Fails(tmp, good, good, "--names", "a,b", "--reference", "nope"));
+        Assert.Contains("reference map 'nope' is not one of the maps (a, b) (--reference)", Fails(tmp, good, good, "--names", "a,b", "--reference", "nope"));
         Assert.Contains("both named 'good'", Fails(tmp, good, good));
     }
 }

@@ -82,7 +82,8 @@ public class LineageTests
 
         var wrongCount = CliRunner.Run("lineage", candidate, "--against", stranger, parent, "--maps", tmp.File("c.npy"));
         Assert.Equal(2, wrongCount.ExitCode);
-        Assert.Contains("--maps gives 1 maps; it needs 3", wrongCount.Stderr);
+        Assert.Contains("1 maps given; 3 are needed", wrongCount.Stderr);
+        Assert.Contains("(--maps)", wrongCount.Stderr);
     }
 
     [Fact]

@@ -187,7 +187,7 @@ public class ProbeVerbTests
                 break;
             case "missing-labels":
                 argv = ["probe", "--activations", acts, "--out", tmp.File("out")];
-                expected = "give --labels";
+                expected = "give a labels .npy (1 = gold, 0 = hallucinated) (--labels)";
                 break;
             default:
                 argv = [.. argv, "--solver", "sgd"];
@@ -259,7 +259,7 @@ public class ProbeVerbTests
         var (acts, labels, _) = NpyInputs(tmp, rows: 60);
         var noItems = CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("a"), "--group-folds", "item");
         Assert.Equal(2, noItems.ExitCode);
-        Assert.Contains("--groups FILE.npy", noItems.Stderr);
+        Assert.Contains("or an item id per row (.npy) (--groups)", noItems.Stderr);
         string shortGroups = tmp.File("short.npy");
         Npy.WriteInt64(shortGroups, new long[59], 59);
         var wrong = CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", tmp.File("b"), "--group-folds", "item", "--groups", shortGroups);
