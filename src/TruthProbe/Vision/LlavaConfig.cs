@@ -147,8 +147,9 @@ public sealed record LlavaConfig
         // Newer transformers writes image_token_id (an alias of image_token_index).
         int imageToken = root["image_token_index"] is { } it ? IntOf(it, "image_token_index", path)
             : root["image_token_id"] is { } id ? IntOf(id, "image_token_id", path) : 32000;
-        if (imageToken < 0 || imageToken >= text.Vocab)
-            throw new UserError($"{path}: image token id {imageToken} is outside the text model's vocabulary [0, {text.Vocab})");
+        // An id past the embedding table is legal in transformers (the class defaults themselves pair 32000 with a
+        // 32000-row vocabulary); the decoder rejects such ids when they reach it.
+        if (imageToken < 0) throw new UserError($"{path}: image token id {imageToken} is negative");
 
         var pinpoints = architecture != "llava_next" ? [] : Pinpoints(root["image_grid_pinpoints"], path);
         return new LlavaConfig
