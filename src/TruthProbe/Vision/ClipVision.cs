@@ -53,6 +53,7 @@ public sealed record ProjectorWeights
 public sealed class VisionState
 {
     internal readonly float[] Patches, X, Normed, Q, K, V, Z, Out, Hidden, Projected, ImageFeatures;
+    internal readonly VisionAttention Attention;
 
     internal VisionState(LlavaConfig c)
     {
@@ -62,6 +63,7 @@ public sealed class VisionState
         X = new float[n * d]; Normed = new float[n * d]; Q = new float[n * d]; K = new float[n * d]; V = new float[n * d];
         Z = new float[n * d]; Out = new float[n * d]; Hidden = new float[n * v.Intermediate];
         Projected = new float[features * dModel]; ImageFeatures = new float[features * dModel];
+        Attention = new VisionAttention(n, v.Heads, v.HeadDim);
     }
 }
 
@@ -70,7 +72,7 @@ public sealed class VisionState
 /// one im2col GEMM against the convolution kernel, the class token and learned positions, <c>pre_layrnorm</c>, then
 /// pre-norm layers (LayerNorm, bidirectional multi-head attention with biases, residual, LayerNorm, MLP with
 /// quick-GELU, residual) up to the selected hidden state, the class row dropped or kept, and linear, erf GELU,
-/// linear. The matmuls are the decoder's GEMM and attention kernels.
+/// linear. The matmuls, attention's included, run on the decoder's GEMM.
 /// </summary>
 public static class ClipVision
 {
@@ -81,7 +83,7 @@ public static class ClipVision
     public static ReadOnlySpan<float> Encode(LlavaConfig c, ClipWeights w, ProjectorWeights projector, VisionState s, ReadOnlySpan<float> pixels, VisionCapture? capture)
     {
         var v = c.Vision;
-        int size = v.ImageSize, p = v.PatchSize, grid = v.PatchesPerSide, n = v.Positions, d = v.Hidden, hd = v.HeadDim;
+        int size = v.ImageSize, p = v.PatchSize, grid = v.PatchesPerSide, n = v.Positions, d = v.Hidden;
         if (pixels.Length != v.Channels * size * size)
             throw new UserError($"pixel values have {pixels.Length} floats but the vision tower takes [{v.Channels}, {size}, {size}] = {v.Channels * size * size}; preprocess the image to {size}x{size}");
         capture?.Begin();
@@ -118,7 +120,7 @@ public static class ClipVision
             Linear(layer.Q, layer.QBias, xn, q, n);
             Linear(layer.K, layer.KBias, xn, k, n);
             Linear(layer.V, layer.VBias, xn, val, n);
-            FlashAttention.Run(q, k, val, z, n, 0, v.Heads, v.Heads, hd, window: null, bidirectional: true);
+            s.Attention.Run(q, k, val, z);
             Linear(layer.O, layer.OBias, z, output, n);
             TensorPrimitives.Add(x, output, x);
 

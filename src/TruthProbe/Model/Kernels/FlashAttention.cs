@@ -18,8 +18,6 @@ public static unsafe class FlashAttention
     {
         public float* Q, K, V, Z;
         public int Tokens, FirstPosition, Heads, KvHeads, HeadDim, Window;
-        /// <summary>Every query sees every key (a vision encoder) rather than those up to its own position.</summary>
-        public bool Bidirectional;
         /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
         public float* KeysT;
         public int KeysTStride;
@@ -28,7 +26,7 @@ public static unsafe class FlashAttention
     [ThreadStatic] private static float[]? _keysT;
 
     public static void Run(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
-        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, bool bidirectional = false)
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window)
     {
         int total = firstPosition + tokens;
         if (q.Length < (long)tokens * heads * headDim || z.Length < (long)tokens * heads * headDim
@@ -39,7 +37,7 @@ public static unsafe class FlashAttention
             var job = new Job
             {
                 Q = pq, K = pk, V = pv, Z = pz, Tokens = tokens, FirstPosition = firstPosition,
-                Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Window = window ?? int.MaxValue, Bidirectional = bidirectional,
+                Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Window = window ?? int.MaxValue,
             };
             long work = (long)tokens * heads * total * headDim;
             int parts = work < 1 << 15 ? 1 : WorkerPool.Count;
@@ -73,7 +71,7 @@ public static unsafe class FlashAttention
         float* sum = stackalloc float[group];
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
-            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.Bidirectional ? j.FirstPosition + j.Tokens - 1 : j.FirstPosition + t;
+            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
             int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
             float* queries = j.Q + (long)t * qDim + kvh * group * hd;   // the group's heads are consecutive
             float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
@@ -122,7 +120,7 @@ public static unsafe class FlashAttention
         float* sum = stackalloc float[group];
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
-            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.Bidirectional ? j.FirstPosition + j.Tokens - 1 : j.FirstPosition + t;
+            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
             int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
             float* queries = j.Q + (long)t * qDim + kvh * group * hd;
             float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
