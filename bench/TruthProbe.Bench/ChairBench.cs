@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
 
@@ -21,7 +22,7 @@ public sealed class ChairBench : IBenchmark
             context.Log.WriteLine("chair: ../shared/data/chair not present, skipped");
             return;
         }
-        var scorer = ChairScorer.LoadDefault(null);
+        var scorer = ChairScorer.Load(Path.Combine(shared!, "data", "chair", ChairScorer.WordMapsFile), Path.Combine(shared!, "data", "chair", ChairScorer.DefaultGroundTruth));
         var captions = ChairScorer.ReadCaptions(captionsPath);
         scorer.Score(captions); // warm-up: JIT and regex compilation
         int repeats = context.Quick ? 3 : 10;

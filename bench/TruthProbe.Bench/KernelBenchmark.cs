@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Bench;
 
@@ -38,7 +39,7 @@ public sealed unsafe class KernelBenchmark : IBenchmark
             {
                 var cpu = Process.GetCurrentProcess().TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
-                Gemm.Multiply(w, x, y, M);
+                WeightGemm.Multiply(w, x, y, M);
                 best = Math.Min(best, sw.Elapsed.TotalSeconds);
                 bestCpu = Math.Min(bestCpu, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
             }
@@ -58,7 +59,7 @@ public sealed unsafe class KernelBenchmark : IBenchmark
         }
         double gemmPerCpu = 2.0 * M * N * K / bestCpu;
         context.Log.WriteLine($"per CPU-second: GEMM {gemmPerCpu / 1e9:0.0} GFLOP/s, FMA loop {peakPerCpu / 1e9:0.0} GFLOP/s = {gemmPerCpu / peakPerCpu:0.00}");
-        context.Log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({Gemm.Resolve(SimdPath.Auto)})");
+        context.Log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({SimdWidth.Current})");
         context.Log.WriteLine($"GEMM M={M} K={K} N={N} bf16: best {best * 1e3:0.00} ms = {flops / 1e9:0.0} GFLOP/s");
         context.Ratio("gemm_vs_peak", flops / peak);
     }

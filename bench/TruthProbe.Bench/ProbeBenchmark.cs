@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TruthProbe.Probing;
+using TruthProbe.Training;
 
 namespace TruthProbe.Bench;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using TruthProbe.Lab;
+using TruthProbe.Training;
 
 namespace TruthProbe.Bench;
 
@@ -41,7 +42,7 @@ public sealed class TrainBenchmark : IBenchmark
             optimizer.ClipGradients(1);
             optimizer.Step(1e-3);
             long t = batch.SeqLen;
-            return (batch.Batch * t, 3.0 * 4 * config.QWidth * (t * (t + 1) / 2) * batch.Batch * config.Layers);
+            return (batch.Batch * t, 3.0 * 4 * config.QDim * (t * (t + 1) / 2) * batch.Batch * config.Layers);
         }
         // Warm-up by time, not steps: the tiered JIT recompiles a method after 30 calls and a 100 ms pause in
         // new compilations, so a few steps leave much of the step in unoptimised code (--quick measured 30% low).
@@ -64,7 +65,7 @@ public sealed class TrainBenchmark : IBenchmark
                 attentionFlops += stepAttention;
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            double denseFlops = 6.0 * config.ParameterCount * tokens;
+            double denseFlops = 6.0 * config.ParameterCount() * tokens;
             rates[w] = tokens / seconds;
             ratios[w] = (denseFlops + attentionFlops) / seconds / windowPeak;
             totalDense += denseFlops;
@@ -74,18 +75,18 @@ public sealed class TrainBenchmark : IBenchmark
         Array.Sort(ratios);
         double attentionShare = totalAttention / totalDense;
         double tokensPerSecond = rates[windows / 2];
-        context.Log.WriteLine(Invariant($"train tiny ({config.ParameterCount:N0} parameters): {tokensPerSecond:N0} tokens/s; model FLOPs = 6 x parameters + causal attention (+{100 * attentionShare:0.0}%): {6.0 * config.ParameterCount * tokensPerSecond * (1 + attentionShare) / 1e9:0.0} GFLOP/s; medians of {windows} windows of {stepsPerWindow} steps (tokens/s {rates[0]:N0}-{rates[^1]:N0}, ratio {ratios[0]:0.000}-{ratios[^1]:0.000}); dense part alone {ratios[windows / 2] / (1 + attentionShare):0.000} of peak"));
+        context.Log.WriteLine(Invariant($"train tiny ({config.ParameterCount():N0} parameters): {tokensPerSecond:N0} tokens/s; model FLOPs = 6 x parameters + causal attention (+{100 * attentionShare:0.0}%): {6.0 * config.ParameterCount() * tokensPerSecond * (1 + attentionShare) / 1e9:0.0} GFLOP/s; medians of {windows} windows of {stepsPerWindow} steps (tokens/s {rates[0]:N0}-{rates[^1]:N0}, ratio {ratios[0]:0.000}-{ratios[^1]:0.000}); dense part alone {ratios[windows / 2] / (1 + attentionShare):0.000} of peak"));
         context.Ratio("train_vs_fma_peak", ratios[windows / 2]);
 
         // The kernel alone, on the largest product of a step: [B·T, d] x [d, hidden].
-        int m = 64 * 36, k = config.Dim, n = config.Hidden;
+        int m = 64 * 36, k = config.DModel, n = config.Ffn;
         var a = new float[m * k];
         var b = new float[n * k];
         var c = new float[m * n];
         int reps = context.Quick ? 200 : 1000;
-        Gemm.MatMulTransB(a, b, c, m, k, n);
+        TrainingGemm.MatMulTransB(a, b, c, m, k, n);
         var sw = Stopwatch.StartNew();
-        for (int r = 0; r < reps; r++) Gemm.MatMulTransB(a, b, c, m, k, n);
+        for (int r = 0; r < reps; r++) TrainingGemm.MatMulTransB(a, b, c, m, k, n);
         double gemmFlops = 2.0 * m * k * n * reps / sw.Elapsed.TotalSeconds;
         context.Log.WriteLine(Invariant($"gemm {m}x{k}x{n}: {gemmFlops / 1e9:0.0} GFLOP/s"));
         context.Ratio("train_gemm_vs_fma_peak", gemmFlops / peak);

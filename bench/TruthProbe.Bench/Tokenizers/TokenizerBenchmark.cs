@@ -33,7 +33,7 @@ public sealed class TokenizerBenchmark : IBenchmark
         }
         finally { Directory.Delete(dir, recursive: true); }
 
-        string? shared = TruthProbe.Common.RepoPaths.Shared();
+        string? shared = TruthProbe.Cli.RepoPaths.Shared();
         string model = shared == null ? "" : Path.Combine(shared, "models", "stories260K", "tok512.model");
         if (!File.Exists(model))
         {

@@ -1,4 +1,6 @@
+using TruthProbe.Reports;
 using TruthProbe.Lineage;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Cli;
 
@@ -51,7 +53,7 @@ public sealed class CompareVerb : IVerb
 
         var maps = paths.Select((p, i) => ScoreMap.Load(p, names?[i])).ToList();
         var report = CompareReport.Run(maps, reference, topK, sharedAcrossAll, chance);
-        report.Write(outDir, paths);
+        report.Write(outDir, paths, Plots.Writer);
         Console.Out.Write(report.FormatTable());
         Console.Out.WriteLine($"wrote {outDir}");
         return 0;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TruthProbe.Demo;
 using TruthProbe.Common;
 using TruthProbe.Lab;
 
@@ -34,7 +35,7 @@ public sealed class DemoVerb : IVerb
     {
         string outDir = args.Get("out", Path.Combine("out", "demo"));
         int seed = args.Int("seed", 1);
-        string cache = args.Get("cache") ?? DemoFamily.DefaultCacheRoot();
+        string cache = args.Get("cache") ?? DefaultCacheRoot();
         int? pretrain = args.Get("pretrain-steps") != null ? args.Int("pretrain-steps", 0) : null;
         int finetune = args.Int("finetune-steps", 150);
         int[]? curve = args.Get("curve-steps") != null ? args.Ints("curve-steps", []) : null;
@@ -53,4 +54,9 @@ public sealed class DemoVerb : IVerb
         Console.Out.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");
         return 0;
     }
+
+    /// <summary>&lt;repo&gt;/.cache/lab inside a checkout, else ~/.cache/truthprobe/lab.</summary>
+    private static string DefaultCacheRoot() =>
+        RepoPaths.RepoRoot() is { } root ? Path.Combine(root, ".cache", "lab")
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "truthprobe", "lab");
 }

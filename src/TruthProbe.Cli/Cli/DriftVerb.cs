@@ -1,3 +1,4 @@
+using TruthProbe.Reports;
 using TruthProbe.Lineage;
 
 namespace TruthProbe.Cli;
@@ -38,7 +39,7 @@ public sealed class DriftVerb : IVerb
         using var parent = WeightDrift.LoadWeights(parentPath);
         using var child = WeightDrift.LoadWeights(childPath);
         var result = WeightDrift.Compute(parent, child, align);
-        DriftReport.Write(result, outDir);
+        DriftReport.Write(result, outDir, Plots.Writer);
         Console.Out.Write(DriftReport.FormatTable(result));
         Console.Out.WriteLine($"wrote {outDir}");
         return 0;

@@ -29,7 +29,7 @@ public sealed class EvalChairVerb : IVerb
         string outDir = args.Required("out", "output folder");
         args.EnsureAllRead(0);
 
-        var scorer = ChairScorer.LoadDefault(gtPath);
+        var scorer = LoadScorer(gtPath);
         var captions = ChairScorer.ReadCaptions(captionsPath);
         var result = scorer.Score(captions);
         var inputs = new Dictionary<string, string>
@@ -51,5 +51,22 @@ public sealed class EvalChairVerb : IVerb
             Console.Error.WriteLine($"warning: {result.EmptyCaptions} empty caption(s) scored as captions without objects");
         Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.json")} and captions.jsonl");
         return 0;
+    }
+
+    /// <summary>Word maps and ground truth from <c>../shared/data/chair</c> beside the repository, unless --gt names the ground truth.</summary>
+    private static ChairScorer LoadScorer(string? groundTruthPath)
+    {
+        string? dir = RepoPaths.Shared() is { } shared ? Path.Combine(shared, "data", "chair") : null;
+        if (groundTruthPath == null)
+        {
+            groundTruthPath = dir != null ? Path.Combine(dir, ChairScorer.DefaultGroundTruth) : "";
+            if (!File.Exists(groundTruthPath))
+                throw new UserError($"default CHAIR ground truth ../shared/data/chair/{ChairScorer.DefaultGroundTruth} not found beside the repository; " +
+                    "give --gt FILE (JSON: {\"<coco image id>\": [objects...]})");
+        }
+        string wordMaps = dir != null ? Path.Combine(dir, ChairScorer.WordMapsFile) : "";
+        if (!File.Exists(wordMaps))
+            throw new UserError($"CHAIR word maps ../shared/data/chair/{ChairScorer.WordMapsFile} not found beside the repository; set TRUTHPROBE_SHARED to the shared folder");
+        return ChairScorer.Load(wordMaps, groundTruthPath);
     }
 }

@@ -6,7 +6,7 @@ using TruthProbe.Model;
 
 namespace TruthProbe.Cli;
 
-/// <summary><c>truthprobe eval halueval</c>: HaluEval-QA judged by the model, vanilla and gated side by side (DESIGN.md §6).</summary>
+/// <summary><c>truthprobe eval halueval</c>: HaluEval-QA judged by the model, vanilla and gated side by side (docs/design.md §6).</summary>
 public sealed class EvalHaluEvalVerb : IVerb
 {
     private const int MaxNewTokens = 7;

@@ -4,7 +4,7 @@ using TruthProbe.Gating;
 
 namespace TruthProbe.Cli;
 
-/// <summary><c>truthprobe gates</c>: the per-head gate table TruthProbe multiplies head outputs by (DESIGN.md §5).</summary>
+/// <summary><c>truthprobe gates</c>: the per-head gate table TruthProbe multiplies head outputs by (docs/design.md §5).</summary>
 public sealed class GatesVerb : IVerb
 {
     public string Name => "gates";

@@ -1,3 +1,4 @@
+using TruthProbe.Demo;
 using TruthProbe.Common;
 using TruthProbe.Lab;
 using TruthProbe.Probing;

@@ -1,7 +1,9 @@
 using System.Globalization;
+using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Probing;
+using TruthProbe.Training;
 
 namespace TruthProbe.Cli;
 
@@ -68,7 +70,7 @@ public sealed class ProbeVerb : IVerb
         }
         if (groups != null) items = ReadGroupsNpy(groups, set.Rows);
         var run = ProbeRun.Execute(set, options, items);
-        run.Write(outDir, new ProbeInputs(activations, labels));
+        run.Write(outDir, new ProbeInputs(activations, labels), Plots.Writer);
         Report(run, outDir);
         return 0;
     }

@@ -1,3 +1,4 @@
+using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Model;
 using TruthProbe.Probing;
@@ -58,7 +59,7 @@ public sealed class ScoreVerb : IVerb
 
         var run = ProbeRun.Execute(collection.Set, options, options.GroupFolds ? data.ItemIds(collection.Set.RowIds) : null);
         run.TimingsSeconds["collect"] = collection.Seconds;
-        run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe score"));
+        run.Write(outDir, new ProbeInputs(collection.Path, null, "truthprobe score"), Plots.Writer);
         Console.Out.WriteLine(collection.Reused
             ? $"reused {collection.Path} ({collection.Set.Rows} rows)"
             : $"collected {collection.RowsRun} row(s) into {collection.Path} in {collection.Seconds:0.0} s");

@@ -69,23 +69,6 @@ public sealed class ChairScorer
     public const string DefaultGroundTruth = "coco2014_gt_objects_subset_lemmatizer.json";
     public const string WordMapsFile = "chair_word_maps.json";
 
-    /// <summary>Word maps and ground truth from <c>../shared/data/chair</c>, or a UserError asking for the files.</summary>
-    public static ChairScorer LoadDefault(string? groundTruthPath)
-    {
-        string? dir = RepoPaths.Shared() is { } shared ? Path.Combine(shared, "data", "chair") : null;
-        if (groundTruthPath == null)
-        {
-            groundTruthPath = dir != null ? Path.Combine(dir, DefaultGroundTruth) : "";
-            if (!File.Exists(groundTruthPath))
-                throw new UserError($"default CHAIR ground truth ../shared/data/chair/{DefaultGroundTruth} not found beside the repository; " +
-                    "give --gt FILE (JSON: {\"<coco image id>\": [objects...]})");
-        }
-        string wordMaps = dir != null ? Path.Combine(dir, WordMapsFile) : "";
-        if (!File.Exists(wordMaps))
-            throw new UserError($"CHAIR word maps ../shared/data/chair/{WordMapsFile} not found beside the repository; set TRUTHPROBE_SHARED to the shared folder");
-        return Load(wordMaps, groundTruthPath);
-    }
-
     public static ChairScorer Load(string wordMapsPath, string groundTruthPath)
     {
         using var maps = ParseJsonFile(wordMapsPath);

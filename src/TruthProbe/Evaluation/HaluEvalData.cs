@@ -19,7 +19,7 @@ public sealed record HaluEvalItem(HaluEvalRow Row, int Seed, bool ShowsHallucina
 }
 
 /// <summary>
-/// HaluEval-QA evaluation items as the reference task <c>halueval_remain</c> builds them (DESIGN.md §6):
+/// HaluEval-QA evaluation items as the reference task <c>halueval_remain</c> builds them (docs/design.md §6):
 /// the rows not used for probing, each showing one answer chosen at random between the right and the
 /// hallucinated one.
 /// </summary>

@@ -4,7 +4,7 @@ namespace TruthProbe.Gating;
 
 /// <summary>
 /// Fixed gates are linear, so they fold into <c>o_proj</c>'s weights and the steered model becomes an
-/// ordinary checkpoint (DESIGN.md §5). <c>o_proj</c>'s weight is row-major [out = d_model][in = H * d_head]
+/// ordinary checkpoint (docs/design.md §5). <c>o_proj</c>'s weight is row-major [out = d_model][in = H * d_head]
 /// (y = W z + b):
 /// <list type="bullet">
 /// <item><c>head</c> scales head h's slice of z, columns h*d_head .. (h+1)*d_head-1 of W: W (g ⊙ z) + b. The bias is untouched.</item>

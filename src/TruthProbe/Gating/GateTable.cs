@@ -2,11 +2,11 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
 using TruthProbe.Formats;
-using TruthProbe.Lineage;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Gating;
 
-/// <summary>How Truth Scores become gates (DESIGN.md §5, the reference's <c>head_gating_truthful_head</c>).</summary>
+/// <summary>How Truth Scores become gates (docs/design.md §5, the reference's <c>head_gating_truthful_head</c>).</summary>
 public enum GateMode
 {
     /// <summary><c>1 + lambda (S_h - mean S)</c>: HaluEval and CHAIR. May be negative; never clamped.</summary>

@@ -1,4 +1,5 @@
 using TruthProbe.Common;
+using TruthProbe.Training;
 namespace TruthProbe.Lab;
 
 /// <summary>One training sequence: token ids (BOS first) and, per token, the weight of predicting it.</summary>

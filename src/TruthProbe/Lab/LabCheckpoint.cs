@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
+using TruthProbe.Model;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 
@@ -23,7 +25,7 @@ public static class LabCheckpoint
             .Select(t => SafetensorToWrite.FromSingles(t.Name, t.Shape.Select(d => (long)d).ToArray(), plain.Parameters.Values.AsSpan(t.Offset, t.Length).ToArray()))
             .ToList();
         SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), model.Config.ToHuggingFace().ToJsonString(Indented));
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), model.Config.ToHfConfigJson());
         tokenizer.Save(directory);
         // Written last: a folder with lab.json is complete.
         AtomicFile.WriteAllText(Path.Combine(directory, MetadataFile), labMetadata.ToJsonString(Indented));
@@ -35,7 +37,7 @@ public static class LabCheckpoint
         string configPath = Path.Combine(directory, "config.json"), weightsPath = Path.Combine(directory, "model.safetensors"), labPath = Path.Combine(directory, MetadataFile);
         foreach (var required in new[] { configPath, weightsPath, labPath })
             if (!File.Exists(required)) throw new UserError($"{required}: missing (a lab model folder has config.json, model.safetensors, tokenizer.json and lab.json)");
-        var config = LabModelConfig.FromHuggingFace(ParseJson(configPath), configPath);
+        var config = ModelConfig.FromHfConfig(configPath);
         var metadata = ParseJson(labPath) as JsonObject ?? throw new UserError($"{labPath}: expected a JSON object");
         var parameters = new ParameterSet();
         var model = new TrainableLlama(config); // lays out the expected tensors

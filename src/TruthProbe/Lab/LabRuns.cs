@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 
@@ -33,7 +34,7 @@ public static class LabRuns
         var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1));
         var model = new TrainableLlama(config);
         model.Initialize(o.Seed);
-        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount:N0} parameters, {steps} steps of batch {o.BatchSize}, seed {o.Seed}, world seed {o.WorldSeed}");
+        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {steps} steps of batch {o.BatchSize}, seed {o.Seed}, world seed {o.WorldSeed}");
 
         var evaluation = LabDatasets.Evaluation(world, EvaluationItems);
         var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log);

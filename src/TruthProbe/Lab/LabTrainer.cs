@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 

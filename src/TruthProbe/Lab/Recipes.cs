@@ -1,4 +1,5 @@
 using TruthProbe.Common;
+using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 
@@ -38,7 +39,7 @@ public abstract class Recipe(Corpus corpus)
 }
 
 /// <summary>
-/// The base model's diet (DESIGN.md §9): 80% reading drills (one context, a question about each of its facts;
+/// The base model's diet (docs/lab.md, "The synthetic world"): 80% reading drills (one context, a question about each of its facts;
 /// 70% of contexts counterfactual, so memory is no shortcut and the context must win; most distractors of
 /// the asked kind), 10% biographies
 /// (memorised facts), 10% closed-book questions about them. The number of context sentences grows from 1

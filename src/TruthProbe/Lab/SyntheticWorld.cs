@@ -114,7 +114,7 @@ public sealed class SyntheticWorld
 
     public static string ContextText(Episode e) => string.Join(" ", e.Context.Select(Sentence));
 
-    /// <summary>The probing prompt of DESIGN.md §3, which is also the pretraining format, so probes read the model on familiar text.</summary>
+    /// <summary>The probing prompt of docs/design.md §3, which is also the pretraining format, so probes read the model on familiar text.</summary>
     public static string Prompt(string context, string question, string answer) => $"Context:\n{context}\n\nQuestion: {question}\nAnswer: {answer}";
 
     /// <summary>The "chat" fine-tune's format: the same content in a user/assistant turn.</summary>

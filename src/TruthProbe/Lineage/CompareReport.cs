@@ -3,7 +3,8 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
-using TruthProbe.Reports;
+using TruthProbe.Probing;
+using static TruthProbe.Common.CsvFormat;
 
 namespace TruthProbe.Lineage;
 
@@ -90,7 +91,7 @@ public sealed class CompareReport
     }
 
     /// <summary>Writes every output file into <paramref name="outDir"/> and returns their names.</summary>
-    public IReadOnlyList<string> Write(string outDir, IReadOnlyList<string> inputPaths)
+    public IReadOnlyList<string> Write(string outDir, IReadOnlyList<string> inputPaths, IFigures figures)
     {
         Directory.CreateDirectory(outDir);
         var written = new List<string>();
@@ -111,14 +112,14 @@ public sealed class CompareReport
             ? " Maps marked (chance) score at chance level: their correlations are not evidence of inheritance."
             : "";
         string[] labels = names.Select((n, i) => Chance[i].AtChance ? $"{n} (chance)" : n).ToArray();
-        Plots.Heatmap(Path.Combine(outDir, "pearson_matrix.png"), Matrix(p => p.Pearson), "Pearson r between Truth-Score maps", "", "",
+        figures.Heatmap(Path.Combine(outDir, "pearson_matrix.png"), Matrix(p => p.Pearson), "Pearson r between Truth-Score maps", "", "",
             caption: $"{HeadsComparedText()}.{chanceNote}",
             rowLabels: labels, colLabels: labels, annotateCells: true, min: -1, max: 1);
         written.Add("pearson_matrix.png");
 
         int r = IndexOf(Reference);
         var others = Enumerable.Range(0, Maps.Count).Where(i => i != r).ToList();
-        Plots.Bars(Path.Combine(outDir, "pearson_vs_reference.png"), $"Pearson r with {Reference}", "", "Pearson r",
+        figures.Bars(Path.Combine(outDir, "pearson_vs_reference.png"), $"Pearson r with {Reference}", "", "Pearson r",
             others.Select(i => labels[i]).ToList(), others.Select(i => Pair(r, i).Pearson).ToList(),
             caption: $"Per-head Truth Scores correlated over the heads both maps score (negative values are shown as they are).{chanceNote}");
         written.Add("pearson_vs_reference.png");
@@ -231,9 +232,6 @@ public sealed class CompareReport
     }
 
     private static string Fixed(double v) => double.IsNaN(v) ? "nan" : v.ToString("0.0000", CultureInfo.InvariantCulture);
-
-    /// <summary>Round-trip precision, and "nan" as numpy and pandas write it.</summary>
-    internal static string Number(double v) => double.IsNaN(v) ? "nan" : v.ToString("R", CultureInfo.InvariantCulture);
 
     private static string Field(string s) =>
         s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;

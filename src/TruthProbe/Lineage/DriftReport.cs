@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using TruthProbe.Common;
-using TruthProbe.Reports;
 
 namespace TruthProbe.Lineage;
 
@@ -12,13 +11,13 @@ public static class DriftReport
     public const string CsvHeader = "layer,head,matrix,rel_frobenius,cosine";
 
     /// <summary>Writes every output into <paramref name="outDir"/> and returns their names.</summary>
-    public static IReadOnlyList<string> Write(DriftResult r, string outDir)
+    public static IReadOnlyList<string> Write(DriftResult r, string outDir, IFigures figures)
     {
         Directory.CreateDirectory(outDir);
         string[] outputs = ["drift.csv", "drift.png", "summary.json"];
         AtomicFile.WriteAllText(Path.Combine(outDir, "drift.csv"), Csv(r));
         double[] layers = Enumerable.Range(0, r.Layers).Select(l => (double)l).ToArray();
-        Plots.Lines(Path.Combine(outDir, "drift.png"), "Attention weight drift per layer", "layer", "||A - B||_F / ||A||_F",
+        figures.Lines(Path.Combine(outDir, "drift.png"), "Attention weight drift per layer", "layer", "||A - B||_F / ||A||_F",
             WeightDrift.Attention.Select(m => (m.ToUpperInvariant(), layers,
                 Enumerable.Range(0, r.Layers).Select(l => r.Whole(l, m)!.RelFrobenius).ToArray())).ToList(),
             caption: $"A = parent {r.Parent.Name}, B = child {r.Child.Name}; whole W_Q, W_K, W_V, W_O per layer. " +
@@ -32,7 +31,7 @@ public static class DriftReport
     {
         var sb = new StringBuilder(CsvHeader).Append('\n');
         foreach (var e in r.Entries)
-            sb.Append(CultureInfo.InvariantCulture, $"{e.Layer},{e.Head},{e.Matrix},{CompareReport.Number(e.RelFrobenius)},{CompareReport.Number(e.Cosine)}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"{e.Layer},{e.Head},{e.Matrix},{CsvFormat.Number(e.RelFrobenius)},{CsvFormat.Number(e.Cosine)}\n");
         return sb.ToString();
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Model;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Lineage;
 

@@ -1,4 +1,5 @@
 using TruthProbe.Common;
+using TruthProbe.Probing;
 
 namespace TruthProbe.Lineage;
 

@@ -7,7 +7,7 @@ namespace TruthProbe.Model;
 public enum HookKind { ResidPre, Q, K, V, Pattern, Z, AttnOut, ResidMid, MlpOut, ResidPost, Logits }
 
 /// <summary>
-/// The public names of the hook points (DESIGN.md §2, TransformerLens style). Shapes per forward call of T
+/// The public names of the hook points (docs/design.md §2, TransformerLens style). Shapes per forward call of T
 /// tokens at positions p0..p0+T-1 (T_total = p0 + T), before any position selection:
 /// <code>
 /// blocks.{l}.hook_resid_pre      [T, d_model]      residual stream entering layer l

@@ -2,15 +2,6 @@ using TruthProbe.Common;
 
 namespace TruthProbe.Model;
 
-/// <summary>Where a per-head gate multiplies (DESIGN.md §5).</summary>
-public enum GateSite
-{
-    /// <summary>Scale head h's slice of <c>hook_z</c> (o_proj's input columns h*d_head..): the method as the paper describes it.</summary>
-    Head,
-    /// <summary>Scale the h-th chunk (d_model / H wide) of o_proj's output, bias included: what the reference code does.</summary>
-    OProjOut,
-}
-
 /// <summary>
 /// Edits applied to the activations of every forward call they are given to (prefill and each decode
 /// step), at every position: per-layer, per-query-head gates at one of the two <see cref="GateSite"/>s, and

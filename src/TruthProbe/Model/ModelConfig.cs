@@ -68,7 +68,7 @@ public sealed record ModelConfig
         ["Qwen2ForCausalLM"] = "qwen2",
     };
 
-    /// <summary>Reads a Hugging Face <c>config.json</c>, with the traps of DESIGN.md §7 handled.</summary>
+    /// <summary>Reads a Hugging Face <c>config.json</c>, with the traps of docs/design.md §7 handled.</summary>
     public static ModelConfig FromHfConfig(string path)
     {
         if (!File.Exists(path)) throw new UserError($"{path}: file not found (a Hugging Face model folder needs config.json)");

@@ -6,7 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
-using TruthProbe.Reports;
+using static TruthProbe.Common.CsvFormat;
 
 namespace TruthProbe.Probing;
 
@@ -99,13 +99,13 @@ public sealed class ProbeRun
     }
 
     /// <summary>Writes every output file into <paramref name="outDir"/>; each appears whole or not at all.</summary>
-    public void Write(string outDir, ProbeInputs inputs)
+    public void Write(string outDir, ProbeInputs inputs, IFigures figures)
     {
         Directory.CreateDirectory(outDir);
         AtomicFile.WriteAllText(Path.Combine(outDir, "scores.csv"), ScoresCsv());
         Npy.WriteFloat64(Path.Combine(outDir, "scores.npy"), Scores.Accuracy, Set.Layers, Set.Heads);
         WriteWeights(Path.Combine(outDir, "probe_weights.safetensors"));
-        Plots.Heatmap(Path.Combine(outDir, "heatmap.png"), AccuracyGrid(),
+        figures.Heatmap(Path.Combine(outDir, "heatmap.png"), AccuracyGrid(),
             $"Truth Scores{ModelName()}",
             "head", "layer", Caption());
         AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputs));
@@ -124,8 +124,6 @@ public sealed class ProbeRun
         }
         return sb.ToString();
     }
-
-    private static string Number(double v) => double.IsNaN(v) ? "NaN" : v.ToString("R", CultureInfo.InvariantCulture);
 
     private void WriteWeights(string path)
     {

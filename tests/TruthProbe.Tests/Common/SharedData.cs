@@ -1,3 +1,4 @@
+using TruthProbe.Cli;
 using TruthProbe.Common;
 
 namespace TruthProbe.Tests.Common;

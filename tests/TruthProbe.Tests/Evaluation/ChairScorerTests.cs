@@ -221,8 +221,8 @@ public class ChairScorerTests
     [SkippableFact]
     public void GroundTruthBuilds_DifferAsTheDataReadmeStates()
     {
-        // ../shared/data/chair/README.md: scored against coco2014_gt_objects_subset.json (pattern-singularised
-        // build) instead of the lemmatizer build, CHAIR_S comes out 0.2-0.4 points high.
+        // docs/evaluation.md: scored against coco2014_gt_objects_subset.json (pattern-singularised build)
+        // instead of the lemmatizer build behind the published numbers, CHAIR_S comes out 0.2-0.4 points high.
         string dir = SharedData.Path("data", "chair");
         var lemma = ChairScorer.Load(Path.Combine(dir, ChairScorer.WordMapsFile), Path.Combine(dir, ChairScorer.DefaultGroundTruth));
         var other = ChairScorer.Load(Path.Combine(dir, ChairScorer.WordMapsFile), Path.Combine(dir, "coco2014_gt_objects_subset.json"));

@@ -194,7 +194,7 @@ public class PopeScorerTests
     {
         var qs = PopeScorer.ReadQuestions(SharedData.Path("data", "pope", dir, file));
         Assert.Equal(3000, qs.Count);
-        Assert.Equal(1500, qs.Count(q => q.GoldYes)); // ../shared/data/pope/README.md: 1500 yes / 1500 no per split
+        Assert.Equal(1500, qs.Count(q => q.GoldYes)); // POPE's published question files: 1500 yes / 1500 no per split (docs/design.md §8)
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public class ConvertCliTests
         Assert.Contains("with its sentencepiece-bpe tokenizer", convert.Stdout);
         var generate = CliRunner.Run("generate", gguf, "--max-new-tokens", "40", "--ids");
         Assert.Equal(0, generate.ExitCode);
-        // The ids published in ../shared/models/stories260K/README.md, and their text decoded from the GGUF's vocabulary.
+        // stories260K's published ids (docs/design.md §8), and their text decoded from the GGUF's vocabulary.
         Assert.Contains("new ids:    403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385 328 432 358 394 261 370 432 352", generate.Stdout);
         Assert.Contains("Once upon a time, there was a little girl named Lily.", generate.Stdout);
         var inspect = CliRunner.Run("inspect", gguf);

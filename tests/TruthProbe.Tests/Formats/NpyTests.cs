@@ -12,7 +12,7 @@ public class NpyTests
         var map = Npy.Read(SharedData.Path("truth_scores", "vicuna_halueval_292.npy"));
         Assert.Equal([32, 32], map.Shape);
         Assert.Equal("<f8", map.DType);
-        // ../shared/truth_scores/README.md: mean 0.83452, top head (13, 5) = 0.99316.
+        // numpy on the paper's file (docs/design.md §8): mean 0.83452, top head (13, 5) = 0.99316.
         Assert.Equal(0.83452, map.Data.Average(), 5);
         int argmax = Array.IndexOf(map.Data, map.Data.Max());
         Assert.Equal((13, 5), (argmax / 32, argmax % 32));

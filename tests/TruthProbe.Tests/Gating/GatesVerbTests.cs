@@ -9,7 +9,7 @@ public class GatesVerbTests
     [SkippableFact]
     public void VicunaContrast45_MatchesThePublishedGateRange()
     {
-        // ../shared/truth_scores/README.md: min -0.4727, max 2.0750, 17 of 1024 negative (not clamped).
+        // numpy on the paper's vicuna map (docs/design.md §8): min -0.4727, max 2.0750, 17 of 1024 negative (not clamped).
         using var tmp = new TempDir();
         string scores = SharedData.Path("truth_scores", "vicuna_halueval_292.npy");
         var r = CliRunner.Run("gates", "--scores", scores, "--mode", "contrast", "--lambda", "4.5", "--out", tmp.File("gates.npy"));

@@ -3,6 +3,7 @@ using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Lab;
 using TruthProbe.Tests.Common;
+using TruthProbe.Training;
 
 namespace TruthProbe.Tests.Lab;
 
@@ -11,7 +12,7 @@ public class LabCheckpointTests
     private static (TrainableLlama Model, WordTokenizer Tokenizer) Model(bool tied, int seed)
     {
         var tokenizer = WordTokenizer.ForWorld();
-        var config = new LabModelConfig(tokenizer.VocabSize, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 4, Hidden: 24, MaxPositions: 64,
+        var config = LabModelConfig.Create(tokenizer.VocabSize, Dim: 16, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 4, Hidden: 24, MaxPositions: 64,
             TieEmbeddings: tied, BosId: WordTokenizer.BosId, EosId: WordTokenizer.EosId);
         var model = new TrainableLlama(config);
         model.Initialize(seed);

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using TruthProbe.Lab;
 using TruthProbe.Tests.Common;
+using TruthProbe.Training;
 
 namespace TruthProbe.Tests.Lab;
 

@@ -30,7 +30,7 @@ public class CompareVerbTests
             Paper("qwen2.5_vl_omni_rlhfv_2726.npy"),
             "--names", "vicuna,llava1.5,llava_next,llama2,qwen2.5,qwen_vl,qwen_omni", "--out", tmp.Path);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        // ../shared/truth_scores/README.md (numpy on the paper's files); Fig. 1(d) rounds the first two to 0.62, 0.64.
+        // numpy on the paper's files (docs/design.md §8); Fig. 1(d) rounds the first two to 0.62, 0.64.
         Assert.Equal(0.6208, Num(PairRow(tmp.Path, "vicuna", "llava1.5")["pearson"]), 4);
         Assert.Equal(0.6387, Num(PairRow(tmp.Path, "vicuna", "llava_next")["pearson"]), 4);
         Assert.Equal(0.8529, Num(PairRow(tmp.Path, "vicuna", "llama2")["pearson"]), 4);

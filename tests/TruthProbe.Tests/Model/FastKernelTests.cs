@@ -1,4 +1,5 @@
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Tests.Model;
 
@@ -38,9 +39,9 @@ public unsafe class FastKernelTests
     private static float[] RunGemm(SimdPath path, WeightMatrix w, float[] x, int m)
     {
         var y = new float[m * w.Rows];
-        Gemm.Forced = path;
-        try { Gemm.Multiply(w, x, y, m); }
-        finally { Gemm.Forced = SimdPath.Auto; }
+        SimdWidth.Forced = path;
+        try { WeightGemm.Multiply(w, x, y, m); }
+        finally { SimdWidth.Forced = SimdPath.Auto; }
         return y;
     }
 

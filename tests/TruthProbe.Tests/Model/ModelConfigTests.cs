@@ -3,7 +3,7 @@ using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Model;
 
-/// <summary>config.json files as the real checkpoints ship them (DESIGN.md §7 traps).</summary>
+/// <summary>config.json files as the real checkpoints ship them (docs/design.md §7 traps).</summary>
 public class ModelConfigTests
 {
     private static ModelConfig Parse(string json)

@@ -3,7 +3,7 @@ using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Model;
 
-/// <summary>The three real llama2.c models in ../shared against the ids published in their READMEs.</summary>
+/// <summary>The three real llama2.c models (stories260K, BabyLlama tok105 and tok361) against their published greedy ids (docs/design.md §8).</summary>
 public class RealModelTests
 {
     private static int[] Ids(string s) => s.Split(' ').Select(int.Parse).ToArray();

@@ -1,3 +1,4 @@
+using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Probing;
 using TruthProbe.Tests.Common;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;

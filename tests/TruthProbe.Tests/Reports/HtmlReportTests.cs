@@ -14,7 +14,7 @@ public class HtmlReportTests
             "name,base,chat,unrelated\nbase,1,0.98123,0.0412\nchat,0.98123,1,nan\nunrelated,0.0412,nan,1\n");
         File.WriteAllText(Path.Combine(dir, "summary.json"),
             """{"seed": 7, "correlation": {"within": 0.98123, "cross": 0.0412}, "models": [{"name": "chat", "drift": 0.0321}], "missing": null}""");
-        Plots.Heatmap(Path.Combine(dir, "heat.png"), new double[,] { { 0.5, 0.9 }, { 0.6, 0.7 } }, "scores", "head", "layer");
+        Plots.Writer.Heatmap(Path.Combine(dir, "heat.png"), new double[,] { { 0.5, 0.9 }, { 0.6, 0.7 } }, "scores", "head", "layer");
     }
 
     private static HtmlReport Build(string dir)

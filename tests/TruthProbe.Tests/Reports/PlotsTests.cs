@@ -103,9 +103,9 @@ public class PlotsTests
     public void PublicCalls_WritePngFiles()
     {
         using var tmp = new TempDir();
-        Plots.Heatmap(tmp.File("map.png"), new double[,] { { 0.5, 0.6 }, { 0.7, 0.8 } }, "map", "head", "layer", caption: "c");
-        Plots.Bars(tmp.File("bars.png"), "bars", "model", "r", ["a", "b", "c"], [0.6, -0.2, double.NaN]);
-        Plots.Lines(tmp.File("lines.png"), "lines", "layer", "drift", TwoSeries);
+        Plots.Writer.Heatmap(tmp.File("map.png"), new double[,] { { 0.5, 0.6 }, { 0.7, 0.8 } }, "map", "head", "layer", caption: "c");
+        Plots.Writer.Bars(tmp.File("bars.png"), "bars", "model", "r", ["a", "b", "c"], [0.6, -0.2, double.NaN]);
+        Plots.Writer.Lines(tmp.File("lines.png"), "lines", "layer", "drift", TwoSeries);
         byte[] pngMagic = [0x89, (byte)'P', (byte)'N', (byte)'G'];
         foreach (string name in new[] { "map.png", "bars.png", "lines.png" })
             Assert.Equal(pngMagic, File.ReadAllBytes(tmp.File(name))[..4]);

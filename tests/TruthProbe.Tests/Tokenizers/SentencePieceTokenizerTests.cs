@@ -10,7 +10,7 @@ namespace TruthProbe.Tests.Tokenizers;
 /// </summary>
 public class SentencePieceTokenizerTests
 {
-    // Published greedy output of stories260K from BOS (../shared/models/stories260K/README.md).
+    // Published greedy output of stories260K from BOS (docs/design.md §8).
     private static readonly int[] Stories260KPublishedIds =
         [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337,
          410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352];

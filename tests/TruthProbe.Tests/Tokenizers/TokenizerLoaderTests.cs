@@ -6,7 +6,7 @@ namespace TruthProbe.Tests.Tokenizers;
 /// <summary>Loaders for the BabyLlama vocabularies, folder discovery, and rebuilding tokenizers from their vocabulary (GGUF path).</summary>
 public class TokenizerLoaderTests
 {
-    // Published greedy outputs (../shared/models/babyllama-128d-tok105/README.md and ../babyllama-128d-tok361/README.md).
+    // Published greedy outputs of BabyLlama tok105 and tok361 from BOS (docs/design.md §8).
     private static readonly int[] Tok105PublishedIds =
         [3, 34, 9, 22, 4, 3, 18, 20, 7, 9, 3, 5, 3, 6, 10, 16, 4, 25, 3, 6, 8, 4, 13, 4, 3, 17, 5, 12, 3, 5, 3, 14, 10, 6, 6, 14, 4, 3, 21, 10];
     private static readonly int[] Tok361PublishedIds =

@@ -1,3 +1,4 @@
+using TruthProbe.Numerics;
 namespace TruthProbe.Model;
 
 /// <summary>

@@ -1,0 +1,125 @@
+using System.Globalization;
+using TruthProbe.Reports;
+using static TruthProbe.Reports.HtmlReport;
+
+using TruthProbe.Lab;
+
+namespace TruthProbe.Demo;
+
+/// <summary>
+/// report.html of the demo: every section reads its numbers from the run's output files (see
+/// <see cref="HtmlReport"/>), and each says in one sentence what its numbers mean. Findings are stated as
+/// they came out: a check that failed is shown as failed, gating that did not help is said not to help,
+/// and chance-level maps are flagged as such.
+/// </summary>
+public static class DemoReport
+{
+    public static readonly string[] SectionIds = ["summary", "family", "maps", "controls", "correlation", "drift", "lineage", "curve", "gating", "meaning"];
+
+    public static HtmlReport Build(DemoRun run)
+    {
+        var report = new HtmlReport(run.OutDir, "truthprobe demo: the truth stays in the family");
+        var names = run.Family.Members.Select(m => m.Name).ToList();
+        var controls = Lines(run.OutDir, "controls.csv");
+        var atChance = controls.Where(c => c[8] != "yes").Select(c => c[0]).ToList();
+
+        var summary = report.Add("summary", "Summary and checks")
+            .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated model: seed {{summary.json#unrelated_seed}}; " +
+                  "probe folds seed {{summary.json#probe_seed}}, shuffled-label control seed {{summary.json#control_seed}}, lambda split seed {{summary.json#lambda_split_seed}}). " +
+                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.");
+        foreach (var c in run.Checks)
+            summary.Verdict(c.Outcome switch { DemoCheck.Result.Pass => Outcome.Pass, DemoCheck.Result.Fail => Outcome.Fail, _ => Outcome.Caution },
+                $"{c.Name}: {CheckText(c, run)}", c.Label);
+        if (atChance.Count > 0)
+            summary.Verdict(Outcome.Caution, $"At chance level: {string.Join(", ", atChance)}. The correlations of these maps are noise and are not evidence of inheritance.");
+
+        report.Add("family", "The family")
+            .Text("Each model as trained; reading accuracy is the share of held-out episodes (x100) whose answer word the model writes greedily, counterfactual = contexts that contradict the memorised facts.")
+            .Table("family.csv", "Models, their parents, recipes, steps and seeds");
+
+        var maps = report.Add("maps", "Truth-Score heat maps")
+            .Text("Per attention head: the mean validation accuracy over folds of a logistic probe on the head's output (hook_z) at the answer's last token, telling gold from hallucinated answers.")
+            .Text($"Probing rows: {DemoRun.ProbingFile}, the lab's probing set with one row per episode (gold for even episodes, hallucinated for odd ones). " +
+                  "With both rows of an episode, shuffled folds put one in training and its partner, same context and opposite label, in validation; heads that encode the context then score below chance.");
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+            maps.Figure($"scores/{name}/heatmap.png", $"{name}: mean Truth Score {{{{controls.csv#{name}/mean_truth_score}}}}" +
+                                                       (atChance.Contains(name) ? " (AT CHANCE LEVEL: not evidence)" : ""));
+
+        var controlSection = report.Add("controls", "Control baselines")
+            .Text("Selectivity = Truth Score minus the same probe's accuracy with labels shuffled across rows; the surface baseline reads the label off the answer's wording alone (length and words). " +
+                  "A map is evidence of truthful heads only where it beats both and the binomial chance test.")
+            .Table("controls.csv", "Truth Scores against the shuffled-label control and the surface baseline");
+        foreach (var c in controls.Where(c => c[6] == "0"))
+            controlSection.Verdict(Outcome.Caution, $"{c[0]}: no head beats the surface baseline ({{{{controls.csv#{c[0]}/surface_baseline}}}}); its map may encode the answers' wording rather than their truth.");
+
+        report.Add("correlation", "Correlation of the maps")
+            .Figure("compare/pearson_matrix.png", "Pearson r between every pair of Truth-Score maps")
+            .Table("compare/pearson.csv", "Pearson r (1 = identical ranking and spacing of heads, 0 = unrelated)");
+
+        var drift = report.Add("drift", "Weight drift")
+            .Figure("drift_layers.png", "Mean attention weight drift from the base per layer")
+            .Table("drift_layers.csv", "Per-layer mean of ||A - B||_F / ||A||_F over W_Q, W_K, W_V, W_O (A = base)");
+        foreach (var name in names.Skip(1))
+            drift.Figure($"drift/{name}/drift.png", $"{name}: drift of each attention matrix per layer");
+
+        report.Add("lineage", "Parent detection")
+            .Text("For each model, lineage ranks every other model of the demo by attention weight drift; the closest one below 0.5 is named parent, none if no model is that close.")
+            .Table("lineage.csv", "Found parent against the true parent");
+
+        report.Add("curve", "Inheritance against fine-tuning steps")
+            .Text("The counterfactual descendant's checkpoints: how much of the base's map survives (Pearson r) as the weights move away (drift).")
+            .Figure("curve/curve.png", "Pearson r with the base map and attention drift at each checkpoint")
+            .Table("curve/curve.csv", "Inheritance curve");
+
+        var gating = report.Add("gating", "Base-model gates on every model")
+            .Text("Gates from the BASE model's Truth Scores (contrast mode: 1 + lambda (S - layer mean)) applied to each model, lambda chosen per model by F1 on a seeded 20% of the lab's HaluEval-layout rows; " +
+                  "metrics (x100, mean over the evaluation seeds) on the other 80%. The model judges an answer hallucinated when the word it would write differs from the answer's last word.")
+            .Table("eval.csv", "Vanilla against gated");
+        var eval = Lines(run.OutDir, "eval.csv");
+        for (int i = 0; i + 1 < eval.Count; i += 2)
+        {
+            string model = eval[i][0];
+            double vanilla = Number(eval[i][4]), gated = Number(eval[i + 1][4]), p = Number(eval[i + 1][10]);
+            string cite(int row, string col) => $"{{{{eval.csv#{row}/{col}}}}}";
+            string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar p {cite(i + 1, "mcnemar_p")}";
+            if (gated > vanilla && p < 0.05) gating.Verdict(Outcome.Pass, $"{model}: base gates help ({numbers}).");
+            else if (gated < vanilla && p < 0.05) gating.Verdict(Outcome.Fail, $"{model}: base gates hurt ({numbers}).");
+            else gating.Verdict(Outcome.Caution, $"{model}: base gates do not change accuracy significantly ({numbers}).");
+        }
+
+        report.Add("meaning", "What each number means").Definitions(
+        [
+            ("Truth Score", $"mean over {run.Plan.ProbeFolds} folds of a head's probe validation accuracy; 0.5 is chance on this balanced probing set."),
+            ("mean_selectivity", "Truth Score minus the shuffled-label control's accuracy, averaged over heads: how much of a score comes from the labels rather than probe capacity."),
+            ("surface_baseline", "accuracy of a probe on the answer text alone; near 0.5 here because gold and hallucinated lab answers share their form."),
+            ("heads_above_surface", "heads whose Truth Score exceeds the surface baseline's accuracy."),
+            ("differs_from_chance", "whether at least one head beats the majority share in a one-sided binomial test, Bonferroni-corrected over heads."),
+            ("Pearson r", "correlation of two maps over all heads; inheritance predicts high r within the family and low r across families."),
+            ("attention_drift", "||A - B||_F / ||A||_F of W_Q, W_K, W_V, W_O, averaged over matrices and layers; 0 = the same weights, about 1.41 = independent ones."),
+            ("found_parent", "the model lineage names as the candidate's parent by weight drift (related below 0.5)."),
+            ("accuracy, f1, precision, recall", "HaluEval metrics x100 with hallucinated as the positive class, mean over evaluation seeds."),
+            ("reading_accuracy", "share of evaluation rows (x100) whose right answer word the model writes itself; counterfactual_ = on contexts contradicting memorised facts."),
+            ("mcnemar_p", "exact McNemar test of vanilla against gated verdicts on the same items: below 0.05, the change is unlikely to be noise."),
+        ]);
+        return report;
+    }
+
+    /// <summary>The check's evidence with every number cited from its file.</summary>
+    private static string CheckText(DemoCheck c, DemoRun run) => c.Name switch
+    {
+        "within_family_above_cross_family" =>
+            "mean Pearson r of the base map with its descendants {{summary.json#within_family_mean_pearson}} against {{summary.json#cross_family_pearson}} with the unrelated model" +
+            (c.Outcome == DemoCheck.Result.Inconclusive ? "; some maps are at chance level, so these correlations are not evidence of inheritance either way." : "."),
+        "lineage_finds_parents" => string.Join("; ", Lines(run.OutDir, "lineage.csv").Select(l =>
+            $"{l[0]}: found {l[2]} (true parent {l[1]})" + (l[2] == "none" ? "" : $" at drift {{{{lineage.csv#{l[0]}/found_drift}}}}"))) + ".",
+        "drift_grows_with_fine_tuning" => "mean attention drift from the base at " + string.Join(", ", Lines(run.OutDir, Path.Combine("curve", LabCurve.CsvFile)).Select(l =>
+            $"step {l[0]}: {{{{curve/curve.csv#{l[0]}/attention_drift}}}}")) + ".",
+        _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
+    };
+
+    private static List<string[]> Lines(string dir, string file) =>
+        File.ReadAllLines(Path.Combine(dir, file)).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',')).ToList();
+
+    private static double Number(string s) =>
+        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
+}

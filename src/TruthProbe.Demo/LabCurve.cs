@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using TruthProbe.Common;
+using TruthProbe.Lineage;
+using TruthProbe.Probing;
+using TruthProbe.Reports;
+
+using TruthProbe.Lab;
+using static TruthProbe.Common.CsvFormat;
+
+namespace TruthProbe.Demo;
+
+/// <summary>One point of the inheritance curve: a checkpoint's Truth-Score map against the base's, and its weight drift.</summary>
+public sealed record CurvePoint(int Step, string Checkpoint, double PearsonWithBase, double AttentionDrift, double MeanTruthScore, bool DiffersFromChance);
+
+/// <summary>
+/// How fast inheritance decays with fine-tuning distance (<c>lab curve</c>): fine-tune the base with
+/// checkpoints at the asked steps, score each checkpoint on the base's probing set, and measure the Pearson
+/// r of its map with the base's and its mean attention weight drift from the base.
+/// </summary>
+public static class LabCurve
+{
+    public const string CsvFile = "curve.csv", PlotFile = "curve.png", ManifestFile = "curve.json";
+
+    /// <summary>Sorted distinct steps, each at least 0, at least one above 0.</summary>
+    public static int[] ParseSteps(IReadOnlyList<int> steps)
+    {
+        if (steps.Any(s => s < 0)) throw new UserError($"--steps must be non-negative, got {string.Join(",", steps)}");
+        var sorted = steps.Distinct().Order().ToArray();
+        if (sorted.Length == 0 || sorted[^1] == 0) throw new UserError("--steps needs at least one step above 0, e.g. 0,50,100,200");
+        return sorted;
+    }
+
+    /// <summary>
+    /// Fine-tunes <paramref name="baseDir"/> for the largest step, with checkpoints every gcd of the steps, into
+    /// <paramref name="fineTuneDir"/>; returns the checkpoint folder of each step (step 0 is the base itself).
+    /// </summary>
+    public static IReadOnlyList<(int Step, string Dir)> FineTune(string baseDir, string recipe, int[] steps, string fineTuneDir, int seed, int loraRank, TextWriter log)
+    {
+        steps = ParseSteps(steps);
+        int last = steps[^1];
+        int every = steps.Where(s => s > 0).Aggregate(Gcd);
+        LabRuns.FineTune(new LabRuns.FineTuneOptions(baseDir, fineTuneDir, recipe, last, loraRank, seed, CheckpointEvery: every < last ? every : 0), log);
+        return steps.Select(s => (s, CheckpointDir(baseDir, fineTuneDir, s, last))).ToList();
+    }
+
+    public static string CheckpointDir(string baseDir, string fineTuneDir, int step, int lastStep) =>
+        step == 0 ? baseDir : step == lastStep ? fineTuneDir : Path.Combine(fineTuneDir, $"step-{step:D5}");
+
+    /// <summary>Scores every checkpoint (into outDir/scores/step-NNNNN), compares it with the base's map and weights, and writes the CSV, plot and manifest.</summary>
+    public static IReadOnlyList<CurvePoint> Measure(string baseDir, double[] baseScores, IReadOnlyList<(int Step, string Dir)> checkpoints,
+        string probingPath, string outDir, ProbeOptions probe, string recipe, int seed, Progress? progress = null)
+    {
+        Directory.CreateDirectory(outDir);
+        var points = new List<CurvePoint>();
+        using var parent = WeightDrift.LoadWeights(baseDir);
+        foreach (var (step, dir) in checkpoints)
+        {
+            var run = LabScoring.Score(dir, probingPath, Path.Combine(outDir, "scores", $"step-{step:D5}"), probe);
+            double r = Correlation.Pearson(baseScores, run.Scores.Accuracy);
+            double drift;
+            using (var child = WeightDrift.LoadWeights(dir))
+                drift = WeightDrift.Compute(parent, child, attentionOnly: true).ModelMean(WeightDrift.Attention);
+            points.Add(new CurvePoint(step, dir, r, drift, run.Scores.Accuracy.Average(), run.Chance.DiffersFromChance));
+            progress?.Advance();
+        }
+        Write(points, outDir, baseDir, recipe, seed, probe);
+        return points;
+    }
+
+    private static void Write(IReadOnlyList<CurvePoint> points, string outDir, string baseDir, string recipe, int seed, ProbeOptions probe)
+    {
+        var sb = new StringBuilder("step,pearson_with_base,attention_drift,mean_truth_score,differs_from_chance\n");
+        foreach (var p in points)
+            sb.Append(CultureInfo.InvariantCulture, $"{p.Step},{Number(p.PearsonWithBase)},{Number(p.AttentionDrift)},{Number(p.MeanTruthScore)},{(p.DiffersFromChance ? "yes" : "no")}\n");
+        AtomicFile.WriteAllText(Path.Combine(outDir, CsvFile), sb.ToString());
+
+        double[] x = points.Select(p => (double)p.Step).ToArray();
+        bool anyChance = points.Any(p => !p.DiffersFromChance);
+        Plots.Writer.Lines(Path.Combine(outDir, PlotFile), $"Inheritance against fine-tuning steps ({recipe})", "fine-tuning steps", "value",
+            [("Pearson r with the base map", x, points.Select(p => p.PearsonWithBase).ToArray()),
+             ("mean attention drift ||A-B||/||A||", x, points.Select(p => p.AttentionDrift).ToArray())],
+            caption: "Each checkpoint scored on the base's probing set; r over all heads; drift = mean over layers and W_Q, W_K, W_V, W_O." +
+                     (anyChance ? " Some maps are at chance level (see curve.csv): their r is noise, not inheritance." : ""));
+
+        var manifest = new JsonObject
+        {
+            ["tool"] = "truthprobe lab curve",
+            ["base"] = Path.GetFullPath(baseDir),
+            ["recipe"] = recipe,
+            ["fine_tune_seed"] = seed,
+            ["probe_seed"] = probe.Seed,
+            ["probe_folds"] = probe.Folds,
+            ["pearson"] = "Pearson r of the checkpoint's Truth-Score map with the base's, over all heads",
+            ["drift"] = WeightDrift.Normalisation,
+            ["steps"] = new JsonArray(points.Select(p => (JsonNode?)p.Step).ToArray()),
+            ["outputs"] = new JsonArray(CsvFile, PlotFile, "scores/step-NNNNN/"),
+        };
+        AtomicFile.WriteAllText(Path.Combine(outDir, ManifestFile), manifest.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
+
+}

@@ -1,0 +1,312 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TruthProbe.Model;
+
+/// <summary>
+/// The numeric kernels of the forward pass, span in / span out, each replaceable on its own. Matrices of
+/// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
+/// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the cores with <see cref="TruthProbe.Numerics.WorkerPool"/>, which allocates
+/// nothing per call; only the attention path that writes <c>hook_pattern</c> still forks with Parallel.For.
+/// </summary>
+public static unsafe class Kernels
+{
+    /// <summary>Below this many multiply-adds a matmul runs on the calling thread: a fork costs more.</summary>
+    private const long ParallelThreshold = 1 << 18;
+
+    [ThreadStatic] private static float[]? _rowScratch;
+
+    private static float[] RowScratch(int length)
+    {
+        var s = _rowScratch;
+        if (s == null || s.Length < length) _rowScratch = s = new float[Math.Max(length, 1024)];
+        return s;
+    }
+
+    /// <summary>Row r of W widened to float32.</summary>
+    public static void WidenRow(WeightMatrix w, int r, Span<float> destination)
+    {
+        if ((uint)r >= (uint)w.Rows) throw new ArgumentOutOfRangeException(nameof(r));
+        if (destination.Length < w.Cols) throw new ArgumentException("destination shorter than a row");
+        Widen(w.DType, w.Row(r), destination[..w.Cols]);
+    }
+
+    /// <summary>Byte offset of value k within a row (k a multiple of the Q8_0 block for Q8_0).</summary>
+    internal static long SegmentOffset(WeightDType dtype, int k) => dtype == WeightDType.Q8_0 ? k / WeightMatrix.Q8_0Block * 34L : WeightMatrix.RowBytesFor(dtype, k);
+
+    internal static void Widen(WeightDType dtype, byte* source, Span<float> destination)
+    {
+        int n = destination.Length;
+        switch (dtype)
+        {
+            case WeightDType.F32: new ReadOnlySpan<float>(source, n).CopyTo(destination); break;
+            case WeightDType.F16: TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, n), destination); break;
+            case WeightDType.BF16: WidenBFloat16((ushort*)source, destination); break;
+            case WeightDType.Q8_0: WidenQ8_0(source, destination); break;
+            default: throw new NotSupportedException(dtype.ToString());
+        }
+    }
+
+    /// <summary>bf16 is the upper half of an fp32: widening is a zero-extend and a 16-bit shift.</summary>
+    public static void WidenBFloat16(ushort* source, Span<float> destination)
+    {
+        int n = destination.Length, i = 0;
+        fixed (float* d = destination)
+        {
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + 32 <= n; i += 32)
+                {
+                    var (lo, hi) = Vector512.Widen(Vector512.Load(source + i));
+                    Vector512.ShiftLeft(lo, 16).AsSingle().Store(d + i);
+                    Vector512.ShiftLeft(hi, 16).AsSingle().Store(d + i + 16);
+                }
+            else if (Vector256.IsHardwareAccelerated)
+                for (; i + 16 <= n; i += 16)
+                {
+                    var (lo, hi) = Vector256.Widen(Vector256.Load(source + i));
+                    Vector256.ShiftLeft(lo, 16).AsSingle().Store(d + i);
+                    Vector256.ShiftLeft(hi, 16).AsSingle().Store(d + i + 8);
+                }
+            for (; i < n; i++) d[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+        }
+    }
+
+    /// <summary>
+    /// y[t] = W x[t] for t in [0, tokens): x is [tokens, W.Cols], y is [tokens, W.Rows], both row-major.
+    /// One token (decode) streams W once (<see cref="MatVec"/>); several run the packed, register-tiled <see cref="Gemm"/>.
+    /// </summary>
+    public static void MatMul(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        int rows = w.Rows, cols = w.Cols;
+        if (x.Length < (long)tokens * cols || y.Length < (long)tokens * rows)
+            throw new ArgumentException($"matmul [{rows}, {cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
+        if (tokens == 1) MatVec.Multiply(w, x, y);
+        else WeightGemm.Multiply(w, x, y, tokens);
+    }
+
+    /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly.</summary>
+    internal static float DotRow(byte* row, WeightDType dtype, float* x, int n)
+    {
+        switch (dtype)
+        {
+            case WeightDType.F32:
+                return TensorPrimitives.Dot(new ReadOnlySpan<float>(row, n), new ReadOnlySpan<float>(x, n));
+            case WeightDType.BF16:
+                return DotBFloat16((ushort*)row, x, n);
+            case WeightDType.Q8_0:
+                return DotQ8_0(row, x, n);
+            default:
+                float[] scratch = RowScratch(n);
+                Widen(dtype, row, scratch.AsSpan(0, n));
+                return TensorPrimitives.Dot(scratch.AsSpan(0, n), new ReadOnlySpan<float>(x, n));
+        }
+    }
+
+    private static float DotBFloat16(ushort* w, float* x, int n)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = default, a1 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.Load(w + i));
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), Vector512.Load(x + i + 16), a1);
+            }
+            sum = Vector512.Sum(a0 + a1);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = default, a1 = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Load(w + i));
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(lo, 16).AsSingle(), Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(hi, 16).AsSingle(), Vector256.Load(x + i + 8), a1);
+            }
+            sum = Vector256.Sum(a0 + a1);
+        }
+        for (; i < n; i++) sum += BitConverter.Int32BitsToSingle(w[i] << 16) * x[i];
+        return sum;
+    }
+
+    /// <summary>Q8_0 blocks (fp16 scale, 32 int8) to float32: value = scale * q.</summary>
+    public static void WidenQ8_0(byte* source, Span<float> destination)
+    {
+        const int B = WeightMatrix.Q8_0Block;
+        fixed (float* d = destination)
+            for (int b = 0; b < destination.Length / B; b++)
+            {
+                byte* block = source + b * 34;
+                float scale = (float)*(Half*)block;
+                sbyte* q = (sbyte*)(block + 2);
+                float* o = d + b * B;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var (q0, q1, q2, q3) = Q8Block(q);
+                    (q0 * scale).Store(o); (q1 * scale).Store(o + 8); (q2 * scale).Store(o + 16); (q3 * scale).Store(o + 24);
+                }
+                else
+                    for (int i = 0; i < B; i++) o[i] = scale * q[i];
+            }
+    }
+
+    /// <summary>The 32 int8 of a Q8_0 block as four vectors of 8 floats, in order.</summary>
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q8Block(sbyte* q)
+    {
+        var (a, b) = Vector256.Widen(Vector256.Load(q));
+        var (a0, a1) = Vector256.Widen(a);
+        var (b0, b1) = Vector256.Widen(b);
+        return (Vector256.ConvertToSingle(a0), Vector256.ConvertToSingle(a1), Vector256.ConvertToSingle(b0), Vector256.ConvertToSingle(b1));
+    }
+
+    /// <summary>Dot product of a Q8_0 row with x: per block, (q . x) * scale.</summary>
+    private static float DotQ8_0(byte* row, float* x, int n)
+    {
+        const int B = WeightMatrix.Q8_0Block;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> acc = default;
+            for (int b = 0; b < n / B; b++, x += B)
+            {
+                byte* block = row + b * 34;
+                var (q0, q1, q2, q3) = Q8Block((sbyte*)(block + 2));
+                var partial = q0 * Vector256.Load(x) + q1 * Vector256.Load(x + 8) + q2 * Vector256.Load(x + 16) + q3 * Vector256.Load(x + 24);
+                acc = Vector256.FusedMultiplyAdd(partial, Vector256.Create((float)*(Half*)block), acc);
+            }
+            return Vector256.Sum(acc);
+        }
+        for (int b = 0; b < n / B; b++)
+        {
+            byte* block = row + b * 34;
+            sbyte* q = (sbyte*)(block + 2);
+            float s = 0;
+            for (int i = 0; i < B; i++) s += q[i] * x[b * B + i];
+            sum += s * (float)*(Half*)block;
+        }
+        return sum;
+    }
+
+    /// <summary>y = x / sqrt(mean(x^2) + eps) * weight, for one vector.</summary>
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    {
+        float scale = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(x) / x.Length + eps);
+        TensorPrimitives.Multiply(x, scale, y);
+        TensorPrimitives.Multiply(y, weight, y);
+    }
+
+    /// <summary>In place, numerically safe (the maximum is subtracted first).</summary>
+    public static void Softmax(Span<float> x)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, x);
+        TensorPrimitives.Exp(x, x);
+        TensorPrimitives.Divide(x, TensorPrimitives.Sum(x), x);
+    }
+
+    /// <summary>
+    /// Rotary position embedding in the half-split layout (Hugging Face): within each head, x[i] and
+    /// x[i + d/2] rotate by the angle whose cosine and sine are cos[i], sin[i].
+    /// </summary>
+    public static void Rope(Span<float> heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int half = headDim / 2;
+        for (int start = 0; start < heads.Length; start += headDim)
+        {
+            var a = heads.Slice(start, half);
+            var b = heads.Slice(start + half, half);
+            for (int i = 0; i < half; i++)
+            {
+                float x0 = a[i], x1 = b[i];
+                a[i] = x0 * cos[i] - x1 * sin[i];
+                b[i] = x1 * cos[i] + x0 * sin[i];
+            }
+        }
+    }
+
+    /// <summary>gate = silu(gate) * up = gate * sigmoid(gate) * up, the SwiGLU activation. Vectorised in chunks:
+    /// a scalar exp per element was ~10% of a 512-token prefill (2.5M values per layer at Qwen2.5-0.5B shapes).</summary>
+    public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        Span<float> sigmoid = stackalloc float[256];
+        for (int i = 0; i < gate.Length; i += sigmoid.Length)
+        {
+            int n = Math.Min(sigmoid.Length, gate.Length - i);
+            var g = gate.Slice(i, n);
+            TensorPrimitives.Sigmoid(g, sigmoid[..n]);
+            TensorPrimitives.Multiply(g, sigmoid[..n], g);
+            TensorPrimitives.Multiply(g, up.Slice(i, n), g);
+        }
+    }
+
+    /// <summary>
+    /// Causal multi-head attention of <paramref name="tokens"/> queries at absolute positions
+    /// <paramref name="firstPosition"/>.. against the key/value cache ([positions, kvHeads * headDim]).
+    /// Query head h reads kv head h / (heads / kvHeads). With a sliding window a query sees only the last
+    /// <c>window</c> keys (itself included). z is [tokens, heads * headDim]. When <paramref name="pattern"/>
+    /// is not empty it receives the softmax weights as [heads, tokens, firstPosition + tokens] (0 where masked).
+    /// <paramref name="scores"/> is scratch of at least workers * (firstPosition + tokens) floats. Without a
+    /// pattern the work goes to <see cref="FlashAttention"/> (no score rows at all); this materialising path
+    /// runs only when the pattern is asked for.
+    /// </summary>
+    public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> pattern, Span<float> scores, int workers)
+    {
+        if (pattern.IsEmpty)
+        {
+            FlashAttention.Run(q, keys, values, z, tokens, firstPosition, heads, kvHeads, headDim, window);
+            return;
+        }
+        int total = firstPosition + tokens;
+        workers = Math.Max(1, Math.Min(workers, tokens * heads));
+        if (scores.Length < (long)workers * total) throw new ArgumentException("attention scratch too small");
+        fixed (float* pq = q, pk = keys, pv = values, pz = z, pp = pattern, ps = scores)
+        {
+            var job = new AttentionJob(pq, pk, pv, pz, pattern.IsEmpty ? null : pp, ps, tokens, firstPosition, heads, kvHeads, headDim, window is int w ? w : int.MaxValue, workers);
+            if (workers == 1 || (long)tokens * heads * total * headDim < ParallelThreshold)
+                for (int wk = 0; wk < workers; wk++) job.Run(wk);
+            else AttentionParallel(job);
+        }
+    }
+
+    private static void AttentionParallel(AttentionJob job) => Parallel.For(0, job.Workers, job.Run);
+
+    /// <summary>Everything one attention call's workers share; each worker takes every Workers-th (token, head) item.</summary>
+    private readonly struct AttentionJob(float* q, float* keys, float* values, float* z, float* pattern, float* scores,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int window, int workers)
+    {
+        public int Workers => workers;
+
+        public void Run(int worker)
+        {
+            int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
+            float scale = 1f / MathF.Sqrt(headDim);
+            float* att = scores + (long)worker * total;
+            // Strided, not contiguous: later queries see more keys, so every worker gets a fair share of them.
+            for (int item = worker; item < tokens * heads; item += workers)
+            {
+                int t = item / heads, h = item % heads, kvh = h / group;
+                int position = firstPosition + t;
+                int first = Math.Max(0, position - window + 1);
+                var query = new ReadOnlySpan<float>(q + (long)t * qDim + h * headDim, headDim);
+                for (int j = first; j <= position; j++)
+                    att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys + (long)j * kvDim + kvh * headDim, headDim)) * scale;
+                var weights = new Span<float>(att, position - first + 1);
+                Softmax(weights);
+                var output = new Span<float>(z + (long)t * qDim + h * headDim, headDim);
+                output.Clear();
+                for (int j = first; j <= position; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
+                if (pattern != null)
+                {
+                    var row = new Span<float>(pattern + ((long)h * tokens + t) * total, total);
+                    row.Clear();
+                    weights.CopyTo(row[first..]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,642 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using TruthProbe.Model;
+using TruthProbe.Numerics;
+
+namespace TruthProbe.Training;
+
+/// <summary>
+/// The layers of the Llama-style decoder, forward and backward, on row-major spans ([rows, width]).
+/// Convention: a forward writes its output; a backward ADDS into the gradients of its inputs and weights
+/// (residual branches and shared weights then need no extra code), so callers zero gradients once. Except
+/// SwiGLU and attention, whose input gradients have no other source: their backwards write them, which saves
+/// a zeroing pass over the widest activations. Work is split over the cores in fixed shares, so every result
+/// is the same bits whatever the thread timing.
+/// </summary>
+public static unsafe class Ops
+{
+    // ---- embedding ----
+
+    public static void EmbeddingForward(ReadOnlySpan<float> table, ReadOnlySpan<int> tokens, Span<float> x, int dim)
+    {
+        for (int t = 0; t < tokens.Length; t++) table.Slice(tokens[t] * dim, dim).CopyTo(x.Slice(t * dim, dim));
+    }
+
+    public static void EmbeddingBackward(ReadOnlySpan<float> dx, ReadOnlySpan<int> tokens, Span<float> dTable, int dim)
+    {
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            var row = dTable.Slice(tokens[t] * dim, dim);
+            TensorPrimitives.Add(row, dx.Slice(t * dim, dim), row);
+        }
+    }
+
+    // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ----
+
+    private struct RmsNormJob : IRowJob<RmsNormJob>
+    {
+        public float* X, W, Y, InvRms, Dy, Dx, DwParts;
+        public int Dim;
+        public float Eps;
+
+        public static void Rows<TVec>(ref RmsNormJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
+        {
+            int dim = j.Dim, lanes = TVec.Count;
+            for (int r = first; r < end; r++)
+            {
+                float* x = j.X + (long)r * dim, y = j.Y + (long)r * dim;
+                TVec squares = default;
+                for (int i = 0; i < dim; i += lanes)
+                {
+                    var v = TVec.LoadPartial(x + i, Math.Min(lanes, dim - i));
+                    squares = TVec.Fma(v, v, squares);
+                }
+                float inv = 1f / MathF.Sqrt(TVec.Sum(squares) / dim + j.Eps);
+                j.InvRms[r] = inv;
+                for (int i = 0; i < dim; i += lanes)
+                {
+                    int count = Math.Min(lanes, dim - i);
+                    TVec.StorePartial(TVec.LoadPartial(x + i, count) * TVec.Create(inv) * TVec.LoadPartial(j.W + i, count), y + i, count);
+                }
+            }
+        }
+    }
+
+    public static void RmsNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, Span<float> invRms, int dim, float eps)
+    {
+        int rows = invRms.Length;
+        CheckRows(x.Length, y.Length, rows, dim);
+        fixed (float* px = x, pw = w, py = y, pinv = invRms)
+        {
+            var job = new RmsNormJob { X = px, W = pw, Y = py, InvRms = pinv, Dim = dim, Eps = eps };
+            RowParallel.Run(ref job, rows);
+        }
+    }
+
+    private struct RmsNormBackwardJob : IRowJob<RmsNormBackwardJob>
+    {
+        public RmsNormJob Shapes;
+
+        public static void Rows<TVec>(ref RmsNormBackwardJob job, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
+        {
+            ref var j = ref job.Shapes;
+            int dim = j.Dim, lanes = TVec.Count;
+            float* dw = j.DwParts + (long)part * dim;
+            new Span<float>(dw, dim).Clear();
+            for (int r = first; r < end; r++)
+            {
+                float* x = j.X + (long)r * dim, dy = j.Dy + (long)r * dim, dx = j.Dx + (long)r * dim;
+                var inv = TVec.Create(j.InvRms[r]);
+                TVec dot = default;
+                for (int i = 0; i < dim; i += lanes)
+                {
+                    int count = Math.Min(lanes, dim - i);
+                    var xhat = TVec.LoadPartial(x + i, count) * inv;
+                    var dyi = TVec.LoadPartial(dy + i, count);
+                    TVec.StorePartial(TVec.Fma(dyi, xhat, TVec.LoadPartial(dw + i, count)), dw + i, count);
+                    dot = TVec.Fma(dyi * TVec.LoadPartial(j.W + i, count), xhat, dot);
+                }
+                var scaledMean = TVec.Create(j.InvRms[r] * (TVec.Sum(dot) / dim));
+                for (int i = 0; i < dim; i += lanes)
+                {
+                    int count = Math.Min(lanes, dim - i);
+                    var xhat = TVec.LoadPartial(x + i, count) * inv;
+                    var g = TVec.LoadPartial(dy + i, count) * TVec.LoadPartial(j.W + i, count);
+                    TVec.StorePartial(TVec.LoadPartial(dx + i, count) + g * inv - xhat * scaledMean, dx + i, count);
+                }
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? _shareSums;
+
+    /// <summary>
+    /// With xhat = x·inv and g = dy⊙w: dx += inv·(g − xhat·mean(g⊙xhat)), dw += Σ dy⊙xhat (summed per row
+    /// share, then the shares in order).
+    /// </summary>
+    public static void RmsNormBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> invRms,
+        Span<float> dx, Span<float> dw, int dim)
+    {
+        int rows = invRms.Length;
+        CheckRows(x.Length, dy.Length, rows, dim);
+        CheckRows(dx.Length, dx.Length, rows, dim);
+        var dwParts = ShareSums(RowParallel.Parts * dim);
+        fixed (float* pdy = dy, px = x, pw = w, pinv = invRms, pdx = dx, pparts = dwParts)
+        {
+            var job = new RmsNormBackwardJob { Shapes = new RmsNormJob { Dy = pdy, X = px, W = pw, InvRms = pinv, Dx = pdx, DwParts = pparts, Dim = dim } };
+            RowParallel.Run(ref job, rows);
+        }
+        for (int part = 0; part < RowParallel.Parts; part++) TensorPrimitives.Add(dw, dwParts.AsSpan(part * dim, dim), dw);
+    }
+
+    /// <summary>The calling thread's buffer for per-share partial sums.</summary>
+    private static float[] ShareSums(int length)
+    {
+        if (_shareSums == null || _shareSums.Length < length) _shareSums = new float[length];
+        return _shareSums;
+    }
+
+    private static void CheckRows(int a, int b, int rows, int width)
+    {
+        if (a < (long)rows * width || b < (long)rows * width) throw new ArgumentException("span shorter than rows x width");
+    }
+
+    // ---- RoPE, Hugging Face half-split convention: pairs (i, i + headDim/2) ----
+
+    /// <summary>cos/sin tables [maxPositions, headDim/2] for angle = pos · theta^(−2i/headDim).</summary>
+    public static (float[] Cos, float[] Sin) RopeTables(int maxPositions, int headDim, double theta)
+    {
+        int half = headDim / 2;
+        var cos = new float[maxPositions * half];
+        var sin = new float[maxPositions * half];
+        for (int p = 0; p < maxPositions; p++)
+            for (int i = 0; i < half; i++)
+            {
+                double angle = p * Math.Pow(theta, -2.0 * i / headDim);
+                cos[p * half + i] = (float)Math.Cos(angle);
+                sin[p * half + i] = (float)Math.Sin(angle);
+            }
+        return (cos, sin);
+    }
+
+    private struct RopeJob : IRowJob<RopeJob>
+    {
+        public float* X, Cos, Sin;
+        public int SeqLen, Heads, HeadDim;
+        public float Sign;
+
+        public static void Rows<TVec>(ref RopeJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
+        {
+            int half = j.HeadDim / 2, width = j.Heads * j.HeadDim;
+            for (int r = first; r < end; r++)
+            {
+                int pos = r % j.SeqLen;
+                float* c = j.Cos + (long)pos * half, s = j.Sin + (long)pos * half;
+                for (int h = 0; h < j.Heads; h++)
+                {
+                    float* v = j.X + (long)r * width + h * j.HeadDim;
+                    for (int i = 0; i < half; i++)
+                    {
+                        float a = v[i], b = v[i + half], si = j.Sign * s[i];
+                        v[i] = a * c[i] - b * si;
+                        v[i + half] = b * c[i] + a * si;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rotates every head of x [rows, heads·headDim] in place; row r sits at position r mod seqLen. The
+    /// backward of a rotation is the rotation by the opposite angle, so <paramref name="inverse"/> serves it.
+    /// </summary>
+    public static void Rope(Span<float> x, int seqLen, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, bool inverse = false)
+    {
+        int width = heads * headDim, rows = x.Length / width;
+        if (cos.Length < Math.Min(rows, seqLen) * (headDim / 2) || sin.Length < cos.Length) throw new ArgumentException("RoPE tables shorter than the sequence");
+        fixed (float* px = x, pc = cos, ps = sin)
+        {
+            var job = new RopeJob { X = px, Cos = pc, Sin = ps, SeqLen = seqLen, Heads = heads, HeadDim = headDim, Sign = inverse ? -1f : 1f };
+            RowParallel.Run(ref job, rows);
+        }
+    }
+
+    // ---- causal grouped-query attention ----
+
+    /// <summary>One attention call: shapes and the spans as pointers, read by every worker (see <see cref="WorkerPool"/>).</summary>
+    private struct AttentionJob
+    {
+        public float* Q, K, V, Z, Probs, DQ, DK, DV;
+        public int Batch, SeqLen, Heads, KvHeads, HeadDim;
+    }
+
+    [ThreadStatic] private static float[]? _attentionScratch;
+
+    /// <summary>
+    /// q [B·T, H·hd], k and v [B·T, Hkv·hd] → z [B·T, H·hd]; query head h reads kv head h / (H/Hkv).
+    /// probs [B, H, T, T] keeps the softmax weights for the backward (entries above the diagonal are 0).
+    /// Work items are (sequence, kv head) with its query heads, split statically over the cores: each writes
+    /// only its own rows, so the result does not depend on the thread count.
+    /// </summary>
+    public static void AttentionForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z, Span<float> probs,
+        int batch, int seqLen, int heads, int kvHeads, int headDim)
+    {
+        CheckAttention(q.Length, k.Length, v.Length, z.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        fixed (float* pq = q, pk = k, pv = v, pz = z, pp = probs)
+        {
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pz, Probs = pp, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            WorkerPool.Run(Lanes.Pick(&AttentionForwardPart<Vec<Vector512<float>>>, &AttentionForwardPart<Vec<Vector256<float>>>, &AttentionForwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
+        }
+    }
+
+    /// <summary>
+    /// dP = dz·vᵀ, dS = P⊙(dP − rowsum(dP⊙P)), dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dz. Writes (does not add)
+    /// dq, dk and dv: attention is their only source, so the caller needs no zeroing pass.
+    /// </summary>
+    public static void AttentionBackward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim)
+    {
+        CheckAttention(q.Length, k.Length, v.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        CheckAttention(dq.Length, dk.Length, dv.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pp = probs, pdq = dq, pdk = dk, pdv = dv)
+        {
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pdz, Probs = pp, DQ = pdq, DK = pdk, DV = pdv, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            WorkerPool.Run(Lanes.Pick(&AttentionBackwardPart<Vec<Vector512<float>>>, &AttentionBackwardPart<Vec<Vector256<float>>>, &AttentionBackwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
+        }
+    }
+
+    private static void CheckAttention(int q, int k, int v, int z, int probs, int batch, int seqLen, int heads, int kvHeads, int headDim)
+    {
+        long rows = (long)batch * seqLen;
+        if (heads % kvHeads != 0 || q < rows * heads * headDim || z < rows * heads * headDim || k < rows * kvHeads * headDim
+            || v < rows * kvHeads * headDim || probs < rows * heads * seqLen)
+            throw new ArgumentException("attention spans shorter than their shapes");
+    }
+
+    private static int AttentionParts(in AttentionJob j) =>
+        (long)j.Batch * j.Heads * j.SeqLen * j.SeqLen * j.HeadDim < 1 << 15 ? 1 : Math.Min(WorkerPool.Count, j.Batch * j.KvHeads);
+
+    /// <summary>Per-thread scratch of at least <paramref name="length"/> floats, kept across calls.</summary>
+    private static float[] AttentionScratch(int length)
+    {
+        if (_attentionScratch == null || _attentionScratch.Length < length) _attentionScratch = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        return _attentionScratch;
+    }
+
+    /// <summary>
+    /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
+    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// </summary>
+    private const int Tile = 4;
+
+    private static void AttentionForwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
+    {
+        ref AttentionJob j = ref *(AttentionJob*)args;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * padded + Tile * hd))
+        {
+            float* keysT = scratch, queries = keysT + hd * padded, scores = queries + tiled * hd, outputs = scores + Tile * padded;
+            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            {
+                int b = item / j.KvHeads, g = item % j.KvHeads;
+                float* values = j.V + (long)b * T * kvWidth + g * hd;
+                Transpose(j.K + (long)b * T * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    float* z = j.Z + (long)b * T * qWidth + h * hd;
+                    float* probs = j.Probs + (long)(b * j.Heads + h) * T * T;
+                    CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
+                    {
+                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / lanes + 1, written = Math.Min(T, blocks * lanes);
+                        TileTimesTransposed<TVec>(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* p = probs + (long)(t0 + r) * T;
+                            new ReadOnlySpan<float>(scores + r * padded, written).CopyTo(new Span<float>(p, written));
+                            new Span<float>(p + written, T - written).Clear();
+                            new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void AttentionBackwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
+    {
+        ref AttentionJob j = ref *(AttentionJob*)args;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + 2 * tiled * padded + Tile * hd))
+        {
+            float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
+            float* p = dz + tiled * hd, dS = p + tiled * padded, sums = dS + tiled * padded;
+            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            {
+                int b = item / j.KvHeads, g = item % j.KvHeads;
+                long kvBase = (long)b * T * kvWidth + g * hd;
+                Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    long qBase = (long)b * T * qWidth + h * hd;
+                    CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
+                    CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
+                    CopyRows(j.Probs + (long)(b * j.Heads + h) * T * T, T, p, T, tiled, padded, T);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
+                    {
+                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        TileTimesTransposed<TVec>(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
+                        PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
+                    }
+                    // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
+                    for (int s0 = 0; s0 < T; s0 += Tile)
+                    {
+                        int rows = Math.Min(Tile, T - s0);
+                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
+                        PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
+                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
+                        PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
+                    }
+                }
+            }
+        }
+    }
+
+    private static int RoundUp(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+
+    /// <summary>dst[c, s] = src[s, c] for one head (rows <paramref name="stride"/> apart), columns T..padded zeroed.</summary>
+    private static void Transpose(float* src, int stride, float* dst, int rows, int headDim, int padded)
+    {
+        for (int c = 0; c < headDim; c++)
+        {
+            float* row = dst + (long)c * padded;
+            for (int s = 0; s < rows; s++) row[s] = src[(long)s * stride + c];
+            for (int s = rows; s < padded; s++) row[s] = 0;
+        }
+    }
+
+    /// <summary>
+    /// rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, dstWidth], the rest of dst
+    /// zero: the first <paramref name="width"/> columns of each row are copied (all of dstWidth when omitted).
+    /// </summary>
+    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int dstWidth, int width = -1)
+    {
+        if (width < 0) width = dstWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * dstWidth, width));
+            new Span<float>(dst + (long)r * dstWidth + width, dstWidth - width).Clear();
+        }
+        new Span<float>(dst + (long)rows * dstWidth, (allRows - rows) * dstWidth).Clear();
+    }
+
+    /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>
+    private static void PutRows(float* sums, float* dst, long stride, int rows, int headDim, bool accumulate)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var d = new Span<float>(dst + r * stride, headDim);
+            var row = new ReadOnlySpan<float>(sums + r * headDim, headDim);
+            if (accumulate) TensorPrimitives.Add(d, row, d);
+            else row.CopyTo(d);
+        }
+    }
+
+    /// <summary>
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks vectors of
+    /// columns of mT [headDim, padded]: a vector of keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void TileTimesTransposed<TVec>(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count;
+        var scale = TVec.Create(alpha);
+        for (int i = 0; i < blocks; i++)
+        {
+            float* column = mT + i * lanes;
+            TVec s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int c = 0; c < headDim; c++)
+            {
+                var m = TVec.Load(column + (long)c * padded);
+                s0 = TVec.Fma(TVec.Create(x[c]), m, s0);
+                s1 = TVec.Fma(TVec.Create(x[headDim + c]), m, s1);
+                s2 = TVec.Fma(TVec.Create(x[2 * headDim + c]), m, s2);
+                s3 = TVec.Fma(TVec.Create(x[3 * headDim + c]), m, s3);
+            }
+            TVec.Store(s0 * scale, output + i * lanes);
+            TVec.Store(s1 * scale, output + padded + i * lanes);
+            TVec.Store(s2 * scale, output + 2 * padded + i * lanes);
+            TVec.Store(s3 * scale, output + 3 * padded + i * lanes);
+        }
+    }
+
+    /// <summary>
+    /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
+    /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
+    {
+        int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
+        var tail = TVec.FirstLanes(valid, TVec.Load(scores + last * lanes), TVec.Create(float.NegativeInfinity));
+        var max = tail;
+        for (int i = 0; i < last; i++) max = TVec.Max(max, TVec.Load(scores + i * lanes));
+        var m = TVec.Create(TVec.MaxAcross(max));
+        TVec sum = default;
+        for (int i = 0; i < last; i++)
+        {
+            var e = TVec.Exp(TVec.Load(scores + i * lanes) - m);
+            TVec.Store(e, scores + i * lanes);
+            sum += e;
+        }
+        tail = TVec.FirstLanes(valid, TVec.Exp(tail - m), default);
+        sum += tail;
+        var inverse = TVec.Create(1f / TVec.Sum(sum));
+        for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
+        TVec.Store(tail * inverse, scores + last * lanes);
+    }
+
+    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count;
+        TVec dot = default;
+        for (int i = 0; i < blocks; i++) dot = TVec.Fma(TVec.Load(ds + i * lanes), TVec.Load(p + i * lanes), dot);
+        var rowDot = TVec.Create(TVec.Sum(dot));
+        var scaleVector = TVec.Create(scale);
+        for (int i = 0; i < blocks; i++)
+        {
+            var pi = TVec.Load(p + i * lanes);
+            TVec.Store(pi * scaleVector * (TVec.Load(ds + i * lanes) - rowDot), ds + i * lanes);
+        }
+    }
+
+    /// <summary>
+    /// output[r] = Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
+    /// head rows: each vector-wide chunk of a head row, loaded once, feeds four register accumulators.
+    /// </summary>
+    private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output) where TVec : unmanaged, IVec<TVec>
+    {
+        int c = 0, lanes = TVec.Count;
+        // Two vectors of the head row per pass where it is that wide: 8 independent FMA chains, which the
+        // latency of 256-bit FMAs needs (one 512-bit vector covers the lab's 16-wide heads).
+        for (; c + 2 * lanes <= headDim; c += 2 * lanes)
+        {
+            TVec o0 = default, o1 = default, o2 = default, o3 = default, p0 = default, p1 = default, p2 = default, p3 = default;
+            for (int s = 0; s < count; s++)
+            {
+                float* row = rows + s * rowStride + c, ws = w + s * wStep;
+                TVec low = TVec.Load(row), high = TVec.Load(row + lanes), x = TVec.Create(ws[0]);
+                o0 = TVec.Fma(x, low, o0); p0 = TVec.Fma(x, high, p0);
+                x = TVec.Create(ws[wRow]);
+                o1 = TVec.Fma(x, low, o1); p1 = TVec.Fma(x, high, p1);
+                x = TVec.Create(ws[2 * wRow]);
+                o2 = TVec.Fma(x, low, o2); p2 = TVec.Fma(x, high, p2);
+                x = TVec.Create(ws[3 * wRow]);
+                o3 = TVec.Fma(x, low, o3); p3 = TVec.Fma(x, high, p3);
+            }
+            float* o = output + c, p = o + lanes;
+            TVec.Store(o0, o); TVec.Store(o1, o + headDim); TVec.Store(o2, o + 2 * headDim); TVec.Store(o3, o + 3 * headDim);
+            TVec.Store(p0, p); TVec.Store(p1, p + headDim); TVec.Store(p2, p + 2 * headDim); TVec.Store(p3, p + 3 * headDim);
+        }
+        for (; c + lanes <= headDim; c += lanes)
+        {
+            TVec o0 = default, o1 = default, o2 = default, o3 = default;
+            for (int s = 0; s < count; s++)
+            {
+                var row = TVec.Load(rows + s * rowStride + c);
+                float* ws = w + s * wStep;
+                o0 = TVec.Fma(TVec.Create(ws[0]), row, o0);
+                o1 = TVec.Fma(TVec.Create(ws[wRow]), row, o1);
+                o2 = TVec.Fma(TVec.Create(ws[2 * wRow]), row, o2);
+                o3 = TVec.Fma(TVec.Create(ws[3 * wRow]), row, o3);
+            }
+            TVec.Store(o0, output + c); TVec.Store(o1, output + headDim + c); TVec.Store(o2, output + 2 * headDim + c); TVec.Store(o3, output + 3 * headDim + c);
+        }
+        for (; c < headDim; c++)
+            for (int r = 0; r < Tile; r++)
+            {
+                float sum = 0;
+                for (int s = 0; s < count; s++) sum = MathF.FusedMultiplyAdd(w[r * wRow + s * wStep], rows[s * rowStride + c], sum);
+                output[r * headDim + c] = sum;
+            }
+    }
+
+    // ---- SwiGLU: h = silu(gate) ⊙ up ----
+
+    /// <summary>
+    /// Elementwise work (SwiGLU, AdamW) is split into shares of whole chunks of this many floats, a whole number of
+    /// vectors at every width, so the shares do not depend on the width.
+    /// </summary>
+    internal const int Chunk = 16;
+
+    /// <summary>Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial.</summary>
+    private struct SwiGluJob : IRowJob<SwiGluJob>
+    {
+        public float* Gate, Up, H, DGate, DUp;
+        public int Length;
+
+        public static void Rows<TVec>(ref SwiGluJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
+        {
+            var one = TVec.Create(1f);
+            int lanes = TVec.Count;
+            for (int i = first * Chunk; i < Math.Min(j.Length, end * Chunk); i += lanes)
+            {
+                int count = Math.Min(lanes, j.Length - i);
+                var g = TVec.LoadPartial(j.Gate + i, count);
+                var sig = one / (one + TVec.Exp(-g));
+                var silu = g * sig;
+                var u = TVec.LoadPartial(j.Up + i, count);
+                if (j.DGate == null)
+                {
+                    TVec.StorePartial(silu * u, j.H + i, count);
+                    continue;
+                }
+                // silu'(g) = σ(g)·(1 + g·(1 − σ(g))) = σ + silu(g)·(1 − σ)
+                var dh = TVec.LoadPartial(j.H + i, count);
+                TVec.StorePartial(dh * u * TVec.Fma(silu, one - sig, sig), j.DGate + i, count);
+                TVec.StorePartial(dh * silu, j.DUp + i, count);
+            }
+        }
+    }
+
+    public static void SwiGluForward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> h)
+    {
+        if (gate.Length < h.Length || up.Length < h.Length) throw new ArgumentException("SwiGLU inputs shorter than the output");
+        fixed (float* pg = gate, pu = up, ph = h)
+        {
+            var job = new SwiGluJob { Gate = pg, Up = pu, H = ph, Length = h.Length };
+            RowParallel.Run(ref job, (h.Length + Chunk - 1) / Chunk);
+        }
+    }
+
+    /// <summary>
+    /// Writes (does not add) dGate and dUp: they have no other source, so the caller needs no zeroing pass over
+    /// the MLP's widest activations.
+    /// </summary>
+    public static void SwiGluBackward(ReadOnlySpan<float> dh, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp)
+    {
+        if (gate.Length < dh.Length || up.Length < dh.Length || dGate.Length < dh.Length || dUp.Length < dh.Length)
+            throw new ArgumentException("SwiGLU spans shorter than the gradient");
+        fixed (float* pdh = dh, pg = gate, pu = up, pdg = dGate, pdu = dUp)
+        {
+            var job = new SwiGluJob { Gate = pg, Up = pu, H = pdh, DGate = pdg, DUp = pdu, Length = dh.Length };
+            RowParallel.Run(ref job, (dh.Length + Chunk - 1) / Chunk);
+        }
+    }
+
+    // ---- cross-entropy with per-row weights ----
+
+    private struct CrossEntropyJob : IRowJob<CrossEntropyJob>
+    {
+        public float* Logits, Weights, DLogits;
+        public int* Targets;
+        public double* Loss;
+        public int* Correct;
+        public int Vocab;
+        public double WeightSum;
+
+        public static void Rows<TVec>(ref CrossEntropyJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
+        {
+            double loss = 0;
+            int correct = 0;
+            for (int r = first; r < end; r++)
+            {
+                var dr = new Span<float>(j.DLogits + (long)r * j.Vocab, j.Vocab);
+                float w = j.Weights[r];
+                if (w == 0) { dr.Clear(); continue; }
+                var lr = new ReadOnlySpan<float>(j.Logits + (long)r * j.Vocab, j.Vocab);
+                TensorPrimitives.SoftMax(lr, dr);
+                int target = j.Targets[r];
+                loss -= w * Math.Log(Math.Max(dr[target], 1e-30f));
+                if (TensorPrimitives.IndexOfMax(lr) == target) correct++;
+                dr[target] -= 1f;
+                TensorPrimitives.Multiply(dr, (float)(w / j.WeightSum), dr);
+            }
+            j.Loss[part] = loss;
+            j.Correct[part] = correct;
+        }
+    }
+
+    /// <summary>
+    /// Mean over weighted rows of −log softmax(logits)[target]; rows of weight 0 (prompt tokens, padding)
+    /// neither count nor get a gradient. Writes dLogits (not accumulated: it starts the backward).
+    /// Returns the loss; <paramref name="correct"/> counts weighted rows whose argmax is the target.
+    /// </summary>
+    public static double CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> weights, Span<float> dLogits, int vocab, out int correct)
+    {
+        int rows = weights.Length;
+        CheckRows(logits.Length, dLogits.Length, rows, vocab);
+        if (targets.Length < rows) throw new ArgumentException("fewer targets than weighted rows");
+        double weightSum = 0;
+        foreach (float w in weights) weightSum += w;
+        correct = 0;
+        if (weightSum == 0)
+        {
+            dLogits[..(rows * vocab)].Clear();
+            return 0;
+        }
+        double* partLoss = stackalloc double[RowParallel.Parts];
+        int* partCorrect = stackalloc int[RowParallel.Parts];
+        fixed (float* pl = logits, pw = weights, pd = dLogits)
+        fixed (int* pt = targets)
+        {
+            var job = new CrossEntropyJob { Logits = pl, Weights = pw, DLogits = pd, Targets = pt, Loss = partLoss, Correct = partCorrect, Vocab = vocab, WeightSum = weightSum };
+            RowParallel.Run(ref job, rows);
+        }
+        double loss = 0;
+        for (int part = 0; part < RowParallel.Parts; part++) { loss += partLoss[part]; correct += partCorrect[part]; }
+        return loss / weightSum;
+    }
+}

@@ -1,0 +1,190 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using TruthProbe.Model;
+using TruthProbe.Numerics;
+
+namespace TruthProbe.Training;
+
+/// <summary>
+/// Row-major fp32 matrix products for training, span in / span out: C = A·B, C = A·Bᵀ, C = Aᵀ·B, each
+/// optionally accumulating into C. One register-tiled micro-kernel (6 rows x 2 vectors of C held in 12
+/// accumulators while k streams: 6 x 32 on Vector512, 6 x 16 on AVX2, see <see cref="Lanes"/>) serves all three: A is read
+/// through a row stride and a column stride, so Aᵀ costs nothing; Bᵀ is transposed into a per-thread scratch
+/// buffer (B is always a weight matrix there, small next to the product). Rows of C are split statically over
+/// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
+/// is the same bits at every vector width.
+/// </summary>
+internal static unsafe class TrainingGemm
+{
+    private const int RowBlock = 6;
+    /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole number of vectors at every width.</summary>
+    private const int Pad = 16;
+    /// <summary>
+    /// Depth of one pass over C. Weight gradients dW = dYᵀ·X run k over every position of the batch (thousands):
+    /// in slices of this depth, the slice of X under a column block (32 KB at 32 columns) stays in cache while every row
+    /// block of C uses it, instead of streaming from memory once per row block.
+    /// </summary>
+    private const int DepthBlock = 256;
+    /// <summary>Below this many multiply-adds a product runs on the calling thread: forking costs more.</summary>
+    private const long ParallelThreshold = 1 << 16;
+
+    [ThreadStatic] private static float[]? _transposeScratch;
+
+    /// <summary>C[m,n] (+)= A[m,k] · B[k,n].</summary>
+    public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        Check(a.Length >= (long)m * k, b.Length >= (long)k * n, c.Length >= (long)m * n);
+        fixed (float* pa = a, pb = b, pc = c) Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+    }
+
+    /// <summary>C[m,n] (+)= Aᵀ · B with A stored [k,m] and B [k,n]: the weight gradient dW = dYᵀ·X.</summary>
+    public static void MatMulTransA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        Check(a.Length >= (long)k * m, b.Length >= (long)k * n, c.Length >= (long)m * n);
+        fixed (float* pa = a, pb = b, pc = c) Run(pa, 1, m, pb, n, pc, m, k, n, accumulate);
+    }
+
+    /// <summary>
+    /// C[m,n] (+)= A · Bᵀ with A stored [m,k] and B [n,k]: a linear layer y = x·Wᵀ. Bᵀ goes to scratch with rows
+    /// padded to whole vectors, so odd widths (vocabularies) also run on the 6-row tiles.
+    /// </summary>
+    public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
+        int padded = (n + Pad - 1) / Pad * Pad;
+        if (_transposeScratch == null || _transposeScratch.Length < k * padded) _transposeScratch = new float[k * padded];
+        var bt = _transposeScratch.AsSpan(0, k * padded);
+        TransposePadded(b, bt, n, k, padded);
+        fixed (float* pa = a, pb = bt, pc = c) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate);
+    }
+
+    /// <summary>dst[cols, padded] = src[rows, cols]ᵀ, columns rows..padded zero.</summary>
+    private static void TransposePadded(ReadOnlySpan<float> src, Span<float> dst, int rows, int cols, int padded)
+    {
+        for (int j = 0; j < cols; j++) dst.Slice(j * padded + rows, padded - rows).Clear();
+        for (int i = 0; i < rows; i++)
+        {
+            var row = src.Slice(i * cols, cols);
+            for (int j = 0; j < cols; j++) dst[j * padded + i] = row[j];
+        }
+    }
+
+    private static void Check(bool a, bool b, bool c)
+    {
+        if (!a || !b || !c) throw new ArgumentException("matrix span shorter than its stated shape");
+    }
+
+    /// <summary>One product, read by every worker of the <see cref="WorkerPool"/>.</summary>
+    private struct Job
+    {
+        public float* A, B, C;
+        public int ARow, ACol, BRow, M, K, N;
+        public bool Accumulate;
+    }
+
+    /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
+    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate)
+    {
+        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, M = m, K = k, N = n, Accumulate = accumulate };
+        int rowBlocks = (m + RowBlock - 1) / RowBlock;
+        WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>>, &Part<Vec<Vector256<float>>>, &Part<Vec<Vector128<float>>>), &job,
+            (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
+    }
+
+    /// <summary>A static share of C's rows (whole 6-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
+    private static void Part<TVec>(void* args, int part, int parts)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        ref Job j = ref *(Job*)args;
+        int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
+        int first = (int)((long)rowBlocks * part / parts) * RowBlock;
+        int last = Math.Min(j.M, (int)((long)rowBlocks * (part + 1) / parts) * RowBlock);
+        for (int k0 = 0; k0 < j.K; k0 += DepthBlock)
+            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N, j.Accumulate || k0 > 0);
+    }
+
+    /// <summary>Rows [first, last) of C, 6 at a time (the last block may have fewer: see <see cref="Tile6x2"/>).</summary>
+    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, bool accumulate)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
+        for (; j + colBlock <= n; j += colBlock)
+            for (int i = first; i < last; i += RowBlock)
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), colBlock, accumulate);
+        bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
+        for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
+            for (int i = first; i < last; i += RowBlock)
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), accumulate);
+        if (j < n)
+            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
+    }
+
+    /// <summary>
+    /// 6 rows x 2 vectors of C (6 x 32 on Vector512, 6 x 16 on Vector256): 12 accumulators, two B vectors and a
+    /// broadcast fit the 16 registers of AVX2; each B vector loaded serves six rows. With fewer than 6
+    /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored. Only the first
+    /// <paramref name="width"/> columns are stored; at most one vector wide (a column remainder that is a whole
+    /// vector, or the last columns of padded B), the second vector of B is taken as zero and not read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool accumulate)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TVec c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int l = rows - 1; // rows past the last repeat it
+        float* a0 = a, a1 = a + Math.Min(1, l) * aRow, a2 = a + Math.Min(2, l) * aRow, a3 = a + Math.Min(3, l) * aRow, a4 = a + Math.Min(4, l) * aRow, a5 = a + Math.Min(5, l) * aRow;
+        float* bp = b;
+        for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
+        {
+            var b0 = TVec.Load(bp);
+            var b1 = width > TVec.Count ? TVec.Load(bp + TVec.Count) : default;
+            var x = TVec.Create(a0[p]);
+            c00 = TVec.Fma(b0, x, c00); c01 = TVec.Fma(b1, x, c01);
+            x = TVec.Create(a1[p]);
+            c10 = TVec.Fma(b0, x, c10); c11 = TVec.Fma(b1, x, c11);
+            x = TVec.Create(a2[p]);
+            c20 = TVec.Fma(b0, x, c20); c21 = TVec.Fma(b1, x, c21);
+            x = TVec.Create(a3[p]);
+            c30 = TVec.Fma(b0, x, c30); c31 = TVec.Fma(b1, x, c31);
+            x = TVec.Create(a4[p]);
+            c40 = TVec.Fma(b0, x, c40); c41 = TVec.Fma(b1, x, c41);
+            x = TVec.Create(a5[p]);
+            c50 = TVec.Fma(b0, x, c50); c51 = TVec.Fma(b1, x, c51);
+        }
+        Store(c, width, accumulate, c00, c01);
+        if (rows > 1) Store(c + n, width, accumulate, c10, c11);
+        if (rows > 2) Store(c + 2 * n, width, accumulate, c20, c21);
+        if (rows > 3) Store(c + 3 * n, width, accumulate, c30, c31);
+        if (rows > 4) Store(c + 4 * n, width, accumulate, c40, c41);
+        if (rows > 5) Store(c + 5 * n, width, accumulate, c50, c51);
+    }
+
+    /// <summary>c[0..width) (+)= v's first <paramref name="width"/> lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<TVec>(TVec v, float* c, int width, bool accumulate) where TVec : unmanaged, IVec<TVec>
+    {
+        if (accumulate) v += TVec.LoadPartial(c, width);
+        TVec.StorePartial(v, c, width);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>The first <paramref name="width"/> floats of the pair v0, v1 (+)= into c.</summary>
+    private static void Store<TVec>(float* c, int width, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
+    {
+        Put(v0, c, Math.Min(width, TVec.Count), accumulate);
+        if (width > TVec.Count) Put(v1, c + TVec.Count, width - TVec.Count, accumulate);
+    }
+
+    /// <summary>The last columns of a row of C, fewer than a vector, when B is not padded: one scalar FMA chain each.</summary>
+    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate)
+    {
+        for (int j = 0; j < width; j++)
+        {
+            float sum = 0;
+            for (int p = 0; p < k; p++) sum = MathF.FusedMultiplyAdd(a[(long)p * aCol], b[(long)p * bRow + j], sum);
+            c[j] = accumulate ? c[j] + sum : sum;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using System.Text.Json;
+using TruthProbe.Demo;
+using TruthProbe.Lab;
+using TruthProbe.Probing;
+using TruthProbe.Tests.Common;
+using TruthProbe.Tests.Reports;
+
+namespace TruthProbe.Tests.Demo;
+
+/// <summary>
+/// The demo on a family small enough for a test (a few training steps: its maps are at chance level, so
+/// the within- vs cross-family claim is checked by the demo itself at its real size, not here). Built
+/// once for all tests of the class.
+/// </summary>
+public sealed class TinyDemo : IDisposable
+{
+    public static readonly DemoPlan Plan = new(PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
+        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2]);
+    public const int Seed = 5;
+
+    private readonly TempDir _tmp = new();
+    public string Cache => Path.Combine(_tmp.Path, "cache");
+    public string Out => Path.Combine(_tmp.Path, "out");
+    public DemoFamily Family { get; }
+    public DemoRun Run { get; }
+    public string Printed { get; }
+
+    public TinyDemo()
+    {
+        Family = DemoFamily.Build(Cache, Plan, Seed, TextWriter.Null);
+        Run = DemoRun.Execute(Family, Plan, Seed, Out);
+        Printed = Run.TextSummary();
+    }
+
+    public string TempPath(string name) => Path.Combine(_tmp.Path, name);
+
+    public void Dispose() => _tmp.Dispose();
+}
+
+public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
+{
+    [Fact]
+    public void Report_IsSelfContained_HasEverySection_AndEveryNumberIsItsFilesNumber()
+    {
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        ReportChecks.AssertSelfContained(html);
+        Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
+        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve.
+        Assert.Equal(12, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
+        int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
+        Assert.True(numbers > 150, $"only {numbers} cited numbers");
+        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pearson.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
+            Assert.Contains($"<table data-file=\"{table}\">", html);
+    }
+
+    [Fact]
+    public void Lineage_PlacesEachDescendantInTheFamily_AndFindsNoParentForTheUnrelatedModel()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "lineage.csv"));
+        var found = rows.ToDictionary(r => r[0], r => r[header.IndexOf("found_parent")]);
+        // The true lineage, as the family was built: three descendants of base, one model from another seed.
+        // After 2-4 fine-tuning steps two siblings have moved the same way from the base, so one sibling can
+        // sit closer to another than the base does; naming the base itself is checked by the demo at full
+        // size (its lineage_finds_parents check), here only membership of the family.
+        string[] family = ["base", "chat", "counterfactual", "domain-lora"];
+        foreach (var child in (string[])["chat", "counterfactual", "domain-lora"])
+            Assert.Contains(found[child], family.Where(f => f != child));
+        Assert.Equal("none", found["unrelated"]);
+        bool allBase = found.Where(f => f.Key != "unrelated").All(f => f.Value == "base");
+        Assert.Contains(allBase ? "PASS lineage_finds_parents" : "FAIL lineage_finds_parents", demo.Printed);
+    }
+
+    [Fact]
+    public void Drift_GrowsWithFineTuningSteps_FromZeroAtTheBase()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "curve", "curve.csv"));
+        int step = header.IndexOf("step"), drift = header.IndexOf("attention_drift"), r = header.IndexOf("pearson_with_base");
+        Assert.Equal(["0", "2", "4"], rows.Select(x => x[step]));
+        double[] d = rows.Select(x => double.Parse(x[drift], CultureInfo.InvariantCulture)).ToArray();
+        // Step 0 is the base itself: no drift, and its map is the base's map (r = 1 exactly).
+        Assert.Equal(0.0, d[0]);
+        Assert.Equal(1.0, double.Parse(rows[0][r], CultureInfo.InvariantCulture));
+        Assert.True(d[0] < d[1] && d[1] < d[2], $"drift {string.Join(", ", d)}");
+        Assert.Contains("PASS drift_grows_with_fine_tuning", demo.Printed);
+        // Across descendants too: counterfactual, fine-tuned twice as long as chat, is further from the base.
+        var (lh, lineage) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "lineage.csv"));
+        double Drift(string model) => double.Parse(lineage.First(x => x[0] == model)[lh.IndexOf("found_drift")], CultureInfo.InvariantCulture);
+        Assert.True(Drift("counterfactual") > Drift("chat"), $"counterfactual {Drift("counterfactual")} vs chat {Drift("chat")}");
+    }
+
+    [Fact]
+    public void ChanceLevelMaps_AreNotPresentedAsEvidence()
+    {
+        // Six training steps teach the base nothing: its map is at chance, and the demo must say so
+        // wherever the map appears, and call the within- vs cross-family comparison inconclusive.
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "controls.csv"));
+        var atChance = rows.ToDictionary(r => r[0], r => r[header.IndexOf("differs_from_chance")] == "no");
+        Assert.True(atChance["base"]);
+        Assert.Contains("INCONCLUSIVE within_family_above_cross_family", demo.Printed);
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        Assert.Contains("<b>INCONCLUSIVE</b> within_family_above_cross_family", html);
+        Assert.Contains("not evidence of inheritance", html);
+        foreach (var (model, chance) in atChance)
+            Assert.Equal(chance, html.Contains($"<figcaption>{model}: mean Truth Score <span class=\"n\" data-file=\"controls.csv\" data-key=\"{model}/mean_truth_score\">") &&
+                                 Regex.IsMatch(html, $"<figcaption>{model}: mean Truth Score <span[^>]*>[^<]*</span> \\(AT CHANCE LEVEL"));
+    }
+
+    [Fact]
+    public void SameSeed_ScoreFilesAreByteIdentical_WhenTheFamilyIsGrownAgain()
+    {
+        var again = DemoFamily.Build(demo.TempPath("cache-again"), TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
+        Assert.False(again.FromCache);
+        var probe = new ProbeOptions(Folds: TinyDemo.Plan.ProbeFolds, Seed: 42);
+        string probing = demo.TempPath("probing-again.jsonl");
+        LabScoring.OneRowPerEpisode(again.ProbingPath, probing);
+        foreach (var m in again.Members)
+        {
+            string dir = demo.TempPath(Path.Combine("scores-again", m.Name));
+            LabScoring.Score(m.Dir, probing, dir, probe);
+            foreach (string file in (string[])["scores.npy", "scores.csv"])
+                Assert.Equal(File.ReadAllBytes(Path.Combine(demo.Out, "scores", m.Name, file)), File.ReadAllBytes(Path.Combine(dir, file)));
+        }
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
+    }
+
+    [Fact]
+    public void Family_IsReadFromTheCache_WhenThePlanIsUnchanged_AndRebuiltWhenItChanges()
+    {
+        var cached = DemoFamily.Build(demo.Cache, TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
+        Assert.True(cached.FromCache);
+        Assert.Equal(demo.Family.Dir, cached.Dir);
+        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed));
+        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1));
+    }
+
+    [Fact]
+    public void Cli_BadOptions_FailWithOneLine()
+    {
+        var r = CliRunner.Run("demo", "--curve-steps", "0", "--out", demo.TempPath("bad"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--steps needs at least one step above 0", r.Stderr);
+        r = CliRunner.Run("demo", "--finetune-steps", "0");
+        Assert.Equal(2, r.ExitCode);
+        r = CliRunner.Run("lab", "curve", demo.TempPath("nowhere"), "--recipe", "chat", "--steps", "0,2");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("probing.jsonl", r.Stderr);
+        r = CliRunner.Run("lab", "curve", demo.Family.Base.Dir, "--recipe", "chat", "--steps", "-1,2");
+        Assert.Equal(2, r.ExitCode);
+    }
+
+    [Fact]
+    public void LabCurveVerb_WritesOnePointPerStep()
+    {
+        string outDir = demo.TempPath("curve-cli");
+        var r = CliRunner.Run("lab", "curve", demo.Family.Base.Dir, "--recipe", "chat", "--steps", "2,0", "--folds", "3", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(outDir, "curve.csv"));
+        Assert.Equal(["step", "pearson_with_base", "attention_drift", "mean_truth_score", "differs_from_chance"], header);
+        Assert.Equal(["0", "2"], rows.Select(x => x[0]));
+        Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
+        Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
+    }
+}
+
+public class OneRowPerEpisodeTests
+{
+    [Fact]
+    public void KeepsOneVerbatimRowPerEpisode_AlternatingLabels()
+    {
+        using var tmp = new TempDir();
+        string source = tmp.File("probing.jsonl"), cut = tmp.File("cut.jsonl");
+        string Row(string c, string a, string label) => JsonSerializer.Serialize(new { context = c, question = "Q?", answer = a, label });
+        string[] lines =
+        [
+            Row("A lives in Paris.", "A lives in Paris", "gold"), Row("A lives in Paris.", "A lives in Rome", "hallucinated"),
+            Row("B likes red.", "B likes red", "gold"), Row("B likes red.", "B likes blue", "hallucinated"),
+            Row("C is 30.", "C is 31", "hallucinated"), Row("C is 30.", "C is 30", "gold"),
+        ];
+        File.WriteAllLines(source, lines);
+        LabScoring.OneRowPerEpisode(source, cut);
+        // Episode 0 keeps its gold row, episode 1 its hallucinated row, episode 2 its gold row, whatever the order in the file.
+        Assert.Equal([lines[0], lines[3], lines[5]], File.ReadAllLines(cut));
+    }
+
+    [Fact]
+    public void BadLabel_IsAUserErrorNamingTheLine()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("p.jsonl"), "{\"context\":\"x\",\"question\":\"q\",\"answer\":\"a\",\"label\":\"true\"}\n");
+        var e = Assert.Throws<TruthProbe.Common.UserError>(() => LabScoring.OneRowPerEpisode(tmp.File("p.jsonl"), tmp.File("o.jsonl")));
+        Assert.Contains("line 1", e.Message);
+        Assert.False(File.Exists(tmp.File("o.jsonl")));
+    }
+}

@@ -1,0 +1,51 @@
+using TruthProbe.Training;
+using TruthProbe.Numerics;
+
+namespace TruthProbe.Tests.Training;
+
+public class GemmTests
+{
+    private static double[] Naive(float[] a, float[] b, int m, int k, int n, bool transA, bool transB)
+    {
+        var c = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++)
+                    s += (double)(transA ? a[p * m + i] : a[i * k + p]) * (transB ? b[j * k + p] : b[p * n + j]);
+                c[i * n + j] = s;
+            }
+        return c;
+    }
+
+    public static IEnumerable<object[]> Shapes() => Widths.Each(
+        [1, 1, 1],
+        [7, 5, 70],    // row and column tails around the 6-row, 2-vector tile
+        [64, 33, 128],
+        [130, 64, 200], // large enough to run on several threads
+        [9, 600, 37],   // k in three depth slices of 256 (weight-gradient shape), odd width
+        [13, 40, 23]);  // no count a multiple of a tile or a vector
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void AllThreeProducts_MatchNaiveDoubleSums_WithAndWithoutAccumulate(SimdPath path, int m, int k, int n)
+    {
+        using var width = Widths.Use(path);
+        var a = GradientCheck.Random(m * k, 1);
+        var b = GradientCheck.Random(k * n, 2);
+        var start = GradientCheck.Random(m * n, 3);
+        foreach (var (transA, transB) in new[] { (false, false), (true, false), (false, true) })
+            foreach (bool accumulate in new[] { false, true })
+            {
+                var c = (float[])start.Clone();
+                if (transA) TrainingGemm.MatMulTransA(a, b, c, m, k, n, accumulate);
+                else if (transB) TrainingGemm.MatMulTransB(a, b, c, m, k, n, accumulate);
+                else TrainingGemm.MatMul(a, b, c, m, k, n, accumulate);
+                var expected = Naive(a, b, m, k, n, transA, transB);
+                for (int i = 0; i < c.Length; i++)
+                    Assert.True(Math.Abs(expected[i] + (accumulate ? start[i] : 0) - c[i]) < 1e-4 * k,
+                        $"transA={transA} transB={transB} accumulate={accumulate} at {i}: {c[i]} vs {expected[i]}");
+            }
+    }
+}
