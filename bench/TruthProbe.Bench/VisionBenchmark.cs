@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 using TruthProbe.Vision;
 
 namespace TruthProbe.Bench;
@@ -48,7 +49,7 @@ public sealed class VisionBenchmark : IBenchmark
                 bestEncode = Math.Min(bestEncode, sw.Elapsed.TotalSeconds);
             }
             double encodeFlop = EncodeFlop(config);
-            log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({Gemm.Resolve(SimdPath.Auto)})");
+            log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({SimdWidth.Current})");
             log.WriteLine($"CLIP-L/14-336 layer GEMMs (M={n}, fp16 weights): {bestGemms * 1e3:0.0} ms = {gemmFlop / bestGemms / 1e9:0.0} GFLOP/s");
             log.WriteLine($"encode 336x336, {config.VisionLayersRun} of CLIP-L's layers + projector: {bestEncode * 1e3:0.0} ms = {encodeFlop / bestEncode / 1e9:0.0} GFLOP/s " +
                 $"(LLaVA-1.5-7B's 23 layers and 4096-wide projector at this rate: {EncodeFlop(Llava15) / (encodeFlop / bestEncode):0.0} s per image)");
