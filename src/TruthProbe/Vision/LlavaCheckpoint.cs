@@ -10,10 +10,10 @@ namespace TruthProbe.Vision;
 /// (<see cref="Hub"/>); transformers 4.52 and later re-save under <see cref="Nested"/>. The decoder's own names
 /// come from <see cref="CheckpointTensor"/> with <see cref="Text"/> as prefix.
 /// </summary>
-public sealed record LlavaLayout(string Name, string Vision, string Projector, HfPrefix Text)
+public sealed record LlavaLayout(string Vision, string Projector, HfPrefix Text)
 {
-    public static readonly LlavaLayout Hub = new("llava-hf", "vision_tower.vision_model.", "multi_modal_projector.", new HfPrefix("language_model.model.", "language_model."));
-    public static readonly LlavaLayout Nested = new("llava-hf (transformers >= 4.52)", "model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", ""));
+    public static readonly LlavaLayout Hub = new("vision_tower.vision_model.", "multi_modal_projector.", new HfPrefix("language_model.model.", "language_model."));
+    public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", ""));
 
     public static readonly LlavaLayout[] All = [Hub, Nested];
 }

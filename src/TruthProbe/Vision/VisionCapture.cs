@@ -24,9 +24,6 @@ public static class VisionHookNames
     /// <summary>Every vision hook of a tower running <paramref name="layers"/> layers, in forward order.</summary>
     public static IEnumerable<string> All(int layers) =>
         [PixelValues, .. Enumerable.Range(0, layers).Select(ResidPost), Features, ImageFeatures];
-
-    /// <summary>Whether a capture pattern is about the image path (the rest go to the decoder's <see cref="ActivationCapture"/>).</summary>
-    public static bool IsVision(string pattern) => pattern.StartsWith("vision.", StringComparison.Ordinal) || pattern == ImageFeatures;
 }
 
 /// <summary>
