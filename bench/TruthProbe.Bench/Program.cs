@@ -9,6 +9,7 @@ IBenchmark[] all =
 [
     new EngineBenchmark(),
     new KernelBenchmark(),
+    new VisionBenchmark(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),

@@ -12,6 +12,16 @@ public enum DecoderTensor
 public enum TensorNaming { HuggingFace, Gguf }
 
 /// <summary>
+/// Where a decoder's Hugging Face tensors sit inside a larger checkpoint: <see cref="Body"/> replaces the leading
+/// <c>model.</c> of the body's names, <see cref="Head"/> goes before <c>lm_head.weight</c> (LLaVA stores its language
+/// model as <c>language_model.model.*</c> + <c>language_model.lm_head.*</c>, or <c>model.language_model.*</c> + <c>lm_head.*</c>).
+/// </summary>
+public readonly record struct HfPrefix(string Body, string Head)
+{
+    public static readonly HfPrefix Decoder = new("model.", "");
+}
+
+/// <summary>
 /// One tensor of a decoder checkpoint (<see cref="Layer"/> means nothing for the embedding, final norm and
 /// classifier): its name in each format, its shape and presence for a config, and whether it takes the RoPE row
 /// reorder. The Hugging Face and GGUF readers and writers and <see cref="RandomModel"/> all go through here, so
@@ -69,8 +79,13 @@ public readonly record struct CheckpointTensor(DecoderTensor Kind, int Layer = 0
         _ => true,
     };
 
-    public string Name(TensorNaming naming)
+    public string Name(TensorNaming naming, HfPrefix? prefix = null)
     {
+        if (naming == TensorNaming.HuggingFace && prefix is { } p && p != HfPrefix.Decoder)
+        {
+            string plain = Name(naming);
+            return plain.StartsWith(HfPrefix.Decoder.Body, StringComparison.Ordinal) ? p.Body + plain[HfPrefix.Decoder.Body.Length..] : p.Head + plain;
+        }
         var (huggingFace, gguf) = Kind switch
         {
             Embedding => ("model.embed_tokens.weight", "token_embd.weight"),

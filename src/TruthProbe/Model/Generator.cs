@@ -22,7 +22,8 @@ public static class Generator
     /// Prefills the prompt in one batch, then decodes one token at a time until EOS, MaxNewTokens or the
     /// end of the context. A prompt longer than the context is a <see cref="UserError"/>, never cut.
     /// </summary>
-    public static GenerationResult Generate(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options, RunState? state = null)
+    public static GenerationResult Generate(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options, RunState? state = null,
+        System.Buffers.SpanAction<float, int>? replaceEmbeddings = null)
     {
         if (promptIds.Count == 0) throw new UserError("generate: the prompt has no tokens (start from BOS at least)");
         if (promptIds.Count > model.Config.MaxContext)
@@ -37,7 +38,7 @@ public static class Generator
         int[] one = new int[1];
         var eosIds = model.EosIds;
         float[] weights = options.Temperature == 0 ? [] : new float[model.Config.Vocab]; // sampling scratch, reused per token
-        var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions);
+        var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions, replaceEmbeddings: replaceEmbeddings);
         bool eos = false;
         while (generated.Count < options.MaxNewTokens)
         {

@@ -21,10 +21,7 @@ public static unsafe class HfCheckpoint
         var files = OpenTensorFiles(folder);
         try
         {
-            var tensors = new Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)>(StringComparer.Ordinal);
-            foreach (var f in files)
-                foreach (var (name, info) in f.Tensors) tensors[name] = (f, info);
-            return (config, ReadWeights(config, tensors, folder), files);
+            return (config, ReadWeights(config, Index(files), folder), files);
         }
         catch
         {
@@ -33,7 +30,16 @@ public static unsafe class HfCheckpoint
         }
     }
 
-    private static List<SafetensorsFile> OpenTensorFiles(string folder)
+    /// <summary>Every tensor of the opened files by name.</summary>
+    internal static Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> Index(IEnumerable<SafetensorsFile> files)
+    {
+        var tensors = new Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)>(StringComparer.Ordinal);
+        foreach (var f in files)
+            foreach (var (name, info) in f.Tensors) tensors[name] = (f, info);
+        return tensors;
+    }
+
+    internal static List<SafetensorsFile> OpenTensorFiles(string folder)
     {
         string single = Path.Combine(folder, SingleFile), index = Path.Combine(folder, IndexFile);
         if (File.Exists(single)) return [SafetensorsFile.Open(single)];
@@ -62,36 +68,45 @@ public static unsafe class HfCheckpoint
         return files;
     }
 
-    private static ModelWeights ReadWeights(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder)
-    {
-        (SafetensorsFile, SafetensorInfo) Find(string name, long[] shape)
-        {
-            if (!tensors.TryGetValue(name, out var t))
-                throw new UserError($"{folder}: tensor '{name}' is missing (config.json implies shape [{string.Join(", ", shape)}])");
-            if (!t.Info.Shape.SequenceEqual(shape))
-                throw new UserError($"{t.File.Path}: tensor '{name}' has shape [{string.Join(", ", t.Info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
-            return t;
-        }
-        WeightMatrix Matrix(CheckpointTensor tensor)
-        {
-            string name = tensor.Name(TensorNaming.HuggingFace);
-            var (file, info) = Find(name, tensor.Shape(c));
-            var dtype = info.DType switch
-            {
-                TensorDType.F32 => WeightDType.F32,
-                TensorDType.F16 => WeightDType.F16,
-                TensorDType.BF16 => WeightDType.BF16,
-                _ => throw new UserError($"{file.Path}: tensor '{name}' is {info.DType}; weight matrices must be F32, F16 or BF16"),
-            };
-            return new WeightMatrix((int)info.Shape[0], (int)info.Shape[1], dtype, file.Pointer(info), file);
-        }
-        float[] Vector(CheckpointTensor tensor)
-        {
-            var (file, info) = Find(tensor.Name(TensorNaming.HuggingFace), tensor.Shape(c));
-            return file.ReadSingles(info);
-        }
+    /// <summary>A decoder's weights from an index of opened tensors; <paramref name="prefix"/> places them inside a larger checkpoint.</summary>
+    internal static ModelWeights ReadWeights(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder, HfPrefix? prefix = null) =>
+        CheckpointTensor.Read(c,
+            tensor => Matrix(tensors, tensor.Name(TensorNaming.HuggingFace, prefix), tensor.Shape(c), folder),
+            tensor => Vector(tensors, tensor.Name(TensorNaming.HuggingFace, prefix), tensor.Shape(c), folder));
 
-        return CheckpointTensor.Read(c, Matrix, Vector);
+    private static (SafetensorsFile File, SafetensorInfo Info) Find(Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string name, long[] shape, string folder)
+    {
+        if (!tensors.TryGetValue(name, out var t))
+            throw new UserError($"{folder}: tensor '{name}' is missing (config.json implies shape [{string.Join(", ", shape)}])");
+        if (!t.Info.Shape.SequenceEqual(shape))
+            throw new UserError($"{t.File.Path}: tensor '{name}' has shape [{string.Join(", ", t.Info.Shape)}] but config.json implies [{string.Join(", ", shape)}]");
+        return t;
+    }
+
+    /// <summary>
+    /// A tensor used in place from its mapped file as a [shape[0], product of the rest] matrix (a convolution
+    /// kernel [out, in, h, w] is the matrix of its im2col GEMM).
+    /// </summary>
+    internal static WeightMatrix Matrix(Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string name, long[] shape, string folder)
+    {
+        var (file, info) = Find(tensors, name, shape, folder);
+        var dtype = info.DType switch
+        {
+            TensorDType.F32 => WeightDType.F32,
+            TensorDType.F16 => WeightDType.F16,
+            TensorDType.BF16 => WeightDType.BF16,
+            _ => throw new UserError($"{file.Path}: tensor '{name}' is {info.DType}; weight matrices must be F32, F16 or BF16"),
+        };
+        long cols = 1;
+        foreach (long n in info.Shape.Skip(1)) cols *= n;
+        return new WeightMatrix((int)info.Shape[0], (int)cols, dtype, file.Pointer(info), file);
+    }
+
+    /// <summary>A small tensor (norm, bias, embedding row) copied to float32.</summary>
+    internal static float[] Vector(Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string name, long[] shape, string folder)
+    {
+        var (file, info) = Find(tensors, name, shape, folder);
+        return file.ReadSingles(info);
     }
 
     /// <summary>

@@ -75,9 +75,16 @@ public sealed record ModelConfig
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        using (doc)
+        using (doc) return FromHfJson(doc.RootElement, path);
+    }
+
+    /// <summary>
+    /// The same from a parsed object (a whole <c>config.json</c>, or a multimodal model's completed <c>text_config</c>);
+    /// <paramref name="path"/> names it in messages.
+    /// </summary>
+    public static ModelConfig FromHfJson(JsonElement root, string path)
+    {
         {
-            var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new UserError($"{path}: expected a JSON object");
             string[] archs = root.TryGetProperty("architectures", out var a) && a.ValueKind == JsonValueKind.Array
                 ? a.EnumerateArray().Select(x => x.GetString() ?? "").ToArray() : [];

@@ -118,7 +118,8 @@ public sealed class Transformer : IDisposable
     /// cache. Returns the logits of the last token (valid until the next call on this state). Interventions
     /// edit activations as they flow; the capture keeps the hooks it asks for.
     /// </summary>
-    public ReadOnlySpan<float> Forward(RunState state, scoped ReadOnlySpan<int> tokens, ActivationCapture? capture = null, Interventions? interventions = null)
+    public ReadOnlySpan<float> Forward(RunState state, scoped ReadOnlySpan<int> tokens, ActivationCapture? capture = null, Interventions? interventions = null,
+        System.Buffers.SpanAction<float, int>? replaceEmbeddings = null)
     {
         var c = Config;
         int T = tokens.Length, p0 = state.Position, total = p0 + T;
@@ -138,6 +139,7 @@ public sealed class Transformer : IDisposable
         var mlpOut = state.MlpOut.AsSpan(0, T * d);
 
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
+        replaceEmbeddings?.Invoke(x, p0); // rows [T, d_model] of positions p0..: another encoder's outputs (image features) overwrite some
         RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
 
         for (int l = 0; l < c.Layers; l++)

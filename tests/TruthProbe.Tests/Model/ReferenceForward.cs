@@ -15,14 +15,19 @@ internal static class ReferenceForward
     {
         var c = ModelConfig.FromHfConfig(Path.Combine(folder, "config.json"));
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
-        double[] Tensor(string name) => file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray();
-        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? Tensor(name) : null;
+        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
+        var embed = Optional("model.embed_tokens.weight")!;
+        return Decoder(c, Optional, tokens.Select(t => embed.Skip(t * c.DModel).Take(c.DModel).ToArray()).ToArray());
+    }
 
-        int T = tokens.Length, d = c.DModel, hd = c.HeadDim, H = c.Heads, Hkv = c.KvHeads;
-        var embed = Tensor("model.embed_tokens.weight");
-        var x = new double[T][];
-        for (int t = 0; t < T; t++) x[t] = embed.Skip(tokens[t] * d).Take(d).ToArray();
-
+    /// <summary>
+    /// Logits [T][vocab] from input embeddings <paramref name="x"/> [T][d_model] (changed in place), tensors by their
+    /// plain decoder names (null when absent); <paramref name="z"/>, when given, receives each layer's hook_z [T][H * d_head].
+    /// </summary>
+    public static double[][] Decoder(ModelConfig c, Func<string, double[]?> Optional, double[][] x, List<double[][]>? z = null)
+    {
+        double[] Tensor(string name) => Optional(name) ?? throw new KeyNotFoundException(name);
+        int T = x.Length, d = c.DModel, hd = c.HeadDim, H = c.Heads, Hkv = c.KvHeads;
         for (int l = 0; l < c.Layers; l++)
         {
             string p = $"model.layers.{l}.";
@@ -32,10 +37,11 @@ internal static class ReferenceForward
             var v = xn.Select(row => Linear(row, Tensor(p + "self_attn.v_proj.weight"), Optional(p + "self_attn.v_proj.bias"), Hkv * hd)).ToArray();
             for (int t = 0; t < T; t++) { RotateHalf(q[t], t, hd, c.RopeTheta); RotateHalf(k[t], t, hd, c.RopeTheta); }
 
-            var z = new double[T][];
+            var zl = new double[T][];
+            z?.Add(zl);
             for (int t = 0; t < T; t++)
             {
-                z[t] = new double[H * hd];
+                zl[t] = new double[H * hd];
                 for (int h = 0; h < H; h++)
                 {
                     int kvh = h / (H / Hkv);
@@ -50,12 +56,12 @@ internal static class ReferenceForward
                     double max = scores.Skip(first).Max(), sum = 0;
                     for (int j = first; j <= t; j++) sum += scores[j] = Math.Exp(scores[j] - max);
                     for (int j = first; j <= t; j++)
-                        for (int i = 0; i < hd; i++) z[t][h * hd + i] += scores[j] / sum * v[j][kvh * hd + i];
+                        for (int i = 0; i < hd; i++) zl[t][h * hd + i] += scores[j] / sum * v[j][kvh * hd + i];
                 }
             }
             for (int t = 0; t < T; t++)
             {
-                var o = Linear(z[t], Tensor(p + "self_attn.o_proj.weight"), Optional(p + "self_attn.o_proj.bias"), d);
+                var o = Linear(zl[t], Tensor(p + "self_attn.o_proj.weight"), Optional(p + "self_attn.o_proj.bias"), d);
                 for (int i = 0; i < d; i++) x[t][i] += o[i];
                 var n = RmsNorm(x[t], Tensor(p + "post_attention_layernorm.weight"), c.RmsEps);
                 var gate = Linear(n, Tensor(p + "mlp.gate_proj.weight"), null, c.Ffn);
@@ -65,7 +71,7 @@ internal static class ReferenceForward
                 for (int i = 0; i < d; i++) x[t][i] += down[i];
             }
         }
-        var head = c.TiedEmbeddings ? embed : Tensor("lm_head.weight");
+        var head = Tensor(c.TiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
         return x.Select(row => Linear(RmsNorm(row, Tensor("model.norm.weight"), c.RmsEps), head, null, c.Vocab)).ToArray();
     }
 
@@ -76,7 +82,7 @@ internal static class ReferenceForward
     }
 
     /// <summary>y = W x + b with W stored [outputs, inputs].</summary>
-    private static double[] Linear(double[] x, double[] w, double[]? b, int outputs)
+    internal static double[] Linear(double[] x, double[] w, double[]? b, int outputs)
     {
         var y = new double[outputs];
         for (int r = 0; r < outputs; r++)

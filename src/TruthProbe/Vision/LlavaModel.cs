@@ -1,0 +1,125 @@
+using System.Buffers;
+using TruthProbe.Common;
+using TruthProbe.Model;
+using TruthProbe.Tokenizers;
+
+namespace TruthProbe.Vision;
+
+/// <summary>One sequence through a LLaVA model: the decoder's cache and buffers, and the vision tower's.</summary>
+public sealed class LlavaState
+{
+    public RunState Text { get; }
+    public VisionState Vision { get; }
+
+    internal LlavaState(LlavaModel model)
+    {
+        Text = model.Language.NewState();
+        Vision = new VisionState(model.Config);
+    }
+}
+
+/// <summary>
+/// A LLaVA-1.5 model (llava-hf folder): the CLIP tower and projector, and the language model as an ordinary
+/// <see cref="Transformer"/> whose every hook, gate and cache runs over the image positions too. The image's
+/// features replace the embeddings at the positions of the image token, in order, as transformers does.
+/// </summary>
+public sealed class LlavaModel : IDisposable
+{
+    public LlavaConfig Config { get; }
+    public LlavaLayout Layout { get; }
+    public Transformer Language { get; }
+    public ClipWeights Vision { get; }
+    public ProjectorWeights Projector { get; }
+
+    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector)
+    {
+        Config = config;
+        Layout = layout;
+        Language = language;
+        Vision = vision;
+        Projector = projector;
+    }
+
+    /// <summary>Loads a llava-hf folder (either tensor layout) with its tokenizer, when it has one; the files are mapped once and shared.</summary>
+    public static LlavaModel Load(string folder)
+    {
+        var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder);
+        ITokenizer? tokenizer;
+        try { tokenizer = TokenizerLoader.FromModelDirectory(folder); }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+        var language = new Transformer(config.Text, text, folder, "llava-hf", files) { Tokenizer = tokenizer };
+        return new LlavaModel(config, layout, language, vision, projector);
+    }
+
+    public LlavaState NewState() => new(this);
+
+    /// <summary>
+    /// The ids as the decoder sees them: a single image token becomes <see cref="LlavaConfig.ImageTokens"/> of them (what
+    /// the processor of current transformers does to the text); ids that already hold that many are kept as they are.
+    /// </summary>
+    public int[] ExpandImageTokens(ReadOnlySpan<int> ids)
+    {
+        int image = Config.ImageTokenId, count = 0, first = -1;
+        for (int t = 0; t < ids.Length; t++)
+            if (ids[t] == image) { count++; if (first < 0) first = t; }
+        int expected = Config.ImageTokens;
+        if (count == expected) return ids.ToArray();
+        if (count != 1)
+            throw new UserError($"the prompt holds {count} image tokens (id {image}); one image needs either a single <image> (expanded to {expected}) or exactly {expected}");
+        return [.. ids[..first], .. Enumerable.Repeat(image, expected), .. ids[(first + 1)..]];
+    }
+
+    /// <summary>Pixels ([3, H, W], normalised) to the [image tokens, d_model] rows that replace the image tokens.</summary>
+    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null) =>
+        ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
+
+    /// <summary>
+    /// Encodes the image, then runs the ids (one <c>&lt;image&gt;</c> or the expanded count, see <see cref="ExpandImageTokens"/>)
+    /// at the state's next positions with the image features in place of the image tokens. Returns the last position's
+    /// logits. <paramref name="capture"/> and <paramref name="interventions"/> are the decoder's, over the expanded ids.
+    /// </summary>
+    public ReadOnlySpan<float> Forward(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues,
+        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null)
+    {
+        int[] expanded = ExpandImageTokens(ids);
+        EncodeImage(state, pixelValues, visionCapture);
+        var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, state.Vision.ImageFeatures, Config.Text.DModel);
+        return Language.Forward(state.Text, expanded, capture, interventions, splice.Apply);
+    }
+
+    /// <summary>Greedy or sampled continuation of an image prompt through the decoder's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
+    public GenerationResult Generate(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues, GenerationOptions options, VisionCapture? visionCapture = null)
+    {
+        int[] expanded = ExpandImageTokens(ids);
+        // Generate starts the sequence over at position 0.
+        EncodeImage(state, pixelValues, visionCapture);
+        var splice = new ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel);
+        return Generator.Generate(Language, expanded, options, state.Text, splice.Apply);
+    }
+
+    public void Dispose() => Language.Dispose();
+
+    /// <summary>
+    /// Overwrites the embedding rows of the image-token positions with the image features, in order. It reads the
+    /// vision state's feature buffer (no copy of 576 x d_model floats), valid until that state encodes again.
+    /// </summary>
+    private sealed class ImageSplice(int imageToken, int[] ids, int firstPosition, float[] features, int width)
+    {
+        private readonly int[] _positions = Enumerable.Range(0, ids.Length).Where(t => ids[t] == imageToken).Select(t => firstPosition + t).ToArray();
+
+        /// <summary>Rows [tokens, d_model] of positions <paramref name="firstPosition"/>..: those holding image tokens get their feature row.</summary>
+        public void Apply(Span<float> rows, int firstPosition)
+        {
+            int tokens = rows.Length / width;
+            for (int i = 0; i < _positions.Length; i++)
+            {
+                int t = _positions[i] - firstPosition;
+                if (t >= 0 && t < tokens) features.AsSpan(i * width, width).CopyTo(rows.Slice(t * width, width));
+            }
+        }
+    }
+}

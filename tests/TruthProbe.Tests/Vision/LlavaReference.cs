@@ -1,0 +1,125 @@
+using TruthProbe.Formats;
+using TruthProbe.Model;
+using TruthProbe.Tests.Model;
+using TruthProbe.Vision;
+
+namespace TruthProbe.Tests.Vision;
+
+/// <summary>
+/// LLaVA-1.5 in float64 with plain loops, from the published architecture (transformers' modeling_clip and
+/// modeling_llava): the patch embedding as a direct stride-P convolution (not im2col), softmax attention over all
+/// positions, quick_gelu, hidden_states indexing, the projector with erf from its power series, then the tensors'
+/// decoder through <see cref="ReferenceForward.Decoder"/>. It reads a hub-layout folder by tensor name and shares
+/// no kernel, buffer or weight type with the engine.
+/// </summary>
+internal static class LlavaReference
+{
+    public sealed record Result(double[][] HiddenStates, double[][] ImageFeatures, double[][] Logits, List<double[][]> Z);
+
+    /// <summary><paramref name="ids"/> already expanded; <paramref name="c"/> read by the engine's config reader (its defaults are tested apart).</summary>
+    public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids)
+    {
+        using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
+        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
+        double[] T(string name) => Optional(name) ?? throw new KeyNotFoundException(name);
+        string vp = "vision_tower.vision_model.";
+        var v = c.Vision;
+        int d = v.Hidden, P = v.PatchSize, S = v.ImageSize, G = S / P, N = G * G + 1, heads = v.Heads, hd = d / heads;
+
+        // Embeddings: class token, then conv2d(pixels, W, stride P) per patch in row-major order, plus positions.
+        var conv = T(vp + "embeddings.patch_embedding.weight");   // [d, C, P, P]
+        var pos = T(vp + "embeddings.position_embedding.weight");
+        var x = new double[N][];
+        x[0] = T(vp + "embeddings.class_embedding");
+        for (int py = 0; py < G; py++)
+            for (int px = 0; px < G; px++)
+            {
+                var e = new double[d];
+                for (int o = 0; o < d; o++)
+                    for (int ch = 0; ch < v.Channels; ch++)
+                        for (int y = 0; y < P; y++)
+                            for (int xx = 0; xx < P; xx++)
+                                e[o] += conv[((o * v.Channels + ch) * P + y) * P + xx] * pixels[ch * S * S + (py * P + y) * S + px * P + xx];
+                x[1 + py * G + px] = e;
+            }
+        for (int t = 0; t < N; t++) x[t] = x[t].Select((a, i) => a + pos[t * d + i]).ToArray();
+        x = x.Select(r => LayerNorm(r, T(vp + "pre_layrnorm.weight"), T(vp + "pre_layrnorm.bias"), v.LayerNormEps)).ToArray();
+
+        var hidden = new List<double[][]> { x };
+        for (int l = 0; l < v.Layers; l++)
+        {
+            string p = $"{vp}encoder.layers.{l}.";
+            var xn = x.Select(r => LayerNorm(r, T(p + "layer_norm1.weight"), T(p + "layer_norm1.bias"), v.LayerNormEps)).ToArray();
+            double[][] Proj(string name) => xn.Select(r => ReferenceForward.Linear(r, T(p + $"self_attn.{name}.weight"), T(p + $"self_attn.{name}.bias"), d)).ToArray();
+            var q = Proj("q_proj"); var k = Proj("k_proj"); var val = Proj("v_proj");
+            var z = new double[N][];
+            for (int t = 0; t < N; t++)
+            {
+                z[t] = new double[d];
+                for (int h = 0; h < heads; h++)
+                {
+                    var s = new double[N];
+                    for (int j = 0; j < N; j++)
+                    {
+                        for (int i = 0; i < hd; i++) s[j] += q[t][h * hd + i] * k[j][h * hd + i];
+                        s[j] /= Math.Sqrt(hd);
+                    }
+                    double max = s.Max(), sum = 0;
+                    for (int j = 0; j < N; j++) sum += s[j] = Math.Exp(s[j] - max);
+                    for (int j = 0; j < N; j++)
+                        for (int i = 0; i < hd; i++) z[t][h * hd + i] += s[j] / sum * val[j][h * hd + i];
+                }
+            }
+            var next = new double[N][];
+            for (int t = 0; t < N; t++)
+            {
+                var o = ReferenceForward.Linear(z[t], T(p + "self_attn.out_proj.weight"), T(p + "self_attn.out_proj.bias"), d);
+                var r = x[t].Select((a, i) => a + o[i]).ToArray();
+                var n = LayerNorm(r, T(p + "layer_norm2.weight"), T(p + "layer_norm2.bias"), v.LayerNormEps);
+                var f = ReferenceForward.Linear(n, T(p + "mlp.fc1.weight"), T(p + "mlp.fc1.bias"), v.Intermediate)
+                    .Select(a => v.HiddenAct == "quick_gelu" ? a / (1 + Math.Exp(-1.702 * a)) : Gelu(a)).ToArray();
+                var m = ReferenceForward.Linear(f, T(p + "mlp.fc2.weight"), T(p + "mlp.fc2.bias"), d);
+                next[t] = r.Select((a, i) => a + m[i]).ToArray();
+            }
+            x = next;
+            hidden.Add(x);
+        }
+
+        // hidden_states[vision_feature_layer], Python indexing; "default" drops the class row.
+        int index = c.FeatureLayer < 0 ? hidden.Count + c.FeatureLayer : c.FeatureLayer;
+        var selected = hidden[index].Skip(c.Select == FeatureSelect.Default ? 1 : 0).ToArray();
+        int dm = c.Text.DModel;
+        var image = selected.Select(r => ReferenceForward.Linear(
+            ReferenceForward.Linear(r, T("multi_modal_projector.linear_1.weight"), Optional("multi_modal_projector.linear_1.bias"), dm).Select(Gelu).ToArray(),
+            T("multi_modal_projector.linear_2.weight"), Optional("multi_modal_projector.linear_2.bias"), dm)).ToArray();
+
+        // Embeddings of the ids; image-token rows replaced in order (transformers' masked_scatter).
+        var embed = T("language_model.model.embed_tokens.weight");
+        int next_ = 0;
+        var input = ids.Select(id => id == c.ImageTokenId ? (double[])image[next_++].Clone() : embed.Skip(id * dm).Take(dm).ToArray()).ToArray();
+        var zs = new List<double[][]>();
+        var logits = ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs);
+        return new Result(hidden[index], image, logits, zs);
+    }
+
+    private static double[] LayerNorm(double[] x, double[] w, double[] b, double eps)
+    {
+        double mean = x.Average(), var = x.Sum(a => (a - mean) * (a - mean)) / x.Length;
+        return x.Select((a, i) => (a - mean) / Math.Sqrt(var + eps) * w[i] + b[i]).ToArray();
+    }
+
+    private static double Gelu(double x) => 0.5 * x * (1 + Erf(x / Math.Sqrt(2)));
+
+    /// <summary>erf by its Maclaurin series, 2/sqrt(pi) sum (-1)^n x^(2n+1) / (n! (2n+1)); beyond |x| = 4, erfc &lt; 2e-8.</summary>
+    private static double Erf(double x)
+    {
+        if (Math.Abs(x) > 4) return Math.Sign(x);
+        double term = x, sum = x;
+        for (int n = 1; n < 200 && Math.Abs(term) > 1e-17; n++)
+        {
+            term *= -x * x / n;
+            sum += term / (2 * n + 1);
+        }
+        return 2 / Math.Sqrt(Math.PI) * sum;
+    }
+}
