@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using TruthProbe.Common;
 
 namespace TruthProbe.Imaging;
@@ -125,16 +127,18 @@ internal static class JpegOutput
     private static void FancyH2V1(ReadOnlySpan<byte> src, Span<byte> dst)
     {
         int n = src.Length;
-        dst[0] = src[0];
-        dst[1] = (byte)((src[0] * 3 + src[1] + 2) >> 2);
-        for (int i = 1; i < n - 1; i++)
+        if (dst.Length < 2 * n) throw new ArgumentException("output row too short", nameof(dst));
+        ref byte s = ref MemoryMarshal.GetReference(src);
+        ref byte d = ref MemoryMarshal.GetReference(dst);
+        int prev = s, cur = s;
+        for (int i = 0; i < n; i++)
         {
-            int v = src[i] * 3;
-            dst[2 * i] = (byte)((v + src[i - 1] + 1) >> 2);
-            dst[2 * i + 1] = (byte)((v + src[i + 1] + 2) >> 2);
+            int next = i + 1 < n ? Unsafe.Add(ref s, i + 1) : cur;
+            Unsafe.Add(ref d, 2 * i) = (byte)((cur * 3 + prev + 1) >> 2);
+            Unsafe.Add(ref d, 2 * i + 1) = (byte)((cur * 3 + next + 2) >> 2);
+            prev = cur;
+            cur = next;
         }
-        dst[2 * n - 2] = (byte)((src[n - 1] * 3 + src[n - 2] + 1) >> 2);
-        dst[2 * n - 1] = src[n - 1];
     }
 
     /// <summary>Vertical 2:1: 3/4 of the nearer row, 1/4 of the other, rounding biased as libjpeg's (1 above, 2 below).</summary>
@@ -147,13 +151,17 @@ internal static class JpegOutput
     private static void FancyH2V2(ReadOnlySpan<byte> near, ReadOnlySpan<byte> far, Span<byte> dst)
     {
         int n = near.Length;
-        int last = near[0] * 3 + far[0];
+        if (far.Length < n || dst.Length < 2 * n) throw new ArgumentException("rows too short", nameof(dst));
+        ref byte a = ref MemoryMarshal.GetReference(near);
+        ref byte b = ref MemoryMarshal.GetReference(far);
+        ref byte d = ref MemoryMarshal.GetReference(dst);
+        int last = a * 3 + b;
         int cur = last;
         for (int i = 0; i < n; i++)
         {
-            int next = i + 1 < n ? near[i + 1] * 3 + far[i + 1] : cur;
-            dst[2 * i] = (byte)((cur * 3 + last + 8) >> 4);
-            dst[2 * i + 1] = (byte)((cur * 3 + next + 7) >> 4);
+            int next = i + 1 < n ? Unsafe.Add(ref a, i + 1) * 3 + Unsafe.Add(ref b, i + 1) : cur;
+            Unsafe.Add(ref d, 2 * i) = (byte)((cur * 3 + last + 8) >> 4);
+            Unsafe.Add(ref d, 2 * i + 1) = (byte)((cur * 3 + next + 7) >> 4);
             last = cur;
             cur = next;
         }
@@ -167,21 +175,25 @@ internal static class JpegOutput
     private static void YCbCrToRgb(ReadOnlySpan<byte> yRow, ReadOnlySpan<byte> cbRow, ReadOnlySpan<byte> crRow, Span<byte> dst)
     {
         int width = dst.Length / 3;
-        yRow = yRow[..width];
-        cbRow = cbRow[..width];
-        crRow = crRow[..width];
-        var crToR = CrToR;
-        var cbToB = CbToB;
-        var crToG = CrToG;
-        var cbToG = CbToG;
+        if (yRow.Length < width || cbRow.Length < width || crRow.Length < width) throw new ArgumentException("component rows too short");
+        ref byte py = ref MemoryMarshal.GetReference(yRow);
+        ref byte pcb = ref MemoryMarshal.GetReference(cbRow);
+        ref byte pcr = ref MemoryMarshal.GetReference(crRow);
+        ref byte d = ref MemoryMarshal.GetReference(dst);
+        ref int crToR = ref MemoryMarshal.GetArrayDataReference(CrToR);
+        ref int cbToB = ref MemoryMarshal.GetArrayDataReference(CbToB);
+        ref int crToG = ref MemoryMarshal.GetArrayDataReference(CrToG);
+        ref int cbToG = ref MemoryMarshal.GetArrayDataReference(CbToG);
+        // Every sum lies in [-256, 512), so the clamp is one lookup, as in libjpeg.
+        ref byte clamp = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ClampTable), 256);
         for (int x = 0; x < width; x++)
         {
-            int y = yRow[x], cb = cbRow[x], cr = crRow[x];
-            dst[3 * x] = Clamp(y + crToR[cr]);
-            dst[3 * x + 1] = Clamp(y + ((cbToG[cb] + crToG[cr]) >> 16));
-            dst[3 * x + 2] = Clamp(y + cbToB[cb]);
+            int y = Unsafe.Add(ref py, x), cb = Unsafe.Add(ref pcb, x), cr = Unsafe.Add(ref pcr, x);
+            Unsafe.Add(ref d, 3 * x) = Unsafe.Add(ref clamp, y + Unsafe.Add(ref crToR, cr));
+            Unsafe.Add(ref d, 3 * x + 1) = Unsafe.Add(ref clamp, y + ((Unsafe.Add(ref cbToG, cb) + Unsafe.Add(ref crToG, cr)) >> 16));
+            Unsafe.Add(ref d, 3 * x + 2) = Unsafe.Add(ref clamp, y + Unsafe.Add(ref cbToB, cb));
         }
     }
 
-    private static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
+    private static readonly byte[] ClampTable = Enumerable.Range(-256, 768).Select(v => (byte)Math.Clamp(v, 0, 255)).ToArray();
 }
