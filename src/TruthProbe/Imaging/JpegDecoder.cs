@@ -22,13 +22,6 @@ public static class JpegDecoder
         var reader = new JpegReader(data, fileName);
         return reader.Read();
     }
-
-    /// <summary>Reads a file and decodes it; a missing file is a <see cref="UserError"/> too.</summary>
-    public static RgbImage Decode(string path)
-    {
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found (expected a JPEG image)");
-        return Decode(File.ReadAllBytes(path), path);
-    }
 }
 
 /// <summary>The marker parser and entropy decoder; one instance per decode, state lives in its fields.</summary>
@@ -372,10 +365,11 @@ internal ref struct JpegReader
 
     private readonly void CheckNotTruncated()
     {
-        if (_bitCount < _padBits)
-            throw Error(_pos >= _data.Length
-                ? "image file is truncated (the data ends inside a scan)"
-                : $"corrupt JPEG data: the entropy-coded segment ends early at byte {_pos} (marker FF {_data[_pos + 1]:X2} inside a scan)");
+        if (_bitCount >= _padBits) return;
+        int marker = _pos + 1 < _data.Length ? _data[_pos + 1] : -1;
+        throw Error(marker < 0
+            ? "image file is truncated (the data ends inside a scan)"
+            : $"corrupt JPEG data: the entropy-coded segment ends early at byte {_pos} (marker FF {marker:X2} inside a scan)");
     }
 
     private void Fill()
