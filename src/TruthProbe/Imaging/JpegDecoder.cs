@@ -107,6 +107,12 @@ internal ref struct JpegReader
                 }
                 case 0xDA:
                     if (!sawFrame) throw Error("scan (SOS) before the frame header (SOF)");
+                    if (!sawScan && !_progressive)
+                        for (int i = 0; i < 2; i++)
+                        {
+                            _dcTables[i] ??= JpegHuffmanTable.Standard(isDc: true, i);
+                            _acTables[i] ??= JpegHuffmanTable.Standard(isDc: false, i);
+                        }
                     ReadScan(Segment("SOS"));
                     sawScan = true;
                     break;

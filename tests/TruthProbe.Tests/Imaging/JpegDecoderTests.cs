@@ -115,6 +115,50 @@ public class JpegDecoderTests
     }
 
     [Fact]
+    public void HandBuiltAdobeRgb_VerticalHalfSampling_IsLibjpegsTriangleFilterWithAlternatingRounding()
+    {
+        // 8x32, R sampled 1x2 (flat 128), G and B 1x1; Adobe transform 0, so G shows the upsampled samples as
+        // they are. G's upper block is 142 (DC +14, bits 1110), its lower block 128 (-14, bits 0001). Output rows 15 and 16 sit
+        // between them: 3/4 * 142 + 1/4 * 128 = 138.5 and 3/4 * 128 + 1/4 * 142 = 131.5; libjpeg rounds the row
+        // below a sample's centre up (139) and the row above it down (131) so the halves do not drift one way.
+        byte[] adobe = Segment(0xEE, [.. "Adobe"u8, 0, 100, 0, 0, 0, 0, 0]);
+        var jpeg = Jpeg(adobe, Dqt(0, 8), Sof(0xC0, 8, 32, (1, 1, 2), (2, 1, 1), (3, 1, 1)), SmallDcTable, EobOnlyAcTable, BaselineSos(1, 2, 3),
+            Bits("00 0 00 0  01 1110 0  00 0    00 0 00 0  01 0001 0  00 0"));
+        byte G(int y) => y < 15 ? (byte)142 : y == 15 ? (byte)139 : y == 16 ? (byte)131 : (byte)128;
+        AssertSamePixels(Flat(8, 32, (_, y) => (128, G(y), 128)), JpegDecoder.Decode(jpeg, "t.jpg"), "h1v2");
+    }
+
+    [Fact]
+    public void HandBuiltAdobeRgb_QuarterHorizontalSampling_IsReplicated()
+    {
+        // 64x8, R sampled 4x1, G and B 1x1: a 4:1 ratio has no triangle filter in libjpeg, samples repeat 4 times.
+        byte[] adobe = Segment(0xEE, [.. "Adobe"u8, 0, 100, 0, 0, 0, 0, 0]);
+        var jpeg = Jpeg(adobe, Dqt(0, 8), Sof(0xC0, 64, 8, (1, 4, 1), (2, 1, 1), (3, 1, 1)), SmallDcTable, EobOnlyAcTable, BaselineSos(1, 2, 3),
+            Bits("00 0 00 0 00 0 00 0  01 1110 0  00 0    00 0 00 0 00 0 00 0  01 0001 0  00 0"));
+        AssertSamePixels(Flat(64, 8, (x, _) => (128, x < 32 ? (byte)142 : (byte)128, 128)), JpegDecoder.Decode(jpeg, "t.jpg"), "h4v1");
+    }
+
+    [SkippableFact]
+    public void SharedJpeg_WithoutItsHuffmanTables_UsesTheStandardOnesAsLibjpeg()
+    {
+        // Pillow saves with the JPEG standard's example tables (optimize=False), so dropping every DHT segment
+        // leaves a Motion-JPEG-style file that libjpeg decodes with its built-in copies of the same tables.
+        byte[] full = File.ReadAllBytes(SharedJpeg("coffee_q90_420"));
+        var stripped = new List<byte>(full[..2]);
+        int pos = 2;
+        while (full[pos + 1] != 0xDA)
+        {
+            int length = 2 + (full[pos + 2] << 8 | full[pos + 3]);
+            if (full[pos + 1] != 0xC4) stripped.AddRange(full[pos..(pos + length)]);
+            pos += length;
+        }
+        stripped.AddRange(full[pos..]);
+        Assert.True(stripped.Count < full.Length - 400, "the file had its Huffman tables removed");
+        var golden = ImageFile.Load(SharedData.Path("data", "images", "golden", "coffee_q90_420__jpg.decoded.png"));
+        AssertSamePixels(golden, JpegDecoder.Decode(stripped.ToArray(), "mjpeg.jpg"), "no DHT");
+    }
+
+    [Fact]
     public void HandBuiltProgressive_DcInTwoBitsThenAc_IsTheRefinedDc()
     {
         // The DC first scan at Al=1 sends +12, stored as 12 << 1 = 24; the refinement scan's bit 1 makes it 25
@@ -161,7 +205,7 @@ public class JpegDecoderTests
     [InlineData("badHuffman", "bad Huffman table (DC 0): code lengths overflow at length 1")]
     [InlineData("dcSymbol", "bad Huffman table (DC 0): DC symbol 16 is above 15")]
     [InlineData("missingComponent", "scan names component 9, which the frame header does not define")]
-    [InlineData("missingTable", "scan uses AC Huffman table 1 for component 1, but no DHT before it defines it")]
+    [InlineData("missingTable", "scan uses AC Huffman table 2 for component 1, but no DHT before it defines it")]
     [InlineData("missingQuant", "uses quantisation table 0, but no DQT before its first scan defines it")]
     [InlineData("twelveBit", "12-bit samples; only 8-bit JPEGs are supported")]
     [InlineData("arithmetic", "unsupported JPEG process (SOF9")]
@@ -181,7 +225,7 @@ public class JpegDecoderTests
             "dcSymbol" => Jpeg(Dqt(0, 8), grey, Dht(0, 0, [0, 2], 0, 16)),
             "missingComponent" => Jpeg(Dqt(0, 8), grey, SmallDcTable, EobOnlyAcTable, BaselineSos(9), Bits("00 0 00 0")),
             "missingTable" => Jpeg(Dqt(0, 8), grey, SmallDcTable, EobOnlyAcTable,
-                Segment(0xDA, 1, 1, 0x01, 0, 63, 0), Bits("00 0 00 0")),
+                Segment(0xDA, 1, 1, 0x02, 0, 63, 0), Bits("00 0 00 0")),
             "missingQuant" => Jpeg(Dqt(1, 8), grey, SmallDcTable, EobOnlyAcTable, BaselineSos(1), Bits("00 0 00 0")),
             "twelveBit" => Jpeg(Dqt(0, 8), Segment(0xC0, 12, 0, 8, 0, 16, 1, 1, 0x11, 0)),
             "arithmetic" => Jpeg(Dqt(0, 8), Sof(0xC9, 16, 8, (1, 1, 1))),
