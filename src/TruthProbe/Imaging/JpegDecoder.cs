@@ -254,12 +254,12 @@ internal ref struct JpegReader
             c.HeightInBlocks = (c.Height + 7) / 8;
             c.BlocksPerLine = _mcusX * c.H;
             c.BlockRows = _mcusY * c.V;
-            blocks += (long)c.BlocksPerLine * c.BlockRows;
+            blocks += (long)c.WidthInBlocks * c.HeightInBlocks;
         }
         if (n > 1 && _components.Sum(c => c.H * c.V) > 10)
             throw Error($"sampling factors give {_components.Sum(c => c.H * c.V)} blocks per MCU; JPEG allows at most 10");
-        // Every block costs at least one bit of entropy-coded data in its first scan, so a header that
-        // promises more blocks than the file has bits is truncated or crafted: refuse before allocating.
+        // Every block inside the image costs at least one bit of entropy-coded data in its first scan, so a
+        // header that promises more blocks than the file has bits is truncated or crafted: refuse before allocating.
         if (blocks > 8L * _data.Length)
             throw Error($"image file is truncated (a {_width}x{_height} image needs more data than the file's {_data.Length} bytes)");
         foreach (var c in _components) c.Coefficients = new short[checked(c.BlocksPerLine * c.BlockRows * 64)];
