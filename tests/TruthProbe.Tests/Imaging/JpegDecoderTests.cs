@@ -76,6 +76,17 @@ public class JpegDecoderTests
     }
 
     [Fact]
+    public void HandBuiltGrey_OutOfRangeDc_WrapsAsLibjpegsRangeLimitTable()
+    {
+        // DC 2000 with quantiser 8 is a flat 128 + 2000 before limiting. libjpeg's post-IDCT table (jdmaster.c,
+        // prepare_range_limit_table) indexes with the value modulo 1024: 2000 = 976 = -48 as a signed 10-bit
+        // number, so the block shows 128 - 48 = 80 rather than saturating at 255.
+        var jpeg = Jpeg(Dqt(0, 8), Sof(0xC0, 8, 8, (1, 1, 1)), Dht(0, 0, [0, 2], 0x00, 0x0B), EobOnlyAcTable, BaselineSos(1),
+            Bits("01 11111010000 0"));
+        AssertSamePixels(Flat(8, 8, (_, _) => (80, 80, 80)), JpegDecoder.Decode(jpeg, "t.jpg"), "wrap");
+    }
+
+    [Fact]
     public void HandBuiltGrey_RestartInterval_ResetsThePredictor()
     {
         // DRI 1: each block is its own interval, so block 1's +12 starts again from 0 (140, not 152).
