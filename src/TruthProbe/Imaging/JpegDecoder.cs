@@ -13,7 +13,8 @@ public static class JpegDecoder
 {
     /// <summary>
     /// Largest image accepted: 2^27 pixels (134 MP, e.g. 11585x11585). Beyond Pillow's decompression-bomb
-    /// warning (89 MP), below its error (179 MP); decoding one needs about 0.9 GB.
+    /// warning (89 MP), below its error (179 MP); decoding one holds every coefficient, so it needs about
+    /// 1 GB at 4:2:0 and 1.6 GB at 4:4:4.
     /// </summary>
     public const long MaxPixels = 1L << 27;
 
