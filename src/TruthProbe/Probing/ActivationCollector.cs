@@ -81,7 +81,7 @@ public static class ActivationCollector
             var state = model.NewState();
             var rowBuffer = new float[rowValues];
             int perLayer = cfg.Heads * cfg.HeadDim;
-            using var progress = new Progress("collect hook_z (rows)", n - store.RowsDone);
+            using var progress = new Progress("collect hook_z (rows)", n - store.RowsDone, to: log);
             for (int i = store.RowsDone; i < n; i++)
             {
                 state.Reset();
