@@ -21,6 +21,10 @@ public class PngDecoderTests
         // zlib.crc32(b"123456789") = 0xCBF43926 (the CRC-32 check value); every PNG ends in IEND's CRC AE 42 60 82.
         Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
         Assert.Equal(0xAE426082u, Crc32.Compute("IEND"u8));
+        // Python's zlib.crc32(bytes(range(256)) * 4) and zlib.crc32(bytes(range(13))): whole 8-byte steps and a tail.
+        byte[] ramp = [.. Enumerable.Range(0, 1024).Select(i => (byte)i)];
+        Assert.Equal(0xB70B4C26u, Crc32.Compute(ramp));
+        Assert.Equal(0xE6FE46B8u, Crc32.Compute(ramp.AsSpan(0, 13)));
     }
 
     [Theory]
