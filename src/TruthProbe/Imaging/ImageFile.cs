@@ -23,8 +23,7 @@ public static class ImageFile
         if (data.AsSpan().StartsWith(PngDecoder.Signature))
             return PngDecoder.Decode(data, path);
         if (data.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]))
-            // MERGE: JpegDecoder
-            throw new UserError($"{path}: is a JPEG; JPEG support not merged yet, convert it to PNG");
+            return JpegDecoder.Decode(data, path);
         throw new UserError($"{path}: not a PNG or JPEG image (it starts with bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); convert it to PNG or JPEG");
     }
 }
