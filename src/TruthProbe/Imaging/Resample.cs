@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace TruthProbe.Imaging;
 
@@ -99,18 +101,37 @@ public static class Resample
 
     private static byte Clip8(int sum) => (byte)Math.Clamp(sum >> PrecisionBits, 0, 255);
 
+    /// <summary>
+    /// One row: each output pixel a weighted sum of the source pixels under its taps. Where a 4-byte read at the
+    /// last tap stays inside the row, R, G, B (and the next byte, ignored) ride four int lanes together.
+    /// </summary>
     private static void Horizontal(ReadOnlySpan<byte> input, Span<byte> output, Taps taps)
     {
         for (int xx = 0; xx < taps.Start.Length; xx++)
         {
             var k = taps.Weights.AsSpan(xx * taps.Stride, taps.Count[xx]);
-            var pixels = input.Slice(3 * taps.Start[xx], 3 * k.Length);
+            int first = 3 * taps.Start[xx];
             int r = 1 << (PrecisionBits - 1), g = r, b = r;
-            for (int x = 0; x < k.Length; x++)
+            if (Vector128.IsHardwareAccelerated && first + 3 * k.Length + 1 <= input.Length)
             {
-                r += pixels[3 * x] * k[x];
-                g += pixels[3 * x + 1] * k[x];
-                b += pixels[3 * x + 2] * k[x];
+                ref byte p = ref Unsafe.AsRef(in input[first]);
+                var sum = Vector128.Create(r);
+                for (int x = 0; x < k.Length; x++)
+                {
+                    var four = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 3 * x))).AsByte();
+                    sum += Vector128.WidenLower(Vector128.WidenLower(four)).AsInt32() * Vector128.Create(k[x]);
+                }
+                (r, g, b) = (sum.GetElement(0), sum.GetElement(1), sum.GetElement(2));
+            }
+            else
+            {
+                var pixels = input.Slice(first, 3 * k.Length);
+                for (int x = 0; x < k.Length; x++)
+                {
+                    r += pixels[3 * x] * k[x];
+                    g += pixels[3 * x + 1] * k[x];
+                    b += pixels[3 * x + 2] * k[x];
+                }
             }
             output[3 * xx] = Clip8(r);
             output[3 * xx + 1] = Clip8(g);

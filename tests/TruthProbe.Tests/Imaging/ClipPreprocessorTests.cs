@@ -145,7 +145,7 @@ public class ClipPreprocessorTests
         Assert.Null(exact.ShortestEdge);
         var preprocessor = new ClipPreprocessor(exact);
         Assert.Equal((512, 384), preprocessor.ResizeSize(100, 700));
-        Assert.Equal(3 * 512 * 384, preprocessor.OutputLength(new RgbImage(100, 700)));
+        Assert.Equal(3 * 512 * 384, preprocessor.Preprocess(new RgbImage(100, 700)).Length);
     }
 
     [Theory]
