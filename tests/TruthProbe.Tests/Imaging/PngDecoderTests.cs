@@ -143,6 +143,15 @@ public class PngDecoderTests
     }
 
     [Fact]
+    public void Adam7_OneBitGrey2x2_PassesByHand()
+    {
+        // Of the seven passes a 2x2 image fills three: pass 1 pixel (0,0), pass 6 pixel (1,0), pass 7 row 1.
+        // Pixels 1 0 / 0 1; each pass row is a filter byte and one byte of MSB-first bits.
+        var png = Png(Ihdr(2, 2, 1, 0, interlaced: true), [0, 0b1000_0000, 0, 0b0000_0000, 0, 0b0100_0000]);
+        Assert.Equal(Grey(255, 0, 0, 255), Pixels(png));
+    }
+
+    [Fact]
     public void IdatSplitAcrossChunks_AndUnknownChunks_Decode()
     {
         byte[] rgb = Scrambled(4 * 4 * 3);
