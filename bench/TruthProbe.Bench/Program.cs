@@ -17,6 +17,7 @@ IBenchmark[] all =
     new ProbeBenchmark(),
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
+    new ImagingBench(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

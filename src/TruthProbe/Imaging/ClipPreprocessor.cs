@@ -19,13 +19,6 @@ public sealed class ClipPreprocessor(ClipConfig config, AspectMode aspect = Aspe
     public ClipConfig Config { get; } = config;
     public AspectMode Aspect { get; } = aspect;
 
-    /// <summary>Floats <see cref="Preprocess"/> writes: 3 x crop height x crop width (or the resized size without cropping).</summary>
-    public int OutputLength(RgbImage image)
-    {
-        var (w, h) = GeometrySize(image.Width, image.Height);
-        return 3 * w * h;
-    }
-
     public float[] Preprocess(RgbImage image)
     {
         var geometry = Geometry(image);
@@ -45,13 +38,6 @@ public sealed class ClipPreprocessor(ClipConfig config, AspectMode aspect = Aspe
         }
         if (Config.DoCenterCrop) image = CenterCrop(image, Config.CropWidth, Config.CropHeight);
         return image;
-    }
-
-    private (int Width, int Height) GeometrySize(int width, int height)
-    {
-        if (Aspect == AspectMode.Pad) width = height = Math.Max(width, height);
-        if (Config.DoResize) (width, height) = ResizeSize(width, height);
-        return Config.DoCenterCrop ? (Config.CropWidth, Config.CropHeight) : (width, height);
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using TruthProbe.Common;
 using TruthProbe.Imaging;
 using TruthProbe.Tests.Common;
 using static TruthProbe.Tests.Imaging.JpegBuilder;
+using static TruthProbe.Tests.Imaging.PixelAsserts;
 
 namespace TruthProbe.Tests.Imaging;
 
@@ -14,19 +15,6 @@ public class JpegDecoderTests
     };
 
     private static string SharedJpeg(string stem) => SharedData.Path("data", "images", stem + ".jpg");
-
-    private static void AssertSamePixels(RgbImage expected, RgbImage actual, string what)
-    {
-        Assert.Equal((expected.Width, expected.Height), (actual.Width, actual.Height));
-        int differing = 0, maxDiff = 0;
-        for (int i = 0; i < expected.Pixels.Length; i++)
-        {
-            int d = Math.Abs(expected.Pixels[i] - actual.Pixels[i]);
-            if (d != 0) differing++;
-            maxDiff = Math.Max(maxDiff, d);
-        }
-        Assert.True(differing == 0, $"{what}: {differing} bytes differ from Pillow's, by up to {maxDiff}");
-    }
 
     [SkippableTheory]
     [MemberData(nameof(SharedJpegs))]

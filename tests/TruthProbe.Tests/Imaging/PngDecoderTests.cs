@@ -21,6 +21,10 @@ public class PngDecoderTests
         // zlib.crc32(b"123456789") = 0xCBF43926 (the CRC-32 check value); every PNG ends in IEND's CRC AE 42 60 82.
         Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
         Assert.Equal(0xAE426082u, Crc32.Compute("IEND"u8));
+        // Python's zlib.crc32(bytes(range(256)) * 4) and zlib.crc32(bytes(range(13))): whole 8-byte steps and a tail.
+        byte[] ramp = [.. Enumerable.Range(0, 1024).Select(i => (byte)i)];
+        Assert.Equal(0xB70B4C26u, Crc32.Compute(ramp));
+        Assert.Equal(0xE6FE46B8u, Crc32.Compute(ramp.AsSpan(0, 13)));
     }
 
     [Theory]
@@ -139,6 +143,15 @@ public class PngDecoderTests
     }
 
     [Fact]
+    public void Adam7_OneBitGrey2x2_PassesByHand()
+    {
+        // Of the seven passes a 2x2 image fills three: pass 1 pixel (0,0), pass 6 pixel (1,0), pass 7 row 1.
+        // Pixels 1 0 / 0 1; each pass row is a filter byte and one byte of MSB-first bits.
+        var png = Png(Ihdr(2, 2, 1, 0, interlaced: true), [0, 0b1000_0000, 0, 0b0000_0000, 0, 0b0100_0000]);
+        Assert.Equal(Grey(255, 0, 0, 255), Pixels(png));
+    }
+
+    [Fact]
     public void IdatSplitAcrossChunks_AndUnknownChunks_Decode()
     {
         byte[] rgb = Scrambled(4 * 4 * 3);
@@ -204,8 +217,7 @@ public class PngDecoderTests
         // Goldens: Pillow 9.4 Image.open(f).convert("RGB") saved as 8-bit RGB PNG (camera and coins are grey, horse RGBA).
         var image = ImageFile.Load(SharedData.Path("data", "images", stem + ".png"));
         var golden = ImageFile.Load(SharedData.Path("data", "images", "golden", stem + "__png.decoded.png"));
-        Assert.Equal((golden.Width, golden.Height), (image.Width, image.Height));
-        Assert.True(golden.Pixels.AsSpan().SequenceEqual(image.Pixels), $"{stem}: decoded pixels differ from Pillow's");
+        PixelAsserts.AssertSamePixels(golden, image, stem);
     }
 
     [Fact]
