@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Imaging;
 
