@@ -1,4 +1,5 @@
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Model;
@@ -7,7 +8,7 @@ namespace TruthProbe.Tests.Model;
 /// Observing a model never changes it: capturing every hook, or any one of them, leaves the returned logits
 /// and every hook's value bit-identical (raw float bits) to a run that captures less. Covered: prefill,
 /// prefill after a cache, decode steps; GQA, multi-query with a sliding window, q/k/v biases; both attention
-/// paths (per-key, and transposed keys at 16+ queries with head size 32); every GEMM vector width.
+/// paths (per-key, and transposed keys at 16+ queries with head size 32); every vector width the kernels can be forced to.
 /// </summary>
 public class CaptureInvarianceTests
 {
@@ -46,7 +47,7 @@ public class CaptureInvarianceTests
         var config = Configs.Single(c => c.Name == configName).Config;
         using var tmp = new TempDir();
         using var model = Transformer.Load(TinyModels.Write(tmp, config));
-        Gemm.Forced = path;
+        SimdWidth.Forced = path;
         try
         {
             foreach (var (tokens, cached) in Calls)
@@ -71,6 +72,6 @@ public class CaptureInvarianceTests
                 }
             }
         }
-        finally { Gemm.Forced = SimdPath.Auto; }
+        finally { SimdWidth.Forced = SimdPath.Auto; }
     }
 }

@@ -1,3 +1,4 @@
+using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Model;
 
@@ -34,11 +35,11 @@ public class HookTableTests
     }
 
     [Fact]
-    public void EngineDoc_ListsExactlyTheTable()
+    public void DesignDoc_ListsExactlyTheTable()
     {
-        string doc = File.ReadAllText(Path.Combine(RepoPaths.RepoRoot()!, "docs", "engine.md")).ReplaceLineEndings("\n");
+        string doc = File.ReadAllText(Path.Combine(RepoPaths.RepoRoot()!, "docs", "design.md")).ReplaceLineEndings("\n");
         string table = "| name | shape | holds | computed as |\n|---|---|---|---|\n"
             + string.Concat(HookNames.Table.Select(p => $"| `{p.Template}` | {p.ShapeText} | {p.Meaning} | {p.Formula} |\n"));
-        Assert.True(doc.Contains(table, StringComparison.Ordinal), "docs/engine.md's hook table differs from HookNames.Table; paste this:\n" + table);
+        Assert.True(doc.Contains(table, StringComparison.Ordinal), "docs/design.md §2's hook table differs from HookNames.Table; paste this:\n" + table);
     }
 }
