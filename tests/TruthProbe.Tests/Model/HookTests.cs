@@ -118,20 +118,8 @@ public class HookTests
     }
 
     /// <summary>HF rotate_half at an absolute position, in double: the rotation TransformerLens's hook_rot_q/k hold.</summary>
-    private static double[] Rope(ReadOnlySpan<float> row, int position, ModelConfig c)
-    {
-        int hd = c.HeadDim, half = hd / 2;
-        var r = new double[row.Length];
-        for (int start = 0; start < row.Length; start += hd)
-            for (int i = 0; i < half; i++)
-            {
-                double angle = position * Math.Pow(c.RopeTheta, -2.0 * i / hd);
-                double a = row[start + i], b = row[start + half + i];
-                r[start + i] = a * Math.Cos(angle) - b * Math.Sin(angle);
-                r[start + half + i] = b * Math.Cos(angle) + a * Math.Sin(angle);
-            }
-        return r;
-    }
+    private static double[] Rope(ReadOnlySpan<float> row, int position, ModelConfig c) =>
+        ReferenceForward.RotateHalf(row.ToArray().Select(v => (double)v).ToArray(), position, c.HeadDim, c.RopeTheta);
 
     [Fact]
     public void HookQK_AreBeforeRope_AndRotQK_AreTheirRotation_AtCachedPositions()

@@ -133,7 +133,7 @@ internal static class ReferenceForward
     }
 
     /// <summary>HF rotate_half: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) on the two halves of each head.</summary>
-    private static double[] RotateHalf(double[] v, int position, int hd, double theta)
+    internal static double[] RotateHalf(double[] v, int position, int hd, double theta)
     {
         var r = new double[v.Length];
         for (int start = 0; start < v.Length; start += hd)
