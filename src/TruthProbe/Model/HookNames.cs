@@ -80,7 +80,7 @@ public static class HookNames
     /// <summary>Every hook point, in the order data flows; row i is <see cref="HookKind"/> i.</summary>
     public static readonly IReadOnlyList<HookPoint> Table =
     [
-        new(HookKind.Embed, "hook_embed", [T, D], "token embeddings", "embed_tokens[id]"),
+        new(HookKind.Embed, "hook_embed", [T, D], "input embeddings (image features at an image's positions)", "embed_tokens[id], or hook_image_features spliced in"),
         new(HookKind.ResidPre, "blocks.{l}.hook_resid_pre", [T, D], "residual stream entering layer l", "hook_embed, or the previous layer's hook_resid_post"),
         new(HookKind.Q, "blocks.{l}.attn.hook_q", [T, H, Dh], "queries, before RoPE", "q_proj(rmsnorm(resid_pre)) + bias"),
         new(HookKind.K, "blocks.{l}.attn.hook_k", [T, Hkv, Dh], "keys per kv head, before RoPE", "k_proj(rmsnorm(resid_pre)) + bias"),

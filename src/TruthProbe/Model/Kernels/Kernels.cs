@@ -195,6 +195,15 @@ internal static unsafe class Kernels
         TensorPrimitives.Multiply(y, weight, y);
     }
 
+    /// <summary>In place, numerically safe (the maximum is subtracted first).</summary>
+    public static void Softmax(Span<float> x)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, x);
+        TensorPrimitives.Exp(x, x);
+        TensorPrimitives.Divide(x, TensorPrimitives.Sum(x), x);
+    }
+
     /// <summary>
     /// Rotary position embedding in the half-split layout (Hugging Face): within each head, x[i] and
     /// x[i + d/2] rotate by the angle whose cosine and sine are cos[i], sin[i].
