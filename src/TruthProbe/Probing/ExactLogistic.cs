@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Probing;
 
@@ -283,57 +284,66 @@ internal sealed class ExactLogistic : IHeadSolver
     /// <summary>
     /// gram[j, k] = sum_i scaled[i, j] * z[i, k] for the blocks with k at or above row j's 48-column chunk
     /// (enough for the upper triangle). Rows i go in blocks of <see cref="RowBlock"/> that stay in L1 while
-    /// every 4-row x 3-vector register tile sweeps them; tiles accumulate across blocks in gram.
+    /// every 4-row x 3-vector register tile sweeps them; tiles accumulate across blocks in gram. The tile is
+    /// 3 vectors of the CPU's width (a 48-column chunk is 1, 2 or 4 tiles), and every element sums the same
+    /// products in the same order at every width, so results are bit-identical across widths.
     /// </summary>
-    private static void WeightedGram(float[] z, float[] scaled, int n, int stride, int rows, float[] gram)
+    internal static unsafe void WeightedGram(float[] z, float[] scaled, int n, int stride, int rows, float[] gram)
+    {
+        Array.Clear(gram);
+        fixed (float* pz = z, ps = scaled, pg = gram)
+        {
+            switch (SimdWidth.Current)
+            {
+                case SimdPath.Vector512: WeightedGram<Vec<Vector512<float>>>(pz, ps, n, stride, rows, pg); break;
+                case SimdPath.Vector256: WeightedGram<Vec<Vector256<float>>>(pz, ps, n, stride, rows, pg); break;
+                default: WeightedGram<Vec<Vector128<float>>>(pz, ps, n, stride, rows, pg); break;
+            }
+        }
+    }
+
+    private static unsafe void WeightedGram<TVec>(float* z, float* scaled, int n, int stride, int rows, float* gram)
+        where TVec : unmanaged, IVec<TVec>
     {
         const int chunkWidth = Lanes * ChunkVectors;
-        ref float zBase = ref MemoryMarshal.GetArrayDataReference(z);
-        ref float sBase = ref MemoryMarshal.GetArrayDataReference(scaled);
-        ref float gBase = ref MemoryMarshal.GetArrayDataReference(gram);
-        Array.Clear(gram);
+        int w = TVec.Count, tileWidth = ChunkVectors * w;
         for (int i0 = 0; i0 < n; i0 += RowBlock)
         {
             int i1 = Math.Min(n, i0 + RowBlock);
             for (int j0 = 0; j0 < rows; j0 += 4)
             {
-                for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += chunkWidth)
+                for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += tileWidth)
                 {
-                    nuint g0 = (nuint)(j0 * stride + c0), g1 = g0 + (nuint)stride, g2 = g1 + (nuint)stride, g3 = g2 + (nuint)stride;
-                    var a00 = Vector512.LoadUnsafe(ref gBase, g0); var a01 = Vector512.LoadUnsafe(ref gBase, g0 + Lanes); var a02 = Vector512.LoadUnsafe(ref gBase, g0 + 2 * Lanes);
-                    var a10 = Vector512.LoadUnsafe(ref gBase, g1); var a11 = Vector512.LoadUnsafe(ref gBase, g1 + Lanes); var a12 = Vector512.LoadUnsafe(ref gBase, g1 + 2 * Lanes);
-                    var a20 = Vector512.LoadUnsafe(ref gBase, g2); var a21 = Vector512.LoadUnsafe(ref gBase, g2 + Lanes); var a22 = Vector512.LoadUnsafe(ref gBase, g2 + 2 * Lanes);
-                    var a30 = Vector512.LoadUnsafe(ref gBase, g3); var a31 = Vector512.LoadUnsafe(ref gBase, g3 + Lanes); var a32 = Vector512.LoadUnsafe(ref gBase, g3 + 2 * Lanes);
+                    float* g0 = gram + j0 * stride + c0, g1 = g0 + stride, g2 = g1 + stride, g3 = g2 + stride;
+                    TVec a00 = TVec.Load(g0), a01 = TVec.Load(g0 + w), a02 = TVec.Load(g0 + 2 * w);
+                    TVec a10 = TVec.Load(g1), a11 = TVec.Load(g1 + w), a12 = TVec.Load(g1 + 2 * w);
+                    TVec a20 = TVec.Load(g2), a21 = TVec.Load(g2 + w), a22 = TVec.Load(g2 + 2 * w);
+                    TVec a30 = TVec.Load(g3), a31 = TVec.Load(g3 + w), a32 = TVec.Load(g3 + 2 * w);
                     for (int i = i0; i < i1; i++)
                     {
-                        nuint row = (nuint)(i * stride);
-                        var z0 = Vector512.LoadUnsafe(ref zBase, row + (nuint)c0);
-                        var z1 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + Lanes));
-                        var z2 = Vector512.LoadUnsafe(ref zBase, row + (nuint)(c0 + 2 * Lanes));
-                        ref float s = ref Unsafe.Add(ref sBase, row + (nuint)j0);
-                        var s0 = Vector512.Create(s);
-                        var s1 = Vector512.Create(Unsafe.Add(ref s, 1));
-                        var s2 = Vector512.Create(Unsafe.Add(ref s, 2));
-                        var s3 = Vector512.Create(Unsafe.Add(ref s, 3));
-                        a00 = Vector512.FusedMultiplyAdd(s0, z0, a00); a01 = Vector512.FusedMultiplyAdd(s0, z1, a01); a02 = Vector512.FusedMultiplyAdd(s0, z2, a02);
-                        a10 = Vector512.FusedMultiplyAdd(s1, z0, a10); a11 = Vector512.FusedMultiplyAdd(s1, z1, a11); a12 = Vector512.FusedMultiplyAdd(s1, z2, a12);
-                        a20 = Vector512.FusedMultiplyAdd(s2, z0, a20); a21 = Vector512.FusedMultiplyAdd(s2, z1, a21); a22 = Vector512.FusedMultiplyAdd(s2, z2, a22);
-                        a30 = Vector512.FusedMultiplyAdd(s3, z0, a30); a31 = Vector512.FusedMultiplyAdd(s3, z1, a31); a32 = Vector512.FusedMultiplyAdd(s3, z2, a32);
+                        float* row = z + i * stride + c0;
+                        TVec z0 = TVec.Load(row), z1 = TVec.Load(row + w), z2 = TVec.Load(row + 2 * w);
+                        float* s = scaled + i * stride + j0;
+                        TVec s0 = TVec.Create(s[0]), s1 = TVec.Create(s[1]), s2 = TVec.Create(s[2]), s3 = TVec.Create(s[3]);
+                        a00 = TVec.Fma(s0, z0, a00); a01 = TVec.Fma(s0, z1, a01); a02 = TVec.Fma(s0, z2, a02);
+                        a10 = TVec.Fma(s1, z0, a10); a11 = TVec.Fma(s1, z1, a11); a12 = TVec.Fma(s1, z2, a12);
+                        a20 = TVec.Fma(s2, z0, a20); a21 = TVec.Fma(s2, z1, a21); a22 = TVec.Fma(s2, z2, a22);
+                        a30 = TVec.Fma(s3, z0, a30); a31 = TVec.Fma(s3, z1, a31); a32 = TVec.Fma(s3, z2, a32);
                     }
-                    Store(ref gBase, g0, a00, a01, a02);
-                    Store(ref gBase, g1, a10, a11, a12);
-                    Store(ref gBase, g2, a20, a21, a22);
-                    Store(ref gBase, g3, a30, a31, a32);
+                    Store3(g0, w, a00, a01, a02);
+                    Store3(g1, w, a10, a11, a12);
+                    Store3(g2, w, a20, a21, a22);
+                    Store3(g3, w, a30, a31, a32);
                 }
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(ref float gBase, nuint at, Vector512<float> a, Vector512<float> b, Vector512<float> c)
+    private static unsafe void Store3<TVec>(float* at, int w, TVec a, TVec b, TVec c) where TVec : unmanaged, IVec<TVec>
     {
-        a.StoreUnsafe(ref gBase, at);
-        b.StoreUnsafe(ref gBase, at + Lanes);
-        c.StoreUnsafe(ref gBase, at + 2 * Lanes);
+        TVec.Store(a, at);
+        TVec.Store(b, at + w);
+        TVec.Store(c, at + 2 * w);
     }
 }

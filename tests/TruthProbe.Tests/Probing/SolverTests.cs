@@ -1,3 +1,4 @@
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
 
 namespace TruthProbe.Tests.Probing;
@@ -60,6 +61,48 @@ public class SolverTests
         double g = GradientNorm(x, y, d, w, b);
         Assert.True(g < 1e-6, $"gradient norm {g:0.0e0} at the returned weights");
         Assert.InRange(report.Iterations, 1, 30);
+    }
+
+    /// <summary>
+    /// The Hessian's weighted Gram runs at the CPU's vector width: at each width it must equal the float64 sum over rows
+    /// (to float accuracy) and, since every element sums the same products in the same order, the other widths bit for
+    /// bit. 70 columns + 1 leave a partial 48-column chunk; 37 rows a partial row block.
+    /// </summary>
+    [Fact]
+    public void WeightedGram_MatchesFloat64_AndIsBitIdenticalAtEveryWidth()
+    {
+        const int n = 37, rows = 71, stride = 96;
+        var rng = new Random(5);
+        var z = new float[n * stride];
+        var scaled = new float[n * stride];
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < rows; c++)
+            {
+                z[i * stride + c] = (float)(rng.NextDouble() * 2 - 1);
+                scaled[i * stride + c] = (float)(rng.NextDouble() * 2 - 1);
+            }
+        float[] Gram(SimdPath path)
+        {
+            SimdWidth.Forced = path;
+            try
+            {
+                var gram = new float[stride * stride];
+                ExactLogistic.WeightedGram(z, scaled, n, stride, rows, gram);
+                return gram;
+            }
+            finally { SimdWidth.Forced = SimdPath.Auto; }
+        }
+        var wide = Gram(SimdPath.Vector512);
+        for (int j = 0; j < rows; j++)
+            for (int k = j; k < rows; k++)
+            {
+                double expected = 0;
+                for (int i = 0; i < n; i++) expected += (double)scaled[i * stride + j] * z[i * stride + k];
+                Assert.True(Math.Abs(wide[j * stride + k] - expected) < 1e-5, $"gram[{j}, {k}] = {wide[j * stride + k]}, float64 {expected}");
+            }
+        int[] Bits(float[] v) => v.Select(BitConverter.SingleToInt32Bits).ToArray();
+        Assert.Equal(Bits(wide), Bits(Gram(SimdPath.Vector256)));
+        Assert.Equal(Bits(wide), Bits(Gram(SimdPath.Generic)));
     }
 
     [Fact]
