@@ -132,4 +132,23 @@ public class OutputSafetyCliTests
         Assert.Contains("is also an input of this run", convert.Stderr);
         Assert.Equal(before, Snapshot(folder));
     }
+
+    [Fact]
+    public void ARerunThatFails_LeavesTheFolderWithoutItsManifest_WhichReadersThenRefuse()
+    {
+        using var tmp = new TempDir();
+        Directory.CreateDirectory(tmp.File("run"));
+        Npy.WriteFloat64(tmp.File("run/scores.npy"), [0.9, 0.6, 0.7, 0.8], 2, 2);
+        File.WriteAllText(tmp.File("run/manifest.json"), "{}");
+        Npy.WriteFloat64(tmp.File("other.npy"), [0.8, 0.65, 0.7, 0.9], 2, 2);
+        var before = CliRunner.Run("compare", tmp.File("run"), tmp.File("other.npy"), "--out", tmp.File("c1"));
+        Assert.True(before.ExitCode == 0, before.Stderr);
+
+        // The rerun stops at the model, after it has claimed the folder: its old results no longer count as finished.
+        File.WriteAllText(tmp.File("model.bin"), "not a checkpoint");
+        Assert.Equal(UserError.ExitCode, CliRunner.Run("score", tmp.File("model.bin"), "--data", Shipped, "--samples", "20", "--out", tmp.File("run")).ExitCode);
+        var after = CliRunner.Run("compare", tmp.File("run"), tmp.File("other.npy"), "--out", tmp.File("c2"));
+        Assert.Equal(UserError.ExitCode, after.ExitCode);
+        Assert.Equal($"error: {tmp.File("run")}: has scores.npy but no manifest.json, so the run that wrote it did not finish; rerun it into this folder, or give the score file itself", after.Stderr.Trim());
+    }
 }
