@@ -85,7 +85,7 @@ public class OutputSafetyCliTests
     }
 
     [Fact]
-    public void Score_OutNamingAnExistingFile_IsRefusedUpFront_AndTheFileKept()
+    public void Score_OutNamingAnExistingFileOrBelowOne_IsRefusedUpFront_AndTheFileKept()
     {
         using var tmp = new TempDir();
         File.WriteAllText(tmp.File("model.bin"), "not a checkpoint");
@@ -93,6 +93,12 @@ public class OutputSafetyCliTests
         var r = CliRunner.Run("score", tmp.File("model.bin"), "--data", Shipped, "--out", tmp.File("results"));
         Assert.Equal(UserError.ExitCode, r.ExitCode);
         Assert.Equal($"error: {tmp.File("results")}: is an existing file, and a folder is written here; choose a folder path (--out)", r.Stderr.Trim());
+        Assert.Equal("keep", File.ReadAllText(tmp.File("results")));
+
+        var under = CliRunner.Run("score", tmp.File("model.bin"), "--data", Shipped, "--out", tmp.File("results/run"));
+        Assert.Equal(UserError.ExitCode, under.ExitCode);
+        Assert.StartsWith($"error: {tmp.File("results/run")}: cannot write here (", under.Stderr);
+        Assert.EndsWith("; choose a writable output path (--out)", under.Stderr.Trim());
         Assert.Equal("keep", File.ReadAllText(tmp.File("results")));
     }
 
