@@ -142,6 +142,7 @@ public sealed class OutputTarget : IDisposable
         }
         catch (ArgumentException) { return $"pid {holder.Pid}, started {holder.Started:u}, is no longer running"; }
         catch (InvalidOperationException) { return $"pid {holder.Pid}, started {holder.Started:u}, is no longer running"; }
+        catch (System.ComponentModel.Win32Exception) { return null; }   // a process this user may not inspect: it exists
     }
 
     /// <summary>
