@@ -45,6 +45,7 @@ namespace TruthProbe.Cli
             var verb = byCommand[parsed.CommandResult.Command];
             try
             {
+                using var output = ClaimOutput(verb, parsed, stderr);
                 return verb.Run(parsed, stdout, stderr);
             }
             catch (UserError e)
@@ -66,6 +67,22 @@ namespace TruthProbe.Cli
             parsed.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens)
                 .FirstOrDefault(t => t.Value.StartsWith("--", StringComparison.Ordinal) && t.Value.Length > 2) is { } token
                 ? $"unknown option {token.Value.Split('=')[0]}" : null;
+
+        /// <summary>
+        /// The verb's --out, checked and locked before the verb does any work (<see cref="OutputTarget"/>): not
+        /// one of the paths given as arguments, writable, a folder where the option's help name says DIR (and
+        /// no FILE.ext alternative matches the value), else a file. Null when the verb has no --out or it is absent.
+        /// </summary>
+        private static OutputTarget? ClaimOutput(IVerb verb, ParseResult parsed, TextWriter stderr)
+        {
+            var option = verb.Symbols.OfType<Option<string>>().FirstOrDefault(o => o.Name == "--out");
+            if (option == null || parsed.GetValue(option) is not { } output) return null;
+            var outTokens = parsed.GetResult(option)?.Tokens.ToHashSet(ReferenceEqualityComparer.Instance) ?? [];
+            var inputs = parsed.Tokens.Where(t => t.Type == TokenType.Argument && !outTokens.Contains(t)).Select(t => t.Value);
+            string[] kinds = (option.HelpName ?? "DIR").Split('|');
+            bool fileByExtension = kinds.Any(k => k.StartsWith("FILE.", StringComparison.Ordinal) && output.EndsWith(k[4..], StringComparison.OrdinalIgnoreCase));
+            return OutputTarget.Claim(output, folder: !fileByExtension && kinds.Contains("DIR"), inputs, stderr);
+        }
 
         /// <summary>The command tree: "eval chair" becomes the subcommand chair of eval.</summary>
         private static (Command Root, Dictionary<Command, IVerb> ByCommand) Tree(IReadOnlyList<IVerb> verbs)

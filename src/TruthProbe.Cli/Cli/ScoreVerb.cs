@@ -44,6 +44,8 @@ public sealed class ScoreVerb : IVerb
         var options = _probe.Read(args);
 
         var data = ProbingData.Load(dataPath, samples, skipBad);
+        // Rows the model would run for nothing (too few for the folds, one class) fail before it is loaded.
+        ProbeRun.Check(options, data.Rows.Select(r => r.Label).ToArray(), options.GroupFolds ? data.ItemIds(data.Rows.Select(r => (long)r.Index).ToArray()) : null);
         using var loaded = _model.Load(args, Name, requireTokenizer: true);
         var model = loaded.Model;
         var collection = ActivationCollector.Collect(model, data, template, samples, skipBad, outDir, stderr);

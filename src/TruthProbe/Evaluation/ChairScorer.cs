@@ -186,7 +186,7 @@ public sealed class ChairScorer
             Details: details);
     }
 
-    /// <summary>Writes <c>metrics.json</c> and <c>captions.jsonl</c> into <paramref name="outDir"/>.</summary>
+    /// <summary>Writes <c>captions.jsonl</c>, then <c>metrics.json</c>, into <paramref name="outDir"/>.</summary>
     public static void Write(ChairResult result, string outDir, IReadOnlyDictionary<string, string> inputs)
     {
         var metrics = new Dictionary<string, object?>
@@ -203,8 +203,6 @@ public sealed class ChairScorer
             ["unknown_image_ids"] = result.UnknownImageIds,
             ["inputs"] = inputs,
         };
-        AtomicFile.WriteAllText(Path.Combine(outDir, "metrics.json"),
-            JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }) + "\n");
         AtomicFile.Write(Path.Combine(outDir, "captions.jsonl"), stream =>
         {
             foreach (var d in result.Details)
@@ -228,6 +226,9 @@ public sealed class ChairScorer
                 stream.WriteByte((byte)'\n');
             }
         });
+        // Last: a folder with metrics.json holds a finished run.
+        AtomicFile.WriteAllText(Path.Combine(outDir, "metrics.json"),
+            JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     private static void WriteMentions(Utf8JsonWriter w, string name, IReadOnlyList<Mention> mentions)

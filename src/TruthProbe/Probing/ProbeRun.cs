@@ -39,26 +39,32 @@ public sealed class ProbeRun
     public required ChanceTest Chance { get; init; }
     public required Dictionary<string, double> TimingsSeconds { get; init; }
 
+    /// <summary>
+    /// Refuses rows and options that cannot be probed (one class only, fewer rows or items than folds); also
+    /// called on the probing rows before activations are collected, so that such a run fails before the model runs.
+    /// </summary>
+    public static void Check(ProbeOptions options, IReadOnlyCollection<byte> labels, IReadOnlyList<long>? itemOfRow)
+    {
+        int rows = labels.Count, gold = labels.Count(y => y == 1);
+        if (gold == 0 || gold == rows)
+            throw new UserError($"all {rows} rows have label {(gold == 0 ? "0 (hallucinated)" : "1 (gold)")}: a probe needs both classes");
+        if (options.Folds < 2) throw new UserError($"folds must be at least 2, got {options.Folds}") { Field = "folds" };
+        if (rows < options.Folds) throw new UserError($"{rows} rows cannot fill {options.Folds} folds; give fewer folds or more rows") { Field = "folds" };
+        if (!options.GroupFolds) return;
+        if (itemOfRow == null)
+            throw new UserError("folds grouped by item need each row's item: give the probing rows the activations came from (jsonl) or an item id per row (.npy)") { Field = "groups" };
+        int items = itemOfRow.Distinct().Count();
+        if (items < options.Folds) throw new UserError($"{items} items cannot fill {options.Folds} folds; give fewer folds or more items") { Field = "folds" };
+    }
+
     /// <param name="itemOfRow">each row's item (required with <see cref="ProbeOptions.GroupFolds"/>).</param>
     public static ProbeRun Execute(ActivationSet set, ProbeOptions options, IReadOnlyList<long>? itemOfRow = null)
     {
-        int gold = set.Labels.Count(y => y == 1);
-        if (gold == 0 || gold == set.Rows)
-            throw new UserError($"all {set.Rows} rows have label {(gold == 0 ? "0 (hallucinated)" : "1 (gold)")}: a probe needs both classes");
-        if (options.Folds < 2) throw new UserError($"folds must be at least 2, got {options.Folds}") { Field = "folds" };
-        if (set.Rows < options.Folds) throw new UserError($"{set.Rows} rows cannot fill {options.Folds} folds; give fewer folds or more rows");
-
+        Check(options, set.Labels, itemOfRow);
         var timings = new Dictionary<string, double>();
         var clock = Stopwatch.StartNew();
         Folds folds;
-        if (options.GroupFolds)
-        {
-            if (itemOfRow == null)
-                throw new UserError("folds grouped by item need each row's item: give the probing rows the activations came from (jsonl) or an item id per row (.npy)") { Field = "groups" };
-            int items = itemOfRow.Distinct().Count();
-            if (items < options.Folds) throw new UserError($"{items} items cannot fill {options.Folds} folds; give fewer folds or more items");
-            folds = Folds.Grouped(itemOfRow, options.Folds, options.Seed);
-        }
+        if (options.GroupFolds) folds = Folds.Grouped(itemOfRow!, options.Folds, options.Seed);
         else folds = Folds.Shuffled(set.Rows, options.Folds, options.Seed);
         var scores = HeadProber.Fit(set, set.Labels, folds, options.Solver, fitAllRows: true, options.Threads);
         timings["probes"] = clock.Elapsed.TotalSeconds;

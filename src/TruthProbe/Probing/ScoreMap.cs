@@ -81,7 +81,11 @@ public sealed class ScoreMap
             foreach (string candidate in FolderFiles)
             {
                 string file = Path.Combine(path, candidate);
-                if (System.IO.File.Exists(file)) return file;
+                if (!System.IO.File.Exists(file)) continue;
+                // Scores without the manifest that is written last are from a run that stopped (or is still running).
+                if (!OutputTarget.IsComplete(path))
+                    throw new UserError($"{path}: has {candidate} but no {OutputTarget.CompletionMarker}, so the run that wrote it did not finish; rerun it into this folder, or give the score file itself");
+                return file;
             }
             throw new UserError($"{path}: folder has no {string.Join(" or ", FolderFiles)} (give the score file itself, or the output folder of 'truthprobe score')");
         }

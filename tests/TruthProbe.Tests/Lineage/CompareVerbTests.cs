@@ -159,6 +159,8 @@ public class CompareVerbTests
         Directory.CreateDirectory(tmp.File("llava"));
         WriteMap(tmp, "vicuna/scores.npy", 2, 2, [0.9, 0.6, 0.7, 0.8]);
         File.WriteAllText(tmp.File("llava/scores.csv"), "layer,head,accuracy\n0,0,0.8\n0,1,0.65\n1,0,0.7\n1,1,0.9\n");
+        File.WriteAllText(tmp.File("vicuna/manifest.json"), "{}");
+        File.WriteAllText(tmp.File("llava/manifest.json"), "{}");
         var r = CliRunner.Run("compare", tmp.File("vicuna"), tmp.File("llava"), "--out", tmp.File("out"));
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal("4", PairRow(tmp.File("out"), "vicuna", "llava")["n"]);
