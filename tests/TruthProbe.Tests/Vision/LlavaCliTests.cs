@@ -68,22 +68,54 @@ public sealed class LlavaCliTests
         using var model = LlavaModel.Load(folder);
         var expected = model.Generate(model.NewState(), [1, 7, ImageToken, 13, 5], GoldenPixels("chelsea", aspect), new GenerationOptions { MaxNewTokens = 6 });
         Assert.Equal(expected.NewIds, Ids(r.Stdout, "new ids:"));
+        // Another image gives other ids, so the ids depend on the pixels the CLI fed the model. (Crop and pad of one
+        // photo give the same ids on this random model; the trace test pins each pipeline's pixels exactly.)
+        var other = model.Generate(model.NewState(), [1, 7, ImageToken, 13, 5], GoldenPixels("camera", aspect), new GenerationOptions { MaxNewTokens = 6 });
+        Assert.NotEqual(expected.NewIds, other.NewIds);
         Assert.Equal(4 + 576, Ids(r.Stdout, "prompt ids:").Length);
         Assert.Contains($"({aspect}, 576 image tokens)", r.Stderr);
     }
 
     [SkippableFact]
-    public void Trace_WithImage_WritesVisionAndDecoderHooks()
+    public void Generate_PromptText_ExpandsTheImageAddedToken()
+    {
+        string image = SharedData.Path("data", "images", "camera.png");
+        using var tmp = new TempDir();
+        string folder = Checkpoint(tmp);
+        // A word-level tokenizer.json over all 64 ids whose <image> is an added token with the checkpoint's image token id.
+        var words = new Dictionary<int, string> { [7] = "USER:", [13] = "What", [5] = "is", [9] = "this?", [22] = "ASSISTANT:" };
+        string vocab = string.Join(",", Enumerable.Range(1, 63).Where(id => id != ImageToken).Select(id => $"\"{words.GetValueOrDefault(id, $"w{id}")}\":{id}"));
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), $$$"""
+            {"version":"1.0","added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
+              {"id":{{{ImageToken}}},"content":"<image>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],
+             "normalizer":null,"pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
+             "model":{"type":"WordLevel","vocab":{"[UNK]":0,{{{vocab}}}},"unk_token":"[UNK]"}}
+            """);
+        var r = CliRunner.Run("generate", folder, "--prompt", "USER: <image> What is this? ASSISTANT:", "--image", image, "--max-new-tokens", "4", "--ids");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+
+        using var model = LlavaModel.Load(folder);
+        var expected = model.Generate(model.NewState(), [7, ImageToken, 13, 5, 9, 22], GoldenPixels("camera", "crop"), new GenerationOptions { MaxNewTokens = 4 });
+        Assert.Equal([7, .. Enumerable.Repeat(ImageToken, 576), 13, 5, 9, 22], Ids(r.Stdout, "prompt ids:"));
+        Assert.Equal(expected.NewIds, Ids(r.Stdout, "new ids:"));
+        // The text is the prompt as given (the special <image> skipped in decoding, as transformers' skip_special_tokens), not 576 copies.
+        Assert.Equal($"USER: What is this? ASSISTANT: {string.Join(' ', expected.NewIds.Select(id => words.GetValueOrDefault(id, $"w{id}")))}", r.Stdout.Split('\n')[^2]);
+    }
+
+    [SkippableTheory]
+    [InlineData("crop")]
+    [InlineData("pad")]
+    public void Trace_WithImage_WritesVisionAndDecoderHooks(string aspect)
     {
         string image = SharedData.Path("data", "images", "chelsea.png");
         using var tmp = new TempDir();
         string folder = Checkpoint(tmp);
         string output = tmp.File("trace.safetensors");
-        var r = CliRunner.Run("trace", folder, "--token-ids", $"1,{ImageToken},13,5", "--image", image,
+        var r = CliRunner.Run("trace", folder, "--token-ids", $"1,{ImageToken},13,5", "--image", image, "--image-aspect", aspect,
             "--hooks", "vision.*,hook_image_features,blocks.*.hook_resid_post,logits", "--positions", "-1", "--out", output);
         Assert.True(r.ExitCode == 0, r.Stderr);
 
-        float[] pixels = GoldenPixels("chelsea", "crop");
+        float[] pixels = GoldenPixels("chelsea", aspect);
         using var model = LlavaModel.Load(folder);
         float[] features = model.EncodeImage(model.NewState(), pixels).ToArray();
         var capture = new ActivationCapture(model.Config.Text, [HookNames.Logits], [-1]);
@@ -98,7 +130,7 @@ public sealed class LlavaCliTests
         Assert.Equal([577L, 32L], f.Get(VisionHookNames.ResidPost(1)).Shape); // class row first, every row kept
         Assert.Equal(capture[HookNames.Logits].Data, f.ReadSingles(f.Get("logits")));
         Assert.Equal(3 + 576, f.Metadata["token_ids"].Split(',').Length);
-        Assert.Equal("crop", f.Metadata["image_aspect"]);
+        Assert.Equal(aspect, f.Metadata["image_aspect"]);
         Assert.Equal(Path.GetFullPath(image), f.Metadata["image"]);
     }
 
