@@ -178,5 +178,16 @@ public sealed class LlavaCliTests
         Fails("--image-aspect must be 'pad' or 'crop', got 'wide'", "generate", folder, "--token-ids", ids, "--image", missing, "--image-aspect", "wide");
         Fails($"{Path.Combine(bare, LlavaModel.PreprocessorFile)}: not found", "generate", bare, "--token-ids", ids, "--image", notImage);
         Assert.False(File.Exists(tmp.File("t.safetensors")));
+        Fails("is a LLaVA checkpoint; only text decoders are converted", "convert", folder, "--out", tmp.File("c.gguf"));
+        Fails("is a LLaVA checkpoint; folding gates into it is not supported", "patch", folder, "--gates", WriteOnes(tmp), "--out", tmp.File("patched"));
+        Assert.False(File.Exists(tmp.File("c.gguf")) || Directory.Exists(tmp.File("patched")));
+    }
+
+    /// <summary>A gate table of ones for the tiny decoder (2 layers x 4 heads).</summary>
+    private static string WriteOnes(TempDir tmp)
+    {
+        string path = tmp.File("ones.npy");
+        Npy.WriteFloat64(path, Enumerable.Repeat(1.0, 2 * 4).ToArray(), 2, 4);
+        return path;
     }
 }
