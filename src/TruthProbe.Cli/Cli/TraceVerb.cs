@@ -13,10 +13,11 @@ public sealed class TraceVerb : IVerb
 
     private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (this or --token-ids is required)", image: true);
     private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
-        "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits " +
-        "(all: hook_resid_pre, attn.hook_q/k/v, attn.hook_pattern, attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post, logits; " +
-        "with --image also vision.hook_pixel_values, vision.blocks.*.hook_resid_post, vision.hook_features, hook_image_features, all rows)");
-    private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (negative counts from the end; default all)");
+        "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits; every hook point " +
+        "({l} = layer, T = tokens, T_total = positions in the cache):\n" +
+        string.Join("\n", HookNames.Table.Select(p => $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}")) +
+        "\nwith --image (LLaVA) also, every row: " + string.Join(", ", VisionHookNames.All(1).Select(n => n.Replace(".0.", ".{l}.", StringComparison.Ordinal))));
+    private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (query rows of the attention maps; negative counts from the end; default all)");
     private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
     public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
 

@@ -2,7 +2,7 @@ using TruthProbe.Common;
 
 namespace TruthProbe.Model;
 
-/// <summary>A captured activation: float32, row-major, shape as listed in <see cref="HookNames"/>.</summary>
+/// <summary>A captured activation: float32, row-major, shape as listed in <see cref="HookNames.Table"/>.</summary>
 public sealed record Activation(int[] Shape, float[] Data);
 
 /// <summary>
@@ -13,14 +13,16 @@ public sealed record Activation(int[] Shape, float[] Data);
 /// </summary>
 public sealed class ActivationCapture
 {
-    private readonly bool[,] _wanted;          // [kind, layer]; logits at layer 0
+    private readonly ModelConfig _config;
+    private readonly bool[,] _wanted;          // [kind, layer]; the model-wide hooks (embedding, logits) at layer 0
     private readonly int[]? _positions;
     private readonly Dictionary<string, Activation> _results = new(StringComparer.Ordinal);
     private int[] _selected = [];
 
     public ActivationCapture(ModelConfig config, IEnumerable<string> patterns, IReadOnlyList<int>? positions = null)
     {
-        _wanted = new bool[Enum.GetValues<HookKind>().Length, config.Layers];
+        _config = config;
+        _wanted = new bool[HookNames.Table.Count, config.Layers];
         foreach (string p in patterns)
             foreach (var (kind, layer) in HookNames.Match(p, config.Layers))
                 _wanted[(int)kind, Math.Max(layer, 0)] = true;
@@ -52,21 +54,24 @@ public sealed class ActivationCapture
     }
 
     /// <summary>Keeps the selected rows of a [tokens, width] activation, under shape [selected, ..inner].</summary>
-    internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data, int width, int[] inner)
+    internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data)
     {
+        var point = HookNames.Point(kind);
+        int width = point.Width(_config);
         var result = new float[_selected.Length * width];
         for (int i = 0; i < _selected.Length; i++)
             data.Slice(_selected[i] * width, width).CopyTo(result.AsSpan(i * width, width));
-        _results[HookNames.Name(kind, layer)] = new Activation([_selected.Length, .. inner], result);
+        _results[point.Name(layer)] = new Activation([_selected.Length, .. point.Inner(_config)], result);
     }
 
-    /// <summary>Keeps the selected query rows of a [heads, tokens, total] attention pattern.</summary>
-    internal void RecordPattern(int layer, ReadOnlySpan<float> pattern, int heads, int tokens, int total)
+    /// <summary>Keeps the selected query rows of a [heads, tokens, total] attention map.</summary>
+    internal void RecordAttentionMap(HookKind kind, int layer, ReadOnlySpan<float> map, int tokens, int total)
     {
+        int heads = _config.Heads;
         var result = new float[heads * _selected.Length * total];
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < _selected.Length; i++)
-                pattern.Slice((h * tokens + _selected[i]) * total, total).CopyTo(result.AsSpan((h * _selected.Length + i) * total, total));
-        _results[HookNames.Name(HookKind.Pattern, layer)] = new Activation([heads, _selected.Length, total], result);
+                map.Slice((h * tokens + _selected[i]) * total, total).CopyTo(result.AsSpan((h * _selected.Length + i) * total, total));
+        _results[HookNames.Name(kind, layer)] = new Activation([heads, _selected.Length, total], result);
     }
 }

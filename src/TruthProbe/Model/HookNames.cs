@@ -3,71 +3,131 @@ using TruthProbe.Common;
 
 namespace TruthProbe.Model;
 
-/// <summary>The activation sites of the forward pass, in the order data flows through a layer.</summary>
-public enum HookKind { ResidPre, Q, K, V, Pattern, Z, AttnOut, ResidMid, MlpOut, ResidPost, Logits }
+/// <summary>The activation sites of the forward pass, in the order data flows (one row of <see cref="HookNames.Table"/> each).</summary>
+public enum HookKind { Embed, ResidPre, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, AttnOut, ResidMid, MlpPre, MlpPreLinear, MlpPost, MlpOut, ResidPost, Logits }
+
+/// <summary>A dimension of a hook's shape: T tokens of the call, T_total positions in the cache after it, or a size of the model.</summary>
+public enum HookDim { Tokens, Positions, DModel, Heads, KvHeads, HeadDim, Ffn, Vocab }
 
 /// <summary>
-/// The public names of the hook points (docs/design.md §2, TransformerLens style). Shapes per forward call of T
-/// tokens at positions p0..p0+T-1 (T_total = p0 + T), before any position selection:
-/// <code>
-/// blocks.{l}.hook_resid_pre      [T, d_model]      residual stream entering layer l
-/// blocks.{l}.attn.hook_q         [T, H, d_head]    after RoPE (half-split layout)
-/// blocks.{l}.attn.hook_k         [T, H_kv, d_head] after RoPE
-/// blocks.{l}.attn.hook_v         [T, H_kv, d_head]
-/// blocks.{l}.attn.hook_pattern   [H, T, T_total]   softmax weights per query head, 0 where masked
-/// blocks.{l}.attn.hook_z         [T, H, d_head]    per-query-head input of o_proj (what the probes read)
-/// blocks.{l}.hook_attn_out       [T, d_model]      o_proj(z) + bias
-/// blocks.{l}.hook_resid_mid      [T, d_model]      resid_pre + attn_out
-/// blocks.{l}.hook_mlp_out        [T, d_model]
-/// blocks.{l}.hook_resid_post     [T, d_model]      resid_mid + mlp_out
-/// logits                         [T, vocab]
-/// </code>
+/// One hook point: its name (<c>{l}</c> stands for the layer), its shape, what it holds and how the forward
+/// pass computes it. A shape starting with T is kept per token position (the first axis is what position
+/// selection picks); [H, T, T_total] is an attention map per query head (the second axis is picked).
+/// </summary>
+public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, string Meaning, string Formula)
+{
+    public bool PerLayer => Template.Contains("{l}", StringComparison.Ordinal);
+
+    /// <summary>[H, T, T_total] attention maps: no fixed width per position, and no interventions.</summary>
+    public bool IsAttentionMap => Shape[0] == HookDim.Heads;
+
+    public string Name(int layer) => PerLayer ? Template.Replace("{l}", layer.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) : Template;
+
+    /// <summary>The dimensions after the token axis, e.g. [H, d_head].</summary>
+    public int[] Inner(ModelConfig c) => IsAttentionMap
+        ? throw new InvalidOperationException($"{Template} is an attention map, not a per-position activation")
+        : Shape[1..].Select(d => Size(c, d)).ToArray();
+
+    /// <summary>Values per token position (allocation-free: every hook call of the forward pass asks).</summary>
+    public int Width(ModelConfig c)
+    {
+        if (IsAttentionMap) throw new InvalidOperationException($"{Template} is an attention map, not a per-position activation");
+        int width = 1;
+        for (int i = 1; i < Shape.Length; i++) width *= Size(c, Shape[i]);
+        return width;
+    }
+
+    /// <summary>The shape in symbols, as the docs and the CLI help print it: <c>[T, H_kv, d_head]</c>.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape.Select(Symbol)) + "]";
+
+    private static int Size(ModelConfig c, HookDim d) => d switch
+    {
+        HookDim.DModel => c.DModel,
+        HookDim.Heads => c.Heads,
+        HookDim.KvHeads => c.KvHeads,
+        HookDim.HeadDim => c.HeadDim,
+        HookDim.Ffn => c.Ffn,
+        HookDim.Vocab => c.Vocab,
+        _ => throw new ArgumentOutOfRangeException(nameof(d), "T and T_total depend on the call, not the model"),
+    };
+
+    private static string Symbol(HookDim d) => d switch
+    {
+        HookDim.Tokens => "T",
+        HookDim.Positions => "T_total",
+        HookDim.DModel => "d_model",
+        HookDim.Heads => "H",
+        HookDim.KvHeads => "H_kv",
+        HookDim.HeadDim => "d_head",
+        HookDim.Ffn => "d_mlp",
+        _ => "vocab",
+    };
+}
+
+/// <summary>
+/// The hook points: the one table that capture, interventions, the CLI's <c>--hooks</c> help and the docs
+/// (checked by a test) all read. Names and meanings are TransformerLens's wherever TransformerLens has the
+/// hook (HookedTransformer on a Llama-style model, batch axis dropped); <c>logits</c> is ours. Keys and values
+/// stay per kv head under GQA, as TransformerLens reports them unless <c>ungroup_grouped_query_attention</c>.
 /// </summary>
 public static class HookNames
 {
     public const string Logits = "logits";
 
-    public static string Name(HookKind kind, int layer) => kind switch
-    {
-        HookKind.ResidPre => $"blocks.{layer}.hook_resid_pre",
-        HookKind.Q => $"blocks.{layer}.attn.hook_q",
-        HookKind.K => $"blocks.{layer}.attn.hook_k",
-        HookKind.V => $"blocks.{layer}.attn.hook_v",
-        HookKind.Pattern => $"blocks.{layer}.attn.hook_pattern",
-        HookKind.Z => $"blocks.{layer}.attn.hook_z",
-        HookKind.AttnOut => $"blocks.{layer}.hook_attn_out",
-        HookKind.ResidMid => $"blocks.{layer}.hook_resid_mid",
-        HookKind.MlpOut => $"blocks.{layer}.hook_mlp_out",
-        HookKind.ResidPost => $"blocks.{layer}.hook_resid_post",
-        HookKind.Logits => Logits,
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
+    private static readonly HookDim T = HookDim.Tokens, TTotal = HookDim.Positions, D = HookDim.DModel, H = HookDim.Heads,
+        Hkv = HookDim.KvHeads, Dh = HookDim.HeadDim, Mlp = HookDim.Ffn, Vocab = HookDim.Vocab;
 
-    public static readonly HookKind[] LayerKinds =
-        [HookKind.ResidPre, HookKind.Q, HookKind.K, HookKind.V, HookKind.Pattern, HookKind.Z, HookKind.AttnOut, HookKind.ResidMid, HookKind.MlpOut, HookKind.ResidPost];
+    /// <summary>Every hook point, in the order data flows; row i is <see cref="HookKind"/> i.</summary>
+    public static readonly IReadOnlyList<HookPoint> Table =
+    [
+        new(HookKind.Embed, "hook_embed", [T, D], "input embeddings (image features at an image's positions)", "embed_tokens[id], or hook_image_features spliced in"),
+        new(HookKind.ResidPre, "blocks.{l}.hook_resid_pre", [T, D], "residual stream entering layer l", "hook_embed, or the previous layer's hook_resid_post"),
+        new(HookKind.Q, "blocks.{l}.attn.hook_q", [T, H, Dh], "queries, before RoPE", "q_proj(rmsnorm(resid_pre)) + bias"),
+        new(HookKind.K, "blocks.{l}.attn.hook_k", [T, Hkv, Dh], "keys per kv head, before RoPE", "k_proj(rmsnorm(resid_pre)) + bias"),
+        new(HookKind.V, "blocks.{l}.attn.hook_v", [T, Hkv, Dh], "values per kv head (what the cache holds)", "v_proj(rmsnorm(resid_pre)) + bias"),
+        new(HookKind.RotQ, "blocks.{l}.attn.hook_rot_q", [T, H, Dh], "queries after RoPE", "rope(hook_q), half-split pairs (i, i + d_head/2)"),
+        new(HookKind.RotK, "blocks.{l}.attn.hook_rot_k", [T, Hkv, Dh], "keys after RoPE (what the cache holds)", "rope(hook_k)"),
+        new(HookKind.AttnScores, "blocks.{l}.attn.hook_attn_scores", [H, T, TTotal], "attention logits per query head, -inf where masked", "rot_q . rot_k / sqrt(d_head); head h reads kv head h / (H / H_kv)"),
+        new(HookKind.Pattern, "blocks.{l}.attn.hook_pattern", [H, T, TTotal], "attention weights per query head, 0 where masked", "softmax of hook_attn_scores over the keys"),
+        new(HookKind.Z, "blocks.{l}.attn.hook_z", [T, H, Dh], "per-query-head input of o_proj (what the probes read, what head gates scale)", "pattern-weighted sum of v"),
+        new(HookKind.AttnOut, "blocks.{l}.hook_attn_out", [T, D], "attention output", "o_proj(z) + bias"),
+        new(HookKind.ResidMid, "blocks.{l}.hook_resid_mid", [T, D], "residual stream between attention and MLP", "resid_pre + attn_out"),
+        new(HookKind.MlpPre, "blocks.{l}.mlp.hook_pre", [T, Mlp], "MLP gate, before the activation", "gate_proj(rmsnorm(resid_mid))"),
+        new(HookKind.MlpPreLinear, "blocks.{l}.mlp.hook_pre_linear", [T, Mlp], "MLP linear branch", "up_proj(rmsnorm(resid_mid))"),
+        new(HookKind.MlpPost, "blocks.{l}.mlp.hook_post", [T, Mlp], "MLP hidden activation", "silu(pre) * pre_linear"),
+        new(HookKind.MlpOut, "blocks.{l}.hook_mlp_out", [T, D], "MLP output", "down_proj(post)"),
+        new(HookKind.ResidPost, "blocks.{l}.hook_resid_post", [T, D], "residual stream leaving layer l", "resid_mid + mlp_out"),
+        new(HookKind.Logits, Logits, [T, Vocab], "next-token logits (computed for every position only when captured)", "lm_head(rmsnorm(last hook_resid_post))"),
+    ];
+
+    public static HookPoint Point(HookKind kind) => Table[(int)kind];
+
+    public static string Name(HookKind kind, int layer) => Point(kind).Name(layer);
 
     /// <summary>Every hook name of a model with <paramref name="layers"/> layers, in forward order.</summary>
-    public static IEnumerable<string> All(int layers)
-    {
-        for (int l = 0; l < layers; l++)
-            foreach (var k in LayerKinds) yield return Name(k, l);
-        yield return Logits;
-    }
+    public static IEnumerable<string> All(int layers) => Sites(layers).Select(s => Point(s.Kind).Name(s.Layer));
 
     /// <summary>
-    /// The (kind, layer) pairs a pattern selects; <c>*</c> stands for any layer index (or any text in general).
-    /// A pattern that selects nothing is a <see cref="UserError"/>, so a typo never yields an empty capture.
+    /// The (kind, layer) pairs a pattern selects, layer -1 for the model-wide hooks; <c>*</c> stands for any layer
+    /// index (or any text in general). A pattern that selects nothing is a <see cref="UserError"/>, so a typo
+    /// never yields an empty capture.
     /// </summary>
     public static IReadOnlyList<(HookKind Kind, int Layer)> Match(string pattern, int layers)
     {
         var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
-        var result = new List<(HookKind, int)>();
-        for (int l = 0; l < layers; l++)
-            foreach (var k in LayerKinds)
-                if (regex.IsMatch(Name(k, l))) result.Add((k, l));
-        if (regex.IsMatch(Logits)) result.Add((HookKind.Logits, -1));
+        var result = Sites(layers).Where(s => regex.IsMatch(Point(s.Kind).Name(s.Layer))).ToList();
         if (result.Count == 0)
             throw new UserError($"hook pattern '{pattern}' matches no hook point of this {layers}-layer model (e.g. blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits)");
         return result;
+    }
+
+    /// <summary>Forward order: the model-wide hooks before the layers, every layer's hooks, those after.</summary>
+    private static IEnumerable<(HookKind Kind, int Layer)> Sites(int layers)
+    {
+        int before = Table.TakeWhile(p => !p.PerLayer).Count();
+        foreach (var p in Table.Take(before)) yield return (p.Kind, -1);
+        for (int l = 0; l < layers; l++)
+            foreach (var p in Table.Where(p => p.PerLayer)) yield return (p.Kind, l);
+        foreach (var p in Table.Skip(before).Where(p => !p.PerLayer)) yield return (p.Kind, -1);
     }
 }

@@ -51,8 +51,9 @@ public sealed class Interventions
         var matches = HookNames.Match(hookName, _config.Layers);
         foreach (var (kind, layer) in matches)
         {
-            if (kind == HookKind.Pattern) throw new UserError($"{hookName}: vectors cannot be added to attention patterns");
-            int width = Transformer.HookWidth(_config, kind);
+            var point = HookNames.Point(kind);
+            if (point.IsAttentionMap) throw new UserError($"{point.Name(layer)}: vectors cannot be added to attention scores or patterns; add them to hook_q, hook_rot_q, hook_k or hook_rot_k instead");
+            int width = point.Width(_config);
             if (vector.Length != width)
                 throw new UserError($"{HookNames.Name(kind, layer)}: the added vector has {vector.Length} values, the hook has {width} per position");
             _additions[(kind, Math.Max(layer, 0))] = vector;

@@ -14,14 +14,12 @@ public sealed class RunState
 
     internal int TokenCapacity { get; private set; }
     internal int PositionCapacity { get; private set; }
-    internal readonly int Workers = Math.Max(1, Environment.ProcessorCount);
 
     // [tokens, width] activations of the current call.
     internal float[] Residual = [], Normed = [], Q = [], K = [], V = [], Z = [], AttnOut = [], Hidden = [], HiddenUp = [], MlpOut = [];
     internal float[] RopeCos = [], RopeSin = [];   // [tokens, d_head / 2]
     internal float[] Logits = [];                   // [rows asked, vocab]
-    internal float[] Scores = [];                   // attention scratch, [workers, positions]
-    internal float[] Pattern = [];                  // [heads, tokens, positions], only when captured
+    internal float[] AttnScores = [], Pattern = []; // [heads, tokens, positions], only when captured
     internal readonly float[][] KeyCache, ValueCache; // per layer [positions, kv_dim]
 
     internal RunState(ModelConfig config)
@@ -65,7 +63,6 @@ public sealed class RunState
                 Array.Resize(ref KeyCache[l], capacity * _c.KvDim);
                 Array.Resize(ref ValueCache[l], capacity * _c.KvDim);
             }
-            Scores = new float[Workers * capacity];
             PositionCapacity = capacity;
         }
     }
@@ -76,10 +73,14 @@ public sealed class RunState
         return Logits.AsSpan(0, rows * _c.Vocab);
     }
 
-    internal Span<float> PatternBuffer(int tokens, int positions)
+    /// <summary>The buffer of an attention map hook (scores or pattern, [heads, tokens, positions]) sized for
+    /// this call, or empty when the map is not <paramref name="wanted"/>.</summary>
+    internal Span<float> AttentionMap(HookKind kind, bool wanted, int tokens, int positions)
     {
+        if (!wanted) return Span<float>.Empty;
+        ref float[] buffer = ref kind == HookKind.Pattern ? ref Pattern : ref AttnScores;
         long needed = (long)_c.Heads * tokens * positions;
-        if (Pattern.Length < needed) Pattern = new float[needed];
-        return Pattern.AsSpan(0, (int)needed);
+        if (buffer.Length < needed) buffer = new float[needed];
+        return buffer.AsSpan(0, (int)needed);
     }
 }

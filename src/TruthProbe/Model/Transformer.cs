@@ -102,16 +102,6 @@ public sealed class Transformer : IDisposable
 
     public RunState NewState() => new(Config);
 
-    /// <summary>Values per position of a hook's activation.</summary>
-    public static int HookWidth(ModelConfig c, HookKind kind) => kind switch
-    {
-        HookKind.Q or HookKind.Z => c.QDim,
-        HookKind.K or HookKind.V => c.KvDim,
-        HookKind.Logits => c.Vocab,
-        HookKind.Pattern => throw new ArgumentException("attention patterns have no fixed width per position"),
-        _ => c.DModel,
-    };
-
     /// <summary>
     /// Runs <paramref name="tokens"/> at the next positions of <paramref name="state"/> (a batched prefill
     /// when there are several, one decoding step when there is one), appending their keys and values to the
@@ -140,6 +130,7 @@ public sealed class Transformer : IDisposable
 
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
         replaceEmbeddings?.Invoke(x, p0); // rows [T, d_model] of positions p0..: another encoder's outputs (image features) overwrite some
+        Hook(HookKind.Embed, 0, x, T, capture, interventions);
         RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
 
         for (int l = 0; l < c.Layers; l++)
@@ -155,6 +146,9 @@ public sealed class Transformer : IDisposable
             AddBias(q, layer.QBias, T);
             AddBias(k, layer.KBias, T);
             AddBias(v, layer.VBias, T);
+            Hook(HookKind.Q, l, q, T, capture, interventions);
+            Hook(HookKind.K, l, k, T, capture, interventions);
+            Hook(HookKind.V, l, v, T, capture, interventions);
             for (int t = 0; t < T; t++)
             {
                 var cos = state.RopeCos.AsSpan(t * half, half);
@@ -162,17 +156,18 @@ public sealed class Transformer : IDisposable
                 Kernels.Rope(q.Slice(t * qDim, qDim), c.HeadDim, cos, sin);
                 Kernels.Rope(k.Slice(t * kvDim, kvDim), c.HeadDim, cos, sin);
             }
-            Hook(HookKind.Q, l, q, T, capture, interventions);
-            Hook(HookKind.K, l, k, T, capture, interventions);
-            Hook(HookKind.V, l, v, T, capture, interventions);
+            Hook(HookKind.RotQ, l, q, T, capture, interventions);
+            Hook(HookKind.RotK, l, k, T, capture, interventions);
             k.CopyTo(state.KeyCache[l].AsSpan(p0 * kvDim));
             v.CopyTo(state.ValueCache[l].AsSpan(p0 * kvDim));
 
-            bool keepPattern = capture?.Wants(HookKind.Pattern, l) == true;
-            var pattern = keepPattern ? state.PatternBuffer(T, total) : Span<float>.Empty;
-            Kernels.Attention(q, state.KeyCache[l].AsSpan(0, total * kvDim), state.ValueCache[l].AsSpan(0, total * kvDim), z,
-                T, p0, c.Heads, c.KvHeads, c.HeadDim, c.SlidingWindow, pattern, state.Scores, state.Workers);
-            if (keepPattern) capture!.RecordPattern(l, pattern, c.Heads, T, total);
+            // The kernel writes the maps only when they are captured, from the numbers that make z.
+            var scores = state.AttentionMap(HookKind.AttnScores, capture?.Wants(HookKind.AttnScores, l) == true, T, total);
+            var pattern = state.AttentionMap(HookKind.Pattern, capture?.Wants(HookKind.Pattern, l) == true, T, total);
+            FlashAttention.Run(q, state.KeyCache[l].AsSpan(0, total * kvDim), state.ValueCache[l].AsSpan(0, total * kvDim), z,
+                T, p0, c.Heads, c.KvHeads, c.HeadDim, c.SlidingWindow, scores, pattern);
+            if (!scores.IsEmpty) capture!.RecordAttentionMap(HookKind.AttnScores, l, scores, T, total);
+            if (!pattern.IsEmpty) capture!.RecordAttentionMap(HookKind.Pattern, l, pattern, T, total);
             Hook(HookKind.Z, l, z, T, capture, interventions);
 
             Kernels.MatMul(layer.O, z, attnOut, T);
@@ -185,38 +180,35 @@ public sealed class Transformer : IDisposable
             RmsNormRows(x, layer.PostAttentionNorm, xb, T);
             Kernels.MatMul(layer.Gate, xb, hidden, T);
             Kernels.MatMul(layer.Up, xb, hiddenUp, T);
+            Hook(HookKind.MlpPre, l, hidden, T, capture, interventions);
+            Hook(HookKind.MlpPreLinear, l, hiddenUp, T, capture, interventions);
             Kernels.SwiGlu(hidden, hiddenUp);
+            Hook(HookKind.MlpPost, l, hidden, T, capture, interventions);
             Kernels.MatMul(layer.Down, hidden, mlpOut, T);
             Hook(HookKind.MlpOut, l, mlpOut, T, capture, interventions);
             TensorPrimitives.Add(x, mlpOut, x);
             Hook(HookKind.ResidPost, l, x, T, capture, interventions);
         }
 
-        // Final norm and classifier: every position when logits are captured, else the last one only.
+        // Final norm and classifier: every position when logits are captured, else the last one only. The last
+        // row always takes the one-row product, so capturing the logits leaves the returned ones bit-identical.
         bool allLogits = capture?.Wants(HookKind.Logits, 0) == true;
-        int first = allLogits ? 0 : T - 1, rows = T - first;
+        int first = allLogits ? 0 : T - 1, rows = T - first, vocab = c.Vocab;
         RmsNormRows(x[(first * d)..], Weights.FinalNorm, xb, rows);
         var logits = state.LogitsBuffer(rows);
-        Kernels.MatMul(Weights.Classifier, xb, logits, rows);
+        if (rows > 1) Kernels.MatMul(Weights.Classifier, xb, logits, rows - 1);
+        Kernels.MatMul(Weights.Classifier, xb[((rows - 1) * d)..], logits[((rows - 1) * vocab)..], 1);
         Hook(HookKind.Logits, 0, logits, rows, capture, interventions);
 
         state.Position = total;
-        return logits[((rows - 1) * c.Vocab)..];
+        return logits[((rows - 1) * vocab)..];
     }
 
-    /// <summary>The one place activations meet interventions and capture.</summary>
+    /// <summary>The one place per-position activations meet interventions and capture (shapes from <see cref="HookNames.Table"/>).</summary>
     private void Hook(HookKind kind, int layer, Span<float> data, int tokens, ActivationCapture? capture, Interventions? interventions)
     {
-        int width = HookWidth(Config, kind);
-        interventions?.Apply(kind, layer, data, tokens, width);
-        if (capture == null || !capture.Wants(kind, layer)) return;
-        int[] inner = kind switch
-        {
-            HookKind.Q or HookKind.Z => [Config.Heads, Config.HeadDim],
-            HookKind.K or HookKind.V => [Config.KvHeads, Config.HeadDim],
-            _ => [width],
-        };
-        capture.Record(kind, layer, data[..(tokens * width)], width, inner);
+        interventions?.Apply(kind, layer, data, tokens, HookNames.Point(kind).Width(Config));
+        if (capture != null && capture.Wants(kind, layer)) capture.Record(kind, layer, data);
     }
 
     private void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)

@@ -9,7 +9,7 @@ namespace TruthProbe.Vision;
 /// and the products are dense; the decoder's causal flash kernel ran these shapes at 4 GFLOP/s (measured, CLIP-L
 /// 336, AVX-512, 2 threads) where the GEMMs reach the projections' rate.
 /// </summary>
-public sealed unsafe class VisionAttention
+internal sealed unsafe class VisionAttention
 {
     private readonly int _n, _heads, _headDim;
     private readonly float[] _q, _k, _vT, _scores, _z;   // one head: [n, hd], [n, hd], [hd, n], [n, n], [n, hd]; pinned

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace TruthProbe.Vision;
 
 /// <summary>The element-wise kernels a CLIP tower and the LLaVA projector add to the decoder's, span in / span out.</summary>
-public static class VisionKernels
+internal static class VisionKernels
 {
     /// <summary>Values per stack chunk of the activation kernels: vector passes over a chunk that stays in L1.</summary>
     private const int Chunk = 256;

@@ -118,6 +118,15 @@ public unsafe class FastKernelTests
         for (int i = 0; i < q.Length; i++) q[i] *= 4;   // peaked softmaxes, so the running maximum moves
         var z = new float[tokens * heads * hd];
         FlashAttention.Run(q, k, v, z, tokens, first, heads, kvHeads, hd, window);
+        // Asked for the maps as well (both, or the pattern alone, which then holds the raw scores mid-row),
+        // the kernel must give the same z to the bit.
+        float[] scores = new float[heads * tokens * total], pattern = new float[scores.Length], alone = new float[scores.Length];
+        float[] zWithMaps = new float[z.Length], zWithPattern = new float[z.Length];
+        FlashAttention.Run(q, k, v, zWithMaps, tokens, first, heads, kvHeads, hd, window, scores, pattern);
+        FlashAttention.Run(q, k, v, zWithPattern, tokens, first, heads, kvHeads, hd, window, pattern: alone);
+        Assert.Equal(z.Select(BitConverter.SingleToInt32Bits), zWithMaps.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(z.Select(BitConverter.SingleToInt32Bits), zWithPattern.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(pattern, alone);
         int group = heads / kvHeads;
         for (int t = 0; t < tokens; t++)
             for (int h = 0; h < heads; h++)
@@ -130,6 +139,14 @@ public unsafe class FastKernelTests
                     s[j] /= Math.Sqrt(hd);
                 }
                 double max = s.Skip(from).Max(), sum = s.Skip(from).Sum(x => Math.Exp(x - max));
+                int row = (h * tokens + t) * total;
+                for (int j = 0; j < total; j++)
+                {
+                    bool seen = j >= from && j <= position;
+                    if (!seen) { Assert.Equal(float.NegativeInfinity, scores[row + j]); Assert.Equal(0f, pattern[row + j]); continue; }
+                    Assert.True(Math.Abs(scores[row + j] - s[j]) <= 1e-5 * (Math.Abs(s[j]) + 1), $"score t {t} h {h} key {j}: {scores[row + j]} vs {s[j]}");
+                    Assert.True(Math.Abs(pattern[row + j] - Math.Exp(s[j] - max) / sum) <= 1e-6, $"pattern t {t} h {h} key {j}");
+                }
                 for (int i = 0; i < hd; i++)
                 {
                     double exact = 0;
@@ -153,25 +170,5 @@ public unsafe class FastKernelTests
             double exact = gate[i] / (1 + Math.Exp(-(double)gate[i])) * up[i];
             Assert.True(Math.Abs(result[i] - exact) <= 1e-6 * (Math.Abs(exact) + 1e-3), $"[{i}] silu({gate[i]}) * {up[i]}: {result[i]} vs {exact}");
         }
-    }
-
-    [Fact]
-    public void Attention_WithPattern_MaterialisesAndAgreesWithTiledPath()
-    {
-        int tokens = 70, first = 30, heads = 4, kvHeads = 2, hd = 8, total = first + tokens;
-        float[] q = KernelTests.Random(tokens * heads * hd, 4), k = KernelTests.Random(total * kvHeads * hd, 5), v = KernelTests.Random(total * kvHeads * hd, 6);
-        float[] tiled = new float[tokens * heads * hd], materialised = new float[tiled.Length];
-        float[] pattern = new float[heads * tokens * total], scratch = new float[4 * total];
-        Kernels.Attention(q, k, v, tiled, tokens, first, heads, kvHeads, hd, null, Span<float>.Empty, scratch, 4);
-        Kernels.Attention(q, k, v, materialised, tokens, first, heads, kvHeads, hd, null, pattern, scratch, 4);
-        for (int i = 0; i < tiled.Length; i++) Assert.True(Math.Abs(tiled[i] - materialised[i]) <= 1e-5 * (Math.Abs(materialised[i]) + 0.1), $"z[{i}]");
-        // Each pattern row is a distribution over the visible keys, zero beyond the query's position.
-        for (int h = 0; h < heads; h++)
-            for (int t = 0; t < tokens; t++)
-            {
-                var row = pattern.AsSpan((h * tokens + t) * total, total);
-                Assert.Equal(1.0, row.ToArray().Sum(x => (double)x), 5);
-                for (int j = first + t + 1; j < total; j++) Assert.Equal(0f, row[j]);
-            }
     }
 }

@@ -14,7 +14,7 @@ public class HookTests
 
     private static ActivationCapture CaptureAll(Transformer model, int[] tokens, Interventions? interventions = null, IReadOnlyList<int>? positions = null)
     {
-        var capture = new ActivationCapture(model.Config, ["blocks.*", HookNames.Logits], positions);
+        var capture = new ActivationCapture(model.Config, ["*"], positions);
         model.Forward(model.NewState(), tokens, capture, interventions);
         return capture;
     }
@@ -42,13 +42,20 @@ public class HookTests
         var c = model.Config;
         var cap = CaptureAll(model, Tokens);
         int T = Tokens.Length;
-        Assert.Equal(c.Layers * HookNames.LayerKinds.Length + 1, cap.Results.Count);
+        Assert.Equal(c.Layers * 16 + 2, cap.Results.Count);
+        Assert.Equal([T, c.DModel], cap["hook_embed"].Shape);
         Assert.Equal([T, c.DModel], cap["blocks.1.hook_resid_pre"].Shape);
         Assert.Equal([T, c.Heads, c.HeadDim], cap["blocks.1.attn.hook_q"].Shape);
         Assert.Equal([T, c.KvHeads, c.HeadDim], cap["blocks.1.attn.hook_k"].Shape);
         Assert.Equal([T, c.KvHeads, c.HeadDim], cap["blocks.1.attn.hook_v"].Shape);
+        Assert.Equal([T, c.Heads, c.HeadDim], cap["blocks.1.attn.hook_rot_q"].Shape);
+        Assert.Equal([T, c.KvHeads, c.HeadDim], cap["blocks.1.attn.hook_rot_k"].Shape);
+        Assert.Equal([c.Heads, T, T], cap["blocks.1.attn.hook_attn_scores"].Shape);
         Assert.Equal([c.Heads, T, T], cap["blocks.1.attn.hook_pattern"].Shape);
         Assert.Equal([T, c.Heads, c.HeadDim], cap["blocks.0.attn.hook_z"].Shape);
+        Assert.Equal([T, c.Ffn], cap["blocks.0.mlp.hook_pre"].Shape);
+        Assert.Equal([T, c.Ffn], cap["blocks.0.mlp.hook_pre_linear"].Shape);
+        Assert.Equal([T, c.Ffn], cap["blocks.0.mlp.hook_post"].Shape);
         Assert.Equal([T, c.DModel], cap["blocks.0.hook_mlp_out"].Shape);
         Assert.Equal([T, c.Vocab], cap[HookNames.Logits].Shape);
     }
@@ -110,6 +117,112 @@ public class HookTests
                 }
     }
 
+    /// <summary>HF rotate_half at an absolute position, in double: the rotation TransformerLens's hook_rot_q/k hold.</summary>
+    private static double[] Rope(ReadOnlySpan<float> row, int position, ModelConfig c) =>
+        ReferenceForward.RotateHalf(row.ToArray().Select(v => (double)v).ToArray(), position, c.HeadDim, c.RopeTheta);
+
+    [Fact]
+    public void HookQK_AreBeforeRope_AndRotQK_AreTheirRotation_AtCachedPositions()
+    {
+        using var tmp = new TempDir();
+        using var model = Load(tmp);
+        var c = model.Config;
+        var state = model.NewState();
+        model.Forward(state, Tokens[..3]);
+        var cap = new ActivationCapture(c, ["blocks.1.attn.hook_*q", "blocks.1.attn.hook_*k"]);
+        model.Forward(state, Tokens[3..], cap);
+        foreach (var (before, after, width) in new[] { ("hook_q", "hook_rot_q", c.QDim), ("hook_k", "hook_rot_k", c.KvDim) })
+        {
+            float[] raw = cap[$"blocks.1.attn.{before}"].Data, rotated = cap[$"blocks.1.attn.{after}"].Data;
+            for (int t = 0; t < Tokens.Length - 3; t++)
+            {
+                double[] expected = Rope(raw.AsSpan(t * width, width), 3 + t, c);
+                for (int i = 0; i < width; i++)
+                    Assert.True(Math.Abs(expected[i] - rotated[t * width + i]) < 1e-5, $"{after} token {t} [{i}]: {rotated[t * width + i]} vs {expected[i]}");
+            }
+            Assert.True(TinyModels.MaxAbsDiff(raw, rotated) > 0.1, $"{before} and {after} should differ at positions 3..");
+        }
+    }
+
+    [Fact]
+    public void AddingVectorAtHookQ_IsRotatedWithTheQuery_AtHookRotQ_IsNot()
+    {
+        using var tmp = new TempDir();
+        using var model = Load(tmp);
+        var c = model.Config;
+        var u = Enumerable.Range(0, c.QDim).Select(i => MathF.Cos(i)).ToArray();
+        var plain = CaptureAll(model, Tokens);
+        var beforeRope = CaptureAll(model, Tokens, new Interventions(c).Add("blocks.1.attn.hook_q", u));
+        var afterRope = CaptureAll(model, Tokens, new Interventions(c).Add("blocks.1.attn.hook_rot_q", u));
+        float[] q = plain["blocks.1.attn.hook_q"].Data, rotQ = plain["blocks.1.attn.hook_rot_q"].Data;
+        for (int t = 0; t < Tokens.Length; t++)
+        {
+            double[] shift = Rope(u, t, c);
+            for (int i = 0; i < c.QDim; i++)
+            {
+                int at = t * c.QDim + i;
+                Assert.Equal(q[at] + u[i], beforeRope["blocks.1.attn.hook_q"].Data[at]);
+                Assert.True(Math.Abs(rotQ[at] + shift[i] - beforeRope["blocks.1.attn.hook_rot_q"].Data[at]) < 1e-5, $"token {t} [{i}]");
+                Assert.Equal(q[at], afterRope["blocks.1.attn.hook_q"].Data[at]);
+                Assert.Equal(rotQ[at] + u[i], afterRope["blocks.1.attn.hook_rot_q"].Data[at]);
+            }
+        }
+        Assert.Equal(plain["blocks.1.attn.hook_rot_k"].Data, beforeRope["blocks.1.attn.hook_rot_k"].Data);
+        Assert.Throws<UserError>(() => new Interventions(c).Add("blocks.0.attn.hook_attn_scores", new float[c.Heads]));
+    }
+
+    [Fact]
+    public void AttnScores_AreScaledDotsOfRotatedQK_AndPatternTheirSoftmax()
+    {
+        using var tmp = new TempDir();
+        using var model = Load(tmp);
+        var c = model.Config;
+        var cap = CaptureAll(model, Tokens);
+        int T = Tokens.Length, hd = c.HeadDim;
+        float[] q = cap["blocks.1.attn.hook_rot_q"].Data, k = cap["blocks.1.attn.hook_rot_k"].Data;
+        float[] scores = cap["blocks.1.attn.hook_attn_scores"].Data, pattern = cap["blocks.1.attn.hook_pattern"].Data;
+        for (int h = 0; h < c.Heads; h++)
+            for (int t = 0; t < T; t++)
+            {
+                int row = (h * T + t) * T, kvh = h / (c.Heads / c.KvHeads);
+                var expected = new double[t + 1];
+                for (int j = 0; j <= t; j++)
+                {
+                    for (int i = 0; i < hd; i++) expected[j] += (double)q[(t * c.Heads + h) * hd + i] * k[(j * c.KvHeads + kvh) * hd + i];
+                    expected[j] /= Math.Sqrt(hd);
+                    Assert.True(Math.Abs(expected[j] - scores[row + j]) < 1e-5, $"head {h} query {t} key {j}: {scores[row + j]} vs {expected[j]}");
+                }
+                for (int j = t + 1; j < T; j++) Assert.Equal(float.NegativeInfinity, scores[row + j]);
+                double max = expected.Max(), sum = expected.Sum(s => Math.Exp(s - max));
+                for (int j = 0; j <= t; j++) Assert.True(Math.Abs(Math.Exp(expected[j] - max) / sum - pattern[row + j]) < 1e-6);
+            }
+    }
+
+    [Fact]
+    public void MlpHooks_PostIsSiluOfPreTimesPreLinear_AndDownOfPostIsMlpOut()
+    {
+        using var tmp = new TempDir();
+        using var model = Load(tmp);
+        var cap = CaptureAll(model, Tokens);
+        float[] pre = cap["blocks.0.mlp.hook_pre"].Data, linear = cap["blocks.0.mlp.hook_pre_linear"].Data, post = cap["blocks.0.mlp.hook_post"].Data;
+        for (int i = 0; i < pre.Length; i++)
+            Assert.True(Math.Abs(pre[i] / (1 + Math.Exp(-(double)pre[i])) * linear[i] - post[i]) < 1e-6, $"[{i}]");
+        float[] down = Project(model.Weights.Layers[0].Down, null, post, Tokens.Length);
+        Assert.True(TinyModels.MaxAbsDiff(down, cap["blocks.0.hook_mlp_out"].Data) < 1e-5);
+    }
+
+    [Fact]
+    public void HookEmbed_IsTheTokensEmbeddingRows_AndLayerZerosResidPre()
+    {
+        using var tmp = new TempDir();
+        using var model = Load(tmp);
+        var cap = CaptureAll(model, Tokens);
+        int d = model.Config.DModel;
+        float[] table = model.Weights.TokenEmbedding.ToSingles(), embed = cap["hook_embed"].Data;
+        for (int t = 0; t < Tokens.Length; t++) Assert.Equal(table.AsSpan(Tokens[t] * d, d).ToArray(), embed.AsSpan(t * d, d).ToArray());
+        Assert.Equal(embed, cap["blocks.0.hook_resid_pre"].Data);
+    }
+
     [Fact]
     public void PositionSelection_KeepsTheSameRows()
     {
@@ -123,20 +236,8 @@ public class HookTests
         Assert.Equal(all["blocks.1.attn.hook_z"].Data.AsSpan((T - 1) * width, width).ToArray(), z.Data.AsSpan(0, width).ToArray());
         Assert.Equal(all["blocks.1.attn.hook_z"].Data.AsSpan(2 * width, width).ToArray(), z.Data.AsSpan(width, width).ToArray());
         Assert.Equal([model.Config.Heads, 2, T], last["blocks.0.attn.hook_pattern"].Shape);
+        Assert.Equal([model.Config.Heads, 2, T], last["blocks.0.attn.hook_attn_scores"].Shape);
         Assert.Throws<UserError>(() => CaptureAll(model, Tokens, positions: [T]));
-    }
-
-    [Fact]
-    public void NoCapture_ReturnsSameLastLogits_AsFullCapture()
-    {
-        using var tmp = new TempDir();
-        using var model = Load(tmp);
-        float[] plain = model.Forward(model.NewState(), Tokens).ToArray();
-        float[] all = CaptureAll(model, Tokens)[HookNames.Logits].Data;
-        // Capturing the pattern switches attention to its materialising path and all logits to a many-row
-        // product: same math, another summation order, so equal to float rounding rather than to the bit.
-        float[] last = all.AsSpan(^model.Config.Vocab..).ToArray();
-        for (int i = 0; i < plain.Length; i++) Assert.True(Math.Abs(last[i] - plain[i]) <= 1e-4 * (Math.Abs(plain[i]) + 1), $"logit {i}: {last[i]} vs {plain[i]}");
     }
 
     [Theory]

@@ -123,8 +123,8 @@ public unsafe class KernelTests
     {
         int tokens = 5, heads = 2, kvHeads = 1, hd = 4, window = 2;
         float[] q = Random(tokens * heads * hd, 3), k = Random(tokens * kvHeads * hd, 4), v = Random(tokens * kvHeads * hd, 5);
-        float[] z = new float[tokens * heads * hd], pattern = new float[heads * tokens * tokens], scratch = new float[4 * tokens];
-        Kernels.Attention(q, k, v, z, tokens, 0, heads, kvHeads, hd, window, pattern, scratch, 4);
+        float[] z = new float[tokens * heads * hd], pattern = new float[heads * tokens * tokens];
+        FlashAttention.Run(q, k, v, z, tokens, 0, heads, kvHeads, hd, window, pattern: pattern);
         for (int h = 0; h < heads; h++)
             for (int t = 0; t < tokens; t++)
             {

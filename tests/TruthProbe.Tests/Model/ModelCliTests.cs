@@ -64,6 +64,26 @@ public class ModelCliTests
     }
 
     [Fact]
+    public void Trace_AttentionHooks_HaveTransformerLensNamesAndShapes_AndHelpListsEveryHook()
+    {
+        using var tmp = new TempDir();
+        string folder = TinyModels.Write(tmp, TinyModels.Qwen2), output = tmp.File("a.safetensors");
+        var r = CliRunner.Run("trace", folder, "--token-ids", "1,4,9,16", "--hooks", "blocks.0.attn.*", "--positions", "-1", "--out", output);
+        Assert.Equal(0, r.ExitCode);
+        using var file = SafetensorsFile.Open(output);
+        var c = TinyModels.Qwen2;
+        Assert.Equal(["blocks.0.attn.hook_attn_scores", "blocks.0.attn.hook_k", "blocks.0.attn.hook_pattern", "blocks.0.attn.hook_q",
+            "blocks.0.attn.hook_rot_k", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_v", "blocks.0.attn.hook_z"], file.Tensors.Keys.Order());
+        Assert.Equal([1L, c.KvHeads, c.HeadDim], file.Get("blocks.0.attn.hook_rot_k").Shape);
+        Assert.Equal([c.Heads, 1L, 4L], file.Get("blocks.0.attn.hook_pattern").Shape);
+        Assert.Equal([c.Heads, 1L, 4L], file.Get("blocks.0.attn.hook_attn_scores").Shape);
+
+        string help = CliRunner.Run("trace", "--help").Stdout;
+        foreach (string hook in new[] { "hook_embed", "blocks.{l}.attn.hook_rot_q", "blocks.{l}.attn.hook_attn_scores", "blocks.{l}.mlp.hook_pre_linear", "logits" })
+            Assert.Contains(hook, help);
+    }
+
+    [Fact]
     public void Trace_PatternThatMatchesNothing_IsAUserError()
     {
         using var tmp = new TempDir();

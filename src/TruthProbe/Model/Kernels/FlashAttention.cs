@@ -9,7 +9,9 @@ namespace TruthProbe.Model;
 /// softmax (running maximum and sum per query; earlier output rescaled when the maximum grows), as in
 /// flash-attention. The query heads sharing a key/value head are processed together, so each cached key and
 /// value row is fetched once per group. Work items (token, kv head) are dealt round-robin to the threads,
-/// which balances the causal triangle. Same contract as <see cref="Kernels.Attention"/> without the pattern.
+/// which balances the causal triangle. Asked for them, it also writes each query head's scores and softmax
+/// weights (the hook_attn_scores and hook_pattern maps) from the same scores, maximum and sum that make z, so
+/// observing the attention never changes its output.
 /// </summary>
 internal static unsafe class FlashAttention
 {
@@ -18,6 +20,8 @@ internal static unsafe class FlashAttention
     private struct Job
     {
         public float* Q, K, V, Z;
+        /// <summary>[heads, tokens, total] outputs, null when not asked for. Raw scores go to Scores if asked, else to Pattern.</summary>
+        public float* Scores, Pattern;
         public int Tokens, FirstPosition, Heads, KvHeads, HeadDim, Window;
         /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
         public float* KeysT;
@@ -26,18 +30,28 @@ internal static unsafe class FlashAttention
 
     [ThreadStatic] private static float[]? _keysT;
 
+    /// <summary>
+    /// Causal multi-head attention of <paramref name="tokens"/> queries at absolute positions
+    /// <paramref name="firstPosition"/>.. against the key/value cache ([positions, kvHeads * headDim]).
+    /// Query head h reads kv head h / (heads / kvHeads). With a sliding window a query sees only the last
+    /// <c>window</c> keys (itself included). z is [tokens, heads * headDim]. <paramref name="scores"/> and
+    /// <paramref name="pattern"/>, when not empty, receive [heads, tokens, firstPosition + tokens]: the scaled
+    /// scores (-inf where masked) and the softmax weights (0 where masked).
+    /// </summary>
     public static void Run(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
-        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window)
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> scores = default, Span<float> pattern = default)
     {
         int total = firstPosition + tokens;
+        long map = (long)heads * tokens * total;
         if (q.Length < (long)tokens * heads * headDim || z.Length < (long)tokens * heads * headDim
-            || keys.Length < (long)total * kvHeads * headDim || values.Length < (long)total * kvHeads * headDim)
+            || keys.Length < (long)total * kvHeads * headDim || values.Length < (long)total * kvHeads * headDim
+            || (!scores.IsEmpty && scores.Length < map) || (!pattern.IsEmpty && pattern.Length < map))
             throw new ArgumentException("attention spans shorter than their shapes");
-        fixed (float* pq = q, pk = keys, pv = values, pz = z)
+        fixed (float* pq = q, pk = keys, pv = values, pz = z, ps = scores, pp = pattern)
         {
             var job = new Job
             {
-                Q = pq, K = pk, V = pv, Z = pz, Tokens = tokens, FirstPosition = firstPosition,
+                Q = pq, K = pk, V = pv, Z = pz, Scores = ps, Pattern = pp, Tokens = tokens, FirstPosition = firstPosition,
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Window = window ?? int.MaxValue,
             };
             long work = (long)tokens * heads * total * headDim;
@@ -70,6 +84,7 @@ internal static unsafe class FlashAttention
         float* scores = stackalloc float[group * KeyTile];
         float* max = stackalloc float[group];
         float* sum = stackalloc float[group];
+        bool maps = j.Scores != null || j.Pattern != null;
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
             int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
@@ -89,6 +104,7 @@ internal static unsafe class FlashAttention
                 for (int g = 0; g < group; g++)
                 {
                     var s = new Span<float>(scores + g * KeyTile, n);
+                    if (maps) s.CopyTo(new Span<float>(MapRow(ref j, kvh * group + g, t) + j0, n));
                     var output = new Span<float>(outputs + g * hd, hd);
                     float newMax = MathF.Max(max[g], TensorPrimitives.Max(s));
                     if (newMax != max[g] && sum[g] != 0)
@@ -105,7 +121,10 @@ internal static unsafe class FlashAttention
                 }
             }
             for (int g = 0; g < group; g++)
+            {
                 TensorPrimitives.Multiply(new Span<float>(outputs + g * hd, hd), 1f / sum[g], new Span<float>(outputs + g * hd, hd));
+                if (maps) FinishMaps(ref j, kvh * group + g, t, first, max[g], sum[g]);
+            }
         }
     }
 
@@ -119,6 +138,7 @@ internal static unsafe class FlashAttention
         float* p = stackalloc float[KeyTile];
         float* max = stackalloc float[group];
         float* sum = stackalloc float[group];
+        bool maps = j.Scores != null || j.Pattern != null;
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
             int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
@@ -147,6 +167,7 @@ internal static unsafe class FlashAttention
                     }
                     // Keys past the query (the tile's ragged end) get -inf, so exp gives them weight 0.
                     (s0 * scale).Store(p); (s1 * scale).Store(p + 16); (s2 * scale).Store(p + 32); (s3 * scale).Store(p + 48);
+                    if (maps) new ReadOnlySpan<float>(p, n).CopyTo(new Span<float>(MapRow(ref j, kvh * group + g, t) + j0, n));
                     for (int k = n; k < KeyTile; k++) p[k] = float.NegativeInfinity;
                     float tileMax = TensorPrimitives.Max(new ReadOnlySpan<float>(p, n));
                     float newMax = MathF.Max(max[g], tileMax);
@@ -161,7 +182,37 @@ internal static unsafe class FlashAttention
                 }
             }
             for (int g = 0; g < group; g++)
+            {
                 TensorPrimitives.Multiply(new Span<float>(outputs + g * hd, hd), 1f / sum[g], new Span<float>(outputs + g * hd, hd));
+                if (maps) FinishMaps(ref j, kvh * group + g, t, first, max[g], sum[g]);
+            }
+        }
+    }
+
+    /// <summary>Where the raw scores of query head h at token t are kept while its row runs (some map is asked for).</summary>
+    private static float* MapRow(ref Job j, int h, int t) =>
+        (j.Scores != null ? j.Scores : j.Pattern) + ((long)h * j.Tokens + t) * (j.FirstPosition + j.Tokens);
+
+    /// <summary>Once a row is done: -inf (scores) and 0 (pattern) outside the keys it sees, and the pattern as
+    /// exp(score - max) / sum with the row's own maximum and sum, the weights z was made with.</summary>
+    private static void FinishMaps(ref Job j, int h, int t, int first, float max, float sum)
+    {
+        int total = j.FirstPosition + j.Tokens, position = j.FirstPosition + t, seen = position - first + 1;
+        long offset = ((long)h * j.Tokens + t) * total;
+        var raw = new Span<float>(MapRow(ref j, h, t) + first, seen);
+        if (j.Scores != null)
+        {
+            new Span<float>(j.Scores + offset, first).Fill(float.NegativeInfinity);
+            new Span<float>(j.Scores + offset + position + 1, total - position - 1).Fill(float.NegativeInfinity);
+        }
+        if (j.Pattern != null)
+        {
+            var weights = new Span<float>(j.Pattern + offset + first, seen);
+            TensorPrimitives.Subtract(raw, max, weights);
+            TensorPrimitives.Exp(weights, weights);
+            TensorPrimitives.Multiply(weights, 1f / sum, weights);
+            new Span<float>(j.Pattern + offset, first).Clear();
+            new Span<float>(j.Pattern + offset + position + 1, total - position - 1).Clear();
         }
     }
 

@@ -5,15 +5,12 @@ namespace TruthProbe.Model;
 
 /// <summary>
 /// The numeric kernels of the forward pass, span in / span out, each replaceable on its own. Matrices of
-/// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels
-/// (<see cref="MatMul"/>, <see cref="Attention"/>) split their work over the cores with <see cref="TruthProbe.Numerics.WorkerPool"/>, which allocates
-/// nothing per call; only the attention path that writes <c>hook_pattern</c> still forks with Parallel.For.
+/// 16-bit (and Q8_0) weights are widened to float32 here, a row at a time, never stored widened. The two heavy kernels,
+/// <see cref="MatMul"/> and <see cref="FlashAttention"/>, split their work over the cores with <see cref="TruthProbe.Numerics.WorkerPool"/>,
+/// which allocates nothing per call.
 /// </summary>
 internal static unsafe class Kernels
 {
-    /// <summary>Below this many multiply-adds a matmul runs on the calling thread: a fork costs more.</summary>
-    private const long ParallelThreshold = 1 << 18;
-
     [ThreadStatic] private static float[]? _rowScratch;
 
     private static float[] RowScratch(int length)
@@ -239,74 +236,6 @@ internal static unsafe class Kernels
             TensorPrimitives.Sigmoid(g, sigmoid[..n]);
             TensorPrimitives.Multiply(g, sigmoid[..n], g);
             TensorPrimitives.Multiply(g, up.Slice(i, n), g);
-        }
-    }
-
-    /// <summary>
-    /// Causal multi-head attention of <paramref name="tokens"/> queries at absolute positions
-    /// <paramref name="firstPosition"/>.. against the key/value cache ([positions, kvHeads * headDim]).
-    /// Query head h reads kv head h / (heads / kvHeads). With a sliding window a query sees only the last
-    /// <c>window</c> keys (itself included). z is [tokens, heads * headDim]. When <paramref name="pattern"/>
-    /// is not empty it receives the softmax weights as [heads, tokens, firstPosition + tokens] (0 where masked).
-    /// <paramref name="scores"/> is scratch of at least workers * (firstPosition + tokens) floats. Without a
-    /// pattern the work goes to <see cref="FlashAttention"/> (no score rows at all); this materialising path
-    /// runs only when the pattern is asked for.
-    /// </summary>
-    public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
-        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> pattern, Span<float> scores, int workers)
-    {
-        if (pattern.IsEmpty)
-        {
-            FlashAttention.Run(q, keys, values, z, tokens, firstPosition, heads, kvHeads, headDim, window);
-            return;
-        }
-        int total = firstPosition + tokens;
-        workers = Math.Max(1, Math.Min(workers, tokens * heads));
-        if (scores.Length < (long)workers * total) throw new ArgumentException("attention scratch too small");
-        fixed (float* pq = q, pk = keys, pv = values, pz = z, pp = pattern, ps = scores)
-        {
-            var job = new AttentionJob(pq, pk, pv, pz, pattern.IsEmpty ? null : pp, ps, tokens, firstPosition, heads, kvHeads, headDim, window is int w ? w : int.MaxValue, workers);
-            if (workers == 1 || (long)tokens * heads * total * headDim < ParallelThreshold)
-                for (int wk = 0; wk < workers; wk++) job.Run(wk);
-            else AttentionParallel(job);
-        }
-    }
-
-    private static void AttentionParallel(AttentionJob job) => Parallel.For(0, job.Workers, job.Run);
-
-    /// <summary>Everything one attention call's workers share; each worker takes every Workers-th (token, head) item.</summary>
-    private readonly struct AttentionJob(float* q, float* keys, float* values, float* z, float* pattern, float* scores,
-        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int window, int workers)
-    {
-        public int Workers => workers;
-
-        public void Run(int worker)
-        {
-            int total = firstPosition + tokens, kvDim = kvHeads * headDim, qDim = heads * headDim, group = heads / kvHeads;
-            float scale = 1f / MathF.Sqrt(headDim);
-            float* att = scores + (long)worker * total;
-            // Strided, not contiguous: later queries see more keys, so every worker gets a fair share of them.
-            for (int item = worker; item < tokens * heads; item += workers)
-            {
-                int t = item / heads, h = item % heads, kvh = h / group;
-                int position = firstPosition + t;
-                int first = Math.Max(0, position - window + 1);
-                var query = new ReadOnlySpan<float>(q + (long)t * qDim + h * headDim, headDim);
-                for (int j = first; j <= position; j++)
-                    att[j - first] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys + (long)j * kvDim + kvh * headDim, headDim)) * scale;
-                var weights = new Span<float>(att, position - first + 1);
-                Softmax(weights);
-                var output = new Span<float>(z + (long)t * qDim + h * headDim, headDim);
-                output.Clear();
-                for (int j = first; j <= position; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values + (long)j * kvDim + kvh * headDim, headDim), weights[j - first], output, output);
-                if (pattern != null)
-                {
-                    var row = new Span<float>(pattern + ((long)h * tokens + t) * total, total);
-                    row.Clear();
-                    weights.CopyTo(row[first..]);
-                }
-            }
         }
     }
 }
