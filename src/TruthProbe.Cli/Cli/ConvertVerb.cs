@@ -22,6 +22,8 @@ public sealed class ConvertVerb : IVerb
     {
         using var loaded = _model.Load(args, Name);
         var model = loaded.Model;
+        if (loaded.Llava != null)
+            throw new UserError($"convert: {model.Source} is a LLaVA checkpoint; only text decoders are converted (its vision tower and projector would be lost)");
         string output = args.GetValue(_out)!;
         string? dtypeName = args.GetValue(_dtype);
 

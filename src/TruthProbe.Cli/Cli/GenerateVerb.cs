@@ -10,7 +10,7 @@ public sealed class GenerateVerb : IVerb
     public string Name => "generate";
     public string Summary => "continue a prompt (or BOS alone), greedy or seeded sampling";
 
-    private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (default: generation starts from BOS alone)");
+    private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (default: generation starts from BOS alone)", image: true);
     private readonly Option<int> _maxNew = Opt.Int("--max-new-tokens", "N", 256, "generation also stops at EOS and at the end of the context", min: 0);
     private readonly Option<double> _temperature = Opt.Double("--temperature", "T", 0, "0 = greedy; above 0 samples, with --seed");
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 0, "sampling seed (printed)", min: 0);
@@ -23,13 +23,18 @@ public sealed class GenerateVerb : IVerb
         var model = loaded.Model;
         int[] prompt = _model.PromptIds(args, Name, model)
             ?? [model.BosId ?? throw new UserError($"{model.Source}: neither config nor tokenizer names a BOS token; give --prompt or --token-ids")];
+        var image = _model.Image!.Read(args, Name, loaded, prompt);
         float temperature = (float)args.GetValue(_temperature);
         int seed = args.GetValue(_seed);
 
-        var result = Generator.Generate(model, prompt, new GenerationOptions
+        var options = new GenerationOptions
         {
             MaxNewTokens = args.GetValue(_maxNew), Temperature = temperature, Seed = (ulong)seed, Interventions = loaded.Gates?.Interventions,
-        });
+        };
+        // With an image the prompt ids returned are the expanded ones, as the decoder saw them.
+        var result = image == null ? Generator.Generate(model, prompt, options)
+            : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options);
+        if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.Config.ImageTokens} image tokens)");
         if (loaded.Gates is { } g)
             stderr.WriteLine("gated: " + string.Join(", ", loaded.Gating.Provenance(g.Table).Select(kv => $"{kv.Key}={kv.Value}")));
         if (temperature > 0) stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampled with temperature {temperature}, seed {seed}"));
@@ -38,7 +43,8 @@ public sealed class GenerateVerb : IVerb
             stdout.WriteLine($"prompt ids: {string.Join(' ', result.PromptIds)}");
             stdout.WriteLine($"new ids:    {string.Join(' ', result.NewIds)}");
         }
-        if (model.Tokenizer != null) stdout.WriteLine(model.Tokenizer.Decode([.. result.PromptIds, .. result.NewIds]));
+        // The prompt as given: an image is one <image> in the text, not its hundreds of expanded tokens.
+        if (model.Tokenizer != null) stdout.WriteLine(model.Tokenizer.Decode([.. (image == null ? result.PromptIds : prompt), .. result.NewIds]));
         return 0;
     }
 }

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using TruthProbe.Imaging;
 using TruthProbe.Model;
+using TruthProbe.Vision;
 
 namespace TruthProbe.Cli;
 
@@ -32,8 +34,40 @@ public sealed class InspectVerb : IVerb
             stdout.WriteLine($"tokenizer:    {t.Kind}, {t.VocabSize} tokens, BOS {Special(t.BosId)}, EOS {Special(t.EosId)}, adds BOS {YesNo(t.AddsBos)}");
         }
         else stdout.WriteLine($"tokenizer:    none (run from token ids; BOS {c.BosId?.ToString(inv) ?? "none"}, EOS {string.Join(",", c.EosIds)})");
+        if (loaded.Llava is { } llava) WriteVision(llava, stdout);
         return 0;
     }
+
+    /// <summary>The image path of a LLaVA model: tower, projector, image token and the preprocessing its folder sets.</summary>
+    private static void WriteVision(LlavaModel llava, TextWriter stdout)
+    {
+        var l = llava.Config;
+        var v = l.Vision;
+        var inv = CultureInfo.InvariantCulture;
+        stdout.WriteLine($"vision:       {l.Architecture}, CLIP ViT: {l.VisionLayersRun} of {v.Layers} layers run (features from hidden_states[{l.FeatureLayer}]), hidden {v.Hidden}, {v.Heads} heads, ffn {v.Intermediate}, {v.HiddenAct}, patch {v.PatchSize}, image {v.ImageSize}x{v.ImageSize}; layout {(llava.Layout == LlavaLayout.Hub ? "hub" : "nested")}");
+        string bias = l.ProjectorBias ? "with biases" : "no biases";
+        stdout.WriteLine($"projector:    linear {v.Hidden} -> {l.Text.DModel}, GELU, linear {l.Text.DModel} -> {l.Text.DModel} ({bias})");
+        string token = llava.Language.Tokenizer is { } t && l.ImageTokenId < t.VocabSize ? $" '{t.TokenText(l.ImageTokenId)}'" : "";
+        string select = l.Select == FeatureSelect.Default ? "class token dropped" : "class token kept";
+        stdout.WriteLine($"image token:  {l.ImageTokenId}{token}, {l.ImageTokens} per image ({v.Patches} patches, {select})");
+        if (llava.Preprocessor is not { } p)
+        {
+            stdout.WriteLine($"preprocess:   none ({LlavaModel.PreprocessorFile} missing; --image needs it)");
+            return;
+        }
+        var steps = new List<string>();
+        string aspect = llava.DefaultAspect == AspectMode.Crop ? "crop" : "pad";
+        steps.Add($"aspect {aspect} by default (--image-aspect pad|crop)");
+        if (p.DoResize)
+            steps.Add(p.ShortestEdge is int edge ? $"resize shortest edge to {edge} ({p.Resample.ToString().ToLowerInvariant()})"
+                : $"resize to {p.ResizeWidth}x{p.ResizeHeight} ({p.Resample.ToString().ToLowerInvariant()})");
+        if (p.DoCenterCrop) steps.Add($"centre crop {p.CropWidth}x{p.CropHeight}");
+        if (p.DoRescale) steps.Add(string.Create(inv, $"rescale x{p.RescaleFactor:g6}"));
+        if (p.DoNormalize) steps.Add($"normalise mean [{Triple(p.Mean)}] std [{Triple(p.Std)}]");
+        stdout.WriteLine($"preprocess:   {string.Join(", ", steps)}");
+    }
+
+    private static string Triple(double[] x) => string.Join(", ", x.Select(d => d.ToString("0.########", CultureInfo.InvariantCulture)));
 
     private static string YesNo(bool b) => b ? "yes" : "no";
 }

@@ -2,30 +2,36 @@ using System.CommandLine;
 using TruthProbe.Common;
 using TruthProbe.Gating;
 using TruthProbe.Model;
+using TruthProbe.Vision;
 
 namespace TruthProbe.Cli;
 
 /// <summary>
 /// The one way verbs load a model: <c>&lt;model&gt; [--tokenizer FILE]</c>, plus the gating options on the
-/// verbs that run a gated model, and <c>--prompt TEXT</c> / <c>--token-ids 1,2,3</c> on those that take a prompt.
+/// verbs that run a gated model, and <c>--prompt TEXT</c> / <c>--token-ids 1,2,3</c> on those that take a prompt
+/// (with <c>--image FILE</c> on those that run LLaVA on an image). A llava-hf folder loads as a <see cref="LlavaModel"/>
+/// whose decoder is the verb's model.
 /// </summary>
 public sealed class ModelInput
 {
     public readonly Argument<string> Model = new("model")
     {
-        Description = "a Hugging Face folder (config.json + safetensors), a .gguf, or a llama2.c .bin",
+        Description = "a Hugging Face folder (config.json + safetensors; a llava-hf folder too), a .gguf, or a llama2.c .bin",
     };
     public readonly Option<string?> Tokenizer = Opt.Text("--tokenizer", "FILE",
         "tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)");
     public readonly GatingOptions.Group? Gating;
+    public readonly ImageOptions? Image;
     private readonly Option<string?>? _prompt;
     private readonly Option<int[]?>? _tokenIds;
 
     /// <param name="gating">the verb runs a gated model: it takes the gating options.</param>
     /// <param name="prompt">the verb takes --prompt / --token-ids.</param>
-    public ModelInput(bool gating, bool prompt = false, string promptDefault = "")
+    /// <param name="image">the verb takes --image / --image-aspect.</param>
+    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false)
     {
         if (gating) Gating = new GatingOptions.Group();
+        if (image) Image = new ImageOptions();
         if (prompt)
         {
             _prompt = Opt.Text("--prompt", "TEXT", "text to run the model on" + promptDefault);
@@ -34,7 +40,7 @@ public sealed class ModelInput
     }
 
     public IEnumerable<Symbol> Symbols =>
-        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds }.OfType<Symbol>().Concat(Gating?.Symbols ?? []);
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
 
     /// <summary>
     /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
@@ -47,12 +53,14 @@ public sealed class ModelInput
         if (requireGates && !gating.Enabled)
             throw new UserError($"{verb}: give the gates to fold: --scores MAP --mode M --lambda L, or --gates FILE");
         string path = args.GetValue(Model)!;
-        var model = Transformer.Load(path, args.GetValue(Tokenizer));
+        string? tokenizer = args.GetValue(Tokenizer);
+        var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer) : null;
+        var model = llava?.Language ?? Transformer.Load(path, tokenizer);
         try
         {
             if (requireTokenizer && model.Tokenizer == null)
                 throw new UserError($"{path}: no tokenizer found with the model; give one with --tokenizer FILE");
-            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model));
+            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model)) { Llava = llava };
         }
         catch
         {
@@ -74,8 +82,13 @@ public sealed class ModelInput
     }
 }
 
-/// <summary>A loaded model, the gating options it was loaded with, and its gates when they were asked for.</summary>
+/// <summary>
+/// A loaded model, the gating options it was loaded with, and its gates when they were asked for. For a LLaVA folder
+/// <see cref="Model"/> is its decoder and <see cref="Llava"/> the whole model (sharing the decoder and its files).
+/// </summary>
 public sealed record LoadedModel(Transformer Model, GatingOptions Gating, (Interventions Interventions, GateTable Table)? Gates) : IDisposable
 {
+    public LlavaModel? Llava { get; init; }
+
     public void Dispose() => Model.Dispose();
 }

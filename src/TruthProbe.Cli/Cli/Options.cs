@@ -26,13 +26,19 @@ public static class Opt
     public static Option<string> Required(string name, string helpName, string description) =>
         new(name) { HelpName = helpName, Description = description, Required = true };
 
-    public static Option<string> Choice(string name, string fallback, string description, params string[] choices)
+    public static Option<string> Choice(string name, string fallback, string description, params string[] choices) =>
+        OneOfChoices(new Option<string>(name) { HelpName = string.Join('|', choices), Description = description, DefaultValueFactory = _ => fallback }, choices);
+
+    /// <summary>One of <paramref name="choices"/>, or null when absent (the verb's default depends on other inputs).</summary>
+    public static Option<string?> ChoiceOrNull(string name, string description, params string[] choices) =>
+        OneOfChoices(new Option<string?>(name) { HelpName = string.Join('|', choices), Description = description }, choices);
+
+    private static Option<T> OneOfChoices<T>(Option<T> o, string[] choices)
     {
-        var o = new Option<string>(name) { HelpName = string.Join('|', choices), Description = description, DefaultValueFactory = _ => fallback };
         o.Validators.Add(r =>
         {
             if (r.Tokens.Count > 0 && !choices.Contains(r.Tokens[^1].Value))
-                r.AddError($"{name} must be {OneOf(choices)}, got '{r.Tokens[^1].Value}'");
+                r.AddError($"{o.Name} must be {OneOf(choices)}, got '{r.Tokens[^1].Value}'");
         });
         return o;
     }

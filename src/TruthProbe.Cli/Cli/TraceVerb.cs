@@ -2,6 +2,7 @@ using System.CommandLine;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;
+using TruthProbe.Vision;
 
 namespace TruthProbe.Cli;
 
@@ -10,11 +11,12 @@ public sealed class TraceVerb : IVerb
     public string Name => "trace";
     public string Summary => "run one forward pass and save chosen hook activations (safetensors)";
 
-    private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (this or --token-ids is required)");
+    private readonly ModelInput _model = new(gating: true, prompt: true, promptDefault: " (this or --token-ids is required)", image: true);
     private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
         "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits; every hook point " +
         "({l} = layer, T = tokens, T_total = positions in the cache):\n" +
-        string.Join("\n", HookNames.Table.Select(p => $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}")));
+        string.Join("\n", HookNames.Table.Select(p => $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}")) +
+        "\nwith --image (LLaVA) also, every row: " + string.Join(", ", VisionHookNames.All(1).Select(n => n.Replace(".0.", ".{l}.", StringComparison.Ordinal))));
     private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (query rows of the attention maps; negative counts from the end; default all)");
     private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
     public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
@@ -28,10 +30,33 @@ public sealed class TraceVerb : IVerb
         int[]? positions = args.Given(_positions);
         string output = args.GetValue(_out)!;
 
-        var capture = new ActivationCapture(model.Config, patterns, positions);
-        model.Forward(model.NewState(), tokens, capture, loaded.Gates?.Interventions);
+        var image = _model.Image!.Read(args, Name, loaded, tokens);
+
         var order = HookNames.All(model.Config.Layers).ToList();
-        var tensors = capture.Results.OrderBy(r => order.IndexOf(r.Key))
+        var results = new List<KeyValuePair<string, Activation>>();
+        if (image == null)
+        {
+            var capture = new ActivationCapture(model.Config, patterns, positions);
+            model.Forward(model.NewState(), tokens, capture, loaded.Gates?.Interventions);
+            results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));
+        }
+        else
+        {
+            // A pattern goes to the image path when it names a vision hook, to the decoder when it names a decoder
+            // hook or nothing at all (so that a typo gets the decoder's error listing its hooks).
+            var llava = image.Model;
+            int visionLayers = llava.Config.VisionLayersRun;
+            string[] visionPatterns = patterns.Where(p => VisionHookNames.Selects(p, visionLayers)).ToArray();
+            string[] decoderPatterns = patterns.Where(p => !visionPatterns.Contains(p) || order.Any(VisionHookNames.Pattern(p).IsMatch)).ToArray();
+            var vision = visionPatterns.Length == 0 ? null : new VisionCapture(llava.Config, visionPatterns);
+            var capture = decoderPatterns.Length == 0 ? null : new ActivationCapture(model.Config, decoderPatterns, positions);
+            tokens = llava.ExpandImageTokens(tokens);
+            llava.Forward(llava.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision);
+            var visionOrder = VisionHookNames.All(visionLayers).ToList();
+            if (vision != null) results.AddRange(vision.Results.OrderBy(r => visionOrder.IndexOf(r.Key)));
+            if (capture != null) results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));
+        }
+        var tensors = results
             .Select(r => SafetensorToWrite.FromSingles(r.Key, r.Value.Shape.Select(x => (long)x).ToArray(), r.Value.Data)).ToList();
         var metadata = new Dictionary<string, string>
         {
@@ -40,6 +65,7 @@ public sealed class TraceVerb : IVerb
             ["token_ids"] = string.Join(",", tokens),
             ["positions"] = positions == null ? "all" : string.Join(",", positions),
         };
+        foreach (var (key, value) in image?.Provenance() ?? []) metadata[key] = value;
         if (_model.PromptText(args) is { } prompt) metadata["prompt"] = prompt;
         if (loaded.Gates is { } g)
             foreach (var (key, value) in loaded.Gating.Provenance(g.Table)) metadata["gating." + key] = value;

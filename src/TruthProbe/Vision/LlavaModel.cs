@@ -1,5 +1,6 @@
 using System.Buffers;
 using TruthProbe.Common;
+using TruthProbe.Imaging;
 using TruthProbe.Model;
 using TruthProbe.Tokenizers;
 
@@ -30,29 +31,56 @@ public sealed class LlavaModel : IDisposable
     public Transformer Language { get; }
     public ClipWeights Vision { get; }
     public ProjectorWeights Projector { get; }
+    /// <summary>The folder's <c>preprocessor_config.json</c> (CLIPImageProcessor), null when it has none.</summary>
+    public ClipConfig? Preprocessor { get; }
+    /// <summary>How images are made square unless the user says otherwise: llava-hf's processor centre-crops.</summary>
+    public AspectMode DefaultAspect => AspectMode.Crop;
 
-    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector)
+    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor)
     {
         Config = config;
         Layout = layout;
         Language = language;
         Vision = vision;
         Projector = projector;
+        Preprocessor = preprocessor;
     }
 
-    /// <summary>Loads a llava-hf folder (either tensor layout) with its tokenizer, when it has one; the files are mapped once and shared.</summary>
-    public static LlavaModel Load(string folder)
+    public const string PreprocessorFile = "preprocessor_config.json";
+
+    /// <summary>
+    /// Loads a llava-hf folder (either tensor layout) with its tokenizer (<paramref name="tokenizerPath"/>, else the
+    /// folder's own, when it has one) and preprocessor config; the files are mapped once and shared.
+    /// </summary>
+    public static LlavaModel Load(string folder, string? tokenizerPath = null)
     {
         var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder);
         ITokenizer? tokenizer;
-        try { tokenizer = TokenizerLoader.FromModelDirectory(folder); }
+        ClipConfig? preprocessor;
+        try
+        {
+            tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(folder);
+            string preprocessorPath = Path.Combine(folder, PreprocessorFile);
+            preprocessor = File.Exists(preprocessorPath) ? ClipConfig.Read(preprocessorPath) : null;
+        }
         catch
         {
             foreach (var f in files) f.Dispose();
             throw;
         }
         var language = new Transformer(config.Text, text, folder, "llava-hf", files) { Tokenizer = tokenizer };
-        return new LlavaModel(config, layout, language, vision, projector);
+        return new LlavaModel(config, layout, language, vision, projector, preprocessor);
+    }
+
+    /// <summary>The folder's CLIPImageProcessor with <paramref name="aspect"/>: images to the tower's normalised [3, H, W] pixels.</summary>
+    public ClipPreprocessor ImagePreprocessor(AspectMode aspect)
+    {
+        string path = Path.Combine(Language.Source, PreprocessorFile);
+        var config = Preprocessor ?? throw new UserError($"{path}: not found; a llava-hf folder holds the CLIPImageProcessor settings of its checkpoint there (copy it from the checkpoint's repository)");
+        int size = Config.Vision.ImageSize;
+        if (config.CropWidth != size || config.CropHeight != size || !config.DoCenterCrop)
+            throw new UserError($"{path}: images come out {(config.DoCenterCrop ? $"{config.CropWidth}x{config.CropHeight}" : "uncropped")} but the vision tower takes {size}x{size}; the preprocessor config does not belong to this model");
+        return new ClipPreprocessor(config, aspect);
     }
 
     public LlavaState NewState() => new(this);

@@ -21,6 +21,17 @@ public static class VisionHookNames
 
     public static string ResidPost(int layer) => $"vision.blocks.{layer}.hook_resid_post";
 
+    /// <summary>A hook selection pattern as a regex over whole names: <c>*</c> stands for any text, as for the decoder's hooks.</summary>
+    public static Regex Pattern(string pattern) =>
+        new("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="pattern"/> selects any vision hook of a tower running <paramref name="layers"/> layers.</summary>
+    public static bool Selects(string pattern, int layers)
+    {
+        var regex = Pattern(pattern);
+        return All(layers).Any(regex.IsMatch);
+    }
+
     /// <summary>Every vision hook of a tower running <paramref name="layers"/> layers, in forward order.</summary>
     public static IEnumerable<string> All(int layers) =>
         [PixelValues, .. Enumerable.Range(0, layers).Select(ResidPost), Features, ImageFeatures];
@@ -44,7 +55,7 @@ public sealed class VisionCapture
         string[] all = VisionHookNames.All(layers).ToArray();
         foreach (string pattern in patterns)
         {
-            var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
+            var regex = VisionHookNames.Pattern(pattern);
             string[] matched = all.Where(n => regex.IsMatch(n)).ToArray();
             if (matched.Length == 0)
                 throw new UserError($"hook pattern '{pattern}' matches no vision hook point of this model (e.g. {VisionHookNames.PixelValues}, vision.blocks.0.hook_resid_post up to layer {layers - 1}, {VisionHookNames.Features}, {VisionHookNames.ImageFeatures})");
