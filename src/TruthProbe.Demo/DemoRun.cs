@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Reports;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Lineage;
@@ -237,6 +238,11 @@ public sealed class DemoRun
             ["cross_family_pearson"] = compare.Pair(0, Family.Members.Count - 1).Pearson,
             ["checks"] = new JsonArray(Checks.Select(c => (JsonNode?)new JsonObject { ["name"] = c.Name, ["outcome"] = c.Label, ["detail"] = c.Detail }).ToArray()),
             ["score_sha256"] = new JsonObject(scores.Keys.Select(n => KeyValuePair.Create(n, (JsonNode?)Hashing.Sha256File(Out("scores", n, "scores.npy"))))),
+            // The family is grown here from the seeds (its lab.json files record their data hashes), so there are no input files.
+            ["provenance"] = Provenance.Of(
+                new (string, JsonNode)[] { ("family", Seed), ("unrelated", Seed + DemoFamily.UnrelatedSeedOffset), ("probe", Probe.Seed),
+                                           ("control", Probe.ControlSeed), ("lambda_split", SplitSeed) }
+                    .Concat(Plan.Seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))), []),
         };
         AtomicFile.WriteAllText(Out("summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }

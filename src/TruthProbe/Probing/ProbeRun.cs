@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
+using TruthProbe.Numerics;
 using TruthProbe.Statistics;
 using static TruthProbe.Common.CsvFormat;
 
@@ -209,10 +210,12 @@ public sealed class ProbeRun
     public string Manifest(ProbeInputs inputs)
     {
         var (topLayer, topHead, topAccuracy) = TopHead();
+        string activationsSha = Hashing.Sha256File(inputs.ActivationsPath);
+        string? labelsSha = inputs.LabelsPath == null ? null : Hashing.Sha256File(inputs.LabelsPath);
         var activations = new JsonObject
         {
             ["path"] = Path.GetFullPath(inputs.ActivationsPath),
-            ["sha256"] = Hashing.Sha256File(inputs.ActivationsPath),
+            ["sha256"] = activationsSha,
             ["rows"] = Set.Rows, ["layers"] = Set.Layers, ["heads"] = Set.Heads, ["head_dim"] = Set.HeadDim,
             ["metadata"] = new JsonObject(Set.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
@@ -223,7 +226,7 @@ public sealed class ProbeRun
             ["gold_1"] = Set.Labels.Count(y => y == 1),
             ["hallucinated_0"] = Set.Labels.Count(y => y == 0),
         };
-        if (inputs.LabelsPath != null) labels["sha256"] = Hashing.Sha256File(inputs.LabelsPath);
+        if (labelsSha != null) labels["sha256"] = labelsSha;
 
         var manifest = new JsonObject
         {
@@ -288,6 +291,9 @@ public sealed class ProbeRun
                     : "this map is at chance level: no head's accuracy beats the majority share; do not read it as evidence of truthful heads",
             },
             ["outputs"] = new JsonArray("scores.csv", "scores.npy", "probe_weights.safetensors", "heatmap.png", "manifest.json"),
+            ["provenance"] = Provenance.Of(
+                Control == null ? [("folds", Options.Seed)] : [("folds", Options.Seed), ("control", Options.ControlSeed)],
+                labelsSha == null ? [("activations", activationsSha)] : [("activations", activationsSha), ("labels", labelsSha)]),
             ["timings_s"] = new JsonObject(TimingsSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3)))),
         };
         return manifest.ToJsonString(JsonOptions) + "\n";
