@@ -124,6 +124,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         }
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
+        ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
+            [("family", 5), ("unrelated", 1005), ("probe", 42), ("control", 43), ("lambda_split", 42), ("eval_0", 1)], []);
     }
 
     [Fact]

@@ -61,6 +61,7 @@ public class EvalHaluEvalVerbTests
         using var metrics = JsonDocument.Parse(File.ReadAllText(tmp.File("a/metrics.json")));
         var root = metrics.RootElement;
         Assert.Equal("o-proj-out", root.GetProperty("gating").GetProperty("gate_site").GetString());
+        ProvenanceAssert.In(tmp.File("a/metrics.json"), [("eval_0", 1), ("eval_1", 2)], [("data", data), ("scores", scores)]);
         Assert.Equal(2, root.GetProperty("gated").GetProperty("per_seed").GetArrayLength());
         // The per-seed confusion matrix agrees with the items file.
         var seed1 = root.GetProperty("vanilla").GetProperty("per_seed")[0];
@@ -83,6 +84,7 @@ public class EvalHaluEvalVerbTests
         Assert.True(run.ExitCode == 0, run.Stderr);
         using var metrics = JsonDocument.Parse(File.ReadAllText(tmp.File("o/metrics.json")));
         var sweep = metrics.RootElement.GetProperty("lambda_sweep");
+        ProvenanceAssert.In(tmp.File("o/metrics.json"), [("eval_0", 1), ("lambda_split", 42)], [("data", data), ("scores", scores)]);
         Assert.Equal(1, sweep.GetProperty("tuning_rows").GetInt32());
         Assert.Equal(2, sweep.GetProperty("candidates").GetArrayLength());
         int tuningRow = sweep.GetProperty("tuning_row_ids")[0].GetInt32();
