@@ -81,7 +81,7 @@ public static class DemoReport
             string model = eval[i][0];
             double vanilla = Number(eval[i][4]), gated = Number(eval[i + 1][4]), p = Number(eval[i + 1][10]);
             string cite(int row, string col) => $"{{{{eval.csv#{row}/{col}}}}}";
-            string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar p {cite(i + 1, "mcnemar_p")}";
+            string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar {cite(i + 1, "mcnemar_p|p")}";
             if (gated > vanilla && p < 0.05) gating.Verdict(Outcome.Pass, $"{model}: base gates help ({numbers}).");
             else if (gated < vanilla && p < 0.05) gating.Verdict(Outcome.Fail, $"{model}: base gates hurt ({numbers}).");
             else gating.Verdict(Outcome.Caution, $"{model}: base gates do not change accuracy significantly ({numbers}).");

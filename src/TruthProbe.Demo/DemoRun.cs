@@ -13,6 +13,7 @@ using TruthProbe.Probing;
 using TruthProbe.Training;
 
 using TruthProbe.Lab;
+using TruthProbe.Statistics;
 
 namespace TruthProbe.Demo;
 
@@ -254,10 +255,13 @@ public sealed class DemoRun
         foreach (var line in ReportLines(Out("controls.csv")))
             sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  max {Fixed(line[2])}  control {Fixed(line[3])}  surface {Fixed(line[5])} (heads above it: {line[6]})  {(line[8] == "yes" ? "" : "AT CHANCE")}");
         foreach (var line in ReportLines(Out("eval.csv")).Chunk(2))
-            sb.AppendLine($"  {line[0][0],-15} F1 vanilla {Fixed(line[0][5])} -> gated {Fixed(line[1][5])} (lambda {line[1][3]}, McNemar p {Fixed(line[1][10])})");
+            sb.AppendLine($"  {line[0][0],-15} F1 vanilla {Fixed(line[0][5])} -> gated {Fixed(line[1][5])} (lambda {line[1][3]}, McNemar {PValue(line[1][10])})");
         foreach (var c in Checks) sb.AppendLine($"{c.Label} {c.Name}: {c.Detail}");
         return sb.ToString();
     }
+
+    private static string PValue(string v) =>
+        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) ? PValueText.Format(p) : v;
 
     private static string Fixed(string v) =>
         double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : v;

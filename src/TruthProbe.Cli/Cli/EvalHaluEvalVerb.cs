@@ -145,6 +145,7 @@ public sealed class EvalHaluEvalVerb : IVerb
         if (table != null)
             stdout.WriteLine($"gated: {string.Join(", ", report.Gating!.Where(kv => !kv.Key.EndsWith("sha256", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}"))}");
         stdout.Write(report.Table());
+        foreach (string warning in report.Warnings) stdout.WriteLine($"warning: {warning}");
         stdout.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");
         return 0;
     }
