@@ -198,14 +198,18 @@ public sealed class ProbeRun
         if (Control != null)
             parts.Add(string.Create(CultureInfo.InvariantCulture,
                 $"shuffled-label control mean {Control.Accuracy.Average():0.000} (selectivity mean {Scores.Accuracy.Average() - Control.Accuracy.Average():0.000})"));
-        if (Surface != null)
-            parts.Add(string.Create(CultureInfo.InvariantCulture,
-                $"surface baseline (length + words) {Surface.Accuracy[0]:0.000}: {HeadsAboveSurface()} heads above it (McNemar, BH q < 0.05)"));
-        parts.Add(Chance.DiffersFromChance
-            ? $"{Chance.HeadsAboveChance} heads above chance"
-            : "AT CHANCE: no head beats the majority share");
+        // Both counts in one phrase, always in this form: a count above chance alone reads as truthful heads
+        // when the answer's form (the surface baseline) does as well.
+        parts.Add((Chance.DiffersFromChance ? "" : "AT CHANCE (no head beats the majority share): ") + $"{Chance.HeadsAboveChance} heads above chance, " +
+            (Surface == null ? "surface baseline n/a (no answer texts)"
+                : string.Create(CultureInfo.InvariantCulture, $"{HeadsAboveSurface()} above the surface baseline (length + words, accuracy {Surface.Accuracy[0]:0.000}; McNemar, BH q < 0.05)")));
         return string.Join("; ", parts);
     }
+
+    /// <summary>Set when heads beat chance but none beats the answer's surface form: the map may read form, not truth.</summary>
+    public string? SurfaceWarning => Surface != null && Chance.DiffersFromChance && HeadsAboveSurface() == 0
+        ? "no head is significantly above the surface baseline: the answers' length and words tell the labels apart as well as any head; do not read this map as evidence of truthful heads"
+        : null;
 
     public string Manifest(ProbeInputs inputs)
     {
@@ -278,6 +282,7 @@ public sealed class ProbeRun
                     ["heads_above_surface"] = Scores.Accuracy.Count(a => a > Surface.Accuracy[0]),
                     ["heads_significantly_above_surface"] = HeadsAboveSurface(),
                     ["surface_test"] = "per head, one-sided exact McNemar on the rows only one of head and baseline gets right (p_surface in scores.csv); significant: Benjamini-Hochberg q < 0.05 over all heads",
+                    ["warning"] = SurfaceWarning,
                 },
             ["chance"] = new JsonObject
             {
