@@ -215,7 +215,24 @@ public sealed class DemoRun
         bool increasing = curve.Zip(curve.Skip(1)).All(p => p.Second.AttentionDrift > p.First.AttentionDrift);
         Checks.Add(new DemoCheck("drift_grows_with_fine_tuning", DemoCheck.Of(increasing),
             string.Join(", ", curve.Select(p => Invariant($"step {p.Step}: {p.AttentionDrift:0.0000}")))));
+
+        // One check per model, so a model the gates hurt is a FAIL in the summary, not only in the gating section.
+        foreach (var pair in ReportLines(Out("eval.csv")).Chunk(2))
+        {
+            double vanilla = Number(pair[0][4]), gated = Number(pair[1][4]), p = Number(pair[1][10]);
+            var outcome = p < GatingAlpha ? DemoCheck.Of(gated > vanilla) : DemoCheck.Result.Inconclusive;
+            Checks.Add(new DemoCheck(GatingCheckPrefix + pair[0][0], outcome,
+                Invariant($"accuracy {vanilla:0.00} vanilla vs {gated:0.00} gated at lambda {pair[1][3]}, McNemar {PValueText.Format(p)}") +
+                (outcome == DemoCheck.Result.Inconclusive ? $"; not significant at {GatingAlpha}" : "")));
+        }
     }
+
+    /// <summary>Checks named this plus a model's name: do the base's gates raise that model's accuracy (McNemar p below <see cref="GatingAlpha"/>)?</summary>
+    public const string GatingCheckPrefix = "base_gates_help_";
+    public const double GatingAlpha = 0.05;
+
+    private static double Number(string s) =>
+        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
 
     private int Index(string name) => Family.Members.Select(m => m.Name).ToList().IndexOf(name);
 
@@ -260,11 +277,9 @@ public sealed class DemoRun
         return sb.ToString();
     }
 
-    private static string PValue(string v) =>
-        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) ? PValueText.Format(p) : v;
+    private static string PValue(string v) => PValueText.Format(Number(v));
 
-    private static string Fixed(string v) =>
-        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : v;
+    private static string Fixed(string v) => double.IsNaN(Number(v)) ? v : Number(v).ToString("0.000", CultureInfo.InvariantCulture);
 
     private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 

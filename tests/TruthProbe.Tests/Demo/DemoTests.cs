@@ -109,6 +109,32 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void Summary_ListsEveryCheck_GatingOnEachModelToo_WithItsOutcomeAndNumbers()
+    {
+        // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model).
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "eval.csv"));
+        double At(string[] row, string col) => double.Parse(row[header.IndexOf(col)], CultureInfo.InvariantCulture);
+        var gating = rows.Chunk(2).ToDictionary(r => r[0][0], r =>
+            At(r[1], "mcnemar_p") >= 0.05 ? "INCONCLUSIVE" : At(r[1], "accuracy") > At(r[0], "accuracy") ? "PASS" : "FAIL");
+        Assert.Equal(demo.Family.Members.Select(m => m.Name), gating.Keys);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
+        foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
+        Assert.Equal(3 + gating.Count, checks.Count);
+
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;
+        foreach (var (name, outcome) in checks)
+        {
+            // Each check in the summary, with its outcome, and a number cited from a file in the same paragraph.
+            Assert.Matches($"<p class=\"verdict [a-z]+\"><b>{outcome}</b> {name}: [^\n]*<span class=\"n\" data-file=", summarySection);
+            Assert.Contains($"{outcome} {name}: ", demo.Printed);
+        }
+    }
+
+    [Fact]
     public void SameSeed_ScoreFilesAreByteIdentical_WhenTheFamilyIsGrownAgain()
     {
         var again = DemoFamily.Build(demo.TempPath("cache-again"), TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
