@@ -26,7 +26,9 @@ public static class DemoReport
         var summary = report.Add("summary", "Summary and checks")
             .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated model: seed {{summary.json#unrelated_seed}}; " +
                   "probe folds seed {{summary.json#probe_seed}}, shuffled-label control seed {{summary.json#control_seed}}, lambda split seed {{summary.json#lambda_split_seed}}). " +
-                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.");
+                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.")
+            .Text("The same seed gives byte-identical files on the same vector width; another width sums in another order, so the lab's models and every number after them differ. " +
+                  "This run: {{summary.json#provenance.vector_width}}-bit vectors (the CPU, .NET and code version are in summary.json's provenance).");
         foreach (var c in run.Checks)
             summary.Verdict(Verdict(c), $"{c.Name}: {CheckText(c, run)}", c.Label);
         if (atChance.Count > 0)
