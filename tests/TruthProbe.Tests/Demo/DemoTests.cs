@@ -191,6 +191,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(["0", "2"], rows.Select(x => x[0]));
         Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
         Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
+        ProvenanceAssert.In(Path.Combine(outDir, LabCurve.ManifestFile), [("fine_tune", 1), ("probe", 42), ("control", 43)],
+            [("probing_set", Path.Combine(outDir, DemoRun.ProbingFile))]);
     }
 }
 
