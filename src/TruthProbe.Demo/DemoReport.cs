@@ -26,10 +26,11 @@ public static class DemoReport
         var summary = report.Add("summary", "Summary and checks")
             .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated model: seed {{summary.json#unrelated_seed}}; " +
                   "probe folds seed {{summary.json#probe_seed}}, shuffled-label control seed {{summary.json#control_seed}}, lambda split seed {{summary.json#lambda_split_seed}}). " +
-                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.");
+                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.")
+            .Text("The same seed gives byte-identical files on the same vector width; another width sums in another order, so the lab's models and every number after them differ. " +
+                  "This run: {{summary.json#provenance.vector_width}}-bit vectors (the CPU, .NET and code version are in summary.json's provenance).");
         foreach (var c in run.Checks)
-            summary.Verdict(c.Outcome switch { DemoCheck.Result.Pass => Outcome.Pass, DemoCheck.Result.Fail => Outcome.Fail, _ => Outcome.Caution },
-                $"{c.Name}: {CheckText(c, run)}", c.Label);
+            summary.Verdict(Verdict(c), $"{c.Name}: {CheckText(c, run)}", c.Label);
         if (atChance.Count > 0)
             summary.Verdict(Outcome.Caution, $"At chance level: {string.Join(", ", atChance)}. The correlations of these maps are noise and are not evidence of inheritance.");
 
@@ -75,17 +76,8 @@ public static class DemoReport
             .Text("Gates from the BASE model's Truth Scores (contrast mode: 1 + lambda (S - layer mean)) applied to each model, lambda chosen per model by F1 on a seeded 20% of the lab's HaluEval-layout rows; " +
                   "metrics (x100, mean over the evaluation seeds) on the other 80%. The model judges an answer hallucinated when the word it would write differs from the answer's last word.")
             .Table("eval.csv", "Vanilla against gated");
-        var eval = Lines(run.OutDir, "eval.csv");
-        for (int i = 0; i + 1 < eval.Count; i += 2)
-        {
-            string model = eval[i][0];
-            double vanilla = Number(eval[i][4]), gated = Number(eval[i + 1][4]), p = Number(eval[i + 1][10]);
-            string cite(int row, string col) => $"{{{{eval.csv#{row}/{col}}}}}";
-            string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar p {cite(i + 1, "mcnemar_p")}";
-            if (gated > vanilla && p < 0.05) gating.Verdict(Outcome.Pass, $"{model}: base gates help ({numbers}).");
-            else if (gated < vanilla && p < 0.05) gating.Verdict(Outcome.Fail, $"{model}: base gates hurt ({numbers}).");
-            else gating.Verdict(Outcome.Caution, $"{model}: base gates do not change accuracy significantly ({numbers}).");
-        }
+        foreach (var c in run.Checks.Where(c => c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal)))
+            gating.Verdict(Verdict(c), $"{c.Name[DemoRun.GatingCheckPrefix.Length..]}: {CheckText(c, run)}", c.Label);
 
         report.Add("meaning", "What each number means").Definitions(
         [
@@ -114,12 +106,28 @@ public static class DemoReport
             $"{l[0]}: found {l[2]} (true parent {l[1]})" + (l[2] == "none" ? "" : $" at drift {{{{lineage.csv#{l[0]}/found_drift}}}}"))) + ".",
         "drift_grows_with_fine_tuning" => "mean attention drift from the base at " + string.Join(", ", Lines(run.OutDir, Path.Combine("curve", LabCurve.CsvFile)).Select(l =>
             $"step {l[0]}: {{{{curve/curve.csv#{l[0]}/attention_drift}}}}")) + ".",
+        _ when c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal) => GatingText(c, run),
         _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
     };
 
+    private static Outcome Verdict(DemoCheck c) =>
+        c.Outcome switch { DemoCheck.Result.Pass => Outcome.Pass, DemoCheck.Result.Fail => Outcome.Fail, _ => Outcome.Caution };
+
+    /// <summary>The gating check's numbers cited from eval.csv (rows model/vanilla and model/gated, in that order).</summary>
+    private static string GatingText(DemoCheck c, DemoRun run)
+    {
+        string model = c.Name[DemoRun.GatingCheckPrefix.Length..];
+        int i = Lines(run.OutDir, "eval.csv").FindIndex(l => l[0] == model);
+        string cite(int row, string col) => $"{{{{eval.csv#{row}/{col}}}}}";
+        string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar {cite(i + 1, "mcnemar_p|p")}";
+        return c.Outcome switch
+        {
+            DemoCheck.Result.Pass => $"base gates help {model} ({numbers}).",
+            DemoCheck.Result.Fail => $"base gates hurt {model} ({numbers}).",
+            _ => $"base gates do not change {model}'s accuracy significantly ({numbers}; p ≥ {DemoRun.GatingAlpha.ToString(CultureInfo.InvariantCulture)}).",
+        };
+    }
+
     private static List<string[]> Lines(string dir, string file) =>
         File.ReadAllLines(Path.Combine(dir, file)).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',')).ToList();
-
-    private static double Number(string s) =>
-        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
 }

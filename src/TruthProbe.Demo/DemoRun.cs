@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Reports;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Lineage;
@@ -12,6 +13,7 @@ using TruthProbe.Probing;
 using TruthProbe.Training;
 
 using TruthProbe.Lab;
+using TruthProbe.Statistics;
 
 namespace TruthProbe.Demo;
 
@@ -213,7 +215,24 @@ public sealed class DemoRun
         bool increasing = curve.Zip(curve.Skip(1)).All(p => p.Second.AttentionDrift > p.First.AttentionDrift);
         Checks.Add(new DemoCheck("drift_grows_with_fine_tuning", DemoCheck.Of(increasing),
             string.Join(", ", curve.Select(p => Invariant($"step {p.Step}: {p.AttentionDrift:0.0000}")))));
+
+        // One check per model, so a model the gates hurt is a FAIL in the summary, not only in the gating section.
+        foreach (var pair in ReportLines(Out("eval.csv")).Chunk(2))
+        {
+            double vanilla = Number(pair[0][4]), gated = Number(pair[1][4]), p = Number(pair[1][10]);
+            var outcome = p < GatingAlpha ? DemoCheck.Of(gated > vanilla) : DemoCheck.Result.Inconclusive;
+            Checks.Add(new DemoCheck(GatingCheckPrefix + pair[0][0], outcome,
+                Invariant($"accuracy {vanilla:0.00} vanilla vs {gated:0.00} gated at lambda {pair[1][3]}, McNemar {PValueText.Format(p)}") +
+                (outcome == DemoCheck.Result.Inconclusive ? $"; not significant at {GatingAlpha}" : "")));
+        }
     }
+
+    /// <summary>Checks named this plus a model's name: do the base's gates raise that model's accuracy (McNemar p below <see cref="GatingAlpha"/>)?</summary>
+    public const string GatingCheckPrefix = "base_gates_help_";
+    public const double GatingAlpha = 0.05;
+
+    private static double Number(string s) =>
+        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
 
     private int Index(string name) => Family.Members.Select(m => m.Name).ToList().IndexOf(name);
 
@@ -237,6 +256,11 @@ public sealed class DemoRun
             ["cross_family_pearson"] = compare.Pair(0, Family.Members.Count - 1).Pearson,
             ["checks"] = new JsonArray(Checks.Select(c => (JsonNode?)new JsonObject { ["name"] = c.Name, ["outcome"] = c.Label, ["detail"] = c.Detail }).ToArray()),
             ["score_sha256"] = new JsonObject(scores.Keys.Select(n => KeyValuePair.Create(n, (JsonNode?)Hashing.Sha256File(Out("scores", n, "scores.npy"))))),
+            // The family is grown here from the seeds (its lab.json files record their data hashes), so there are no input files.
+            ["provenance"] = Provenance.Of(
+                new (string, JsonNode)[] { ("family", Seed), ("unrelated", Seed + DemoFamily.UnrelatedSeedOffset), ("probe", Probe.Seed),
+                                           ("control", Probe.ControlSeed), ("lambda_split", SplitSeed) }
+                    .Concat(Plan.Seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))), []),
         };
         AtomicFile.WriteAllText(Out("summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
@@ -248,13 +272,14 @@ public sealed class DemoRun
         foreach (var line in ReportLines(Out("controls.csv")))
             sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  max {Fixed(line[2])}  control {Fixed(line[3])}  surface {Fixed(line[5])} (heads above it: {line[6]})  {(line[8] == "yes" ? "" : "AT CHANCE")}");
         foreach (var line in ReportLines(Out("eval.csv")).Chunk(2))
-            sb.AppendLine($"  {line[0][0],-15} F1 vanilla {Fixed(line[0][5])} -> gated {Fixed(line[1][5])} (lambda {line[1][3]}, McNemar p {Fixed(line[1][10])})");
+            sb.AppendLine($"  {line[0][0],-15} F1 vanilla {Fixed(line[0][5])} -> gated {Fixed(line[1][5])} (lambda {line[1][3]}, McNemar {PValue(line[1][10])})");
         foreach (var c in Checks) sb.AppendLine($"{c.Label} {c.Name}: {c.Detail}");
         return sb.ToString();
     }
 
-    private static string Fixed(string v) =>
-        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : v;
+    private static string PValue(string v) => PValueText.Format(Number(v));
+
+    private static string Fixed(string v) => double.IsNaN(Number(v)) ? v : Number(v).ToString("0.000", CultureInfo.InvariantCulture);
 
     private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 

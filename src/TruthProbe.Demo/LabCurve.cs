@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using TruthProbe.Statistics;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Lineage;
 using TruthProbe.Probing;
 using TruthProbe.Reports;
@@ -66,11 +67,11 @@ public static class LabCurve
             points.Add(new CurvePoint(step, dir, r, drift, run.Scores.Accuracy.Average(), run.Chance.DiffersFromChance));
             progress?.Advance();
         }
-        Write(points, outDir, baseDir, recipe, seed, probe);
+        Write(points, outDir, baseDir, probingPath, recipe, seed, probe);
         return points;
     }
 
-    private static void Write(IReadOnlyList<CurvePoint> points, string outDir, string baseDir, string recipe, int seed, ProbeOptions probe)
+    private static void Write(IReadOnlyList<CurvePoint> points, string outDir, string baseDir, string probingPath, string recipe, int seed, ProbeOptions probe)
     {
         var sb = new StringBuilder("step,pearson_with_base,attention_drift,mean_truth_score,differs_from_chance\n");
         foreach (var p in points)
@@ -97,6 +98,8 @@ public static class LabCurve
             ["drift"] = WeightDrift.Normalisation,
             ["steps"] = new JsonArray(points.Select(p => (JsonNode?)p.Step).ToArray()),
             ["outputs"] = new JsonArray(CsvFile, PlotFile, "scores/step-NNNNN/"),
+            ["provenance"] = Provenance.Of([("fine_tune", seed), ("probe", probe.Seed), ("control", probe.ControlSeed)],
+                [("probing_set", Hashing.Sha256File(probingPath))]),
         };
         AtomicFile.WriteAllText(Path.Combine(outDir, ManifestFile), manifest.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using TruthProbe.Common;
+using TruthProbe.Statistics;
 
 namespace TruthProbe.Reports;
 
@@ -15,11 +16,13 @@ namespace TruthProbe.Reports;
 /// one against its file.
 /// <para>Text may cite numbers as <c>{{FILE#KEY}}</c> or <c>{{FILE#KEY|FORMAT}}</c>: for a .json file KEY is a
 /// dotted path (<c>pairs.0.pearson</c>); for a .csv file it is <c>ROW/COLUMN</c>, ROW being the value of
-/// the first column (or the row index, 0-based, when it is a number and no row has that name).</para>
+/// the first column (or the row index, 0-based, when it is a number and no row has that name). FORMAT
+/// <c>p</c> writes a p-value as <see cref="PValueText"/> does ("p &lt; 1e-4", never "0.0000"); table columns
+/// named as p-values (<c>p</c>, <c>p_*</c>, <c>*_p</c>) get it too.</para>
 /// </summary>
 public sealed partial class HtmlReport
 {
-    private const string DefaultFormat = "0.0000";
+    private const string DefaultFormat = "0.0000", PValueFormat = "p";
     private readonly string _baseDir;
     private readonly string _title;
     private readonly List<Section> _sections = [];
@@ -116,7 +119,8 @@ public sealed partial class HtmlReport
                 {
                     string cell = row[c];
                     if (TryNumber(cell, out double v))
-                        Html.Append(CultureInfo.InvariantCulture, $"<td class=\"n\" data-row=\"{r}\" data-col=\"{Escape(c)}\">").Append(Escape(Format(v, DefaultFormat))).Append("</td>");
+                        Html.Append(CultureInfo.InvariantCulture, $"<td class=\"n\" data-row=\"{r}\" data-col=\"{Escape(c)}\">")
+                            .Append(Escape(Format(v, IsPValueColumn(c) ? PValueFormat : DefaultFormat))).Append("</td>");
                     else Html.Append("<td>").Append(Escape(cell)).Append("</td>");
                 }
                 Html.Append("</tr>\n");
@@ -282,9 +286,13 @@ public sealed partial class HtmlReport
         return double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v);
     }
 
-    /// <summary>Whole numbers as they are; others in the format; NaN as "n/a".</summary>
+    private static bool IsPValueColumn(string column) =>
+        column == "p" || column.StartsWith("p_", StringComparison.Ordinal) || column.EndsWith("_p", StringComparison.Ordinal);
+
+    /// <summary>p-values as <see cref="PValueText"/> writes them; whole numbers as they are; others in the format; NaN as "n/a".</summary>
     private static string Format(double v, string format) =>
-        double.IsNaN(v) ? "n/a"
+        format == PValueFormat ? PValueText.Format(v)
+        : double.IsNaN(v) ? "n/a"
         : v == Math.Round(v) && Math.Abs(v) < 1e15 ? v.ToString("0", CultureInfo.InvariantCulture)
         : v.ToString(format, CultureInfo.InvariantCulture);
 

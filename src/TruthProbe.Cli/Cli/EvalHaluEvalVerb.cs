@@ -4,6 +4,8 @@ using TruthProbe.Common;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
+using System.Text.Json.Nodes;
 
 namespace TruthProbe.Cli;
 
@@ -103,6 +105,8 @@ public sealed class EvalHaluEvalVerb : IVerb
             if (table != null) gated = HaluEvalRunner.Judge(testItems, Generate(gating.Interventions(config, table)), progress);
         }
 
+        string dataSha256 = Hashing.Sha256File(data);
+        var gatingProvenance = table == null ? null : gating.Provenance(table);
         var report = new HaluEvalReport
         {
             Run = new Dictionary<string, object?>
@@ -111,7 +115,7 @@ public sealed class EvalHaluEvalVerb : IVerb
                 ["model_format"] = model.Format,
                 ["model_context"] = config.MaxContext,
                 ["data"] = Path.GetFullPath(data),
-                ["data_sha256"] = Hashing.Sha256File(data),
+                ["data_sha256"] = dataSha256,
                 ["skip_first"] = skipFirst,
                 ["limit"] = limit,
                 ["rows_evaluated"] = testRows.Count,
@@ -119,10 +123,15 @@ public sealed class EvalHaluEvalVerb : IVerb
                 ["seeds"] = seeds,
                 ["generations"] = total,
                 ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+                ["provenance"] = Provenance.Of(
+                    seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))
+                        .Concat(sweepResult == null ? [] : [("lambda_split", (JsonNode)sweepResult.SplitSeed)])
+                        .Concat(table?.Seed is { } gateSeed ? [("gate", (JsonNode)gateSeed)] : []),
+                    new[] { ("data", dataSha256) }.Concat(gatingProvenance == null ? [] : Provenance.HashesIn(gatingProvenance))),
             },
             Vanilla = vanilla,
             Gated = gated,
-            Gating = table == null ? null : gating.Provenance(table),
+            Gating = gatingProvenance,
             Sweep = sweepResult,
         };
         report.Write(outDir);
@@ -136,6 +145,7 @@ public sealed class EvalHaluEvalVerb : IVerb
         if (table != null)
             stdout.WriteLine($"gated: {string.Join(", ", report.Gating!.Where(kv => !kv.Key.EndsWith("sha256", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}"))}");
         stdout.Write(report.Table());
+        foreach (string warning in report.Warnings) stdout.WriteLine($"warning: {warning}");
         stdout.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");
         return 0;
     }

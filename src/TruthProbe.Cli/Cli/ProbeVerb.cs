@@ -113,6 +113,7 @@ public sealed class ProbeVerb : IVerb
         stdout.WriteLine(run.Caption());
         if (!run.Chance.DiffersFromChance)
             stdout.WriteLine("warning: this map is at chance level; do not read it as evidence of truthful heads");
+        if (run.SurfaceWarning is { } surface) stdout.WriteLine($"warning: {surface}");
         stdout.WriteLine($"wrote {outDir}");
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Evaluation;
 
@@ -202,6 +203,7 @@ public sealed class ChairScorer
             ["unknown_images"] = result.UnknownImageIds.Count,
             ["unknown_image_ids"] = result.UnknownImageIds,
             ["inputs"] = inputs,
+            ["provenance"] = Provenance.Of([], Provenance.HashesIn(inputs)),
         };
         AtomicFile.Write(Path.Combine(outDir, "captions.jsonl"), stream =>
         {

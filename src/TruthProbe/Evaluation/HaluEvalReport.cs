@@ -35,6 +35,40 @@ public sealed record HaluEvalReport
 
     public HaluEvalComparison? Comparison => Gated == null ? null : HaluEvalComparison.Of(Vanilla, Gated);
 
+    /// <summary>Share of replies (0..1) that start with neither yes nor no, per condition: they count as "no", so
+    /// a model that never answers still gets an accuracy (the share of rows labelled no).</summary>
+    public IReadOnlyList<(string Condition, int Unparseable, int Replies)> Unparseable
+    {
+        get
+        {
+            var conditions = new List<(string Name, IReadOnlyList<HaluEvalJudged> Judged)> { ("vanilla", Vanilla) };
+            if (Gated != null) conditions.Add(("gated", Gated));
+            return conditions.Select(c => (c.Name, c.Judged.Count(j => !j.Parsed.Parseable), c.Judged.Count)).ToList();
+        }
+    }
+
+    /// <summary>What would make these numbers mislead a reader, one line each: printed by the verb and written to metrics.json.</summary>
+    public IReadOnlyList<string> Warnings
+    {
+        get
+        {
+            var warnings = new List<string>();
+            foreach (var (condition, unparseable, replies) in Unparseable)
+                if (unparseable > 0)
+                    warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"{condition}: {unparseable} of {replies} replies ({100.0 * unparseable / replies:0.0}%) start with neither yes nor no and count as no; the metrics then measure the parse rule, not the model"));
+            if (Sweep != null)
+            {
+                double best = Sweep.Candidates.Max(c => c.TuningF1);
+                var tied = Sweep.Candidates.Where(c => c.TuningF1 == best).Select(c => c.Lambda).ToList();
+                if (tied.Count > 1)
+                    warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"lambda sweep: candidates {string.Join(", ", tied)} tie at tuning F1 {best:0.00}; lambda {Sweep.Chosen} is only the smallest of them, the tuning rows did not choose it"));
+            }
+            return warnings;
+        }
+    }
+
     public IReadOnlyList<HaluEvalScores> VanillaPerSeed =>
         Vanilla.GroupBy(j => j.Item.Seed).Select(g => HaluEvalScores.From(g.Select(j => j.Outcome))).ToList();
 
@@ -84,6 +118,12 @@ public sealed record HaluEvalReport
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         json.WriteStartObject();
         foreach (var (k, v) in Run) { json.WritePropertyName(k); JsonSerializer.Serialize(json, v); }
+        json.WriteStartObject("unparseable_share");
+        foreach (var (condition, unparseable, replies) in Unparseable) json.WriteNumber(condition, (double)unparseable / replies);
+        json.WriteEndObject();
+        json.WriteStartArray("warnings");
+        foreach (string w in Warnings) json.WriteStringValue(w);
+        json.WriteEndArray();
         json.WritePropertyName("protocol");
         JsonSerializer.Serialize(json, Protocol);
         if (Gating != null) { json.WritePropertyName("gating"); JsonSerializer.Serialize(json, Gating); }

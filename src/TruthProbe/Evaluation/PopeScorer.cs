@@ -1,5 +1,6 @@
 using System.Text.Json;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Evaluation;
 
@@ -222,6 +223,8 @@ public static class PopeScorer
             ["parse"] = rule.ToString().ToLowerInvariant(),
             ["splits"] = bySplit,
             ["pooled"] = Entry(pooled, null, null),
+            ["provenance"] = Provenance.Of([], splits.SelectMany(s => new[]
+                { ($"{s.Name}.questions", Hashing.Sha256File(s.Questions)), ($"{s.Name}.answers", Hashing.Sha256File(s.Answers)) })),
         };
         AtomicFile.WriteAllText(Path.Combine(outDir, "metrics.json"),
             JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
 using TruthProbe.Statistics;
 using static TruthProbe.Common.CsvFormat;
@@ -187,6 +188,7 @@ public sealed class CompareReport
 
     private string Manifest(IReadOnlyList<string> inputPaths, IReadOnlyList<string> outputs)
     {
+        string[] sha256 = Maps.Select(m => Hashing.Sha256File(m.File)).ToArray();
         var manifest = new
         {
             tool = "truthprobe compare",
@@ -195,7 +197,7 @@ public sealed class CompareReport
                 name = m.Name,
                 path = inputPaths[i],
                 file = m.File,
-                sha256 = Hashing.Sha256File(m.File),
+                sha256 = sha256[i],
                 shape = new[] { m.Layers, m.Heads },
                 scored_heads = m.ValidCount,
                 mean = Chance[i].Mean,
@@ -220,6 +222,7 @@ public sealed class CompareReport
             },
             warnings = Warnings,
             outputs,
+            provenance = Provenance.Of([("uncertainty", Uncertainty.Seed)], Maps.Select((m, i) => (m.Name, sha256[i]))),
         };
         return JsonSerializer.Serialize(manifest, JsonOptions) + "\n";
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Lineage;
 
@@ -83,6 +84,7 @@ public static class DriftReport
             final_norm = Stat(r.Whole(null, "final_norm")),
             notes = r.Notes,
             outputs,
+            provenance = Provenance.Of([], []), // deterministic, no seeds; checkpoints are not hashed (gigabytes each)
         };
         return JsonSerializer.Serialize(summary, CompareReport.JsonOptions) + "\n";
     }

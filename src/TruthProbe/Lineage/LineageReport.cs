@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Model;
 using TruthProbe.Probing;
 
@@ -199,6 +200,7 @@ public sealed class LineageReport
             parent = Parent?.Name,
             verdict = Verdict,
             notes = Notes,
+            provenance = Provenance.Of([], []), // deterministic, no seeds; checkpoints are not hashed (gigabytes each)
         };
         AtomicFile.WriteAllText(Path.Combine(outDir, "lineage.json"), JsonSerializer.Serialize(json, CompareReport.JsonOptions) + "\n");
     }

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Formats;
+using TruthProbe.Numerics;
 using TruthProbe.Statistics;
 using static TruthProbe.Common.CsvFormat;
 
@@ -203,22 +204,28 @@ public sealed class ProbeRun
         if (Control != null)
             parts.Add(string.Create(CultureInfo.InvariantCulture,
                 $"shuffled-label control mean {Control.Accuracy.Average():0.000} (selectivity mean {Scores.Accuracy.Average() - Control.Accuracy.Average():0.000})"));
-        if (Surface != null)
-            parts.Add(string.Create(CultureInfo.InvariantCulture,
-                $"surface baseline (length + words) {Surface.Accuracy[0]:0.000}: {HeadsAboveSurface()} heads above it (McNemar, BH q < 0.05)"));
-        parts.Add(Chance.DiffersFromChance
-            ? $"{Chance.HeadsAboveChance} heads above chance"
-            : "AT CHANCE: no head beats the majority share");
+        // Both counts in one phrase, always in this form: a count above chance alone reads as truthful heads
+        // when the answer's form (the surface baseline) does as well.
+        parts.Add((Chance.DiffersFromChance ? "" : "AT CHANCE (no head beats the majority share): ") + $"{Chance.HeadsAboveChance} heads above chance, " +
+            (Surface == null ? "surface baseline n/a (no answer texts)"
+                : string.Create(CultureInfo.InvariantCulture, $"{HeadsAboveSurface()} above the surface baseline (length + words, accuracy {Surface.Accuracy[0]:0.000}; McNemar, BH q < 0.05)")));
         return string.Join("; ", parts);
     }
+
+    /// <summary>Set when heads beat chance but none beats the answer's surface form: the map may read form, not truth.</summary>
+    public string? SurfaceWarning => Surface != null && Chance.DiffersFromChance && HeadsAboveSurface() == 0
+        ? "no head is significantly above the surface baseline: the answers' length and words tell the labels apart as well as any head; do not read this map as evidence of truthful heads"
+        : null;
 
     public string Manifest(ProbeInputs inputs)
     {
         var (topLayer, topHead, topAccuracy) = TopHead();
+        string activationsSha = Hashing.Sha256File(inputs.ActivationsPath);
+        string? labelsSha = inputs.LabelsPath == null ? null : Hashing.Sha256File(inputs.LabelsPath);
         var activations = new JsonObject
         {
             ["path"] = Path.GetFullPath(inputs.ActivationsPath),
-            ["sha256"] = Hashing.Sha256File(inputs.ActivationsPath),
+            ["sha256"] = activationsSha,
             ["rows"] = Set.Rows, ["layers"] = Set.Layers, ["heads"] = Set.Heads, ["head_dim"] = Set.HeadDim,
             ["metadata"] = new JsonObject(Set.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
@@ -229,7 +236,7 @@ public sealed class ProbeRun
             ["gold_1"] = Set.Labels.Count(y => y == 1),
             ["hallucinated_0"] = Set.Labels.Count(y => y == 0),
         };
-        if (inputs.LabelsPath != null) labels["sha256"] = Hashing.Sha256File(inputs.LabelsPath);
+        if (labelsSha != null) labels["sha256"] = labelsSha;
 
         var manifest = new JsonObject
         {
@@ -281,6 +288,7 @@ public sealed class ProbeRun
                     ["heads_above_surface"] = Scores.Accuracy.Count(a => a > Surface.Accuracy[0]),
                     ["heads_significantly_above_surface"] = HeadsAboveSurface(),
                     ["surface_test"] = "per head, one-sided exact McNemar on the rows only one of head and baseline gets right (p_surface in scores.csv); significant: Benjamini-Hochberg q < 0.05 over all heads",
+                    ["warning"] = SurfaceWarning,
                 },
             ["chance"] = new JsonObject
             {
@@ -294,6 +302,9 @@ public sealed class ProbeRun
                     : "this map is at chance level: no head's accuracy beats the majority share; do not read it as evidence of truthful heads",
             },
             ["outputs"] = new JsonArray("scores.csv", "scores.npy", "probe_weights.safetensors", "heatmap.png", "manifest.json"),
+            ["provenance"] = Provenance.Of(
+                Control == null ? [("folds", Options.Seed)] : [("folds", Options.Seed), ("control", Options.ControlSeed)],
+                labelsSha == null ? [("activations", activationsSha)] : [("activations", activationsSha), ("labels", labelsSha)]),
             ["timings_s"] = new JsonObject(TimingsSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3)))),
         };
         return manifest.ToJsonString(JsonOptions) + "\n";

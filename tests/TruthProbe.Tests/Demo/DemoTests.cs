@@ -99,12 +99,39 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var atChance = rows.ToDictionary(r => r[0], r => r[header.IndexOf("differs_from_chance")] == "no");
         Assert.True(atChance["base"]);
         Assert.Contains("INCONCLUSIVE within_family_above_cross_family", demo.Printed);
+        Assert.Matches(@"McNemar (p < 1e-4|p = \d)", demo.Printed); // never "McNemar p 0.000"
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         Assert.Contains("<b>INCONCLUSIVE</b> within_family_above_cross_family", html);
         Assert.Contains("not evidence of inheritance", html);
         foreach (var (model, chance) in atChance)
             Assert.Equal(chance, html.Contains($"<figcaption>{model}: mean Truth Score <span class=\"n\" data-file=\"controls.csv\" data-key=\"{model}/mean_truth_score\">") &&
                                  Regex.IsMatch(html, $"<figcaption>{model}: mean Truth Score <span[^>]*>[^<]*</span> \\(AT CHANCE LEVEL"));
+    }
+
+    [Fact]
+    public void Summary_ListsEveryCheck_GatingOnEachModelToo_WithItsOutcomeAndNumbers()
+    {
+        // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model).
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "eval.csv"));
+        double At(string[] row, string col) => double.Parse(row[header.IndexOf(col)], CultureInfo.InvariantCulture);
+        var gating = rows.Chunk(2).ToDictionary(r => r[0][0], r =>
+            At(r[1], "mcnemar_p") >= 0.05 ? "INCONCLUSIVE" : At(r[1], "accuracy") > At(r[0], "accuracy") ? "PASS" : "FAIL");
+        Assert.Equal(demo.Family.Members.Select(m => m.Name), gating.Keys);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
+        foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
+        Assert.Equal(3 + gating.Count, checks.Count);
+
+        string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
+        string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;
+        foreach (var (name, outcome) in checks)
+        {
+            // Each check in the summary, with its outcome, and a number cited from a file in the same paragraph.
+            Assert.Matches($"<p class=\"verdict [a-z]+\"><b>{outcome}</b> {name}: [^\n]*<span class=\"n\" data-file=", summarySection);
+            Assert.Contains($"{outcome} {name}: ", demo.Printed);
+        }
     }
 
     [Fact]
@@ -124,6 +151,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         }
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
+        ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
+            [("family", 5), ("unrelated", 1005), ("probe", 42), ("control", 43), ("lambda_split", 42), ("eval_0", 1)], []);
     }
 
     [Fact]
@@ -162,6 +191,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(["0", "2"], rows.Select(x => x[0]));
         Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
         Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
+        ProvenanceAssert.In(Path.Combine(outDir, LabCurve.ManifestFile), [("fine_tune", 1), ("probe", 42), ("control", 43)],
+            [("probing_set", Path.Combine(outDir, DemoRun.ProbingFile))]);
     }
 }
 

@@ -204,6 +204,7 @@ public class ChairScorerTests
             """);
         var r = CliRunner.Run("eval", "chair", "--captions", caps, "--gt", gt, "--out", tmp.File("out"));
         Assert.True(r.ExitCode == 0, r.Stderr);
+        ProvenanceAssert.In(tmp.File("out/metrics.json"), [], [("captions", caps)]);
         using var metrics = JsonDocument.Parse(File.ReadAllText(tmp.File("out/metrics.json")));
         var m = metrics.RootElement;
         Assert.Equal(100.0, m.GetProperty("chair_s").GetDouble());

@@ -57,10 +57,17 @@ public class EvalHaluEvalVerbTests
         Assert.All(items, i => Assert.StartsWith("USER: You are a huallucination detector.", i.GetProperty("prompt").GetString()));
         Assert.Contains(items, i => i.GetProperty("vanilla").GetProperty("reply").GetString() != i.GetProperty("gated").GetProperty("reply").GetString());
         Assert.All(items, i => Assert.Equal(i.GetProperty("answer_shown").GetString() == "hallucinated" ? "yes" : "no", i.GetProperty("label").GetString()));
+        foreach (string condition in (string[])["vanilla", "gated"])
+        {
+            int unparseable = items.Count(i => !i.GetProperty(condition).GetProperty("parseable").GetBoolean());
+            if (unparseable > 0) Assert.Contains($"warning: {condition}: {unparseable} of 8 replies", first.Stdout);
+            else Assert.DoesNotContain($"warning: {condition}:", first.Stdout);
+        }
 
         using var metrics = JsonDocument.Parse(File.ReadAllText(tmp.File("a/metrics.json")));
         var root = metrics.RootElement;
         Assert.Equal("o-proj-out", root.GetProperty("gating").GetProperty("gate_site").GetString());
+        ProvenanceAssert.In(tmp.File("a/metrics.json"), [("eval_0", 1), ("eval_1", 2)], [("data", data), ("scores", scores)]);
         Assert.Equal(2, root.GetProperty("gated").GetProperty("per_seed").GetArrayLength());
         // The per-seed confusion matrix agrees with the items file.
         var seed1 = root.GetProperty("vanilla").GetProperty("per_seed")[0];
@@ -83,8 +90,11 @@ public class EvalHaluEvalVerbTests
         Assert.True(run.ExitCode == 0, run.Stderr);
         using var metrics = JsonDocument.Parse(File.ReadAllText(tmp.File("o/metrics.json")));
         var sweep = metrics.RootElement.GetProperty("lambda_sweep");
+        ProvenanceAssert.In(tmp.File("o/metrics.json"), [("eval_0", 1), ("lambda_split", 42)], [("data", data), ("scores", scores)]);
         Assert.Equal(1, sweep.GetProperty("tuning_rows").GetInt32());
         Assert.Equal(2, sweep.GetProperty("candidates").GetArrayLength());
+        var f1 = sweep.GetProperty("candidates").EnumerateArray().Select(c => c.GetProperty("tuning_f1_mean").GetDouble()).ToList();
+        Assert.Equal(f1[0] == f1[1], run.Stdout.Contains("warning: lambda sweep: candidates 0, 6 tie"));
         int tuningRow = sweep.GetProperty("tuning_row_ids")[0].GetInt32();
         var ids = File.ReadAllLines(tmp.File("o/items.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("id").GetInt32()).ToList();
         Assert.Equal(4, ids.Count);

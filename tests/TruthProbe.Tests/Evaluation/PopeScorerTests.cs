@@ -72,6 +72,8 @@ public class PopeScorerTests
             "--questions", tmp.File("b.jsonl"), "--answers", tmp.File("b_answers.jsonl"), "--out", tmp.File("out"));
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("pooled", r.Stdout);
+        ProvenanceAssert.In(tmp.File("out/metrics.json"), [], [("a.questions", tmp.File("a.jsonl")), ("a.answers", tmp.File("a_answers.jsonl")),
+            ("b.questions", tmp.File("b.jsonl")), ("b.answers", tmp.File("b_answers.jsonl"))]);
         using var doc = JsonDocument.Parse(File.ReadAllText(tmp.File("out/metrics.json")));
         var a = doc.RootElement.GetProperty("splits").GetProperty("a");
         Assert.Equal(60.0, a.GetProperty("accuracy").GetDouble(), 9);   // (3 + 3) / 10

@@ -99,6 +99,7 @@ public class CompareVerbTests
         string outDir = Path.Combine(tmp.Path, "out");
         var r = CliRunner.Run("compare", a, b, c, "--top-k", "2", "--out", outDir);
         Assert.True(r.ExitCode == 0, r.Stderr);
+        ProvenanceAssert.In(Path.Combine(outDir, "manifest.json"), [("uncertainty", 42)], [("a", a), ("b", b), ("c", c)]);
         foreach (string f in new[] { "pearson.csv", "spearman.csv", "kendall.csv", "topk_jaccard.csv", "pairs.csv", "per_layer_pearson.csv", "pearson_matrix.png", "pearson_vs_reference.png", "manifest.json" })
             Assert.True(File.Exists(Path.Combine(outDir, f)), f);
         var pearson = File.ReadAllLines(Path.Combine(outDir, "pearson.csv"));

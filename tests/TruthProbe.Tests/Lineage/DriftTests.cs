@@ -138,6 +138,7 @@ public class DriftTests
         using var summary = JsonDocument.Parse(File.ReadAllText(tmp.File("out/summary.json")));
         var root = summary.RootElement;
         Assert.InRange(root.GetProperty("attention_mean_rel_frobenius").GetDouble(), 1.0, 3.0);
+        ProvenanceAssert.In(tmp.File("out/summary.json"), [], []);
         Assert.Equal(105, root.GetProperty("embed_rows_compared").GetInt32());
         Assert.Contains("||A - B||_F / ||A||_F", root.GetProperty("normalisation").GetString());
         Assert.Contains(root.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("105 shared ids"));

@@ -23,6 +23,7 @@ public class LineageTests
         string sibling = DriftFixtures.WriteEdited(parent, tmp.File("sibling"), DriftFixtures.Noise(0.2, 200));
         var r = CliRunner.Run("lineage", candidate, "--against", Stories(), Baby("tok361"), sibling, parent, "--out", tmp.File("out"));
         Assert.True(r.ExitCode == 0, r.Stderr);
+        ProvenanceAssert.In(tmp.File("out/lineage.json"), [], []);
 
         var json = Json(tmp.File("out"));
         Assert.Equal("babyllama-128d-tok105/model5000.bin", json.GetProperty("parent").GetString());

@@ -42,6 +42,8 @@ public class ProbeVerbTests
         string outDir = tmp.File("out");
         var r = CliRunner.Run("probe", "--activations", acts, "--labels", labels, "--out", outDir);
         Assert.True(r.ExitCode == 0, r.Stderr);
+        ProvenanceAssert.In(Path.Combine(outDir, "manifest.json"), [("folds", 42), ("control", 43)], [("activations", acts), ("labels", labels)]);
+        Assert.Matches(@"; \d+ heads above chance, surface baseline n/a \(no answer texts\)", r.Stdout);
 
         string[] csv = File.ReadAllLines(Path.Combine(outDir, "scores.csv"));
         Assert.Equal("layer,head,accuracy,precision,recall,f1,auroc,control_accuracy,selectivity,accuracy_low,accuracy_high,p_chance,q_chance,p_surface,accuracy_fold_sd", csv[0]);

@@ -137,6 +137,7 @@ public class ScoreVerbTests
         var s = CliRunner.Run("score", model, "--data", data, "--out", tmp.File("o"), "--skip-bad", "--folds", "2", "--no-control");
         Assert.True(s.ExitCode == 0, s.Stderr);
         Assert.Contains("skipped 1 bad row(s)", s.Stdout);
+        ProvenanceAssert.In(tmp.File("o/manifest.json"), [("folds", 42)], [("activations", tmp.File("o/activations.safetensors"))]);
         var set = ActivationSet.Load(Path.Combine(tmp.File("o"), "activations.safetensors"), null);
         Assert.Equal(6, set.Rows);
         Assert.DoesNotContain(2L, set.RowIds);

@@ -46,6 +46,26 @@ public class HtmlReportTests
     }
 
     [Fact]
+    public void PValues_CitedWithFormatP_OrInPValueColumns_AreNeverShownAsZero()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(Path.Combine(tmp.Path, "eval.csv"), "model,accuracy,mcnemar_p,p_chance\nbase,0.71,0.0000012,0.0023\nchat,0.5,0.5,nan\n");
+        var report = new HtmlReport(tmp.Path, "p");
+        report.Add("gating", "Gating").Text("McNemar {{eval.csv#base/mcnemar_p|p}}, then {{eval.csv#chat/mcnemar_p|p}}").Table("eval.csv", "eval");
+        string html = report.Render();
+
+        Assert.Equal(8, ReportChecks.AssertNumbersMatchFiles(html, tmp.Path));
+        Assert.DoesNotContain(">0.0000<", html);
+        string[] shown =
+        [
+            ">p &lt; 1e-4</span>, then <span class=\"n\" data-file=\"eval.csv\" data-key=\"chat/mcnemar_p\">p = 0.5</span>",
+            "data-col=\"mcnemar_p\">p &lt; 1e-4</td>", "data-col=\"p_chance\">p = 0.0023</td>", "data-col=\"p_chance\">p = nan</td>",
+            "data-col=\"accuracy\">0.7100</td>", // other columns keep the default format
+        ];
+        Assert.All(shown, s => Assert.Contains(s, html));
+    }
+
+    [Fact]
     public void CitedNumbers_AreTheFilesNumbersAtTheirShownPrecision()
     {
         using var tmp = new TempDir();

@@ -81,6 +81,17 @@ public static partial class ReportChecks
             Assert.True(double.IsNaN(expected), $"{where}: page shows n/a, file has {expected}");
             return;
         }
+        if (shown == "p < 1e-4")
+        {
+            Assert.True(expected < 1e-4, $"{where}: page shows {shown}, file has {expected}");
+            return;
+        }
+        if (shown == "p = nan")
+        {
+            Assert.True(double.IsNaN(expected), $"{where}: page shows {shown}, file has {expected}");
+            return;
+        }
+        if (shown.StartsWith("p = ", StringComparison.Ordinal)) shown = shown["p = ".Length..];
         double value = double.Parse(shown, NumberStyles.Float, CultureInfo.InvariantCulture);
         int dot = shown.IndexOf('.');
         double halfUnit = dot < 0 ? 0 : 0.5 * Math.Pow(10, -(shown.Length - dot - 1));

@@ -42,7 +42,8 @@ public class UncertaintyOutputTests
         Assert.Equal(1.0, run.Surface!.Accuracy[0]);
         var rows = ReadCsv(run.ScoresCsv());
         Assert.All(rows, r => Assert.True(Num(r["p_surface"]) > 0.5, $"head {r["head"]}: p_surface {r["p_surface"]}"));
-        Assert.Contains("0 heads above it", run.Caption());
+        Assert.Contains("; 2 heads above chance, 0 above the surface baseline (length + words, accuracy 1.000;", run.Caption());
+        Assert.NotNull(run.SurfaceWarning);
         Assert.True(Num(rows[2]["q_chance"]) < 1e-10);
     }
 
@@ -54,7 +55,8 @@ public class UncertaintyOutputTests
         var strong = rows[2];
         Assert.True(Num(strong["p_surface"]) < 1e-6, strong["p_surface"]);
         Assert.True(Num(rows[0]["p_surface"]) > 0.01, rows[0]["p_surface"]);
-        Assert.Contains(" 2 heads above it", run.Caption());
+        Assert.Contains($"; {run.Chance.HeadsAboveChance} heads above chance, 2 above the surface baseline", run.Caption());
+        Assert.Null(run.SurfaceWarning);
 
         double[] p = rows.Select(r => Num(r["p_chance"])).ToArray();
         foreach (var r in rows)
