@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using LLama;
 using LLama.Common;
 using LLama.Native;
+using LLama;
 using TruthProbe.Formats;
 using TruthProbe.Model;
 using TruthProbe.Tokenizers;

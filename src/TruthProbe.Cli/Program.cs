@@ -1,6 +1,6 @@
-using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
+using System.CommandLine;
 using TruthProbe.Cli;
 using TruthProbe.Common;
 

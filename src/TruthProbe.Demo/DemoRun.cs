@@ -1,15 +1,15 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using TruthProbe.Reports;
+using System.Text.Json;
+using System.Text;
 using TruthProbe.Common;
-using TruthProbe.Numerics;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Lineage;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
+using TruthProbe.Reports;
 using TruthProbe.Training;
 
 using TruthProbe.Lab;

@@ -1,12 +1,12 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
-using TruthProbe.Statistics;
+using System.Text;
 using TruthProbe.Common;
-using TruthProbe.Numerics;
 using TruthProbe.Lineage;
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
 using TruthProbe.Reports;
+using TruthProbe.Statistics;
 
 using TruthProbe.Lab;
 using static TruthProbe.Common.CsvFormat;

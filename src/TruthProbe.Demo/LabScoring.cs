@@ -1,8 +1,8 @@
-using TruthProbe.Reports;
-using TruthProbe.Model;
 using System.Text.Json;
 using TruthProbe.Common;
+using TruthProbe.Model;
 using TruthProbe.Probing;
+using TruthProbe.Reports;
 
 using TruthProbe.Lab;
 

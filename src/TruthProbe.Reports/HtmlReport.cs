@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using System.Text;
 using TruthProbe.Common;
 using TruthProbe.Statistics;
 

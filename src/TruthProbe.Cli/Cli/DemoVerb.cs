@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
-using TruthProbe.Demo;
 using TruthProbe.Common;
+using TruthProbe.Demo;
 using TruthProbe.Lab;
 
 namespace TruthProbe.Cli;

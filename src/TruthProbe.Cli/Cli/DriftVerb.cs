@@ -1,6 +1,6 @@
 using System.CommandLine;
-using TruthProbe.Reports;
 using TruthProbe.Lineage;
+using TruthProbe.Reports;
 
 namespace TruthProbe.Cli;
 

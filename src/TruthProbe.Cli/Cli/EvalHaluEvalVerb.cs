@@ -1,11 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Model;
 using TruthProbe.Numerics;
-using System.Text.Json.Nodes;
 
 namespace TruthProbe.Cli;
 

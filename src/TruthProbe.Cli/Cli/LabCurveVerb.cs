@@ -1,6 +1,6 @@
 using System.CommandLine;
-using TruthProbe.Demo;
 using TruthProbe.Common;
+using TruthProbe.Demo;
 using TruthProbe.Lab;
 using TruthProbe.Probing;
 

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Probing;
+using TruthProbe.Reports;
 using TruthProbe.Training;
 
 namespace TruthProbe.Cli;

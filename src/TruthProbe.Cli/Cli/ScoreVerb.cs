@@ -1,8 +1,8 @@
 using System.CommandLine;
-using TruthProbe.Reports;
 using TruthProbe.Common;
 using TruthProbe.Model;
 using TruthProbe.Probing;
+using TruthProbe.Reports;
 
 namespace TruthProbe.Cli;
 

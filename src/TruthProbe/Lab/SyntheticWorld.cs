@@ -1,5 +1,5 @@
-using TruthProbe.Common;
 using System.Text;
+using TruthProbe.Common;
 
 namespace TruthProbe.Lab;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json;
+using System.Text;
 using TruthProbe.Common;
 using TruthProbe.Numerics;
 using TruthProbe.Probing;

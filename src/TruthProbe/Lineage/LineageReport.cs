@@ -1,9 +1,9 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
+using System.Text;
 using TruthProbe.Common;
-using TruthProbe.Numerics;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
 
 namespace TruthProbe.Lineage;

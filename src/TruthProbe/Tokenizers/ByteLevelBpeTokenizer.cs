@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using System.Text;
 using System.Text.RegularExpressions;
+using System.Text;
 using TruthProbe.Common;
 
 namespace TruthProbe.Tokenizers;

@@ -1,6 +1,6 @@
-using TruthProbe.Model;
-using TruthProbe.Common;
 using System.Numerics.Tensors;
+using TruthProbe.Common;
+using TruthProbe.Model;
 
 namespace TruthProbe.Training;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using TruthProbe.Demo;
 using TruthProbe.Lab;
 using TruthProbe.Probing;

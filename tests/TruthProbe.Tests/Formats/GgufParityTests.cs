@@ -1,8 +1,8 @@
+using Xunit.Abstractions;
 using TruthProbe.Formats;
 using TruthProbe.Model;
 using TruthProbe.Tests.Common;
 using TruthProbe.Tokenizers;
-using Xunit.Abstractions;
 using static TruthProbe.Tests.Model.TinyModels;
 
 namespace TruthProbe.Tests.Formats;

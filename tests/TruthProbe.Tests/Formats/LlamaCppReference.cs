@@ -1,6 +1,6 @@
-using LLama;
 using LLama.Common;
 using LLama.Native;
+using LLama;
 
 namespace TruthProbe.Tests.Formats;
 

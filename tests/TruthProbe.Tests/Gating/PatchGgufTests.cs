@@ -1,8 +1,8 @@
+using Xunit.Abstractions;
 using TruthProbe.Gating;
 using TruthProbe.Model;
 using TruthProbe.Tests.Common;
 using TruthProbe.Tests.Formats;
-using Xunit.Abstractions;
 
 namespace TruthProbe.Tests.Gating;
 

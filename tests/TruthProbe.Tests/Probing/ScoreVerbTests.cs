@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
-using TruthProbe.Statistics;
 using TruthProbe.Cli;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;
 using TruthProbe.Probing;
+using TruthProbe.Statistics;
 using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Probing;

@@ -1,5 +1,5 @@
-using TruthProbe.Statistics;
 using TruthProbe.Lineage;
+using TruthProbe.Statistics;
 
 namespace TruthProbe.Tests.Statistics;
 

@@ -1,7 +1,7 @@
+using Xunit.Abstractions;
 using TruthProbe.Common;
 using TruthProbe.Lineage;
 using TruthProbe.Statistics;
-using Xunit.Abstractions;
 
 namespace TruthProbe.Tests.Statistics;
 

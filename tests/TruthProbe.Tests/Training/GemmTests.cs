@@ -1,5 +1,5 @@
-using TruthProbe.Training;
 using TruthProbe.Numerics;
+using TruthProbe.Training;
 
 namespace TruthProbe.Tests.Training;
 

@@ -1,5 +1,5 @@
-using TruthProbe.Model;
 using TruthProbe.Lab;
+using TruthProbe.Model;
 using TruthProbe.Training;
 
 namespace TruthProbe.Tests.Training;
