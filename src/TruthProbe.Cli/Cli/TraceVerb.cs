@@ -15,8 +15,8 @@ public sealed class TraceVerb : IVerb
     private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
         "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits; every hook point " +
         "({l} = layer, T = tokens, T_total = positions in the cache):\n" +
-        string.Join("\n", HookNames.Table.Select(p => $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}")) +
-        "\nwith --image (LLaVA) also, every row: " + string.Join(", ", VisionHookNames.All(1).Select(n => n.Replace(".0.", ".{l}.", StringComparison.Ordinal))));
+        string.Join("\n", HookNames.Table.OrderBy(p => p.Part).Select(p =>
+            $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}" + (p.Part == HookPart.Vision ? " (with --image, LLaVA; every row)" : ""))));
     private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (query rows of the attention maps; negative counts from the end; default all)");
     private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
     public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
@@ -46,13 +46,13 @@ public sealed class TraceVerb : IVerb
             // hook or nothing at all (so that a typo gets the decoder's error listing its hooks).
             var llava = image.Model;
             int visionLayers = llava.Config.VisionLayersRun;
-            string[] visionPatterns = patterns.Where(p => VisionHookNames.Selects(p, visionLayers)).ToArray();
-            string[] decoderPatterns = patterns.Where(p => !visionPatterns.Contains(p) || order.Any(VisionHookNames.Pattern(p).IsMatch)).ToArray();
+            string[] visionPatterns = patterns.Where(p => HookNames.Selects(p, visionLayers, HookPart.Vision)).ToArray();
+            string[] decoderPatterns = patterns.Where(p => !visionPatterns.Contains(p) || HookNames.Selects(p, model.Config.Layers, HookPart.Decoder)).ToArray();
             var vision = visionPatterns.Length == 0 ? null : new VisionCapture(llava.Config, visionPatterns);
             var capture = decoderPatterns.Length == 0 ? null : new ActivationCapture(model.Config, decoderPatterns, positions);
             tokens = llava.ExpandImageTokens(tokens);
             llava.Forward(llava.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision);
-            var visionOrder = VisionHookNames.All(visionLayers).ToList();
+            var visionOrder = HookNames.All(visionLayers, HookPart.Vision).ToList();
             if (vision != null) results.AddRange(vision.Results.OrderBy(r => visionOrder.IndexOf(r.Key)));
             if (capture != null) results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));
         }

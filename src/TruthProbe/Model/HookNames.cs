@@ -4,17 +4,26 @@ using TruthProbe.Common;
 namespace TruthProbe.Model;
 
 /// <summary>The activation sites of the forward pass, in the order data flows (one row of <see cref="HookNames.Table"/> each).</summary>
-public enum HookKind { Embed, ResidPre, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, AttnOut, ResidMid, MlpPre, MlpPreLinear, MlpPost, MlpOut, ResidPost, Logits }
+public enum HookKind { VisionPixelValues, VisionResidPost, VisionFeatures, ImageFeatures, Embed, ResidPre, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, AttnOut, ResidMid, MlpPre, MlpPreLinear, MlpPost, MlpOut, ResidPost, Logits }
 
-/// <summary>A dimension of a hook's shape: T tokens of the call, T_total positions in the cache after it, or a size of the model.</summary>
-public enum HookDim { Tokens, Positions, DModel, Heads, KvHeads, HeadDim, Ffn, Vocab }
+/// <summary>
+/// A dimension of a hook's shape: T tokens of the call, T_total positions in the cache after it, or a size of the
+/// model; the vision tower's sizes come from the LLaVA config, which the image path resolves.
+/// </summary>
+public enum HookDim { Tokens, Positions, DModel, Heads, KvHeads, HeadDim, Ffn, Vocab, Channels, ImageSize, VisionPositions, ImageTokens, VisionDModel }
+
+/// <summary>
+/// Which part of the model records a hook: the decoder's forward pass (<c>ActivationCapture</c>, {l} = decoder layer),
+/// or the LLaVA image path (<c>VisionCapture</c>, {l} = vision encoder layer, every row kept).
+/// </summary>
+public enum HookPart { Decoder, Vision }
 
 /// <summary>
 /// One hook point: its name (<c>{l}</c> stands for the layer), its shape, what it holds and how the forward
 /// pass computes it. A shape starting with T is kept per token position (the first axis is what position
 /// selection picks); [H, T, T_total] is an attention map per query head (the second axis is picked).
 /// </summary>
-public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, string Meaning, string Formula)
+public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, string Meaning, string Formula, HookPart Part = HookPart.Decoder)
 {
     public bool PerLayer => Template.Contains("{l}", StringComparison.Ordinal);
 
@@ -48,7 +57,7 @@ public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, 
         HookDim.HeadDim => c.HeadDim,
         HookDim.Ffn => c.Ffn,
         HookDim.Vocab => c.Vocab,
-        _ => throw new ArgumentOutOfRangeException(nameof(d), "T and T_total depend on the call, not the model"),
+        _ => throw new ArgumentOutOfRangeException(nameof(d), $"{d} depends on the call or the vision tower, not the decoder's config"),
     };
 
     private static string Symbol(HookDim d) => d switch
@@ -60,7 +69,12 @@ public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, 
         HookDim.KvHeads => "H_kv",
         HookDim.HeadDim => "d_head",
         HookDim.Ffn => "d_mlp",
-        _ => "vocab",
+        HookDim.Vocab => "vocab",
+        HookDim.Channels => "channels",
+        HookDim.ImageSize => "image_size",
+        HookDim.VisionPositions => "patches + 1",
+        HookDim.ImageTokens => "image_tokens",
+        _ => "d_vision",
     };
 }
 
@@ -69,17 +83,24 @@ public sealed record HookPoint(HookKind Kind, string Template, HookDim[] Shape, 
 /// (checked by a test) all read. Names and meanings are TransformerLens's wherever TransformerLens has the
 /// hook (HookedTransformer on a Llama-style model, batch axis dropped); <c>logits</c> is ours. Keys and values
 /// stay per kv head under GQA, as TransformerLens reports them unless <c>ungroup_grouped_query_attention</c>.
+/// The <see cref="HookPart.Vision"/> rows (LLaVA's image path, ours) come first because they feed <c>hook_embed</c>.
 /// </summary>
 public static class HookNames
 {
     public const string Logits = "logits";
 
     private static readonly HookDim T = HookDim.Tokens, TTotal = HookDim.Positions, D = HookDim.DModel, H = HookDim.Heads,
-        Hkv = HookDim.KvHeads, Dh = HookDim.HeadDim, Mlp = HookDim.Ffn, Vocab = HookDim.Vocab;
+        Hkv = HookDim.KvHeads, Dh = HookDim.HeadDim, Mlp = HookDim.Ffn, Vocab = HookDim.Vocab, Ch = HookDim.Channels,
+        Px = HookDim.ImageSize, Vpos = HookDim.VisionPositions, Img = HookDim.ImageTokens, Dv = HookDim.VisionDModel;
+    private const HookPart Vision = HookPart.Vision;
 
     /// <summary>Every hook point, in the order data flows; row i is <see cref="HookKind"/> i.</summary>
     public static readonly IReadOnlyList<HookPoint> Table =
     [
+        new(HookKind.VisionPixelValues, "vision.hook_pixel_values", [Ch, Px, Px], "the normalised pixels given", "the image after preprocessing (docs/vision.md)", Vision),
+        new(HookKind.VisionResidPost, "vision.blocks.{l}.hook_resid_post", [Vpos, Dv], "vision encoder layer l's output, class row first; only layers that run", "CLIP pre-norm layer (attention, quick-GELU MLP) over patches + class token", Vision),
+        new(HookKind.VisionFeatures, "vision.hook_features", [Img, Dv], "the selected layer after the class-token choice", "vision_feature_layer's output, class row dropped unless the strategy is full", Vision),
+        new(HookKind.ImageFeatures, "hook_image_features", [Img, D], "projector output, the rows spliced into the LM input", "linear_2(gelu(linear_1(vision.hook_features)))", Vision),
         new(HookKind.Embed, "hook_embed", [T, D], "input embeddings (image features at an image's positions)", "embed_tokens[id], or hook_image_features spliced in"),
         new(HookKind.ResidPre, "blocks.{l}.hook_resid_pre", [T, D], "residual stream entering layer l", "hook_embed, or the previous layer's hook_resid_post"),
         new(HookKind.Q, "blocks.{l}.attn.hook_q", [T, H, Dh], "queries, before RoPE", "q_proj(rmsnorm(resid_pre)) + bias"),
@@ -104,30 +125,40 @@ public static class HookNames
 
     public static string Name(HookKind kind, int layer) => Point(kind).Name(layer);
 
-    /// <summary>Every hook name of a model with <paramref name="layers"/> layers, in forward order.</summary>
-    public static IEnumerable<string> All(int layers) => Sites(layers).Select(s => Point(s.Kind).Name(s.Layer));
+    /// <summary>Every hook name of a <paramref name="part"/> with <paramref name="layers"/> layers, in forward order.</summary>
+    public static IEnumerable<string> All(int layers, HookPart part = HookPart.Decoder) => Sites(layers, part).Select(s => Point(s.Kind).Name(s.Layer));
 
     /// <summary>
-    /// The (kind, layer) pairs a pattern selects, layer -1 for the model-wide hooks; <c>*</c> stands for any layer
-    /// index (or any text in general). A pattern that selects nothing is a <see cref="UserError"/>, so a typo
-    /// never yields an empty capture.
+    /// The (kind, layer) pairs of <paramref name="part"/> a pattern selects, layer -1 for the hooks outside the layers;
+    /// <c>*</c> stands for any layer index (or any text in general). A pattern that selects nothing is a
+    /// <see cref="UserError"/>, so a typo never yields an empty capture.
     /// </summary>
-    public static IReadOnlyList<(HookKind Kind, int Layer)> Match(string pattern, int layers)
+    public static IReadOnlyList<(HookKind Kind, int Layer)> Match(string pattern, int layers, HookPart part = HookPart.Decoder)
     {
-        var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
-        var result = Sites(layers).Where(s => regex.IsMatch(Point(s.Kind).Name(s.Layer))).ToList();
-        if (result.Count == 0)
-            throw new UserError($"hook pattern '{pattern}' matches no hook point of this {layers}-layer model (e.g. blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits)");
-        return result;
+        var result = Select(pattern, layers, part);
+        if (result.Count > 0) return result;
+        throw new UserError(part == HookPart.Decoder
+            ? $"hook pattern '{pattern}' matches no hook point of this {layers}-layer model (e.g. blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits)"
+            : $"hook pattern '{pattern}' matches no vision hook point of this model (e.g. {string.Join(", ", Table.Where(p => p.Part == part).Select(p => p.PerLayer ? p.Name(0) + $" up to layer {layers - 1}" : p.Template))})");
     }
 
-    /// <summary>Forward order: the model-wide hooks before the layers, every layer's hooks, those after.</summary>
-    private static IEnumerable<(HookKind Kind, int Layer)> Sites(int layers)
+    /// <summary>Whether <paramref name="pattern"/> selects any hook of <paramref name="part"/> (no error when none).</summary>
+    public static bool Selects(string pattern, int layers, HookPart part) => Select(pattern, layers, part).Count > 0;
+
+    private static List<(HookKind Kind, int Layer)> Select(string pattern, int layers, HookPart part)
     {
-        int before = Table.TakeWhile(p => !p.PerLayer).Count();
-        foreach (var p in Table.Take(before)) yield return (p.Kind, -1);
+        var regex = new Regex("^" + Regex.Escape(pattern.Trim()).Replace("\\*", ".*") + "$", RegexOptions.CultureInvariant);
+        return Sites(layers, part).Where(s => regex.IsMatch(Point(s.Kind).Name(s.Layer))).ToList();
+    }
+
+    /// <summary>Forward order within a part: its hooks before the layers, every layer's hooks, those after.</summary>
+    private static IEnumerable<(HookKind Kind, int Layer)> Sites(int layers, HookPart part)
+    {
+        var rows = Table.Where(p => p.Part == part).ToList();
+        int before = rows.TakeWhile(p => !p.PerLayer).Count();
+        foreach (var p in rows.Take(before)) yield return (p.Kind, -1);
         for (int l = 0; l < layers; l++)
-            foreach (var p in Table.Where(p => p.PerLayer)) yield return (p.Kind, l);
-        foreach (var p in Table.Skip(before).Where(p => !p.PerLayer)) yield return (p.Kind, -1);
+            foreach (var p in rows.Where(p => p.PerLayer)) yield return (p.Kind, l);
+        foreach (var p in rows.Skip(before).Where(p => !p.PerLayer)) yield return (p.Kind, -1);
     }
 }

@@ -87,7 +87,7 @@ public static class ClipVision
         if (pixels.Length != v.Channels * size * size)
             throw new UserError($"pixel values have {pixels.Length} floats but the vision tower takes [{v.Channels}, {size}, {size}] = {v.Channels * size * size}; preprocess the image to {size}x{size}");
         capture?.Begin();
-        capture?.Record(VisionHookNames.PixelValues, pixels, [v.Channels, size, size]);
+        capture?.Record(HookKind.VisionPixelValues, -1, pixels);
 
         // im2col: patch (row, column) in row-major order becomes one row of (channel, y, x) values, the
         // convolution kernel's own flattening, so the embedding is patches x kernel^T.
@@ -130,18 +130,18 @@ public static class ClipVision
             else VisionKernels.Gelu(hidden);
             Linear(layer.Fc2, layer.Fc2Bias, hidden, output, n);
             TensorPrimitives.Add(x, output, x);
-            if (capture?.WantsLayer(l) == true) capture.Record(VisionHookNames.ResidPost(l), x, [n, d]);
+            capture?.Record(HookKind.VisionResidPost, l, x);
         }
 
         int features = c.ImageTokens;
         var selected = c.Select == FeatureSelect.Default ? x[d..] : x;
-        capture?.Record(VisionHookNames.Features, selected, [features, d]);
+        capture?.Record(HookKind.VisionFeatures, -1, selected);
         var projected = s.Projected.AsSpan(0, features * c.Text.DModel);
         var image = s.ImageFeatures.AsSpan(0, features * c.Text.DModel);
         Linear(projector.Linear1, projector.Bias1, selected, projected, features);
         VisionKernels.Gelu(projected);
         Linear(projector.Linear2, projector.Bias2, projected, image, features);
-        capture?.Record(VisionHookNames.ImageFeatures, image, [features, c.Text.DModel]);
+        capture?.Record(HookKind.ImageFeatures, -1, image);
         return image;
     }
 

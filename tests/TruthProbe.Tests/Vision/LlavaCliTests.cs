@@ -122,12 +122,12 @@ public sealed class LlavaCliTests
         model.Forward(model.NewState(), [1, ImageToken, 13, 5], pixels, capture);
 
         using var f = SafetensorsFile.Open(output);
-        string[] expectedNames = [.. VisionHookNames.All(2), "blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "logits"];
+        string[] expectedNames = ["vision.hook_pixel_values", "vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post", "vision.hook_features", "hook_image_features", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "logits"];
         Assert.Equal(expectedNames.Order(), f.Tensors.Keys.Order());
-        Assert.Equal(pixels, f.ReadSingles(f.Get(VisionHookNames.PixelValues)));
-        Assert.Equal(features, f.ReadSingles(f.Get(VisionHookNames.ImageFeatures)));
-        Assert.Equal([576L, 64L], f.Get(VisionHookNames.ImageFeatures).Shape);
-        Assert.Equal([577L, 32L], f.Get(VisionHookNames.ResidPost(1)).Shape); // class row first, every row kept
+        Assert.Equal(pixels, f.ReadSingles(f.Get("vision.hook_pixel_values")));
+        Assert.Equal(features, f.ReadSingles(f.Get("hook_image_features")));
+        Assert.Equal([576L, 64L], f.Get("hook_image_features").Shape);
+        Assert.Equal([577L, 32L], f.Get("vision.blocks.1.hook_resid_post").Shape); // class row first, every row kept
         Assert.Equal(capture[HookNames.Logits].Data, f.ReadSingles(f.Get("logits")));
         Assert.Equal(3 + 576, f.Metadata["token_ids"].Split(',').Length);
         Assert.Equal(aspect, f.Metadata["image_aspect"]);

@@ -69,23 +69,23 @@ public sealed class LlavaModelTests
         int[] prompt = [1, 7, 9, ImageToken, 13, 5, 22, 41];
 
         var capture = new ActivationCapture(config.Text, ["blocks.*.attn.hook_z", HookNames.Logits]);
-        var vision = new VisionCapture(config, ["vision.*", VisionHookNames.ImageFeatures]);
+        var vision = new VisionCapture(config, ["vision.*", "hook_image_features"]);
         model.Forward(model.NewState(), prompt, pixels, capture, visionCapture: vision);
 
         int[] expanded = model.ExpandImageTokens(prompt);
         Assert.Equal(prompt.Length - 1 + config.ImageTokens, expanded.Length);
         var reference = LlavaReference.Run(folder, config, pixels, expanded);
 
-        Assert.Equal(pixels, vision[VisionHookNames.PixelValues].Data);
-        Assert.Equal([3, imageSize, imageSize], vision[VisionHookNames.PixelValues].Shape);
-        var features = vision[VisionHookNames.Features];
+        Assert.Equal(pixels, vision["vision.hook_pixel_values"].Data);
+        Assert.Equal([3, imageSize, imageSize], vision["vision.hook_pixel_values"].Shape);
+        var features = vision["vision.hook_features"];
         Assert.Equal([config.ImageTokens, config.Vision.Hidden], features.Shape);
         double selected = Relative(features.Data, reference.HiddenStates.Skip(select == FeatureSelect.Default ? 1 : 0).ToArray());
         Assert.True(selected < 1e-4, $"vision.hook_features relative error {selected:E2}");
         Assert.Equal(config.VisionLayersRun, vision.Results.Keys.Count(k => k.StartsWith("vision.blocks.", StringComparison.Ordinal)));
-        Assert.True(Relative(vision[VisionHookNames.ResidPost(config.VisionLayersRun - 1)].Data, reference.HiddenStates) < 1e-4);
+        Assert.True(Relative(vision[HookNames.Name(HookKind.VisionResidPost, config.VisionLayersRun - 1)].Data, reference.HiddenStates) < 1e-4);
 
-        double image = Relative(vision[VisionHookNames.ImageFeatures].Data, reference.ImageFeatures);
+        double image = Relative(vision["hook_image_features"].Data, reference.ImageFeatures);
         Assert.True(image < 1e-4, $"hook_image_features relative error {image:E2}");
         for (int l = 0; l < config.Text.Layers; l++)
         {
