@@ -15,11 +15,13 @@ public sealed class TraceVerb : IVerb
     private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
         "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits; every hook point " +
         "({l} = layer, T = tokens, T_total = positions in the cache):\n" +
-        string.Join("\n", HookNames.Table.OrderBy(p => p.Part).Select(p =>
-            $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}" + (p.Part == HookPart.Vision ? " (with --image, LLaVA; every row)" : ""))));
+        HookLines(HookPart.Decoder) + "\nwith --image (LLaVA) also, every row ({l} = vision encoder layer):\n" + HookLines(HookPart.Vision));
     private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (query rows of the attention maps; negative counts from the end; default all)");
     private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
     public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
+
+    private static string HookLines(HookPart part) =>
+        string.Join("\n", HookNames.Table.Where(p => p.Part == part).Select(p => $"  {p.Template,-34} {p.ShapeText,-18} {p.Meaning}"));
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
