@@ -35,7 +35,9 @@ public static unsafe class HfCheckpoint
     {
         var tensors = new Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)>(StringComparer.Ordinal);
         foreach (var f in files)
-            foreach (var (name, info) in f.Tensors) tensors[name] = (f, info);
+            foreach (var (name, info) in f.Tensors)
+                if (!tensors.TryAdd(name, (f, info)))
+                    throw new UserError($"tensor '{name}' is in both {tensors[name].File.Path} and {f.Path}; a tensor must be in exactly one shard");
         return tensors;
     }
 
@@ -46,14 +48,15 @@ public static unsafe class HfCheckpoint
         if (!File.Exists(index))
             throw new UserError($"{folder}: no {SingleFile} or {IndexFile} (a Hugging Face model folder needs its weights in safetensors)");
         string[] shards;
-        try
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllText(index)); }
+        catch (JsonException e) { throw new UserError($"{index}: not valid JSON ({e.Message}); expected an object with a 'weight_map' of tensor name -> shard file"); }
+        using (doc)
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(index));
-            shards = doc.RootElement.GetProperty("weight_map").EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToArray();
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new UserError($"{index}: expected a JSON object with a 'weight_map' of tensor name -> shard file ({e.Message})");
+            string where = $"{index}: field 'weight_map'";
+            if (!JsonFields.TryGet(JsonFields.Object(doc.RootElement, index), "weight_map", out var map))
+                throw new UserError($"{where} is missing; it maps each tensor name to its shard file");
+            shards = JsonFields.Object(map, where).EnumerateObject().Select(p => JsonFields.String(p.Value, $"{where} entry '{p.Name}'")).Distinct().ToArray();
         }
         var files = new List<SafetensorsFile>();
         try

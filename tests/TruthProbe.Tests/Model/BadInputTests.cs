@@ -178,4 +178,59 @@ public class BadInputTests
         Assert.Equal(UserError.ExitCode, cli.ExitCode);
         Assert.Contains("no tokenizer", cli.Stderr);
     }
+
+    /// <summary>The tiny model split into two shards plus an index, written by hand from the sharding convention.</summary>
+    private static string Sharded(TempDir tmp, out string index)
+    {
+        string folder = Folder(tmp), single = Path.Combine(folder, HfCheckpoint.SingleFile);
+        using (var f = SafetensorsFile.Open(single))
+        {
+            var names = f.Tensors.Keys.Order(StringComparer.Ordinal).ToList();
+            for (int shard = 0; shard < 2; shard++)
+                SafetensorsWriter.Write(Path.Combine(folder, $"s{shard}.safetensors"), names.Where((_, i) => i % 2 == shard).Select(n =>
+                    SafetensorToWrite.FromBytes(n, f.Get(n).DType, f.Get(n).Shape, f.Bytes(f.Get(n)).ToArray())).ToList());
+            index = Path.Combine(folder, HfCheckpoint.IndexFile);
+            File.WriteAllText(index, new JsonObject { ["weight_map"] = new JsonObject(names.Select((n, i) => KeyValuePair.Create(n, (JsonNode?)$"s{i % 2}.safetensors"))) }.ToJsonString());
+        }
+        File.Delete(single);
+        return folder;
+    }
+
+    [Theory]
+    [InlineData("""{"weight_map":null}""", "'weight_map' is missing")]
+    [InlineData("""{}""", "'weight_map' is missing")]
+    [InlineData("""[]""", "must be a JSON object")]
+    [InlineData("""{"weight_map":[1]}""", "'weight_map' must be a JSON object")]
+    [InlineData("""{"weight_map":{"a":5}}""", "entry 'a' must be a string")]
+    [InlineData("""{"weight_map":""", "not valid JSON")]
+    public void BadShardIndex_IsOneErrorNamingTheField(string json, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Sharded(tmp, out string index);
+        Transformer.Load(folder).Dispose();
+        File.WriteAllText(index, json);
+        string message = LoadFails(folder);
+        Assert.Contains(index, message);
+        Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public void SameTensorInTwoShards_IsRejected()
+    {
+        using var tmp = new TempDir();
+        string folder = Sharded(tmp, out _), s0 = Path.Combine(folder, "s0.safetensors"), s1 = Path.Combine(folder, "s1.safetensors");
+        using (var f = SafetensorsFile.Open(s0))
+        {
+            var t = f.Tensors.Values.First();
+            var extra = f.Tensors.Values.Select(x => SafetensorToWrite.FromBytes(x.Name, x.DType, x.Shape, f.Bytes(x).ToArray())).ToList();
+            using var g = SafetensorsFile.Open(s1);
+            extra.AddRange(g.Tensors.Values.Select(x => SafetensorToWrite.FromBytes(x.Name, x.DType, x.Shape, g.Bytes(x).ToArray())));
+            SafetensorsWriter.Write(tmp.File("both.safetensors"), extra);
+        }
+        File.Move(tmp.File("both.safetensors"), s1, overwrite: true);
+        string message = LoadFails(folder);
+        Assert.Contains("in both", message);
+        Assert.Contains(s0, message);
+        Assert.Contains(s1, message);
+    }
 }
