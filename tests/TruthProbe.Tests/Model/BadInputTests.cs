@@ -233,4 +233,45 @@ public class BadInputTests
         Assert.Contains(s0, message);
         Assert.Contains(s1, message);
     }
+
+    [Theory]
+    [InlineData("num_hidden_layers", "\"2\"", "'num_hidden_layers' must be an integer")]
+    [InlineData("num_hidden_layers", "2.5", "'num_hidden_layers' must be an integer")]
+    [InlineData("num_hidden_layers", "2.0e40", "'num_hidden_layers' must be an integer")]
+    [InlineData("tie_word_embeddings", "\"false\"", "'tie_word_embeddings' must be true or false")]
+    [InlineData("attention_bias", "1", "'attention_bias' must be true or false")]
+    [InlineData("rms_norm_eps", "\"1e-6\"", "'rms_norm_eps' must be a finite number")]
+    [InlineData("rms_norm_eps", "-1", "rms_norm_eps must be a positive finite number (got -1)")]
+    [InlineData("rms_norm_eps", "0", "rms_norm_eps must be a positive finite number (got 0)")]
+    [InlineData("rms_norm_eps", "1e300", "rms_norm_eps must be a positive finite number (got")]
+    [InlineData("rope_theta", "0", "rope_theta must be a positive finite number (got 0)")]
+    [InlineData("rope_theta", "[10000]", "'rope_theta' must be a finite number")]
+    [InlineData("rope_scaling", "{\"type\":\"linear\"}", "'rope_scaling' has type 'linear' but no 'factor'")]
+    [InlineData("rope_scaling", "{\"type\":\"linear\",\"factor\":-2}", "rope_scaling factor must be a positive finite number")]
+    [InlineData("rope_scaling", "{\"type\":5}", "'rope_scaling' type must be a string")]
+    [InlineData("rope_scaling", "\"linear\"", "'rope_scaling' must be a JSON object")]
+    [InlineData("bos_token_id", "1.5", "'bos_token_id' must be an integer")]
+    [InlineData("eos_token_id", "[1, \"2\"]", "'eos_token_id' must be an integer")]
+    [InlineData("eos_token_id", "1e10", "'eos_token_id' must be an integer")]
+    [InlineData("architectures", "[5]", "'architectures' must be a string")]
+    public void WrongTypedOrOutOfRangeConfigField_IsNamedNotDefaulted(string field, string value, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Folder(tmp);
+        EditConfig(folder, j => j[field] = JsonNode.Parse(value));
+        string message = LoadFails(folder);
+        Assert.Contains(Path.Combine(folder, "config.json"), message);
+        Assert.Contains(expected, message);
+    }
+
+    [Theory]
+    [InlineData(int.MaxValue, "num_hidden_layers = 2147483647, but the weights hold 2 layers")]
+    [InlineData(1, "num_hidden_layers = 1, but the weights hold 2 layers")]
+    public void LayerCountDisagreeingWithWeights_NamesBothNumbers(int layers, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Folder(tmp);
+        EditConfig(folder, j => j["num_hidden_layers"] = layers);
+        Assert.Contains(expected, LoadFails(folder));
+    }
 }
