@@ -144,6 +144,19 @@ public class SafetensorsTests
     }
 
     [Fact]
+    public void InvalidTextInTheHeader_IsAUserError()
+    {
+        using var tmp = new TempDir();
+        Assert.Contains("not valid UTF-8/UTF-16", OpenFails(tmp, """{"\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", Floats(1)));
+        Assert.Contains("'dtype' is not valid UTF-8/UTF-16", OpenFails(tmp, """{"a":{"dtype":"F3\udc00","shape":[1],"data_offsets":[0,4]}}""", Floats(1)));
+        // A raw 0xFF byte inside a name: not UTF-8 at all.
+        byte[] bytes = HandMadeFile("""{"a?":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", Floats(1));
+        bytes[8 + 3] = 0xFF;
+        File.WriteAllBytes(tmp.File("ff.safetensors"), bytes);
+        Assert.Contains("ff.safetensors", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("ff.safetensors"))).Message);
+    }
+
+    [Fact]
     public void HeaderLengthOneByteShort_IsRejected()
     {
         using var tmp = new TempDir();
