@@ -54,6 +54,8 @@ public sealed record ModelConfig
         void Require(bool ok, string what) { if (!ok) throw new UserError($"{source}: {what}"); }
         Require(Layers > 0 && DModel > 0 && Heads > 0 && KvHeads > 0 && HeadDim > 0 && Ffn > 0 && Vocab > 0 && MaxContext > 0,
             $"layers, hidden size, heads, kv heads, head_dim, intermediate size, vocab and context must all be positive (got {Layers}, {DModel}, {Heads}, {KvHeads}, {HeadDim}, {Ffn}, {Vocab}, {MaxContext})");
+        // Checked in long: heads x head_dim is a tensor dimension, and an int overflow would report a nonsense shape.
+        Require((long)Heads * HeadDim <= int.MaxValue, $"num_attention_heads x head_dim ({Heads} x {HeadDim}) exceeds 2^31-1");
         Require(Heads % KvHeads == 0, $"num_attention_heads ({Heads}) must be a multiple of num_key_value_heads ({KvHeads})");
         Require(HeadDim % 2 == 0, $"head_dim ({HeadDim}) must be even for RoPE");
         Require(SlidingWindow is null or > 0, $"sliding_window must be positive (got {SlidingWindow})");

@@ -254,6 +254,7 @@ public class BadInputTests
     [InlineData("eos_token_id", "[1, \"2\"]", "'eos_token_id' must be an integer")]
     [InlineData("eos_token_id", "1e10", "'eos_token_id' must be an integer")]
     [InlineData("architectures", "[5]", "'architectures' must be a string")]
+    [InlineData("head_dim", "1073741824", "num_attention_heads x head_dim (4 x 1073741824) exceeds 2^31-1")]
     public void WrongTypedOrOutOfRangeConfigField_IsNamedNotDefaulted(string field, string value, string expected)
     {
         using var tmp = new TempDir();
