@@ -32,16 +32,18 @@ public static partial class Npy
         if (bytes.Length < 10 || !bytes[..6].SequenceEqual(Magic))
             throw new UserError($"{nameForErrors}: not a numpy .npy file (missing the \\x93NUMPY magic)");
         int major = bytes[6];
-        int headerLen, headerStart;
+        long headerLen;
+        int headerStart;
         if (major == 1) { headerLen = BinaryPrimitives.ReadUInt16LittleEndian(bytes[8..]); headerStart = 10; }
         else if (major is 2 or 3)
         {
             if (bytes.Length < 12) throw new UserError($"{nameForErrors}: truncated .npy header");
-            headerLen = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..])); headerStart = 12;
+            headerLen = BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]); headerStart = 12;
         }
         else throw new UserError($"{nameForErrors}: unsupported .npy version {major}.{bytes[7]} (expected 1.0, 2.0 or 3.0)");
-        if (headerStart + headerLen > bytes.Length) throw new UserError($"{nameForErrors}: truncated .npy header");
-        string header = Encoding.Latin1.GetString(bytes.Slice(headerStart, headerLen));
+        if (headerStart + headerLen > bytes.Length)
+            throw new UserError($"{nameForErrors}: .npy header claims {headerLen} bytes but the file has {bytes.Length - headerStart} after the length field (truncated or corrupt)");
+        string header = Encoding.Latin1.GetString(bytes.Slice(headerStart, (int)headerLen));
 
         var descr = DescrRegex().Match(header);
         var fortran = FortranRegex().Match(header);
@@ -50,16 +52,21 @@ public static partial class Npy
             throw new UserError($"{nameForErrors}: malformed .npy header '{header.Trim()}'");
         string dtype = descr.Groups[1].Value;
         bool fortranOrder = fortran.Groups[1].Value == "True";
-        int[] shape = shapeMatch.Groups[1].Value
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        string[] dims = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var shape = new int[dims.Length];
+        for (int i = 0; i < dims.Length; i++)
+            // Python 2 numpy wrote longs with an L suffix: (3L, 4L).
+            if (!int.TryParse(dims[i].TrimEnd('L'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out shape[i]))
+                throw new UserError($"{nameForErrors}: .npy shape ({Truncated(shapeMatch.Groups[1].Value)}) must hold non-negative integers below 2^31, got '{Truncated(dims[i])}'");
 
-        long count = 1;
-        foreach (int d in shape) count = checked(count * d);
         int itemSize = ItemSize(dtype, nameForErrors);
-        var data = bytes[(headerStart + headerLen)..];
-        if (data.Length < count * itemSize)
-            throw new UserError($"{nameForErrors}: truncated .npy data: shape ({string.Join(", ", shape)}) of {dtype} needs {count * itemSize} bytes, file has {data.Length}");
+        var data = bytes[(int)(headerStart + headerLen)..];
+        // The element count is checked against the data before it is formed, so it can neither overflow nor
+        // size an allocation beyond what the file holds.
+        long available = data.Length / itemSize, count = 1;
+        foreach (int d in shape) count = d == 0 ? 0 : count <= (available + 1) / d ? count * d : available + 1;
+        if (count > available)
+            throw new UserError($"{nameForErrors}: truncated .npy data: shape ({string.Join(", ", shape)}) of {dtype} needs more than the {data.Length} bytes the file has");
 
         var values = new double[count];
         for (long i = 0; i < count; i++)
@@ -150,6 +157,8 @@ public static partial class Npy
         Encoding.Latin1.GetBytes(dict).CopyTo(header, 10);
         return header;
     }
+
+    private static string Truncated(string s) => s.Length <= 40 ? s : s[..40] + "...";
 
     [GeneratedRegex(@"'descr'\s*:\s*'([^']+)'")]
     private static partial Regex DescrRegex();

@@ -60,39 +60,83 @@ public sealed unsafe class SafetensorsFile : IDisposable
         catch (JsonException e) { throw new UserError($"{path}: safetensors header is not valid JSON ({e.Message})"); }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new UserError($"{path}: safetensors header must be a JSON object");
+            JsonFields.Object(doc.RootElement, $"{path}: the safetensors header");
             long dataLength = fileLength - dataStart;
             foreach (var entry in doc.RootElement.EnumerateObject())
             {
-                if (entry.Name == "__metadata__")
+                string name = PropertyName(entry, path);
+                if (name == "__metadata__")
                 {
                     if (entry.Value.ValueKind == JsonValueKind.Object)
                         foreach (var m in entry.Value.EnumerateObject())
-                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                            metadata[PropertyName(m, path)] = m.Value.ValueKind == JsonValueKind.String ? JsonFields.String(m.Value, $"{path}: __metadata__ '{m.Name}'") : m.Value.GetRawText();
                     continue;
                 }
-                tensors[entry.Name] = ParseTensor(entry.Name, entry.Value, dataStart, dataLength, path);
+                // JSON allows repeated keys; the second would silently replace the first tensor.
+                if (!tensors.TryAdd(name, ParseTensor(name, entry.Value, dataStart, dataLength, path)))
+                    throw new UserError($"{path}: tensor '{name}' appears twice in the header");
             }
+            CheckTiling(tensors.Values, dataStart, dataLength, path);
         }
         return (tensors, metadata);
     }
 
+    private static string PropertyName(JsonProperty p, string path)
+    {
+        try { return p.Name; }
+        catch (InvalidOperationException) { throw new UserError($"{path}: a name in the safetensors header is not valid UTF-8/UTF-16 text"); }
+    }
+
     private static SafetensorInfo ParseTensor(string name, JsonElement e, long dataStart, long dataLength, string path)
     {
+        string where = $"{path}: tensor '{name}'";
         if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("dtype", out var dt) || !e.TryGetProperty("shape", out var sh)
-            || !e.TryGetProperty("data_offsets", out var off) || off.GetArrayLength() != 2)
-            throw new UserError($"{path}: tensor '{name}' needs dtype, shape and data_offsets [begin, end] in the header");
-        var dtype = TensorDTypes.ParseSafetensors(dt.GetString() ?? "", path);
-        long[] shape = sh.EnumerateArray().Select(x => x.GetInt64()).ToArray();
-        if (shape.Any(d => d < 0)) throw new UserError($"{path}: tensor '{name}' has a negative dimension");
-        long begin = off[0].GetInt64(), end = off[1].GetInt64();
-        long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * dtype.Size();
-        if (end - begin != expected || begin < 0)
-            throw new UserError($"{path}: tensor '{name}' has shape [{string.Join(", ", shape)}] of {dtype} = {expected} bytes, but its data_offsets span {end - begin} bytes");
+            || !e.TryGetProperty("data_offsets", out var off))
+            throw new UserError($"{where} needs dtype, shape and data_offsets [begin, end] in the header");
+        var dtype = TensorDTypes.ParseSafetensors(JsonFields.String(dt, $"{where} field 'dtype'"), path);
+        JsonFields.Array(sh, $"{where} field 'shape'");
+        var shape = new long[sh.GetArrayLength()];
+        long expected = dtype.Size();
+        for (int i = 0; i < shape.Length; i++)
+        {
+            shape[i] = JsonFields.Int64(sh[i], $"{where} field 'shape'", 0, long.MaxValue);
+            // Saturates just past the data section (any such size is wrong already), so no multiply can overflow.
+            expected = shape[i] == 0 ? 0 : expected <= (dataLength + 1) / shape[i] ? expected * shape[i] : dataLength + 1;
+        }
+        if (JsonFields.Array(off, $"{where} field 'data_offsets'").GetArrayLength() != 2)
+            throw new UserError($"{where} field 'data_offsets' must be [begin, end], got {JsonFields.Echo(off)}");
+        long begin = JsonFields.Int64(off[0], $"{where} field 'data_offsets' begin", 0, long.MaxValue);
+        long end = JsonFields.Int64(off[1], $"{where} field 'data_offsets' end", begin, long.MaxValue);
         if (end > dataLength)
-            throw new UserError($"{path}: tensor '{name}' ends at byte {end} of the data section, which has only {dataLength} bytes (file truncated?)");
+            throw new UserError($"{where} ends at byte {end} of the data section, which has only {dataLength} bytes (file truncated?)");
+        if (end - begin != expected)
+            throw new UserError(expected > dataLength
+                ? $"{where} has shape [{string.Join(", ", shape)}] of {dtype}, more bytes than the whole data section ({dataLength})"
+                : $"{where} has shape [{string.Join(", ", shape)}] of {dtype} = {expected} bytes, but its data_offsets span {end - begin} bytes");
         return new SafetensorInfo(name, dtype, shape, dataStart + begin, expected);
+    }
+
+    /// <summary>
+    /// As the reference implementation requires, the tensors tile the data section exactly: no gaps, no
+    /// overlaps, nothing after the last. A header length off by one byte or shifted offsets break the tiling,
+    /// where they would otherwise load every tensor from the wrong bytes.
+    /// </summary>
+    private static void CheckTiling(IEnumerable<SafetensorInfo> tensors, long dataStart, long dataLength, string path)
+    {
+        long covered = 0;
+        string previous = "the start of the data section";
+        foreach (var t in tensors.OrderBy(t => t.Offset).ThenBy(t => t.ByteLength))
+        {
+            long begin = t.Offset - dataStart;
+            if (begin != covered)
+                throw new UserError(begin < covered
+                    ? $"{path}: tensor '{t.Name}' starts at byte {begin} of the data section, inside {previous} (which ends at {covered}); tensors must not overlap"
+                    : $"{path}: tensor '{t.Name}' starts at byte {begin} of the data section, but {previous} ends at {covered}; the data_offsets leave a gap (header length or offsets wrong)");
+            covered = begin + t.ByteLength;
+            previous = $"tensor '{t.Name}'";
+        }
+        if (covered != dataLength)
+            throw new UserError($"{path}: the tensors cover {covered} bytes of the data section but it holds {dataLength} (header length or offsets wrong, or bytes appended)");
     }
 
     public SafetensorInfo Get(string name) =>

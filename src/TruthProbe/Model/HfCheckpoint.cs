@@ -35,7 +35,9 @@ public static unsafe class HfCheckpoint
     {
         var tensors = new Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)>(StringComparer.Ordinal);
         foreach (var f in files)
-            foreach (var (name, info) in f.Tensors) tensors[name] = (f, info);
+            foreach (var (name, info) in f.Tensors)
+                if (!tensors.TryAdd(name, (f, info)))
+                    throw new UserError($"tensor '{name}' is in both {tensors[name].File.Path} and {f.Path}; a tensor must be in exactly one shard");
         return tensors;
     }
 
@@ -46,14 +48,15 @@ public static unsafe class HfCheckpoint
         if (!File.Exists(index))
             throw new UserError($"{folder}: no {SingleFile} or {IndexFile} (a Hugging Face model folder needs its weights in safetensors)");
         string[] shards;
-        try
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllText(index)); }
+        catch (JsonException e) { throw new UserError($"{index}: not valid JSON ({e.Message}); expected an object with a 'weight_map' of tensor name -> shard file"); }
+        using (doc)
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(index));
-            shards = doc.RootElement.GetProperty("weight_map").EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToArray();
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new UserError($"{index}: expected a JSON object with a 'weight_map' of tensor name -> shard file ({e.Message})");
+            string where = $"{index}: field 'weight_map'";
+            if (!JsonFields.TryGet(JsonFields.Object(doc.RootElement, index), "weight_map", out var map))
+                throw new UserError($"{where} is missing; it maps each tensor name to its shard file");
+            shards = JsonFields.Object(map, where).EnumerateObject().Select(p => JsonFields.String(p.Value, $"{where} entry '{p.Name}'")).Distinct().ToArray();
         }
         var files = new List<SafetensorsFile>();
         try
@@ -69,10 +72,31 @@ public static unsafe class HfCheckpoint
     }
 
     /// <summary>A decoder's weights from an index of opened tensors; <paramref name="prefix"/> places them inside a larger checkpoint.</summary>
-    internal static ModelWeights ReadWeights(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder, HfPrefix? prefix = null) =>
-        CheckpointTensor.Read(c,
+    internal static ModelWeights ReadWeights(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder, HfPrefix? prefix = null)
+    {
+        // The embedding's own errors (missing, wrong dtype or shape) say more than a layer count, and Read asks for it first too.
+        var embedding = new CheckpointTensor(DecoderTensor.Embedding);
+        Matrix(tensors, embedding.Name(TensorNaming.HuggingFace, prefix), embedding.Shape(c), folder);
+        CheckLayerCount(c, tensors, folder, prefix);
+        return CheckpointTensor.Read(c,
             tensor => Matrix(tensors, tensor.Name(TensorNaming.HuggingFace, prefix), tensor.Shape(c), folder),
             tensor => Vector(tensors, tensor.Name(TensorNaming.HuggingFace, prefix), tensor.Shape(c), folder));
+    }
+
+    /// <summary>
+    /// num_hidden_layers against the weights, before anything is allocated per layer: a huge count must not
+    /// reach an allocation, and a count smaller than the weights hold would silently run a truncated model.
+    /// </summary>
+    private static void CheckLayerCount(ModelConfig c, Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string folder, HfPrefix? prefix)
+    {
+        bool Has(int layer) => tensors.ContainsKey(new CheckpointTensor(DecoderTensor.Q, layer).Name(TensorNaming.HuggingFace, prefix));
+        int present = 0;
+        while (Has(present)) present++;
+        if (c.Layers > present && c.Layers > tensors.Count)
+            throw new UserError($"{folder}: config.json says num_hidden_layers = {c.Layers}, but the weights hold {present} layers ({tensors.Count} tensors in all); fix num_hidden_layers");
+        if (c.Layers < present)
+            throw new UserError($"{folder}: config.json says num_hidden_layers = {c.Layers}, but the weights hold {present} layers; fix num_hidden_layers so no layer is silently skipped");
+    }
 
     private static (SafetensorsFile File, SafetensorInfo Info) Find(Dictionary<string, (SafetensorsFile File, SafetensorInfo Info)> tensors, string name, long[] shape, string folder)
     {

@@ -54,11 +54,17 @@ public sealed record ModelConfig
         void Require(bool ok, string what) { if (!ok) throw new UserError($"{source}: {what}"); }
         Require(Layers > 0 && DModel > 0 && Heads > 0 && KvHeads > 0 && HeadDim > 0 && Ffn > 0 && Vocab > 0 && MaxContext > 0,
             $"layers, hidden size, heads, kv heads, head_dim, intermediate size, vocab and context must all be positive (got {Layers}, {DModel}, {Heads}, {KvHeads}, {HeadDim}, {Ffn}, {Vocab}, {MaxContext})");
+        // Checked in long: heads x head_dim is a tensor dimension, and an int overflow would report a nonsense shape.
+        Require((long)Heads * HeadDim <= int.MaxValue, $"num_attention_heads x head_dim ({Heads} x {HeadDim}) exceeds 2^31-1");
         Require(Heads % KvHeads == 0, $"num_attention_heads ({Heads}) must be a multiple of num_key_value_heads ({KvHeads})");
         Require(HeadDim % 2 == 0, $"head_dim ({HeadDim}) must be even for RoPE");
         Require(SlidingWindow is null or > 0, $"sliding_window must be positive (got {SlidingWindow})");
         Require(BosId is null || (BosId >= 0 && BosId < Vocab), $"bos_token_id {BosId} is outside the vocabulary [0, {Vocab})");
         foreach (int e in EosIds) Require(e >= 0 && e < Vocab, $"eos_token_id {e} is outside the vocabulary [0, {Vocab})");
+        // A zero or negative epsilon or theta gives NaN activations or no rotation with no other symptom.
+        Require(float.IsFinite(RmsEps) && RmsEps > 0, $"rms_norm_eps must be a positive finite number (got {RmsEps}); Llama models use 1e-5 or 1e-6");
+        Require(float.IsFinite(RopeTheta) && RopeTheta > 0, $"rope_theta must be a positive finite number (got {RopeTheta}); Llama models use 10000 or 500000");
+        Require(float.IsFinite(RopeLinearFactor) && RopeLinearFactor > 0, $"rope_scaling factor must be a positive finite number (got {RopeLinearFactor})");
     }
 
     public static readonly IReadOnlyDictionary<string, string> SupportedArchitectures = new Dictionary<string, string>
@@ -86,23 +92,20 @@ public sealed record ModelConfig
     {
         {
             if (root.ValueKind != JsonValueKind.Object) throw new UserError($"{path}: expected a JSON object");
-            string[] archs = root.TryGetProperty("architectures", out var a) && a.ValueKind == JsonValueKind.Array
-                ? a.EnumerateArray().Select(x => x.GetString() ?? "").ToArray() : [];
+            string[] archs = JsonFields.TryGet(root, "architectures", out var a)
+                ? JsonFields.Array(a, $"{path}: field 'architectures'").EnumerateArray().Select(x => JsonFields.String(x, $"{path}: field 'architectures'")).ToArray() : [];
             string? known = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
             if (known == null)
                 throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported: {string.Join(", ", SupportedArchitectures.Keys)}");
 
-            int Int(string field, int? fallback = null)
-            {
-                if (root.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int x)) return x;
-                if (root.TryGetProperty(field, out v) && v.ValueKind != JsonValueKind.Null)
-                    throw new UserError($"{path}: field '{field}' must be an integer, got {v.GetRawText()}");
-                return fallback ?? throw new UserError($"{path}: missing field '{field}'");
-            }
-            float Float(string field, float fallback) =>
-                root.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
+            // Absent or null fields take the Hugging Face default; present ones must have the right type.
+            int Int(string field, int? fallback = null) =>
+                JsonFields.TryGet(root, field, out var v) ? JsonFields.Int32(v, $"{path}: field '{field}'")
+                    : fallback ?? throw new UserError($"{path}: missing field '{field}'");
+            float Float(JsonElement obj, string field, float fallback) =>
+                JsonFields.TryGet(obj, field, out var v) ? (float)JsonFields.Number(v, $"{path}: field '{field}'") : fallback;
             bool Bool(string field, bool fallback) =>
-                root.TryGetProperty(field, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
+                JsonFields.TryGet(root, field, out var v) ? JsonFields.Bool(v, $"{path}: field '{field}'") : fallback;
 
             int d = Int("hidden_size"), heads = Int("num_attention_heads");
             int kvHeads = Int("num_key_value_heads", heads);
@@ -111,19 +114,23 @@ public sealed record ModelConfig
             if (Bool("mlp_bias", false)) throw new UserError($"{path}: field 'mlp_bias' is true; MLP biases are not supported");
 
             int? window = null;
-            if (known == "mistral" && root.TryGetProperty("sliding_window", out var sw) && sw.ValueKind == JsonValueKind.Number)
-                window = sw.GetInt32();
+            if (known == "mistral" && JsonFields.TryGet(root, "sliding_window", out _))
+                window = Int("sliding_window");
             if (known == "qwen2" && Bool("use_sliding_window", false))
                 throw new UserError($"{path}: field 'use_sliding_window' is true; Qwen2 sliding-window layers are not supported");
 
-            float theta = Float("rope_theta", 10000f);
+            float theta = Float(root, "rope_theta", 10000f);
             float linear = 1f;
             foreach (string field in new[] { "rope_scaling", "rope_parameters" })
             {
-                if (!root.TryGetProperty(field, out var rs) || rs.ValueKind != JsonValueKind.Object) continue;
-                string type = rs.TryGetProperty("rope_type", out var t) ? t.GetString() ?? "" : rs.TryGetProperty("type", out t) ? t.GetString() ?? "" : "default";
-                if (rs.TryGetProperty("rope_theta", out var th) && th.ValueKind == JsonValueKind.Number) theta = th.GetSingle();
-                if (type == "linear") linear = rs.GetProperty("factor").GetSingle();
+                if (!JsonFields.TryGet(root, field, out var rs)) continue;
+                JsonFields.Object(rs, $"{path}: field '{field}'");
+                string type = JsonFields.TryGet(rs, "rope_type", out var t) || JsonFields.TryGet(rs, "type", out t)
+                    ? JsonFields.String(t, $"{path}: field '{field}' type") : "default";
+                theta = Float(rs, "rope_theta", theta);
+                if (type == "linear")
+                    linear = JsonFields.TryGet(rs, "factor", out var factor) ? (float)JsonFields.Number(factor, $"{path}: field '{field}' factor")
+                        : throw new UserError($"{path}: field '{field}' has type 'linear' but no 'factor' (positions are divided by it)");
                 else if (type != "default")
                     throw new UserError($"{path}: field '{field}' has type '{type}'; supported: default, linear");
             }
@@ -141,28 +148,26 @@ public sealed record ModelConfig
                 MaxContext = Int("max_position_embeddings"),
                 RopeTheta = theta,
                 RopeLinearFactor = linear,
-                RmsEps = Float("rms_norm_eps", 1e-6f),
+                RmsEps = Float(root, "rms_norm_eps", 1e-6f),
                 TiedEmbeddings = Bool("tie_word_embeddings", false),
                 QkvBias = known == "qwen2" || attentionBias,
                 OProjBias = known != "qwen2" && attentionBias,
                 SlidingWindow = window,
-                BosId = root.TryGetProperty("bos_token_id", out var bos) && bos.ValueKind == JsonValueKind.Number ? bos.GetInt32() : null,
-                EosIds = IdList(root, "eos_token_id"),
+                BosId = JsonFields.TryGet(root, "bos_token_id", out _) ? Int("bos_token_id") : null,
+                EosIds = IdList(root, "eos_token_id", path),
             };
             config.Validate(path);
             return config;
         }
     }
 
-    private static int[] IdList(JsonElement root, string field)
+    private static int[] IdList(JsonElement root, string field, string path)
     {
-        if (!root.TryGetProperty(field, out var v)) return [];
-        return v.ValueKind switch
-        {
-            JsonValueKind.Number => [v.GetInt32()],
-            JsonValueKind.Array => v.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number).Select(x => x.GetInt32()).ToArray(),
-            _ => [],
-        };
+        if (!JsonFields.TryGet(root, field, out var v)) return [];
+        string where = $"{path}: field '{field}'";
+        return v.ValueKind == JsonValueKind.Array
+            ? v.EnumerateArray().Select(x => JsonFields.Int32(x, where)).ToArray()
+            : [JsonFields.Int32(v, where)];
     }
 
     /// <summary>The <c>config.json</c> a Hugging Face loader expects for this model.</summary>

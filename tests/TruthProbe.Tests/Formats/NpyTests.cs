@@ -77,4 +77,51 @@ public class NpyTests
         Assert.Contains("not a numpy", Assert.Throws<UserError>(() => Npy.Read(tmp.File("x.npy"))).Message);
         Assert.Contains("not found", Assert.Throws<UserError>(() => Npy.Read(tmp.File("missing.npy"))).Message);
     }
+
+    /// <summary>A .npy file laid out by hand (magic, version, little-endian header length, dict) with <paramref name="dataBytes"/> zero bytes of data.</summary>
+    private static byte[] HandMade(string dict, int dataBytes, int major = 1, uint? claimedLength = null)
+    {
+        var bytes = new List<byte> { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', (byte)major, 0 };
+        uint length = claimedLength ?? (uint)dict.Length;
+        bytes.AddRange(major == 1 ? BitConverter.GetBytes((ushort)length) : BitConverter.GetBytes(length));
+        bytes.AddRange(System.Text.Encoding.Latin1.GetBytes(dict));
+        bytes.AddRange(new byte[dataBytes]);
+        return bytes.ToArray();
+    }
+
+    [Theory]
+    [InlineData("(-1, 4)", "'-1'")]
+    [InlineData("(1.5,)", "'1.5'")]
+    [InlineData("(n, 4)", "'n'")]
+    [InlineData("(2147483648,)", "'2147483648'")]
+    [InlineData("(99999999999999999999999,)", "'99999999999999999999999'")]
+    [InlineData("(65536, 65536, 65536, 65536, 65536)", "needs more than the 32 bytes")]
+    [InlineData("(2147483647, 2147483647, 2147483647)", "needs more than the 32 bytes")]
+    [InlineData("(5,)", "needs more than the 32 bytes")]
+    public void BadShape_IsOneUserError_WithoutAllocating(string shape, string expected)
+    {
+        byte[] bytes = HandMade($"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}\n", 32);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<UserError>(() => Npy.Parse(bytes, "bad.npy"));
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 1 << 20);
+        Assert.Contains("bad.npy", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Python2LongShape_AndEmptyArray_AreRead()
+    {
+        Assert.Equal([2, 2], Npy.Parse(HandMade("{'descr': '<f8', 'fortran_order': False, 'shape': (2L, 2L), }\n", 32), "l.npy").Shape);
+        Assert.Empty(Npy.Parse(HandMade("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 2147483647), }\n", 0), "e.npy").Data);
+    }
+
+    [Theory]
+    [InlineData(2, 0x8000_0000u)]
+    [InlineData(3, 0xFFFF_FFFFu)]
+    [InlineData(1, 0xFFFFu)]
+    public void HeaderLengthPastTheFile_IsAUserError(int major, uint claimed)
+    {
+        byte[] bytes = HandMade("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n", 8, major, claimed);
+        Assert.Contains("header claims", Assert.Throws<UserError>(() => Npy.Parse(bytes, "h.npy")).Message);
+    }
 }

@@ -92,6 +92,86 @@ public class SafetensorsTests
         Assert.Contains("not found", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("none.safetensors"))).Message);
     }
 
+    private static string OpenFails(TempDir tmp, string json, byte[] data)
+    {
+        string path = tmp.File("bad.safetensors");
+        File.WriteAllBytes(path, HandMadeFile(json, data));
+        var e = Assert.Throws<UserError>(() => SafetensorsFile.Open(path));
+        Assert.Contains(path, e.Message);
+        return e.Message;
+    }
+
+    [Theory]
+    [InlineData("\"data_offsets\":\"0,16\"", "'data_offsets'")]
+    [InlineData("\"data_offsets\":[0.5,16]", "'data_offsets' begin")]
+    [InlineData("\"data_offsets\":[0,1e30]", "'data_offsets' end")]
+    [InlineData("\"data_offsets\":[0,18446744073709551616]", "'data_offsets' end")]
+    [InlineData("\"data_offsets\":[0,16,32]", "[begin, end]")]
+    [InlineData("\"data_offsets\":[16,0]", "'data_offsets' end")]
+    [InlineData("\"data_offsets\":[-16,0]", "'data_offsets' begin")]
+    [InlineData("\"data_offsets\":null", "'data_offsets'")]
+    [InlineData("\"shape\":[\"2\",2]", "'shape'")]
+    [InlineData("\"shape\":[2.0,2]", "'shape'")]
+    [InlineData("\"shape\":4", "'shape'")]
+    [InlineData("\"shape\":[4294967296,4294967296,4294967296]", "more bytes than the whole data section")]
+    [InlineData("\"shape\":[2,-2]", "'shape'")]
+    [InlineData("\"shape\":[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2]", "more bytes than the whole data section")]
+    [InlineData("\"dtype\":5", "'dtype'")]
+    public void WrongJsonTypes_AreOneUserErrorNamingTensorAndField(string field, string expected)
+    {
+        using var tmp = new TempDir();
+        var tensor = new Dictionary<string, string> { ["dtype"] = "\"dtype\":\"F32\"", ["shape"] = "\"shape\":[2,2]", ["data_offsets"] = "\"data_offsets\":[0,16]" };
+        tensor[field[1..field.IndexOf('"', 1)]] = field;
+        string message = OpenFails(tmp, $"{{\"w\":{{{string.Join(",", tensor.Values)}}}}}", Floats(1, 2, 3, 4));
+        Assert.Contains("tensor 'w'", message);
+        Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public void OverlappingGappedOrShiftedOffsets_AreRejected()
+    {
+        using var tmp = new TempDir();
+        byte[] data = Floats(1, 2, 3, 4);
+        Assert.Contains("must not overlap", OpenFails(tmp,
+            """{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}""", data));
+        Assert.Contains("gap", OpenFails(tmp,
+            """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}""", data));
+        // Shifted by one byte: each tensor's size is right and inside the data, but the first byte is skipped.
+        Assert.Contains("gap", OpenFails(tmp,
+            """{"a":{"dtype":"F32","shape":[1],"data_offsets":[1,5]},"b":{"dtype":"F32","shape":[2],"data_offsets":[5,13]}}""", [.. data, 0]));
+        Assert.Contains("appears twice", OpenFails(tmp,
+            """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}""", data));
+    }
+
+    [Fact]
+    public void InvalidTextInTheHeader_IsAUserError()
+    {
+        using var tmp = new TempDir();
+        Assert.Contains("not valid UTF-8/UTF-16", OpenFails(tmp, """{"\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", Floats(1)));
+        Assert.Contains("'dtype' is not valid UTF-8/UTF-16", OpenFails(tmp, """{"a":{"dtype":"F3\udc00","shape":[1],"data_offsets":[0,4]}}""", Floats(1)));
+        // A raw 0xFF byte inside a name: not UTF-8 at all.
+        byte[] bytes = HandMadeFile("""{"a?":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", Floats(1));
+        bytes[8 + 3] = 0xFF;
+        File.WriteAllBytes(tmp.File("ff.safetensors"), bytes);
+        Assert.Contains("ff.safetensors", Assert.Throws<UserError>(() => SafetensorsFile.Open(tmp.File("ff.safetensors"))).Message);
+    }
+
+    [Fact]
+    public void HeaderLengthOneByteShort_IsRejected()
+    {
+        using var tmp = new TempDir();
+        // The header ends in its 8-byte alignment padding, so one byte short still parses as JSON; the
+        // data section then starts a byte early and the tensors no longer cover it.
+        string path = tmp.File("short.safetensors");
+        SafetensorsWriter.Write(path, [SafetensorToWrite.FromSingles("x", [3], [1f, 2f, 3f])]);
+        byte[] bytes = File.ReadAllBytes(path);
+        ulong length = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        Assert.Equal((byte)' ', bytes[8 + (int)length - 1]);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, length - 1);
+        File.WriteAllBytes(path, bytes);
+        Assert.Contains("cover 12 bytes of the data section but it holds 13", Assert.Throws<UserError>(() => SafetensorsFile.Open(path)).Message);
+    }
+
     [Theory]
     [InlineData(1.0f, (ushort)0x3F80)]
     [InlineData(-2.0f, (ushort)0xC000)]

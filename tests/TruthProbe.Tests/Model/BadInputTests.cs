@@ -178,4 +178,101 @@ public class BadInputTests
         Assert.Equal(UserError.ExitCode, cli.ExitCode);
         Assert.Contains("no tokenizer", cli.Stderr);
     }
+
+    /// <summary>The tiny model split into two shards plus an index, written by hand from the sharding convention.</summary>
+    private static string Sharded(TempDir tmp, out string index)
+    {
+        string folder = Folder(tmp), single = Path.Combine(folder, HfCheckpoint.SingleFile);
+        using (var f = SafetensorsFile.Open(single))
+        {
+            var names = f.Tensors.Keys.Order(StringComparer.Ordinal).ToList();
+            for (int shard = 0; shard < 2; shard++)
+                SafetensorsWriter.Write(Path.Combine(folder, $"s{shard}.safetensors"), names.Where((_, i) => i % 2 == shard).Select(n =>
+                    SafetensorToWrite.FromBytes(n, f.Get(n).DType, f.Get(n).Shape, f.Bytes(f.Get(n)).ToArray())).ToList());
+            index = Path.Combine(folder, HfCheckpoint.IndexFile);
+            File.WriteAllText(index, new JsonObject { ["weight_map"] = new JsonObject(names.Select((n, i) => KeyValuePair.Create(n, (JsonNode?)$"s{i % 2}.safetensors"))) }.ToJsonString());
+        }
+        File.Delete(single);
+        return folder;
+    }
+
+    [Theory]
+    [InlineData("""{"weight_map":null}""", "'weight_map' is missing")]
+    [InlineData("""{}""", "'weight_map' is missing")]
+    [InlineData("""[]""", "must be a JSON object")]
+    [InlineData("""{"weight_map":[1]}""", "'weight_map' must be a JSON object")]
+    [InlineData("""{"weight_map":{"a":5}}""", "entry 'a' must be a string")]
+    [InlineData("""{"weight_map":""", "not valid JSON")]
+    public void BadShardIndex_IsOneErrorNamingTheField(string json, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Sharded(tmp, out string index);
+        Transformer.Load(folder).Dispose();
+        File.WriteAllText(index, json);
+        string message = LoadFails(folder);
+        Assert.Contains(index, message);
+        Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public void SameTensorInTwoShards_IsRejected()
+    {
+        using var tmp = new TempDir();
+        string folder = Sharded(tmp, out _), s0 = Path.Combine(folder, "s0.safetensors"), s1 = Path.Combine(folder, "s1.safetensors");
+        using (var f = SafetensorsFile.Open(s0))
+        {
+            var t = f.Tensors.Values.First();
+            var extra = f.Tensors.Values.Select(x => SafetensorToWrite.FromBytes(x.Name, x.DType, x.Shape, f.Bytes(x).ToArray())).ToList();
+            using var g = SafetensorsFile.Open(s1);
+            extra.AddRange(g.Tensors.Values.Select(x => SafetensorToWrite.FromBytes(x.Name, x.DType, x.Shape, g.Bytes(x).ToArray())));
+            SafetensorsWriter.Write(tmp.File("both.safetensors"), extra);
+        }
+        File.Move(tmp.File("both.safetensors"), s1, overwrite: true);
+        string message = LoadFails(folder);
+        Assert.Contains("in both", message);
+        Assert.Contains(s0, message);
+        Assert.Contains(s1, message);
+    }
+
+    [Theory]
+    [InlineData("num_hidden_layers", "\"2\"", "'num_hidden_layers' must be an integer")]
+    [InlineData("num_hidden_layers", "2.5", "'num_hidden_layers' must be an integer")]
+    [InlineData("num_hidden_layers", "2.0e40", "'num_hidden_layers' must be an integer")]
+    [InlineData("tie_word_embeddings", "\"false\"", "'tie_word_embeddings' must be true or false")]
+    [InlineData("attention_bias", "1", "'attention_bias' must be true or false")]
+    [InlineData("rms_norm_eps", "\"1e-6\"", "'rms_norm_eps' must be a finite number")]
+    [InlineData("rms_norm_eps", "-1", "rms_norm_eps must be a positive finite number (got -1)")]
+    [InlineData("rms_norm_eps", "0", "rms_norm_eps must be a positive finite number (got 0)")]
+    [InlineData("rms_norm_eps", "1e300", "rms_norm_eps must be a positive finite number (got")]
+    [InlineData("rope_theta", "0", "rope_theta must be a positive finite number (got 0)")]
+    [InlineData("rope_theta", "[10000]", "'rope_theta' must be a finite number")]
+    [InlineData("rope_scaling", "{\"type\":\"linear\"}", "'rope_scaling' has type 'linear' but no 'factor'")]
+    [InlineData("rope_scaling", "{\"type\":\"linear\",\"factor\":-2}", "rope_scaling factor must be a positive finite number")]
+    [InlineData("rope_scaling", "{\"type\":5}", "'rope_scaling' type must be a string")]
+    [InlineData("rope_scaling", "\"linear\"", "'rope_scaling' must be a JSON object")]
+    [InlineData("bos_token_id", "1.5", "'bos_token_id' must be an integer")]
+    [InlineData("eos_token_id", "[1, \"2\"]", "'eos_token_id' must be an integer")]
+    [InlineData("eos_token_id", "1e10", "'eos_token_id' must be an integer")]
+    [InlineData("architectures", "[5]", "'architectures' must be a string")]
+    [InlineData("head_dim", "1073741824", "num_attention_heads x head_dim (4 x 1073741824) exceeds 2^31-1")]
+    public void WrongTypedOrOutOfRangeConfigField_IsNamedNotDefaulted(string field, string value, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Folder(tmp);
+        EditConfig(folder, j => j[field] = JsonNode.Parse(value));
+        string message = LoadFails(folder);
+        Assert.Contains(Path.Combine(folder, "config.json"), message);
+        Assert.Contains(expected, message);
+    }
+
+    [Theory]
+    [InlineData(int.MaxValue, "num_hidden_layers = 2147483647, but the weights hold 2 layers")]
+    [InlineData(1, "num_hidden_layers = 1, but the weights hold 2 layers")]
+    public void LayerCountDisagreeingWithWeights_NamesBothNumbers(int layers, string expected)
+    {
+        using var tmp = new TempDir();
+        string folder = Folder(tmp);
+        EditConfig(folder, j => j["num_hidden_layers"] = layers);
+        Assert.Contains(expected, LoadFails(folder));
+    }
 }
