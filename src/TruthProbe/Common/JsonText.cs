@@ -84,6 +84,14 @@ public static class JsonText
         }
     }
 
+    /// <summary><paramref name="doc"/> once <see cref="RequireValidStrings"/> passes; disposed when it does not.</summary>
+    public static JsonDocument WithValidStrings(JsonDocument doc, string where)
+    {
+        try { RequireValidStrings(doc.RootElement, where); }
+        catch { doc.Dispose(); throw; }
+        return doc;
+    }
+
     private static string Decode(Func<string?> get, string where, string field)
     {
         try { return get() ?? ""; }

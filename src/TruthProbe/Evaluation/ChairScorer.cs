@@ -255,9 +255,7 @@ public sealed class ChairScorer
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
         catch (JsonException e) { throw new UserError($"{path}:{(e.LineNumber ?? 0) + 1}: malformed JSON"); }
-        try { JsonText.RequireValidStrings(doc.RootElement, path); }
-        catch { doc.Dispose(); throw; }
-        return doc;
+        return JsonText.WithValidStrings(doc, path);
     }
 
     private static Dictionary<string, string> ReadStringMap(JsonElement root, string name, string path)

@@ -96,6 +96,8 @@ public class TokenizerBadInputTests
     [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1e10}}}""", "model.vocab[\"b\"]")]
     [InlineData("""{"added_tokens": [{"content": "<s>", "id": 1.5}], "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "added_tokens[0]")]
     [InlineData("""{"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {}}], "special_tokens": {"a": {"ids": ["x"]}}}, "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "exactly one id")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b\ud800": 1}}}""", "lone UTF-16 surrogate")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}, "unk_token": "\udfff"}}""", "field 'model.unk_token'")]
     public void MalformedTokenizerJson_SaysWhatIsWrong(string json, string expected)
     {
         using var dir = new TempDir();
