@@ -97,11 +97,14 @@ public sealed class ChairScorer
         var captions = new List<Caption>();
         foreach (var r in JsonRecords.Read(path))
         {
-            string imageKey = r.Text("image_id") ?? throw new UserError($"{r.Where}: missing field 'image_id'");
+            // A JSON number must be an integer id: 2239.5 read as text would match its trailing digits, 5.
+            long imageId = r.Value.TryGetProperty("image_id", out var idJson) && idJson.ValueKind == JsonValueKind.Number ? r.Integer("image_id")
+                : ParseImageId(r.Text("image_id") ?? throw new UserError($"{r.Where}: missing field 'image_id'"), r.Where);
             string text = r.Text("caption") ?? r.Text("text")
                 ?? throw new UserError($"{r.Where}: missing the caption (field 'caption' or 'text')");
-            captions.Add(new Caption(ParseImageId(imageKey, r.Where), text));
+            captions.Add(new Caption(imageId, text));
         }
+        if (captions.Count == 0) throw new UserError($"{path}: no captions; expected one {{\"image_id\", \"caption\"}} record per line");
         return captions;
     }
 
@@ -249,8 +252,10 @@ public sealed class ChairScorer
     private static JsonDocument ParseJsonFile(string path)
     {
         if (!File.Exists(path)) throw new UserError($"{path}: file not found");
-        try { return JsonDocument.Parse(File.ReadAllBytes(path)); }
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
         catch (JsonException e) { throw new UserError($"{path}:{(e.LineNumber ?? 0) + 1}: malformed JSON"); }
+        return JsonText.WithValidStrings(doc, path);
     }
 
     private static Dictionary<string, string> ReadStringMap(JsonElement root, string name, string path)
@@ -259,7 +264,7 @@ public sealed class ChairScorer
             throw new UserError($"{path}: missing object '{name}' (expected the CHAIR word maps file)");
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var p in map.EnumerateObject())
-            result[p.Name] = p.Value.GetString() ?? throw new UserError($"{path}: {name}['{p.Name}'] is not a string");
+            result[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : throw new UserError($"{path}: {name}['{p.Name}'] is not a string");
         return result;
     }
 }

@@ -36,7 +36,7 @@ public static class HaluEvalData
         if (!File.Exists(path)) throw new UserError($"{path}: file not found (expected HaluEval-QA JSON Lines with knowledge, question, right_answer, hallucinated_answer)");
         var rows = new List<HaluEvalRow>();
         int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (string line in JsonText.ReadLines(path))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -54,6 +54,7 @@ public static class HaluEvalData
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new UserError($"{path}:{lineNumber}: expected a JSON object with fields {string.Join(", ", Fields)}");
+            JsonText.RequireValidStrings(doc.RootElement, $"{path}:{lineNumber}");
             var values = new string[Fields.Length];
             for (int i = 0; i < Fields.Length; i++)
             {

@@ -49,7 +49,9 @@ public static class JsonRecords
         if (first == bytes.Length) return [];
         if (bytes[first] == (byte)'[') return ReadArray(bytes, first, path);
         int bom = bytes.AsSpan().StartsWith(Encoding.UTF8.Preamble) ? Encoding.UTF8.Preamble.Length : 0;
-        return ReadLines(bytes, bom, path, out var lineError) ?? ReadStream(bytes, first, path) ?? throw lineError!;
+        var records = ReadLines(bytes, bom, path, out var lineError) ?? ReadStream(bytes, first, path) ?? throw lineError!;
+        foreach (var r in records) JsonText.RequireValidStrings(r.Value, r.Where);
+        return records;
     }
 
     private static List<JsonRecord> ReadArray(byte[] bytes, int start, string path)
@@ -85,6 +87,8 @@ public static class JsonRecords
             int end = Array.IndexOf(bytes, (byte)'\n', pos);
             if (end < 0) end = bytes.Length;
             line++;
+            // Refused outright rather than retried as a pretty-printed stream: no such file has a line this long.
+            if (end - pos > JsonText.MaxLineBytes) throw JsonText.LineTooLong(path, line);
             var span = bytes.AsSpan(pos, end - pos);
             pos = end + 1;
             if (span.Trim(" \t\r"u8).IsEmpty) continue;

@@ -24,6 +24,8 @@ public static unsafe class Llama2cCheckpoint
                 throw new UserError($"{path}: {file.Length} bytes is too short for a llama2.c checkpoint (the header alone is 28 bytes)");
             int* h = (int*)file.At(0, HeaderBytes);
             int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocab = h[5], seqLen = h[6];
+            if (vocab == int.MinValue)
+                throw new UserError($"{path}: header says vocab {vocab}; not a llama2.c checkpoint (vocab is the vocabulary size, negated when the classifier is separate)");
             bool tied = vocab > 0;
             vocab = Math.Abs(vocab);
             if (dim <= 0 || heads <= 0 || dim % heads != 0)
@@ -48,11 +50,21 @@ public static unsafe class Llama2cCheckpoint
             config.Validate(path);
 
             int hd = config.HeadDim, qDim = config.QDim, kvDim = config.KvDim;
-            long floats = (long)vocab * dim + layers * (2L * dim + (long)qDim * dim + 2L * kvDim * dim + (long)dim * qDim + 3L * hidden * dim)
-                + dim + (long)seqLen * hd + (tied ? 0 : (long)vocab * dim);
-            long expected = HeaderBytes + floats * 4;
+            string header = $"header (dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv_heads {kvHeads}, vocab {h[5]}, seq_len {seqLen})";
+            // Each field is a free int32, so the size is computed checked: an overflow is a header no file can match.
+            long expected;
+            try
+            {
+                long floats = checked((long)vocab * dim + layers * (2L * dim + (long)qDim * dim + 2L * kvDim * dim + (long)dim * qDim + 3L * hidden * dim)
+                    + dim + (long)seqLen * hd + (tied ? 0 : (long)vocab * dim));
+                expected = checked(HeaderBytes + floats * 4);
+            }
+            catch (OverflowException)
+            {
+                throw new UserError($"{path}: {header} implies more than 2^63 bytes, but the file has {file.Length}; not a llama2.c checkpoint");
+            }
             if (file.Length != expected)
-                throw new UserError($"{path}: header (dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv_heads {kvHeads}, vocab {h[5]}, seq_len {seqLen}) implies {expected} bytes, but the file has {file.Length} ({(file.Length < expected ? "truncated" : "trailing data")})");
+                throw new UserError($"{path}: {header} implies {expected} bytes, but the file has {file.Length} ({(file.Length < expected ? "truncated" : "trailing data")})");
 
             long offset = HeaderBytes;
             WeightMatrix[] Stack(int rows, int cols)

@@ -57,7 +57,7 @@ public sealed class ProbingData
         var skipped = new List<SkippedRow>();
         var layouts = new HashSet<string>();
         int index = 0, lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach (string line in JsonText.ReadLines(path))
         {
             lineNumber++;
             if (samples != null && index >= samples) break;
@@ -93,6 +93,7 @@ public sealed class ProbingData
         try { root = JsonDocument.Parse(line).RootElement; }
         catch (JsonException e) { throw new UserError($"{path} line {lineNumber}: not valid JSON ({e.Message.Split('.')[0]})"); }
         if (root.ValueKind != JsonValueKind.Object) throw new UserError($"{path} line {lineNumber}: expected a JSON object, got {root.ValueKind}");
+        JsonText.RequireValidStrings(root, $"{path} line {lineNumber}");
 
         if (root.TryGetProperty("right_answer", out _) || root.TryGetProperty("hallucinated_answer", out _))
         {
@@ -127,7 +128,10 @@ public sealed class ProbingData
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
             throw new UserError($"{path} line {lineNumber}: missing field '{name}' (expected context, question, answer, label; or HaluEval's knowledge, question, right_answer, hallucinated_answer)");
-        return (value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText()).Trim();
+        // A number or an array here is a wrong column, not text to score.
+        if (value.ValueKind != JsonValueKind.String)
+            throw new UserError($"{path} line {lineNumber}: field '{name}' must be a string, got {value.ValueKind}");
+        return value.GetString()!.Trim();
     }
 }
 

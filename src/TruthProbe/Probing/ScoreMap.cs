@@ -108,6 +108,9 @@ public sealed class ScoreMap
     private static readonly string[] HeadColumns = ["head", "heads", "h", "head_idx"];
     private static readonly string[] ScoreColumns = ["accuracy", "acc", "accu", "acc_score"];
 
+    /// <summary>Most heads a CSV map may span (the largest models have ~16,000).</summary>
+    private const int MaxCells = 1 << 20;
+
     private static ScoreMap ReadCsv(string file, string name)
     {
         using var reader = new StreamReader(file);
@@ -143,6 +146,10 @@ public sealed class ScoreMap
 
         int[] layerIds = rows.Select(r => r.layer - (layersFromOne ? 1 : 0)).Distinct().Order().ToArray();
         int[] headIds = rows.Select(r => r.head - (headsFromOne ? 1 : 0)).Distinct().Order().ToArray();
+        // The table spans every listed layer x every listed head, so n rows can ask for n^2 cells (20,000 rows with
+        // distinct layers and heads: 3 GB); no model has near MaxCells heads, so a table that large is a broken file.
+        if ((long)layerIds.Length * headIds.Length > MaxCells)
+            throw new UserError($"{file}: {layerIds.Length} distinct layers x {headIds.Length} distinct heads in {rows.Count} rows make a table of more than {MaxCells:N0} heads; expected one row per (layer, head) of one model");
         var values = new double[layerIds.Length * headIds.Length];
         Array.Fill(values, double.NaN);
         var seenAt = new Dictionary<(int, int), int>();

@@ -36,11 +36,13 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheOfSpan;
     private int _cacheSize;
+    private readonly string _source;
 
     internal ByteLevelBpeTokenizer(TokenizerVocabulary vocab, string pattern, bool nfc, bool addPrefixSpace, bool ignoreMerges,
         IEnumerable<AddedTokenSplitter.AddedToken> addedTokens, string source)
     {
         _vocab = vocab;
+        _source = source;
         _nfc = nfc;
         _addPrefixSpace = addPrefixSpace;
         _ignoreMerges = ignoreMerges;
@@ -171,7 +173,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         Span<byte> utf8 = stackalloc byte[4];
         foreach (int id in ids)
         {
-            if ((uint)id >= (uint)VocabSize) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary (0..{VocabSize - 1})");
+            if ((uint)id >= (uint)VocabSize) throw TokenizerVocabulary.IdOutsideVocabulary(_source, id, VocabSize);
             if (_vocab.TokenTypes[id] == TokenType.Control) continue;
             foreach (var rune in _vocab.Tokens[id].EnumerateRunes())
             {

@@ -12,6 +12,9 @@ namespace TruthProbe.Tokenizers;
 /// </summary>
 internal static class HfTokenizerJson
 {
+    /// <summary>Unused ids tolerated below the largest one whatever the vocabulary's size (padded vocabularies).</summary>
+    private const int MaxUnusedIds = 1 << 16;
+
     private sealed record Added(string Content, int Id, bool Special, bool LStrip, bool RStrip, bool SingleWord, bool Normalized);
 
     public static ITokenizer Load(string path)
@@ -53,6 +56,10 @@ internal static class HfTokenizerJson
         }
         if (byId.Count == 0) throw new UserError($"{path}: model.vocab is empty");
         int size = byId.Keys.Max() + 1;
+        // Ids index arrays sized by the largest one, so a few bytes of JSON could ask for gigabytes; real files number
+        // their tokens densely (a few unused ids at most), so more gaps than entries is a corrupt id, not a vocabulary.
+        if (size - byId.Count > Math.Max(byId.Count, MaxUnusedIds))
+            throw new UserError($"{path}: token id {size - 1} is far past the {byId.Count} tokens given (more than {Math.Max(byId.Count, MaxUnusedIds)} unused ids); expected ids numbered from 0 without large gaps");
         var tokens = new string[size];
         for (int id = 0; id < size; id++) tokens[id] = byId.TryGetValue(id, out string? t) ? t : $"[PAD{id}]";
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -288,7 +295,7 @@ internal static class HfTokenizerJson
         if (Child(post, "special_tokens") is { ValueKind: JsonValueKind.Object } specials
             && Child(specials, name) is { } entry && Child(entry, "ids") is { ValueKind: JsonValueKind.Array } ids)
         {
-            if (ids.GetArrayLength() != 1 || !ids[0].TryGetInt32(out int id))
+            if (ids.GetArrayLength() != 1 || ids[0].ValueKind != JsonValueKind.Number || !ids[0].TryGetInt32(out int id))
                 throw new UserError($"{path}: post_processor special token \"{name}\" must map to exactly one id");
             return id;
         }

@@ -1,3 +1,5 @@
+using TruthProbe.Common;
+
 namespace TruthProbe.Tokenizers;
 
 /// <summary>
@@ -72,4 +74,9 @@ public sealed record TokenizerVocabulary(
         if (addSpecialTokens && AddEos && EosId is int eos) ids.Add(eos);
         return [.. ids];
     }
+
+    /// <summary>The error for an id past <see cref="Tokens"/>: a model whose vocabulary is larger than its tokenizer's
+    /// (padded embeddings, a tokenizer from another model) can emit one, and there is no text to give it.</summary>
+    internal static UserError IdOutsideVocabulary(string source, int id, int size) =>
+        new($"{source}: token id {id} is outside the tokenizer's vocabulary of {size}; the model's vocabulary is larger than its tokenizer's, use the tokenizer that came with the model");
 }

@@ -276,7 +276,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         var bytes = new ArrayBufferWriter<byte>(ids.Length * 4 + 16);
         foreach (int id in ids)
         {
-            if ((uint)id >= (uint)VocabSize) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary (0..{VocabSize - 1})");
+            if ((uint)id >= (uint)VocabSize) throw TokenizerVocabulary.IdOutsideVocabulary(_source, id, VocabSize);
             if (_vocab.TokenTypes[id] == TokenType.Control) continue;
             if (_byteValue[id] >= 0)
             {

@@ -27,7 +27,9 @@ internal static class TokenizerFiles
     public static JsonDocument ReadJson(string path)
     {
         byte[] bytes = ReadAll(path);
-        try { return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
         catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
+        return JsonText.WithValidStrings(doc, path);
     }
 }

@@ -63,7 +63,7 @@ public sealed partial class WordLevelTokenizer : ITokenizer
         var words = new List<string>();
         foreach (int id in ids)
         {
-            if ((uint)id >= (uint)VocabSize) throw new UserError($"{_source}: token id {id} is outside the vocabulary of {VocabSize}");
+            if ((uint)id >= (uint)VocabSize) throw TokenizerVocabulary.IdOutsideVocabulary(_source, id, VocabSize);
             if (Vocabulary.TokenTypes[id] != TokenType.Control) words.Add(Vocabulary.Tokens[id]);
         }
         if (!_decoder.WordPiece) return string.Join(' ', words);

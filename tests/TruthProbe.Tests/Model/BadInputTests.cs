@@ -142,6 +142,22 @@ public class BadInputTests
         Assert.Contains("implies 1056540 bytes, but the file has 500000 (truncated)", message);
     }
 
+    [SkippableTheory]
+    [InlineData(5, int.MinValue, "vocab -2147483648")]
+    [InlineData(2, int.MaxValue, "layers 2147483647")]
+    [InlineData(0, 1 << 30, "more than 2^63 bytes")]
+    [InlineData(6, 1 << 30, "seq_len 1073741824")]
+    public void Llama2cHeaderExtremes_AreUserErrors(int field, int value, string expected)
+    {
+        // Header int32 fields: dim, hidden, layers, heads, kv_heads, vocab, seq_len.
+        byte[] bytes = File.ReadAllBytes(SharedData.Path("models", "stories260K", "stories260K.bin"));
+        BitConverter.TryWriteBytes(bytes.AsSpan(field * 4, 4), value);
+        using var tmp = new TempDir();
+        string copy = tmp.File("stories260K.bin");
+        File.WriteAllBytes(copy, bytes);
+        Assert.Contains(expected, LoadFails(copy));
+    }
+
     [Fact]
     public void TokenIdsOutOfRange_AreUserErrors()
     {

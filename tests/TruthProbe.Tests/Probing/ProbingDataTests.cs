@@ -33,6 +33,9 @@ public class ProbingDataTests
     [InlineData("""{"context": "c", "question": "q", "answer": "a", "label": "maybe"}""", "line 2: unknown label 'maybe'")]
     [InlineData("""{"context": "c", "question": "q", "label": "gold"}""", "line 2: missing field 'answer'")]
     [InlineData("[1, 2]", "line 2: expected a JSON object")]
+    [InlineData("""{"context": "c", "question": "q", "answer": 42, "label": "gold"}""", "line 2: field 'answer' must be a string, got Number")]
+    [InlineData("""{"context": "c", "question": "q", "answer": ["a"], "label": "gold"}""", "line 2: field 'answer' must be a string, got Array")]
+    [InlineData("""{"context": "c", "question": "q", "answer": "a\ud800", "label": "gold"}""", "line 2: field 'answer' holds invalid UTF-8 or a lone UTF-16 surrogate")]
     public void BadLine_IsAUserErrorNamingFileAndLine_OrSkippedAndCounted(string badLine, string expected)
     {
         using var tmp = new TempDir();

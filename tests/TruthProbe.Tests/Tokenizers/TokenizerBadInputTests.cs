@@ -89,11 +89,36 @@ public class TokenizerBadInputTests
     [InlineData("""{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "byte-level token for byte 0x00")]
     [InlineData("""{"model": {"type": "BPE", "vocab": {"a": 0}}}""", "not supported")]
     [InlineData("""{"added_tokens": [{"content": "<s>"}], "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "added_tokens[0]")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 100000000}}}""", "token id 100000000")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000}}}""", "token id 2000000000")]
+    [InlineData("""{"added_tokens": [{"content": "<s>", "id": 1500000000}], "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "token id 1500000000")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1.5}}}""", "model.vocab[\"b\"]")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1e10}}}""", "model.vocab[\"b\"]")]
+    [InlineData("""{"added_tokens": [{"content": "<s>", "id": 1.5}], "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "added_tokens[0]")]
+    [InlineData("""{"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {}}], "special_tokens": {"a": {"ids": ["x"]}}}, "pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}}}""", "exactly one id")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "b\ud800": 1}}}""", "lone UTF-16 surrogate")]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0}, "unk_token": "\udfff"}}""", "field 'model.unk_token'")]
     public void MalformedTokenizerJson_SaysWhatIsWrong(string json, string expected)
     {
         using var dir = new TempDir();
         File.WriteAllText(dir.File("tokenizer.json"), json);
         Fails(dir.File("tokenizer.json"), expected);
+    }
+
+    [Theory]
+    [InlineData("""{"pre_tokenizer": {"type": "Metaspace"}, "model": {"type": "BPE", "vocab": {"a": 0, "\u2581": 1}}}""")]
+    [InlineData("""{"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {{BYTES}}}}""")]
+    [InlineData("""{"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "WordLevel", "vocab": {"a": 0}}}""")]
+    public void DecodingAnIdPastTheTokenizer_SaysTheModelIsLarger(string json)
+    {
+        // A model with a padded (larger) vocabulary than its tokenizer can emit such an id while generating.
+        using var dir = new TempDir();
+        string bytes = string.Join(", ", Enumerable.Range(0, 256).Select(b => $"\"\\u{(int)ByteLevelAlphabet.CharOf[b]:X4}\": {b}"));
+        File.WriteAllText(dir.File("tokenizer.json"), json.Replace("{BYTES}", bytes));
+        var tokenizer = TokenizerLoader.FromFile(dir.File("tokenizer.json"));
+        var error = Assert.Throws<UserError>(() => tokenizer.Decode([0, tokenizer.VocabSize + 3]));
+        Assert.Contains(dir.File("tokenizer.json"), error.Message);
+        Assert.Contains($"token id {tokenizer.VocabSize + 3}", error.Message);
     }
 
     [Fact]
