@@ -90,75 +90,73 @@ public sealed record ModelConfig
     /// </summary>
     public static ModelConfig FromHfJson(JsonElement root, string path)
     {
+        if (root.ValueKind != JsonValueKind.Object) throw new UserError($"{path}: expected a JSON object");
+        string[] archs = JsonFields.TryGet(root, "architectures", out var a)
+            ? JsonFields.Array(a, $"{path}: field 'architectures'").EnumerateArray().Select(x => JsonFields.String(x, $"{path}: field 'architectures'")).ToArray() : [];
+        string? known = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
+        if (known == null)
+            throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported: {string.Join(", ", SupportedArchitectures.Keys)}");
+
+        // Absent or null fields take the Hugging Face default; present ones must have the right type.
+        int Int(string field, int? fallback = null) =>
+            JsonFields.TryGet(root, field, out var v) ? JsonFields.Int32(v, $"{path}: field '{field}'")
+                : fallback ?? throw new UserError($"{path}: missing field '{field}'");
+        float Float(JsonElement obj, string field, float fallback) =>
+            JsonFields.TryGet(obj, field, out var v) ? (float)JsonFields.Number(v, $"{path}: field '{field}'") : fallback;
+        bool Bool(string field, bool fallback) =>
+            JsonFields.TryGet(root, field, out var v) ? JsonFields.Bool(v, $"{path}: field '{field}'") : fallback;
+
+        int d = Int("hidden_size"), heads = Int("num_attention_heads");
+        int kvHeads = Int("num_key_value_heads", heads);
+        int headDim = Int("head_dim", heads > 0 ? d / heads : 0);
+        bool attentionBias = Bool("attention_bias", false);
+        if (Bool("mlp_bias", false)) throw new UserError($"{path}: field 'mlp_bias' is true; MLP biases are not supported");
+
+        int? window = null;
+        if (known == "mistral" && JsonFields.TryGet(root, "sliding_window", out _))
+            window = Int("sliding_window");
+        if (known == "qwen2" && Bool("use_sliding_window", false))
+            throw new UserError($"{path}: field 'use_sliding_window' is true; Qwen2 sliding-window layers are not supported");
+
+        float theta = Float(root, "rope_theta", 10000f);
+        float linear = 1f;
+        foreach (string field in new[] { "rope_scaling", "rope_parameters" })
         {
-            if (root.ValueKind != JsonValueKind.Object) throw new UserError($"{path}: expected a JSON object");
-            string[] archs = JsonFields.TryGet(root, "architectures", out var a)
-                ? JsonFields.Array(a, $"{path}: field 'architectures'").EnumerateArray().Select(x => JsonFields.String(x, $"{path}: field 'architectures'")).ToArray() : [];
-            string? known = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
-            if (known == null)
-                throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported: {string.Join(", ", SupportedArchitectures.Keys)}");
-
-            // Absent or null fields take the Hugging Face default; present ones must have the right type.
-            int Int(string field, int? fallback = null) =>
-                JsonFields.TryGet(root, field, out var v) ? JsonFields.Int32(v, $"{path}: field '{field}'")
-                    : fallback ?? throw new UserError($"{path}: missing field '{field}'");
-            float Float(JsonElement obj, string field, float fallback) =>
-                JsonFields.TryGet(obj, field, out var v) ? (float)JsonFields.Number(v, $"{path}: field '{field}'") : fallback;
-            bool Bool(string field, bool fallback) =>
-                JsonFields.TryGet(root, field, out var v) ? JsonFields.Bool(v, $"{path}: field '{field}'") : fallback;
-
-            int d = Int("hidden_size"), heads = Int("num_attention_heads");
-            int kvHeads = Int("num_key_value_heads", heads);
-            int headDim = Int("head_dim", heads > 0 ? d / heads : 0);
-            bool attentionBias = Bool("attention_bias", false);
-            if (Bool("mlp_bias", false)) throw new UserError($"{path}: field 'mlp_bias' is true; MLP biases are not supported");
-
-            int? window = null;
-            if (known == "mistral" && JsonFields.TryGet(root, "sliding_window", out _))
-                window = Int("sliding_window");
-            if (known == "qwen2" && Bool("use_sliding_window", false))
-                throw new UserError($"{path}: field 'use_sliding_window' is true; Qwen2 sliding-window layers are not supported");
-
-            float theta = Float(root, "rope_theta", 10000f);
-            float linear = 1f;
-            foreach (string field in new[] { "rope_scaling", "rope_parameters" })
-            {
-                if (!JsonFields.TryGet(root, field, out var rs)) continue;
-                JsonFields.Object(rs, $"{path}: field '{field}'");
-                string type = JsonFields.TryGet(rs, "rope_type", out var t) || JsonFields.TryGet(rs, "type", out t)
-                    ? JsonFields.String(t, $"{path}: field '{field}' type") : "default";
-                theta = Float(rs, "rope_theta", theta);
-                if (type == "linear")
-                    linear = JsonFields.TryGet(rs, "factor", out var factor) ? (float)JsonFields.Number(factor, $"{path}: field '{field}' factor")
-                        : throw new UserError($"{path}: field '{field}' has type 'linear' but no 'factor' (positions are divided by it)");
-                else if (type != "default")
-                    throw new UserError($"{path}: field '{field}' has type '{type}'; supported: default, linear");
-            }
-
-            var config = new ModelConfig
-            {
-                Architecture = known,
-                Layers = Int("num_hidden_layers"),
-                DModel = d,
-                Heads = heads,
-                KvHeads = kvHeads,
-                HeadDim = headDim,
-                Ffn = Int("intermediate_size"),
-                Vocab = Int("vocab_size"),
-                MaxContext = Int("max_position_embeddings"),
-                RopeTheta = theta,
-                RopeLinearFactor = linear,
-                RmsEps = Float(root, "rms_norm_eps", 1e-6f),
-                TiedEmbeddings = Bool("tie_word_embeddings", false),
-                QkvBias = known == "qwen2" || attentionBias,
-                OProjBias = known != "qwen2" && attentionBias,
-                SlidingWindow = window,
-                BosId = JsonFields.TryGet(root, "bos_token_id", out _) ? Int("bos_token_id") : null,
-                EosIds = IdList(root, "eos_token_id", path),
-            };
-            config.Validate(path);
-            return config;
+            if (!JsonFields.TryGet(root, field, out var rs)) continue;
+            JsonFields.Object(rs, $"{path}: field '{field}'");
+            string type = JsonFields.TryGet(rs, "rope_type", out var t) || JsonFields.TryGet(rs, "type", out t)
+                ? JsonFields.String(t, $"{path}: field '{field}' type") : "default";
+            theta = Float(rs, "rope_theta", theta);
+            if (type == "linear")
+                linear = JsonFields.TryGet(rs, "factor", out var factor) ? (float)JsonFields.Number(factor, $"{path}: field '{field}' factor")
+                    : throw new UserError($"{path}: field '{field}' has type 'linear' but no 'factor' (positions are divided by it)");
+            else if (type != "default")
+                throw new UserError($"{path}: field '{field}' has type '{type}'; supported: default, linear");
         }
+
+        var config = new ModelConfig
+        {
+            Architecture = known,
+            Layers = Int("num_hidden_layers"),
+            DModel = d,
+            Heads = heads,
+            KvHeads = kvHeads,
+            HeadDim = headDim,
+            Ffn = Int("intermediate_size"),
+            Vocab = Int("vocab_size"),
+            MaxContext = Int("max_position_embeddings"),
+            RopeTheta = theta,
+            RopeLinearFactor = linear,
+            RmsEps = Float(root, "rms_norm_eps", 1e-6f),
+            TiedEmbeddings = Bool("tie_word_embeddings", false),
+            QkvBias = known == "qwen2" || attentionBias,
+            OProjBias = known != "qwen2" && attentionBias,
+            SlidingWindow = window,
+            BosId = JsonFields.TryGet(root, "bos_token_id", out _) ? Int("bos_token_id") : null,
+            EosIds = IdList(root, "eos_token_id", path),
+        };
+        config.Validate(path);
+        return config;
     }
 
     private static int[] IdList(JsonElement root, string field, string path)
