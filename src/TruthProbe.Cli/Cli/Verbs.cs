@@ -25,5 +25,6 @@ public static class Verbs
         new LabFinetuneVerb(),
         new LabCurveVerb(),
         new DemoVerb(),
+        new MergeVerb(),
     ];
 }
