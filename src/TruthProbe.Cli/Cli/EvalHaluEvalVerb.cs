@@ -49,6 +49,8 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         bool skipLong = args.GetValue(_skipLong);
         string outDir = args.GetValue(_out)!;
         var shard = _shard.Read(args);
+        if (shard != null && sweep != null)
+            throw new UserError("eval halueval: --lambda-sweep tunes lambda on a split of all rows, which no shard sees; run the sweep in one process (e.g. with --limit) and give the shards its --lambda");
 
         if (seeds.Length == 0 || seeds.Distinct().Count() != seeds.Length)
             throw new UserError($"eval halueval: --seeds must list distinct seeds, got '{string.Join(",", seeds)}'");
@@ -62,8 +64,6 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
             if (gating.Lambda != null) throw new UserError("eval halueval: give --lambda or --lambda-sweep, not both");
         }
         else if (splitSeed != null) throw new UserError("eval halueval: --split-seed only applies with --lambda-sweep");
-        if (shard != null && sweep != null)
-            throw new UserError("eval halueval: --lambda-sweep tunes lambda on a split of all rows, which no shard sees; run the sweep in one process (e.g. with --limit) and give the shards its --lambda");
 
         var config = model.Config;
         var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), skipFirst, limit, data);
