@@ -41,7 +41,7 @@ public static class ActivationCollector
             int scored = ScoredLength(tokens, model.EosIds);
             if (scored > cfg.MaxContext)
             {
-                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows (skip_bad)";
+                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows";
                 if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
                 skipped.Add(new SkippedRow(row.Index, row.Line, reason));
                 continue;
