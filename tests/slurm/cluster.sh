@@ -66,9 +66,13 @@ CONF
 }
 
 slurm_stop() {
-  local dir=$1 f
+  local dir=$1 f pid i
   for f in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/pid"; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || continue
+    # Wait for it to exit: slurmctld saves its state on the way out, into the folder the caller removes next.
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   done
   return 0
 }

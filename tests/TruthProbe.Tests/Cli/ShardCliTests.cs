@@ -70,7 +70,7 @@ public class ShardCliTests
         Ok(CliRunner.Run([.. args, "--out", tmp.File("single")]));
         // Rows 3-5 of these 12 are all longer than stories260K's context: shard 2/4 is an empty part, and still merges.
         for (int k = 1; k <= 4; k++) Ok(CliRunner.Run([.. args, "--shard", $"{k}/4", "--out", tmp.File($"part-{k}")]));
-        Assert.Equal(0, File.ReadAllLines(tmp.File("part-2/items.jsonl")).Length);
+        Assert.Empty(File.ReadAllLines(tmp.File("part-2/items.jsonl")));
         Ok(CliRunner.Run("merge", tmp.File("part-1"), tmp.File("part-2"), tmp.File("part-3"), tmp.File("part-4"), "--out", tmp.File("merged")));
 
         Assert.Equal(File.ReadAllBytes(tmp.File("single/items.jsonl")), File.ReadAllBytes(tmp.File("merged/items.jsonl")));
