@@ -19,30 +19,19 @@ public static class ActivationCollector
     public const string PositionRule = "last token of the prompt; a trailing EOS is stepped over";
 
     public static Collection Collect(Transformer model, ProbingData data, PromptTemplate template, int? samples,
-        bool skipBad, string outDir, TextWriter log)
+        bool skipBad, string outDir, TextWriter log) =>
+        Collect(new TextPrompts(model, template), data, samples, skipBad, outDir, log);
+
+    /// <summary>As above, with rows made into ids and run by <paramref name="prompts"/> (text, or rows with images).</summary>
+    public static Collection Collect(RowPrompts prompts, ProbingData data, int? samples, bool skipBad, string outDir, TextWriter log)
     {
+        var model = prompts.Model;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var cfg = model.Config;
-        var kept = new List<(ProbingRow Row, int[] Tokens)>();
-        var skipped = new List<SkippedRow>(data.Skipped);
-        foreach (var row in data.Rows)
-        {
-            int[] tokens = model.Encode(template.Render(row));
-            int scored = ScoredLength(tokens, model.EosIds);
-            if (scored > cfg.MaxContext)
-            {
-                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows (skip_bad)";
-                if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
-                skipped.Add(new SkippedRow(row.Index, row.Line, reason));
-                continue;
-            }
-            kept.Add((row, tokens[..scored]));
-        }
-        if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
+        var (kept, skipped) = ScoredRows(prompts, data, skipBad);
         int gold = kept.Count(k => k.Row.Label == 1);
         if (gold == 0 || gold == kept.Count)
             throw new UserError($"{data.Path}: after skipping bad rows all {kept.Count} are {(gold == 0 ? "hallucinated" : "gold")}; a probe needs both labels");
-        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
 
         int n = kept.Count, rowValues = cfg.Layers * cfg.Heads * cfg.HeadDim;
         var metadata = new Dictionary<string, string>
@@ -56,10 +45,11 @@ public static class ActivationCollector
             ["data_sha256"] = Hashing.Sha256File(data.Path),
             ["data_layout"] = data.Layout,
             ["samples"] = samples?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "all",
-            ["template"] = template.Text,
+            ["template"] = prompts.Template,
             ["bos"] = model.Tokenizer?.AddsBos == true ? "added by the tokenizer" : "none",
             ["skipped_rows"] = JsonSerializer.Serialize(skipped.Select(s => new { row = s.Index, line = s.Line, reason = s.Reason })),
         };
+        foreach (var (key, value) in prompts.Metadata(kept.Select(k => k.Row).ToList())) metadata[key] = value;
         string fingerprint = Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(
             JsonSerializer.Serialize(metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) + "|" + string.Join(",", kept.Select(k => k.Row.Index))));
         string path = System.IO.Path.Combine(outDir, FileName);
@@ -78,14 +68,12 @@ public static class ActivationCollector
         using (var store = ActivationStore.OpenOrCreate(path, fingerprint, shape, log))
         {
             var capture = new ActivationCapture(cfg, ["blocks.*.attn.hook_z"], [-1]);
-            var state = model.NewState();
             var rowBuffer = new float[rowValues];
             int perLayer = cfg.Heads * cfg.HeadDim;
             using var progress = new Progress("collect hook_z (rows)", n - store.RowsDone, to: log);
             for (int i = store.RowsDone; i < n; i++)
             {
-                state.Reset();
-                model.Forward(state, kept[i].Tokens, capture);
+                prompts.Run(kept[i].Row, kept[i].Tokens, capture);
                 for (int l = 0; l < cfg.Layers; l++)
                     capture[HookNames.Name(HookKind.Z, l)].Data.AsSpan(0, perLayer).CopyTo(rowBuffer.AsSpan(l * perLayer, perLayer));
                 store.Append(rowBuffer);
@@ -95,6 +83,33 @@ public static class ActivationCollector
             store.Complete();
         }
         return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Every row's ids up to its scored token (see <see cref="ScoredLength"/>), tokenised before any forward pass; a
+    /// row longer than the model's context is a <see cref="UserError"/>, or with <paramref name="skipBad"/> skipped.
+    /// </summary>
+    public static (List<(ProbingRow Row, int[] Tokens)> Kept, List<SkippedRow> Skipped) ScoredRows(RowPrompts prompts, ProbingData data, bool skipBad)
+    {
+        var model = prompts.Model;
+        var kept = new List<(ProbingRow Row, int[] Tokens)>();
+        var skipped = new List<SkippedRow>(data.Skipped);
+        foreach (var row in data.Rows)
+        {
+            int[] tokens = prompts.Tokens(row);
+            int scored = ScoredLength(tokens, model.EosIds);
+            if (scored > model.Config.MaxContext)
+            {
+                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {model.Config.MaxContext}; shorten its context or skip such rows (skip_bad)";
+                if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
+                skipped.Add(new SkippedRow(row.Index, row.Line, reason));
+                continue;
+            }
+            kept.Add((row, tokens[..scored]));
+        }
+        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+        if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
+        return (kept, skipped);
     }
 
     /// <summary>How many tokens to run: all of them, less a trailing EOS (the scored token is then the one before).</summary>
