@@ -11,6 +11,7 @@ public static class Verbs
         new TraceVerb(),
         new ConvertVerb(),
         new ScoreVerb(),
+        new AttentionVerb(),
         new ProbeVerb(),
         new ProbingSetVerb(),
         new CompareVerb(),

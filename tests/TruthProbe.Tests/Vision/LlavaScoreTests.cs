@@ -17,7 +17,7 @@ namespace TruthProbe.Tests.Vision;
 /// </summary>
 public sealed class LlavaScoreTests
 {
-    private const int ImageToken = 60, Assistant = 22, Size = 56;
+    internal const int ImageToken = 60, Assistant = 22, Size = 56;
     private static readonly double[] Mean = [0.48145466, 0.4578275, 0.40821073], Std = [0.26862954, 0.26130258, 0.27577711];
 
     /// <summary>A tiny LLaVA at image size 56 (16 image tokens) with a CLIP preprocessor at 56 and a word-level tokenizer.</summary>
@@ -81,7 +81,7 @@ public sealed class LlavaScoreTests
         ("b.png", [23, 24], [42, 43]), ("c.png", [25], [44]),
     ];
 
-    private static string Words(int[] ids) => string.Join(' ', ids.Select(id => $"w{id}"));
+    internal static string Words(int[] ids) => string.Join(' ', ids.Select(id => $"w{id}"));
 
     /// <summary>The rows in the RLHF-V layout (image_path), every third with a plain image field instead.</summary>
     internal static string WriteRows(TempDir tmp, string name = "rows.jsonl")
@@ -100,7 +100,7 @@ public sealed class LlavaScoreTests
     }
 
     /// <summary>The ids the reference prompt gives: the image token (expanded), the question, ASSISTANT:, the answer.</summary>
-    private static int[] ImageIds(int row, int imageTokens) =>
+    internal static int[] ImageIds(int row, int imageTokens) =>
         [.. Enumerable.Repeat(ImageToken, imageTokens), .. Rows[row].Question, Assistant, .. Rows[row].Answer];
 
     private static int[] TextIds(int row) => [.. Rows[row].Question, Assistant, .. Rows[row].Answer];
