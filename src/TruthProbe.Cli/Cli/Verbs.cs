@@ -9,6 +9,7 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new TraceDiffVerb(),
         new ConvertVerb(),
         new ScoreVerb(),
         new AttentionVerb(),
