@@ -17,7 +17,9 @@ public sealed class ScoreVerb : IVerb
         token is stored in DIR/activations.safetensors as rows are collected, so an interrupted run resumes
         where it stopped and a finished one is probed again without running the model. Probing options and
         outputs as in 'truthprobe probe --help' (scores.csv, scores.npy, probe_weights.safetensors,
-        heatmap.png, manifest.json), plus the surface baseline on the answers' text.
+        heatmap.png, manifest.json), plus the surface baseline on the answers' text. On a LLaVA model, rows that
+        name images run with them (--images DIR; --image-mode for the paper's black and text-only controls), each
+        image encoded once for all its rows.
         """;
 
     // Activations are collected from the model as it is: no gating options.

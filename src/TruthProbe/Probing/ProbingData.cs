@@ -137,7 +137,7 @@ public sealed class ProbingData
     private static string Field(JsonElement root, string name, string path, int lineNumber)
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-            throw new UserError($"{path} line {lineNumber}: missing field '{name}' (expected context, question, answer, label; or HaluEval's knowledge, question, right_answer, hallucinated_answer)");
+            throw new UserError($"{path} line {lineNumber}: missing field '{name}' (expected context, question, answer, label; or HaluEval's knowledge, question, right_answer, hallucinated_answer; or question, answer, label, image_path for rows with images)");
         // A number or an array here is a wrong column, not text to score.
         if (value.ValueKind != JsonValueKind.String)
             throw new UserError($"{path} line {lineNumber}: field '{name}' must be a string, got {value.ValueKind}");

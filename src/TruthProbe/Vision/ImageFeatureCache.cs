@@ -1,9 +1,9 @@
 namespace TruthProbe.Vision;
 
 /// <summary>
-/// The projector outputs of the last few images, so that every prompt about an image reuses one encoding: at
-/// LLaVA-1.5-7B shapes an encoding is about 0.37 TFLOP and 9.4 MB of features, the prompt's prefill about 8 TFLOP
-/// for several rows per image in the paper's RLHF-V set. Least recently used entries are dropped past
+/// The projector outputs of the last few images, so that every prompt about an image reuses one encoding (at
+/// LLaVA-1.5-7B shapes, estimated from them: 0.37 TFLOP and 9.4 MB of features per image, beside about 8 TFLOP for
+/// the prompt's prefill). Consecutive rows about one image, as RLHF-V's are, hit. Least recently used entries are dropped past
 /// <see cref="Capacity"/>, and their buffers reused, so memory stays at Capacity x features.
 /// </summary>
 /// <param name="state">whose vision buffers encode (its decoder cache is untouched, so the caller may run prompts on it).</param>

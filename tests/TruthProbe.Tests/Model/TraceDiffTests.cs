@@ -7,16 +7,8 @@ namespace TruthProbe.Tests.Model;
 /// <summary><c>trace-diff</c> on traces written by <c>trace</c>: identical ones pass at 0, a perturbed hook is named and fails.</summary>
 public sealed class TraceDiffTests
 {
-    private static readonly ModelConfig Tiny = new()
+    private static string Trace(TempDir tmp, string model, string name, string ids = "1,5,7,9,11")
     {
-        Architecture = "llama", Layers = 2, DModel = 64, Heads = 4, KvHeads = 2, HeadDim = 16, Ffn = 96, Vocab = 64,
-        MaxContext = 64, RmsEps = 1e-5f, BosId = 1, EosIds = [2],
-    };
-
-    private static string Trace(TempDir tmp, string name, string ids = "1,5,7,9,11")
-    {
-        string model = tmp.File("model");
-        if (!Directory.Exists(model)) RandomModel.WriteHf(model, Tiny, 5, WeightDType.F32);
         string path = tmp.File(name);
         var r = CliRunner.Run("trace", model, "--token-ids", ids, "--hooks", "blocks.*.attn.hook_z,blocks.1.hook_resid_post,logits", "--out", path);
         Assert.True(r.ExitCode == 0, r.Stderr);
@@ -49,7 +41,8 @@ public sealed class TraceDiffTests
     public void IdenticalTraces_DiffZero_ExitZero()
     {
         using var tmp = new TempDir();
-        var r = CliRunner.Run("trace-diff", Trace(tmp, "a.safetensors"), Trace(tmp, "b.safetensors"));
+        string model = TinyModels.Write(tmp, TinyModels.LlamaGqa);
+        var r = CliRunner.Run("trace-diff", Trace(tmp, model, "a.safetensors"), Trace(tmp, model, "b.safetensors"));
         Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
         foreach (string hook in new[] { "blocks.0.attn.hook_z", "blocks.1.attn.hook_z", "blocks.1.hook_resid_post", "logits" })
             Assert.Matches(@"\s0\.000E\+000\s+0\.000E\+000\s+ok$", Line(r.Stdout, hook));
@@ -60,7 +53,8 @@ public sealed class TraceDiffTests
     public void PerturbedHook_IsNamed_AndExitsOne_UnlessWithinTol()
     {
         using var tmp = new TempDir();
-        string a = Trace(tmp, "a.safetensors");
+        string model = TinyModels.Write(tmp, TinyModels.LlamaGqa);
+        string a = Trace(tmp, model, "a.safetensors");
         float scale = 0;
         string b = Copy(tmp, a, "b.safetensors", "blocks.1.attn.hook_z", d => { scale = d.Max(MathF.Abs); d[7] += 1e-2f * scale; });
         var r = CliRunner.Run("trace-diff", b, a);
@@ -79,14 +73,15 @@ public sealed class TraceDiffTests
     public void MissingHook_OtherTokens_OrNaN_ExitOne()
     {
         using var tmp = new TempDir();
-        string a = Trace(tmp, "a.safetensors");
+        string model = TinyModels.Write(tmp, TinyModels.LlamaGqa);
+        string a = Trace(tmp, model, "a.safetensors");
         var missing = CliRunner.Run("trace-diff", a, Copy(tmp, a, "m.safetensors", "logits", _ => { }, drop: true));
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("missing in B", Line(missing.Stdout, "logits"));
         var nan = CliRunner.Run("trace-diff", a, Copy(tmp, a, "n.safetensors", "logits", d => d[0] = float.NaN));
         Assert.Equal(1, nan.ExitCode);
         Assert.EndsWith("FAIL", Line(nan.Stdout, "logits"));
-        var other = CliRunner.Run("trace-diff", a, Trace(tmp, "o.safetensors", "1,5,7,9,12"));
+        var other = CliRunner.Run("trace-diff", a, Trace(tmp, model, "o.safetensors", "1,5,7,9,12"));
         Assert.Equal(1, other.ExitCode);
         Assert.Contains("metadata 'token_ids' differs: 1,5,7,9,11 vs 1,5,7,9,12", other.Stdout);
         var absent = CliRunner.Run("trace-diff", a, tmp.File("none.safetensors"));

@@ -167,7 +167,8 @@ public sealed class LlavaScoreTests
         foreach (string file in new[] { "scores.csv", "scores.npy", "probe_weights.safetensors", "heatmap.png" })
             Assert.True(File.Exists(Path.Combine(outDir, file)), file);
 
-        // Another aspect is another run: the fingerprint differs, so the activations are collected again.
+        // The same run again reuses the activations; another aspect is another run: the fingerprint differs, so the activations are collected again.
+        Assert.Contains("reused", Score(f, rows, outDir, "--images", f.Images).Stdout);
         var pad = Score(f, rows, outDir, "--images", f.Images, "--image-aspect", "pad");
         Assert.True(pad.ExitCode == 0, pad.Stderr);
         Assert.Contains($"collected {Rows.Length} row(s)", pad.Stdout);
