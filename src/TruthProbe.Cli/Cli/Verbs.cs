@@ -27,5 +27,6 @@ public static class Verbs
         new LabFinetuneVerb(),
         new LabCurveVerb(),
         new DemoVerb(),
+        new MergeVerb(),
     ];
 }
