@@ -13,9 +13,15 @@ public sealed class ImageOptions
 {
     public readonly Option<string?> File = Opt.Text("--image", "FILE",
         "a PNG or JPEG for a LLaVA model; the prompt's <image> token marks where it goes");
-    public readonly Option<string?> Aspect = Opt.ChoiceOrNull("--image-aspect",
+    public readonly Option<string?> Aspect = AspectOption();
+
+    /// <summary>--image-aspect, declared once for every verb that preprocesses images.</summary>
+    public static Option<string?> AspectOption() => Opt.ChoiceOrNull("--image-aspect",
         "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf)",
         "pad", "crop");
+
+    /// <summary>The aspect named on the command line, else <paramref name="model"/>'s default.</summary>
+    public static AspectMode AspectOf(string? text, LlavaModel model) => text == null ? model.DefaultAspect : text == "pad" ? AspectMode.Pad : AspectMode.Crop;
 
     public IEnumerable<Symbol> Symbols => [File, Aspect];
 
@@ -39,7 +45,7 @@ public sealed class ImageOptions
         int imageToken = llava.Config.ImageTokenId;
         if (!prompt.Contains(imageToken))
             throw new UserError($"{verb}: --image needs the image token <image> (id {imageToken}) in the prompt where the image goes, e.g. --prompt \"USER: <image>\\nWhat is in the image? ASSISTANT:\"");
-        var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
+        var aspect = AspectOf(aspectText, llava);
         var preprocessor = llava.ImagePreprocessor(aspect);
         return new ImageInput(llava, Path.GetFullPath(file), aspect, preprocessor.Preprocess(ImageFile.Load(file)));
     }

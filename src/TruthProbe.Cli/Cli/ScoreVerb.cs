@@ -18,7 +18,9 @@ public sealed class ScoreVerb : IShardedVerb
         token is stored in DIR/activations.safetensors as rows are collected, so an interrupted run resumes
         where it stopped and a finished one is probed again without running the model. Probing options and
         outputs as in 'truthprobe probe --help' (scores.csv, scores.npy, probe_weights.safetensors,
-        heatmap.png, manifest.json), plus the surface baseline on the answers' text.
+        heatmap.png, manifest.json), plus the surface baseline on the answers' text. On a LLaVA model, rows that
+        name images run with them (--images DIR; --image-mode for the paper's black and text-only controls), each
+        image encoded once for all its rows.
         With --shard K/N only shard K's block of the rows is collected, into a part folder (activations and
         shard.json, no probes); 'truthprobe merge' joins the parts and probes all rows, with outputs identical
         to one run's.
@@ -30,7 +32,8 @@ public sealed class ScoreVerb : IShardedVerb
     private readonly ModelInput _model = new(gating: false);
     private readonly Option<string> _data = Opt.Required("--data", "FILE.jsonl",
         "jsonl rows {\"context\", \"question\", \"answer\", \"label\": \"gold\"|\"hallucinated\"}, or HaluEval-QA items " +
-        "{\"knowledge\", \"question\", \"right_answer\", \"hallucinated_answer\"} (each item gives a gold row and a hallucinated row)");
+        "{\"knowledge\", \"question\", \"right_answer\", \"hallucinated_answer\"} (each item gives a gold row and a hallucinated row), " +
+        "or rows with images for LLaVA {\"question\", \"answer\", \"label\", \"image_path\" or \"image\"} (RLHF-V/PhD; see --images)");
     private readonly Option<int?> _samples = ProbeVerb.Samples();
     private readonly Option<string?> _template = Opt.Text("--template", "T",
         "prompt, default 'Context:\\n{context}\\n\\nQuestion: {question}\\nAnswer: {answer}' (\\n in T is a newline); it must end with {answer}");
@@ -39,7 +42,8 @@ public sealed class ScoreVerb : IShardedVerb
         "skip malformed lines, unknown labels and rows longer than the model's context, counting them in the manifest, instead of stopping at the first");
     private readonly ProbeVerb.ProbeOptionSet _probe = new();
     private readonly ShardOption _shard = new();
-    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _samples, _template, _out, _skipBad, .. _probe.Symbols, _shard.Option];
+    private readonly ImageRowOptions _images = new();
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _samples, _template, _out, _skipBad, .. _probe.Symbols, _shard.Option, .. _images.Symbols];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -54,9 +58,10 @@ public sealed class ScoreVerb : IShardedVerb
         var data = ProbingData.Load(dataPath, samples, skipBad);
         // Rows the model would run for nothing (too few for the folds, one class) fail before it is loaded.
         ProbeRun.Check(options, data.Rows.Select(r => r.Label).ToArray(), options.GroupFolds ? data.ItemIds(data.Rows.Select(r => (long)r.Index).ToArray()) : null);
+        var images = _images.Read(args, Name, args.GetValue(_model.Model)!, data);
         using var loaded = _model.Load(args, Name, requireTokenizer: true);
-        var model = loaded.Model;
-        var collection = ActivationCollector.Collect(model, data, template, samples, skipBad, outDir, stderr, shard);
+        var prompts = images == null ? new TextPrompts(loaded.Model, template) : images.Prompts(loaded.Llava!, images.Template(args.GetValue(_template)));
+        var collection = ActivationCollector.Collect(prompts, data, samples, skipBad, outDir, stderr, shard);
         if (collection.Skipped.Count > 0)
             stdout.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");
         if (shard is { } part)

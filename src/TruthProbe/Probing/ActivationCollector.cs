@@ -29,30 +29,21 @@ public static class ActivationCollector
     /// <param name="shard">collect only this shard's block of the rows that are kept (the rows that fit, in data
     /// order); the label and length checks still see every row, so a part fails exactly when the whole run would.</param>
     public static Collection Collect(Transformer model, ProbingData data, PromptTemplate template, int? samples,
-        bool skipBad, string outDir, TextWriter log, Shard? shard = null)
+        bool skipBad, string outDir, TextWriter log, Shard? shard = null) =>
+        Collect(new TextPrompts(model, template), data, samples, skipBad, outDir, log, shard);
+
+    /// <summary>As above, with rows made into ids and run by <paramref name="prompts"/> (text, or rows with images).</summary>
+    public static Collection Collect(RowPrompts prompts, ProbingData data, int? samples, bool skipBad, string outDir, TextWriter log, Shard? shard = null)
     {
+        var model = prompts.Model;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var cfg = model.Config;
-        var kept = new List<(ProbingRow Row, int[] Tokens)>();
-        var skipped = new List<SkippedRow>(data.Skipped);
-        foreach (var row in data.Rows)
-        {
-            int[] tokens = model.Encode(template.Render(row));
-            int scored = ScoredLength(tokens, model.EosIds);
-            if (scored > cfg.MaxContext)
-            {
-                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows";
-                if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
-                skipped.Add(new SkippedRow(row.Index, row.Line, reason));
-                continue;
-            }
-            kept.Add((row, tokens[..scored]));
-        }
-        if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
+        var (kept, skipped) = ScoredRows(prompts, data, skipBad);
         int gold = kept.Count(k => k.Row.Label == 1);
         if (gold == 0 || gold == kept.Count)
             throw new UserError($"{data.Path}: after skipping bad rows all {kept.Count} are {(gold == 0 ? "hallucinated" : "gold")}; a probe needs both labels");
-        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+        // Over every kept row, so that each shard records what one whole run would.
+        var described = prompts.Metadata(kept.Select(k => k.Row).ToList()).ToList();
         int rowsInAll = kept.Count;
         if (shard is { } part)
         {
@@ -73,10 +64,11 @@ public static class ActivationCollector
             ["data_sha256"] = Hashing.Sha256File(data.Path),
             ["data_layout"] = data.Layout,
             ["samples"] = samples?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "all",
-            ["template"] = template.Text,
+            ["template"] = prompts.Template,
             ["bos"] = model.Tokenizer?.AddsBos == true ? "added by the tokenizer" : "none",
             ["skipped_rows"] = JsonSerializer.Serialize(skipped.Select(s => new { row = s.Index, line = s.Line, reason = s.Reason })),
         };
+        foreach (var (key, value) in described) metadata[key] = value;
         if (shard is { } s) metadata[ShardKey] = s.Label;
         string fingerprint = Fingerprint(metadata, kept.Select(k => (long)k.Row.Index));
         string path = System.IO.Path.Combine(outDir, FileName);
@@ -95,14 +87,12 @@ public static class ActivationCollector
         using (var store = ActivationStore.OpenOrCreate(path, fingerprint, shape, log))
         {
             var capture = new ActivationCapture(cfg, ["blocks.*.attn.hook_z"], [-1]);
-            var state = model.NewState();
             var rowBuffer = new float[rowValues];
             int perLayer = cfg.Heads * cfg.HeadDim;
             using var progress = new Progress("collect hook_z (rows)", n - store.RowsDone, to: log);
             for (int i = store.RowsDone; i < n; i++)
             {
-                state.Reset();
-                model.Forward(state, kept[i].Tokens, capture);
+                prompts.Run(kept[i].Row, kept[i].Tokens, capture);
                 for (int l = 0; l < cfg.Layers; l++)
                     capture[HookNames.Name(HookKind.Z, l)].Data.AsSpan(0, perLayer).CopyTo(rowBuffer.AsSpan(l * perLayer, perLayer));
                 store.Append(rowBuffer);
@@ -112,6 +102,33 @@ public static class ActivationCollector
             store.Complete();
         }
         return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll };
+    }
+
+    /// <summary>
+    /// Every row's ids up to its scored token (see <see cref="ScoredLength"/>), tokenised before any forward pass; a
+    /// row longer than the model's context is a <see cref="UserError"/>, or with <paramref name="skipBad"/> skipped.
+    /// </summary>
+    public static (List<(ProbingRow Row, int[] Tokens)> Kept, List<SkippedRow> Skipped) ScoredRows(RowPrompts prompts, ProbingData data, bool skipBad)
+    {
+        var model = prompts.Model;
+        var kept = new List<(ProbingRow Row, int[] Tokens)>();
+        var skipped = new List<SkippedRow>(data.Skipped);
+        foreach (var row in data.Rows)
+        {
+            int[] tokens = prompts.Tokens(row);
+            int scored = ScoredLength(tokens, model.EosIds);
+            if (scored > model.Config.MaxContext)
+            {
+                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {model.Config.MaxContext}; shorten its context or skip such rows";
+                if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
+                skipped.Add(new SkippedRow(row.Index, row.Line, reason));
+                continue;
+            }
+            kept.Add((row, tokens[..scored]));
+        }
+        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+        if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
+        return (kept, skipped);
     }
 
     /// <summary>Names a collection's inputs and rows: a finished file with the same fingerprint is reused, a partial one resumed.</summary>

@@ -113,9 +113,21 @@ public sealed class LlavaModel : IDisposable
     public ReadOnlySpan<float> Forward(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues,
         ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null)
     {
-        int[] expanded = ExpandImageTokens(ids);
         EncodeImage(state, pixelValues, visionCapture);
-        var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, state.Vision.ImageFeatures, Config.Text.DModel);
+        return ForwardEncoded(state, ids, state.Vision.ImageFeatures, capture, interventions);
+    }
+
+    /// <summary>
+    /// As <see cref="Forward"/> with the image already encoded: <paramref name="imageFeatures"/> [image tokens, d_model]
+    /// as <see cref="EncodeImage"/> gave them, so that prompts about one image share one encoding.
+    /// </summary>
+    public ReadOnlySpan<float> ForwardEncoded(LlavaState state, ReadOnlySpan<int> ids, float[] imageFeatures,
+        ActivationCapture? capture = null, Interventions? interventions = null)
+    {
+        if (imageFeatures.Length != Config.ImageTokens * Config.Text.DModel)
+            throw new ArgumentException($"image features hold {imageFeatures.Length} floats, not [{Config.ImageTokens}, {Config.Text.DModel}]", nameof(imageFeatures));
+        int[] expanded = ExpandImageTokens(ids);
+        var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, imageFeatures, Config.Text.DModel);
         return Language.Forward(state.Text, expanded, capture, interventions, splice.Apply);
     }
 

@@ -16,8 +16,11 @@ internal static class LlavaReference
 {
     public sealed record Result(double[][] HiddenStates, double[][] ImageFeatures, double[][] Logits, List<double[][]> Z);
 
-    /// <summary><paramref name="ids"/> already expanded; <paramref name="c"/> read by the engine's config reader (its defaults are tested apart).</summary>
-    public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids)
+    /// <summary>
+    /// <paramref name="ids"/> already expanded; <paramref name="c"/> read by the engine's config reader (its defaults are tested apart);
+    /// <paramref name="hooks"/>, when given, receives every decoder hook point (<see cref="ReferenceForward.Hooks"/>).
+    /// </summary>
+    public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids, Dictionary<string, double[]>? hooks = null)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
         double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
@@ -98,7 +101,7 @@ internal static class LlavaReference
         int next_ = 0;
         var input = ids.Select(id => id == c.ImageTokenId ? (double[])image[next_++].Clone() : embed.Skip(id * dm).Take(dm).ToArray()).ToArray();
         var zs = new List<double[][]>();
-        var logits = ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs);
+        var logits = ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs, hooks);
         return new Result(hidden[index], image, logits, zs);
     }
 
