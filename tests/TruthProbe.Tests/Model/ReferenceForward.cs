@@ -113,7 +113,7 @@ internal static class ReferenceForward
         return logits;
     }
 
-    private static double[] RmsNorm(double[] x, double[] w, double eps)
+    internal static double[] RmsNorm(double[] x, double[] w, double eps)
     {
         double ms = x.Sum(a => a * a) / x.Length;
         return x.Select((a, i) => a / Math.Sqrt(ms + eps) * w[i]).ToArray();
