@@ -18,10 +18,77 @@ internal static class QwenReference
     /// <summary>Image features [tokens][d_model] in the original (merge-group) token order, and each block's output in patch order.</summary>
     public sealed record VisionResult(double[][] Features, List<double[][]> Blocks);
 
+    public sealed record Result(double[][] ImageFeatures, double[][] Logits, List<double[][]> Z, int[][] PositionIds);
+
+    /// <summary>
+    /// The whole model on expanded <paramref name="ids"/> (the image pads already repeated): image features, embeddings
+    /// with the pads' rows replaced in order (masked_scatter), position ids as get_rope_index builds them, and the Qwen2
+    /// decoder of <see cref="ReferenceForward.Decoder"/> with apply_multimodal_rotary_pos_emb's rotation.
+    /// </summary>
+    public static Result Run(string folder, QwenVLConfig c, float[]? pixels, int gridH, int gridW, int[] ids)
+    {
+        var image = pixels == null ? [] : Vision(folder, c.Vision, pixels, gridH, gridW).Features;
+        using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
+        var read = new Dictionary<string, double[]?>();   // the decoder asks for each tensor once per row
+        double[]? Optional(string name) => read.TryGetValue(name, out var t) ? t
+            : read[name] = file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(x => (double)x).ToArray() : null;
+        int dm = c.Text.DModel, hd = c.Text.HeadDim, next = 0;
+        var embed = Optional("model.embed_tokens.weight")!;
+        var input = ids.Select(id => id == c.ImageTokenId ? (double[])image[next++].Clone() : embed.Skip(id * dm).Take(dm).ToArray()).ToArray();
+
+        // get_rope_index: text segments arange(len) + st_idx in all rows; the image (grid_t 1) t = 0, h = i, w = j over
+        // the merged grid, plus text_len + st_idx; st_idx = max so far + 1 after each segment.
+        int length = ids.Length;
+        int[][] positions = [new int[length], new int[length], new int[length]];
+        int st = 0, cursor = 0;
+        while (cursor < length)
+        {
+            int imageStart = Array.IndexOf(ids, c.ImageTokenId, cursor);
+            int textEnd = imageStart < 0 ? length : imageStart;
+            for (int t = cursor; t < textEnd; t++) positions[0][t] = positions[1][t] = positions[2][t] = st + t - cursor;
+            int textLen = textEnd - cursor;
+            if (imageStart < 0) break;
+            int h = gridH / c.Vision.MergeSize, w = gridW / c.Vision.MergeSize, max = 0;
+            for (int k = 0; k < h * w; k++)
+            {
+                int t = imageStart + k;
+                positions[0][t] = 0 + textLen + st;
+                positions[1][t] = k / w + textLen + st;
+                positions[2][t] = k % w + textLen + st;
+                max = Math.Max(max, Math.Max(positions[1][t], positions[2][t]));
+            }
+            st = max + 1;
+            cursor = imageStart + h * w;
+        }
+
+        // apply_multimodal_rotary_pos_emb: freqs per row (3, T, hd/2), cat(freqs, freqs), split by mrope_section * 2,
+        // chunk k taken from row k % 3; then q cos + rotate_half(q) sin.
+        int[] doubled = [.. c.MropeSection, .. c.MropeSection];
+        var row = new int[hd];
+        for (int k = 0, i = 0; k < doubled.Length; k++)
+            for (int e = 0; e < doubled[k]; e++) row[i++] = k % 3;
+        double[] Rotate(double[] x, int t)
+        {
+            var r = new double[x.Length];
+            for (int start = 0; start < x.Length; start += hd)
+                for (int i = 0; i < hd; i++)
+                {
+                    double angle = positions[row[i]][t] / Math.Pow(c.Text.RopeTheta, 2.0 * (i % (hd / 2)) / hd);
+                    double half = i < hd / 2 ? -x[start + i + hd / 2] : x[start + i - hd / 2];
+                    r[start + i] = x[start + i] * Math.Cos(angle) + half * Math.Sin(angle);
+                }
+            return r;
+        }
+        var z = new List<double[][]>();
+        var logits = ReferenceForward.Decoder(c.Text, Optional, input, z, rotate: Rotate);
+        return new Result(image, logits, z, positions);
+    }
+
     public static VisionResult Vision(string folder, QwenVisionConfig v, float[] pixels, int gridH, int gridW)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
-        double[] T(string name) => file.ReadSingles(file.Get("visual." + name)).Select(x => (double)x).ToArray();
+        var read = new Dictionary<string, double[]>();
+        double[] T(string name) => read.TryGetValue(name, out var t) ? t : read[name] = file.ReadSingles(file.Get("visual." + name)).Select(x => (double)x).ToArray();
         int d = v.Hidden, heads = v.Heads, hd = d / heads, n = gridH * gridW, values = pixels.Length / n, unit = v.MergeSize * v.MergeSize;
 
         // patch_embed: Conv3d with kernel = stride = (frames, P, P) is, per row, the dot product of the row with each kernel row.
