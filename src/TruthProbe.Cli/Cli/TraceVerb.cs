@@ -32,11 +32,22 @@ public sealed class TraceVerb : IVerb
         int[]? positions = args.Given(_positions);
         string output = args.GetValue(_out)!;
 
-        var image = _model.Image!.Read(args, Name, loaded, tokens);
+        var qwenImage = loaded.Qwen is { } qwen ? _model.Image!.ReadQwen(args, Name, qwen, tokens) : null;
+        var image = loaded.Qwen == null ? _model.Image!.Read(args, Name, loaded, tokens) : null;
 
         var order = HookNames.All(model.Config.Layers).ToList();
         var results = new List<KeyValuePair<string, Activation>>();
-        if (image == null)
+        if (qwenImage != null)
+        {
+            var qwenModel = qwenImage.Model;
+            if (patterns.FirstOrDefault(p => HookNames.Selects(p, qwenModel.Config.Vision.Depth, HookPart.Vision) && !HookNames.Selects(p, model.Config.Layers, HookPart.Decoder)) is { } visionPattern)
+                throw new UserError($"trace: '{visionPattern}' names a vision hook; for Qwen2.5-VL / Omni only the LM's hooks are recorded so far (image positions included)");
+            var capture = new ActivationCapture(model.Config, patterns, positions);
+            tokens = qwenModel.ExpandImageTokens(tokens, qwenImage.Image);
+            qwenModel.Forward(qwenModel.NewState(), tokens, qwenImage.Image, capture, loaded.Gates?.Interventions);
+            results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));
+        }
+        else if (image == null)
         {
             var capture = new ActivationCapture(model.Config, patterns, positions);
             model.Forward(model.NewState(), tokens, capture, loaded.Gates?.Interventions);
@@ -67,7 +78,7 @@ public sealed class TraceVerb : IVerb
             ["token_ids"] = string.Join(",", tokens),
             ["positions"] = positions == null ? "all" : string.Join(",", positions),
         };
-        foreach (var (key, value) in image?.Provenance() ?? []) metadata[key] = value;
+        foreach (var (key, value) in image?.Provenance() ?? qwenImage?.Provenance() ?? []) metadata[key] = value;
         if (_model.PromptText(args) is { } prompt) metadata["prompt"] = prompt;
         if (loaded.Gates is { } g)
             foreach (var (key, value) in loaded.Gating.Provenance(g.Table)) metadata["gating." + key] = value;
