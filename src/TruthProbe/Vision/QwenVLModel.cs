@@ -129,10 +129,10 @@ public sealed class QwenVLModel : IDisposable
     }
 
     /// <summary>Image pixel rows to the [image tokens, d_model] rows that replace the image pads; valid until the state encodes again.</summary>
-    public ReadOnlySpan<float> EncodeImage(QwenVLState state, QwenImage image, System.Buffers.ReadOnlySpanAction<float, int>? residPost = null)
+    public ReadOnlySpan<float> EncodeImage(QwenVLState state, QwenImage image, VisionCapture? visionCapture = null)
     {
         if (image.GridT != 1) throw new UserError($"image grid has {image.GridT} frames; still images (grid_t 1) are supported, not video");
-        return QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, residPost);
+        return QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, visionCapture);
     }
 
     /// <summary>
@@ -141,28 +141,28 @@ public sealed class QwenVLModel : IDisposable
     /// <see cref="Transformer.Forward"/> calls on it decode at the right positions. Returns the last position's logits.
     /// </summary>
     public ReadOnlySpan<float> Forward(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image,
-        ActivationCapture? capture = null, Interventions? interventions = null, System.Buffers.ReadOnlySpanAction<float, int>? residPost = null)
+        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null)
     {
         state.Text.Reset();
-        int[] expanded = Prepare(state, ids, image, residPost, out var splice);
+        int[] expanded = Prepare(state, ids, image, visionCapture, out var splice);
         return Language.Forward(state.Text, expanded, capture, interventions, splice);
     }
 
     /// <summary>Greedy or sampled continuation through the LM's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
-    public GenerationResult Generate(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image, GenerationOptions options)
+    public GenerationResult Generate(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image, GenerationOptions options, VisionCapture? visionCapture = null)
     {
-        int[] expanded = Prepare(state, ids, image, null, out var splice);
+        int[] expanded = Prepare(state, ids, image, visionCapture, out var splice);
         return Generator.Generate(Language, expanded, options, state.Text, splice);
     }
 
-    private int[] Prepare(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image, System.Buffers.ReadOnlySpanAction<float, int>? residPost,
+    private int[] Prepare(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image, VisionCapture? visionCapture,
         out System.Buffers.SpanAction<float, int>? splice)
     {
         int[] expanded = ExpandImageTokens(ids, image);
         state.Text.Rotary = new MropePositions(Config.Text, Config.MropeSection, PositionIds(expanded, Config.ImageTokenId, image));
         splice = null;
         if (image == null) return expanded;
-        EncodeImage(state, image, residPost);
+        EncodeImage(state, image, visionCapture);
         // The splice reads the vision state's buffer, valid until that state encodes again.
         splice = new LlavaModel.ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel).Apply;
         return expanded;

@@ -115,11 +115,11 @@ public static class QwenVision
 
     /// <summary>
     /// Image features [grid_h x grid_w / 4, d_model] of one still image's <paramref name="pixels"/> ([grid_h x grid_w,
-    /// 3 x frames x P x P], the processor's rows); valid until the state's next encoding. <paramref name="residPost"/>
-    /// receives each block's output (block, rows in merge-group order) when given.
+    /// 3 x frames x P x P], the processor's rows); valid until the state's next encoding. <paramref name="capture"/> keeps
+    /// the pixel rows, each block's output (rows in merge-group order) and the image features, as asked.
     /// </summary>
     public static ReadOnlySpan<float> Encode(QwenVisionConfig v, QwenVisionWeights w, QwenVisionState s, ReadOnlySpan<float> pixels, int gridH, int gridW,
-        System.Buffers.ReadOnlySpanAction<float, int>? residPost = null)
+        VisionCapture? capture = null)
     {
         int m = v.MergeSize;
         if (gridH <= 0 || gridW <= 0 || gridH % m != 0 || gridW % m != 0)
@@ -127,6 +127,8 @@ public static class QwenVision
         int n = gridH * gridW, d = v.Hidden, hd = v.HeadDim, groups = n / v.MergeUnit;
         if (pixels.Length != n * v.PatchValues)
             throw new UserError($"pixel values have {pixels.Length} floats but a {gridH}x{gridW}-patch image needs [{n}, {v.PatchValues}] = {n * v.PatchValues}");
+        capture?.Begin();
+        capture?.Record(HookKind.VisionPixelValues, -1, pixels, [n, v.PatchValues]);
         var (order, sizes) = WindowIndex(v, gridH, gridW);
         s.EnsureCapacity(v, n, n);
         var x = s.X.AsSpan(0, n * d);
@@ -172,7 +174,7 @@ public static class QwenVision
             Kernels.SwiGlu(gate, up);
             ClipVision.Linear(block.Down, block.DownBias, gate, output, n);
             TensorPrimitives.Add(x, output, x);
-            residPost?.Invoke(x, l);
+            capture?.Record(HookKind.VisionResidPost, l, x, [n, d]);
         }
 
         // Merger: each row normalised, then a merge group's 4 consecutive rows read as one row of 4d.
@@ -183,6 +185,7 @@ public static class QwenVision
         VisionKernels.Gelu(hidden);
         var image = s.ImageFeatures.AsSpan(0, groups * v.OutHidden);
         ClipVision.Linear(w.Merger2, w.Merger2Bias, hidden, image, groups);
+        capture?.Record(HookKind.ImageFeatures, -1, image, [groups, v.OutHidden]);
         return image;
     }
 

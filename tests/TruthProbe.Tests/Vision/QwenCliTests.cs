@@ -66,20 +66,28 @@ public sealed class QwenCliTests
     }
 
     [Fact]
-    public void Trace_WithImage_WritesTheLibrarysDecoderHooks()
+    public void Trace_WithImage_WritesTheLibrarysVisionAndDecoderHooks()
     {
         using var tmp = new TempDir();
         string folder = Checkpoint(tmp), photo = Photo(tmp, 5), output = tmp.File("trace.safetensors");
-        var r = CliRunner.Run("trace", folder, "--token-ids", $"1,71,{Pad},72,13", "--image", photo, "--hooks", "blocks.*.attn.hook_z,logits", "--out", output);
+        var r = CliRunner.Run("trace", folder, "--token-ids", $"1,71,{Pad},72,13", "--image", photo,
+            "--hooks", "vision.*,hook_image_features,blocks.*.attn.hook_z,logits", "--out", output);
         Assert.True(r.ExitCode == 0, r.Stderr);
 
         using var model = QwenVLModel.Load(folder);
         var image = model.ImageProcessor().Preprocess(ImageFile.Load(photo));
         var capture = new ActivationCapture(model.Config.Text, ["blocks.*.attn.hook_z", HookNames.Logits]);
-        model.Forward(model.NewState(), [1, 71, Pad, 72, 13], image, capture);
+        var vision = new VisionCapture(model.Config, ["vision.*", "hook_image_features"]);
+        model.Forward(model.NewState(), [1, 71, Pad, 72, 13], image, capture, visionCapture: vision);
         using var file = SafetensorsFile.Open(output);
         foreach (string name in new[] { "blocks.0.attn.hook_z", "blocks.1.attn.hook_z", HookNames.Logits })
             Assert.Equal(capture[name].Data, file.ReadSingles(file.Get(name)));
+        Assert.Equal(image.PixelValues, file.ReadSingles(file.Get("vision.hook_pixel_values")));
+        Assert.Equal([48L, 1176], file.Get("vision.hook_pixel_values").Shape);
+        Assert.Equal([48L, 32], file.Get("vision.blocks.2.hook_resid_post").Shape);
+        Assert.Equal([12L, 64], file.Get("hook_image_features").Shape);
+        foreach (string name in new[] { "vision.blocks.0.hook_resid_post", "vision.blocks.2.hook_resid_post", "hook_image_features" })
+            Assert.Equal(vision[name].Data, file.ReadSingles(file.Get(name)));
         Assert.Equal("1,6,8", file.Metadata["image_grid_thw"]);
         Assert.Equal("12544", file.Metadata["max_pixels"]);
         Assert.Equal(4 + 12, file.Metadata["token_ids"].Split(',').Length);
@@ -112,7 +120,7 @@ public sealed class QwenCliTests
         Fails("--image-aspect is LLaVA's", "generate", folder, "--token-ids", $"1,{Pad}", "--image", photo, "--image-aspect", "pad");
         Fails("needs the image pad token (id 70", "generate", folder, "--token-ids", "1,5", "--image", photo);
         Fails("holds the image pad token (id 70) but no image", "generate", folder, "--token-ids", $"1,{Pad}");
-        Fails("names a vision hook", "trace", folder, "--token-ids", $"1,{Pad}", "--image", photo, "--hooks", "vision.blocks.*.hook_resid_post", "--out", tmp.File("t.safetensors"));
+        Fails("vision.hook_features is LLaVA's", "trace", folder, "--token-ids", $"1,{Pad}", "--image", photo, "--hooks", "vision.hook_features", "--out", tmp.File("t.safetensors"));
         Fails("is a Qwen vision-language checkpoint", "convert", folder, "--out", tmp.File("c.gguf"));
         string plain = tmp.File("qwen2");
         RandomModel.WriteHf(plain, QwenVisionTests.Tiny().Text, 1, WeightDType.F32);

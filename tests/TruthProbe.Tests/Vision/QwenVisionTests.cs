@@ -99,8 +99,15 @@ public sealed class QwenVisionTests
         Assert.Same(QwenLayout.Hub, layout);
         int gridH = height / 14, gridW = width / 14;
         var pixels = StillPixels(width, height, 5);
-        var blocks = new List<float[]>();
-        var features = QwenVision.Encode(loaded.Vision, weights, new QwenVisionState(), pixels, gridH, gridW, (x, l) => blocks.Add(x.ToArray())).ToArray();
+        var capture = new VisionCapture(loaded, ["vision.*", "hook_image_features"]);
+        var features = QwenVision.Encode(loaded.Vision, weights, new QwenVisionState(), pixels, gridH, gridW, capture).ToArray();
+        Assert.Equal(pixels, capture["vision.hook_pixel_values"].Data);
+        Assert.Equal([gridH * gridW, 1176], capture["vision.hook_pixel_values"].Shape);
+        Assert.Equal([gridH * gridW / 4, 64], capture["hook_image_features"].Shape);
+        Assert.Equal(features, capture["hook_image_features"].Data);
+        Assert.False(capture.Results.ContainsKey("vision.hook_features"));
+        var blocks = Enumerable.Range(0, 3).Select(l => capture[$"vision.blocks.{l}.hook_resid_post"].Data).ToList();
+        Assert.Equal([gridH * gridW, 32], capture["vision.blocks.2.hook_resid_post"].Shape);
 
         var reference = QwenReference.Vision(folder, config.Vision, pixels, gridH, gridW);
         Assert.Equal(gridH * gridW / 4 * 64, features.Length);
