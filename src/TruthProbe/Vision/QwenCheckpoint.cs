@@ -67,19 +67,7 @@ public static class QwenCheckpoint
     }
 
     /// <summary>Whether <paramref name="path"/> is a model folder whose config.json names a Qwen2.5-VL or Omni architecture.</summary>
-    public static bool IsQwenVLFolder(string path)
-    {
-        string configPath = Path.Combine(path, "config.json");
-        if (!File.Exists(configPath)) return false;
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject root && QwenVLConfig.Names(root);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return false; // the decoder's reader reports the broken file
-        }
-    }
+    public static bool IsQwenVLFolder(string path) => VisionConfigFile.Names(path, QwenVLConfig.SupportedArchitectures);
 
     /// <summary>
     /// Opens a Qwen2.5-VL or Omni folder: the LM through the ordinary Hugging Face reader under the layout's prefix, the

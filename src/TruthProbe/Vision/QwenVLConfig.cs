@@ -92,23 +92,11 @@ public sealed record QwenVLConfig
 
     private static readonly int[] DefaultMropeSection = [16, 24, 24];
 
-    /// <summary>Whether <paramref name="root"/> (a parsed config.json) names a Qwen vision-language architecture.</summary>
-    public static bool Names(JsonObject root) =>
-        root["architectures"] is JsonArray archs && archs.Any(a => a?.GetValueKind() == JsonValueKind.String && SupportedArchitectures.ContainsKey(a.GetValue<string>()));
-
-    public static QwenVLConfig FromHfConfig(string path)
-    {
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found (a Qwen2.5-VL or Omni model folder needs config.json)");
-        JsonNode? parsed;
-        try { parsed = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        if (parsed is not JsonObject root) throw new UserError($"{path}: expected a JSON object");
-        return FromJson(root, path);
-    }
+    public static QwenVLConfig FromHfConfig(string path) => FromJson(VisionConfigFile.Read(path, "a Qwen2.5-VL or Omni model folder"), path);
 
     public static QwenVLConfig FromJson(JsonObject root, string path)
     {
-        string[] archs = root["architectures"] is JsonArray a ? a.Select(x => x?.GetValueKind() == JsonValueKind.String ? x.GetValue<string>() : "").ToArray() : [];
+        string[] archs = VisionConfigFile.Architectures(root);
         string architecture = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null)
             ?? throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported Qwen vision-language models: {string.Join(", ", SupportedArchitectures.Keys)}");
         string where = path;

@@ -51,16 +51,6 @@ public sealed class QwenVisionTests
         return patches;
     }
 
-    /// <summary>max |a - b| over max |b|: the error relative to the activation's scale.</summary>
-    internal static double Relative(ReadOnlySpan<float> actual, double[][] expected)
-    {
-        var flat = expected.SelectMany(r => r).ToArray();
-        Assert.Equal(flat.Length, actual.Length);
-        double scale = flat.Max(Math.Abs), max = 0;
-        for (int i = 0; i < flat.Length; i++) max = Math.Max(max, Math.Abs(actual[i] - flat[i]));
-        return max / scale;
-    }
-
     [Fact]
     public void WindowIndex_112Square_FourWindowsOfFourTokensRowMajor()
     {
@@ -112,8 +102,8 @@ public sealed class QwenVisionTests
         var reference = QwenReference.Vision(folder, config.Vision, pixels, gridH, gridW);
         Assert.Equal(gridH * gridW / 4 * 64, features.Length);
         for (int l = 0; l < 3; l++)
-            Assert.True(Relative(blocks[l], reference.Blocks[l]) < 1e-5, $"block {l}: {Relative(blocks[l], reference.Blocks[l]):E2}");
-        double error = Relative(features, reference.Features);
+            Assert.True(LlavaModelTests.Relative(blocks[l], reference.Blocks[l]) < 1e-5, $"block {l}: {LlavaModelTests.Relative(blocks[l], reference.Blocks[l]):E2}");
+        double error = LlavaModelTests.Relative(features, reference.Features);
         Assert.True(error < 1e-4, $"image features: {error:E2}");
     }
 
@@ -128,7 +118,7 @@ public sealed class QwenVisionTests
         var pixels = StillPixels(56, 56, 9);
         pixels[1176 + 200] += 1;   // row 1, channel 0, frame 1: no longer a still image
         var features = QwenVision.Encode(loaded.Vision, weights, new QwenVisionState(), pixels, 4, 4).ToArray();
-        Assert.True(Relative(features, QwenReference.Vision(folder, config.Vision, pixels, 4, 4).Features) < 1e-4);
+        Assert.True(LlavaModelTests.Relative(features, QwenReference.Vision(folder, config.Vision, pixels, 4, 4).Features) < 1e-4);
     }
 
     [Fact]
