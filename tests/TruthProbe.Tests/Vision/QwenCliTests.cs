@@ -107,6 +107,30 @@ public sealed class QwenCliTests
     }
 
     [Fact]
+    public void Drift_QwenVlAndOmniLms_AgainstThePlainQwen2TheyWereWrittenFrom_AreZero()
+    {
+        // The random writers give the LM the same values in every layout (and as a plain Qwen2 folder) for one seed.
+        using var tmp = new TempDir();
+        string plain = tmp.File("qwen2");
+        RandomModel.WriteHf(plain, QwenVisionTests.Tiny().Text, 17, WeightDType.F32);
+        string omni = tmp.File("omni");
+        QwenCheckpoint.WriteRandom(omni, QwenVisionTests.Tiny(omni: true), QwenLayout.Thinker, 17, WeightDType.F32);
+        foreach (string child in new[] { Checkpoint(tmp), omni })
+        {
+            var r = CliRunner.Run("drift", plain, child, "--out", tmp.File("drift-" + Path.GetFileName(child)));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var rows = TruthProbe.Tests.Lineage.DriftFixtures.ReadCsv(tmp.File($"drift-{Path.GetFileName(child)}/drift.csv"));
+            Assert.Contains((1, -1, "q_bias"), rows.Keys);
+            Assert.All(rows.Values, v => Assert.Equal(0.0, v.Rel));
+        }
+        // Another seed's LM drifts.
+        string other = tmp.File("other");
+        QwenCheckpoint.WriteRandom(other, QwenVisionTests.Tiny(), QwenLayout.Nested, 18, WeightDType.F32);
+        Assert.Equal(0, CliRunner.Run("drift", plain, other, "--out", tmp.File("drift-other")).ExitCode);
+        Assert.Contains(TruthProbe.Tests.Lineage.DriftFixtures.ReadCsv(tmp.File("drift-other/drift.csv")).Values, v => v.Rel > 0.1);
+    }
+
+    [Fact]
     public void BadInput_IsOneLineEach()
     {
         using var tmp = new TempDir();
