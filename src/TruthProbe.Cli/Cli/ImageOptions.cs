@@ -23,7 +23,12 @@ public sealed class ImageOptions
     /// <summary>The aspect named on the command line, else <paramref name="model"/>'s default.</summary>
     public static AspectMode AspectOf(string? text, LlavaModel model) => text == null ? model.DefaultAspect : text == "pad" ? AspectMode.Pad : AspectMode.Crop;
 
-    public IEnumerable<Symbol> Symbols => [File, Aspect];
+    public readonly Option<int?> MinPixels = Opt.IntOrNull("--min-pixels", "N",
+        "Qwen2.5-VL / Omni: the fewest pixels smart_resize keeps (default: the checkpoint's preprocessor_config.json; lmms-eval uses 200704)", min: 1);
+    public readonly Option<int?> MaxPixels = Opt.IntOrNull("--max-pixels", "N",
+        "Qwen2.5-VL / Omni: the most pixels smart_resize keeps (default: the checkpoint's; lmms-eval uses 1605632); sets the image-token count", min: 1);
+
+    public IEnumerable<Symbol> Symbols => [File, Aspect, MinPixels, MaxPixels];
 
     /// <summary>
     /// The image given, preprocessed for the model; null when none was. A text-only model given an image, an image
@@ -33,6 +38,8 @@ public sealed class ImageOptions
     {
         string? file = args.GetValue(File), aspectText = args.GetValue(Aspect);
         var llava = loaded.Llava;
+        if (args.GetValue(MinPixels) != null || args.GetValue(MaxPixels) != null)
+            throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {loaded.Model.Source} is not one");
         if (file == null)
         {
             if (aspectText != null) throw new UserError($"{verb}: --image-aspect applies to an image; give --image FILE");
@@ -49,6 +56,43 @@ public sealed class ImageOptions
         var preprocessor = llava.ImagePreprocessor(aspect);
         return new ImageInput(llava, Path.GetFullPath(file), aspect, preprocessor.Preprocess(ImageFile.Load(file)));
     }
+
+    /// <summary>
+    /// The image given to a Qwen2.5-VL / Omni model, preprocessed by its Qwen2VLImageProcessor (with --min-pixels /
+    /// --max-pixels in place of the folder's budget); null when none was. The same errors as <see cref="Read"/>, for the
+    /// image pad token.
+    /// </summary>
+    public QwenImageInput? ReadQwen(ParseResult args, string verb, QwenVLModel qwen, ReadOnlySpan<int> prompt)
+    {
+        string? file = args.GetValue(File);
+        int? min = args.GetValue(MinPixels), max = args.GetValue(MaxPixels);
+        int pad = qwen.Config.ImageTokenId;
+        if (args.GetValue(Aspect) != null) throw new UserError($"{verb}: --image-aspect is LLaVA's; Qwen models keep the image's aspect (smart_resize)");
+        if (file == null)
+        {
+            if (min != null || max != null) throw new UserError($"{verb}: --min-pixels / --max-pixels apply to an image; give --image FILE");
+            if (prompt.Contains(pad))
+                throw new UserError($"{verb}: the prompt holds the image pad token (id {pad}) but no image was given; add --image FILE or remove it");
+            return null;
+        }
+        if (!prompt.Contains(pad))
+            throw new UserError($"{verb}: --image needs the image pad token (id {pad}, {(qwen.Config.IsOmni ? "<|IMAGE|>" : "<|image_pad|>")}) in the prompt where the image goes, between the vision start and end tokens");
+        var processor = qwen.ImageProcessor(min, max);
+        return new QwenImageInput(qwen, Path.GetFullPath(file), processor.Config, processor.Preprocess(ImageFile.Load(file)));
+    }
+}
+
+/// <summary>An image ready for a Qwen model: its pixel rows and grid, the budget it was resized under, and where it came from.</summary>
+public sealed record QwenImageInput(QwenVLModel Model, string Path, QwenImageConfig Config, QwenImage Image)
+{
+    public Dictionary<string, string> Provenance() => new(StringComparer.Ordinal)
+    {
+        ["image"] = Path,
+        ["image_sha256"] = Hashing.Sha256File(Path),
+        ["image_grid_thw"] = $"{Image.GridT},{Image.GridH},{Image.GridW}",
+        ["min_pixels"] = Config.MinPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["max_pixels"] = Config.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
 
 /// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] pixels and where they came from.</summary>

@@ -55,12 +55,13 @@ public sealed class ModelInput
         string path = args.GetValue(Model)!;
         string? tokenizer = args.GetValue(Tokenizer);
         var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer) : null;
-        var model = llava?.Language ?? Transformer.Load(path, tokenizer);
+        var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;
+        var model = llava?.Language ?? qwen?.Language ?? Transformer.Load(path, tokenizer);
         try
         {
             if (requireTokenizer && model.Tokenizer == null)
                 throw new UserError($"{path}: no tokenizer found with the model; give one with --tokenizer FILE");
-            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model)) { Llava = llava };
+            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model)) { Llava = llava, Qwen = qwen };
         }
         catch
         {
@@ -89,6 +90,8 @@ public sealed class ModelInput
 public sealed record LoadedModel(Transformer Model, GatingOptions Gating, (Interventions Interventions, GateTable Table)? Gates) : IDisposable
 {
     public LlavaModel? Llava { get; init; }
+    /// <summary>A Qwen2.5-VL or Omni folder's whole model (its LM is <see cref="Model"/>).</summary>
+    public QwenVLModel? Qwen { get; init; }
 
     public void Dispose() => Model.Dispose();
 }

@@ -131,7 +131,8 @@ public sealed class Transformer : IDisposable
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
         replaceEmbeddings?.Invoke(x, p0); // rows [T, d_model] of positions p0..: another encoder's outputs (image features) overwrite some
         Hook(HookKind.Embed, 0, x, T, capture, interventions);
-        RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
+        if (state.Rotary is { } rotary) rotary.Fill(p0, T, state.RopeCos, state.RopeSin);   // M-RoPE: the caller's position ids
+        else RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
 
         for (int l = 0; l < c.Layers; l++)
         {

@@ -105,19 +105,11 @@ public sealed record LlavaConfig
     /// <summary>The default grid of <c>LlavaNextConfig</c>.</summary>
     private static readonly int[][] NextPinpointDefaults = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
 
-    public static LlavaConfig FromHfConfig(string path)
-    {
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found (a LLaVA model folder needs config.json)");
-        JsonNode? parsed;
-        try { parsed = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        if (parsed is not JsonObject root) throw new UserError($"{path}: expected a JSON object");
-        return FromJson(root, path);
-    }
+    public static LlavaConfig FromHfConfig(string path) => FromJson(VisionConfigFile.Read(path, "a LLaVA model folder"), path);
 
     public static LlavaConfig FromJson(JsonObject root, string path)
     {
-        string[] archs = root["architectures"] is JsonArray a ? a.Select(x => x?.GetValueKind() == JsonValueKind.String ? x.GetValue<string>() : "").ToArray() : [];
+        string[] archs = VisionConfigFile.Architectures(root);
         string? architecture = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
         if (architecture == null)
             throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported vision-language models: {string.Join(", ", SupportedArchitectures.Keys)}");

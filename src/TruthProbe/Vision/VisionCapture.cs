@@ -1,3 +1,4 @@
+using TruthProbe.Common;
 using TruthProbe.Model;
 
 namespace TruthProbe.Vision;
@@ -10,14 +11,26 @@ namespace TruthProbe.Vision;
 /// </summary>
 public sealed class VisionCapture
 {
-    private readonly LlavaConfig _config;
+    private readonly LlavaConfig? _config;
     private readonly HashSet<(HookKind Kind, int Layer)> _wanted = [];
     private readonly Dictionary<string, Activation> _results = new(StringComparer.Ordinal);
 
-    public VisionCapture(LlavaConfig config, IEnumerable<string> patterns)
+    public VisionCapture(LlavaConfig config, IEnumerable<string> patterns) : this(patterns, config.VisionLayersRun) => _config = config;
+
+    /// <summary>
+    /// For a Qwen2.5-VL / Omni encoder: the same names over its <see cref="QwenVisionConfig.Depth"/> blocks, shaped per
+    /// image by the encoder (pixel rows [patches, 3 x frames x P x P], block outputs [patches, d_vision], image features
+    /// [tokens, d_model]); it has no <c>vision.hook_features</c> stage.
+    /// </summary>
+    public VisionCapture(QwenVLConfig config, IEnumerable<string> patterns) : this(patterns, config.Vision.Depth)
     {
-        _config = config;
-        foreach (string pattern in patterns) _wanted.UnionWith(HookNames.Match(pattern, config.VisionLayersRun, HookPart.Vision));
+        if (_wanted.Remove((HookKind.VisionFeatures, -1)) && _wanted.Count == 0)
+            throw new UserError("vision.hook_features is LLaVA's selected-layer output; a Qwen2.5-VL / Omni encoder has none (its merger reads the last block): ask for vision.blocks.{l}.hook_resid_post or hook_image_features");
+    }
+
+    private VisionCapture(IEnumerable<string> patterns, int layers)
+    {
+        foreach (string pattern in patterns) _wanted.UnionWith(HookNames.Match(pattern, layers, HookPart.Vision));
     }
 
     public IReadOnlyDictionary<string, Activation> Results => _results;
@@ -34,14 +47,20 @@ public sealed class VisionCapture
     internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data)
     {
         if (!Wants(kind, layer)) return;
+        Record(kind, layer, data, HookNames.Point(kind).Shape.Select(Size).ToArray());
+    }
+
+    /// <summary>The same with the shape the encoder gives (an image path whose sizes vary per image).</summary>
+    internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data, int[] shape)
+    {
+        if (!Wants(kind, layer)) return;
         var point = HookNames.Point(kind);
-        int[] shape = point.Shape.Select(Size).ToArray();
         if (data.Length != shape.Aggregate(1, (a, b) => a * b))
             throw new InvalidOperationException($"{point.Name(layer)} has {data.Length} values, not {point.ShapeText} = [{string.Join(", ", shape)}]");
         _results[point.Name(layer)] = new Activation(shape, data.ToArray());
     }
 
-    private int Size(HookDim d) => d switch
+    private int Size(HookDim d) => _config == null ? throw new InvalidOperationException("a Qwen image path records with its own shapes") : d switch
     {
         HookDim.Channels => _config.Vision.Channels,
         HookDim.ImageSize => _config.Vision.ImageSize,
