@@ -153,6 +153,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
         ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
             [("family", 5), ("unrelated", 1005), ("probe", 42), ("control", 43), ("lambda_split", 42), ("eval_0", 1)], []);
+        ProvenanceAssert.In(Path.Combine(demo.Family.Dir, DemoFamily.ManifestFile), demo.Family.Members.Select(m => (m.Name, (long)m.Seed)),
+            demo.Family.Members.Select(m => (m.Name, Path.Combine(m.Dir, "model.safetensors"))));
     }
 
     [Fact]
