@@ -155,9 +155,10 @@ public sealed class CompareReport
             ? " Maps marked (chance) score at chance level: their correlations are not evidence of inheritance."
             : "";
         string[] labels = names.Select((n, i) => Chance[i].AtChance ? $"{n} (chance)" : n).ToArray();
+        double low = ColourFloor();
         figures.Heatmap(Path.Combine(outDir, "pearson_matrix.png"), Matrix(p => p.Pearson), "Pearson r between Truth-Score maps", "", "",
-            caption: $"{HeadsComparedText()}.{chanceNote}",
-            rowLabels: labels, colLabels: labels, annotateCells: true, min: -1, max: 1);
+            caption: string.Create(CultureInfo.InvariantCulture, $"{HeadsComparedText()}. Colours span r = {low:0.0} to 1 (the lowest pair's r rounded down), not -1 to 1, so 0.7 and 0.95 look different.{chanceNote}"),
+            rowLabels: labels, colLabels: labels, annotateCells: true, min: low, max: 1);
         written.Add("pearson_matrix.png");
 
         int r = IndexOf(Reference);
@@ -170,6 +171,13 @@ public sealed class CompareReport
         written.Add("manifest.json");
         AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputPaths, written));
         return written;
+    }
+
+    /// <summary>The lowest r between two different maps, rounded down to a tenth (at least -1; -1 when none is defined).</summary>
+    private double ColourFloor()
+    {
+        var finite = Pairs.Select(p => p.Pearson).Where(double.IsFinite).ToList();
+        return finite.Count == 0 ? -1 : Math.Clamp(Math.Floor(finite.Min() * 10) / 10, -1, 0.9);
     }
 
     private string HeadsComparedText()
