@@ -47,7 +47,7 @@ public class RowBootstrapTests(ITestOutputHelper output)
         using var tmp = new TempDir();
         var set = SyntheticActivations.Planted(Rows, Layers, Heads, Dim, Strength, seed: 3);
         string a = ScoreFolder(tmp, "a", set), b = ScoreFolder(tmp, "b", set);
-        var same = RowBootstrap.Run([RowSource.Load(a), RowSource.Load(b)], 20, seed: 7);
+        var same = RowBootstrap.Run([RowSource.Load(a), RowSource.Load(b)], 10, seed: 7);
         // Shared rows get the same draw, so both maps are re-made identically: r = 1 in every resample.
         var one = PairInterval(same);
         Assert.Equal(1, one.Low, 14);
@@ -56,11 +56,11 @@ public class RowBootstrapTests(ITestOutputHelper output)
 
         // A noisy child on the same rows: an interval that repeats with its seed and moves with another.
         string child = ScoreFolder(tmp, "child", Child(set, 1.0, 1));
-        var interval = PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 20, seed: 7));
+        var interval = PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 10, seed: 7));
         output.WriteLine($"noisy child: [{interval.Low:0.0000}, {interval.High:0.0000}]");
         Assert.True(interval.Low < 0.99 && interval.Low < interval.High, $"[{interval.Low}, {interval.High}]");
-        Assert.Equal(interval, PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 20, seed: 7)));
-        Assert.NotEqual(interval, PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 20, seed: 8)));
+        Assert.Equal(interval, PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 10, seed: 7)));
+        Assert.NotEqual(interval, PairInterval(RowBootstrap.Run([RowSource.Load(a), RowSource.Load(child)], 10, seed: 8)));
     }
 
     /// <summary>
@@ -130,7 +130,7 @@ public class RowBootstrapTests(ITestOutputHelper output)
         var parent = SyntheticActivations.Planted(Rows, Layers, Heads, Dim, Strength, seed: 5);
         string a = ScoreFolder(tmp, "parent", parent), b = ScoreFolder(tmp, "child", Child(parent, 0.5, 9));
         string outDir = tmp.File("cmp");
-        var r = CliRunner.Run("compare", a, b, "--bootstrap-rows", "30", "--seed", "3", "--out", outDir);
+        var r = CliRunner.Run("compare", a, b, "--bootstrap-rows", "12", "--seed", "3", "--bootstrap", "200", "--permutations", "99", "--out", outDir);
         Assert.True(r.ExitCode == 0, r.Stderr);
         var lines = File.ReadAllLines(Path.Combine(outDir, "pairs.csv"));
         var row = lines[0].Split(',').Zip(lines[1].Split(',')).ToDictionary(p => p.First, p => double.TryParse(p.Second, CultureInfo.InvariantCulture, out double v) ? v : double.NaN);
@@ -138,13 +138,13 @@ public class RowBootstrapTests(ITestOutputHelper output)
         Assert.True(row["pearson_high"] - row["pearson_low"] > 0);
         var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "manifest.json")))!;
         Assert.Equal("rows", (string?)manifest["uncertainty"]!["bootstrap_over"]);
-        Assert.Equal(30, (int)manifest["uncertainty"]!["bootstrap_resamples"]!);
+        Assert.Equal(12, (int)manifest["uncertainty"]!["bootstrap_resamples"]!);
         ProvenanceAssert.In(Path.Combine(outDir, "manifest.json"), [("uncertainty", 3), ("row_bootstrap", 3)],
             [("parent", Path.Combine(a, "scores.npy")), ("child", Path.Combine(b, "scores.npy")),
              ("parent_activations", Path.Combine(a, "activations.safetensors")), ("child_activations", Path.Combine(b, "activations.safetensors"))]);
 
         File.Delete(Path.Combine(b, "activations.safetensors"));
-        var refused = CliRunner.Run("compare", a, b, "--bootstrap-rows", "30", "--out", tmp.File("cmp2"));
+        var refused = CliRunner.Run("compare", a, b, "--bootstrap-rows", "12", "--out", tmp.File("cmp2"));
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("activations.safetensors: not found", refused.Stderr);
     }
