@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using System.Text.Json.Nodes;
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Formats;
@@ -159,7 +160,8 @@ public sealed class GateTable
     {
         var stats = Summary();
         var sidecar = new Sidecar(Mode is { } m ? ModeName(m) : null, Lambda, Seed, Source, SourceSha256, [Layers, Heads],
-            Mode is { } mode ? Formula(mode) : null, stats.Min, stats.Max, stats.Mean, stats.Negative);
+            Mode is { } mode ? Formula(mode) : null, stats.Min, stats.Max, stats.Mean, stats.Negative,
+            Numerics.Provenance.Of(Seed is { } seed ? [("gate", seed)] : [], SourceSha256 is { } sha ? [("scores", sha)] : []));
         Npy.WriteFloat64(npyPath, Values, Layers, Heads);
         AtomicFile.WriteAllText(SidecarPath(npyPath), JsonSerializer.Serialize(sidecar, JsonOptions) + "\n");
     }
@@ -209,7 +211,7 @@ public sealed class GateTable
 
     private sealed record Sidecar(
         string? Mode, double? Lambda, ulong? Seed, string? Source, string? SourceSha256, int[] Shape, string? Formula,
-        double Min, double Max, double Mean, int Negative);
+        double Min, double Max, double Mean, int Negative, JsonObject? Provenance);
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
