@@ -2,6 +2,7 @@ using System.Globalization;
 using TruthProbe.Bench;
 
 if (args is [RssBenchmark.ChildFlag, var childFolder]) return RssBenchmark.Child(childFolder);
+if (args is [FuzzBench.Flag, .. var formats]) return FuzzBench.Run(formats);
 bool quick = args.Contains("--quick");
 var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
 var context = new BenchContext(quick, Console.Out);
