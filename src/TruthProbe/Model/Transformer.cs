@@ -54,6 +54,13 @@ public sealed class Transformer : IDisposable
             string? found = tokenizerPath ?? TokenizerBeside(path);
             var tokenizer = LoadTokenizerOrRelease([file], () => found == null ? null : TokenizerLoader.FromFile(found));
             model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = tokenizer };
+            // run.c reads exactly vocab_size tokens from tokenizer.bin: fewer is a truncated or foreign file, whose
+            // missing ids would only fail when generation first produces one.
+            if (tokenizer != null && tokenizer.VocabSize < config.Vocab && found!.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+            {
+                model.Dispose();
+                throw new UserError($"{found}: the llama2.c tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.Vocab} (ids {tokenizer.VocabSize}..{config.Vocab - 1} have no text); the file is truncated or belongs to another model") { Field = "tokenizer" };
+            }
         }
         else if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
         {

@@ -77,9 +77,10 @@ public static class LlavaCheckpoint
             return JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject { } root && root["architectures"] is JsonArray archs
                 && archs.Any(a => a?.GetValueKind() == System.Text.Json.JsonValueKind.String && LlavaConfig.SupportedArchitectures.ContainsKey(a.GetValue<string>()));
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
         {
-            return false; // the decoder's reader reports the broken file
+            // Not JSON, or a name that is not valid text (a lone surrogate): the decoder's reader reports the broken file.
+            return false;
         }
     }
 

@@ -33,9 +33,13 @@ public sealed record FuzzVariant(string Name, byte[] Bytes, bool MayPass = false
 /// </summary>
 public sealed record FuzzCommand(string Name, Func<string, string, TextWriter, TextWriter, int> Run)
 {
+    /// <summary>Set by ./bench/fuzz --debug: CLI commands run with --debug, so a crash's detail is its whole trace.</summary>
+    public static bool Debug { get; set; }
+
     /// <summary>A CLI command line; "{dir}" and "{out}" in an argument are replaced by the folder and the output path.</summary>
     public static FuzzCommand Cli(params string[] argv) => new(string.Join(' ', argv.Take(2)),
-        (dir, output, stdout, stderr) => CliMain.Run(argv.Select(a => a.Replace("{dir}", dir).Replace("{out}", output)).ToArray(), stdout, stderr));
+        (dir, output, stdout, stderr) => CliMain.Run(argv.Select(a => a.Replace("{dir}", dir).Replace("{out}", output))
+            .Concat(Debug ? [CliMain.DebugFlag] : []).ToArray(), stdout, stderr));
 
     /// <summary>A library reader, for formats that only a large model reads through the CLI (images: LLaVA).</summary>
     public static FuzzCommand Library(string name, Action<string> read) => new(name, (dir, _, _, stderr) =>
@@ -169,6 +173,7 @@ public sealed class FuzzRunner
 
     private static string OneLine(string s)
     {
+        if (FuzzCommand.Debug) return s;
         string line = s.Replace('\n', ' ');
         return line.Length > 200 ? line[..200] + "..." : line;
     }

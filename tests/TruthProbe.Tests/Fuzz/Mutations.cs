@@ -67,9 +67,10 @@ public static class Mutations
     /// <summary>
     /// Every value of a JSON document replaced by values of the wrong type (must fail), by extremes, null, or
     /// removed (may be valid: an optional field, a number in range). Large objects and arrays have only their
-    /// first entries and last mutated. Keys in <paramref name="ignored"/> (the readers do not read them) may take anything.
+    /// first entries and last mutated. Keys in <paramref name="ignored"/> (the readers do not read them) may take anything;
+    /// variants named in <paramref name="valid"/> ("eos_token_id = []") are valid files of the format.
     /// </summary>
-    public static IEnumerable<FuzzVariant> Json(JsonNode root, ISet<string>? ignored = null, Func<string, byte[]>? wrap = null)
+    public static IEnumerable<FuzzVariant> Json(JsonNode root, ISet<string>? ignored = null, Func<string, byte[]>? wrap = null, ISet<string>? valid = null)
     {
         wrap ??= Encoding.UTF8.GetBytes;
         foreach (var (steps, node) in Walk(root, []))
@@ -77,7 +78,8 @@ public static class Mutations
             string path = string.Concat(steps.Select((s, i) => s is int n ? $"[{n}]" : i == 0 ? $"{s}" : $".{s}"));
             bool free = ignored != null && steps.OfType<string>().Any(ignored.Contains);
             foreach (var (label, replacement, mayPass) in Replacements(node))
-                yield return new FuzzVariant($"{path} = {label}", Serialise(Replace(root, steps, replacement), wrap), mayPass || free);
+                yield return new FuzzVariant($"{path} = {label}", Serialise(Replace(root, steps, replacement), wrap),
+                    mayPass || free || valid?.Contains($"{path} = {label}") == true);
             if (steps.Count > 0 && steps[^1] is string)
                 yield return new FuzzVariant($"{path} removed", Serialise(Replace(root, steps, null, remove: true), wrap), MayPass: true);
         }
