@@ -34,8 +34,9 @@ public static class FuzzTargets
         Llama2cModel(shared), Llama2cTokenizer(shared), SentencePieceModel(shared), Png(), Jpeg(),
     ];
 
-    private static readonly FuzzCommand Inspect = FuzzCommand.Cli("inspect", "{dir}/m");
-    private static readonly FuzzCommand Trace = FuzzCommand.Cli("trace", "{dir}/m", "--token-ids", "1,4,5", "--hooks", "logits", "--out", "{out}.safetensors");
+    private static readonly FuzzCommand Inspect = FuzzCommand.Cli("inspect", "{dir}/m") with { ReadsValues = false };
+    // The first and last token ids, so that the embedding rows the NaN variants damage are read.
+    private static readonly FuzzCommand Trace = FuzzCommand.Cli("trace", "{dir}/m", "--token-ids", "0,4,15", "--hooks", "logits", "--out", "{out}.safetensors");
 
     private static void WriteModel(string dir, bool tokenizer)
     {
@@ -114,8 +115,8 @@ public static class FuzzTargets
         yield return new FuzzVariant($"{oblong} shape transposed", PackNode(swapped));
         foreach (var (range, (name, _)) in ranges.Zip(tensors).Take(3).Append((ranges[^1], tensors[^1])))
         {
-            yield return new FuzzVariant($"{name}[0] = NaN", WithFloat(seed, dataStart + range[0], float.NaN));
-            yield return new FuzzVariant($"{name}[last] = +Inf", WithFloat(seed, dataStart + range[1] - 4, float.PositiveInfinity));
+            yield return new FuzzVariant($"{name}[0] = NaN", WithFloat(seed, dataStart + range[0], float.NaN), ValuesOnly: true);
+            yield return new FuzzVariant($"{name}[last] = +Inf", WithFloat(seed, dataStart + range[1] - 4, float.PositiveInfinity), ValuesOnly: true);
         }
         foreach (var v in ByteFlips(seed, 24, 11)) yield return v;
     }
@@ -136,8 +137,8 @@ public static class FuzzTargets
             return File.ReadAllBytes(Path.Combine(dir, "m.gguf"));
         },
         GgufVariants,
-        [FuzzCommand.Cli("inspect", "{dir}/m.gguf"),
-            FuzzCommand.Cli("trace", "{dir}/m.gguf", "--token-ids", "1,4,5", "--hooks", "logits", "--out", "{out}.safetensors")]);
+        [FuzzCommand.Cli("inspect", "{dir}/m.gguf") with { ReadsValues = false },
+            FuzzCommand.Cli("trace", "{dir}/m.gguf", "--token-ids", "0,4,15", "--hooks", "logits", "--out", "{out}.safetensors")]);
 
     /// <summary>GGUF: every structural integer (counts, lengths, types, dims, offsets) at its extremes, truncations at field boundaries, relabelled tensor types, an inserted general.alignment, NaN data.</summary>
     private static IEnumerable<FuzzVariant> GgufVariants(byte[] seed)
@@ -153,7 +154,7 @@ public static class FuzzTargets
                 yield return new FuzzVariant($"{tensor.Name} = {type} (relabelled)", WithInteger(seed, tensor.Offset, 4, type));
         foreach (ulong alignment in new ulong[] { 1, 3, 0, 64, 1UL << 31 })
             yield return new FuzzVariant($"general.alignment = {alignment} inserted", layout.WithAlignment(seed, (uint)alignment));
-        yield return new FuzzVariant("first tensor[0] = NaN", WithFloat(seed, layout.DataStart, float.NaN));
+        yield return new FuzzVariant("first tensor[0] = NaN", WithFloat(seed, layout.DataStart, float.NaN), ValuesOnly: true);
         yield return new FuzzVariant("trailing 64 bytes", [.. seed, .. new byte[64]]);
         foreach (var v in ByteFlips(seed, 24, 13)) yield return v;
     }
@@ -376,14 +377,17 @@ public static class FuzzTargets
             var header = Enumerable.Range(0, 7).SelectMany(i => IntegerExtremes(seed, 4 * i, 4,
                 new[] { "dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len" }[i]));
             var sign = new FuzzVariant("vocab_size negated (unshared classifier)", WithInteger(seed, 20, 4, (uint)-(int)Read(seed, 20, 4)));
-            var nan = new FuzzVariant("token_embedding[0] = NaN", WithFloat(seed, 28, float.NaN));
-            var inf = new FuzzVariant("last weight = -Inf", WithFloat(seed, seed.Length - 4, float.NegativeInfinity));
+            var nan = new FuzzVariant("token_embedding[0] = NaN", WithFloat(seed, 28, float.NaN), ValuesOnly: true);
+            // The file ends with rms_final [dim] and the RoPE tables freq_cis_real/imag [seq_len, head_dim / 2] each,
+            // which no one reads (RoPE is computed): the last weight used is rms_final's last.
+            int dim = (int)Read(seed, 0, 4), headDim = dim / (int)Read(seed, 12, 4), seqLen = (int)Read(seed, 24, 4);
+            var inf = new FuzzVariant("rms_final[last] = -Inf", WithFloat(seed, seed.Length - 4 - 4 * seqLen * headDim, float.NegativeInfinity), ValuesOnly: true);
             return header.Append(sign).Append(nan).Append(inf)
                 .Concat(Truncations(seed, [4, 27, 28, 29, seed.Length / 2, seed.Length - 4]))
                 .Append(new FuzzVariant("trailing 4 bytes", [.. seed, 0, 0, 0, 0]))
                 .Concat(ByteFlips(seed, 16, 17, from: 28));
         },
-        [FuzzCommand.Cli("inspect", "{dir}/model.bin", "--tokenizer", "{dir}/tok.bin"), Llama2cGenerate])
+        [FuzzCommand.Cli("inspect", "{dir}/model.bin", "--tokenizer", "{dir}/tok.bin") with { ReadsValues = false }, Llama2cGenerate])
     { Unavailable = NeedsShared(shared, "models", "stories260K", "stories260K.bin") };
 
     /// <summary>llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score, i32 length, the bytes.</summary>
