@@ -20,12 +20,15 @@ namespace TruthProbe.Cli
         /// Runs one command line; everything is printed to <paramref name="stdout"/> and <paramref name="stderr"/>.
         /// An unexpected exception is one line and exit <see cref="UnexpectedExitCode"/>; with --debug, the full trace.
         /// </summary>
-        public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        public static int Run(string[] argv, TextWriter stdout, TextWriter stderr) => Run(argv, stdout, stderr, Verbs.Create());
+
+        /// <summary>The same over a given verb list (tests add a verb that fails in ways no real input reaches any more).</summary>
+        internal static int Run(string[] argv, TextWriter stdout, TextWriter stderr, IReadOnlyList<IVerb> verbs)
         {
             bool debug = argv.Contains(DebugFlag);
             try
             {
-                return RunVerb(argv.Where(a => a != DebugFlag).ToArray(), stdout, stderr);
+                return RunVerb(argv.Where(a => a != DebugFlag).ToArray(), stdout, stderr, verbs);
             }
             catch (Exception e) when (e is not UserError)
             {
@@ -41,12 +44,13 @@ namespace TruthProbe.Cli
         {
             string line = message.ReplaceLineEndings(" ");
             int room = MaxErrorChars - suffix.Length;
-            return (line.Length <= room ? line : $"{line[..(room - 40)]}... ({line.Length - room + 40} more characters)") + suffix;
+            if (line.Length <= room) return line + suffix;
+            int keep = room - 40; // "... (N more characters)" fits in 40
+            return $"{line[..keep]}... ({line.Length - keep} more characters){suffix}";
         }
 
-        private static int RunVerb(string[] argv, TextWriter stdout, TextWriter stderr)
+        private static int RunVerb(string[] argv, TextWriter stdout, TextWriter stderr, IReadOnlyList<IVerb> verbs)
         {
-            var verbs = Verbs.Create();
             if (argv.Length == 0 || argv[0] is "help" or "--help" or "-h")
             {
                 stdout.WriteLine(Help(verbs));

@@ -1,3 +1,4 @@
+using System.Globalization;
 using TruthProbe.Common;
 using TruthProbe.Numerics;
 
@@ -81,5 +82,5 @@ public static class FiniteWeights
     }
 
     private static UserError Found(string source, string name, int row, int column, float value) =>
-        new($"{source}: weight {name} holds {value} at row {row}, column {column}; a non-finite weight makes every later activation NaN, so the checkpoint is corrupt or was saved after training diverged") { Field = AllowField };
+        new($"{source}: weight {name} holds {value.ToString(CultureInfo.InvariantCulture)} at row {row}, column {column}; a non-finite weight makes every later activation NaN, so the checkpoint is corrupt or was saved after training diverged") { Field = AllowField };
 }

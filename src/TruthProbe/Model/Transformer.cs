@@ -244,7 +244,7 @@ public sealed class Transformer : IDisposable
         int at = NumericsNonFinite.IndexOf(values);
         if (at < 0) return;
         string where = firstPosition >= 0 ? $"position {firstPosition + at / width}" : $"token {at / width} of the call";
-        throw new UserError($"{Source}: {what} is {values[at]} at {where}, index {at % width}, although the weights are finite: an activation overflowed float32 (gates with a large lambda, or an extreme config value)") { Field = FiniteWeights.AllowField };
+        throw new UserError($"{Source}: {what} is {values[at].ToString(System.Globalization.CultureInfo.InvariantCulture)} at {where}, index {at % width}, although the weights are finite: an activation overflowed float32 (gates with a large lambda, or an extreme config value)") { Field = FiniteWeights.AllowField };
     }
 
     private void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)

@@ -99,7 +99,10 @@ public sealed class FuzzRunner
     /// Every <paramref name="stride"/>-th variant of the target (all when 1) through every command, after checking that
     /// the valid file passes every command (a fuzz run whose seed already fails proves nothing).
     /// </summary>
-    public List<FuzzResult> Run(FuzzTarget target, int stride = 1)
+    public List<FuzzResult> Run(FuzzTarget target, int stride = 1) => Run(target, (i, _) => i % stride == 0);
+
+    /// <summary>The variants <paramref name="pick"/> chooses (by index and variant), as <see cref="Run(FuzzTarget, int)"/>.</summary>
+    public List<FuzzResult> Run(FuzzTarget target, Func<int, FuzzVariant, bool> pick)
     {
         string dir = Directory.CreateTempSubdirectory($"truthprobe-fuzz-{target.Format}-").FullName;
         try
@@ -114,7 +117,7 @@ public sealed class FuzzRunner
                 if (check.Code != 0)
                     throw new InvalidOperationException($"fuzz seed of {target.Format} fails '{command.Name}' (exit {check.Code}): {check.Stderr}{check.Exception}");
             }
-            foreach (var variant in target.Variants(seed).Where((_, i) => i % stride == 0))
+            foreach (var variant in target.Variants(seed).Where((v, i) => pick(i, v)))
             {
                 File.WriteAllBytes(file, variant.Bytes);
                 foreach (var command in target.Commands)
