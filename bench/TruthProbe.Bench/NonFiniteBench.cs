@@ -31,7 +31,7 @@ public sealed class NonFiniteBench : IBenchmark
             for (int i = 0; i < 5; i++)
             {
                 var sw = Stopwatch.StartNew();
-                FiniteWeights.Require(model.Weights, folder);
+                FiniteWeights.Require(model.Config, model.Weights, folder);
                 scans.Add(sw.Elapsed.TotalSeconds);
                 sw.Restart();
                 one[0] = Generator.ArgMax(model.Forward(state, one));

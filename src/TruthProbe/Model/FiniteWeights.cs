@@ -18,28 +18,17 @@ public static class FiniteWeights
     /// Every tensor a forward pass reads in full. The token embedding is left out unless it is also the classifier:
     /// a forward reads only the rows of its tokens, which <see cref="RequireRows"/> checks as they are looked up.
     /// </summary>
-    public static void Require(ModelWeights w, string source)
+    public static void Require(ModelConfig config, ModelWeights w, string source)
     {
-        for (int l = 0; l < w.Layers.Length; l++)
+        bool tied = ReferenceEquals(w.Classifier, w.TokenEmbedding);
+        foreach (var tensor in CheckpointTensor.All(config))
         {
-            var layer = w.Layers[l];
-            string p = $"model.layers.{l}.";
-            Vector(layer.InputNorm, p + "input_layernorm.weight", source);
-            Matrix(layer.Q, p + "self_attn.q_proj.weight", source);
-            Matrix(layer.K, p + "self_attn.k_proj.weight", source);
-            Matrix(layer.V, p + "self_attn.v_proj.weight", source);
-            Matrix(layer.O, p + "self_attn.o_proj.weight", source);
-            Vector(layer.QBias, p + "self_attn.q_proj.bias", source);
-            Vector(layer.KBias, p + "self_attn.k_proj.bias", source);
-            Vector(layer.VBias, p + "self_attn.v_proj.bias", source);
-            Vector(layer.OBias, p + "self_attn.o_proj.bias", source);
-            Vector(layer.PostAttentionNorm, p + "post_attention_layernorm.weight", source);
-            Matrix(layer.Gate, p + "mlp.gate_proj.weight", source);
-            Matrix(layer.Up, p + "mlp.up_proj.weight", source);
-            Matrix(layer.Down, p + "mlp.down_proj.weight", source);
+            if (tensor.Kind == DecoderTensor.Embedding && !tied) continue;
+            string name = tensor.Name(TensorNaming.HuggingFace) + (tied && tensor.Kind == DecoderTensor.Embedding ? " (tied lm_head)" : "");
+            var (matrix, vector) = tensor.In(w);
+            if (matrix != null) Matrix(matrix, name, source);
+            else Vector(vector!, name, source);
         }
-        Vector(w.FinalNorm, "model.norm.weight", source);
-        Matrix(w.Classifier, ReferenceEquals(w.Classifier, w.TokenEmbedding) ? "model.embed_tokens.weight (tied lm_head)" : "lm_head.weight", source);
     }
 
     /// <summary>The embedding rows of <paramref name="tokens"/>, already widened into <paramref name="rows"/> [T, d_model].</summary>
@@ -49,9 +38,8 @@ public static class FiniteWeights
         if (at >= 0) throw Found(source, "model.embed_tokens.weight", tokens[at / width], at % width, rows[at]);
     }
 
-    private static void Vector(float[]? values, string name, string source)
+    private static void Vector(float[] values, string name, string source)
     {
-        if (values == null) return;
         int at = NonFinite.IndexOf(values);
         if (at >= 0) throw Found(source, name, 0, at, values[at]);
     }

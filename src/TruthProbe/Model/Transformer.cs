@@ -145,7 +145,7 @@ public sealed class Transformer : IDisposable
 
         if (!AllowNonFinite && Volatile.Read(ref _weightsChecked) == 0)
         {
-            FiniteWeights.Require(Weights, Source);
+            FiniteWeights.Require(Config, Weights, Source);
             Volatile.Write(ref _weightsChecked, 1);
         }
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
