@@ -99,6 +99,9 @@ public sealed record ModelConfig
         string? known = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
         // Read by transformers' AutoConfig, not by us (architectures decides), but a non-string is a broken file.
         if (JsonFields.TryGet(root, "model_type", out var modelType)) JsonFields.String(modelType, $"{path}: field 'model_type'");
+        // The decoder's MLP is SwiGLU; a config naming another activation would run silently wrong.
+        if (JsonFields.TryGet(root, "hidden_act", out var act) && JsonFields.String(act, $"{path}: field 'hidden_act'") is not ("silu" or "swish"))
+            throw new UserError($"{path}: field 'hidden_act' is '{act.GetString()}'; supported: silu (Llama, Mistral and Qwen2 use it)");
         if (known == null)
             throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported: {string.Join(", ", SupportedArchitectures.Keys)}");
 

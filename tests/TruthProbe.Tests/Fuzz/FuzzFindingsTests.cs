@@ -29,6 +29,7 @@ public class FuzzFindingsTests
     [InlineData("config.json", "architectures[0] = lone surrogate", "lone UTF-16 surrogate")]
     [InlineData("config.json", "model_type = 5", "field 'model_type' must be a string, got 5")]
     [InlineData("config.json", "model_type = invalid UTF-8", "field 'model_type' holds invalid UTF-8")]
+    [InlineData("config.json", "hidden_act = 5", "field 'hidden_act' must be a string, got 5")]
     [InlineData("tokenizer.json", "added_tokens = \"x\"", "\"added_tokens\" must be an array, got \"x\"")]
     [InlineData("tokenizer.json", "model.merges = {}", "\"merges\" must be an array, got {}")]
     [InlineData("pope questions", "text = 5", "field 'text' must be a string, got 5")]

@@ -68,8 +68,9 @@ public static class FuzzTargets
 
     private static FuzzTarget Config() => new("config.json", "m/config.json",
         dir => { WriteModel(dir, tokenizer: false); return File.ReadAllBytes(Path.Combine(dir, "m", "config.json")); },
-        // An empty eos list is how a config says the model has no end token.
-        seed => Json(JsonNode.Parse(seed)!, new HashSet<string> { "torch_dtype", "transformers_version" }, valid: new HashSet<string> { "eos_token_id = []" }),
+        // An empty eos list is how a config says the model has no end token; rope_theta is a float that happens to be whole.
+        seed => Json(JsonNode.Parse(seed)!, new HashSet<string> { "torch_dtype", "transformers_version" },
+            valid: new HashSet<string> { "eos_token_id = []", "rope_theta = 1.5" }),
         [Inspect, Trace]);
 
     private static FuzzTarget Safetensors() => new("safetensors", "m/model.safetensors",
@@ -123,8 +124,9 @@ public static class FuzzTargets
 
     private static FuzzTarget TokenizerJson() => new("tokenizer.json", "m/tokenizer.json",
         dir => { WriteModel(dir, tokenizer: true); return File.ReadAllBytes(Path.Combine(dir, "m", "tokenizer.json")); },
-        // Hugging Face's own reader ignores "version"; so does ours.
-        seed => Json(JsonNode.Parse(seed)!, new HashSet<string> { "version" }),
+        // Hugging Face's own reader ignores "version"; ours also leaves a BPE's "decoder" unread (decoding follows the
+        // model type and pre-tokenizer), so neither can make our output wrong.
+        seed => Json(JsonNode.Parse(seed)!, new HashSet<string> { "version", "decoder" }),
         [Inspect, FuzzCommand.Cli("generate", "{dir}/m", "--prompt", "ab ba c", "--max-new-tokens", "3")]);
 
     private static FuzzTarget Gguf() => new("gguf", "m.gguf",

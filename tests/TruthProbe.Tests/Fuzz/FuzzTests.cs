@@ -8,19 +8,20 @@ namespace TruthProbe.Tests.Fuzz;
 public sealed class FuzzCollection;
 
 /// <summary>
-/// The fast deterministic subset of the fuzz suite (./bench/fuzz runs every variant): every fourth variant of every
+/// The fast deterministic subset of the fuzz suite (./bench/fuzz runs every variant): every seventh variant of every
 /// format through the verbs that read it must end in a clean error, or exit 0 where the variant may be valid.
 /// </summary>
 [Collection(nameof(FuzzCollection))]
 public class FuzzTests
 {
-    private const int Stride = 4;
+    // Prime, so that the subset does not fall into step with a generator's own period (8 dtypes, 5 values per field).
+    private const int Stride = 7;
 
     public static TheoryData<string> Formats() => new(FuzzTargets.All(null).Select(t => t.Format));
 
     [SkippableTheory]
     [MemberData(nameof(Formats))]
-    public void EveryFourthVariant_IsACleanErrorOrValid(string format)
+    public void EverySeventhVariant_IsACleanErrorOrValid(string format)
     {
         var target = FuzzTargets.All(RepoPaths.Shared()).Single(t => t.Format == format);
         string? why = target.Unavailable();

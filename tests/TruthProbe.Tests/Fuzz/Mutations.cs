@@ -66,8 +66,8 @@ public static class Mutations
 
     /// <summary>
     /// Every value of a JSON document replaced by values of the wrong type (must fail), by extremes, null, or
-    /// removed (may be valid: an optional field, a number in range). Large objects and arrays have only their
-    /// first entries and last mutated. Keys in <paramref name="ignored"/> (the readers do not read them) may take anything;
+    /// removed (may be valid: an optional field, a number in range). Objects of more than 32 keys and arrays of more
+    /// than 6 items have only their first three entries and last mutated. Keys in <paramref name="ignored"/> (the readers do not read them) may take anything;
     /// variants named in <paramref name="valid"/> ("eos_token_id = []") are valid files of the format.
     /// </summary>
     public static IEnumerable<FuzzVariant> Json(JsonNode root, ISet<string>? ignored = null, Func<string, byte[]>? wrap = null, ISet<string>? valid = null)
@@ -102,8 +102,8 @@ public static class Mutations
         yield return (steps, node);
         var children = node switch
         {
-            JsonObject obj => Sample(obj.Select(e => ((object)e.Key, e.Value)).ToList()),
-            JsonArray array => Sample(array.Select((child, i) => ((object)i, child)).ToList()),
+            JsonObject obj => Sample(obj.Select(e => ((object)e.Key, e.Value)).ToList(), 32),
+            JsonArray array => Sample(array.Select((child, i) => ((object)i, child)).ToList(), 6),
             _ => [],
         };
         foreach (var (step, child) in children)
@@ -111,7 +111,8 @@ public static class Mutations
                 yield return inner;
     }
 
-    private static IEnumerable<T> Sample<T>(List<T> items) => items.Count <= 6 ? items : items.Take(3).Append(items[^1]);
+    /// <summary>All of a small object or array; of a large one (a vocabulary, a tensor list) the first three and the last.</summary>
+    private static IEnumerable<T> Sample<T>(List<T> items, int all) => items.Count <= all ? items : items.Take(3).Append(items[^1]);
 
     private static IEnumerable<(string Label, JsonNode? Value, bool MayPass)> Replacements(JsonNode? node)
     {
