@@ -24,6 +24,8 @@ public static class Verbs
         new LabPretrainVerb(),
         new LabFinetuneVerb(),
         new LabCurveVerb(),
+        new LabScenesVerb(),
         new DemoVerb(),
+        new MergeVerb(),
     ];
 }

@@ -1,11 +1,16 @@
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Model;
+using TruthProbe.Sharding;
 
 namespace TruthProbe.Probing;
 
 /// <summary>What collection did: the activations (loaded back from disk) and the rows it left out.</summary>
-public sealed record Collection(ActivationSet Set, string Path, IReadOnlyList<SkippedRow> Skipped, bool Reused, int RowsRun, double Seconds);
+public sealed record Collection(ActivationSet Set, string Path, IReadOnlyList<SkippedRow> Skipped, bool Reused, int RowsRun, double Seconds)
+{
+    /// <summary>Rows kept in the whole run; more than <see cref="ActivationSet.Rows"/> when a shard collected only its block.</summary>
+    public int RowsInAll { get; init; }
+}
 
 /// <summary>
 /// Runs the model over every probing row and keeps <c>blocks.{l}.attn.hook_z</c> of every layer at the
@@ -18,8 +23,13 @@ public static class ActivationCollector
     public const string FileName = "activations.safetensors";
     public const string PositionRule = "last token of the prompt; a trailing EOS is stepped over";
 
+    /// <summary>The metadata key a shard's activations carry (<see cref="Shard.Label"/>); a merge removes it.</summary>
+    public const string ShardKey = "shard";
+
+    /// <param name="shard">collect only this shard's block of the rows that are kept (the rows that fit, in data
+    /// order); the label and length checks still see every row, so a part fails exactly when the whole run would.</param>
     public static Collection Collect(Transformer model, ProbingData data, PromptTemplate template, int? samples,
-        bool skipBad, string outDir, TextWriter log)
+        bool skipBad, string outDir, TextWriter log, Shard? shard = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var cfg = model.Config;
@@ -31,7 +41,7 @@ public static class ActivationCollector
             int scored = ScoredLength(tokens, model.EosIds);
             if (scored > cfg.MaxContext)
             {
-                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows (skip_bad)";
+                string reason = $"{data.Path} line {row.Line}: row {row.Index} is {scored} tokens, more than the model's context of {cfg.MaxContext}; shorten its context or skip such rows";
                 if (!skipBad) throw new UserError(reason) { Field = "skip_bad" };
                 skipped.Add(new SkippedRow(row.Index, row.Line, reason));
                 continue;
@@ -43,6 +53,13 @@ public static class ActivationCollector
         if (gold == 0 || gold == kept.Count)
             throw new UserError($"{data.Path}: after skipping bad rows all {kept.Count} are {(gold == 0 ? "hallucinated" : "gold")}; a probe needs both labels");
         skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+        int rowsInAll = kept.Count;
+        if (shard is { } part)
+        {
+            part.RequireItems(kept.Count, "rows");
+            var (start, end) = part.Range(kept.Count);
+            kept = kept.GetRange(start, end - start);
+        }
 
         int n = kept.Count, rowValues = cfg.Layers * cfg.Heads * cfg.HeadDim;
         var metadata = new Dictionary<string, string>
@@ -60,15 +77,15 @@ public static class ActivationCollector
             ["bos"] = model.Tokenizer?.AddsBos == true ? "added by the tokenizer" : "none",
             ["skipped_rows"] = JsonSerializer.Serialize(skipped.Select(s => new { row = s.Index, line = s.Line, reason = s.Reason })),
         };
-        string fingerprint = Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(
-            JsonSerializer.Serialize(metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) + "|" + string.Join(",", kept.Select(k => k.Row.Index))));
+        if (shard is { } s) metadata[ShardKey] = s.Label;
+        string fingerprint = Fingerprint(metadata, kept.Select(k => (long)k.Row.Index));
         string path = System.IO.Path.Combine(outDir, FileName);
         Directory.CreateDirectory(outDir);
 
         if (ActivationStore.IsFinished(path, fingerprint))
         {
             log.WriteLine($"{path} already holds these rows' activations; probing them again without running the model");
-            return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds);
+            return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll };
         }
 
         var shape = new ActivationSet(n, cfg.Layers, cfg.Heads, cfg.HeadDim, new float[(long)n * rowValues],
@@ -94,8 +111,13 @@ public static class ActivationCollector
             }
             store.Complete();
         }
-        return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds);
+        return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll };
     }
+
+    /// <summary>Names a collection's inputs and rows: a finished file with the same fingerprint is reused, a partial one resumed.</summary>
+    public static string Fingerprint(IReadOnlyDictionary<string, string> metadata, IEnumerable<long> rowIds) =>
+        Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(
+            JsonSerializer.Serialize(metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) + "|" + string.Join(",", rowIds)));
 
     /// <summary>How many tokens to run: all of them, less a trailing EOS (the scored token is then the one before).</summary>
     public static int ScoredLength(int[] tokens, IReadOnlyList<int> eosIds) =>
