@@ -20,6 +20,8 @@ public sealed class ModelInput
     };
     public readonly Option<string?> Tokenizer = Opt.Text("--tokenizer", "FILE",
         "tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)");
+    public readonly Option<bool> AllowNonFinite = Opt.Flag("--allow-nonfinite",
+        "run even if weights, logits or captured activations hold NaN or infinity (by default the first one found is an error naming the tensor)");
     public readonly GatingOptions.Group? Gating;
     public readonly ImageOptions? Image;
     private readonly Option<string?>? _prompt;
@@ -40,7 +42,7 @@ public sealed class ModelInput
     }
 
     public IEnumerable<Symbol> Symbols =>
-        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
 
     /// <summary>
     /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
@@ -57,6 +59,7 @@ public sealed class ModelInput
         var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer) : null;
         var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;
         var model = llava?.Language ?? qwen?.Language ?? Transformer.Load(path, tokenizer);
+        model.AllowNonFinite = args.GetValue(AllowNonFinite);
         try
         {
             if (requireTokenizer && model.Tokenizer == null)

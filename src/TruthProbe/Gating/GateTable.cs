@@ -31,6 +31,8 @@ public enum GateMode
 public sealed class GateTable
 {
     private const double Eps = 1e-6; // the reference's epsilon, in minmax and in 1 / (S + eps)
+    /// <summary>Largest gate magnitude accepted: --lambda 1e30 gave all-NaN activations with exit 0.</summary>
+    public const double MaxGate = 1e4;
 
     public int Layers { get; }
     public int Heads { get; }
@@ -133,6 +135,9 @@ public sealed class GateTable
         for (int i = 0; i < gates.Length; i++)
             if (!double.IsFinite(gates[i]))
                 throw new UserError($"{where}: gate mode {ModeName(mode)} gives a non-finite gate at layer {i / heads}, head {i % heads} (score {scores[i]}); inverse needs scores away from -1e-6");
+        for (int i = 0; i < gates.Length; i++)
+            if (Math.Abs(gates[i]) > MaxGate)
+                throw new UserError($"{where}: {(lambda is { } l ? $"lambda {l}" : $"gate mode {ModeName(mode)}")} gives a gate of {gates[i]:G3} at layer {i / heads}, head {i % heads}; a head's output scaled beyond {MaxGate:G0} overflows float32 activations within a few layers (NaN logits), so choose a smaller lambda") { Field = "lambda" };
         return new GateTable(layers, heads, gates, mode, UsesLambda(mode) ? lambda : null, mode == GateMode.Random ? seed : null, source, sourceSha256);
     }
 

@@ -30,8 +30,9 @@ internal static class VisionConfigFile
         {
             return JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject root && Architectures(root).Any(supported.ContainsKey);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // Not JSON, or a name that is not valid text (a lone surrogate): the decoder's reader reports the broken file.
             return false;
         }
     }
