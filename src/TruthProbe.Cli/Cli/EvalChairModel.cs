@@ -49,6 +49,8 @@ public sealed partial class EvalChairVerb
         var run = session.Run(Task, prompts, imagesFolder);
         run["image_ids"] = Path.GetFullPath(idsPath);
         run["gt"] = gtPath != null ? Path.GetFullPath(gtPath) : ChairScorer.DefaultGroundTruth;
+        // The log is renamed before the summary is written: a folder with summary.json is finished.
+        log.Complete(Path.Combine(outDir, ImageEvalOutputs.Replies));
         ImageEvalOutputs.WriteSummary(outDir, new JsonObject
         {
             ["arms"] = arms,
@@ -58,7 +60,6 @@ public sealed partial class EvalChairVerb
             ["provenance"] = Provenance.Of(bootstrap == null ? [] : [("bootstrap", (JsonNode)seed)],
                 [("image_ids", Hashing.Sha256File(idsPath)), .. gtPath == null ? [] : new[] { ("gt", Hashing.Sha256File(gtPath)) }]),
         });
-        log.Complete();
 
         var c = CultureInfo.InvariantCulture;
         stdout.WriteLine($"CHAIR: {prompts.Count} images from {Path.GetFileName(idsPath)}, \"{LlavaPrompts.DescribeInDetail}\"");

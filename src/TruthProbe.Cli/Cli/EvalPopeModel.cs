@@ -51,6 +51,8 @@ public sealed partial class EvalPopeVerb
         var run = session.Run(Task, prompts, imagesFolder);
         run["questions"] = Path.GetFullPath(questionsPath);
         string questionsSha = Hashing.Sha256File(questionsPath);
+        // The log is renamed before the summary is written: a folder with summary.json is finished.
+        log.Complete(Path.Combine(outDir, ImageEvalOutputs.Replies));
         ImageEvalOutputs.WriteSummary(outDir, new JsonObject
         {
             ["parse"] = rule.ToString().ToLowerInvariant(),
@@ -59,7 +61,6 @@ public sealed partial class EvalPopeVerb
             ["run"] = run,
             ["provenance"] = Provenance.Of([], [("questions", questionsSha)]),
         });
-        log.Complete();
 
         stdout.WriteLine($"POPE: {questions.Count} questions of {Path.GetFileName(questionsPath)} on {prompts.Select(p => p.Image).Distinct().Count()} images, parse {rule.ToString().ToLowerInvariant()}");
         stdout.Write(ImageEvalOutputs.PopeTable(counts));

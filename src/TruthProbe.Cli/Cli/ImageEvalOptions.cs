@@ -49,11 +49,13 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
     /// </summary>
     public Session Open(ParseResult args, string verb, IReadOnlyList<ImagePrompt> prompts)
     {
-        var loaded = Model.Load(args, verb, requireTokenizer: true);
+        var loaded = Model.Load(args, verb);
         try
         {
             var llava = loaded.Llava ?? throw new UserError(
                 $"{verb}: --images needs a vision-language model (a llava-hf folder); {loaded.Model.Source} is a text-only {loaded.Model.Config.Architecture} model");
+            if (loaded.Model.Tokenizer == null)
+                throw new UserError($"{loaded.Model.Source}: no tokenizer found with the model; the prompts are text, give one with --tokenizer FILE");
             string? aspectText = args.GetValue(Aspect);
             var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
             var preprocessor = llava.ImagePreprocessor(aspect);
@@ -85,7 +87,9 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         public ReplyLog Answer(string task, IReadOnlyList<ImagePrompt> prompts, string outDir, TextWriter stderr)
         {
             Directory.CreateDirectory(outDir);
-            var log = ReplyLog.Open(Path.Combine(outDir, ImageEvalOutputs.RepliesLog), Fingerprint(task, prompts));
+            // An earlier run's summary would mark the folder finished while this run is still writing it.
+            File.Delete(Path.Combine(outDir, ImageEvalOutputs.SummaryFile));
+            var log = ReplyLog.Open(Path.Combine(outDir, ImageEvalOutputs.PartialReplies), Fingerprint(task, prompts));
             try
             {
                 long total = (long)prompts.Count * Arms.Count;

@@ -15,7 +15,10 @@ namespace TruthProbe.Evaluation;
 public static class ImageEvalOutputs
 {
     public const string SummaryFile = "summary.json";
-    public const string RepliesLog = "replies.partial.jsonl";
+    /// <summary>The reply log while the run is under way (<see cref="ReplyLog"/>): a run finding it resumes from it.</summary>
+    public const string PartialReplies = "replies.partial.jsonl";
+    /// <summary>The reply log of a finished run, with its fingerprint, in the order the replies were made.</summary>
+    public const string Replies = "replies.jsonl";
 
     public static string SamplesFile(string task, string arm) => $"samples_{task}_{arm}.jsonl";
 

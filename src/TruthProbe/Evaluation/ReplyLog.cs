@@ -115,11 +115,14 @@ public sealed class ReplyLog : IDisposable
         _file.Flush(flushToDisk: true);
     }
 
-    /// <summary>Closes and removes the file, once every reply is in the run's final outputs.</summary>
-    public void Complete()
+    /// <summary>
+    /// Closes the log once every reply is in the run's final outputs and renames it to <paramref name="finalPath"/>
+    /// (kept: every reply in the order it was made, under the run's fingerprint). A later run starts a new log.
+    /// </summary>
+    public void Complete(string finalPath)
     {
         _file.Dispose();
-        File.Delete(Path);
+        File.Move(Path, finalPath, overwrite: true);
     }
 
     public void Dispose() => _file.Dispose();
