@@ -46,11 +46,14 @@ public static class ImageEvalOutputs
         ["hallucinated"] = new JsonArray([.. score.Hallucinated.Select(m => (JsonNode)m.Object)]),
     };
 
+    /// <summary>Prompts and replies stay readable: "&lt;image&gt;", "human's" and non-ASCII text are written as they are, not as \u escapes.</summary>
+    public static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static void WriteLines(string path, IEnumerable<JsonObject> lines) =>
-        AtomicFile.WriteAllText(path, string.Concat(lines.Select(l => l.ToJsonString() + "\n")));
+        AtomicFile.WriteAllText(path, string.Concat(lines.Select(l => l.ToJsonString(Readable) + "\n")));
 
     public static void WriteSummary(string outDir, JsonObject summary) =>
-        AtomicFile.WriteAllText(Path.Combine(outDir, SummaryFile), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(outDir, SummaryFile), summary.ToJsonString(new JsonSerializerOptions(Readable) { WriteIndented = true }) + "\n");
 
     /// <summary>POPE metrics of one arm, as <c>eval pope</c> writes them (percent; counts as integers).</summary>
     public static JsonObject PopeMetrics(PopeCounts c)

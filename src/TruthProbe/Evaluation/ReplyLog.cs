@@ -111,7 +111,7 @@ public sealed class ReplyLog : IDisposable
 
     private void WriteLine(JsonObject record)
     {
-        _file.Write(Encoding.UTF8.GetBytes(record.ToJsonString() + "\n"));
+        _file.Write(Encoding.UTF8.GetBytes(record.ToJsonString(ImageEvalOutputs.Readable) + "\n"));
         _file.Flush(flushToDisk: true);
     }
 

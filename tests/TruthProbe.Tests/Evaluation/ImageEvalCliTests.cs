@@ -82,7 +82,7 @@ public sealed class ImageEvalCliTests
     }
 
     [SkippableFact]
-    public void Pope_OnePerQuestionAndArm_TheLibrarysReplies_RerunByteIdentical_RescoredAlike()
+    public void Pope_OnePerQuestionAndArm_TheLibrarysReplies_RescoredAlike()
     {
         string questions = SharedData.Path("data", "images", "pope_images.jsonl");
         using var tmp = new TempDir();
@@ -91,8 +91,6 @@ public sealed class ImageEvalCliTests
             "--scores", Scores(tmp), "--mode", "contrast", "--lambda", "6"];
         var first = CliRunner.Run([.. run, "--out", tmp.File("a")]);
         Assert.True(first.ExitCode == 0, first.Stderr);
-        var second = CliRunner.Run([.. run, "--out", tmp.File("b")]);
-        Assert.True(second.ExitCode == 0, second.Stderr);
 
         var ids = Lines(questions).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("question_id").GetInt64()).ToList();
         foreach (string arm in new[] { "vanilla", "gated" })
@@ -102,8 +100,6 @@ public sealed class ImageEvalCliTests
         }
         Assert.Equal(2 * ids.Count + 1, Lines(tmp.File("a/replies.jsonl")).Length);   // fingerprint + one reply per question and arm
         Assert.False(File.Exists(tmp.File("a/replies.partial.jsonl")));
-        foreach (string file in Directory.GetFiles(tmp.File("a")).Select(Path.GetFileName))
-            Assert.Equal(File.ReadAllBytes(tmp.File($"a/{file}")), File.ReadAllBytes(tmp.File($"b/{file}")));
 
         // The first question's vanilla reply is the library's greedy continuation of the prompt, encoded from scratch.
         using (var llava = LlavaModel.Load(model))
@@ -126,7 +122,7 @@ public sealed class ImageEvalCliTests
     }
 
     [SkippableTheory]
-    [InlineData(0)]   // the fingerprint line cut
+    [InlineData(0)]   // the fingerprint line cut: a whole rerun, byte-identical
     [InlineData(5)]
     [InlineData(11)]  // the last reply cut
     public void Pope_InterruptedRun_ResumesToTheUninterruptedOutputs(int completeLines)
@@ -149,7 +145,7 @@ public sealed class ImageEvalCliTests
 
         if (completeLines > 1) Assert.Contains($"resuming: {completeLines - 1} of 12 replies", resumed.Stderr);
         foreach (string file in Directory.GetFiles(tmp.File("whole")).Select(Path.GetFileName))
-            Assert.Equal(File.ReadAllText(tmp.File($"whole/{file}")), File.ReadAllText(tmp.File($"resumed/{file}")));
+            Assert.Equal(File.ReadAllBytes(tmp.File($"whole/{file}")), File.ReadAllBytes(tmp.File($"resumed/{file}")));
         Assert.Equal(Directory.GetFiles(tmp.File("whole")).Length, Directory.GetFiles(tmp.File("resumed")).Length);
     }
 
