@@ -10,6 +10,7 @@ IBenchmark[] all =
     new EngineBenchmark(),
     new KernelBenchmark(),
     new VisionBenchmark(),
+    new PopePrefixBench(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),
