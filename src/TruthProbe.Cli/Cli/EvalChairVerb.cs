@@ -29,10 +29,7 @@ public sealed partial class EvalChairVerb : IVerb
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
         if (_image.ModelGiven(args)) return RunModel(args, stdout, stderr);
-        _image.RefuseWithoutModel(args, Name);
-        foreach (var option in new Option[] { _imageIds, _bootstrap, _seed })
-            if (args.GetResult(option) is { Implicit: false })
-                throw new UserError($"{Name}: {option.Name} applies when the verb runs a model; give the model first ({Name} <model> ...), or drop {option.Name}");
+        _image.RefuseWithoutModel(args, Name, _imageIds, _bootstrap, _seed);
         string captionsPath = args.GetValue(_captions) ?? throw new UserError($"{Name}: give --captions FILE (the captions to score), or a model with --images and --image-ids to make them");
         string? gtPath = args.GetValue(_gt);
         string outDir = args.GetValue(_out)!;

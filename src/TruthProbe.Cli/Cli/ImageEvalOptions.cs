@@ -27,11 +27,11 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
 
     public bool ModelGiven(ParseResult args) => args.GetValue(Model.Model) != null;
 
-    /// <summary>Refuses the options that only mean something with a model when the verb scores replies made elsewhere.</summary>
-    public void RefuseWithoutModel(ParseResult args, string verb)
+    /// <summary>Refuses the options that only mean something with a model (these and the verb's <paramref name="own"/>) when the verb scores replies made elsewhere.</summary>
+    public void RefuseWithoutModel(ParseResult args, string verb, params Option[] own)
     {
-        foreach (var option in Symbols.OfType<Option>())
-            if (args.GetResult(option) != null)
+        foreach (var option in Symbols.OfType<Option>().Concat(own))
+            if (args.GetResult(option) is { Implicit: false })
                 throw new UserError($"{verb}: {option.Name} applies when the verb runs a model; give the model first ({verb} <model> ...), or drop {option.Name}");
     }
 

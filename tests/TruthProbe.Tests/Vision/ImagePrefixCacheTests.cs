@@ -21,14 +21,19 @@ public sealed class ImagePrefixCacheTests
         [1, 7, 9, 11, ImageToken, 13, 5, 22, 19, 33, 8, 3],
     ];
 
+    private static LlavaModel Load(TempDir tmp, LlavaConfig config)
+    {
+        string folder = tmp.File("llava");
+        LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, 23, WeightDType.F32);
+        return LlavaModel.Load(folder);
+    }
+
     [Fact]
     public void ReusedPrefix_GivesTheIdsOfEncodingEachPromptFromScratch_VanillaAndGated()
     {
         using var tmp = new TempDir();
         var config = LlavaModelTests.Tiny(56);
-        string folder = tmp.File("llava");
-        LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, 23, WeightDType.F32);
-        using var model = LlavaModel.Load(folder);
+        using var model = Load(tmp, config);
         var gates = new float[config.Text.Layers, config.Text.Heads];
         for (int l = 0; l < config.Text.Layers; l++)
             for (int h = 0; h < config.Text.Heads; h++) gates[l, h] = 0.2f + 0.5f * ((l * 3 + h) % 4);
@@ -67,9 +72,7 @@ public sealed class ImagePrefixCacheTests
     {
         using var tmp = new TempDir();
         var config = LlavaModelTests.Tiny(56);
-        string folder = tmp.File("llava");
-        LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, 23, WeightDType.F32);
-        using var model = LlavaModel.Load(folder);
+        using var model = Load(tmp, config);
         var cache = new ImagePrefixCache(model, [null]);
         cache.SetImage(LlavaModelTests.Pixels(56, 3), Prompts.Select(p => model.ExpandImageTokens(p)).ToList());
         Assert.Throws<ArgumentException>(() => cache.Generate(0, model.ExpandImageTokens([1, 8, ImageToken, 13]), new GenerationOptions()));
