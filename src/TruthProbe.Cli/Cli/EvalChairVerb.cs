@@ -23,7 +23,8 @@ public sealed partial class EvalChairVerb : IVerb
         "ground-truth objects per image {\"<image id>\": [objects]}; default: ../shared/data/chair/coco2014_gt_objects_subset_lemmatizer.json (the published numbers' build)");
     private readonly Option<string> _out = Opt.Out("DIR",
         "writes metrics.json (chair_s, chair_i, recall in %, len = words per caption, captions, unknown_images) and " +
-        "captions.jsonl (mentioned / hallucinated / ground-truth objects)");
+        "captions.jsonl (mentioned / hallucinated / ground-truth objects); " +
+        "with a model: samples_chair_<arm>.jsonl, replies.jsonl and summary.json (arms side by side, paired bootstrap)");
     public IEnumerable<Symbol> Symbols => [.. _image.Symbols, _imageIds, _bootstrap, _seed, _captions, _gt, _out];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)

@@ -18,7 +18,7 @@ public sealed partial class EvalPopeVerb : IVerb
         """;
 
     private readonly Option<string[]> _questions = Opt.Repeated("--questions", "FILE",
-        "a POPE split (../shared/data/pope/...: question_id, label yes/no); repeat for more splits");
+        "a POPE split (../shared/data/pope/...: question_id, label yes/no; with a model also text and image); repeat for more splits");
     private readonly Option<string[]> _answers = Opt.Repeated("--answers", "FILE",
         "the replies to that split, paired with the --questions files in order: JSON Lines with question_id and text, " +
         "or an lmms-eval samples_*.jsonl log (doc.question_id, filtered_resps; its doc.answer must agree with the split's labels)");
@@ -29,7 +29,8 @@ public sealed partial class EvalPopeVerb : IVerb
         "strict: the reply, lower-cased and stripped, must start with the word yes or no; " +
         "pope: POPE's evaluate.py (first sentence; no if a word is No/no/not, else yes); " +
         "first: the first whole word yes or no anywhere in the reply (any case), else unknown", "strict", "pope", "first");
-    private readonly Option<string> _out = Opt.Out("DIR", "writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count)");
+    private readonly Option<string> _out = Opt.Out("DIR", "writes metrics.json (accuracy, precision, recall, f1, yes_ratio in %, unknown count); " +
+        "with a model: samples_pope_<arm>.jsonl, replies.jsonl and summary.json (arms side by side, McNemar)");
     private readonly ImageEvalOptions _image = new(128, "LLaVA's model_vqa_loader");
     public IEnumerable<Symbol> Symbols => [.. _image.Symbols, _questions, _answers, _categories, _parse, _out];
 

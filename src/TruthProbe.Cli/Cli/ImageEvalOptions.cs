@@ -65,7 +65,11 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             if (longest >= loaded.Model.Config.MaxContext)
                 throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
             List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
-            return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms);
+            string? tokenizer = args.GetValue(Model.Tokenizer);
+            return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
+            {
+                TokenizerSha256 = tokenizer == null ? null : Hashing.Sha256File(tokenizer),
+            };
         }
         catch
         {
@@ -77,6 +81,9 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
     /// <summary>A loaded model ready to answer prompts about images, vanilla and (with gates) gated.</summary>
     public sealed record Session(LoadedModel Loaded, LlavaModel Llava, ClipPreprocessor Preprocessor, string Aspect, int MaxNewTokens, IReadOnlyList<Arm> Arms) : IDisposable
     {
+        /// <summary>The sha256 of a --tokenizer given in place of the folder's own (it changes every prompt's ids).</summary>
+        public string? TokenizerSha256 { get; init; }
+
         public Dictionary<string, string>? Gating => Loaded.Gates is { } g ? Loaded.Gating.Provenance(g.Table) : null;
 
         /// <summary>
@@ -113,6 +120,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             {
                 ["task"] = task,
                 ["model"] = ModelFiles(Loaded.Model.Source),
+                ["tokenizer"] = TokenizerSha256,
                 ["prompts"] = new JsonArray([.. prompts.Select(p => (JsonNode)new JsonArray(p.Id, Path.GetFileName(p.Image), p.Prompt))]),
                 ["images"] = images,
                 ["image_aspect"] = Aspect,
