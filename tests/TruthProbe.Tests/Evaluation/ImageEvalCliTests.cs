@@ -34,7 +34,7 @@ public sealed class ImageEvalCliTests
     private static string Checkpoint(TempDir tmp)
     {
         string folder = tmp.File("llava");
-        LlavaCheckpoint.WriteRandom(folder, LlavaModelTests.Tiny(56), LlavaLayout.Hub, 31, WeightDType.F32);
+        LlavaCheckpoint.WriteRandom(folder, LlavaModelTests.Tiny(56), LlavaLayout.Hub, 2, WeightDType.F32);   // a seed whose replies are words, not an immediate EOS, and differ by question
         File.WriteAllText(Path.Combine(folder, LlavaModel.PreprocessorFile), Preprocessor56);
         var ids = Enumerable.Range(3, 61).Where(id => id != ImageToken).ToList();
         Assert.True(Words.Length <= ids.Count, $"{Words.Length} words for {ids.Count} ids");
@@ -101,13 +101,21 @@ public sealed class ImageEvalCliTests
         Assert.Equal(2 * ids.Count + 1, Lines(tmp.File("a/replies.jsonl")).Length);   // fingerprint + one reply per question and arm
         Assert.False(File.Exists(tmp.File("a/replies.partial.jsonl")));
 
-        // The first question's vanilla reply is the library's greedy continuation of the prompt, encoded from scratch.
+        // The first image's four vanilla replies (its prefix reused) are the library's greedy continuations of each
+        // prompt encoded from scratch; they are not all alike, so a mix-up of questions would show.
         using (var llava = LlavaModel.Load(model))
         {
-            var q = JsonDocument.Parse(Lines(questions)[0]).RootElement;
-            var pixels = llava.ImagePreprocessor(AspectMode.Crop).Preprocess(ImageFile.Load(Path.Combine(Images, q.GetProperty("image").GetString()!)));
-            var expected = llava.Generate(llava.NewState(), llava.Language.Encode(LlavaPrompts.Pope(q.GetProperty("text").GetString()!)), pixels, new GenerationOptions { MaxNewTokens = 3 });
-            Assert.Equal(llava.Language.Tokenizer!.Decode(expected.NewIds).Trim(), Reply(Lines(tmp.File("a/samples_pope_vanilla.jsonl"))[0]));
+            var vanilla = Lines(tmp.File("a/samples_pope_vanilla.jsonl"));
+            var pixels = llava.ImagePreprocessor(AspectMode.Crop).Preprocess(ImageFile.Load(Path.Combine(Images, "astronaut.png")));
+            for (int i = 0; i < 4; i++)
+            {
+                var q = JsonDocument.Parse(Lines(questions)[i]).RootElement;
+                Assert.Equal("astronaut.png", q.GetProperty("image").GetString());
+                var expected = llava.Generate(llava.NewState(), llava.Language.Encode(LlavaPrompts.Pope(q.GetProperty("text").GetString()!)), pixels, new GenerationOptions { MaxNewTokens = 3 });
+                Assert.Equal(llava.Language.Tokenizer!.Decode(expected.NewIds).Trim(), Reply(vanilla[i]));
+            }
+            Assert.True(vanilla.Take(4).Select(Reply).Distinct().Count() > 1 && vanilla.Take(4).All(l => Reply(l).Length > 0),
+                string.Join(" | ", vanilla.Take(4).Select(Reply)));
         }
 
         // The sample logs are lmms-eval-shaped: the answer-file mode rescores them to the summary's numbers.

@@ -62,8 +62,10 @@ public sealed class ImagePrefixCacheTests
                     Assert.Equal(reference.NewIds, noReuse.Generate(a, expanded[i], options).NewIds);
                     replies.Add(reused.NewIds);
                 }
-            // The gates change the replies, so the arms' caches are really separate.
+            // The gates change the replies, so the arms' caches are really separate; and the prompts get different
+            // replies, so a prompt continued from another's suffix would show.
             Assert.Contains(Enumerable.Range(0, Prompts.Length), i => !replies[2 * i].SequenceEqual(replies[2 * i + 1]));
+            Assert.Contains(Enumerable.Range(1, Prompts.Length - 1), i => !replies[2 * i].SequenceEqual(replies[0]));
         }
     }
 
