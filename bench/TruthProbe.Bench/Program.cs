@@ -12,6 +12,7 @@ IBenchmark[] all =
     new KernelBenchmark(),
     new VisionBenchmark(),
     new QwenVisionBenchmark(),
+    new PopePrefixBench(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),

@@ -6,27 +6,32 @@ using TruthProbe.Evaluation;
 namespace TruthProbe.Cli;
 
 /// <summary><c>eval chair</c>: CHAIR_S / CHAIR_I / recall / length of a captions file against COCO ground truth.</summary>
-public sealed class EvalChairVerb : IVerb
+public sealed partial class EvalChairVerb : IVerb
 {
     public string Name => "eval chair";
     public string Summary => "CHAIR object hallucination of image captions (COCO)";
     public string Details => """
         Captions of images missing from the ground truth are not scored; they are counted and listed.
+        With a LLaVA model (eval chair <model> --images DIR --image-ids F) the verb makes the captions itself: LLaVA-1.5's
+        vicuna_v1 prompt "Please describe this image in detail.", greedy, vanilla and (with gates) gated, resumable.
         """;
 
-    private readonly Option<string> _captions = Opt.Required("--captions", "FILE",
+    private readonly Option<string?> _captions = Opt.Text("--captions", "FILE",
         "JSON Lines: image_id (int, or a COCO file name such as COCO_val2014_000000123456.jpg) and caption (field 'caption' or 'text'); " +
         "a JSON array of such objects also works");
     private readonly Option<string?> _gt = Opt.Text("--gt", "FILE",
         "ground-truth objects per image {\"<image id>\": [objects]}; default: ../shared/data/chair/coco2014_gt_objects_subset_lemmatizer.json (the published numbers' build)");
     private readonly Option<string> _out = Opt.Out("DIR",
         "writes metrics.json (chair_s, chair_i, recall in %, len = words per caption, captions, unknown_images) and " +
-        "captions.jsonl (mentioned / hallucinated / ground-truth objects)");
-    public IEnumerable<Symbol> Symbols => [_captions, _gt, _out];
+        "captions.jsonl (mentioned / hallucinated / ground-truth objects); " +
+        "with a model: samples_chair_<arm>.jsonl, replies.jsonl and summary.json (arms side by side, paired bootstrap)");
+    public IEnumerable<Symbol> Symbols => [.. _image.Symbols, _imageIds, _bootstrap, _seed, _captions, _gt, _out];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        string captionsPath = args.GetValue(_captions)!;
+        if (_image.ModelGiven(args)) return RunModel(args, stdout, stderr);
+        _image.RefuseWithoutModel(args, Name, _imageIds, _bootstrap, _seed);
+        string captionsPath = args.GetValue(_captions) ?? throw new UserError($"{Name}: give --captions FILE (the captions to score), or a model with --images and --image-ids to make them");
         string? gtPath = args.GetValue(_gt);
         string outDir = args.GetValue(_out)!;
 

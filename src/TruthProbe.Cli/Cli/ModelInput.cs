@@ -30,8 +30,10 @@ public sealed class ModelInput
     /// <param name="gating">the verb runs a gated model: it takes the gating options.</param>
     /// <param name="prompt">the verb takes --prompt / --token-ids.</param>
     /// <param name="image">the verb takes --image / --image-aspect.</param>
-    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false)
+    /// <param name="optional">the model may be left out (a verb that also scores replies made elsewhere).</param>
+    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false, bool optional = false)
     {
+        if (optional) Model.Arity = ArgumentArity.ZeroOrOne;
         if (gating) Gating = new GatingOptions.Group();
         if (image) Image = new ImageOptions();
         if (prompt)

@@ -21,7 +21,7 @@ public enum PopeParse
 }
 
 /// <summary>A POPE question: its id, gold label and object question.</summary>
-public sealed record PopeQuestion(long Id, bool GoldYes, string Text);
+public sealed record PopeQuestion(long Id, bool GoldYes, string Text, string? Image = null);
 
 /// <summary>A reply to one question, where it was read, and the gold label when the answers file states it too (lmms-eval logs).</summary>
 public readonly record struct PopeReply(string Text, string Where, bool? GoldYes);
@@ -111,7 +111,7 @@ public static class PopeScorer
             string label = (r.Text("label") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'label' (yes/no)")).Trim().ToLowerInvariant();
             if (label is not ("yes" or "no")) throw new UserError($"{r.Where}: label must be 'yes' or 'no', got '{label}'");
             if (!seen.Add(id)) throw new UserError($"{r.Where}: question_id {id} appears twice");
-            questions.Add(new PopeQuestion(id, label == "yes", r.String("text") ?? r.String("question") ?? ""));
+            questions.Add(new PopeQuestion(id, label == "yes", r.String("text") ?? r.String("question") ?? "", r.String("image")));
         }
         if (questions.Count == 0) throw new UserError($"{path}: no questions");
         return questions;

@@ -25,20 +25,34 @@ public static class Generator
     public static GenerationResult Generate(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options, RunState? state = null,
         System.Buffers.SpanAction<float, int>? replaceEmbeddings = null)
     {
+        state ??= model.NewState();
+        state.Reset();
+        return Continue(model, promptIds, options, state, replaceEmbeddings);
+    }
+
+    /// <summary>
+    /// <see cref="Generate"/> for a state whose cache already holds the first <c>state.Position</c> ids of
+    /// <paramref name="promptIds"/> (a shared prefix, rewound to): only the rest is prefilled. The caller vouches
+    /// for the cached ids; <paramref name="replaceEmbeddings"/> sees positions from there on.
+    /// </summary>
+    public static GenerationResult Continue(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options, RunState state,
+        System.Buffers.SpanAction<float, int>? replaceEmbeddings = null)
+    {
+        int cached = state.Position;
         if (promptIds.Count == 0) throw new UserError("generate: the prompt has no tokens (start from BOS at least)");
         if (promptIds.Count > model.Config.MaxContext)
             throw new UserError($"{model.Source}: the prompt has {promptIds.Count} tokens but the model's context is {model.Config.MaxContext}; shorten it");
         if (options.Temperature < 0 || !float.IsFinite(options.Temperature))
             throw new UserError($"generate: temperature must be >= 0, got {options.Temperature}");
-        state ??= model.NewState();
-        state.Reset();
+        if (cached >= promptIds.Count)
+            throw new ArgumentException($"the cache holds {cached} positions; a prompt of {promptIds.Count} ids leaves nothing to prefill");
         state.Reserve(promptIds.Count + options.MaxNewTokens);
         var rng = new XorShiftRandom(options.Seed);
         var generated = new List<int>();
         int[] one = new int[1];
         var eosIds = model.EosIds;
         float[] weights = options.Temperature == 0 ? [] : new float[model.Config.Vocab]; // sampling scratch, reused per token
-        var logits = model.Forward(state, promptIds.ToArray(), interventions: options.Interventions, replaceEmbeddings: replaceEmbeddings);
+        var logits = model.Forward(state, promptIds.Skip(cached).ToArray(), interventions: options.Interventions, replaceEmbeddings: replaceEmbeddings);
         bool eos = false;
         while (generated.Count < options.MaxNewTokens)
         {

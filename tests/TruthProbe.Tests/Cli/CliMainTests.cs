@@ -64,7 +64,7 @@ public class CliMainTests
         string[] Names(IVerb v) => v.Symbols.OfType<Option>().Select(o => o.Name).ToArray();
         string[] gating = ["--scores", "--mode", "--lambda", "--gate-seed", "--gates", "--site"];
         // The gating group on exactly the verbs that run a gated model; the random gates' seed is --gate-seed everywhere.
-        Assert.Equal(["generate", "trace", "eval halueval", "patch"],
+        Assert.Equal(["generate", "trace", "eval halueval", "eval chair", "eval pope", "patch"],
             verbs.Where(v => Names(v).Contains("--site")).Select(v => v.Name));
         Assert.All(verbs.Where(v => Names(v).Contains("--site")), v => Assert.Subset(Names(v).ToHashSet(), gating.ToHashSet()));
         Assert.All(verbs.Where(v => Names(v).Contains("--mode")), v => Assert.Contains("--gate-seed", Names(v)));

@@ -1,0 +1,162 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using TruthProbe.Common;
+using TruthProbe.Evaluation;
+using TruthProbe.Imaging;
+using TruthProbe.Model;
+using TruthProbe.Numerics;
+using TruthProbe.Vision;
+
+namespace TruthProbe.Cli;
+
+/// <summary>
+/// What <c>eval pope</c> and <c>eval chair</c> take when they run a LLaVA model themselves (issue 14):
+/// <c>&lt;model&gt; --images DIR [--image-aspect pad|crop] [--max-new-tokens N]</c> and the gating options. With
+/// gates, every prompt is answered twice, vanilla and gated. Replies go to a resumable log in the output folder
+/// (<see cref="ReplyLog"/>) as they are made.
+/// </summary>
+public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewTokensWhy)
+{
+    public readonly ModelInput Model = new(gating: true, optional: true);
+    public readonly Option<string?> Images = Opt.Text("--images", "DIR", "with a model: the folder holding the images the prompts are about");
+    public readonly Option<string?> Aspect = new ImageOptions().Aspect;
+    public readonly Option<int?> MaxNewTokens = Opt.IntOrNull("--max-new-tokens", "N",
+        $"with a model: new tokens per reply, greedy, stopping at EOS (default {defaultMaxNewTokens}: {maxNewTokensWhy})", min: 1);
+
+    public IEnumerable<Symbol> Symbols => [.. Model.Symbols, Images, Aspect, MaxNewTokens];
+
+    public bool ModelGiven(ParseResult args) => args.GetValue(Model.Model) != null;
+
+    /// <summary>Refuses the options that only mean something with a model (these and the verb's <paramref name="own"/>) when the verb scores replies made elsewhere.</summary>
+    public void RefuseWithoutModel(ParseResult args, string verb, params Option[] own)
+    {
+        foreach (var option in Symbols.OfType<Option>().Concat(own))
+            if (args.GetResult(option) is { Implicit: false })
+                throw new UserError($"{verb}: {option.Name} applies when the verb runs a model; give the model first ({verb} <model> ...), or drop {option.Name}");
+    }
+
+    /// <summary>The folder of --images, required with a model.</summary>
+    public string ImagesFolder(ParseResult args, string verb)
+    {
+        string folder = args.GetValue(Images) ?? throw new UserError($"{verb}: with a model, give --images DIR (the folder of the images)");
+        if (!Directory.Exists(folder)) throw new UserError($"{folder}: no such folder; --images names the folder holding the images") { Field = "images" };
+        return folder;
+    }
+
+    /// <summary>
+    /// Loads the model (a LLaVA folder: a text-only model is an error), its image preprocessor and gates, checks that
+    /// every image decodes and every prompt fits the context, all before anything is written.
+    /// </summary>
+    public Session Open(ParseResult args, string verb, IReadOnlyList<ImagePrompt> prompts)
+    {
+        var loaded = Model.Load(args, verb);
+        try
+        {
+            var llava = loaded.Llava ?? throw new UserError(
+                $"{verb}: --images needs a vision-language model (a llava-hf folder); {loaded.Model.Source} is a text-only {loaded.Model.Config.Architecture} model");
+            if (loaded.Model.Tokenizer == null)
+                throw new UserError($"{loaded.Model.Source}: no tokenizer found with the model; the prompts are text, give one with --tokenizer FILE");
+            string? aspectText = args.GetValue(Aspect);
+            var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
+            var preprocessor = llava.ImagePreprocessor(aspect);
+            int maxNew = args.GetValue(MaxNewTokens) ?? defaultMaxNewTokens;
+            ImagePromptRunner.CheckImages(prompts);
+            int longest = prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(loaded.Model.Encode(p)).Length);
+            if (longest >= loaded.Model.Config.MaxContext)
+                throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
+            List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
+            string? tokenizer = args.GetValue(Model.Tokenizer);
+            return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
+            {
+                TokenizerSha256 = tokenizer == null ? null : Hashing.Sha256File(tokenizer),
+            };
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A loaded model ready to answer prompts about images, vanilla and (with gates) gated.</summary>
+    public sealed record Session(LoadedModel Loaded, LlavaModel Llava, ClipPreprocessor Preprocessor, string Aspect, int MaxNewTokens, IReadOnlyList<Arm> Arms) : IDisposable
+    {
+        /// <summary>The sha256 of a --tokenizer given in place of the folder's own (it changes every prompt's ids).</summary>
+        public string? TokenizerSha256 { get; init; }
+
+        public Dictionary<string, string>? Gating => Loaded.Gates is { } g ? Loaded.Gating.Provenance(g.Table) : null;
+
+        /// <summary>
+        /// Makes every reply not yet in <paramref name="outDir"/>'s reply log (creating the folder and log), and returns
+        /// the log holding all of them. The log's fingerprint covers the model files, the prompts, the images' bytes and
+        /// every option that changes a reply, so a resumed run continues only the very same run.
+        /// </summary>
+        public ReplyLog Answer(string task, IReadOnlyList<ImagePrompt> prompts, string outDir, TextWriter stderr)
+        {
+            Directory.CreateDirectory(outDir);
+            // An earlier run's summary would mark the folder finished while this run is still writing it.
+            File.Delete(Path.Combine(outDir, ImageEvalOutputs.SummaryFile));
+            var log = ReplyLog.Open(Path.Combine(outDir, ImageEvalOutputs.PartialReplies), Fingerprint(task, prompts));
+            try
+            {
+                long total = (long)prompts.Count * Arms.Count;
+                if (log.Resumed > 0) stderr.WriteLine($"resuming: {log.Resumed} of {total} replies already in {log.Path}");
+                using var progress = new Progress($"{task} replies", total - log.Resumed, to: stderr);
+                ImagePromptRunner.Run(Llava, Preprocessor, prompts, Arms, new GenerationOptions { MaxNewTokens = MaxNewTokens }, log, progress);
+                return log;
+            }
+            catch
+            {
+                log.Dispose();
+                throw;
+            }
+        }
+
+        private string Fingerprint(string task, IReadOnlyList<ImagePrompt> prompts)
+        {
+            var images = new JsonObject();
+            foreach (string image in prompts.Select(p => p.Image).Distinct()) images[Path.GetFileName(image)] = Hashing.Sha256File(image);
+            var record = new JsonObject
+            {
+                ["task"] = task,
+                ["model"] = ModelFiles(Loaded.Model.Source),
+                ["tokenizer"] = TokenizerSha256,
+                ["prompts"] = new JsonArray([.. prompts.Select(p => (JsonNode)new JsonArray(p.Id, Path.GetFileName(p.Image), p.Prompt))]),
+                ["images"] = images,
+                ["image_aspect"] = Aspect,
+                ["max_new_tokens"] = MaxNewTokens,
+                ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
+            };
+            return Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(record.ToJsonString()));
+        }
+
+        /// <summary>
+        /// The model folder's files by name and size, with the sha256 of those under 64 MB (config, tokenizer,
+        /// preprocessor): hashing 14 GB of weights on every start would cost minutes.
+        /// </summary>
+        private static JsonObject ModelFiles(string folder)
+        {
+            var files = new JsonObject();
+            foreach (var f in new DirectoryInfo(folder).GetFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
+                files[f.Name] = f.Length < (64L << 20) ? Hashing.Sha256File(f.FullName) : f.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return files;
+        }
+
+        /// <summary>The summary's <c>run</c> object: what was run on what, for the reader.</summary>
+        public JsonObject Run(string task, IReadOnlyList<ImagePrompt> prompts, string imagesFolder) => new()
+        {
+            ["task"] = task,
+            ["model"] = Path.GetFullPath(Loaded.Model.Source),
+            ["images"] = Path.GetFullPath(imagesFolder),
+            ["image_aspect"] = Aspect,
+            ["prompts"] = prompts.Count,
+            ["prompt_example"] = prompts[0].Prompt,
+            ["decoding"] = "greedy, stop at EOS",
+            ["max_new_tokens"] = MaxNewTokens,
+            ["arms"] = new JsonArray([.. Arms.Select(a => (JsonNode)a.Name)]),
+            ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
+        };
+
+        public void Dispose() => Loaded.Dispose();
+    }
+}

@@ -1,0 +1,79 @@
+using TruthProbe.Common;
+using TruthProbe.Imaging;
+using TruthProbe.Model;
+using TruthProbe.Vision;
+
+namespace TruthProbe.Evaluation;
+
+/// <summary>One prompt about one image: a POPE question (id = question_id) or a CHAIR caption request (id = image_id).</summary>
+public sealed record ImagePrompt(long Id, string Image, string Prompt);
+
+/// <summary>An arm of a model-driven run: its name in the outputs ("vanilla", "gated") and its interventions.</summary>
+public sealed record Arm(string Name, Interventions? Interventions);
+
+/// <summary>
+/// LLaVA-1.5's prompts as its own evaluation code builds them: the <c>vicuna_v1</c> conversation (LLaVA's
+/// <c>conv_templates</c>, <c>SeparatorStyle.TWO</c> with <c>sep " "</c>): system + " " + "USER: " + message + " " +
+/// "ASSISTANT:", the message being <c>&lt;image&gt;\n</c> + the question (<c>model_vqa_loader</c>, no image start/end tokens).
+/// </summary>
+public static class LlavaPrompts
+{
+    public const string System = "A chat between a curious human and an artificial intelligence assistant. " +
+                                 "The assistant gives helpful, detailed, and polite answers to the human's questions.";
+    /// <summary>What LLaVA's POPE question file appends to each question (its <c>llava_pope_test.jsonl</c>).</summary>
+    public const string ShortAnswer = "Answer the question using a single word or phrase.";
+    public const string DescribeInDetail = "Please describe this image in detail.";
+
+    public static string Vicuna(string question) => $"{System} USER: <image>\n{question} ASSISTANT:";
+
+    /// <summary>A POPE question with the short-answer instruction (not added twice to a question that already ends with it).</summary>
+    public static string Pope(string question) =>
+        Vicuna(question.EndsWith(ShortAnswer, StringComparison.Ordinal) ? question : question + "\n" + ShortAnswer);
+
+    public static string Chair => Vicuna(DescribeInDetail);
+}
+
+/// <summary>
+/// Runs every prompt under every arm, image by image, appending each reply to a <see cref="ReplyLog"/> as it comes and
+/// skipping those the log already holds. Each image is decoded and encoded once, and with prefix reuse its prompts'
+/// shared prefix is prefilled once per arm (<see cref="ImagePrefixCache"/>). Replies are the new tokens decoded and
+/// stripped, as LLaVA's <c>model_vqa</c> writes them.
+/// </summary>
+public static class ImagePromptRunner
+{
+    public static void Run(LlavaModel model, ClipPreprocessor preprocessor, IReadOnlyList<ImagePrompt> prompts, IReadOnlyList<Arm> arms,
+        GenerationOptions options, ReplyLog log, Progress? progress = null, bool reusePrefix = true)
+    {
+        var language = model.Language;
+        var tokenizer = language.Tokenizer ?? throw new UserError($"{language.Source}: the model has no tokenizer; give one with the model") { Field = "tokenizer" };
+        var cache = new ImagePrefixCache(model, arms.Select(a => a.Interventions).ToList(), reusePrefix);
+        foreach (var group in prompts.GroupBy(p => p.Image))
+        {
+            var items = group.ToList();
+            if (items.All(p => arms.All(a => log.Replies.ContainsKey((a.Name, p.Id))))) continue;
+            var ids = items.Select(p => model.ExpandImageTokens(language.Encode(p.Prompt))).ToList();
+            cache.SetImage(preprocessor.Preprocess(ImageFile.Load(group.Key)), ids);
+            for (int i = 0; i < items.Count; i++)
+                for (int a = 0; a < arms.Count; a++)
+                {
+                    if (log.Replies.ContainsKey((arms[a].Name, items[i].Id))) continue;
+                    var result = cache.Generate(a, ids[i], options);
+                    log.Add(arms[a].Name, items[i].Id, tokenizer.Decode(result.NewIds).Trim());
+                    progress?.Advance();
+                }
+        }
+    }
+
+    /// <summary>
+    /// Every image file named, checked before any reply is generated so that a missing or unreadable image stops the
+    /// run with no output: each is decoded once (and dropped: a run of 500 images would not keep them all).
+    /// </summary>
+    public static void CheckImages(IEnumerable<ImagePrompt> prompts)
+    {
+        foreach (string image in prompts.Select(p => p.Image).Distinct())
+        {
+            if (!File.Exists(image)) throw new UserError($"{image}: image not found; every image the questions name must be in the images folder") { Field = "images" };
+            ImageFile.Load(image);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using TruthProbe.Formats;
+using TruthProbe.Model;
+using TruthProbe.Tests.Common;
+using TruthProbe.Vision;
+
+namespace TruthProbe.Tests.Vision;
+
+/// <summary>
+/// The image prefix's cache, reused for every prompt about the image, must give exactly what encoding each prompt
+/// from position 0 gives (<see cref="LlavaModel.Generate"/>, no reuse), for the vanilla model and under gates.
+/// </summary>
+public sealed class ImagePrefixCacheTests
+{
+    private const int ImageToken = 60;
+
+    /// <summary>Prompts as a chat template makes them: a shared head (system text, the image, the text before the question), then questions of different lengths.</summary>
+    private static readonly int[][] Prompts =
+    [
+        [1, 7, 9, 11, ImageToken, 13, 5, 22, 41, 17, 3],
+        [1, 7, 9, 11, ImageToken, 13, 5, 30, 3],
+        [1, 7, 9, 11, ImageToken, 13, 5, 22, 19, 33, 8, 3],
+    ];
+
+    private static LlavaModel Load(TempDir tmp, LlavaConfig config)
+    {
+        string folder = tmp.File("llava");
+        LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, 23, WeightDType.F32);
+        return LlavaModel.Load(folder);
+    }
+
+    [Fact]
+    public void ReusedPrefix_GivesTheIdsOfEncodingEachPromptFromScratch_VanillaAndGated()
+    {
+        using var tmp = new TempDir();
+        var config = LlavaModelTests.Tiny(56);
+        using var model = Load(tmp, config);
+        var gates = new float[config.Text.Layers, config.Text.Heads];
+        for (int l = 0; l < config.Text.Layers; l++)
+            for (int h = 0; h < config.Text.Heads; h++) gates[l, h] = 0.2f + 0.5f * ((l * 3 + h) % 4);
+        Interventions?[] arms = [null, new Interventions(config.Text).Gate(gates, GateSite.Head)];
+        var options = new GenerationOptions { MaxNewTokens = 8, StopAtEos = false };
+        var expanded = Prompts.Select(p => model.ExpandImageTokens(p)).ToList();
+
+        var cache = new ImagePrefixCache(model, arms);
+        var noReuse = new ImagePrefixCache(model, arms, reusePrefix: false);
+        foreach (ulong seed in new ulong[] { 3, 4 })
+        {
+            var pixels = LlavaModelTests.Pixels(56, seed);
+            cache.SetImage(pixels, expanded);
+            noReuse.SetImage(pixels, expanded);
+            // BOS, 3 text ids, 16 image positions, 13, 5: the longest prefix all three share.
+            Assert.Equal(4 + 16 + 2, cache.PrefixLength);
+            Assert.Equal(0, noReuse.PrefixLength);
+            var replies = new List<int[]>();
+            // Arms interleaved, as the eval verbs run them: each arm's cache must survive the other's turns.
+            for (int i = 0; i < Prompts.Length; i++)
+                for (int a = 0; a < arms.Length; a++)
+                {
+                    var reference = model.Generate(model.NewState(), Prompts[i], pixels, options with { Interventions = arms[a] });
+                    var reused = cache.Generate(a, expanded[i], options);
+                    Assert.Equal(reference.NewIds, reused.NewIds);
+                    Assert.Equal(reference.NewIds, noReuse.Generate(a, expanded[i], options).NewIds);
+                    replies.Add(reused.NewIds);
+                }
+            // The gates change the replies, so the arms' caches are really separate; and the prompts get different
+            // replies, so a prompt continued from another's suffix would show.
+            Assert.Contains(Enumerable.Range(0, Prompts.Length), i => !replies[2 * i].SequenceEqual(replies[2 * i + 1]));
+            Assert.Contains(Enumerable.Range(1, Prompts.Length - 1), i => !replies[2 * i].SequenceEqual(replies[0]));
+        }
+    }
+
+    [Fact]
+    public void PromptOutsideTheImagesPrompts_IsRefused()
+    {
+        using var tmp = new TempDir();
+        var config = LlavaModelTests.Tiny(56);
+        using var model = Load(tmp, config);
+        var cache = new ImagePrefixCache(model, [null]);
+        cache.SetImage(LlavaModelTests.Pixels(56, 3), Prompts.Select(p => model.ExpandImageTokens(p)).ToList());
+        Assert.Throws<ArgumentException>(() => cache.Generate(0, model.ExpandImageTokens([1, 8, ImageToken, 13]), new GenerationOptions()));
+    }
+}
