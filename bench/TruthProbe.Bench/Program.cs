@@ -8,6 +8,7 @@ var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
     new EngineBenchmark(),
+    new GemmBenchmark(),
     new KernelBenchmark(),
     new VisionBenchmark(),
     new RssBenchmark(),

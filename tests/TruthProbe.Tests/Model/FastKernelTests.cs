@@ -13,7 +13,7 @@ public unsafe class FastKernelTests
     {
         var data = new TheoryData<SimdPath, int, int, int>();
         foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
-            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520) })
+            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520), (530, 37, 1060) })
                 data.Add(path, m, n, k);
         return data;
     }
