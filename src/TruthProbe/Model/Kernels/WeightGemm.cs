@@ -20,7 +20,7 @@ internal static unsafe class WeightGemm
     /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 256: the W
     /// panel (16 KB at NR = 16) stays in L1 while every token of the block uses it, X's packed block (512 KB) in L2,
     /// and the panel's scratch transpose in L1 (at 1024 packing cost 14% of the micro-kernel's time, at 256 under
-    /// 2%; GEMM per CPU-second 84-88 -> 95-98 GFLOP/s single-threaded, 2026-12-07, load 40-60). On AVX-512, 256
+    /// 2%; GEMM per CPU-second 84-88 -> 95-98 GFLOP/s single-threaded, 2026-12-07, load 40-60; 128: 85-90). On AVX-512, 256
     /// (a 32 KB panel at NR = 32, all of L1) measured 93-95 against 99-101 GFLOP/s at 1024.</summary>
     private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 256;
     /// <summary>Tokens per block. Every block re-packs all panels, so blocks are large: 512 rather than 256 gained
@@ -82,8 +82,10 @@ internal static unsafe class WeightGemm
                     {
                         int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
                         Pack(ref j, n0, cols, nr, k0, kc, panel, row);
+                        int tiles = (m1 - m0 + mr - 1) / mr;
                         for (int t = m0; t < m1; t += mr)
                         {
+                            if (p + 1 < end) PrefetchPanel(ref j, n0 + nr, nr, k0, kc, (t - m0) / mr, tiles);
                             int rows = Math.Min(mr, m1 - t);
                             float* x = xBlock + (long)(t - m0) * kc;
                             float* y = j.Y + (long)t * j.N + n0;
@@ -100,6 +102,25 @@ internal static unsafe class WeightGemm
                     }
                 }
             }
+    }
+
+    /// <summary>
+    /// Share <paramref name="share"/> of <paramref name="shares"/> of the cache lines of the next panel's weights,
+    /// fetched into L2 while the current panel computes: its rows are K apart in memory, so the hardware
+    /// prefetcher starts over on each, and widening them stalled on memory (6% of a GEMM's time on AVX2).
+    /// </summary>
+    private static void PrefetchPanel(ref Job j, int n0, int nr, int k0, int kc, int share, int shares)
+    {
+        if (!Sse.IsSupported) return;
+        int rows = Math.Min(nr, j.N - n0);
+        long rowLines = (Kernels.SegmentOffset(j.DType, kc) + 63) / 64, lines = rows * rowLines;
+        long first = lines * share / shares, last = lines * (share + 1) / shares;
+        byte* start = j.W + Kernels.SegmentOffset(j.DType, k0);
+        for (long line = first; line < last; line++)
+        {
+            long r = line / rowLines;
+            Sse.Prefetch1(start + (n0 + r) * j.RowBytes + (line - r * rowLines) * 64);
+        }
     }
 
     /// <summary>
