@@ -46,17 +46,8 @@ public sealed unsafe class GemmBenchmark : IBenchmark
             }
         }
         // Per second of CPU actually received, both sides: readable on a machine shared with other work, where
-        // the wall-clock ratio depends on which side caught a quiet moment. One FMA-peak round (TimeSpan.Zero)
-        // does rate x its own duration FLOP.
-        double peakPerCpu = 0;
-        for (int round = 0; round < 5; round++)
-        {
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var sw = Stopwatch.StartNew();
-            double rate = FmaPeak.Measure(TimeSpan.Zero);
-            double done = rate * sw.Elapsed.TotalSeconds;
-            peakPerCpu = Math.Max(peakPerCpu, done / (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
-        }
+        // the wall-clock ratio depends on which side caught a quiet moment.
+        double peakPerCpu = FmaPeak.PerCoreCpuSecond();
         double gemmPerCpu = work / bestCpu;
         context.Log.WriteLine($"GEMM M={m} K={k} N={n} bf16: best {best * 1e3:0.00} ms = {work / best / 1e9:0.0} GFLOP/s against an fp32 FMA peak of {peak / 1e9:0.0}; " +
             $"per CPU-second GEMM {gemmPerCpu / 1e9:0.0}, FMA loop {peakPerCpu / 1e9:0.0} = {gemmPerCpu / peakPerCpu:0.00}");
