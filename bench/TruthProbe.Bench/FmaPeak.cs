@@ -31,6 +31,25 @@ public static class FmaPeak
         return best;
     }
 
+    /// <summary>
+    /// FLOP per second of CPU time on one core: one thread's rounds of ~50 ms, best of five, timed by the process's
+    /// CPU clock, which a machine shared with other work does not stretch. Divides work measured the same way.
+    /// </summary>
+    public static double PerCoreCpuSecond()
+    {
+        const long iterations = 1 << 22;
+        int lanes = Vector512.IsHardwareAccelerated ? 16 : 8;
+        double best = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            float sink = Vector512.IsHardwareAccelerated ? Chains512(iterations) : Chains256(iterations);
+            double seconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+            if (sink != 0 && seconds > 0) best = Math.Max(best, iterations * 12.0 * lanes * 2 / seconds);
+        }
+        return best;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float Chains512(long iterations)
     {

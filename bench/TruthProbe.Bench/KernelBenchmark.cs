@@ -1,14 +1,11 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using TruthProbe.Model;
-using TruthProbe.Numerics;
 
 namespace TruthProbe.Bench;
 
 /// <summary>
-/// The kernels against the machine: the prefill GEMM shape of Qwen2.5-0.5B's MLP (M=512 tokens, K=896,
-/// N=4864, bf16 weights) against the fp32 FMA peak measured in the same run, and activation collection
-/// (300-token rows capturing hook_z at the last token of every layer) against plain prefill of the same rows.
+/// Activation collection (300-token rows capturing hook_z at the last token of every layer) against plain
+/// prefill of the same rows (the GEMM against the FMA peak is <see cref="GemmBenchmark"/>).
 /// </summary>
 public sealed unsafe class KernelBenchmark : IBenchmark
 {
@@ -16,52 +13,7 @@ public sealed unsafe class KernelBenchmark : IBenchmark
 
     public void Run(BenchContext context)
     {
-        GemmVersusPeak(context);
         ScoringVersusPrefill(context);
-    }
-
-    private static void GemmVersusPeak(BenchContext context)
-    {
-        const int M = 512, K = 896, N = 4864;
-        var rng = new Random(1);
-        ushort[] bf16 = GC.AllocateArray<ushort>(N * K, pinned: true);
-        for (int i = 0; i < bf16.Length; i++) bf16[i] = (ushort)(BitConverter.SingleToInt32Bits((float)(rng.NextDouble() * 2 - 1) * 0.05f) >>> 16);
-        var w = new WeightMatrix(N, K, WeightDType.BF16, (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(bf16, 0), bf16);
-        float[] x = new float[M * K], y = new float[M * N];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-
-        // Alternate the two measurements so both see the same machine (other processes come and go).
-        double peak = 0, best = double.MaxValue, bestCpu = double.MaxValue;
-        for (int round = 0; round < (context.Quick ? 3 : 6); round++)
-        {
-            peak = Math.Max(peak, FmaPeak.Measure(TimeSpan.FromSeconds(0.3)));
-            for (int rep = 0; rep < 3; rep++)
-            {
-                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-                var sw = Stopwatch.StartNew();
-                WeightGemm.Multiply(w, x, y, M);
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
-                bestCpu = Math.Min(bestCpu, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
-            }
-        }
-        double flops = 2.0 * M * N * K / best;
-        // Per second of CPU actually received, both sides: readable on a machine shared with other work, where
-        // the wall-clock ratio depends on which side caught a quiet moment. One FMA-peak round (TimeSpan.Zero)
-        // does rate x its own duration FLOP.
-        double peakPerCpu = 0;
-        for (int round = 0; round < 5; round++)
-        {
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var sw = Stopwatch.StartNew();
-            double rate = FmaPeak.Measure(TimeSpan.Zero);
-            double work = rate * sw.Elapsed.TotalSeconds;
-            peakPerCpu = Math.Max(peakPerCpu, work / (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
-        }
-        double gemmPerCpu = 2.0 * M * N * K / bestCpu;
-        context.Log.WriteLine($"per CPU-second: GEMM {gemmPerCpu / 1e9:0.0} GFLOP/s, FMA loop {peakPerCpu / 1e9:0.0} GFLOP/s = {gemmPerCpu / peakPerCpu:0.00}");
-        context.Log.WriteLine($"fp32 FMA peak {peak / 1e9:0.0} GFLOP/s on {Environment.ProcessorCount} threads ({SimdWidth.Current})");
-        context.Log.WriteLine($"GEMM M={M} K={K} N={N} bf16: best {best * 1e3:0.00} ms = {flops / 1e9:0.0} GFLOP/s");
-        context.Ratio("gemm_vs_peak", flops / peak);
     }
 
     private static void ScoringVersusPrefill(BenchContext context)

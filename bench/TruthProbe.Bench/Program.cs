@@ -9,6 +9,7 @@ var context = new BenchContext(quick, Console.Out);
 IBenchmark[] all =
 [
     new EngineBenchmark(),
+    new GemmBenchmark(),
     new KernelBenchmark(),
     new VisionBenchmark(),
     new QwenVisionBenchmark(),

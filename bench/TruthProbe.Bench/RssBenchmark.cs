@@ -1,67 +1,62 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using TruthProbe.Model;
 
 namespace TruthProbe.Bench;
 
 /// <summary>
-/// A 7B-shaped bf16 model (llama: 32 layers, d_model 4096, 32 heads, FFN 11008, vocab 32000) written with random
-/// weights into a temp folder, then loaded by a child process that prefills 128 tokens and reports its peak
-/// resident memory (VmHWM). The weights are memory-mapped and never widened as a whole, so the peak should be
-/// the weight bytes plus activations. Reported as the issue defines it, peak RSS / weight bytes (target <= 1.15):
-/// the one ratio where lower is better.
+/// A 7B-shaped bf16 model (llama: d_model 4096, 32 heads, FFN 11008, vocab 32000; 32 layers, 4 under --quick)
+/// written with random weights into a temp folder, its pages dropped from the page cache, then loaded by a child
+/// process that prefills 512 tokens cold (time to first token), prefills them again warm between two FMA-peak
+/// measurements (`prefill_7b_vs_peak`: model FLOPs over the peak; every layer has the full shapes, so 4 layers
+/// measure the same kernels), and reports its peak resident memory (VmHWM). The weights are memory-mapped and
+/// never widened as a whole, so the peak should be the weight bytes plus activations: `rss_vs_weights_7b`, peak
+/// RSS / weight bytes (target <= 1.05), the one ratio where lower is better, reported for the 32-layer model.
 /// </summary>
 public sealed class RssBenchmark : IBenchmark
 {
     public const string ChildFlag = "--prefill-child";
-    private const int PrefillTokens = 128;
+    private const int PrefillTokens = 512;
 
     public string Name => "rss7b";
 
-    private static ModelConfig SevenB => new()
+    private static ModelConfig SevenB(int layers) => new()
     {
-        Architecture = "llama", Layers = 32, DModel = 4096, Heads = 32, KvHeads = 32, HeadDim = 128, Ffn = 11008,
+        Architecture = "llama", Layers = layers, DModel = 4096, Heads = 32, KvHeads = 32, HeadDim = 128, Ffn = 11008,
         Vocab = 32000, MaxContext = 4096, RopeTheta = 10000f, RmsEps = 1e-5f, TiedEmbeddings = false,
     };
 
     public void Run(BenchContext context)
     {
         var log = context.Log;
-        if (context.Quick)
-        {
-            // Writing 13.5 GB of random weights alone takes minutes on this machine: not within --quick's 5 minutes.
-            log.WriteLine("rss_vs_weights_7b skipped under --quick (generating the 13.5 GB model takes minutes); run ./bench/run rss7b");
-            return;
-        }
-        long weightBytes = SevenB.ParameterCount() * 2;
+        var config = SevenB(context.Quick ? 4 : 32);
+        long weightBytes = config.ParameterCount() * 2;
         string temp = Path.GetTempPath();
         long free = new DriveInfo(Path.GetPathRoot(Path.GetFullPath(temp))!).AvailableFreeSpace;
         if (free < weightBytes + (2L << 30))
         {
-            log.WriteLine($"rss_vs_weights_7b skipped: {temp} has {free / 1e9:0.0} GB free, the model needs {weightBytes / 1e9:0.0} GB");
+            log.WriteLine($"7B benchmark skipped: {temp} has {free / 1e9:0.0} GB free, the {config.Layers}-layer model needs {weightBytes / 1e9:0.0} GB");
             return;
         }
         string folder = Directory.CreateTempSubdirectory("truthprobe-bench-7b-").FullName;
         try
         {
             var sw = Stopwatch.StartNew();
-            RandomModel.WriteHf(folder, SevenB, seed: 7, WeightDType.BF16);
-            log.WriteLine($"random bf16 7B-shaped model ({SevenB.ParameterCount() / 1e9:0.00} B parameters, {weightBytes / 1e9:0.0} GB) written in {sw.Elapsed.TotalSeconds:0} s");
-            var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-            // Under `dotnet Bench.dll` the process is dotnet itself: pass the assembly first.
-            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(RssBenchmark).Assembly.Location);
-            start.ArgumentList.Add(ChildFlag);
-            start.ArgumentList.Add(folder);
-            using var child = Process.Start(start)!;
-            string output = child.StandardOutput.ReadToEnd();
-            child.WaitForExit();
-            if (child.ExitCode != 0) throw new InvalidOperationException($"7B child exited with {child.ExitCode}: {output}");
-            var fields = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).Where(p => p.Length == 2)
-                .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
-            double peakBytes = fields["vmhwm_kb"] * 1024, seconds = fields["prefill_s"];
-            log.WriteLine($"7B prefill {PrefillTokens} tokens in {seconds:0.0} s = {PrefillTokens / seconds:0.00} tok/s; load {fields["load_s"]:0.0} s; " +
-                $"peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.15)");
-            context.Ratio("rss_vs_weights_7b", peakBytes / weightBytes);
+            RandomModel.WriteHf(folder, config, seed: 7, WeightDType.BF16);
+            bool cold = DropFromPageCache(Path.Combine(folder, HfCheckpoint.SingleFile));
+            log.WriteLine($"random bf16 7B-shaped model, {config.Layers} of 32 layers ({config.ParameterCount() / 1e9:0.00} B parameters, {weightBytes / 1e9:0.0} GB) " +
+                $"written in {sw.Elapsed.TotalSeconds:0} s; {(cold ? "its pages dropped from the page cache" : "page cache not dropped (posix_fadvise unavailable)")}");
+            var fields = RunChild(folder);
+            double flops = PrefillFlops(config, PrefillTokens), seconds = fields["prefill_s"], peak = fields["peak_flops"];
+            double perCpu = flops / fields["prefill_cpu_s"], corePeak = fields["core_peak_flops"];
+            double peakBytes = fields["vmhwm_kb"] * 1024;
+            log.WriteLine($"load {fields["load_s"]:0.00} s; time to first token ({PrefillTokens}-token prompt, {(cold ? "cold" : "warm")} cache) {fields["ttft_s"]:0.0} s; " +
+                $"warm prefill {seconds:0.00} s = {PrefillTokens / seconds:0.0} tok/s, {flops / seconds / 1e9:0.0} GFLOP/s against an FMA peak of {peak / 1e9:0.0} " +
+                $"({flops / 1e12:0.00} TFLOP: GEMMs and causal attention); per CPU-second {perCpu / 1e9:0.0} against {corePeak / 1e9:0.0} GFLOP/s = {perCpu / corePeak:0.000}");
+            log.WriteLine($"peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.05 for 32 layers)");
+            context.Ratio("prefill_7b_vs_peak", flops / seconds / peak);
+            if (config.Layers == 32) context.Ratio("rss_vs_weights_7b", peakBytes / weightBytes);
         }
         finally
         {
@@ -69,19 +64,69 @@ public sealed class RssBenchmark : IBenchmark
         }
     }
 
-    /// <summary>The child: load, prefill, print timings and VmHWM as `name value` lines.</summary>
+    /// <summary>Multiply-adds x 2 of one prefill: every projection for every token, the causal attention products
+    /// QKᵀ and PV (position t attends to t + 1 keys), and the classifier for the last token.</summary>
+    private static double PrefillFlops(ModelConfig c, int tokens)
+    {
+        double perToken = 2.0 * c.Layers * ((double)c.DModel * c.QDim + 2.0 * c.DModel * c.KvDim + (double)c.QDim * c.DModel + 3.0 * c.DModel * c.Ffn);
+        double attention = c.Layers * 4.0 * c.QDim * tokens * (tokens + 1) / 2;
+        return perToken * tokens + attention + 2.0 * c.DModel * c.Vocab;
+    }
+
+    private static Dictionary<string, double> RunChild(string folder)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        // Under `dotnet Bench.dll` the process is dotnet itself: pass the assembly first.
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(RssBenchmark).Assembly.Location);
+        start.ArgumentList.Add(ChildFlag);
+        start.ArgumentList.Add(folder);
+        using var child = Process.Start(start)!;
+        string output = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        if (child.ExitCode != 0) throw new InvalidOperationException($"7B child exited with {child.ExitCode}: {output}");
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Writes the file's dirty pages to disk and drops its pages (only its own) from the page cache, so the
+    /// child's first prefill reads the weights from disk as a fresh start would. False where the OS has no fadvise.</summary>
+    private static bool DropFromPageCache(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Flush(flushToDisk: true);
+        const int DontNeed = 4;
+        return PosixFadvise((int)file.SafeFileHandle.DangerousGetHandle(), 0, 0, DontNeed) == 0;
+    }
+
+    [DllImport("libc", EntryPoint = "posix_fadvise")]
+    private static extern int PosixFadvise(int fd, long offset, long length, int advice);
+
+    /// <summary>The child: load, a cold prefill (time to first token: load + prefill + the argmax), a warm prefill
+    /// between two FMA-peak measurements; prints `name value` lines, VmHWM last.</summary>
     public static int Child(string folder)
     {
         var sw = Stopwatch.StartNew();
         using var model = Transformer.Load(folder);
         double load = sw.Elapsed.TotalSeconds;
         int[] ids = Enumerable.Range(0, PrefillTokens).Select(i => (i * 7919 + 1) % model.Config.Vocab).ToArray();
+        var state = model.NewState();
+        var logits = model.Forward(state, ids);
+        int first = 0;
+        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[first]) first = i;
+        double ttft = sw.Elapsed.TotalSeconds;
+        double peak = FmaPeak.Measure(TimeSpan.FromSeconds(0.5)), corePeak = FmaPeak.PerCoreCpuSecond();
+        state.Reset();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         sw.Restart();
-        model.Forward(model.NewState(), ids);
-        double prefill = sw.Elapsed.TotalSeconds;
+        model.Forward(state, ids);
+        double prefill = sw.Elapsed.TotalSeconds, prefillCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        peak = Math.Max(peak, FmaPeak.Measure(TimeSpan.FromSeconds(0.5)));
+        corePeak = Math.Max(corePeak, FmaPeak.PerCoreCpuSecond());
         string hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         long kb = long.Parse(hwm["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_s {load}\nprefill_s {prefill}\nvmhwm_kb {kb}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"first_token {first}\nload_s {load}\nttft_s {ttft}\nprefill_s {prefill}\nprefill_cpu_s {prefillCpu}\npeak_flops {peak}\ncore_peak_flops {corePeak}\nvmhwm_kb {kb}"));
         return 0;
     }
 }

@@ -35,6 +35,10 @@ internal unsafe interface IVec<TSelf> where TSelf : unmanaged, IVec<TSelf>
     static abstract TSelf AddSquaresInDouble(TSelf squares, TSelf g);
     /// <summary>The sum of the double lanes that <see cref="AddSquaresInDouble"/> keeps.</summary>
     static abstract double SumDoubles(TSelf v);
+    /// <summary>x in every double lane (Count / 2 of them): the same bits hold float64 kernels (Cholesky).</summary>
+    static abstract TSelf CreateDouble(double x);
+    /// <summary>a·b + c on the double lanes, rounded once.</summary>
+    static abstract TSelf FmaDouble(TSelf a, TSelf b, TSelf c);
     static abstract TSelf operator +(TSelf a, TSelf b);
     static abstract TSelf operator -(TSelf a, TSelf b);
     static abstract TSelf operator *(TSelf a, TSelf b);
@@ -155,6 +159,15 @@ internal readonly unsafe struct Vec<TRaw> : IVec<Vec<TRaw>> where TRaw : unmanag
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static double SumDoubles(Vec<TRaw> v) =>
         sizeof(TRaw) == 64 ? Vector512.Sum(v.W.AsDouble()) : sizeof(TRaw) == 32 ? Vector256.Sum(v.M.AsDouble()) : Vector128.Sum(v.N.AsDouble());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec<TRaw> CreateDouble(double x) => sizeof(TRaw) == 64 ? Of(Vector512.Create(x)) : sizeof(TRaw) == 32 ? Of(Vector256.Create(x)) : Of(Vector128.Create(x));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec<TRaw> FmaDouble(Vec<TRaw> a, Vec<TRaw> b, Vec<TRaw> c) =>
+        sizeof(TRaw) == 64 ? Of(Vector512.FusedMultiplyAdd(a.W.AsDouble(), b.W.AsDouble(), c.W.AsDouble()))
+        : sizeof(TRaw) == 32 ? Of(Vector256.FusedMultiplyAdd(a.M.AsDouble(), b.M.AsDouble(), c.M.AsDouble()))
+        : Of(Vector128.FusedMultiplyAdd(a.N.AsDouble(), b.N.AsDouble(), c.N.AsDouble()));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec<TRaw> operator +(Vec<TRaw> a, Vec<TRaw> b) => sizeof(TRaw) == 64 ? Of(a.W + b.W) : sizeof(TRaw) == 32 ? Of(a.M + b.M) : Of(a.N + b.N);

@@ -1,6 +1,5 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Probing;
 
@@ -8,10 +7,12 @@ namespace TruthProbe.Probing;
 /// Cholesky factorisation A = U'U of a small dense symmetric positive-definite matrix, in place, row-major
 /// with a row stride that is a multiple of 8 (padding columns are scratch). Blocked right-looking: each
 /// block of 16 rows is factorised, then the rows below it are updated in one pass with 4-vector register tiles,
-/// so the O(n^3) work runs as contiguous Vector512 FMAs instead of many short dot products.
+/// so the O(n^3) work runs as contiguous vector FMAs instead of many short dot products, at the width
+/// <see cref="SimdWidth.Current"/> picks (on AVX2 the Vector512-only version ran as .NET's software fallback).
+/// Every element sums the same products in the same order at every width: results are bit-identical.
 /// Only the upper triangle of A is read; the strict lower triangle is left as scratch.
 /// </summary>
-internal static class Cholesky
+internal static unsafe class Cholesky
 {
     private const int Block = 16;
     private const int Lanes = 8;
@@ -37,7 +38,13 @@ internal static class Cholesky
                     Axpy(-a[k * stride + i], a.Slice(k * stride + i, n - i), a.Slice(i * stride + i, n - i));
             }
             // Rows below the block: A[i, i..] -= sum_k U[k, i] U[k, i..] over the block's rows k.
-            for (int i = end; i < n; i++) UpdateRow(a, stride, kb, end, i, n);
+            fixed (double* pa = a)
+                switch (SimdWidth.Current)
+                {
+                    case SimdPath.Vector512: UpdateRows<Vec<Vector512<float>>>(pa, stride, kb, end, n); break;
+                    case SimdPath.Vector256: UpdateRows<Vec<Vector256<float>>>(pa, stride, kb, end, n); break;
+                    default: UpdateRows<Vec<Vector128<float>>>(pa, stride, kb, end, n); break;
+                }
         }
         return true;
     }
@@ -54,39 +61,36 @@ internal static class Cholesky
             b[k] = (b[k] - Dot(u.Slice(k * stride + k + 1, n - k - 1), b.Slice(k + 1, n - k - 1))) / u[k * stride + k];
     }
 
-    /// <summary>Row i from its 8-aligned column below the diagonal to the stride end, 4 vectors at a time.</summary>
-    private static void UpdateRow(Span<double> a, int stride, int k0, int k1, int i, int n)
+    /// <summary>Rows k1..n-1, each from its vector-aligned column below the diagonal to the stride end, 4 vectors of
+    /// double lanes at a time (the stride is a multiple of every width's lane count).</summary>
+    private static void UpdateRows<TVec>(double* a, int stride, int k0, int k1, int n) where TVec : unmanaged, IVec<TVec>
     {
-        ref double aBase = ref MemoryMarshal.GetReference(a);
-        int c = i / Lanes * Lanes;
-        for (; c + 4 * Lanes <= stride; c += 4 * Lanes)
+        int lanes = TVec.Count / 2;
+        for (int i = k1; i < n; i++)
         {
-            nuint at = (nuint)(i * stride + c);
-            var r0 = Vector512.LoadUnsafe(ref aBase, at);
-            var r1 = Vector512.LoadUnsafe(ref aBase, at + Lanes);
-            var r2 = Vector512.LoadUnsafe(ref aBase, at + 2 * Lanes);
-            var r3 = Vector512.LoadUnsafe(ref aBase, at + 3 * Lanes);
-            for (int k = k0; k < k1; k++)
+            int c = i / lanes * lanes;
+            for (; c + 4 * lanes <= stride; c += 4 * lanes)
             {
-                var u = Vector512.Create(-Unsafe.Add(ref aBase, k * stride + i));
-                nuint from = (nuint)(k * stride + c);
-                r0 = Vector512.FusedMultiplyAdd(u, Vector512.LoadUnsafe(ref aBase, from), r0);
-                r1 = Vector512.FusedMultiplyAdd(u, Vector512.LoadUnsafe(ref aBase, from + Lanes), r1);
-                r2 = Vector512.FusedMultiplyAdd(u, Vector512.LoadUnsafe(ref aBase, from + 2 * Lanes), r2);
-                r3 = Vector512.FusedMultiplyAdd(u, Vector512.LoadUnsafe(ref aBase, from + 3 * Lanes), r3);
+                float* at = (float*)(a + (long)i * stride + c);
+                TVec r0 = TVec.Load(at), r1 = TVec.Load(at + 2 * lanes), r2 = TVec.Load(at + 4 * lanes), r3 = TVec.Load(at + 6 * lanes);
+                for (int k = k0; k < k1; k++)
+                {
+                    var u = TVec.CreateDouble(-a[(long)k * stride + i]);
+                    float* from = (float*)(a + (long)k * stride + c);
+                    r0 = TVec.FmaDouble(u, TVec.Load(from), r0);
+                    r1 = TVec.FmaDouble(u, TVec.Load(from + 2 * lanes), r1);
+                    r2 = TVec.FmaDouble(u, TVec.Load(from + 4 * lanes), r2);
+                    r3 = TVec.FmaDouble(u, TVec.Load(from + 6 * lanes), r3);
+                }
+                TVec.Store(r0, at); TVec.Store(r1, at + 2 * lanes); TVec.Store(r2, at + 4 * lanes); TVec.Store(r3, at + 6 * lanes);
             }
-            r0.StoreUnsafe(ref aBase, at);
-            r1.StoreUnsafe(ref aBase, at + Lanes);
-            r2.StoreUnsafe(ref aBase, at + 2 * Lanes);
-            r3.StoreUnsafe(ref aBase, at + 3 * Lanes);
-        }
-        for (; c < stride; c += Lanes)
-        {
-            nuint at = (nuint)(i * stride + c);
-            var r = Vector512.LoadUnsafe(ref aBase, at);
-            for (int k = k0; k < k1; k++)
-                r = Vector512.FusedMultiplyAdd(Vector512.Create(-Unsafe.Add(ref aBase, k * stride + i)), Vector512.LoadUnsafe(ref aBase, (nuint)(k * stride + c)), r);
-            r.StoreUnsafe(ref aBase, at);
+            for (; c < stride; c += lanes)
+            {
+                float* at = (float*)(a + (long)i * stride + c);
+                var r = TVec.Load(at);
+                for (int k = k0; k < k1; k++) r = TVec.FmaDouble(TVec.CreateDouble(-a[(long)k * stride + i]), TVec.Load((float*)(a + (long)k * stride + c)), r);
+                TVec.Store(r, at);
+            }
         }
     }
 

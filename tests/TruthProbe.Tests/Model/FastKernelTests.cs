@@ -13,7 +13,7 @@ public unsafe class FastKernelTests
     {
         var data = new TheoryData<SimdPath, int, int, int>();
         foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
-            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520) })
+            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520), (530, 37, 1060) })
                 data.Add(path, m, n, k);
         return data;
     }
@@ -103,15 +103,35 @@ public unsafe class FastKernelTests
         AssertProduct(values, x, b, 1, 1029, 300);
     }
 
+    public static TheoryData<SimdPath, int, int, int, int, int, int?> AttentionShapes()
+    {
+        var data = new TheoryData<SimdPath, int, int, int, int, int, int?>();
+        foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
+            foreach (var (tokens, first, heads, kvHeads, hd, window) in new (int, int, int, int, int, int?)[]
+            {
+                (1, 0, 4, 4, 8, null),      // one decode step at position 0
+                (1, 200, 14, 2, 64, null),  // decode after a long prefix: several key tiles, GQA 7:1
+                (37, 0, 6, 2, 16, null),    // prefill, causal
+                (33, 100, 4, 1, 12, 45),    // prefill after a cache, sliding window, multi-query
+                (130, 0, 3, 3, 8, 70),      // window longer than a tile
+                (70, 90, 4, 2, 32, 50),     // transposed-key path: cache, window, ragged tiles
+                (17, 60, 8, 1, 128, null),  // transposed-key path: multi-query, head size 128
+                (20, 3, 2, 1, 48, null),    // transposed-key path: head size not a multiple of four vectors
+            })
+                data.Add(path, tokens, first, heads, kvHeads, hd, window);
+        return data;
+    }
+
     [Theory]
-    [InlineData(1, 0, 4, 4, 8, null)]      // one decode step at position 0
-    [InlineData(1, 200, 14, 2, 64, null)]  // decode after a long prefix: several key tiles, GQA 7:1
-    [InlineData(37, 0, 6, 2, 16, null)]    // prefill, causal
-    [InlineData(33, 100, 4, 1, 12, 45)]    // prefill after a cache, sliding window, multi-query
-    [InlineData(130, 0, 3, 3, 8, 70)]      // window longer than a tile
-    [InlineData(70, 90, 4, 2, 32, 50)]     // transposed-key path: cache, window, ragged tiles
-    [InlineData(17, 60, 8, 1, 128, null)]  // transposed-key path: multi-query, head size 128
-    public void FlashAttention_MatchesDoublePrecisionSoftmax(int tokens, int first, int heads, int kvHeads, int hd, int? window)
+    [MemberData(nameof(AttentionShapes))]
+    public void FlashAttention_MatchesDoublePrecisionSoftmax(SimdPath path, int tokens, int first, int heads, int kvHeads, int hd, int? window)
+    {
+        SimdWidth.Forced = path;
+        try { AttentionMatchesDoublePrecision(tokens, first, heads, kvHeads, hd, window); }
+        finally { SimdWidth.Forced = SimdPath.Auto; }
+    }
+
+    private static void AttentionMatchesDoublePrecision(int tokens, int first, int heads, int kvHeads, int hd, int? window)
     {
         int total = first + tokens;
         float[] q = KernelTests.Random(tokens * heads * hd, 1), k = KernelTests.Random(total * kvHeads * hd, 2), v = KernelTests.Random(total * kvHeads * hd, 3);

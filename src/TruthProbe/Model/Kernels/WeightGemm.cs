@@ -10,15 +10,19 @@ namespace TruthProbe.Model;
 /// <summary>
 /// Y[M, N] = X[M, K] W[N, K]^T for several tokens (prefill, scoring), at the FMA limit: W is widened from its
 /// dtype and packed, a [KC, NR] panel at a time, into per-thread scratch laid out so the micro-kernel reads
-/// NR consecutive outputs per k; the panel then serves every token of an MC-row block. The micro-kernel holds
+/// NR consecutive outputs per k; the panel then serves every token of an MC-row block, whose [MC, KC] slice of X
+/// each thread packs once per KC step into MR-row tiles interleaved by k. The micro-kernel holds
 /// an MR x NR tile of Y in registers (8 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
 /// each step one broadcast of X per row against NR packed weights. The threads split the N panels statically.
 /// </summary>
 internal static unsafe class WeightGemm
 {
-    /// <summary>Depth of a packed panel: KC x NR floats (128 KB at NR = 32) stay in L2 while every token of the
-    /// block uses them; deep enough that most matrices need one pass (Y written once). A multiple of the Q8_0 block.</summary>
-    private const int KC = 1024;
+    /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 256: the W
+    /// panel (16 KB at NR = 16) stays in L1 while every token of the block uses it, X's packed block (512 KB) in L2,
+    /// and the panel's scratch transpose in L1 (at 1024 packing cost 14% of the micro-kernel's time, at 256 under
+    /// 2%; GEMM per CPU-second 84-88 -> 95-98 GFLOP/s single-threaded, 2026-12-07, load 40-60; 128: 85-90). On AVX-512, 256
+    /// (a 32 KB panel at NR = 32, all of L1) measured 93-95 against 99-101 GFLOP/s at 1024.</summary>
+    private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 256;
     /// <summary>Tokens per block. Every block re-packs all panels, so blocks are large: 512 rather than 256 gained
     /// 8% at M = 512 (measured), although X's block (2 MB at KC = 1024) then streams from L3 rather than L2.</summary>
     private const int MC = 512;
@@ -30,7 +34,7 @@ internal static unsafe class WeightGemm
         _ => (4, 2 * Vector<float>.Count),
     };
 
-    [ThreadStatic] private static float[]? _panel, _row, _tile;
+    [ThreadStatic] private static float[]? _panel, _row, _tile, _x;
 
     private struct Job
     {
@@ -59,31 +63,37 @@ internal static unsafe class WeightGemm
     {
         ref Job j = ref *(Job*)args;
         var (mr, nr) = Tile(j.Path);
+        int depth = Depth(j.Path);
         int panels = (j.N + nr - 1) / nr;
         int first = (int)((long)panels * part / parts), end = (int)((long)panels * (part + 1) / parts);
-        float[] panelArray = Scratch(ref _panel, KC * nr), rowArray = Scratch(ref _row, TransposeBlock * KC), tileArray = Scratch(ref _tile, mr * nr);
-        fixed (float* panel = panelArray, row = rowArray, tile = tileArray)
+        int blockRows = (Math.Min(MC, j.M) + mr - 1) / mr * mr;
+        float[] panelArray = Scratch(ref _panel, depth * nr), rowArray = Scratch(ref _row, TransposeBlock * depth);
+        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth);
+        fixed (float* panel = panelArray, row = rowArray, tile = tileArray, xBlock = xArray)
             for (int m0 = 0; m0 < j.M; m0 += MC)
             {
                 int m1 = Math.Min(j.M, m0 + MC);
-                for (int k0 = 0; k0 < j.K; k0 += KC)
+                for (int k0 = 0; k0 < j.K; k0 += depth)
                 {
-                    int kc = Math.Min(KC, j.K - k0);
+                    int kc = Math.Min(depth, j.K - k0);
                     bool accumulate = k0 > 0;
+                    PackX(ref j, m0, m1, mr, k0, kc, xBlock);
                     for (int p = first; p < end; p++)
                     {
                         int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
                         Pack(ref j, n0, cols, nr, k0, kc, panel, row);
+                        int tiles = (m1 - m0 + mr - 1) / mr;
                         for (int t = m0; t < m1; t += mr)
                         {
+                            if (p + 1 < end) PrefetchPanel(ref j, n0 + nr, nr, k0, kc, (t - m0) / mr, tiles);
                             int rows = Math.Min(mr, m1 - t);
-                            float* x = j.X + (long)t * j.K + k0;
+                            float* x = xBlock + (long)(t - m0) * kc;
                             float* y = j.Y + (long)t * j.N + n0;
-                            if (rows == mr && cols == nr) MicroKernel(j.Path, x, j.K, rows, panel, kc, y, j.N, accumulate);
+                            if (rows == mr && cols == nr) MicroKernel(j.Path, x, panel, kc, y, j.N, accumulate);
                             else
                             {
                                 // An edge tile: compute the full tile into scratch, keep the part that exists.
-                                MicroKernel(j.Path, x, j.K, rows, panel, kc, tile, nr, accumulate: false);
+                                MicroKernel(j.Path, x, panel, kc, tile, nr, accumulate: false);
                                 for (int r = 0; r < rows; r++)
                                     for (int c = 0; c < cols; c++)
                                         y[(long)r * j.N + c] = accumulate ? y[(long)r * j.N + c] + tile[r * nr + c] : tile[r * nr + c];
@@ -94,22 +104,61 @@ internal static unsafe class WeightGemm
             }
     }
 
+    /// <summary>
+    /// Share <paramref name="share"/> of <paramref name="shares"/> of the cache lines of the next panel's weights,
+    /// fetched into L2 while the current panel computes: its rows are K apart in memory, so the hardware
+    /// prefetcher starts over on each, and widening them stalled on memory (6% of a GEMM's time on AVX2).
+    /// </summary>
+    private static void PrefetchPanel(ref Job j, int n0, int nr, int k0, int kc, int share, int shares)
+    {
+        if (!Sse.IsSupported) return;
+        int rows = Math.Min(nr, j.N - n0);
+        long rowLines = (Kernels.SegmentOffset(j.DType, kc) + 63) / 64, lines = rows * rowLines;
+        long first = lines * share / shares, last = lines * (share + 1) / shares;
+        byte* start = j.W + Kernels.SegmentOffset(j.DType, k0);
+        for (long line = first; line < last; line++)
+        {
+            long r = line / rowLines;
+            Sse.Prefetch1(start + (n0 + r) * j.RowBytes + (line - r * rowLines) * 64);
+        }
+    }
+
+    /// <summary>
+    /// The rows [m0, m1) of X, columns [k0, k0 + kc), as tiles of mr rows interleaved by k:
+    /// xBlock[(tile * kc + k) * mr + r] = X[m0 + tile * mr + r, k0 + k]. The micro-kernel's broadcasts then read
+    /// one contiguous stream instead of mr rows K floats apart (a power-of-two K put those in one cache set).
+    /// Rows past m1 repeat the last row; their results are discarded.
+    /// </summary>
+    private static void PackX(ref Job j, int m0, int m1, int mr, int k0, int kc, float* xBlock)
+    {
+        for (int t = m0; t < m1; t += mr)
+        {
+            float* tile = xBlock + (long)(t - m0) * kc;
+            for (int r = 0; r < mr; r++)
+            {
+                float* source = j.X + (long)Math.Min(t + r, m1 - 1) * j.K + k0;
+                for (int k = 0; k < kc; k++) tile[k * mr + r] = source[k];
+            }
+        }
+    }
+
     private static float[] Scratch(ref float[]? slot, int length)
     {
         if (slot == null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(length, pinned: true);
         return slot;
     }
 
-    /// <summary>Rows widened and transposed together on AVX-512.</summary>
+    /// <summary>Rows widened and transposed together: 16 on AVX-512, 8 on AVX2.</summary>
     private const int TransposeBlock = 16;
 
     /// <summary>panel[k * nr + c] = W[n0 + c, k0 + k] in float32; columns past the matrix are zero. Each group of
-    /// 16 rows is widened into scratch (SIMD), then transposed 16 x 16 in registers on the AVX-512 path
-    /// (NR = 32); the other paths transpose one row at a time.</summary>
+    /// 16 (AVX-512) or 8 (AVX2) rows is widened into scratch (SIMD), then transposed in registers; other paths
+    /// transpose one row at a time. Widening plus a scalar transpose of a 16-column panel took 7% of the time of the
+    /// micro-kernels that use it at KC = 256 on AVX2 (timed alone); the 8 x 8 transpose is inlined into the GEMM
+    /// loop and not timed apart (widening alone is 4% of a GEMM profile).</summary>
     private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* rows)
     {
-        bool inRegisters = j.Path == SimdPath.Vector512 && Avx512F.IsSupported;
-        int block = inRegisters ? TransposeBlock : 1;
+        int block = j.Path == SimdPath.Vector512 && Avx512F.IsSupported ? 16 : j.Path == SimdPath.Vector256 && Avx.IsSupported ? 8 : 1;
         for (int g = 0; g < nr; g += block)
         {
             for (int c = 0; c < block; c++)
@@ -119,11 +168,31 @@ internal static unsafe class WeightGemm
                 else row.Clear();
             }
             int k = 0;
-            if (inRegisters)
-                for (; k + TransposeBlock <= kc; k += TransposeBlock) Transpose16(rows + k, kc, panel + k * nr + g, nr);
+            if (block == 16)
+                for (; k + 16 <= kc; k += 16) Transpose16(rows + k, kc, panel + k * nr + g, nr);
+            else if (block == 8)
+                for (; k + 8 <= kc; k += 8) Transpose8(rows + k, kc, panel + k * nr + g, nr);
             for (; k < kc; k++)
                 for (int c = 0; c < block; c++) panel[k * nr + g + c] = rows[c * kc + k];
         }
+    }
+
+    /// <summary>dst[i * dstStride + r] = src[r * srcStride + i] for an 8 x 8 block: pairs, then quads, then halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8(float* src, int srcStride, float* dst, int dstStride)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2L * srcStride); var r3 = Avx.LoadVector256(src + 3L * srcStride);
+        var r4 = Avx.LoadVector256(src + 4L * srcStride); var r5 = Avx.LoadVector256(src + 5L * srcStride);
+        var r6 = Avx.LoadVector256(src + 6L * srcStride); var r7 = Avx.LoadVector256(src + 7L * srcStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var q0 = Avx.Shuffle(t0, t2, 0x44); var q1 = Avx.Shuffle(t0, t2, 0xEE); var q2 = Avx.Shuffle(t1, t3, 0x44); var q3 = Avx.Shuffle(t1, t3, 0xEE);
+        var q4 = Avx.Shuffle(t4, t6, 0x44); var q5 = Avx.Shuffle(t4, t6, 0xEE); var q6 = Avx.Shuffle(t5, t7, 0x44); var q7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(q0, q4, 0x20)); Avx.Store(dst + dstStride, Avx.Permute2x128(q1, q5, 0x20));
+        Avx.Store(dst + 2L * dstStride, Avx.Permute2x128(q2, q6, 0x20)); Avx.Store(dst + 3L * dstStride, Avx.Permute2x128(q3, q7, 0x20));
+        Avx.Store(dst + 4L * dstStride, Avx.Permute2x128(q0, q4, 0x31)); Avx.Store(dst + 5L * dstStride, Avx.Permute2x128(q1, q5, 0x31));
+        Avx.Store(dst + 6L * dstStride, Avx.Permute2x128(q2, q6, 0x31)); Avx.Store(dst + 7L * dstStride, Avx.Permute2x128(q3, q7, 0x31));
     }
 
     /// <summary>Two-source permutes that swap bit b of the vector index with bit b of the lane index.</summary>
@@ -166,38 +235,48 @@ internal static unsafe class WeightGemm
         for (int r = 0; r < 16; r++) v[r].Store(dst + (long)r * dstStride);
     }
 
-    private static void MicroKernel(SimdPath path, float* x, int xStride, int rows, float* panel, int kc, float* y, int yStride, bool accumulate)
+    /// <summary>Asks for the tile of Y now: its rows are N floats apart, which no hardware prefetcher follows, and
+    /// the loads (or the stores' line fills) at the end would otherwise each wait for memory.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* y, int yStride, int rows, int cols)
     {
-        switch (path)
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < rows; r++)
         {
-            case SimdPath.Vector512: Kernel8x32(x, xStride, rows, panel, kc, y, yStride, accumulate); break;
-            case SimdPath.Vector256: Kernel6x16(x, xStride, rows, panel, kc, y, yStride, accumulate); break;
-            default: KernelGeneric(x, xStride, rows, panel, kc, y, yStride, accumulate); break;
+            Sse.Prefetch0(y + (long)r * yStride);
+            Sse.Prefetch0(y + (long)r * yStride + cols - 1);
         }
     }
 
-    /// <summary>Row r of a tile with fewer than the kernel's rows repeats the last real row (its results are discarded).</summary>
-    private static float* RowOf(float* x, int xStride, int rows, int r) => x + (long)Math.Min(r, rows - 1) * xStride;
+    /// <summary>x is a packed tile of X (<see cref="PackX"/>), b a packed panel of W; kc steps of one broadcast per row.</summary>
+    private static void MicroKernel(SimdPath path, float* x, float* panel, int kc, float* y, int yStride, bool accumulate)
+    {
+        switch (path)
+        {
+            case SimdPath.Vector512: Kernel8x32(x, panel, kc, y, yStride, accumulate); break;
+            case SimdPath.Vector256: Kernel6x16(x, panel, kc, y, yStride, accumulate); break;
+            default: KernelGeneric(x, panel, kc, y, yStride, accumulate); break;
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* x, int xStride, int rows, float* b, int kc, float* y, int yStride, bool accumulate)
+    private static void Kernel8x32(float* x, float* b, int kc, float* y, int yStride, bool accumulate)
     {
-        float* x0 = RowOf(x, xStride, rows, 0), x1 = RowOf(x, xStride, rows, 1), x2 = RowOf(x, xStride, rows, 2), x3 = RowOf(x, xStride, rows, 3);
-        float* x4 = RowOf(x, xStride, rows, 4), x5 = RowOf(x, xStride, rows, 5), x6 = RowOf(x, xStride, rows, 6), x7 = RowOf(x, xStride, rows, 7);
+        PrefetchTile(y, yStride, 8, 32);
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int k = 0; k < kc; k++, b += 32)
+        for (int k = 0; k < kc; k++, b += 32, x += 8)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
-            var a = Vector512.Create(x0[k]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
-            a = Vector512.Create(x1[k]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
-            a = Vector512.Create(x2[k]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
-            a = Vector512.Create(x3[k]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
-            a = Vector512.Create(x4[k]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
-            a = Vector512.Create(x5[k]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
-            a = Vector512.Create(x6[k]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
-            a = Vector512.Create(x7[k]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            var a = Vector512.Create(x[0]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(x[1]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(x[2]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(x[3]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(x[4]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(x[5]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(x[6]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(x[7]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
         }
         Store512(y, c00, c01, accumulate); Store512(y + yStride, c10, c11, accumulate);
         Store512(y + 2L * yStride, c20, c21, accumulate); Store512(y + 3L * yStride, c30, c31, accumulate);
@@ -212,22 +291,21 @@ internal static unsafe class WeightGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(float* x, int xStride, int rows, float* b, int kc, float* y, int yStride, bool accumulate)
+    private static void Kernel6x16(float* x, float* b, int kc, float* y, int yStride, bool accumulate)
     {
-        float* x0 = RowOf(x, xStride, rows, 0), x1 = RowOf(x, xStride, rows, 1), x2 = RowOf(x, xStride, rows, 2);
-        float* x3 = RowOf(x, xStride, rows, 3), x4 = RowOf(x, xStride, rows, 4), x5 = RowOf(x, xStride, rows, 5);
+        PrefetchTile(y, yStride, 6, 16);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int k = 0; k < kc; k++, b += 16)
+        for (int k = 0; k < kc; k++, b += 16, x += 6)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
-            var a = Vector256.Create(x0[k]); c00 = Vector256.FusedMultiplyAdd(a, b0, c00); c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
-            a = Vector256.Create(x1[k]); c10 = Vector256.FusedMultiplyAdd(a, b0, c10); c11 = Vector256.FusedMultiplyAdd(a, b1, c11);
-            a = Vector256.Create(x2[k]); c20 = Vector256.FusedMultiplyAdd(a, b0, c20); c21 = Vector256.FusedMultiplyAdd(a, b1, c21);
-            a = Vector256.Create(x3[k]); c30 = Vector256.FusedMultiplyAdd(a, b0, c30); c31 = Vector256.FusedMultiplyAdd(a, b1, c31);
-            a = Vector256.Create(x4[k]); c40 = Vector256.FusedMultiplyAdd(a, b0, c40); c41 = Vector256.FusedMultiplyAdd(a, b1, c41);
-            a = Vector256.Create(x5[k]); c50 = Vector256.FusedMultiplyAdd(a, b0, c50); c51 = Vector256.FusedMultiplyAdd(a, b1, c51);
+            var a = Vector256.Create(x[0]); c00 = Vector256.FusedMultiplyAdd(a, b0, c00); c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
+            a = Vector256.Create(x[1]); c10 = Vector256.FusedMultiplyAdd(a, b0, c10); c11 = Vector256.FusedMultiplyAdd(a, b1, c11);
+            a = Vector256.Create(x[2]); c20 = Vector256.FusedMultiplyAdd(a, b0, c20); c21 = Vector256.FusedMultiplyAdd(a, b1, c21);
+            a = Vector256.Create(x[3]); c30 = Vector256.FusedMultiplyAdd(a, b0, c30); c31 = Vector256.FusedMultiplyAdd(a, b1, c31);
+            a = Vector256.Create(x[4]); c40 = Vector256.FusedMultiplyAdd(a, b0, c40); c41 = Vector256.FusedMultiplyAdd(a, b1, c41);
+            a = Vector256.Create(x[5]); c50 = Vector256.FusedMultiplyAdd(a, b0, c50); c51 = Vector256.FusedMultiplyAdd(a, b1, c51);
         }
         Store256(y, c00, c01, accumulate); Store256(y + yStride, c10, c11, accumulate); Store256(y + 2L * yStride, c20, c21, accumulate);
         Store256(y + 3L * yStride, c30, c31, accumulate); Store256(y + 4L * yStride, c40, c41, accumulate); Store256(y + 5L * yStride, c50, c51, accumulate);
@@ -240,19 +318,18 @@ internal static unsafe class WeightGemm
     }
 
     /// <summary>Any vector width (<see cref="Vector{T}"/>): 4 rows x 2 vectors; multiply then add, as FMA is not guaranteed.</summary>
-    private static void KernelGeneric(float* x, int xStride, int rows, float* b, int kc, float* y, int yStride, bool accumulate)
+    private static void KernelGeneric(float* x, float* b, int kc, float* y, int yStride, bool accumulate)
     {
         int width = Vector<float>.Count, nr = 2 * width;
-        float* x0 = RowOf(x, xStride, rows, 0), x1 = RowOf(x, xStride, rows, 1), x2 = RowOf(x, xStride, rows, 2), x3 = RowOf(x, xStride, rows, 3);
         Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        for (int k = 0; k < kc; k++, b += nr)
+        for (int k = 0; k < kc; k++, b += nr, x += 4)
         {
             var b0 = Vector.Load(b);
             var b1 = Vector.Load(b + width);
-            var a = new Vector<float>(x0[k]); c00 += a * b0; c01 += a * b1;
-            a = new Vector<float>(x1[k]); c10 += a * b0; c11 += a * b1;
-            a = new Vector<float>(x2[k]); c20 += a * b0; c21 += a * b1;
-            a = new Vector<float>(x3[k]); c30 += a * b0; c31 += a * b1;
+            var a = new Vector<float>(x[0]); c00 += a * b0; c01 += a * b1;
+            a = new Vector<float>(x[1]); c10 += a * b0; c11 += a * b1;
+            a = new Vector<float>(x[2]); c20 += a * b0; c21 += a * b1;
+            a = new Vector<float>(x[3]); c30 += a * b0; c31 += a * b1;
         }
         StoreGeneric(y, c00, c01, accumulate); StoreGeneric(y + yStride, c10, c11, accumulate);
         StoreGeneric(y + 2L * yStride, c20, c21, accumulate); StoreGeneric(y + 3L * yStride, c30, c31, accumulate);
