@@ -33,8 +33,8 @@ public sealed class GenerateVerb : IVerb
         };
         // With an image the prompt ids returned are the expanded ones, as the decoder saw them.
         var result = image == null ? Generator.Generate(model, prompt, options)
-            : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options);
-        if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.Config.ImageTokens} image tokens)");
+            : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options, imageSize: image.Size);
+        if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.ImageTokens(image.Size)} image tokens)");
         if (loaded.Gates is { } g)
             stderr.WriteLine("gated: " + string.Join(", ", loaded.Gating.Provenance(g.Table).Select(kv => $"{kv.Key}={kv.Value}")));
         if (temperature > 0) stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampled with temperature {temperature}, seed {seed}"));

@@ -39,20 +39,26 @@ public sealed class ImageOptions
         int imageToken = llava.Config.ImageTokenId;
         if (!prompt.Contains(imageToken))
             throw new UserError($"{verb}: --image needs the image token <image> (id {imageToken}) in the prompt where the image goes, e.g. --prompt \"USER: <image>\\nWhat is in the image? ASSISTANT:\"");
+        if (llava.IsAnyres && aspectText != null)
+            throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles the image at its best grid resolution (anyres)");
         var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
-        var preprocessor = llava.ImagePreprocessor(aspect);
-        return new ImageInput(llava, Path.GetFullPath(file), aspect, preprocessor.Preprocess(ImageFile.Load(file)));
+        llava.ImagePreprocessor(aspect);   // the folder's preprocessor settings are checked before the image is read
+        var image = llava.PrepareImage(ImageFile.Load(file), llava.IsAnyres ? null : aspect);
+        return new ImageInput(llava, Path.GetFullPath(file), aspect, image.Pixels) { Size = image.Size };
     }
 }
 
-/// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] pixels and where they came from.</summary>
+/// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] (LLaVA-NeXT: [tiles, 3, H, W]) pixels and where they came from.</summary>
 public sealed record ImageInput(LlavaModel Model, string Path, AspectMode Aspect, float[] Pixels)
 {
+    /// <summary>The image's size before preprocessing (LLaVA-NeXT's grid and token count depend on it).</summary>
+    public ImageSize? Size { get; init; }
+
     /// <summary>How the run saw the image, for outputs' metadata.</summary>
     public Dictionary<string, string> Provenance() => new(StringComparer.Ordinal)
     {
         ["image"] = Path,
         ["image_sha256"] = Hashing.Sha256File(Path),
-        ["image_aspect"] = Aspect == AspectMode.Pad ? "pad" : "crop",
+        ["image_aspect"] = Model.IsAnyres ? "anyres" : Aspect == AspectMode.Pad ? "pad" : "crop",
     };
 }

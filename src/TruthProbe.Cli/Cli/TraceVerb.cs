@@ -52,8 +52,8 @@ public sealed class TraceVerb : IVerb
             string[] decoderPatterns = patterns.Where(p => !visionPatterns.Contains(p) || HookNames.Selects(p, model.Config.Layers, HookPart.Decoder)).ToArray();
             var vision = visionPatterns.Length == 0 ? null : new VisionCapture(llava.Config, visionPatterns);
             var capture = decoderPatterns.Length == 0 ? null : new ActivationCapture(model.Config, decoderPatterns, positions);
-            tokens = llava.ExpandImageTokens(tokens);
-            llava.Forward(llava.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision);
+            tokens = llava.ExpandImageTokens(tokens, image.Size);
+            llava.Forward(llava.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision, image.Size);
             var visionOrder = HookNames.All(visionLayers, HookPart.Vision).ToList();
             if (vision != null) results.AddRange(vision.Results.OrderBy(r => visionOrder.IndexOf(r.Key)));
             if (capture != null) results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));

@@ -12,8 +12,11 @@ namespace TruthProbe.Vision;
 /// </summary>
 public sealed record LlavaLayout(string Vision, string Projector, HfPrefix Text)
 {
+    /// <summary>LLaVA-NeXT's <c>image_newline</c> parameter, beside the projector.</summary>
+    public string Newline { get; init; } = "image_newline";
+
     public static readonly LlavaLayout Hub = new("vision_tower.vision_model.", "multi_modal_projector.", new HfPrefix("language_model.model.", "language_model."));
-    public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", ""));
+    public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", "")) { Newline = "model.image_newline" };
 
     public static readonly LlavaLayout[] All = [Hub, Nested];
 }
@@ -90,8 +93,6 @@ public static class LlavaCheckpoint
     public static (LlavaConfig Config, LlavaLayout Layout, ModelWeights Text, ClipWeights Vision, ProjectorWeights Projector, IReadOnlyList<SafetensorsFile> Files) Load(string folder)
     {
         var config = LlavaConfig.FromHfConfig(Path.Combine(folder, "config.json"));
-        if (config.Architecture == "llava_next")
-            throw new UserError($"{folder}: LLaVA-NeXT (anyres tiles, image_newline) is read for its config only; its forward pass is not implemented yet. Use a LlavaForConditionalGeneration checkpoint");
         var files = HfCheckpoint.OpenTensorFiles(folder);
         try
         {
@@ -135,6 +136,7 @@ public static class LlavaCheckpoint
                 Bias1 = Bias("linear_1.bias"),
                 Linear2 = HfCheckpoint.Matrix(tensors, layout.Projector + "linear_2.weight", projectorShapes["linear_2.weight"], folder),
                 Bias2 = Bias("linear_2.bias"),
+                ImageNewline = config.Architecture == "llava_next" ? HfCheckpoint.Vector(tensors, layout.Newline, [config.Text.DModel], folder) : null,
             };
             return (config, layout, text, vision, projector, files);
         }
@@ -169,6 +171,7 @@ public static class LlavaCheckpoint
             list.Add(shape.Length > 1 ? RandomModel.Matrix(layout.Projector + name, key, shape, MathF.Sqrt(3f / shape[1]), seed, dtype)
                 : RandomModel.Vector(layout.Projector + name, key, (int)shape[0], 0f, 0.5f, seed, dtype));
         }
+        if (c.Architecture == "llava_next") list.Add(RandomModel.Vector(layout.Newline, LlavaLayout.Hub.Newline, c.Text.DModel, 0f, 1f, seed, dtype));
         SafetensorsWriter.Write(Path.Combine(folder, HfCheckpoint.SingleFile), list, new Dictionary<string, string> { ["format"] = "pt", ["seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ConfigJson(c));
     }

@@ -152,6 +152,7 @@ public sealed record LlavaConfig
         if (imageToken < 0) throw new UserError($"{path}: image token id {imageToken} is negative");
 
         var pinpoints = architecture != "llava_next" ? [] : Pinpoints(root["image_grid_pinpoints"], path);
+        if (architecture == "llava_next") CheckAnyres(pinpoints, vision, select, path);
         return new LlavaConfig
         {
             Architecture = architecture,
@@ -220,6 +221,21 @@ public sealed record LlavaConfig
             if (result.Length > 0 && result.All(p => p.Item1 > 0 && p.Item2 > 0)) return result;
         }
         throw new UserError($"{path}: field 'image_grid_pinpoints' must be a non-empty list of [height, width] pairs of positive integers, got {node.ToJsonString()}");
+    }
+
+    /// <summary>
+    /// What LLaVA-NeXT's packing needs of the config: every pinpoint a whole grid of tiles of the tower's image size
+    /// (transformers cuts a partial tile the model's grid arithmetic does not count), and the class row dropped (the
+    /// per-tile feature map is a square of patches).
+    /// </summary>
+    private static void CheckAnyres(IReadOnlyList<(int Height, int Width)> pinpoints, ClipVisionConfig vision, FeatureSelect select, string path)
+    {
+        int tile = vision.ImageSize;
+        var misfit = pinpoints.Where(p => p.Height % tile != 0 || p.Width % tile != 0 || (long)p.Height * p.Width > 1L << 26).Select(p => $"[{p.Height}, {p.Width}]").ToArray();
+        if (misfit.Length > 0)
+            throw new UserError($"{path}: field 'image_grid_pinpoints' holds {string.Join(", ", misfit)}, which the anyres grid cannot tile: every [height, width] must be a multiple of the vision tower's image_size {tile} (and at most 2^26 pixels)");
+        if (select != FeatureSelect.Default)
+            throw new UserError($"{path}: field 'vision_feature_select_strategy' is 'full'; LLaVA-NeXT's grid of patch features needs 'default' (the class row dropped)");
     }
 
     private static int IntOf(JsonNode node, string field, string path) =>

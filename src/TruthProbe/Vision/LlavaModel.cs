@@ -24,7 +24,7 @@ public sealed class LlavaState
 /// <see cref="Transformer"/> whose every hook, gate and cache runs over the image positions too. The image's
 /// features replace the embeddings at the positions of the image token, in order, as transformers does.
 /// </summary>
-public sealed class LlavaModel : IDisposable
+public sealed partial class LlavaModel : IDisposable
 {
     public LlavaConfig Config { get; }
     public LlavaLayout Layout { get; }
@@ -89,21 +89,25 @@ public sealed class LlavaModel : IDisposable
     /// The ids as the decoder sees them: a single image token becomes <see cref="LlavaConfig.ImageTokens"/> of them (what
     /// the processor of current transformers does to the text); ids that already hold that many are kept as they are.
     /// </summary>
-    public int[] ExpandImageTokens(ReadOnlySpan<int> ids)
+    public int[] ExpandImageTokens(ReadOnlySpan<int> ids, ImageSize? imageSize = null)
     {
         int image = Config.ImageTokenId, count = 0, first = -1;
         for (int t = 0; t < ids.Length; t++)
             if (ids[t] == image) { count++; if (first < 0) first = t; }
-        int expected = Config.ImageTokens;
+        int expected = ImageTokens(imageSize);
         if (count == expected) return ids.ToArray();
         if (count != 1)
             throw new UserError($"the prompt holds {count} image tokens (id {image}); one image needs either a single <image> (expanded to {expected}) or exactly {expected}");
         return [.. ids[..first], .. Enumerable.Repeat(image, expected), .. ids[(first + 1)..]];
     }
 
-    /// <summary>Pixels ([3, H, W], normalised) to the [image tokens, d_model] rows that replace the image tokens.</summary>
-    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null) =>
-        ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
+    /// <summary>
+    /// Pixels ([3, H, W], normalised; for LLaVA-NeXT [tiles, 3, H, W] of an image of <paramref name="imageSize"/>, as
+    /// <see cref="PrepareImage"/> gives them) to the [image tokens, d_model] rows that replace the image tokens.
+    /// </summary>
+    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null, ImageSize? imageSize = null) =>
+        IsAnyres ? EncodeAnyres(state.Vision, pixelValues, capture, Anyres(imageSize))
+            : ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
 
     /// <summary>
     /// Encodes the image, then runs the ids (one <c>&lt;image&gt;</c> or the expanded count, see <see cref="ExpandImageTokens"/>)
@@ -111,20 +115,20 @@ public sealed class LlavaModel : IDisposable
     /// logits. <paramref name="capture"/> and <paramref name="interventions"/> are the decoder's, over the expanded ids.
     /// </summary>
     public ReadOnlySpan<float> Forward(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues,
-        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null)
+        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null, ImageSize? imageSize = null)
     {
-        int[] expanded = ExpandImageTokens(ids);
-        EncodeImage(state, pixelValues, visionCapture);
+        int[] expanded = ExpandImageTokens(ids, imageSize);
+        EncodeImage(state, pixelValues, visionCapture, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, state.Vision.ImageFeatures, Config.Text.DModel);
         return Language.Forward(state.Text, expanded, capture, interventions, splice.Apply);
     }
 
     /// <summary>Greedy or sampled continuation of an image prompt through the decoder's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
-    public GenerationResult Generate(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues, GenerationOptions options, VisionCapture? visionCapture = null)
+    public GenerationResult Generate(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues, GenerationOptions options, VisionCapture? visionCapture = null, ImageSize? imageSize = null)
     {
-        int[] expanded = ExpandImageTokens(ids);
+        int[] expanded = ExpandImageTokens(ids, imageSize);
         // Generate starts the sequence over at position 0.
-        EncodeImage(state, pixelValues, visionCapture);
+        EncodeImage(state, pixelValues, visionCapture, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel);
         return Generator.Generate(Language, expanded, options, state.Text, splice.Apply);
     }
