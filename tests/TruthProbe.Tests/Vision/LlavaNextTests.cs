@@ -221,6 +221,48 @@ public sealed class LlavaNextTests
         Assert.Equal(tokens, AnyresLayout.For(Next336(), new ImageSize(height, width)).ImageTokens);
     }
 
+    // chelsea.png, 451x300: (56,56) s=min(56/451,56/300)=.1242 -> 56x37=2072 beats (28,56)/(28,84) at 42x28=1176 and
+    // (56,28)/(84,28) at 28x18=504. Fit: 56 wide, ceil(300*.1242)=ceil(37.25)=38 high (9 black rows above, 9 below).
+    // Features 8x8; 451/300 > 1 -> new_height 300*8//451 = 5, padding (8-5)//2 = 1: 6 x 8. Tokens 16 + 6*9 = 70.
+    [SkippableFact]
+    public void Cli_TraceAndInspect_UseTheAnyresPath()
+    {
+        string photo = SharedData.Path("data", "images", "chelsea.png");
+        using var tmp = new TempDir();
+        string folder = Write(tmp, TinyNext(), LlavaLayout.Hub);
+        string output = tmp.File("trace.safetensors");
+        var r = CliRunner.Run("trace", folder, "--token-ids", $"1,{ImageToken},13,5", "--image", photo,
+            "--hooks", "vision.hook_pixel_values,vision.hook_features,hook_image_features,logits", "--out", output);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+
+        using var model = LlavaModel.Load(folder);
+        var decoded = ImageFile.Load(photo);
+        var image = model.PrepareImage(decoded);
+        var capture = new ActivationCapture(model.Config.Text, [HookNames.Logits]);
+        var vision = new VisionCapture(model.Config, ["hook_image_features"]);
+        model.Forward(model.NewState(), [1, ImageToken, 13, 5], image.Pixels, capture, visionCapture: vision, imageSize: image.Size);
+        using var f = TruthProbe.Formats.SafetensorsFile.Open(output);
+        Assert.Equal([5L, 3L, 28L, 28L], f.Get("vision.hook_pixel_values").Shape);
+        float[] pixels = f.ReadSingles(f.Get("vision.hook_pixel_values"));
+        double pixelError = ReferencePixels(decoded, (56, 56), (38, 56)).Zip(pixels, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(pixelError < 1e-5, $"pixels max |diff| {pixelError:E2}");
+        Assert.Equal([5L, 16L, 32L], f.Get("vision.hook_features").Shape);
+        Assert.Equal([70L, 64L], f.Get("hook_image_features").Shape);
+        Assert.Equal(vision["hook_image_features"].Data, f.ReadSingles(f.Get("hook_image_features")));
+        Assert.Equal(capture[HookNames.Logits].Data, f.ReadSingles(f.Get("logits")));
+        Assert.Equal(3 + 70, f.Metadata["token_ids"].Split(',').Length);
+        Assert.Equal("anyres", f.Metadata["image_aspect"]);
+
+        var aspect = CliRunner.Run("generate", folder, "--token-ids", $"1,{ImageToken}", "--image", photo, "--image-aspect", "pad");
+        Assert.Equal(2, aspect.ExitCode);
+        Assert.Contains("--image-aspect applies to LLaVA-1.5", aspect.Stderr);
+        var inspect = CliRunner.Run("inspect", folder);
+        Assert.True(inspect.ExitCode == 0, inspect.Stderr);
+        // The pinpoints' own sizes: each fills its grid, nothing unpadded; 16 + rows * (columns + 1) with 4 features per tile side.
+        Assert.Contains("anyres grid:  pinpoints (height, width) [28, 56] [56, 28] [56, 56] [84, 28] [28, 84]; an image of each size (WxH) " +
+            "56x28: 3 tiles, 52 tokens; 28x56: 3 tiles, 56 tokens; 56x56: 5 tiles, 88 tokens; 28x84: 4 tiles, 76 tokens; 84x28: 4 tiles, 68 tokens", inspect.Stdout);
+    }
+
     [Fact]
     public void BadInput_IsOneClearErrorEach()
     {
