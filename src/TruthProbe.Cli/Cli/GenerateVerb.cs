@@ -21,7 +21,7 @@ public sealed class GenerateVerb : IVerb
     {
         using var loaded = _model.Load(args, Name);
         var model = loaded.Model;
-        int[] prompt = _model.PromptIds(args, Name, model)
+        int[] prompt = _model.PromptIds(args, Name, model, loaded.Llava)
             ?? [model.BosId ?? throw new UserError($"{model.Source}: neither config nor tokenizer names a BOS token; give --prompt or --token-ids")];
         var image = _model.Image!.Read(args, Name, loaded, prompt);
         float temperature = (float)args.GetValue(_temperature);

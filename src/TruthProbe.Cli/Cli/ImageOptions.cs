@@ -14,10 +14,13 @@ public sealed class ImageOptions
     public readonly Option<string?> File = Opt.Text("--image", "FILE",
         "a PNG or JPEG for a LLaVA model; the prompt's <image> token marks where it goes");
     public readonly Option<string?> Aspect = Opt.ChoiceOrNull("--image-aspect",
-        "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf)",
+        "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf, pad for the original layout)",
         "pad", "crop");
 
-    public IEnumerable<Symbol> Symbols => [File, Aspect];
+    public readonly Option<string?> VisionTower = Opt.Text("--vision-tower", "DIR",
+        "the CLIP folder (config.json, safetensors, preprocessor_config.json) an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM) names as mm_vision_tower");
+
+    public IEnumerable<Symbol> Symbols => [File, Aspect, VisionTower];
 
     /// <summary>
     /// The image given, preprocessed for the model; null when none was. A text-only model given an image, an image

@@ -47,7 +47,7 @@ public sealed class InspectVerb : IVerb
         stdout.WriteLine($"vision:       {l.Architecture}, CLIP ViT: {l.VisionLayersRun} of {v.Layers} layers run (features from hidden_states[{l.FeatureLayer}]), hidden {v.Hidden}, {v.Heads} heads, ffn {v.Intermediate}, {v.HiddenAct}, patch {v.PatchSize}, image {v.ImageSize}x{v.ImageSize}; layout {(llava.Layout == LlavaLayout.Hub ? "hub" : "nested")}");
         string bias = l.ProjectorBias ? "with biases" : "no biases";
         stdout.WriteLine($"projector:    linear {v.Hidden} -> {l.Text.DModel}, GELU, linear {l.Text.DModel} -> {l.Text.DModel} ({bias})");
-        string token = llava.Language.Tokenizer is { } t && l.ImageTokenId < t.VocabSize ? $" '{t.TokenText(l.ImageTokenId)}'" : "";
+        string token = llava.Language.Tokenizer is { } t && l.ImageTokenId >= 0 && l.ImageTokenId < t.VocabSize ? $" '{t.TokenText(l.ImageTokenId)}'" : "";
         string select = l.Select == FeatureSelect.Default ? "class token dropped" : "class token kept";
         if (llava.IsAnyres) WriteAnyres(llava, token, stdout);
         else stdout.WriteLine($"image token:  {l.ImageTokenId}{token}, {l.ImageTokens} per image ({v.Patches} patches, {select})");

@@ -14,6 +14,18 @@ public sealed record LlavaLayout(string Vision, string Projector, HfPrefix Text)
 {
     /// <summary>LLaVA-NeXT's <c>image_newline</c> parameter, beside the projector.</summary>
     public string Newline { get; init; } = "image_newline";
+    /// <summary>The projector's two linears (<c>nn.Sequential</c> indices 0 and 2 in the original layout).</summary>
+    public string Linear1 { get; init; } = "linear_1";
+    public string Linear2 { get; init; } = "linear_2";
+
+    /// <summary>
+    /// liuhaotian/llava-v1.5: a plain Llama checkpoint plus <c>model.mm_projector.0/2</c>; the vision tower's
+    /// <c>vision_model.*</c> come from the separate CLIP folder.
+    /// </summary>
+    public static readonly LlavaLayout Original = new("vision_model.", "model.mm_projector.", HfPrefix.Decoder) { Linear1 = "0", Linear2 = "2" };
+
+    /// <summary>The projector tensor <paramref name="name"/> (as <see cref="LlavaCheckpoint.ProjectorTensors"/> names it) in this layout.</summary>
+    public string ProjectorName(string name) => Projector + name.Replace("linear_1.", Linear1 + ".", StringComparison.Ordinal).Replace("linear_2.", Linear2 + ".", StringComparison.Ordinal);
 
     public static readonly LlavaLayout Hub = new("vision_tower.vision_model.", "multi_modal_projector.", new HfPrefix("language_model.model.", "language_model."));
     public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", "")) { Newline = "model.image_newline" };
@@ -78,7 +90,8 @@ public static class LlavaCheckpoint
         try
         {
             return JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject { } root && root["architectures"] is JsonArray archs
-                && archs.Any(a => a?.GetValueKind() == System.Text.Json.JsonValueKind.String && LlavaConfig.SupportedArchitectures.ContainsKey(a.GetValue<string>()));
+                && archs.Any(a => a?.GetValueKind() == System.Text.Json.JsonValueKind.String
+                    && (LlavaConfig.SupportedArchitectures.ContainsKey(a.GetValue<string>()) || a.GetValue<string>() == LlavaConfig.OriginalArchitecture));
         }
         catch (System.Text.Json.JsonException)
         {
@@ -88,22 +101,33 @@ public static class LlavaCheckpoint
 
     /// <summary>
     /// Opens a llava-hf folder: the decoder through the ordinary Hugging Face reader under the layout's prefix,
-    /// the tower and projector from the same mapped files. The caller owns the returned files.
+    /// the tower and projector from the same mapped files; for the original layout the tower from
+    /// <paramref name="visionTower"/>'s files. The caller owns the returned files.
     /// </summary>
-    public static (LlavaConfig Config, LlavaLayout Layout, ModelWeights Text, ClipWeights Vision, ProjectorWeights Projector, IReadOnlyList<SafetensorsFile> Files) Load(string folder)
+    public static (LlavaConfig Config, LlavaLayout Layout, ModelWeights Text, ClipWeights Vision, ProjectorWeights Projector, IReadOnlyList<SafetensorsFile> Files) Load(string folder, string? visionTower = null)
     {
-        var config = LlavaConfig.FromHfConfig(Path.Combine(folder, "config.json"));
+        var config = LlavaConfig.FromHfConfig(Path.Combine(folder, "config.json"), visionTower);
         var files = HfCheckpoint.OpenTensorFiles(folder);
         try
         {
             var tensors = HfCheckpoint.Index(files);
-            var layout = LlavaLayout.All.FirstOrDefault(l => tensors.Keys.Any(n => n.StartsWith(l.Vision, StringComparison.Ordinal)))
+            var visionTensors = tensors;
+            string visionFolder = folder;
+            if (config.Original)
+            {
+                visionFolder = visionTower!;
+                var towerFiles = HfCheckpoint.OpenTensorFiles(visionFolder);
+                files.AddRange(towerFiles);
+                visionTensors = HfCheckpoint.Index(towerFiles);
+            }
+            var layout = config.Original ? LlavaLayout.Original
+                : LlavaLayout.All.FirstOrDefault(l => tensors.Keys.Any(n => n.StartsWith(l.Vision, StringComparison.Ordinal)))
                 ?? throw new UserError($"{folder}: no vision tower tensors ({string.Join(" or ", LlavaLayout.All.Select(l => l.Vision + "*"))}); a LLaVA checkpoint holds its CLIP tower beside the language model");
             var text = HfCheckpoint.ReadWeights(config.Text, tensors, folder, layout.Text);
 
             var visionShapes = VisionTensors(config).ToDictionary(t => t.Name, t => t.Shape);
-            WeightMatrix VisionMatrix(string name) => HfCheckpoint.Matrix(tensors, layout.Vision + name, visionShapes[name], folder);
-            float[] VisionVector(string name) => HfCheckpoint.Vector(tensors, layout.Vision + name, visionShapes[name], folder);
+            WeightMatrix VisionMatrix(string name) => HfCheckpoint.Matrix(visionTensors, layout.Vision + name, visionShapes[name], visionFolder);
+            float[] VisionVector(string name) => HfCheckpoint.Vector(visionTensors, layout.Vision + name, visionShapes[name], visionFolder);
             var layers = new ClipLayerWeights[config.VisionLayersRun];
             for (int l = 0; l < layers.Length; l++)
             {
@@ -129,12 +153,12 @@ public static class LlavaCheckpoint
             };
 
             var projectorShapes = ProjectorTensors(config).ToDictionary(t => t.Name, t => t.Shape);
-            float[]? Bias(string name) => config.ProjectorBias ? HfCheckpoint.Vector(tensors, layout.Projector + name, projectorShapes[name], folder) : null;
+            float[]? Bias(string name) => config.ProjectorBias ? HfCheckpoint.Vector(tensors, layout.ProjectorName(name), projectorShapes[name], folder) : null;
             var projector = new ProjectorWeights
             {
-                Linear1 = HfCheckpoint.Matrix(tensors, layout.Projector + "linear_1.weight", projectorShapes["linear_1.weight"], folder),
+                Linear1 = HfCheckpoint.Matrix(tensors, layout.ProjectorName("linear_1.weight"), projectorShapes["linear_1.weight"], folder),
                 Bias1 = Bias("linear_1.bias"),
-                Linear2 = HfCheckpoint.Matrix(tensors, layout.Projector + "linear_2.weight", projectorShapes["linear_2.weight"], folder),
+                Linear2 = HfCheckpoint.Matrix(tensors, layout.ProjectorName("linear_2.weight"), projectorShapes["linear_2.weight"], folder),
                 Bias2 = Bias("linear_2.bias"),
                 ImageNewline = config.Architecture == "llava_next" ? HfCheckpoint.Vector(tensors, layout.Newline, [config.Text.DModel], folder) : null,
             };

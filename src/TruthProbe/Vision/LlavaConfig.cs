@@ -43,7 +43,7 @@ public sealed record ClipVisionConfig
 /// <c>LlavaConfig</c> / <c>LlavaNextConfig</c>, <c>CLIPVisionConfig</c> and the text model's config class, as
 /// transformers itself fills them, so a missing <c>hidden_size</c> means CLIP's 768, not an error.
 /// </summary>
-public sealed record LlavaConfig
+public sealed partial record LlavaConfig
 {
     /// <summary>"llava" or "llava_next".</summary>
     public required string Architecture { get; init; }
@@ -105,14 +105,20 @@ public sealed record LlavaConfig
     /// <summary>The default grid of <c>LlavaNextConfig</c>.</summary>
     private static readonly int[][] NextPinpointDefaults = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
 
-    public static LlavaConfig FromHfConfig(string path)
+    /// <param name="visionTower">the CLIP folder the original LLaVA layout (<see cref="OriginalArchitecture"/>) takes its tower from.</param>
+    public static LlavaConfig FromHfConfig(string path, string? visionTower = null)
     {
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found (a LLaVA model folder needs config.json)");
+        var root = ReadObject(path, "a LLaVA model folder needs config.json");
+        return IsOriginal(root) ? FromOriginal(root, path, visionTower) : FromJson(root, path);
+    }
+
+    private static JsonObject ReadObject(string path, string why)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path}: file not found ({why})");
         JsonNode? parsed;
         try { parsed = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        if (parsed is not JsonObject root) throw new UserError($"{path}: expected a JSON object");
-        return FromJson(root, path);
+        return parsed as JsonObject ?? throw new UserError($"{path}: expected a JSON object");
     }
 
     public static LlavaConfig FromJson(JsonObject root, string path)

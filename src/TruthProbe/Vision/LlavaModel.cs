@@ -33,11 +33,14 @@ public sealed partial class LlavaModel : IDisposable
     public ProjectorWeights Projector { get; }
     /// <summary>The folder's <c>preprocessor_config.json</c> (CLIPImageProcessor), null when it has none.</summary>
     public ClipConfig? Preprocessor { get; }
-    /// <summary>How images are made square unless the user says otherwise: llava-hf's processor centre-crops.</summary>
-    public AspectMode DefaultAspect => AspectMode.Crop;
+    /// <summary>How images are made square unless the user says otherwise: llava-hf's processor centre-crops, the original release pads.</summary>
+    public AspectMode DefaultAspect => Config.PadToSquare ? AspectMode.Pad : AspectMode.Crop;
+    // Where preprocessor_config.json is read: the model folder, or for the original layout the CLIP folder.
+    private readonly string _preprocessorFolder;
 
-    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor)
+    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor, string preprocessorFolder)
     {
+        _preprocessorFolder = preprocessorFolder;
         Config = config;
         Layout = layout;
         Language = language;
@@ -50,17 +53,19 @@ public sealed partial class LlavaModel : IDisposable
 
     /// <summary>
     /// Loads a llava-hf folder (either tensor layout) with its tokenizer (<paramref name="tokenizerPath"/>, else the
-    /// folder's own, when it has one) and preprocessor config; the files are mapped once and shared.
+    /// folder's own, when it has one) and preprocessor config; the files are mapped once and shared. An original-layout
+    /// checkpoint takes its tower and preprocessor config from the CLIP folder <paramref name="visionTower"/>.
     /// </summary>
-    public static LlavaModel Load(string folder, string? tokenizerPath = null)
+    public static LlavaModel Load(string folder, string? tokenizerPath = null, string? visionTower = null)
     {
-        var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder);
+        var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder, visionTower);
+        string preprocessorFolder = config.Original ? visionTower! : folder;
         ITokenizer? tokenizer;
         ClipConfig? preprocessor;
         try
         {
             tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(folder);
-            string preprocessorPath = Path.Combine(folder, PreprocessorFile);
+            string preprocessorPath = Path.Combine(preprocessorFolder, PreprocessorFile);
             preprocessor = File.Exists(preprocessorPath) ? ClipConfig.Read(preprocessorPath) : null;
         }
         catch
@@ -69,13 +74,13 @@ public sealed partial class LlavaModel : IDisposable
             throw;
         }
         var language = new Transformer(config.Text, text, folder, "llava-hf", files) { Tokenizer = tokenizer };
-        return new LlavaModel(config, layout, language, vision, projector, preprocessor);
+        return new LlavaModel(config, layout, language, vision, projector, preprocessor, preprocessorFolder);
     }
 
     /// <summary>The folder's CLIPImageProcessor with <paramref name="aspect"/>: images to the tower's normalised [3, H, W] pixels.</summary>
     public ClipPreprocessor ImagePreprocessor(AspectMode aspect)
     {
-        string path = Path.Combine(Language.Source, PreprocessorFile);
+        string path = Path.Combine(_preprocessorFolder, PreprocessorFile);
         var config = Preprocessor ?? throw new UserError($"{path}: not found; a llava-hf folder holds the CLIPImageProcessor settings of its checkpoint there (copy it from the checkpoint's repository)");
         int size = Config.Vision.ImageSize;
         if (config.CropWidth != size || config.CropHeight != size || !config.DoCenterCrop)
@@ -120,7 +125,7 @@ public sealed partial class LlavaModel : IDisposable
         int[] expanded = ExpandImageTokens(ids, imageSize);
         EncodeImage(state, pixelValues, visionCapture, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, state.Vision.ImageFeatures, Config.Text.DModel);
-        return Language.Forward(state.Text, expanded, capture, interventions, splice.Apply);
+        return Language.Forward(state.Text, DecoderIds(expanded), capture, interventions, splice.Apply);
     }
 
     /// <summary>Greedy or sampled continuation of an image prompt through the decoder's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
@@ -130,7 +135,7 @@ public sealed partial class LlavaModel : IDisposable
         // Generate starts the sequence over at position 0.
         EncodeImage(state, pixelValues, visionCapture, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel);
-        return Generator.Generate(Language, expanded, options, state.Text, splice.Apply);
+        return Generator.Generate(Language, DecoderIds(expanded), options, state.Text, splice.Apply) with { PromptIds = expanded };
     }
 
     public void Dispose() => Language.Dispose();
