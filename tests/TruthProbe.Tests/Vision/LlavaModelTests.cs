@@ -45,7 +45,7 @@ public sealed class LlavaModelTests
     }
 
     /// <summary>max |a - b| over max |b|: the error relative to the activation's scale.</summary>
-    private static double Relative(ReadOnlySpan<float> actual, double[][] expected)
+    internal static double Relative(ReadOnlySpan<float> actual, double[][] expected)
     {
         var flat = expected.SelectMany(r => r).ToArray();
         Assert.Equal(flat.Length, actual.Length);

@@ -83,15 +83,6 @@ public sealed class LlavaNextTests
         return values.ToArray();
     }
 
-    private static double Relative(ReadOnlySpan<float> actual, double[][] expected)
-    {
-        var flat = expected.SelectMany(r => r).ToArray();
-        Assert.Equal(flat.Length, actual.Length);
-        double scale = flat.Max(Math.Abs), max = 0;
-        for (int i = 0; i < flat.Length; i++) max = Math.Max(max, Math.Abs(actual[i] - flat[i]));
-        return max / scale;
-    }
-
     // Hand derivations with transformers' formulas, tiles of 28, 4 x 4 features per tile (sizes W x H):
     // select_best_resolution over (h, w) = (28,56) (56,28) (56,56) (84,28) (28,84): scale = min(w/W, h/H), effective =
     // min(int(W*scale) * int(H*scale), W*H), ties on effective broken by the least wasted h*w - effective.
@@ -156,18 +147,18 @@ public sealed class LlavaNextTests
         Assert.Equal(prompt.Length - 1 + tokens, expanded.Length);
         var reference = LlavaReference.RunNext(folder, config, expectedPixels, bestHeight / 28, bestWidth / 28, height, width, expanded);
         Assert.Equal([tiles, config.Vision.Positions, config.Vision.Hidden], vision[HookNames.Name(HookKind.VisionResidPost, config.VisionLayersRun - 1)].Shape);
-        Assert.True(Relative(vision[HookNames.Name(HookKind.VisionResidPost, config.VisionLayersRun - 1)].Data, reference.HiddenStates) < 1e-4);
+        Assert.True(LlavaModelTests.Relative(vision[HookNames.Name(HookKind.VisionResidPost, config.VisionLayersRun - 1)].Data, reference.HiddenStates) < 1e-4);
         Assert.Equal([tiles, 16, config.Vision.Hidden], vision["vision.hook_features"].Shape);
         var features = vision["hook_image_features"];
         Assert.Equal([tokens, config.Text.DModel], features.Shape);
-        double imageError = Relative(features.Data, reference.ImageFeatures);
+        double imageError = LlavaModelTests.Relative(features.Data, reference.ImageFeatures);
         Assert.True(imageError < 1e-4, $"hook_image_features relative error {imageError:E2}");
         for (int l = 0; l < config.Text.Layers; l++)
         {
-            double z = Relative(capture[HookNames.Name(HookKind.Z, l)].Data, reference.Z[l]);
+            double z = LlavaModelTests.Relative(capture[HookNames.Name(HookKind.Z, l)].Data, reference.Z[l]);
             Assert.True(z < 1e-4, $"layer {l} hook_z relative error {z:E2}");
         }
-        double logits = Relative(capture[HookNames.Logits].Data, reference.Logits);
+        double logits = LlavaModelTests.Relative(capture[HookNames.Logits].Data, reference.Logits);
         Assert.True(logits < 1e-4, $"logits relative error {logits:E2}");
     }
 

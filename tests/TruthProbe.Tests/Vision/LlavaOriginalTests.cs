@@ -17,11 +17,8 @@ public sealed class LlavaOriginalTests
 {
     private const int HfImageToken = 60;
 
-    private const string Clip56 = """
-        {"crop_size": {"height": 56, "width": 56}, "do_center_crop": true, "do_normalize": true, "do_rescale": true, "do_resize": true,
-         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
-         "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": 56}}
-        """;
+    /// <summary>llava-hf's CLIPImageProcessor settings at the tiny tower's image size.</summary>
+    private static readonly string Clip56 = LlavaCliTests.Preprocessor336.Replace("336", "56", StringComparison.Ordinal);
 
     /// <summary>
     /// A llava-hf folder of <paramref name="c"/> and the same weights in the original layout: the decoder as a plain
