@@ -61,7 +61,7 @@ public sealed partial record LlavaConfig
     /// <summary>Encoder layers that must run to reach <see cref="FeatureLayer"/> (23 of CLIP-L's 24 for -2).</summary>
     public int VisionLayersRun => FeatureLayer < 0 ? Vision.Layers + 1 + FeatureLayer : FeatureLayer;
 
-    /// <summary>Image features per image (= <c>&lt;image&gt;</c> tokens after expansion): 576 for CLIP-L/14 at 336 with "default".</summary>
+    /// <summary>Image features per image (= <c>&lt;image&gt;</c> tokens after expansion): 576 for CLIP-L/14 at 336 with "default". For LLaVA-NeXT, per tile (the image's count: <see cref="AnyresLayout"/>).</summary>
     public int ImageTokens => Vision.Patches + (Select == FeatureSelect.Full ? 1 : 0);
 
     public static readonly IReadOnlyDictionary<string, string> SupportedArchitectures = new Dictionary<string, string>

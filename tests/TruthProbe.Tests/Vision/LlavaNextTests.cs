@@ -169,7 +169,7 @@ public sealed class LlavaNextTests
         using var tmp = new TempDir();
         string folder = Write(tmp, config, LlavaLayout.Hub);
         using var model = LlavaModel.Load(folder);
-        var source = RandomImage(60, 36, 3);
+        var source = RandomImage(24, 50, 3);   // grid 2x1: 3 tiles, 56 tokens (see the cases above)
         var image = model.PrepareImage(source);
         int[] prompt = [1, ImageToken, 13, 5];
         var result = model.Generate(model.NewState(), prompt, image.Pixels, new GenerationOptions { MaxNewTokens = 4, StopAtEos = false }, imageSize: image.Size);
@@ -178,7 +178,7 @@ public sealed class LlavaNextTests
         var expected = new List<int>();
         for (int step = 0; step < 4; step++)
         {
-            var last = LlavaReference.RunNext(folder, config, image.Pixels, 2, 2, 36, 60, ids.ToArray()).Logits[^1];
+            var last = LlavaReference.RunNext(folder, config, image.Pixels, 2, 1, 50, 24, ids.ToArray()).Logits[^1];
             int next = Array.IndexOf(last, last.Max());
             expected.Add(next);
             ids.Add(next);

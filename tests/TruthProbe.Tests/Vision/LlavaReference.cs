@@ -20,7 +20,7 @@ internal static class LlavaReference
     public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
-        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
+        var Optional = Reader(file);
         var (hidden, image) = Tower(Optional, c, pixels);
         return new Result(hidden, image, Decode(Optional, c, image, ids, out var zs), zs);
     }
@@ -127,7 +127,7 @@ internal static class LlavaReference
     public static Result RunNext(string folder, LlavaConfig c, float[] tilePixels, int gridRows, int gridColumns, int height, int width, int[] ids)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
-        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
+        var Optional = Reader(file);
         int S = c.Vision.ImageSize, side = c.Vision.PatchesPerSide, plane = 3 * S * S, tiles = gridRows * gridColumns + 1;
         Assert.Equal(tiles * plane, tilePixels.Length);
         var towers = Enumerable.Range(0, tiles).Select(t => Tower(Optional, c, tilePixels[(t * plane)..((t + 1) * plane)])).ToArray();
@@ -160,6 +160,14 @@ internal static class LlavaReference
         }
         var packed = image.ToArray();
         return new Result(towers.SelectMany(t => t.Hidden).ToArray(), packed, Decode(Optional, c, packed, ids, out var zs), zs);
+    }
+
+    /// <summary>Tensors by name in float64, each read once (the loops above ask for the same weights per row).</summary>
+    private static Func<string, double[]?> Reader(SafetensorsFile file)
+    {
+        var cache = new Dictionary<string, double[]?>();
+        return name => cache.TryGetValue(name, out var t) ? t
+            : cache[name] = file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
     }
 
     private static double[] LayerNorm(double[] x, double[] w, double[] b, double eps)
