@@ -18,6 +18,7 @@ IBenchmark[] all =
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
     new ImagingBench(),
+    new ShardBench(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -84,6 +84,9 @@ namespace TruthProbe.Cli
             return OutputTarget.Claim(output, folder: !fileByExtension && kinds.Contains("DIR"), inputs, stderr);
         }
 
+        /// <summary>Parses a command line against <paramref name="verbs"/> (their option objects take the values).</summary>
+        internal static ParseResult Parse(IReadOnlyList<IVerb> verbs, IReadOnlyList<string> argv) => Tree(verbs).Root.Parse(argv.ToArray());
+
         /// <summary>The command tree: "eval chair" becomes the subcommand chair of eval.</summary>
         private static (Command Root, Dictionary<Command, IVerb> ByCommand) Tree(IReadOnlyList<IVerb> verbs)
         {

@@ -6,17 +6,21 @@ using TruthProbe.Evaluation;
 using TruthProbe.Gating;
 using TruthProbe.Model;
 using TruthProbe.Numerics;
+using TruthProbe.Sharding;
 
 namespace TruthProbe.Cli;
 
 /// <summary><c>truthprobe eval halueval</c>: HaluEval-QA judged by the model, vanilla and gated side by side (docs/design.md §6).</summary>
-public sealed class EvalHaluEvalVerb : IVerb
+public sealed class EvalHaluEvalVerb : IShardedVerb
 {
     private const int MaxNewTokens = 7;
 
     public string Name => "eval halueval";
     public string Summary => "HaluEval-QA hallucination detection, vanilla vs gated (Acc/F1/P/R, McNemar)";
-    public string Details => "Greedy, 7 new tokens, EOS stop; the reference prompt and parse rule. Yes (hallucinated) is the positive class.";
+    public string Details => "Greedy, 7 new tokens, EOS stop; the reference prompt and parse rule. Yes (hallucinated) is the positive class. " +
+                             "With --shard K/N only shard K's block of the selected rows is evaluated (every seed and condition), into a part folder; " +
+                             "'truthprobe merge' joins the parts into the one run's items.jsonl and metrics.json.";
+    public string ShardUnit => "rows";
 
     private readonly ModelInput _model = new(gating: true);
     private readonly Option<string?> _data = Opt.Text("--data", "FILE",
@@ -30,7 +34,8 @@ public sealed class EvalHaluEvalVerb : IVerb
     private readonly Option<bool> _skipLong = Opt.Flag("--skip-long",
         "skip (and count) rows whose prompts do not fit the model's context with 7 new tokens; without it such a row is an error");
     private readonly Option<string> _out = Opt.Out("DIR", "items.jsonl (every prompt, reply and parse) and metrics.json");
-    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _skipFirst, _limit, _seeds, _sweep, _splitSeed, _skipLong, _out];
+    private readonly ShardOption _shard = new();
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _skipFirst, _limit, _seeds, _sweep, _splitSeed, _skipLong, _out, _shard.Option];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -43,6 +48,9 @@ public sealed class EvalHaluEvalVerb : IVerb
         int? splitSeed = args.GetValue(_splitSeed);
         bool skipLong = args.GetValue(_skipLong);
         string outDir = args.GetValue(_out)!;
+        var shard = _shard.Read(args);
+        if (shard != null && sweep != null)
+            throw new UserError("eval halueval: --lambda-sweep tunes lambda on a split of all rows, which no shard sees; run the sweep in one process (e.g. with --limit) and give the shards its --lambda");
 
         if (seeds.Length == 0 || seeds.Distinct().Count() != seeds.Length)
             throw new UserError($"eval halueval: --seeds must list distinct seeds, got '{string.Join(",", seeds)}'");
@@ -59,8 +67,16 @@ public sealed class EvalHaluEvalVerb : IVerb
 
         var config = model.Config;
         var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), skipFirst, limit, data);
+        int rowsInAll = rows.Count;
+        if (shard is { } block)
+        {
+            block.RequireItems(rows.Count, "rows");
+            var (start, end) = block.Range(rows.Count);
+            rows = rows.GetRange(start, end - start);
+        }
         int skippedLong = DropRowsTooLong(rows, model, data, skipLong);
-        if (rows.Count == 0) throw new UserError($"{data}: every selected row was too long for {modelPath}; nothing to evaluate");
+        // A shard whose rows are all too long is an empty part, not an error: the whole run may still have rows.
+        if (rows.Count == 0 && shard == null) throw new UserError($"{data}: every selected row was too long for {modelPath}; nothing to evaluate");
 
         var state = model.NewState();
         Func<string, string> Generate(Interventions? interventions) => prompt =>
@@ -109,31 +125,29 @@ public sealed class EvalHaluEvalVerb : IVerb
         var gatingProvenance = table == null ? null : gating.Provenance(table);
         var report = new HaluEvalReport
         {
-            Run = new Dictionary<string, object?>
-            {
-                ["model"] = Path.GetFullPath(modelPath),
-                ["model_format"] = model.Format,
-                ["model_context"] = config.MaxContext,
-                ["data"] = Path.GetFullPath(data),
-                ["data_sha256"] = dataSha256,
-                ["skip_first"] = skipFirst,
-                ["limit"] = limit,
-                ["rows_evaluated"] = testRows.Count,
-                ["rows_skipped_too_long"] = skippedLong,
-                ["seeds"] = seeds,
-                ["generations"] = total,
-                ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
-                ["provenance"] = Provenance.Of(
+            Run = RunFields(modelPath, model.Format, config.MaxContext, data, dataSha256, skipFirst, limit, testRows.Count, skippedLong, seeds, total,
+                clock.Elapsed.TotalSeconds, Provenance.Of(
                     seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))
                         .Concat(sweepResult == null ? [] : [("lambda_split", (JsonNode)sweepResult.SplitSeed)])
                         .Concat(table?.Seed is { } gateSeed ? [("gate", (JsonNode)gateSeed)] : []),
-                    new[] { ("data", dataSha256) }.Concat(gatingProvenance == null ? [] : Provenance.HashesIn(gatingProvenance))),
-            },
+                    new[] { ("data", dataSha256) }.Concat(gatingProvenance == null ? [] : Provenance.HashesIn(gatingProvenance)))),
             Vanilla = vanilla,
             Gated = gated,
             Gating = gatingProvenance,
             Sweep = sweepResult,
         };
+        if (shard is { } part)
+        {
+            report.WritePart(outDir);
+            var inputs = new List<(string, string)> { ("model", ShardManifest.HashModel(modelPath)), ("data", dataSha256) };
+            if (args.GetValue(_model.Tokenizer) is { } tokenizer) inputs.Add(("tokenizer", Hashing.Sha256File(tokenizer)));
+            if (gatingProvenance != null) inputs.AddRange(Provenance.HashesIn(gatingProvenance));
+            ShardManifest.For(Name, ShardOption.SharedArguments(args), part, ShardUnit, rowsInAll, inputs).Write(outDir);
+            var (start, end) = part.Range(rowsInAll);
+            stdout.WriteLine($"shard {part.Label}: rows {start}-{end - 1} of the {rowsInAll} selected, replies in {Path.Combine(outDir, HaluEvalReport.ItemsFile)}; " +
+                             "when every shard is done: truthprobe merge PARTS... --out DIR");
+            return 0;
+        }
         report.Write(outDir);
 
         stdout.WriteLine($"HaluEval-QA: {testRows.Count} rows x {seeds.Length} seed(s) ({string.Join(",", seeds)}) from {data}" +
@@ -144,6 +158,60 @@ public sealed class EvalHaluEvalVerb : IVerb
                 string.Format(CultureInfo.InvariantCulture, " -> lambda {0}; metrics below on the {1} test rows only", sweepResult.Chosen, testRows.Count));
         if (table != null)
             stdout.WriteLine($"gated: {string.Join(", ", report.Gating!.Where(kv => !kv.Key.EndsWith("sha256", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}"))}");
+        stdout.Write(report.Table());
+        foreach (string warning in report.Warnings) stdout.WriteLine($"warning: {warning}");
+        stdout.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");
+        return 0;
+    }
+
+    /// <summary>The run's record at the top of metrics.json; one place, so a merged run writes what one process writes.</summary>
+    private static Dictionary<string, object?> RunFields(string modelPath, string modelFormat, int modelContext, string data, string dataSha256,
+        int skipFirst, int? limit, int rowsEvaluated, int skippedLong, int[] seeds, long generations, double seconds, JsonNode provenance) => new()
+    {
+        ["model"] = Path.GetFullPath(modelPath),
+        ["model_format"] = modelFormat,
+        ["model_context"] = modelContext,
+        ["data"] = Path.GetFullPath(data),
+        ["data_sha256"] = dataSha256,
+        ["skip_first"] = skipFirst,
+        ["limit"] = limit,
+        ["rows_evaluated"] = rowsEvaluated,
+        ["rows_skipped_too_long"] = skippedLong,
+        ["seeds"] = seeds,
+        ["generations"] = generations,
+        ["seconds"] = Math.Round(seconds, 1),
+        ["provenance"] = provenance,
+    };
+
+    public int Merge(ParseResult args, ShardParts parts, TextWriter stdout, TextWriter stderr)
+    {
+        string outDir = args.GetValue(_out)!;
+        int[] seeds = args.Given(_seeds) ?? [1, 2, 3];
+        var partRuns = parts.Parts.Select(p => HaluEvalReport.ReadRun(Path.Combine(p.Dir, HaluEvalReport.PartRunFile))).ToList();
+        var first = partRuns[0];
+        // The data file the shards read, by the absolute path and hash they recorded: the merge may run elsewhere.
+        string data = first.Text("data"), dataSha256 = first.Text("data_sha256");
+        if (!File.Exists(data) || Hashing.Sha256File(data) != dataSha256)
+            throw new UserError($"merge: the shards read {data} (sha256 {dataSha256}); that file is needed, unchanged, to rebuild the items");
+        var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), args.GetValue(_skipFirst), args.GetValue(_limit), data);
+        var replies = HaluEvalReport.ReadReplies(parts.Parts.Select(p => Path.Combine(p.Dir, HaluEvalReport.ItemsFile)).ToList());
+        var testRows = rows.Where(r => replies.ContainsKey((r.Index, seeds[0]))).ToList();
+        var items = seeds.SelectMany(s => HaluEvalData.Items(testRows, s)).ToList();
+        bool gatedRun = first.Gating != null;
+        var vanilla = HaluEvalReport.Rejudge(items, replies, gated: false);
+        var report = new HaluEvalReport
+        {
+            Run = RunFields(first.Text("model"), first.Text("model_format"), first.Int("model_context"), data, dataSha256,
+                args.GetValue(_skipFirst), args.GetValue(_limit), testRows.Count, partRuns.Sum(r => r.Int("rows_skipped_too_long")), seeds,
+                HaluEvalRunner.DistinctPrompts(items) * (gatedRun ? 2L : 1L), partRuns.Sum(r => r.Number("seconds")), first.Provenance),
+            Vanilla = vanilla,
+            Gated = gatedRun ? HaluEvalReport.Rejudge(items, replies, gated: true) : null,
+            Gating = first.Gating,
+        };
+        if (replies.Count != items.Count)
+            throw new UserError($"merge: the parts hold {replies.Count} replies for {items.Count} items of {testRows.Count} rows x {seeds.Length} seeds; they are not one run's parts");
+        report.Write(outDir);
+        stdout.WriteLine($"merged {parts.Parts.Count} parts: {testRows.Count} rows x {seeds.Length} seed(s)");
         stdout.Write(report.Table());
         foreach (string warning in report.Warnings) stdout.WriteLine($"warning: {warning}");
         stdout.WriteLine($"wrote {Path.Combine(outDir, HaluEvalReport.ItemsFile)} and {Path.Combine(outDir, HaluEvalReport.MetricsFile)}");

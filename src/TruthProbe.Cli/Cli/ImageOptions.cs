@@ -13,9 +13,15 @@ public sealed class ImageOptions
 {
     public readonly Option<string?> File = Opt.Text("--image", "FILE",
         "a PNG or JPEG for a LLaVA model; the prompt's <image> token marks where it goes");
-    public readonly Option<string?> Aspect = Opt.ChoiceOrNull("--image-aspect",
+    public readonly Option<string?> Aspect = AspectOption();
+
+    /// <summary>--image-aspect, declared once for every verb that preprocesses images.</summary>
+    public static Option<string?> AspectOption() => Opt.ChoiceOrNull("--image-aspect",
         "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf, pad for the original layout)",
         "pad", "crop");
+
+    /// <summary>The aspect named on the command line, else <paramref name="model"/>'s default.</summary>
+    public static AspectMode AspectOf(string? text, LlavaModel model) => text == null ? model.DefaultAspect : text == "pad" ? AspectMode.Pad : AspectMode.Crop;
 
     public readonly Option<string?> VisionTower = Opt.Text("--vision-tower", "DIR",
         "the CLIP folder (config.json, safetensors, preprocessor_config.json) an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM) names as mm_vision_tower");
@@ -44,7 +50,7 @@ public sealed class ImageOptions
             throw new UserError($"{verb}: --image needs the image token <image> (id {imageToken}) in the prompt where the image goes, e.g. --prompt \"USER: <image>\\nWhat is in the image? ASSISTANT:\"");
         if (llava.IsAnyres && aspectText != null)
             throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles the image at its best grid resolution (anyres)");
-        var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
+        var aspect = AspectOf(aspectText, llava);
         llava.ImagePreprocessor(aspect);   // the folder's preprocessor settings are checked before the image is read
         var image = llava.PrepareImage(ImageFile.Load(file), llava.IsAnyres ? null : aspect);
         return new ImageInput(llava, Path.GetFullPath(file), aspect, image.Pixels) { Size = image.Size };

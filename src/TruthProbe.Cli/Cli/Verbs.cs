@@ -9,8 +9,10 @@ public static class Verbs
         new InspectVerb(),
         new GenerateVerb(),
         new TraceVerb(),
+        new TraceDiffVerb(),
         new ConvertVerb(),
         new ScoreVerb(),
+        new AttentionVerb(),
         new ProbeVerb(),
         new ProbingSetVerb(),
         new CompareVerb(),
@@ -24,6 +26,8 @@ public static class Verbs
         new LabPretrainVerb(),
         new LabFinetuneVerb(),
         new LabCurveVerb(),
+        new LabScenesVerb(),
         new DemoVerb(),
+        new MergeVerb(),
     ];
 }

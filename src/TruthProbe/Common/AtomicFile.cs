@@ -21,12 +21,24 @@ public static class AtomicFile
             }
             File.Move(tmp, full, overwrite: true);
         }
+        catch (IOException e) when (IsDiskFull(e))
+        {
+            TryDelete(tmp);
+            throw DiskFull(full, e);
+        }
         catch
         {
             TryDelete(tmp);
             throw;
         }
     }
+
+    /// <summary>ENOSPC or EDQUOT (Linux/macOS errno, which .NET puts in HResult), or Windows' disk-full codes.</summary>
+    public static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122 or 69 or 112 or 39;
+
+    /// <summary>The one error a full disk gives, naming the file being written; the run's earlier outputs are complete files.</summary>
+    public static UserError DiskFull(string path, IOException e) =>
+        new($"{path}: the disk is full ({e.Message.TrimEnd('.')}); free space there or write the output elsewhere, then rerun", e);
 
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var bytes = new System.Text.UTF8Encoding(false).GetBytes(text); s.Write(bytes); });

@@ -18,7 +18,7 @@ public sealed record HaluEvalReport
     public IReadOnlyDictionary<string, string>? Gating { get; init; }
     public HaluEvalSweepResult? Sweep { get; init; }
 
-    public const string ItemsFile = "items.jsonl", MetricsFile = "metrics.json";
+    public const string ItemsFile = "items.jsonl", MetricsFile = "metrics.json", PartRunFile = "run.json";
 
     public static readonly IReadOnlyDictionary<string, string> Protocol = new Dictionary<string, string>
     {
@@ -69,6 +69,77 @@ public sealed record HaluEvalReport
         }
     }
 
+    /// <summary>A reply as items.jsonl records it, by (row id, seed): what a merge of shards needs to rebuild the run.</summary>
+    public sealed record StoredReply(string Prompt, string Vanilla, string? Gated);
+
+    /// <summary>The replies of one or more items.jsonl files (the parts of a sharded run); an item twice is an error.</summary>
+    public static Dictionary<(int Id, int Seed), StoredReply> ReadReplies(IReadOnlyList<string> itemFiles)
+    {
+        var replies = new Dictionary<(int, int), StoredReply>();
+        foreach (string file in itemFiles)
+        {
+            int line = 0;
+            foreach (string text in JsonText.ReadLines(file))
+            {
+                line++;
+                string where = $"{file} line {line}";
+                JsonDocument doc;
+                try { doc = JsonDocument.Parse(text); }
+                catch (JsonException e) { throw new UserError($"{where}: not valid JSON ({e.Message}); rerun that shard"); }
+                using (doc)
+                {
+                    var o = JsonFields.Object(doc.RootElement, where);
+                    string Reply(string condition) => JsonFields.String(Field(JsonFields.Object(Field(o, condition, where), $"{where}: {condition}"), "reply", $"{where}: {condition}"), $"{where}: {condition}.reply");
+                    var key = (JsonFields.Int32(Field(o, "id", where), $"{where}: id", 0), JsonFields.Int32(Field(o, "seed", where), $"{where}: seed"));
+                    var reply = new StoredReply(JsonFields.String(Field(o, "prompt", where), $"{where}: prompt"), Reply("vanilla"),
+                        JsonFields.TryGet(o, "gated", out _) ? Reply("gated") : null);
+                    if (!replies.TryAdd(key, reply))
+                        throw new UserError($"{where}: row {key.Item1} seed {key.Item2} was already read from an earlier part; give each shard's part once");
+                }
+            }
+        }
+        return replies;
+    }
+
+    /// <summary>The items judged again from stored replies (the parse rule is the report's own, so the outcome is the original's).</summary>
+    public static List<HaluEvalJudged> Rejudge(IReadOnlyList<HaluEvalItem> items, IReadOnlyDictionary<(int Id, int Seed), StoredReply> replies, bool gated) =>
+        items.Select(item =>
+        {
+            if (!replies.TryGetValue((item.Row.Index, item.Seed), out var stored))
+                throw new UserError($"no stored reply for row {item.Row.Index} seed {item.Seed}; a part is missing or incomplete");
+            if (stored.Prompt != item.Prompt)
+                throw new UserError($"the stored prompt of row {item.Row.Index} seed {item.Seed} is not the one the data file gives now; the data changed since the run");
+            string reply = gated ? stored.Gated ?? throw new UserError($"row {item.Row.Index} seed {item.Seed} has no gated reply; the parts were not all run with gates")
+                                 : stored.Vanilla;
+            return new HaluEvalJudged(item, reply, HaluEvalAnswer.Parse(reply));
+        }).ToList();
+
+    /// <summary>A part's run record and gating table (<see cref="PartRunFile"/>), read back for a merge.</summary>
+    public sealed record StoredRun(JsonElement Root, string Path)
+    {
+        public string Text(string field) => JsonFields.String(Field(Root, field, Path), $"{Path}: {field}");
+        public int Int(string field) => JsonFields.Int32(Field(Root, field, Path), $"{Path}: {field}");
+        public double Number(string field) => JsonFields.Number(Field(Root, field, Path), $"{Path}: {field}");
+        public System.Text.Json.Nodes.JsonNode Provenance => System.Text.Json.Nodes.JsonNode.Parse(Field(Root, "provenance", Path).GetRawText())!;
+        public IReadOnlyDictionary<string, string>? Gating => JsonFields.TryGet(Root, "gating", out var g)
+            ? JsonFields.Object(g, $"{Path}: gating").EnumerateObject().ToDictionary(p => p.Name, p => JsonFields.String(p.Value, $"{Path}: gating.{p.Name}"))
+            : null;
+    }
+
+    public static StoredRun ReadRun(string path)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path}: not found; rerun that shard");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            return new StoredRun(JsonFields.Object(doc.RootElement, path).Clone(), path);
+        }
+        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message}); rerun that shard"); }
+    }
+
+    private static JsonElement Field(JsonElement o, string name, string where) =>
+        JsonFields.TryGet(o, name, out var v) ? v : throw new UserError($"{where}: missing field '{name}'");
+
     public IReadOnlyList<HaluEvalScores> VanillaPerSeed =>
         Vanilla.GroupBy(j => j.Item.Seed).Select(g => HaluEvalScores.From(g.Select(j => j.Outcome))).ToList();
 
@@ -77,6 +148,22 @@ public sealed record HaluEvalReport
         Directory.CreateDirectory(outDir);
         AtomicFile.Write(Path.Combine(outDir, ItemsFile), WriteItems);
         AtomicFile.Write(Path.Combine(outDir, MetricsFile), WriteMetrics);
+    }
+
+    /// <summary>A shard's part: its items.jsonl and <see cref="PartRunFile"/> (the run record and gating, no metrics:
+    /// those are the merged run's, and a shard may even hold no rows when all of its are too long).</summary>
+    public void WritePart(string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        AtomicFile.Write(Path.Combine(outDir, ItemsFile), WriteItems);
+        AtomicFile.Write(Path.Combine(outDir, PartRunFile), stream =>
+        {
+            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+            json.WriteStartObject();
+            foreach (var (k, v) in Run) { json.WritePropertyName(k); JsonSerializer.Serialize(json, v); }
+            if (Gating != null) { json.WritePropertyName("gating"); JsonSerializer.Serialize(json, Gating); }
+            json.WriteEndObject();
+        });
     }
 
     private void WriteItems(Stream stream)

@@ -79,8 +79,12 @@ public sealed class ActivationStore : IDisposable
         if (values.Length != _rowValues) throw new ArgumentException($"a row has {_rowValues} values, got {values.Length}");
         if (RowsDone >= Rows) throw new InvalidOperationException("every row is already stored");
         _file.Position = _dataOffset + (long)RowsDone * _rowValues * sizeof(float);
-        _file.Write(MemoryMarshal.AsBytes(values));
-        _file.Flush();
+        try
+        {
+            _file.Write(MemoryMarshal.AsBytes(values));
+            _file.Flush();
+        }
+        catch (IOException e) when (AtomicFile.IsDiskFull(e)) { throw AtomicFile.DiskFull(_partialPath, e); }
         RowsDone++;
         WriteProgress(_progressPath, _fingerprint, RowsDone);
     }

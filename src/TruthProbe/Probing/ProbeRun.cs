@@ -338,7 +338,7 @@ public sealed class ProbeRun
 
     private static JsonNode? NullIfNaN(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
+    internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,

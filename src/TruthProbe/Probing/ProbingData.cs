@@ -6,7 +6,11 @@ namespace TruthProbe.Probing;
 /// <summary>One probing row: a context, a question, an answer and whether the answer is gold (1) or hallucinated (0).</summary>
 /// <param name="Index">position in the file's row list (0-based; an HaluEval item gives two rows).</param>
 /// <param name="Line">1-based line of the file it came from.</param>
-public sealed record ProbingRow(int Index, int Line, string Context, string Question, string Answer, byte Label);
+public sealed record ProbingRow(int Index, int Line, string Context, string Question, string Answer, byte Label)
+{
+    /// <summary>The image the row asks about (as the file names it, relative to an images folder), null for text rows.</summary>
+    public string? Image { get; init; }
+}
 
 /// <summary>A row left out under --skip-bad, and why.</summary>
 public sealed record SkippedRow(int Index, int Line, string Reason);
@@ -15,7 +19,9 @@ public sealed record SkippedRow(int Index, int Line, string Reason);
 /// Probing rows from jsonl, one JSON object per line, in either of two layouts:
 /// the reference's <c>{"context", "question", "answer", "label": "gold"|"hallucinated"}</c>, or HaluEval-QA's
 /// <c>{"knowledge", "question", "right_answer", "hallucinated_answer"}</c>, which gives two rows: the
-/// knowledge as context with the right answer (gold), then with the hallucinated answer.
+/// knowledge as context with the right answer (gold), then with the hallucinated answer. Rows that name an image
+/// (the paper's RLHF-V/PhD layout <c>question_id, question, answer, image_id, label, image_path</c>, or a plain
+/// <c>image</c> field) need no context; they are layout "image".
 /// Fields are trimmed, as the reference does. <c>samples</c> keeps the first N rows, like the reference's
 /// <c>max_samples</c>, which cuts its row-per-answer jsonl: so 292 = the first 146 HaluEval items (the paper's
 /// 292-row maps have validation folds of 59, 59, 58, 58, 58 rows, which only N = 292 gives).
@@ -27,21 +33,21 @@ public sealed class ProbingData
     public required string Path { get; init; }
     public required IReadOnlyList<ProbingRow> Rows { get; init; }
     public required IReadOnlyList<SkippedRow> Skipped { get; init; }
-    /// <summary>"reference", "halueval" or "mixed".</summary>
+    /// <summary>"reference", "halueval", "image" or "mixed".</summary>
     public required string Layout { get; init; }
 
     /// <summary>
     /// The item of each given row (by <see cref="ProbingRow.Index"/>, as activation files store it): rows with
-    /// the same context and question are one item (an HaluEval item's gold and hallucinated rows), numbered
+    /// the same context, question and image are one item (an HaluEval item's gold and hallucinated rows), numbered
     /// by first appearance.
     /// </summary>
     public long[] ItemIds(IReadOnlyList<long> rowIndexes)
     {
-        var itemOfText = new Dictionary<(string, string), long>();
+        var itemOfText = new Dictionary<(string, string, string?), long>();
         var itemOfRow = new Dictionary<long, long>(Rows.Count);
         foreach (var row in Rows)
         {
-            var key = (row.Context, row.Question);
+            var key = (row.Context, row.Question, row.Image);
             if (!itemOfText.TryGetValue(key, out long id)) itemOfText[key] = id = itemOfText.Count;
             itemOfRow[row.Index] = id;
         }
@@ -110,7 +116,8 @@ public sealed class ProbingData
             index += 2;
             return pair;
         }
-        string context = Field(root, "context", path, lineNumber);
+        string? image = OptionalField(root, "image_path", path, lineNumber) ?? OptionalField(root, "image", path, lineNumber);
+        string context = image != null && !root.TryGetProperty("context", out _) ? "" : Field(root, "context", path, lineNumber);
         string q = Field(root, "question", path, lineNumber);
         string answer = Field(root, "answer", path, lineNumber);
         string label = Field(root, "label", path, lineNumber).ToLowerInvariant();
@@ -120,14 +127,17 @@ public sealed class ProbingData
             "hallucinated" => 0,
             _ => throw new UserError($"{path} line {lineNumber}: unknown label '{label}' (expected 'gold' or 'hallucinated')"),
         };
-        layouts.Add("reference");
-        return [new ProbingRow(index++, lineNumber, context, q, answer, y)];
+        layouts.Add(image == null ? "reference" : "image");
+        return [new ProbingRow(index++, lineNumber, context, q, answer, y) { Image = image }];
     }
+
+    private static string? OptionalField(JsonElement root, string name, string path, int lineNumber) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? Field(root, name, path, lineNumber) : null;
 
     private static string Field(JsonElement root, string name, string path, int lineNumber)
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-            throw new UserError($"{path} line {lineNumber}: missing field '{name}' (expected context, question, answer, label; or HaluEval's knowledge, question, right_answer, hallucinated_answer)");
+            throw new UserError($"{path} line {lineNumber}: missing field '{name}' (expected context, question, answer, label; or HaluEval's knowledge, question, right_answer, hallucinated_answer; or question, answer, label, image_path for rows with images)");
         // A number or an array here is a wrong column, not text to score.
         if (value.ValueKind != JsonValueKind.String)
             throw new UserError($"{path} line {lineNumber}: field '{name}' must be a string, got {value.ValueKind}");
@@ -158,6 +168,9 @@ public sealed class PromptTemplate
     public static PromptTemplate FromCommandLine(string text) =>
         new(text.Replace("\\\\", "\u0000").Replace("\\n", "\n").Replace("\\t", "\t").Replace("\u0000", "\\"));
 
-    public string Render(ProbingRow row) =>
-        Text.Replace("{context}", row.Context).Replace("{question}", row.Question).Replace("{answer}", row.Answer);
+    public string Render(ProbingRow row) => Fill(Text, row);
+
+    /// <summary><paramref name="text"/> (a template or a piece of one) with the row's fields in its placeholders.</summary>
+    public static string Fill(string text, ProbingRow row) =>
+        text.Replace("{context}", row.Context).Replace("{question}", row.Question).Replace("{answer}", row.Answer);
 }

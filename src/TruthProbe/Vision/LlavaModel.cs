@@ -122,9 +122,23 @@ public sealed partial class LlavaModel : IDisposable
     public ReadOnlySpan<float> Forward(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues,
         ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null, ImageSize? imageSize = null)
     {
-        int[] expanded = ExpandImageTokens(ids, imageSize);
         EncodeImage(state, pixelValues, visionCapture, imageSize);
-        var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, state.Vision.ImageFeatures, Config.Text.DModel);
+        return ForwardEncoded(state, ids, state.Vision.ImageFeatures, capture, interventions, imageSize);
+    }
+
+    /// <summary>
+    /// As <see cref="Forward"/> with the image already encoded: <paramref name="imageFeatures"/> [image tokens, d_model]
+    /// as <see cref="EncodeImage"/> gave them, so that prompts about one image share one encoding (LLaVA-NeXT: the
+    /// rows of an image of <paramref name="imageSize"/> at the start of the buffer).
+    /// </summary>
+    public ReadOnlySpan<float> ForwardEncoded(LlavaState state, ReadOnlySpan<int> ids, float[] imageFeatures,
+        ActivationCapture? capture = null, Interventions? interventions = null, ImageSize? imageSize = null)
+    {
+        int need = ImageTokens(imageSize) * Config.Text.DModel;
+        if (IsAnyres ? imageFeatures.Length < need : imageFeatures.Length != need)
+            throw new ArgumentException($"image features hold {imageFeatures.Length} floats, not [{need / Config.Text.DModel}, {Config.Text.DModel}]", nameof(imageFeatures));
+        int[] expanded = ExpandImageTokens(ids, imageSize);
+        var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, imageFeatures, Config.Text.DModel);
         return Language.Forward(state.Text, DecoderIds(expanded), capture, interventions, splice.Apply);
     }
 

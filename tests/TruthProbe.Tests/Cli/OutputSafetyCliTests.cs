@@ -59,7 +59,7 @@ public class OutputSafetyCliTests
         Assert.True(first.Result == 0, firstErr.ToString());
 
         Assert.Equal(UserError.ExitCode, second.ExitCode);
-        Assert.Equal(1, second.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Single(second.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(tmp.File("shared"), second.Stderr);
         Assert.Contains($"another truthprobe run is writing here (pid {Environment.ProcessId}", second.Stderr);
 

@@ -129,6 +129,7 @@ public class OutputTargetTests
     }
 
     [SkippableFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void ReadOnlyParentOrFolder_IsOneClearError()
     {
         using var tmp = new TempDir();

@@ -19,7 +19,7 @@ public partial class LayeringTests
         ["Formats"] = 3,
         ["Model"] = 4,
         ["Training"] = 5, ["Probing"] = 5, ["Vision"] = 5,
-        ["Lineage"] = 6, ["Gating"] = 6, ["Evaluation"] = 6, ["Lab"] = 6, ["Statistics"] = 1,
+        ["Lineage"] = 6, ["Gating"] = 6, ["Evaluation"] = 6, ["Lab"] = 6, ["Statistics"] = 1, ["Sharding"] = 2,
     };
 
     /// <summary>Each assembly and the project references it may have.</summary>

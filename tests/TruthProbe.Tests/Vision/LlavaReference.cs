@@ -16,13 +16,16 @@ internal static class LlavaReference
 {
     public sealed record Result(double[][] HiddenStates, double[][] ImageFeatures, double[][] Logits, List<double[][]> Z);
 
-    /// <summary><paramref name="ids"/> already expanded; <paramref name="c"/> read by the engine's config reader (its defaults are tested apart).</summary>
-    public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids)
+    /// <summary>
+    /// <paramref name="ids"/> already expanded; <paramref name="c"/> read by the engine's config reader (its defaults are tested apart);
+    /// <paramref name="hooks"/>, when given, receives every decoder hook point (<see cref="ReferenceForward.Hooks"/>).
+    /// </summary>
+    public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids, Dictionary<string, double[]>? hooks = null)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
         var Optional = Reader(file);
         var (hidden, image) = Tower(Optional, c, pixels);
-        return new Result(hidden, image, Decode(Optional, c, image, ids, out var zs), zs);
+        return new Result(hidden, image, Decode(Optional, c, image, ids, out var zs, hooks), zs);
     }
 
     /// <summary>
@@ -106,14 +109,14 @@ internal static class LlavaReference
     }
 
     /// <summary>Embeddings of the ids with the image-token rows replaced in order (transformers' masked_scatter), through the decoder.</summary>
-    private static double[][] Decode(Func<string, double[]?> Optional, LlavaConfig c, double[][] image, int[] ids, out List<double[][]> zs)
+    private static double[][] Decode(Func<string, double[]?> Optional, LlavaConfig c, double[][] image, int[] ids, out List<double[][]> zs, Dictionary<string, double[]>? hooks = null)
     {
         int dm = c.Text.DModel;
         var embed = Optional("language_model.model.embed_tokens.weight")!;
         int next_ = 0;
         var input = ids.Select(id => id == c.ImageTokenId ? (double[])image[next_++].Clone() : embed.Skip(id * dm).Take(dm).ToArray()).ToArray();
         zs = [];
-        return ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs);
+        return ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs, hooks);
     }
 
     /// <summary>
