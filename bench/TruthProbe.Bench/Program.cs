@@ -2,6 +2,7 @@ using System.Globalization;
 using TruthProbe.Bench;
 
 if (args is [RssBenchmark.ChildFlag, var childFolder]) return RssBenchmark.Child(childFolder);
+if (args is [FuzzBench.Flag, .. var formats]) return FuzzBench.Run(formats);
 bool quick = args.Contains("--quick");
 var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
 var context = new BenchContext(quick, Console.Out);
@@ -10,6 +11,7 @@ IBenchmark[] all =
     new EngineBenchmark(),
     new KernelBenchmark(),
     new VisionBenchmark(),
+    new QwenVisionBenchmark(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
     new ChairBench(),
@@ -19,6 +21,7 @@ IBenchmark[] all =
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
     new ImagingBench(),
     new ShardBench(),
+    new NonFiniteBench(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -10,10 +10,47 @@ namespace TruthProbe.Cli
 {
     public static class CliMain
     {
-        /// <summary>Runs one command line; everything is printed to <paramref name="stdout"/> and <paramref name="stderr"/>.</summary>
-        public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        /// <summary>An error line is cut here: a message may echo a value read from a file, which can be megabytes.</summary>
+        public const int MaxErrorChars = 1000;
+        /// <summary>Exit code of an unexpected exception (a defect, not bad input): sysexits' EX_SOFTWARE.</summary>
+        public const int UnexpectedExitCode = 70;
+        public const string DebugFlag = "--debug";
+
+        /// <summary>
+        /// Runs one command line; everything is printed to <paramref name="stdout"/> and <paramref name="stderr"/>.
+        /// An unexpected exception is one line and exit <see cref="UnexpectedExitCode"/>; with --debug, the full trace.
+        /// </summary>
+        public static int Run(string[] argv, TextWriter stdout, TextWriter stderr) => Run(argv, stdout, stderr, Verbs.Create());
+
+        /// <summary>The same over a given verb list (tests add a verb that fails in ways no real input reaches any more).</summary>
+        internal static int Run(string[] argv, TextWriter stdout, TextWriter stderr, IReadOnlyList<IVerb> verbs)
         {
-            var verbs = Verbs.Create();
+            bool debug = argv.Contains(DebugFlag);
+            try
+            {
+                return RunVerb(argv.Where(a => a != DebugFlag).ToArray(), stdout, stderr, verbs);
+            }
+            catch (Exception e) when (e is not UserError)
+            {
+                stderr.WriteLine(debug
+                    ? $"error: unexpected {e}"
+                    : OneLine($"error: unexpected {e.GetType().Name}: {e.Message}", suffix: $" (a defect in truthprobe; rerun with {DebugFlag} for the trace)"));
+                return UnexpectedExitCode;
+            }
+        }
+
+        /// <summary>The message on one line, cut to <see cref="MaxErrorChars"/> (the suffix kept whole).</summary>
+        public static string OneLine(string message, string suffix = "")
+        {
+            string line = message.ReplaceLineEndings(" ");
+            int room = MaxErrorChars - suffix.Length;
+            if (line.Length <= room) return line + suffix;
+            int keep = room - 40; // "... (N more characters)" fits in 40
+            return $"{line[..keep]}... ({line.Length - keep} more characters){suffix}";
+        }
+
+        private static int RunVerb(string[] argv, TextWriter stdout, TextWriter stderr, IReadOnlyList<IVerb> verbs)
+        {
             if (argv.Length == 0 || argv[0] is "help" or "--help" or "-h")
             {
                 stdout.WriteLine(Help(verbs));
@@ -39,7 +76,7 @@ namespace TruthProbe.Cli
             string? error = parsed.Errors.Count > 0 ? parsed.Errors[0].Message : UnknownOption(parsed);
             if (error != null)
             {
-                stderr.WriteLine($"error: {verbName}: {error} (see 'truthprobe {verbName} --help')");
+                stderr.WriteLine(OneLine($"error: {verbName}: {error}", suffix: $" (see 'truthprobe {verbName} --help')"));
                 return UserError.ExitCode;
             }
             var verb = byCommand[parsed.CommandResult.Command];
@@ -53,7 +90,7 @@ namespace TruthProbe.Cli
                 // The library names the field; the option that sets it is this verb's to name.
                 string? flag = e.Field == null ? null : "--" + e.Field.Replace('_', '-');
                 bool named = flag != null && verb.Symbols.OfType<Option>().Any(o => o.Name == flag);
-                stderr.WriteLine($"error: {e.Message}{(named ? $" ({flag})" : "")}");
+                stderr.WriteLine(OneLine($"error: {e.Message}", suffix: named ? $" ({flag})" : ""));
                 return UserError.ExitCode;
             }
         }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json;
 using System.Text;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 
 using TruthProbe.Lab;
 
@@ -121,6 +122,8 @@ public sealed class DemoFamily
             ["seed"] = seed,
             ["lab_recipe_version"] = Recipe.CodeVersion,
             ["members"] = new JsonArray(family.Members.Select(m => (JsonNode?)JsonSerializer.SerializeToNode(m)).ToArray()),
+            ["provenance"] = Provenance.Of(family.Members.Select(m => (m.Name, (JsonNode)m.Seed)),
+                family.Members.Select(m => (m.Name, Hashing.Sha256File(Path.Combine(m.Dir, "model.safetensors"))))),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return new DemoFamily(dir, family.Members, family.CurveCheckpoints, fromCache: false);

@@ -42,9 +42,9 @@ public static class DemoReport
             .Text("Per attention head: the mean validation accuracy over folds of a logistic probe on the head's output (hook_z) at the answer's last token, telling gold from hallucinated answers.")
             .Text($"Probing rows: {DemoRun.ProbingFile}, the lab's probing set with one row per episode (gold for even episodes, hallucinated for odd ones). " +
                   "With both rows of an episode, shuffled folds put one in training and its partner, same context and opposite label, in validation; heads that encode the context then score below chance.");
-        foreach (var (name, i) in names.Select((n, i) => (n, i)))
-            maps.Figure($"scores/{name}/heatmap.png", $"{name}: mean Truth Score {{{{controls.csv#{name}/mean_truth_score}}}}" +
-                                                       (atChance.Contains(name) ? " (AT CHANCE LEVEL: not evidence)" : ""));
+        maps.Text("All maps share one colour range (lowest to highest head score of any map), so equal colours mean equal scores; each model's own heatmap.png spans only its own range.");
+        maps.FigureRow(names.Select(name => (FamilyMaps.PathOf(name), $"{name}: mean Truth Score {{{{controls.csv#{name}/mean_truth_score}}}}" +
+                                                                    (atChance.Contains(name) ? " (AT CHANCE LEVEL: not evidence)" : ""))));
 
         var controlSection = report.Add("controls", "Control baselines")
             .Text("Selectivity = Truth Score minus the same probe's accuracy with labels shuffled across rows; the surface baseline reads the label off the answer's wording alone (length and words). " +
@@ -55,7 +55,8 @@ public static class DemoReport
 
         report.Add("correlation", "Correlation of the maps")
             .Figure("compare/pearson_matrix.png", "Pearson r between every pair of Truth-Score maps")
-            .Table("compare/pearson.csv", "Pearson r (1 = identical ranking and spacing of heads, 0 = unrelated)");
+            .Table("compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value, r within layers, and the top-k overlap against chance",
+                ["a", "b", "n", "pearson", "pearson_low", "pearson_high", "p_layer_perm", "pearson_layer_centred", "top_k", "topk_expected", "topk_p"]);
 
         var drift = report.Add("drift", "Weight drift")
             .Figure("drift_layers.png", "Mean attention weight drift from the base per layer")
@@ -69,7 +70,7 @@ public static class DemoReport
 
         report.Add("curve", "Inheritance against fine-tuning steps")
             .Text("The counterfactual descendant's checkpoints: how much of the base's map survives (Pearson r) as the weights move away (drift).")
-            .Figure("curve/curve.png", "Pearson r with the base map and attention drift at each checkpoint")
+            .FigureRow([("curve/curve.png", "Pearson r with the base map at each checkpoint"), ("curve/curve_drift.png", "Attention drift from the base at each checkpoint")])
             .Table("curve/curve.csv", "Inheritance curve");
 
         var gating = report.Add("gating", "Base-model gates on every model")
@@ -83,10 +84,12 @@ public static class DemoReport
         [
             ("Truth Score", $"mean over {run.Plan.ProbeFolds} folds of a head's probe validation accuracy; 0.5 is chance on this balanced probing set."),
             ("mean_selectivity", "Truth Score minus the shuffled-label control's accuracy, averaged over heads: how much of a score comes from the labels rather than probe capacity."),
-            ("surface_baseline", "accuracy of a probe on the answer text alone; near 0.5 here because gold and hallucinated lab answers share their form."),
+            ("surface_baseline", "accuracy of a probe on the answer text alone (length and words); here {{controls.csv#base/surface_baseline}}, the same for every model since all read the same answers."),
             ("heads_above_surface", "heads whose Truth Score exceeds the surface baseline's accuracy."),
             ("differs_from_chance", "whether at least one head beats the majority share in a one-sided binomial test, Bonferroni-corrected over heads."),
             ("Pearson r", "correlation of two maps over all heads; inheritance predicts high r within the family and low r across families."),
+            ("pearson_low, pearson_high", "the 95% percentile bootstrap interval of r over heads (compare/pairs.csv)."),
+            ("p_layer_perm", "share of within-layer shuffles of one map whose |r| reaches the observed one: a small value means the maps agree head by head, not only in a shared rise or fall with depth."),
             ("attention_drift", "||A - B||_F / ||A||_F of W_Q, W_K, W_V, W_O, averaged over matrices and layers; 0 = the same weights, about 1.41 = independent ones."),
             ("found_parent", "the model lineage names as the candidate's parent by weight drift (related below 0.5)."),
             ("accuracy, f1, precision, recall", "HaluEval metrics x100 with hallucinated as the positive class, mean over evaluation seeds."),
@@ -100,7 +103,9 @@ public static class DemoReport
     private static string CheckText(DemoCheck c, DemoRun run) => c.Name switch
     {
         "within_family_above_cross_family" =>
-            "mean Pearson r of the base map with its descendants {{summary.json#within_family_mean_pearson}} against {{summary.json#cross_family_pearson}} with the unrelated model" +
+            "mean Pearson r of the base map with its descendants {{summary.json#within_family_mean_pearson}} against {{summary.json#cross_family_pearson}} with the unrelated model " +
+            "(each pair with the base, r and its 95% interval: " + string.Join("; ", run.Family.Members.Skip(1).Select((m, row) =>
+                $"{m.Name} {{{{compare/pairs.csv#{row}/pearson}}}} [{{{{compare/pairs.csv#{row}/pearson_low}}}}, {{{{compare/pairs.csv#{row}/pearson_high}}}}]")) + ")" +
             (c.Outcome == DemoCheck.Result.Inconclusive ? "; some maps are at chance level, so these correlations are not evidence of inheritance either way." : "."),
         "lineage_finds_parents" => string.Join("; ", Lines(run.OutDir, "lineage.csv").Select(l =>
             $"{l[0]}: found {l[2]} (true parent {l[1]})" + (l[2] == "none" ? "" : $" at drift {{{{lineage.csv#{l[0]}/found_drift}}}}"))) + ".",

@@ -68,6 +68,7 @@ public sealed class DemoRun
             return r;
         });
         run.WriteControls(scores);
+        FamilyMaps.Write(outDir, scores);
         var compare = run.Compare(scores);
         progress.Advance();
         run.DriftAndLineage(progress);
@@ -135,7 +136,8 @@ public sealed class DemoRun
             }
         AtomicFile.WriteAllText(Out("drift_layers.csv"), layerCsv.ToString());
         Plots.Writer.Lines(Out("drift_layers.png"), "Attention weight drift from the base, per layer", "layer", "mean ||A - B||_F / ||A||_F over Q, K, V, O",
-            perLayer, caption: "A = base, B = each other model. Descendants stay close to the base; the unrelated model (independent initialisation) sits near sqrt(2) = 1.41.");
+            perLayer, caption: "A = base, B = each other model. Descendants stay close to the base; the unrelated model (independent initialisation) sits near sqrt(2) = 1.41.",
+            integerX: true, yFromZero: true);
         var sb = new StringBuilder("candidate,true_parent,found_parent,found_drift,runner_up,runner_up_drift,correct\n");
         foreach (var m in Family.Members.Skip(1))
         {
@@ -206,6 +208,8 @@ public sealed class DemoRun
         var atChance = scores.Where(s => !s.Value.Chance.DiffersFromChance).Select(s => s.Key).ToList();
         Checks.Add(new DemoCheck("within_family_above_cross_family", atChance.Count > 0 ? DemoCheck.Result.Inconclusive : DemoCheck.Of(within > cross),
             Invariant($"mean Pearson r of the base map with its descendants {within:0.0000} vs with the unrelated model {cross:0.0000}") +
+            "; 95% intervals over heads: " + string.Join(", ", Family.Members.Skip(1).Select(m => compare.Pair(b, Index(m.Name)) is var p
+                ? Invariant($"{m.Name} [{p.PearsonInterval.Low:0.0000}, {p.PearsonInterval.High:0.0000}]") : "")) +
             (atChance.Count > 0 ? $"; maps at chance level ({string.Join(", ", atChance)}): these correlations are not evidence of inheritance either way" : "")));
 
         var lineage = ReportLines(Out("lineage.csv"));

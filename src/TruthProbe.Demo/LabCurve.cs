@@ -23,7 +23,7 @@ public sealed record CurvePoint(int Step, string Checkpoint, double PearsonWithB
 /// </summary>
 public static class LabCurve
 {
-    public const string CsvFile = "curve.csv", PlotFile = "curve.png", ManifestFile = "curve.json";
+    public const string CsvFile = "curve.csv", PlotFile = "curve.png", DriftPlotFile = "curve_drift.png", ManifestFile = "curve.json";
 
     /// <summary>Sorted distinct steps, each at least 0, at least one above 0.</summary>
     public static int[] ParseSteps(IReadOnlyList<int> steps)
@@ -80,11 +80,15 @@ public static class LabCurve
 
         double[] x = points.Select(p => (double)p.Step).ToArray();
         bool anyChance = points.Any(p => !p.DiffersFromChance);
-        Plots.Writer.Lines(Path.Combine(outDir, PlotFile), $"Inheritance against fine-tuning steps ({recipe})", "fine-tuning steps", "value",
-            [("Pearson r with the base map", x, points.Select(p => p.PearsonWithBase).ToArray()),
-             ("mean attention drift ||A-B||/||A||", x, points.Select(p => p.AttentionDrift).ToArray())],
-            caption: "Each checkpoint scored on the base's probing set; r over all heads; drift = mean over layers and W_Q, W_K, W_V, W_O." +
-                     (anyChance ? " Some maps are at chance level (see curve.csv): their r is noise, not inheritance." : ""));
+        // Two figures, one quantity per axis: r and drift have different units and ranges.
+        Plots.Writer.Lines(Path.Combine(outDir, PlotFile), $"Inheritance against fine-tuning steps ({recipe})", "fine-tuning steps", "Pearson r with the base map",
+            [("Pearson r with the base map", x, points.Select(p => p.PearsonWithBase).ToArray())],
+            caption: "Each checkpoint scored on the base's probing set; r over all heads." +
+                     (anyChance ? " Some maps are at chance level (see curve.csv): their r is noise, not inheritance." : ""),
+            integerX: true);
+        Plots.Writer.Lines(Path.Combine(outDir, DriftPlotFile), $"Weight drift against fine-tuning steps ({recipe})", "fine-tuning steps", "mean attention drift ||A - B||_F / ||A||_F",
+            [("mean attention drift", x, points.Select(p => p.AttentionDrift).ToArray())],
+            caption: "Mean over layers and W_Q, W_K, W_V, W_O of the relative Frobenius distance from the base.", integerX: true, yFromZero: true);
 
         var manifest = new JsonObject
         {
@@ -97,7 +101,7 @@ public static class LabCurve
             ["pearson"] = "Pearson r of the checkpoint's Truth-Score map with the base's, over all heads",
             ["drift"] = WeightDrift.Normalisation,
             ["steps"] = new JsonArray(points.Select(p => (JsonNode?)p.Step).ToArray()),
-            ["outputs"] = new JsonArray(CsvFile, PlotFile, "scores/step-NNNNN/"),
+            ["outputs"] = new JsonArray(CsvFile, PlotFile, DriftPlotFile, "scores/step-NNNNN/"),
             ["provenance"] = Provenance.Of([("fine_tune", seed), ("probe", probe.Seed), ("control", probe.ControlSeed)],
                 [("probing_set", Hashing.Sha256File(probingPath))]),
         };

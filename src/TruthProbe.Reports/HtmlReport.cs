@@ -96,6 +96,15 @@ public sealed partial class HtmlReport
             return this;
         }
 
+        /// <summary>Figures side by side (wrapping on a narrow page), for maps meant to be compared by eye.</summary>
+        public Section FigureRow(IEnumerable<(string PngPath, string Caption)> figures)
+        {
+            Html.Append("<div class=\"figrow\">\n");
+            foreach (var (png, caption) in figures) Figure(png, caption);
+            Html.Append("</div>\n");
+            return this;
+        }
+
         /// <summary>
         /// A CSV output as a table: the columns named (default all), rows in file order (at most
         /// <paramref name="maxRows"/>, the rest counted). Numbers are shown in 4 decimals, whole ones as they are.
@@ -106,7 +115,7 @@ public sealed partial class HtmlReport
             var shown = columns ?? csv.Header;
             foreach (string c in shown)
                 if (!csv.Header.Contains(c)) throw new ArgumentException($"{csvPath} has no column '{c}' (columns: {string.Join(", ", csv.Header)})", nameof(columns));
-            Html.Append("<table data-file=\"").Append(Escape(csvPath)).Append("\"><caption>").Append(_report.Cite(caption))
+            Html.Append("<div class=\"scroll\"><table data-file=\"").Append(Escape(csvPath)).Append("\"><caption>").Append(_report.Cite(caption))
                 .Append(" <span class=\"file\">(").Append(Escape(csvPath)).Append(")</span></caption>\n<thead><tr>");
             foreach (string c in shown) Html.Append("<th>").Append(Escape(c)).Append("</th>");
             Html.Append("</tr></thead>\n<tbody>\n");
@@ -125,7 +134,7 @@ public sealed partial class HtmlReport
                 }
                 Html.Append("</tr>\n");
             }
-            Html.Append("</tbody></table>\n");
+            Html.Append("</tbody></table></div>\n");
             if (csv.Rows.Count > listed)
                 Html.Append(CultureInfo.InvariantCulture, $"<p class=\"file\">{csv.Rows.Count - listed} more rows in {Escape(csvPath)}.</p>\n");
             return this;
@@ -318,6 +327,8 @@ public sealed partial class HtmlReport
         .pass { border-color: #2a8a2a; background: #eef8ee; } .fail { border-color: #b22; background: #fbeeee; } .note { border-color: #c90; background: #fdf6e6; }
         dt { font-weight: bold; margin-top: .5em; } dd { margin-left: 1.5em; }
         span.n { font-variant-numeric: tabular-nums; }
+        div.scroll { overflow-x: auto; max-width: 100%; }
+        div.figrow { display: flex; flex-wrap: wrap; gap: .5em; } div.figrow figure { flex: 1 1 30%; min-width: 260px; margin: .3em 0; }
 
         """;
 }

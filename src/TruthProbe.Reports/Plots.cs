@@ -146,7 +146,7 @@ public sealed class Plots : IFigures
             line.MarkerSize = x.Length <= 64 ? 5 : 0;
             line.LegendText = name;
         }
-        if (series.Count > 1) plot.ShowLegend(Alignment.UpperRight);
+        if (series.Count > 1) plot.ShowLegend(Edge.Right); // beside the axes, never over a line
         if (integerX) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         if (yFromZero)
         {

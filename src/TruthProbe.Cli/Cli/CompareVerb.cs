@@ -14,7 +14,17 @@ public sealed class CompareVerb : IVerb
     public string Details => """
         MAP is a scores.npy ([layers, heads]), a scores.csv (columns layer,head,accuracy,...; accuracy is
         the score) or a folder holding either. Heads that are NaN in either map are left out. Maps of
-        different shapes are refused unless --shared-indices is given.
+        different shapes are refused unless --shared-indices or --align depth is given.
+
+        --align depth pairs layer i of the map with fewer layers (S) with layer floor((i + 1/2) L / S)
+        of the other (L layers): the same relative depth. Heads are paired by index when both maps have
+        as many heads per layer; otherwise no head corresponds to another, head-level statistics are
+        left empty and r is over the matched layers' mean scores.
+
+        --bootstrap-rows B takes each MAP as a 'score' (or 'probe') output folder with its
+        activations.safetensors and manifest.json, and replaces the bootstrap over heads by B resamples
+        of the probing rows: every head's probes are re-fitted (the map's solver and folds) and both maps
+        recomputed for each resample (the same rows for maps probed on the same rows).
 
         Writes pearson.csv, spearman.csv, kendall.csv, topk_jaccard.csv (square, names in the first row
         and column), pairs.csv (with pearson_low, pearson_high, p_layer_perm, pearson_layer_centred,
@@ -38,7 +48,11 @@ public sealed class CompareVerb : IVerb
         "bootstrap resamples over heads for pearson_low, pearson_high", min: 1);
     private readonly Option<int> _permutations = Opt.Int("--permutations", "P", PairUncertainty.Default.Permutations,
         "within-layer shuffles for p_layer_perm (9999: p down to 1e-4)", min: 1);
-    public IEnumerable<Symbol> Symbols => [_maps, _out, _names, _reference, _topK, _chance, _sharedAcrossAll, _sharedIndices, _seed, _bootstrap, _permutations];
+    private readonly Option<string> _align = Opt.Choice("--align", "index",
+        "pair heads by layer and head index, or by relative depth for maps with different layer counts", "index", "depth");
+    private readonly Option<int?> _bootstrapRows = Opt.IntOrNull("--bootstrap-rows", "B",
+        "resample the probing rows B times, re-fitting the probes, for pearson_low, pearson_high (MAPs are score folders holding their activations)", min: 1);
+    public IEnumerable<Symbol> Symbols => [_maps, _out, _names, _reference, _topK, _chance, _sharedAcrossAll, _sharedIndices, _seed, _bootstrap, _permutations, _align, _bootstrapRows];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -60,8 +74,18 @@ public sealed class CompareVerb : IVerb
         if (names != null && names.Any(n => n.Length == 0))
             throw new Common.UserError($"--names has an empty name in '{namesOption}'");
 
-        var maps = paths.Select((p, i) => ScoreMap.Load(p, names?[i])).ToList();
-        var report = CompareReport.Run(maps, reference, topK, sharedAcrossAll, chance, sharedIndices, uncertainty);
+        int? bootstrapRows = args.GetValue(_bootstrapRows);
+        var alignment = args.GetValue(_align) == "depth" ? MapAlignment.Depth : MapAlignment.Index;
+        RowBootstrap? rows = null;
+        List<ScoreMap> maps;
+        if (bootstrapRows is int resamples)
+        {
+            var sources = paths.Select((p, i) => RowSource.Load(p, names?[i])).ToList();
+            maps = sources.Select(s => s.Map).ToList();
+            rows = RowBootstrap.Run(sources, resamples, uncertainty.Seed);
+        }
+        else maps = paths.Select((p, i) => ScoreMap.Load(p, names?[i])).ToList();
+        var report = CompareReport.Run(maps, reference, topK, sharedAcrossAll, chance, sharedIndices, uncertainty, alignment, rows);
         report.Write(outDir, paths, Plots.Writer);
         stdout.Write(report.FormatTable());
         stdout.WriteLine($"wrote {outDir}");

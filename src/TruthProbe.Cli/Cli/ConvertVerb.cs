@@ -24,6 +24,8 @@ public sealed class ConvertVerb : IVerb
         var model = loaded.Model;
         if (loaded.Llava != null)
             throw new UserError($"convert: {model.Source} is a LLaVA checkpoint; only text decoders are converted (its vision tower and projector would be lost)");
+        if (loaded.Qwen != null)
+            throw new UserError($"convert: {model.Source} is a Qwen vision-language checkpoint; only text decoders are converted (its vision encoder would be lost)");
         string output = args.GetValue(_out)!;
         string? dtypeName = args.GetValue(_dtype);
 

@@ -23,7 +23,8 @@ public sealed class GenerateVerb : IVerb
         var model = loaded.Model;
         int[] prompt = _model.PromptIds(args, Name, model, loaded.Llava)
             ?? [model.BosId ?? throw new UserError($"{model.Source}: neither config nor tokenizer names a BOS token; give --prompt or --token-ids")];
-        var image = _model.Image!.Read(args, Name, loaded, prompt);
+        var qwenImage = loaded.Qwen is { } qwen ? _model.Image!.ReadQwen(args, Name, qwen, prompt) : null;
+        var image = loaded.Qwen == null ? _model.Image!.Read(args, Name, loaded, prompt) : null;
         float temperature = (float)args.GetValue(_temperature);
         int seed = args.GetValue(_seed);
 
@@ -32,8 +33,14 @@ public sealed class GenerateVerb : IVerb
             MaxNewTokens = args.GetValue(_maxNew), Temperature = temperature, Seed = (ulong)seed, Interventions = loaded.Gates?.Interventions,
         };
         // With an image the prompt ids returned are the expanded ones, as the decoder saw them.
-        var result = image == null ? Generator.Generate(model, prompt, options)
+        var result = qwenImage != null ? qwenImage.Model.Generate(qwenImage.Model.NewState(), prompt, qwenImage.Image, options)
+            : image == null ? Generator.Generate(model, prompt, options)
             : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options, imageSize: image.Size);
+        if (qwenImage != null)
+        {
+            var (w, h) = qwenImage.Image.Size(qwenImage.Config.PatchSize);
+            stderr.WriteLine($"image: {qwenImage.Path} (resized to {w}x{h}, {qwenImage.Image.Tokens} image tokens)");
+        }
         if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.ImageTokens(image.Size)} image tokens)");
         if (loaded.Gates is { } g)
             stderr.WriteLine("gated: " + string.Join(", ", loaded.Gating.Provenance(g.Table).Select(kv => $"{kv.Key}={kv.Value}")));
@@ -44,7 +51,7 @@ public sealed class GenerateVerb : IVerb
             stdout.WriteLine($"new ids:    {string.Join(' ', result.NewIds)}");
         }
         // The prompt as given: an image is one <image> in the text, not its hundreds of expanded tokens.
-        if (model.Tokenizer != null) stdout.WriteLine(model.Tokenizer.Decode([.. (image == null ? result.PromptIds : prompt), .. result.NewIds]));
+        if (model.Tokenizer != null) stdout.WriteLine(model.Tokenizer.Decode([.. (image == null && qwenImage == null ? result.PromptIds : prompt), .. result.NewIds]));
         return 0;
     }
 }

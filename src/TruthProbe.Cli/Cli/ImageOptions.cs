@@ -26,7 +26,12 @@ public sealed class ImageOptions
     public readonly Option<string?> VisionTower = Opt.Text("--vision-tower", "DIR",
         "the CLIP folder (config.json, safetensors, preprocessor_config.json) an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM) names as mm_vision_tower");
 
-    public IEnumerable<Symbol> Symbols => [File, Aspect, VisionTower];
+    public readonly Option<int?> MinPixels = Opt.IntOrNull("--min-pixels", "N",
+        "Qwen2.5-VL / Omni: the fewest pixels smart_resize keeps (default: the checkpoint's preprocessor_config.json; lmms-eval uses 200704)", min: 1);
+    public readonly Option<int?> MaxPixels = Opt.IntOrNull("--max-pixels", "N",
+        "Qwen2.5-VL / Omni: the most pixels smart_resize keeps (default: the checkpoint's; lmms-eval uses 1605632); sets the image-token count", min: 1);
+
+    public IEnumerable<Symbol> Symbols => [File, Aspect, MinPixels, MaxPixels, VisionTower];
 
     /// <summary>
     /// The image given, preprocessed for the model; null when none was. A text-only model given an image, an image
@@ -36,6 +41,8 @@ public sealed class ImageOptions
     {
         string? file = args.GetValue(File), aspectText = args.GetValue(Aspect);
         var llava = loaded.Llava;
+        if (args.GetValue(MinPixels) != null || args.GetValue(MaxPixels) != null)
+            throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {loaded.Model.Source} is not one");
         if (file == null)
         {
             if (aspectText != null) throw new UserError($"{verb}: --image-aspect applies to an image; give --image FILE");
@@ -55,6 +62,43 @@ public sealed class ImageOptions
         var image = llava.PrepareImage(ImageFile.Load(file), llava.IsAnyres ? null : aspect);
         return new ImageInput(llava, Path.GetFullPath(file), aspect, image.Pixels) { Size = image.Size };
     }
+
+    /// <summary>
+    /// The image given to a Qwen2.5-VL / Omni model, preprocessed by its Qwen2VLImageProcessor (with --min-pixels /
+    /// --max-pixels in place of the folder's budget); null when none was. The same errors as <see cref="Read"/>, for the
+    /// image pad token.
+    /// </summary>
+    public QwenImageInput? ReadQwen(ParseResult args, string verb, QwenVLModel qwen, ReadOnlySpan<int> prompt)
+    {
+        string? file = args.GetValue(File);
+        int? min = args.GetValue(MinPixels), max = args.GetValue(MaxPixels);
+        int pad = qwen.Config.ImageTokenId;
+        if (args.GetValue(Aspect) != null) throw new UserError($"{verb}: --image-aspect is LLaVA's; Qwen models keep the image's aspect (smart_resize)");
+        if (file == null)
+        {
+            if (min != null || max != null) throw new UserError($"{verb}: --min-pixels / --max-pixels apply to an image; give --image FILE");
+            if (prompt.Contains(pad))
+                throw new UserError($"{verb}: the prompt holds the image pad token (id {pad}) but no image was given; add --image FILE or remove it");
+            return null;
+        }
+        if (!prompt.Contains(pad))
+            throw new UserError($"{verb}: --image needs the image pad token (id {pad}, {(qwen.Config.IsOmni ? "<|IMAGE|>" : "<|image_pad|>")}) in the prompt where the image goes, between the vision start and end tokens");
+        var processor = qwen.ImageProcessor(min, max);
+        return new QwenImageInput(qwen, Path.GetFullPath(file), processor.Config, processor.Preprocess(ImageFile.Load(file)));
+    }
+}
+
+/// <summary>An image ready for a Qwen model: its pixel rows and grid, the budget it was resized under, and where it came from.</summary>
+public sealed record QwenImageInput(QwenVLModel Model, string Path, QwenImageConfig Config, QwenImage Image)
+{
+    public Dictionary<string, string> Provenance() => new(StringComparer.Ordinal)
+    {
+        ["image"] = Path,
+        ["image_sha256"] = Hashing.Sha256File(Path),
+        ["image_grid_thw"] = $"{Image.GridT},{Image.GridH},{Image.GridW}",
+        ["min_pixels"] = Config.MinPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["max_pixels"] = Config.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
 
 /// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] (LLaVA-NeXT: [tiles, 3, H, W]) pixels and where they came from.</summary>

@@ -35,6 +35,7 @@ public sealed class InspectVerb : IVerb
         }
         else stdout.WriteLine($"tokenizer:    none (run from token ids; BOS {c.BosId?.ToString(inv) ?? "none"}, EOS {string.Join(",", c.EosIds)})");
         if (loaded.Llava is { } llava) WriteVision(llava, stdout);
+        if (loaded.Qwen is { } qwen) WriteQwenVision(qwen, stdout);
         return 0;
     }
 
@@ -81,6 +82,20 @@ public sealed class InspectVerb : IVerb
             return $"{p.Width}x{p.Height}: {layout.Tiles} tiles, {layout.ImageTokens} tokens";
         });
         stdout.WriteLine($"anyres grid:  pinpoints (height, width) {string.Join(" ", l.GridPinpoints.Select(p => $"[{p.Height}, {p.Width}]"))}; an image of each size (WxH) {string.Join("; ", examples)}");
+    }
+
+    /// <summary>The image path of a Qwen2.5-VL / Omni thinker: encoder, merger, M-RoPE, image tokens and the image budget.</summary>
+    private static void WriteQwenVision(QwenVLModel qwen, TextWriter stdout)
+    {
+        var c = qwen.Config;
+        var v = c.Vision;
+        stdout.WriteLine($"vision:       {c.Architecture}, ViT: {v.Depth} blocks, hidden {v.Hidden}, {v.Heads} heads, ffn {v.Intermediate} (SwiGLU), patch {v.PatchSize} x {v.TemporalPatchSize} frames, windows {v.WindowSize} px, full attention in blocks [{string.Join(", ", v.FullAttentionBlocks)}]; layout {qwen.Layout.Name}");
+        stdout.WriteLine($"merger:       {v.MergeSize}x{v.MergeSize} patches -> linear {v.Hidden * v.MergeUnit} -> {v.Hidden * v.MergeUnit}, GELU, linear -> {v.OutHidden}; M-RoPE sections [{string.Join(", ", c.MropeSection)}]");
+        string token = qwen.Language.Tokenizer is { } t && c.ImageTokenId < t.VocabSize ? $" '{t.TokenText(c.ImageTokenId)}'" : "";
+        stdout.WriteLine($"image token:  {c.ImageTokenId}{token}, one per {v.MergeUnit} patches (vision start {c.VisionStartTokenId}, end {c.VisionEndTokenId})");
+        stdout.WriteLine(qwen.Preprocessor is { } p
+            ? string.Create(CultureInfo.InvariantCulture, $"preprocess:   smart_resize to multiples of {p.Factor} within {p.MinPixels}..{p.MaxPixels} pixels ({p.Resample.ToString().ToLowerInvariant()}; --min-pixels/--max-pixels), rescale x{p.RescaleFactor:g6}, normalise mean [{Triple(p.Mean)}] std [{Triple(p.Std)}]")
+            : $"preprocess:   none ({QwenVLModel.PreprocessorFile} missing; --image needs it)");
     }
 
     private static string Triple(double[] x) => string.Join(", ", x.Select(d => d.ToString("0.########", CultureInfo.InvariantCulture)));

@@ -16,7 +16,7 @@ public sealed class LabCurveVerb : IVerb
         others (step 0 is BASE itself), scores every checkpoint on BASE's probing.jsonl cut to one row per
         episode (both rows of an episode in the set bias cross-validated scores below chance) and writes, in DIR:
         curve.csv (step, pearson_with_base, attention_drift, mean_truth_score,
-        differs_from_chance), curve.png, curve.json (seeds, definitions), scores/step-NNNNN/ (each map)
+        differs_from_chance), curve.png (r), curve_drift.png (drift), curve.json (seeds, definitions), scores/step-NNNNN/ (each map)
         and finetune/ (the checkpoints).
         """;
 

@@ -20,6 +20,8 @@ public sealed class ModelInput
     };
     public readonly Option<string?> Tokenizer = Opt.Text("--tokenizer", "FILE",
         "tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)");
+    public readonly Option<bool> AllowNonFinite = Opt.Flag("--allow-nonfinite",
+        "run even if weights, logits or captured activations hold NaN or infinity (by default the first one found is an error naming the tensor)");
     public readonly GatingOptions.Group? Gating;
     public readonly ImageOptions? Image;
     private readonly Option<string?>? _prompt;
@@ -40,7 +42,7 @@ public sealed class ModelInput
     }
 
     public IEnumerable<Symbol> Symbols =>
-        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
 
     /// <summary>
     /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
@@ -57,12 +59,14 @@ public sealed class ModelInput
         string? visionTower = Image == null ? null : args.GetValue(Image.VisionTower);
         var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer, visionTower) : null;
         if (llava == null && visionTower != null) throw new UserError($"{verb}: --vision-tower applies to an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM); {path} is not a LLaVA folder");
-        var model = llava?.Language ?? Transformer.Load(path, tokenizer);
+        var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;
+        var model = llava?.Language ?? qwen?.Language ?? Transformer.Load(path, tokenizer);
+        model.AllowNonFinite = args.GetValue(AllowNonFinite);
         try
         {
             if (requireTokenizer && model.Tokenizer == null)
                 throw new UserError($"{path}: no tokenizer found with the model; give one with --tokenizer FILE");
-            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model)) { Llava = llava };
+            return new LoadedModel(model, gating, lambdaFromVerb ? null : gating.For(model)) { Llava = llava, Qwen = qwen };
         }
         catch
         {
@@ -91,6 +95,8 @@ public sealed class ModelInput
 public sealed record LoadedModel(Transformer Model, GatingOptions Gating, (Interventions Interventions, GateTable Table)? Gates) : IDisposable
 {
     public LlavaModel? Llava { get; init; }
+    /// <summary>A Qwen2.5-VL or Omni folder's whole model (its LM is <see cref="Model"/>).</summary>
+    public QwenVLModel? Qwen { get; init; }
 
     public void Dispose() => Model.Dispose();
 }

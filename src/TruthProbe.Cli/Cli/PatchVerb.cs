@@ -37,6 +37,8 @@ public sealed class PatchVerb : IVerb
             var gates = loaded.Gates!.Value;
             if (loaded.Llava != null)
                 throw new UserError($"patch: {model} is a LLaVA checkpoint; folding gates into it is not supported (its vision tower would be lost); run it gated with the same options instead");
+            if (loaded.Qwen != null)
+                throw new UserError($"patch: {model} is a Qwen vision-language checkpoint; folding gates into it is not supported yet (its vision encoder would be lost); run it gated with the same options instead");
             if (format == "safetensors" && loaded.Model.Format != "hf-safetensors")
                 throw new UserError($"patch: --format safetensors needs a Hugging Face folder; {model} is {loaded.Model.Format} and is patched in its own format (or use --format gguf)");
             (table, gating) = (gates.Table, loaded.Gating);

@@ -15,7 +15,7 @@ public sealed class TraceVerb : IVerb
     private readonly Option<string> _hooks = Opt.Required("--hooks", "PATTERN[,PATTERN]",
         "hook names, '*' for any layer: blocks.*.attn.hook_z, blocks.0.hook_resid_pre, logits; every hook point " +
         "({l} = layer, T = tokens, T_total = positions in the cache):\n" +
-        HookLines(HookPart.Decoder) + "\nwith --image (LLaVA) also, every row ({l} = vision encoder layer):\n" + HookLines(HookPart.Vision));
+        HookLines(HookPart.Decoder) + "\nwith --image (LLaVA; Qwen2.5-VL / Omni with their own shapes, docs/qwen.md) also, every row ({l} = vision encoder layer):\n" + HookLines(HookPart.Vision));
     private readonly Option<int[]?> _positions = Opt.Ints("--positions", "LIST", "keep only these token positions (query rows of the attention maps; negative counts from the end; default all)");
     private readonly Option<string> _out = Opt.Out("FILE.safetensors", "float32 tensors named after their hooks; metadata holds the model and token ids");
     public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _hooks, _positions, _out];
@@ -32,11 +32,12 @@ public sealed class TraceVerb : IVerb
         int[]? positions = args.Given(_positions);
         string output = args.GetValue(_out)!;
 
-        var image = _model.Image!.Read(args, Name, loaded, tokens);
+        var qwenImage = loaded.Qwen is { } qwen ? _model.Image!.ReadQwen(args, Name, qwen, tokens) : null;
+        var image = loaded.Qwen == null ? _model.Image!.Read(args, Name, loaded, tokens) : null;
 
         var order = HookNames.All(model.Config.Layers).ToList();
         var results = new List<KeyValuePair<string, Activation>>();
-        if (image == null)
+        if (image == null && qwenImage == null)
         {
             var capture = new ActivationCapture(model.Config, patterns, positions);
             model.Forward(model.NewState(), tokens, capture, loaded.Gates?.Interventions);
@@ -46,14 +47,23 @@ public sealed class TraceVerb : IVerb
         {
             // A pattern goes to the image path when it names a vision hook, to the decoder when it names a decoder
             // hook or nothing at all (so that a typo gets the decoder's error listing its hooks).
-            var llava = image.Model;
-            int visionLayers = llava.Config.VisionLayersRun;
+            int visionLayers = image?.Model.Config.VisionLayersRun ?? qwenImage!.Model.Config.Vision.Depth;
             string[] visionPatterns = patterns.Where(p => HookNames.Selects(p, visionLayers, HookPart.Vision)).ToArray();
             string[] decoderPatterns = patterns.Where(p => !visionPatterns.Contains(p) || HookNames.Selects(p, model.Config.Layers, HookPart.Decoder)).ToArray();
-            var vision = visionPatterns.Length == 0 ? null : new VisionCapture(llava.Config, visionPatterns);
+            var vision = visionPatterns.Length == 0 ? null
+                : image != null ? new VisionCapture(image.Model.Config, visionPatterns) : new VisionCapture(qwenImage!.Model.Config, visionPatterns);
             var capture = decoderPatterns.Length == 0 ? null : new ActivationCapture(model.Config, decoderPatterns, positions);
-            tokens = llava.ExpandImageTokens(tokens, image.Size);
-            llava.Forward(llava.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision, image.Size);
+            if (image != null)
+            {
+                tokens = image.Model.ExpandImageTokens(tokens, image.Size);
+                image.Model.Forward(image.Model.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision, image.Size);
+            }
+            else
+            {
+                var qwenModel = qwenImage!.Model;
+                tokens = qwenModel.ExpandImageTokens(tokens, qwenImage.Image);
+                qwenModel.Forward(qwenModel.NewState(), tokens, qwenImage.Image, capture, loaded.Gates?.Interventions, vision);
+            }
             var visionOrder = HookNames.All(visionLayers, HookPart.Vision).ToList();
             if (vision != null) results.AddRange(vision.Results.OrderBy(r => visionOrder.IndexOf(r.Key)));
             if (capture != null) results.AddRange(capture.Results.OrderBy(r => order.IndexOf(r.Key)));
@@ -67,7 +77,7 @@ public sealed class TraceVerb : IVerb
             ["token_ids"] = string.Join(",", tokens),
             ["positions"] = positions == null ? "all" : string.Join(",", positions),
         };
-        foreach (var (key, value) in image?.Provenance() ?? []) metadata[key] = value;
+        foreach (var (key, value) in image?.Provenance() ?? qwenImage?.Provenance() ?? []) metadata[key] = value;
         if (_model.PromptText(args) is { } prompt) metadata["prompt"] = prompt;
         if (loaded.Gates is { } g)
             foreach (var (key, value) in loaded.Gating.Provenance(g.Table)) metadata["gating." + key] = value;

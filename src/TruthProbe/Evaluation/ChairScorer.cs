@@ -100,7 +100,7 @@ public sealed class ChairScorer
             // A JSON number must be an integer id: 2239.5 read as text would match its trailing digits, 5.
             long imageId = r.Value.TryGetProperty("image_id", out var idJson) && idJson.ValueKind == JsonValueKind.Number ? r.Integer("image_id")
                 : ParseImageId(r.Text("image_id") ?? throw new UserError($"{r.Where}: missing field 'image_id'"), r.Where);
-            string text = r.Text("caption") ?? r.Text("text")
+            string text = r.String("caption") ?? r.String("text")
                 ?? throw new UserError($"{r.Where}: missing the caption (field 'caption' or 'text')");
             captions.Add(new Caption(imageId, text));
         }

@@ -22,6 +22,15 @@ public readonly record struct JsonRecord(JsonElement Value, string File, long Li
         };
     }
 
+    /// <summary>The string field <paramref name="name"/>, or null when it is absent; a number or anything else is refused
+    /// (a caption or reply of 5 is a broken record, not the text "5").</summary>
+    public string? String(string name)
+    {
+        if (!Value.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        return v.ValueKind == JsonValueKind.String ? v.GetString()
+            : throw new UserError($"{Where}: field '{name}' must be a string, got {JsonFields.Echo(v)}");
+    }
+
     public long Integer(string name)
     {
         if (!Value.TryGetProperty(name, out var v))
@@ -60,8 +69,12 @@ public static class JsonRecords
         JsonDocument doc;
         try { doc = JsonDocument.ParseValue(ref reader); }
         catch (JsonException e) { throw new UserError($"{path}:{(e.LineNumber ?? 0) + 1}: malformed JSON ({FirstSentence(e)})"); }
-        if (reader.Read())
-            throw new UserError($"{path}:{LineAt(bytes, start + (int)reader.TokenStartIndex)}: unexpected content after the JSON array");
+        // Anything but whitespace after the array makes the reader throw (one value per document), not return true.
+        bool more;
+        try { more = reader.Read(); }
+        catch (JsonException) { more = true; }
+        if (more)
+            throw new UserError($"{path}:{LineAt(bytes, start + (int)reader.BytesConsumed)}: unexpected content after the JSON array");
         var list = new List<JsonRecord>();
         // Element line numbers are not kept by JsonDocument; the 1-based index is the useful address here.
         int index = 0;

@@ -111,7 +111,7 @@ public static class PopeScorer
             string label = (r.Text("label") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'label' (yes/no)")).Trim().ToLowerInvariant();
             if (label is not ("yes" or "no")) throw new UserError($"{r.Where}: label must be 'yes' or 'no', got '{label}'");
             if (!seen.Add(id)) throw new UserError($"{r.Where}: question_id {id} appears twice");
-            questions.Add(new PopeQuestion(id, label == "yes", r.Text("text") ?? r.Text("question") ?? ""));
+            questions.Add(new PopeQuestion(id, label == "yes", r.String("text") ?? r.String("question") ?? ""));
         }
         if (questions.Count == 0) throw new UserError($"{path}: no questions");
         return questions;
@@ -152,7 +152,7 @@ public static class PopeScorer
             else
             {
                 id = r.Integer("question_id");
-                text = r.Text("text") ?? r.Text("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
+                text = r.String("text") ?? r.String("answer") ?? throw new UserError($"{r.Where}: missing field 'text' (the reply)");
             }
             if (!answers.TryAdd(id, new PopeReply(text, r.Where, gold)))
                 throw categories.Count > 1 && category == null

@@ -96,6 +96,7 @@ public sealed unsafe class GgufFile : IDisposable
             foreach (var (name, type, shape, offset) in raw)
                 tensors.Add(Locate(name, type, shape, offset));
             Tensors = tensors;
+            RequireTiling(tensors);
         }
         catch
         {
@@ -122,6 +123,30 @@ public sealed unsafe class GgufFile : IDisposable
         var info = new GgufTensorInfo(name, type, shape, DataStart + offset, bytes);
         _byName[name] = info;
         return info;
+    }
+
+    /// <summary>
+    /// GGUF writers (llama.cpp, gguf-py, ours) lay tensors out back to back, each padded to the alignment. A tensor
+    /// that overlaps another, a gap longer than the padding, or more than padding after the last means the header
+    /// lies: F32 data relabelled F16 or BF16 (half the bytes), a changed alignment (a shifted data start), or an
+    /// offset pointing into another tensor. Each would otherwise load as garbage.
+    /// </summary>
+    private void RequireTiling(List<GgufTensorInfo> tensors)
+    {
+        long expected = DataStart;
+        GgufTensorInfo? previous = null;
+        foreach (var t in tensors.OrderBy(t => t.Offset))
+        {
+            if (t.Offset != expected)
+                throw new UserError(t.Offset < expected
+                    ? $"{Path}: tensor '{t.Name}' (data offset {t.Offset - DataStart}) overlaps tensor '{previous!.Name}', which ends at data offset {expected - DataStart}; the header's offsets, types or shapes are wrong"
+                    : $"{Path}: tensor '{t.Name}' starts at data offset {t.Offset - DataStart}, but the tensor before it{(previous == null ? "" : $" ('{previous.Name}')")} ends at {expected - DataStart} (padded to {Alignment}); the header's types, shapes or general.alignment do not match the data");
+            expected = AlignUp(t.Offset + t.ByteLength, Alignment);
+            previous = t;
+        }
+        // The file ends at the last tensor's end, or (as every writer pads) at that end padded to the alignment.
+        if (previous != null && FileLength != expected && FileLength != previous.Offset + previous.ByteLength)
+            throw new UserError($"{Path}: the file has {FileLength - (previous.Offset + previous.ByteLength)} bytes after the last tensor ('{previous.Name}'), not 0 or the padding to {Alignment}; the header's types, shapes or general.alignment do not match the data");
     }
 
     public bool Contains(string name) => _byName.ContainsKey(name);

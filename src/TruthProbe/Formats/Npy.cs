@@ -48,7 +48,9 @@ public static partial class Npy
         var descr = DescrRegex().Match(header);
         var fortran = FortranRegex().Match(header);
         var shapeMatch = ShapeRegex().Match(header);
-        if (!descr.Success || !fortran.Success || !shapeMatch.Success)
+        // np.load evaluates the header as a Python dict literal; a list or a bare sequence of the keys is not one.
+        string trimmed = header.Trim();
+        if (!descr.Success || !fortran.Success || !shapeMatch.Success || !trimmed.StartsWith('{') || !trimmed.EndsWith('}'))
             throw new UserError($"{nameForErrors}: malformed .npy header '{header.Trim()}'");
         string dtype = descr.Groups[1].Value;
         bool fortranOrder = fortran.Groups[1].Value == "True";
@@ -67,6 +69,11 @@ public static partial class Npy
         foreach (int d in shape) count = d == 0 ? 0 : count <= (available + 1) / d ? count * d : available + 1;
         if (count > available)
             throw new UserError($"{nameForErrors}: truncated .npy data: shape ({string.Join(", ", shape)}) of {dtype} needs more than the {data.Length} bytes the file has");
+
+        // np.save writes exactly the data; more bytes mean the dtype or shape was changed (a '<f8' file relabelled
+        // '<f4' would otherwise read as half its values, reinterpreted).
+        if (count * itemSize != data.Length)
+            throw new UserError($"{nameForErrors}: .npy data is {data.Length} bytes but shape ({string.Join(", ", shape)}) of {dtype} is {count * itemSize}; the header's dtype or shape does not match the data");
 
         var values = new double[count];
         for (long i = 0; i < count; i++)

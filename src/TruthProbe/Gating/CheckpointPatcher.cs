@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using TruthProbe.Common;
@@ -137,10 +139,15 @@ public static partial class CheckpointPatcher
         return m;
     }
 
+    /// <summary>The metadata entries, then the <c>provenance</c> object every JSON summary carries (gate seed, scores and gates hashes).</summary>
     private static string Manifest(GateFold fold)
     {
         var entries = Metadata(fold).ToDictionary(kv => kv.Key[MetadataPrefix.Length..], kv => kv.Value);
-        return JsonSerializer.Serialize(entries, new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        var manifest = new JsonObject(entries.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+        manifest["provenance"] = Numerics.Provenance.Of(
+            entries.TryGetValue("gate_seed", out string? seed) ? [("gate", ulong.Parse(seed, CultureInfo.InvariantCulture))] : [],
+            Numerics.Provenance.HashesIn(entries));
+        return manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 
     // ---- safetensors -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using System.Text.Json.Nodes;
 using System.Text.Json;
 using TruthProbe.Common;
 using TruthProbe.Formats;
@@ -30,6 +31,8 @@ public enum GateMode
 public sealed class GateTable
 {
     private const double Eps = 1e-6; // the reference's epsilon, in minmax and in 1 / (S + eps)
+    /// <summary>Largest gate magnitude accepted: --lambda 1e30 gave all-NaN activations with exit 0.</summary>
+    public const double MaxGate = 1e4;
 
     public int Layers { get; }
     public int Heads { get; }
@@ -132,6 +135,9 @@ public sealed class GateTable
         for (int i = 0; i < gates.Length; i++)
             if (!double.IsFinite(gates[i]))
                 throw new UserError($"{where}: gate mode {ModeName(mode)} gives a non-finite gate at layer {i / heads}, head {i % heads} (score {scores[i]}); inverse needs scores away from -1e-6");
+        for (int i = 0; i < gates.Length; i++)
+            if (Math.Abs(gates[i]) > MaxGate)
+                throw new UserError($"{where}: {(lambda is { } l ? $"lambda {l}" : $"gate mode {ModeName(mode)}")} gives a gate of {gates[i]:G3} at layer {i / heads}, head {i % heads}; a head's output scaled beyond {MaxGate:G0} overflows float32 activations within a few layers (NaN logits), so choose a smaller lambda") { Field = "lambda" };
         return new GateTable(layers, heads, gates, mode, UsesLambda(mode) ? lambda : null, mode == GateMode.Random ? seed : null, source, sourceSha256);
     }
 
@@ -159,7 +165,8 @@ public sealed class GateTable
     {
         var stats = Summary();
         var sidecar = new Sidecar(Mode is { } m ? ModeName(m) : null, Lambda, Seed, Source, SourceSha256, [Layers, Heads],
-            Mode is { } mode ? Formula(mode) : null, stats.Min, stats.Max, stats.Mean, stats.Negative);
+            Mode is { } mode ? Formula(mode) : null, stats.Min, stats.Max, stats.Mean, stats.Negative,
+            Numerics.Provenance.Of(Seed is { } seed ? [("gate", seed)] : [], SourceSha256 is { } sha ? [("scores", sha)] : []));
         Npy.WriteFloat64(npyPath, Values, Layers, Heads);
         AtomicFile.WriteAllText(SidecarPath(npyPath), JsonSerializer.Serialize(sidecar, JsonOptions) + "\n");
     }
@@ -209,7 +216,7 @@ public sealed class GateTable
 
     private sealed record Sidecar(
         string? Mode, double? Lambda, ulong? Seed, string? Source, string? SourceSha256, int[] Shape, string? Formula,
-        double Min, double Max, double Mean, int Negative);
+        double Min, double Max, double Mean, int Negative, JsonObject? Provenance);
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
+using TruthProbe.Numerics;
 using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
@@ -124,6 +125,8 @@ public static class LabRuns
             ["train_seconds"] = Math.Round(result.Seconds, 2),
             ["tokens_per_second"] = Math.Round(result.TokensPerSecond),
             ["curve"] = curve,
+            ["provenance"] = Provenance.Of([("train", seed), ("world", world.Seed)],
+                parent?["model_sha256"]?.GetValue<string>() is { } parentSha ? [("parent_model", parentSha)] : []),
         };
     }
 

@@ -26,6 +26,9 @@ public sealed class CompareReport
     public bool SharedAcrossAll { get; }
     public IReadOnlyList<string> Warnings { get; }
     public PairUncertainty Uncertainty { get; }
+    public MapAlignment Alignment { get; private init; }
+    /// <summary>Set when the intervals of r come from re-fitting probes on resampled rows instead of resampling heads.</summary>
+    public RowBootstrap? Rows { get; private init; }
 
     private CompareReport(IReadOnlyList<ScoreMap> maps, IReadOnlyList<ChanceCheck> chance, IReadOnlyList<PairStatistics> pairs,
         IReadOnlyList<PairStatistics> self, string reference, int topK, bool sharedAcrossAll, IReadOnlyList<string> warnings, PairUncertainty uncertainty)
@@ -35,9 +38,16 @@ public sealed class CompareReport
 
     /// <param name="sharedIndices">compare maps that list different layers or heads over the indices they share;
     /// without it such maps are refused, since layer 27 of a 28-layer model is not layer 27 of a 32-layer one.</param>
+    /// <param name="alignment"><see cref="MapAlignment.Depth"/> pairs layers by relative depth (<see cref="DepthAlignment"/>).</param>
+    /// <param name="rows">the row bootstrap of these maps (same order), whose intervals replace the bootstrap over heads.</param>
     public static CompareReport Run(IReadOnlyList<ScoreMap> maps, string? reference, int topK, bool sharedAcrossAll, double chance,
-        bool sharedIndices = false, PairUncertainty? uncertainty = null)
+        bool sharedIndices = false, PairUncertainty? uncertainty = null, MapAlignment alignment = MapAlignment.Index, RowBootstrap? rows = null)
     {
+        bool depth = alignment == MapAlignment.Depth;
+        if (depth && (sharedIndices || sharedAcrossAll))
+            throw new UserError("depth alignment pairs each two maps by relative depth; it cannot also pair them by shared indices or over the heads of all maps") { Field = "align" };
+        if (rows != null && !rows.Sources.Select(s => s.Map).SequenceEqual(maps))
+            throw new ArgumentException("the row bootstrap must be of the maps compared, in their order", nameof(rows));
         if (maps.Count < 2) throw new UserError($"compare needs at least two maps, got {maps.Count}");
         if (topK < 1) throw new UserError($"top-k must be at least 1, got {topK}") { Field = "top_k" };
         var duplicate = maps.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
@@ -55,28 +65,50 @@ public sealed class CompareReport
                 warnings.Add($"{maps[i].Name} is at chance level (mean {checks[i].Mean:0.0000} vs chance {chance}, sd {checks[i].StdDev:0.0000} over {checks[i].N} heads): " +
                              "its correlations are noise and are not evidence of inheritance");
         bool sameIndices = maps.All(m => m.LayerIds.SequenceEqual(maps[0].LayerIds) && m.HeadIds.SequenceEqual(maps[0].HeadIds));
-        if (!sameIndices && !sharedIndices)
+        if (!sameIndices && !sharedIndices && !depth)
             throw new UserError($"maps differ in shape ({string.Join(", ", maps.Select(m => $"{m.Name} {m.Shape}"))}): pairing heads by index would " +
-                                "correlate layers at different depths; compare maps of one architecture, or give --shared-indices to compare over the layer and head indices both maps list");
-        if (!sameIndices)
+                                "correlate layers at different depths; compare maps of one architecture, align them by relative depth (--align depth), " +
+                                "or give --shared-indices to compare over the layer and head indices both maps list");
+        if (!sameIndices && !depth)
             warnings.Add($"maps differ in shape ({string.Join(", ", maps.Select(m => $"{m.Name} {m.Shape}"))}); each pair is compared over the layer and head indices it shares" +
                          (sharedAcrossAll ? " by all maps" : ""));
 
         uncertainty ??= PairUncertainty.Default;
-        var pairs = MapComparison.CompareAll(maps, topK, sharedAcrossAll, uncertainty);
+        var pairs = depth ? DepthAlignment.CompareAll(maps, topK, uncertainty, warnings) : MapComparison.CompareAll(maps, topK, sharedAcrossAll, uncertainty);
+        if (rows != null)
+        {
+            Func<ScoreMap, ScoreMap, (double[], double[])> pairOf = depth
+                ? (x, y) => DepthAlignment.Align(x, y) is var p ? (p.A, p.B) : default
+                : (x, y) => MapComparison.Align([x, y]) is var (s, _) ? (s[0], s[1]) : default;
+            pairs = pairs.Select(p => p with { PearsonInterval = rows.PearsonInterval(IndexIn(maps, p.A), IndexIn(maps, p.B), pairOf, p.Pearson) }).ToList();
+            for (int i = 0; i < rows.Sources.Count; i++)
+                if (rows.RefitDifference[i] > RefitTolerance)
+                    warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"{maps[i].Name}: re-fitting the probes on its activations differs from the map by up to {rows.RefitDifference[i]:0.####}; the activations, settings or vector width are not the map's, so its row bootstrap is of another map"));
+        }
         var chanceOverlap = pairs.Where(p => p.TopKPValue >= 0.05).ToList();
         if (chanceOverlap.Count > 0)
             warnings.Add("top-k overlap no larger than two random sets of heads share (hypergeometric p >= 0.05; shared vs expected): " +
                          string.Join(", ", chanceOverlap.Select(p => string.Create(CultureInfo.InvariantCulture,
                              $"{p.A} vs {p.B} {p.TopKOverlap} vs {p.TopKExpected:0.0} of top-{p.TopK}"))));
-        foreach (var p in pairs.Where(p => p.TopK < topK))
+        foreach (var p in pairs.Where(p => p.TopK > 0 && p.TopK < topK))
             warnings.Add($"{p.A} vs {p.B}: only {p.N} heads compared, so top-k uses k = {p.TopK}");
         var self = maps.Select(m =>
         {
             var (samples, layers) = MapComparison.Align([m]);
             return MapComparison.Compare(m.Name, m.Name, samples[0], samples[0], layers, topK);
         }).ToList();
-        return new CompareReport(maps, checks, pairs, self, reference, topK, sharedAcrossAll, warnings, uncertainty);
+        return new CompareReport(maps, checks, pairs, self, reference, topK, sharedAcrossAll, warnings, uncertainty) { Alignment = alignment, Rows = rows };
+    }
+
+    /// <summary>A re-fit on the map's own rows, folds and solver reproduces it up to the float32 Gram's rounding; more means other inputs.</summary>
+    private const double RefitTolerance = 1e-9;
+
+    private static int IndexIn(IReadOnlyList<ScoreMap> maps, string name)
+    {
+        for (int i = 0; i < maps.Count; i++)
+            if (maps[i].Name == name) return i;
+        throw new ArgumentException($"no map named '{name}'", nameof(name));
     }
 
     public PairStatistics Pair(int i, int j)
@@ -99,12 +131,7 @@ public sealed class CompareReport
     public bool EitherAtChance(PairStatistics p) =>
         Chance[IndexOf(p.A)].AtChance || Chance[IndexOf(p.B)].AtChance;
 
-    private int IndexOf(string name)
-    {
-        for (int i = 0; i < Maps.Count; i++)
-            if (Maps[i].Name == name) return i;
-        throw new ArgumentException($"no map named '{name}'", nameof(name));
-    }
+    private int IndexOf(string name) => IndexIn(Maps, name);
 
     /// <summary>Writes every output file into <paramref name="outDir"/> and returns their names.</summary>
     public IReadOnlyList<string> Write(string outDir, IReadOnlyList<string> inputPaths, IFigures figures)
@@ -128,9 +155,10 @@ public sealed class CompareReport
             ? " Maps marked (chance) score at chance level: their correlations are not evidence of inheritance."
             : "";
         string[] labels = names.Select((n, i) => Chance[i].AtChance ? $"{n} (chance)" : n).ToArray();
+        double low = ColourFloor();
         figures.Heatmap(Path.Combine(outDir, "pearson_matrix.png"), Matrix(p => p.Pearson), "Pearson r between Truth-Score maps", "", "",
-            caption: $"{HeadsComparedText()}.{chanceNote}",
-            rowLabels: labels, colLabels: labels, annotateCells: true, min: -1, max: 1);
+            caption: string.Create(CultureInfo.InvariantCulture, $"{HeadsComparedText()}. Colours span r = {low:0.0} to 1 (the lowest pair's r rounded down), not -1 to 1, so 0.7 and 0.95 look different.{chanceNote}"),
+            rowLabels: labels, colLabels: labels, annotateCells: true, min: low, max: 1);
         written.Add("pearson_matrix.png");
 
         int r = IndexOf(Reference);
@@ -143,6 +171,13 @@ public sealed class CompareReport
         written.Add("manifest.json");
         AtomicFile.WriteAllText(Path.Combine(outDir, "manifest.json"), Manifest(inputPaths, written));
         return written;
+    }
+
+    /// <summary>The lowest r between two different maps, rounded down to a tenth (at least -1; -1 when none is defined).</summary>
+    private double ColourFloor()
+    {
+        var finite = Pairs.Select(p => p.Pearson).Where(double.IsFinite).ToList();
+        return finite.Count == 0 ? -1 : Math.Clamp(Math.Floor(finite.Min() * 10) / 10, -1, 0.9);
     }
 
     private string HeadsComparedText()
@@ -208,21 +243,28 @@ public sealed class CompareReport
             reference = Reference,
             top_k = TopK,
             heads_compared = SharedAcrossAll ? "heads scored in every map (the reference's rule)" : "heads scored in both maps of each pair",
+            alignment = Alignment == MapAlignment.Depth
+                ? "depth: layer i of the map with fewer layers (S) paired with layer floor((i + 1/2) L / S) of the other (L); heads by index when head counts agree, else per-layer mean scores"
+                : "index: layer and head indices",
             chance = Chance[0].Chance,
             chance_rule = ChanceCheck.Rule,
             uncertainty = new
             {
                 seed = Uncertainty.Seed,
-                bootstrap_resamples = Uncertainty.Resamples,
+                bootstrap_resamples = Rows?.Resamples ?? Uncertainty.Resamples,
+                bootstrap_over = Rows == null ? "heads" : "rows",
+                row_bootstrap_refit_difference = Rows?.RefitDifference,
                 permutations = Uncertainty.Permutations,
-                pearson_interval = "95% percentile bootstrap over heads (pairs resampled with replacement; numpy's linear quantiles): pearson_low, pearson_high",
+                pearson_interval = Rows != null ? RowBootstrap.Description + ": pearson_low, pearson_high"
+                    : "95% percentile bootstrap over heads (pairs resampled with replacement; numpy's linear quantiles): pearson_low, pearson_high",
                 p_layer_perm = "two-sided permutation p-value of Pearson r with each layer's heads shuffled within the layer, (1 + #{|r_perm| >= |r|}) / (1 + permutations): a shared depth trend alone does not make it small",
                 pearson_layer_centred = "Pearson r after subtracting each layer's mean from both maps",
                 topk = "topk_expected = k^2 / n shared heads for two random k-sets; topk_p = hypergeometric P(overlap >= observed)",
             },
             warnings = Warnings,
             outputs,
-            provenance = Provenance.Of([("uncertainty", Uncertainty.Seed)], Maps.Select((m, i) => (m.Name, sha256[i]))),
+            provenance = Provenance.Of(Rows == null ? [("uncertainty", Uncertainty.Seed)] : [("uncertainty", Uncertainty.Seed), ("row_bootstrap", Rows.Seed)],
+                Maps.Select((m, i) => (m.Name, sha256[i])).Concat(Rows?.Sources.Select(r => ($"{r.Map.Name}_activations", Hashing.Sha256File(r.ActivationsFile))) ?? [])),
         };
         return JsonSerializer.Serialize(manifest, JsonOptions) + "\n";
     }

@@ -97,6 +97,8 @@ public static class WeightDrift
     /// </summary>
     public static Transformer LoadWeights(string path)
     {
+        // A Qwen2.5-VL / Omni folder's LM, whatever its tensor layout, so it compares with Qwen2.5 name for name.
+        if (Directory.Exists(path) && Vision.QwenCheckpoint.IsQwenVLFolder(path)) return Vision.QwenVLModel.Load(path).Language;
         if (Directory.Exists(path))
         {
             var (config, weights, files) = HfCheckpoint.Load(path);

@@ -79,9 +79,12 @@ public sealed record ModelConfig
     {
         if (!File.Exists(path)) throw new UserError($"{path}: file not found (a Hugging Face model folder needs config.json)");
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
+        // Bytes, not text: File.ReadAllText would turn invalid UTF-8 into U+FFFD without a word.
+        byte[] bytes = File.ReadAllBytes(path);
+        int bom = bytes.AsSpan().StartsWith(System.Text.Encoding.UTF8.Preamble) ? System.Text.Encoding.UTF8.Preamble.Length : 0;
+        try { doc = JsonDocument.Parse(bytes.AsMemory(bom)); }
         catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        using (doc) return FromHfJson(doc.RootElement, path);
+        using (JsonText.WithValidStrings(doc, path)) return FromHfJson(doc.RootElement, path);
     }
 
     /// <summary>
@@ -94,6 +97,11 @@ public sealed record ModelConfig
         string[] archs = JsonFields.TryGet(root, "architectures", out var a)
             ? JsonFields.Array(a, $"{path}: field 'architectures'").EnumerateArray().Select(x => JsonFields.String(x, $"{path}: field 'architectures'")).ToArray() : [];
         string? known = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
+        // Read by transformers' AutoConfig, not by us (architectures decides), but a non-string is a broken file.
+        if (JsonFields.TryGet(root, "model_type", out var modelType)) JsonFields.String(modelType, $"{path}: field 'model_type'");
+        // The decoder's MLP is SwiGLU; a config naming another activation would run silently wrong.
+        if (JsonFields.TryGet(root, "hidden_act", out var act) && JsonFields.String(act, $"{path}: field 'hidden_act'") is not ("silu" or "swish"))
+            throw new UserError($"{path}: field 'hidden_act' is '{act.GetString()}'; supported: silu (Llama, Mistral and Qwen2 use it)");
         if (known == null)
             throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported: {string.Join(", ", SupportedArchitectures.Keys)}");
 

@@ -12,6 +12,9 @@ public sealed class RunState
     /// <summary>Tokens already in the cache = absolute position of the next token.</summary>
     public int Position { get; internal set; }
 
+    /// <summary>Rotary angles by the caller's position ids (Qwen2-VL's M-RoPE) instead of the cache position; null = plain RoPE.</summary>
+    public IRotaryPositions? Rotary { get; set; }
+
     internal int TokenCapacity { get; private set; }
     internal int PositionCapacity { get; private set; }
 

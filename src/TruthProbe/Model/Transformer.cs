@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using TruthProbe.Common;
 using TruthProbe.Tokenizers;
+using NumericsNonFinite = TruthProbe.Numerics.NonFinite;
 
 namespace TruthProbe.Model;
 
@@ -21,6 +22,13 @@ public sealed class Transformer : IDisposable
     public string Format { get; }
     /// <summary>Null when the model came without one: it still runs from token ids.</summary>
     public ITokenizer? Tokenizer { get; init; }
+    /// <summary>
+    /// Run even with NaN or infinite weights, logits or captured activations. Off by default: then the first forward
+    /// checks the weights it reads in full (<see cref="FiniteWeights"/>), and every forward its embedding rows, its
+    /// logits and the hooks it captures, failing where a non-finite value first shows.
+    /// </summary>
+    public bool AllowNonFinite { get; set; }
+    private int _weightsChecked;
 
     public Transformer(ModelConfig config, ModelWeights weights, string source, string format, IReadOnlyList<IDisposable>? resources = null)
     {
@@ -54,6 +62,13 @@ public sealed class Transformer : IDisposable
             string? found = tokenizerPath ?? TokenizerBeside(path);
             var tokenizer = LoadTokenizerOrRelease([file], () => found == null ? null : TokenizerLoader.FromFile(found));
             model = new Transformer(config, weights, path, "llama2c", [file]) { Tokenizer = tokenizer };
+            // run.c reads exactly vocab_size tokens from tokenizer.bin: fewer is a truncated or foreign file, whose
+            // missing ids would only fail when generation first produces one.
+            if (tokenizer != null && tokenizer.VocabSize < config.Vocab && found!.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+            {
+                model.Dispose();
+                throw new UserError($"{found}: the llama2.c tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.Vocab} (ids {tokenizer.VocabSize}..{config.Vocab - 1} have no text); the file is truncated or belongs to another model") { Field = "tokenizer" };
+            }
         }
         else if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
         {
@@ -128,10 +143,17 @@ public sealed class Transformer : IDisposable
         var hiddenUp = state.HiddenUp.AsSpan(0, T * c.Ffn);
         var mlpOut = state.MlpOut.AsSpan(0, T * d);
 
+        if (!AllowNonFinite && Volatile.Read(ref _weightsChecked) == 0)
+        {
+            FiniteWeights.Require(Config, Weights, Source);
+            Volatile.Write(ref _weightsChecked, 1);
+        }
         for (int t = 0; t < T; t++) Weights.TokenEmbedding.ReadRow(tokens[t], x.Slice(t * d, d));
+        if (!AllowNonFinite) FiniteWeights.RequireRows(x, tokens, d, Source);
         replaceEmbeddings?.Invoke(x, p0); // rows [T, d_model] of positions p0..: another encoder's outputs (image features) overwrite some
         Hook(HookKind.Embed, 0, x, T, capture, interventions);
-        RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
+        if (state.Rotary is { } rotary) rotary.Fill(p0, T, state.RopeCos, state.RopeSin);   // M-RoPE: the caller's position ids
+        else RopeTables.Fill(p0, T, c.HeadDim, c.RopeTheta, c.RopeLinearFactor, state.RopeCos, state.RopeSin);
 
         for (int l = 0; l < c.Layers; l++)
         {
@@ -198,6 +220,7 @@ public sealed class Transformer : IDisposable
         var logits = state.LogitsBuffer(rows);
         if (rows > 1) Kernels.MatMul(Weights.Classifier, xb, logits, rows - 1);
         Kernels.MatMul(Weights.Classifier, xb[((rows - 1) * d)..], logits[((rows - 1) * vocab)..], 1);
+        if (!AllowNonFinite) RequireFinite(logits, "logits", p0 + first, vocab);
         Hook(HookKind.Logits, 0, logits, rows, capture, interventions);
 
         state.Position = total;
@@ -208,7 +231,21 @@ public sealed class Transformer : IDisposable
     private void Hook(HookKind kind, int layer, Span<float> data, int tokens, ActivationCapture? capture, Interventions? interventions)
     {
         interventions?.Apply(kind, layer, data, tokens, HookNames.Point(kind).Width(Config));
-        if (capture != null && capture.Wants(kind, layer)) capture.Record(kind, layer, data);
+        if (capture == null || !capture.Wants(kind, layer)) return;
+        if (!AllowNonFinite) RequireFinite(data, HookNames.Name(kind, layer), -1, data.Length / tokens);
+        capture.Record(kind, layer, data);
+    }
+
+    /// <summary>
+    /// With finite weights (checked before), a non-finite activation is an overflow: float32 tops out near 3.4e38, and
+    /// large gates or an extreme config value get there. <paramref name="firstPosition"/> -1: the hook knows rows of this call, not positions.
+    /// </summary>
+    private void RequireFinite(ReadOnlySpan<float> values, string what, int firstPosition, int width)
+    {
+        int at = NumericsNonFinite.IndexOf(values);
+        if (at < 0) return;
+        string where = firstPosition >= 0 ? $"position {firstPosition + at / width}" : $"token {at / width} of the call";
+        throw new UserError($"{Source}: {what} is {values[at].ToString(System.Globalization.CultureInfo.InvariantCulture)} at {where}, index {at % width}, although the weights are finite: an activation overflowed float32 (gates with a large lambda, or an extreme config value)") { Field = FiniteWeights.AllowField };
     }
 
     private void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)

@@ -37,11 +37,19 @@ public static class MapCorrelation
             double value = Correlation.Pearson(x, y);
             if (!double.IsNaN(value)) r[kept++] = value;
         }
-        if (kept == 0) return Interval.Undefined;
-        var sorted = r.AsSpan(0, kept);
-        sorted.Sort();
+        return PercentileInterval(r.AsSpan(0, kept), confidence);
+    }
+
+    /// <summary>
+    /// The (1 - confidence)/2 and (1 + confidence)/2 quantiles of bootstrap replicates (sorted in place; numpy's
+    /// linear quantiles); undefined without replicates.
+    /// </summary>
+    public static Interval PercentileInterval(Span<double> replicates, double confidence = 0.95)
+    {
+        if (replicates.Length == 0) return Interval.Undefined;
+        replicates.Sort();
         double tail = (1 - confidence) / 2;
-        return new Interval(Spread.Quantile(sorted, tail), Spread.Quantile(sorted, 1 - tail));
+        return new Interval(Spread.Quantile(replicates, tail), Spread.Quantile(replicates, 1 - tail));
     }
 
     /// <summary>

@@ -26,7 +26,7 @@ internal static class HfTokenizerJson
         if (type is not ("BPE" or "WordLevel")) throw new UserError($"{path}: model.type '{type}' is not supported; expected \"BPE\" or \"WordLevel\"");
         if (Str(model, "continuing_subword_prefix", path) is { Length: > 0 } || Str(model, "end_of_word_suffix", path) is { Length: > 0 })
             throw new UserError($"{path}: BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
-        if (Child(model, "dropout") is { ValueKind: JsonValueKind.Number } dropout && dropout.GetDouble() > 0)
+        if (Typed(model, "dropout", JsonValueKind.Number, path) is { } dropout && dropout.GetDouble() > 0)
             throw new UserError($"{path}: BPE dropout is not supported (tokenisation would be random)");
 
         // Vocabulary: model.vocab plus added_tokens (which may extend it).
@@ -40,7 +40,7 @@ internal static class HfTokenizerJson
             byId[id] = entry.Name;
         }
         var added = new List<Added>();
-        if (Child(root, "added_tokens") is { ValueKind: JsonValueKind.Array } addedJson)
+        if (Typed(root, "added_tokens", JsonValueKind.Array, path) is { } addedJson)
         {
             int i = 0;
             foreach (var t in addedJson.EnumerateArray())
@@ -142,7 +142,7 @@ internal static class HfTokenizerJson
 
     private static string[] ReadMerges(JsonElement model, string path)
     {
-        if (Child(model, "merges") is not { ValueKind: JsonValueKind.Array } mergesJson) return [];
+        if (Typed(model, "merges", JsonValueKind.Array, path) is not { } mergesJson) return [];
         var merges = new List<string>();
         foreach (var m in mergesJson.EnumerateArray())
         {
@@ -273,7 +273,7 @@ internal static class HfTokenizerJson
         foreach (var post in Processors(Child(root, "post_processor"), path))
         {
             if (Str(post, "type", path) != "TemplateProcessing") continue;
-            if (Child(post, "single") is not { ValueKind: JsonValueKind.Array } single) continue;
+            if (Typed(post, "single", JsonValueKind.Array, path) is not { } single) continue;
             bool seenSequence = false;
             foreach (var item in single.EnumerateArray())
             {
@@ -292,8 +292,8 @@ internal static class HfTokenizerJson
 
     private static int? TemplateTokenId(JsonElement post, string name, string path)
     {
-        if (Child(post, "special_tokens") is { ValueKind: JsonValueKind.Object } specials
-            && Child(specials, name) is { } entry && Child(entry, "ids") is { ValueKind: JsonValueKind.Array } ids)
+        if (Typed(post, "special_tokens", JsonValueKind.Object, path) is { } specials
+            && Child(specials, name) is { } entry && Typed(entry, "ids", JsonValueKind.Array, path) is { } ids)
         {
             if (ids.GetArrayLength() != 1 || ids[0].ValueKind != JsonValueKind.Number || !ids[0].TryGetInt32(out int id))
                 throw new UserError($"{path}: post_processor special token \"{name}\" must map to exactly one id");
@@ -305,7 +305,7 @@ internal static class HfTokenizerJson
     private static IEnumerable<JsonElement> Processors(JsonElement? post, string path)
     {
         if (post is not { ValueKind: JsonValueKind.Object } p) yield break;
-        if (Str(p, "type", path) == "Sequence" && Child(p, "processors") is { ValueKind: JsonValueKind.Array } list)
+        if (Str(p, "type", path) == "Sequence" && Typed(p, "processors", JsonValueKind.Array, path) is { } list)
         {
             foreach (var item in list.EnumerateArray()) yield return item;
         }
@@ -317,6 +317,15 @@ internal static class HfTokenizerJson
         if (e.ValueKind != JsonValueKind.Object) return null;
         return e.TryGetProperty(name, out var child) && child.ValueKind != JsonValueKind.Null ? child : null;
     }
+
+    /// <summary>The child when it has the JSON kind <paramref name="kind"/>; null when absent or null; a wrong kind is a
+    /// UserError (an added_tokens or merges of the wrong type was read as empty).</summary>
+    private static JsonElement? Typed(JsonElement e, string name, JsonValueKind kind, string path) => Child(e, name) switch
+    {
+        null => null,
+        { } c when c.ValueKind == kind => c,
+        { } c => throw new UserError($"{path}: \"{name}\" must be {(kind == JsonValueKind.Number ? "a number" : $"an {kind.ToString().ToLowerInvariant()}")}, got {JsonFields.Echo(c)}"),
+    };
 
     private static string? Str(JsonElement e, string name, string path) => Child(e, name) switch
     {

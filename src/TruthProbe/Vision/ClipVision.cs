@@ -162,7 +162,7 @@ public static class ClipVision
     }
 
     /// <summary>y = W x + b for each of <paramref name="rows"/> rows.</summary>
-    private static void Linear(WeightMatrix w, float[]? bias, ReadOnlySpan<float> x, Span<float> y, int rows)
+    internal static void Linear(WeightMatrix w, float[]? bias, ReadOnlySpan<float> x, Span<float> y, int rows)
     {
         Kernels.MatMul(w, x, y, rows);
         if (bias == null) return;

@@ -83,21 +83,8 @@ public static class LlavaCheckpoint
     }
 
     /// <summary>Whether <paramref name="path"/> is a model folder whose config.json names a LLaVA architecture.</summary>
-    public static bool IsLlavaFolder(string path)
-    {
-        string configPath = Path.Combine(path, "config.json");
-        if (!File.Exists(configPath)) return false;
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(configPath)) is JsonObject { } root && root["architectures"] is JsonArray archs
-                && archs.Any(a => a?.GetValueKind() == System.Text.Json.JsonValueKind.String
-                    && (LlavaConfig.SupportedArchitectures.ContainsKey(a.GetValue<string>()) || a.GetValue<string>() == LlavaConfig.OriginalArchitecture));
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return false; // the decoder's reader reports the broken file
-        }
-    }
+    public static bool IsLlavaFolder(string path) => VisionConfigFile.Names(path, LlavaConfig.SupportedArchitectures)
+        || VisionConfigFile.Names(path, new Dictionary<string, string> { [LlavaConfig.OriginalArchitecture] = "llava" });
 
     /// <summary>
     /// Opens a llava-hf folder: the decoder through the ordinary Hugging Face reader under the layout's prefix,

@@ -108,22 +108,13 @@ public sealed partial record LlavaConfig
     /// <param name="visionTower">the CLIP folder the original LLaVA layout (<see cref="OriginalArchitecture"/>) takes its tower from.</param>
     public static LlavaConfig FromHfConfig(string path, string? visionTower = null)
     {
-        var root = ReadObject(path, "a LLaVA model folder needs config.json");
+        var root = VisionConfigFile.Read(path, "a LLaVA model folder");
         return IsOriginal(root) ? FromOriginal(root, path, visionTower) : FromJson(root, path);
-    }
-
-    private static JsonObject ReadObject(string path, string why)
-    {
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found ({why})");
-        JsonNode? parsed;
-        try { parsed = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message})"); }
-        return parsed as JsonObject ?? throw new UserError($"{path}: expected a JSON object");
     }
 
     public static LlavaConfig FromJson(JsonObject root, string path)
     {
-        string[] archs = root["architectures"] is JsonArray a ? a.Select(x => x?.GetValueKind() == JsonValueKind.String ? x.GetValue<string>() : "").ToArray() : [];
+        string[] archs = VisionConfigFile.Architectures(root);
         string? architecture = archs.Select(x => SupportedArchitectures.GetValueOrDefault(x)).FirstOrDefault(x => x != null);
         if (architecture == null)
             throw new UserError($"{path}: field 'architectures' is [{string.Join(", ", archs)}]; supported vision-language models: {string.Join(", ", SupportedArchitectures.Keys)}");

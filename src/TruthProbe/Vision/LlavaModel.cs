@@ -158,7 +158,7 @@ public sealed partial class LlavaModel : IDisposable
     /// Overwrites the embedding rows of the image-token positions with the image features, in order. It reads the
     /// vision state's feature buffer (no copy of 576 x d_model floats), valid until that state encodes again.
     /// </summary>
-    private sealed class ImageSplice(int imageToken, int[] ids, int firstPosition, float[] features, int width)
+    internal sealed class ImageSplice(int imageToken, int[] ids, int firstPosition, float[] features, int width)
     {
         private readonly int[] _positions = Enumerable.Range(0, ids.Length).Where(t => ids[t] == imageToken).Select(t => firstPosition + t).ToArray();
 

@@ -35,7 +35,7 @@ public sealed partial record LlavaConfig
         if (visionTower == null)
             throw new UserError($"{path}: an original-layout LLaVA checkpoint holds no vision tower; its mm_vision_tower is '{towerName}': give that CLIP checkpoint's folder with --vision-tower DIR");
         string towerConfigPath = Path.Combine(visionTower, "config.json");
-        var towerRoot = ReadObject(towerConfigPath, "--vision-tower must be a CLIP folder with config.json");
+        var towerRoot = VisionConfigFile.Read(towerConfigPath, "the CLIP folder given with --vision-tower");
         // A CLIPVisionModel folder has the vision fields at the top; a whole CLIPModel nests them.
         var visionConfig = towerRoot["vision_config"] as JsonObject ?? towerRoot;
 

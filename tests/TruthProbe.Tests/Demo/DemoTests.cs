@@ -47,12 +47,28 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         ReportChecks.AssertSelfContained(html);
         Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
-        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve.
-        Assert.Equal(12, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
+        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve's r and drift.
+        Assert.Equal(13, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
         int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
         Assert.True(numbers > 150, $"only {numbers} cited numbers");
-        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pearson.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
+        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pairs.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
             Assert.Contains($"<table data-file=\"{table}\">", html);
+    }
+
+    [SkippableFact]
+    public void Report_InABrowserAt1400px_CutsNothingOff_AndLoadsEveryImage()
+    {
+        string browser = Browser.Require();
+        string screenshot = demo.TempPath("report-1400.png");
+        var layout = Browser.Measure(browser, Path.Combine(demo.Out, "report.html"), 1400, screenshot);
+        Assert.Equal(1400, layout.Window);
+        Assert.True(layout.ScrollWidth <= layout.Viewport, $"the page is {layout.ScrollWidth} px wide in a {layout.Viewport} px window");
+        Assert.True(layout.CutOff.Length == 0, "reaches past the window: " + string.Join("; ", layout.CutOff));
+        Assert.Equal(13, layout.Images.Length);
+        foreach (var image in layout.Images)
+            Assert.True(image.NaturalWidth > 0 && image.ShownWidth > 0, $"{image.File} did not load or is not shown ({image.NaturalWidth} px, shown {image.ShownWidth} px)");
+        var png = File.ReadAllBytes(screenshot);
+        Assert.Equal(1400, (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19]); // IHDR width
     }
 
     [Fact]
@@ -153,6 +169,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
         ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
             [("family", 5), ("unrelated", 1005), ("probe", 42), ("control", 43), ("lambda_split", 42), ("eval_0", 1)], []);
+        ProvenanceAssert.In(Path.Combine(demo.Family.Dir, DemoFamily.ManifestFile), demo.Family.Members.Select(m => (m.Name, (long)m.Seed)),
+            demo.Family.Members.Select(m => (m.Name, Path.Combine(m.Dir, "model.safetensors"))));
     }
 
     [Fact]
@@ -190,6 +208,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(["step", "pearson_with_base", "attention_drift", "mean_truth_score", "differs_from_chance"], header);
         Assert.Equal(["0", "2"], rows.Select(x => x[0]));
         Assert.True(File.Exists(Path.Combine(outDir, "curve.png")));
+        Assert.True(File.Exists(Path.Combine(outDir, "curve_drift.png")));
         Assert.True(double.Parse(rows[1][2], CultureInfo.InvariantCulture) > 0);
         ProvenanceAssert.In(Path.Combine(outDir, LabCurve.ManifestFile), [("fine_tune", 1), ("probe", 42), ("control", 43)],
             [("probing_set", Path.Combine(outDir, DemoRun.ProbingFile))]);

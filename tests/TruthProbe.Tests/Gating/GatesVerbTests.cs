@@ -28,6 +28,7 @@ public class GatesVerbTests
         Assert.Equal("contrast", sidecar.RootElement.GetProperty("mode").GetString());
         Assert.Equal(4.5, sidecar.RootElement.GetProperty("lambda").GetDouble());
         Assert.Equal(TruthProbe.Common.Hashing.Sha256File(scores), sidecar.RootElement.GetProperty("source_sha256").GetString());
+        ProvenanceAssert.In(tmp.File("gates.json"), [], [("scores", scores)]);
     }
 
     [Fact]
@@ -42,6 +43,7 @@ public class GatesVerbTests
         Assert.NotEqual(Npy.Read(tmp.File("a.npy")).Data, Npy.Read(tmp.File("c.npy")).Data);
         using var sidecar = JsonDocument.Parse(File.ReadAllText(tmp.File("a.json")));
         Assert.Equal(5UL, sidecar.RootElement.GetProperty("seed").GetUInt64());
+        ProvenanceAssert.In(tmp.File("a.json"), [("gate", 5)], [("scores", tmp.File("s.npy"))]);
     }
 
     [Fact]

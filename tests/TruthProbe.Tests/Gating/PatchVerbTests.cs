@@ -46,6 +46,7 @@ public class PatchVerbTests
         Assert.Equal("contrast", manifest.RootElement.GetProperty("mode").GetString());
         Assert.Equal("4.5", manifest.RootElement.GetProperty("lambda").GetString());
         Assert.EndsWith("stories260K.bin", manifest.RootElement.GetProperty("source_model").GetString());
+        ProvenanceAssert.In(tmp.File("patched/truthprobe_patch.json"), [], [("scores", scores)]);
     }
 
     [Fact]

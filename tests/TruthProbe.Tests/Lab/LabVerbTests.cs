@@ -31,6 +31,8 @@ public class LabVerbTests
         Assert.Equal("domain", childMeta["recipe"]!.GetValue<string>());
         Assert.Equal(2, childMeta["lora_rank"]!.GetValue<int>());
         Assert.Equal("pretrain", childMeta["lineage"]![0]!["recipe"]!.GetValue<string>());
+        ProvenanceAssert.In(Path.Combine(baseDir, "lab.json"), [("train", 4), ("world", 1)], []);
+        ProvenanceAssert.In(Path.Combine(child, "lab.json"), [("train", 1), ("world", 1)], [("parent_model", Path.Combine(baseDir, "model.safetensors"))]);
         // Merged on save: no adapter tensors, and the attention weights moved while the MLP stayed.
         var (parent, _, _) = LabCheckpoint.Load(baseDir);
         var (descendant, _, _) = LabCheckpoint.Load(child);

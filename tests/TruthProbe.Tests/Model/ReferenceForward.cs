@@ -39,8 +39,11 @@ internal static class ReferenceForward
     /// names (null when absent); <paramref name="z"/>, when given, receives each layer's hook_z [T][H * d_head],
     /// and <paramref name="hooks"/> every hook point (see <see cref="Hooks"/>).
     /// </summary>
-    public static double[][] Decoder(ModelConfig c, Func<string, double[]?> Optional, double[][] x, List<double[][]>? z = null, Dictionary<string, double[]>? hooks = null)
+    public static double[][] Decoder(ModelConfig c, Func<string, double[]?> Optional, double[][] x, List<double[][]>? z = null, Dictionary<string, double[]>? hooks = null,
+        Func<double[], int, double[]>? rotate = null)
     {
+        // rotate(row, t) applies RoPE at sequence index t; plain RoPE unless the model's positions differ (M-RoPE).
+        rotate ??= (row, t) => RotateHalf(row, t, c.HeadDim, c.RopeTheta);
         double[] Tensor(string name) => Optional(name) ?? throw new KeyNotFoundException(name);
         void Keep(string name, IEnumerable<double[]> rows) { if (hooks != null) hooks[name] = rows.SelectMany(r => r).ToArray(); }
         int T = x.Length, d = c.DModel, hd = c.HeadDim, H = c.Heads, Hkv = c.KvHeads;
@@ -56,8 +59,8 @@ internal static class ReferenceForward
             Keep(b + "attn.hook_q", q);
             Keep(b + "attn.hook_k", k);
             Keep(b + "attn.hook_v", v);
-            q = q.Select((row, t) => RotateHalf(row, t, hd, c.RopeTheta)).ToArray();
-            k = k.Select((row, t) => RotateHalf(row, t, hd, c.RopeTheta)).ToArray();
+            q = q.Select(rotate).ToArray();
+            k = k.Select(rotate).ToArray();
             Keep(b + "attn.hook_rot_q", q);
             Keep(b + "attn.hook_rot_k", k);
 
@@ -113,7 +116,7 @@ internal static class ReferenceForward
         return logits;
     }
 
-    private static double[] RmsNorm(double[] x, double[] w, double eps)
+    internal static double[] RmsNorm(double[] x, double[] w, double eps)
     {
         double ms = x.Sum(a => a * a) / x.Length;
         return x.Select((a, i) => a / Math.Sqrt(ms + eps) * w[i]).ToArray();

@@ -87,13 +87,19 @@ public sealed class LlavaModelTests
 
         double image = Relative(vision["hook_image_features"].Data, reference.ImageFeatures);
         Assert.True(image < 1e-4, $"hook_image_features relative error {image:E2}");
-        for (int l = 0; l < config.Text.Layers; l++)
+        AssertDecoderMatches(capture, reference.Z, reference.Logits);
+    }
+
+    /// <summary>Every layer's hook_z and all logits of <paramref name="capture"/> within 1e-4 of the reference's scale.</summary>
+    internal static void AssertDecoderMatches(ActivationCapture capture, List<double[][]> z, double[][] logits)
+    {
+        for (int l = 0; l < z.Count; l++)
         {
-            double z = Relative(capture[HookNames.Name(HookKind.Z, l)].Data, reference.Z[l]);
-            Assert.True(z < 1e-4, $"layer {l} hook_z relative error {z:E2}");
+            double error = Relative(capture[HookNames.Name(HookKind.Z, l)].Data, z[l]);
+            Assert.True(error < 1e-4, $"layer {l} hook_z relative error {error:E2}");
         }
-        double logits = Relative(capture[HookNames.Logits].Data, reference.Logits);
-        Assert.True(logits < 1e-4, $"logits relative error {logits:E2}");
+        double logitsError = Relative(capture[HookNames.Logits].Data, logits);
+        Assert.True(logitsError < 1e-4, $"logits relative error {logitsError:E2}");
     }
 
     [Fact]

@@ -179,7 +179,7 @@ internal static class LlavaReference
         return x.Select((a, i) => (a - mean) / Math.Sqrt(var + eps) * w[i] + b[i]).ToArray();
     }
 
-    private static double Gelu(double x) => 0.5 * x * (1 + Erf(x / Math.Sqrt(2)));
+    internal static double Gelu(double x) => 0.5 * x * (1 + Erf(x / Math.Sqrt(2)));
 
     /// <summary>erf by its Maclaurin series, 2/sqrt(pi) sum (-1)^n x^(2n+1) / (n! (2n+1)); beyond |x| = 4, erfc &lt; 2e-8.</summary>
     private static double Erf(double x)
