@@ -21,7 +21,7 @@ public sealed class GenerateVerb : IVerb
     {
         using var loaded = _model.Load(args, Name);
         var model = loaded.Model;
-        int[] prompt = _model.PromptIds(args, Name, model)
+        int[] prompt = _model.PromptIds(args, Name, model, loaded.Llava)
             ?? [model.BosId ?? throw new UserError($"{model.Source}: neither config nor tokenizer names a BOS token; give --prompt or --token-ids")];
         var qwenImage = loaded.Qwen is { } qwen ? _model.Image!.ReadQwen(args, Name, qwen, prompt) : null;
         var image = loaded.Qwen == null ? _model.Image!.Read(args, Name, loaded, prompt) : null;
@@ -35,13 +35,13 @@ public sealed class GenerateVerb : IVerb
         // With an image the prompt ids returned are the expanded ones, as the decoder saw them.
         var result = qwenImage != null ? qwenImage.Model.Generate(qwenImage.Model.NewState(), prompt, qwenImage.Image, options)
             : image == null ? Generator.Generate(model, prompt, options)
-            : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options);
+            : image.Model.Generate(image.Model.NewState(), prompt, image.Pixels, options, imageSize: image.Size);
         if (qwenImage != null)
         {
             var (w, h) = qwenImage.Image.Size(qwenImage.Config.PatchSize);
             stderr.WriteLine($"image: {qwenImage.Path} (resized to {w}x{h}, {qwenImage.Image.Tokens} image tokens)");
         }
-        if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.Config.ImageTokens} image tokens)");
+        if (image != null) stderr.WriteLine($"image: {image.Path} ({image.Provenance()["image_aspect"]}, {image.Model.ImageTokens(image.Size)} image tokens)");
         if (loaded.Gates is { } g)
             stderr.WriteLine("gated: " + string.Join(", ", loaded.Gating.Provenance(g.Table).Select(kv => $"{kv.Key}={kv.Value}")));
         if (temperature > 0) stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampled with temperature {temperature}, seed {seed}"));

@@ -17,18 +17,21 @@ public sealed class ImageOptions
 
     /// <summary>--image-aspect, declared once for every verb that preprocesses images.</summary>
     public static Option<string?> AspectOption() => Opt.ChoiceOrNull("--image-aspect",
-        "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf)",
+        "how a non-square image becomes square: centre crop (CLIPImageProcessor) or LLaVA's pad with the mean colour (default: the checkpoint's, crop for llava-hf, pad for the original layout)",
         "pad", "crop");
 
     /// <summary>The aspect named on the command line, else <paramref name="model"/>'s default.</summary>
     public static AspectMode AspectOf(string? text, LlavaModel model) => text == null ? model.DefaultAspect : text == "pad" ? AspectMode.Pad : AspectMode.Crop;
+
+    public readonly Option<string?> VisionTower = Opt.Text("--vision-tower", "DIR",
+        "the CLIP folder (config.json, safetensors, preprocessor_config.json) an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM) names as mm_vision_tower");
 
     public readonly Option<int?> MinPixels = Opt.IntOrNull("--min-pixels", "N",
         "Qwen2.5-VL / Omni: the fewest pixels smart_resize keeps (default: the checkpoint's preprocessor_config.json; lmms-eval uses 200704)", min: 1);
     public readonly Option<int?> MaxPixels = Opt.IntOrNull("--max-pixels", "N",
         "Qwen2.5-VL / Omni: the most pixels smart_resize keeps (default: the checkpoint's; lmms-eval uses 1605632); sets the image-token count", min: 1);
 
-    public IEnumerable<Symbol> Symbols => [File, Aspect, MinPixels, MaxPixels];
+    public IEnumerable<Symbol> Symbols => [File, Aspect, MinPixels, MaxPixels, VisionTower];
 
     /// <summary>
     /// The image given, preprocessed for the model; null when none was. A text-only model given an image, an image
@@ -52,9 +55,12 @@ public sealed class ImageOptions
         int imageToken = llava.Config.ImageTokenId;
         if (!prompt.Contains(imageToken))
             throw new UserError($"{verb}: --image needs the image token <image> (id {imageToken}) in the prompt where the image goes, e.g. --prompt \"USER: <image>\\nWhat is in the image? ASSISTANT:\"");
+        if (llava.IsAnyres && aspectText != null)
+            throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles the image at its best grid resolution (anyres)");
         var aspect = AspectOf(aspectText, llava);
-        var preprocessor = llava.ImagePreprocessor(aspect);
-        return new ImageInput(llava, Path.GetFullPath(file), aspect, preprocessor.Preprocess(ImageFile.Load(file)));
+        llava.ImagePreprocessor(aspect);   // the folder's preprocessor settings are checked before the image is read
+        var image = llava.PrepareImage(ImageFile.Load(file), llava.IsAnyres ? null : aspect);
+        return new ImageInput(llava, Path.GetFullPath(file), aspect, image.Pixels) { Size = image.Size };
     }
 
     /// <summary>
@@ -95,14 +101,17 @@ public sealed record QwenImageInput(QwenVLModel Model, string Path, QwenImageCon
     };
 }
 
-/// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] pixels and where they came from.</summary>
+/// <summary>An image ready for <paramref name="Model"/>: its normalised [3, H, W] (LLaVA-NeXT: [tiles, 3, H, W]) pixels and where they came from.</summary>
 public sealed record ImageInput(LlavaModel Model, string Path, AspectMode Aspect, float[] Pixels)
 {
+    /// <summary>The image's size before preprocessing (LLaVA-NeXT's grid and token count depend on it).</summary>
+    public ImageSize? Size { get; init; }
+
     /// <summary>How the run saw the image, for outputs' metadata.</summary>
     public Dictionary<string, string> Provenance() => new(StringComparer.Ordinal)
     {
         ["image"] = Path,
         ["image_sha256"] = Hashing.Sha256File(Path),
-        ["image_aspect"] = Aspect == AspectMode.Pad ? "pad" : "crop",
+        ["image_aspect"] = Model.IsAnyres ? "anyres" : Aspect == AspectMode.Pad ? "pad" : "crop",
     };
 }

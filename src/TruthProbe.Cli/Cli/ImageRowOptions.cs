@@ -128,6 +128,8 @@ internal sealed class LlavaRowPrompts : RowPrompts
     public LlavaRowPrompts(LlavaModel model, PromptTemplate template, ImageRows rows)
     {
         (_model, _template, _rows) = (model, template, rows);
+        if (model.IsAnyres && rows.Mode != ImageMode.TextOnly)
+            throw new UserError($"{model.Language.Source}: image rows run LLaVA-1.5 models; LLaVA-NeXT's per-image token count is not wired into score/attention yet (generate and trace take its images)");
         _aspect = ImageOptions.AspectOf(rows.AspectText, model);
         if (rows.Mode != ImageMode.TextOnly) _preprocessor = model.ImagePreprocessor(_aspect);
         _state = model.NewState();

@@ -48,9 +48,10 @@ public sealed class InspectVerb : IVerb
         stdout.WriteLine($"vision:       {l.Architecture}, CLIP ViT: {l.VisionLayersRun} of {v.Layers} layers run (features from hidden_states[{l.FeatureLayer}]), hidden {v.Hidden}, {v.Heads} heads, ffn {v.Intermediate}, {v.HiddenAct}, patch {v.PatchSize}, image {v.ImageSize}x{v.ImageSize}; layout {(llava.Layout == LlavaLayout.Hub ? "hub" : "nested")}");
         string bias = l.ProjectorBias ? "with biases" : "no biases";
         stdout.WriteLine($"projector:    linear {v.Hidden} -> {l.Text.DModel}, GELU, linear {l.Text.DModel} -> {l.Text.DModel} ({bias})");
-        string token = llava.Language.Tokenizer is { } t && l.ImageTokenId < t.VocabSize ? $" '{t.TokenText(l.ImageTokenId)}'" : "";
+        string token = llava.Language.Tokenizer is { } t && l.ImageTokenId >= 0 && l.ImageTokenId < t.VocabSize ? $" '{t.TokenText(l.ImageTokenId)}'" : "";
         string select = l.Select == FeatureSelect.Default ? "class token dropped" : "class token kept";
-        stdout.WriteLine($"image token:  {l.ImageTokenId}{token}, {l.ImageTokens} per image ({v.Patches} patches, {select})");
+        if (llava.IsAnyres) WriteAnyres(llava, token, stdout);
+        else stdout.WriteLine($"image token:  {l.ImageTokenId}{token}, {l.ImageTokens} per image ({v.Patches} patches, {select})");
         if (llava.Preprocessor is not { } p)
         {
             stdout.WriteLine($"preprocess:   none ({LlavaModel.PreprocessorFile} missing; --image needs it)");
@@ -58,7 +59,8 @@ public sealed class InspectVerb : IVerb
         }
         var steps = new List<string>();
         string aspect = llava.DefaultAspect == AspectMode.Crop ? "crop" : "pad";
-        steps.Add($"aspect {aspect} by default (--image-aspect pad|crop)");
+        steps.Add(llava.IsAnyres ? $"anyres: best pinpoint, resize to fit it, pad black, tiles of {v.ImageSize} after the whole image squashed to {v.ImageSize}; each tile"
+            : $"aspect {aspect} by default (--image-aspect pad|crop)");
         if (p.DoResize)
             steps.Add(p.ShortestEdge is int edge ? $"resize shortest edge to {edge} ({p.Resample.ToString().ToLowerInvariant()})"
                 : $"resize to {p.ResizeWidth}x{p.ResizeHeight} ({p.Resample.ToString().ToLowerInvariant()})");
@@ -66,6 +68,20 @@ public sealed class InspectVerb : IVerb
         if (p.DoRescale) steps.Add(string.Create(inv, $"rescale x{p.RescaleFactor:g6}"));
         if (p.DoNormalize) steps.Add($"normalise mean [{Triple(p.Mean)}] std [{Triple(p.Std)}]");
         stdout.WriteLine($"preprocess:   {string.Join(", ", steps)}");
+    }
+
+    /// <summary>LLaVA-NeXT: the grid candidates and, as examples, the image tokens of an image of each candidate's own size.</summary>
+    private static void WriteAnyres(LlavaModel llava, string token, TextWriter stdout)
+    {
+        var l = llava.Config;
+        int side = l.Vision.PatchesPerSide;
+        stdout.WriteLine($"image token:  {l.ImageTokenId}{token}, per image {side * side} for the base tile + the grid's unpadded features + one image_newline per row (depends on the image's size)");
+        var examples = l.GridPinpoints.Select(p =>
+        {
+            var layout = AnyresLayout.For(l, new ImageSize(p.Height, p.Width));
+            return $"{p.Width}x{p.Height}: {layout.Tiles} tiles, {layout.ImageTokens} tokens";
+        });
+        stdout.WriteLine($"anyres grid:  pinpoints (height, width) {string.Join(" ", l.GridPinpoints.Select(p => $"[{p.Height}, {p.Width}]"))}; an image of each size (WxH) {string.Join("; ", examples)}");
     }
 
     /// <summary>The image path of a Qwen2.5-VL / Omni thinker: encoder, merger, M-RoPE, image tokens and the image budget.</summary>

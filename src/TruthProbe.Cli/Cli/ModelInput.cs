@@ -58,7 +58,9 @@ public sealed class ModelInput
             throw new UserError($"{verb}: give the gates to fold: --scores MAP --mode M --lambda L, or --gates FILE");
         string path = args.GetValue(Model)!;
         string? tokenizer = args.GetValue(Tokenizer);
-        var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer) : null;
+        string? visionTower = Image == null ? null : args.GetValue(Image.VisionTower);
+        var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer, visionTower) : null;
+        if (llava == null && visionTower != null) throw new UserError($"{verb}: --vision-tower applies to an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM); {path} is not a LLaVA folder");
         var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;
         var model = llava?.Language ?? qwen?.Language ?? Transformer.Load(path, tokenizer);
         model.AllowNonFinite = args.GetValue(AllowNonFinite);
@@ -77,14 +79,14 @@ public sealed class ModelInput
 
     public string? PromptText(ParseResult args) => _prompt == null ? null : args.GetValue(_prompt);
 
-    /// <summary>The prompt's ids, or null when neither option was given.</summary>
-    public int[]? PromptIds(ParseResult args, string verb, Transformer model)
+    /// <summary>The prompt's ids, or null when neither option was given; a LLaVA model's text is tokenized as its checkpoint's code does it.</summary>
+    public int[]? PromptIds(ParseResult args, string verb, Transformer model, LlavaModel? llava = null)
     {
         string? prompt = PromptText(args);
         int[]? ids = _tokenIds == null ? null : args.Given(_tokenIds);
         if (prompt != null && ids != null) throw new UserError($"{verb}: give --prompt or --token-ids, not both");
         if (ids != null && ids.Length == 0) throw new UserError($"{verb}: --token-ids is empty");
-        return ids ?? (prompt != null ? model.Encode(prompt) : null);
+        return ids ?? (prompt == null ? null : llava != null ? llava.EncodePrompt(prompt) : model.Encode(prompt));
     }
 }
 

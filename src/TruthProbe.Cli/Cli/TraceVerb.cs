@@ -27,7 +27,7 @@ public sealed class TraceVerb : IVerb
     {
         using var loaded = _model.Load(args, Name);
         var model = loaded.Model;
-        int[] tokens = _model.PromptIds(args, Name, model) ?? throw new UserError("trace: give --prompt TEXT or --token-ids 1,2,3");
+        int[] tokens = _model.PromptIds(args, Name, model, loaded.Llava) ?? throw new UserError("trace: give --prompt TEXT or --token-ids 1,2,3");
         string[] patterns = args.GetValue(_hooks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         int[]? positions = args.Given(_positions);
         string output = args.GetValue(_out)!;
@@ -55,8 +55,8 @@ public sealed class TraceVerb : IVerb
             var capture = decoderPatterns.Length == 0 ? null : new ActivationCapture(model.Config, decoderPatterns, positions);
             if (image != null)
             {
-                tokens = image.Model.ExpandImageTokens(tokens);
-                image.Model.Forward(image.Model.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision);
+                tokens = image.Model.ExpandImageTokens(tokens, image.Size);
+                image.Model.Forward(image.Model.NewState(), tokens, image.Pixels, capture, loaded.Gates?.Interventions, vision, image.Size);
             }
             else
             {

@@ -47,12 +47,16 @@ public sealed record ProjectorWeights
     public float[]? Bias1 { get; init; }
     public required WeightMatrix Linear2 { get; init; }        // [d_model, d_model]
     public float[]? Bias2 { get; init; }
+    /// <summary>LLaVA-NeXT's learned <c>image_newline</c> [d_model], closing each row of the grid's features; null for LLaVA-1.5.</summary>
+    public float[]? ImageNewline { get; init; }
 }
 
 /// <summary>The vision side's buffers for one image, allocated once at full size (one state per concurrent encoding).</summary>
 public sealed class VisionState
 {
     internal readonly float[] Patches, X, Normed, Q, K, V, Z, Out, Hidden, Projected, ImageFeatures;
+    /// <summary>LLaVA-NeXT: every tile's projected features before packing; empty for LLaVA-1.5.</summary>
+    internal readonly float[] TileFeatures;
     internal readonly VisionAttention Attention;
 
     internal VisionState(LlavaConfig c)
@@ -62,7 +66,8 @@ public sealed class VisionState
         Patches = new float[v.Patches * v.PatchValues];
         X = new float[n * d]; Normed = new float[n * d]; Q = new float[n * d]; K = new float[n * d]; V = new float[n * d];
         Z = new float[n * d]; Out = new float[n * d]; Hidden = new float[n * v.Intermediate];
-        Projected = new float[features * dModel]; ImageFeatures = new float[features * dModel];
+        Projected = new float[features * dModel]; ImageFeatures = new float[AnyresLayout.MaxImageTokens(c) * dModel];
+        TileFeatures = c.GridPinpoints.Count == 0 ? [] : new float[AnyresLayout.MaxTiles(c) * features * dModel];
         Attention = new VisionAttention(n, v.Heads, v.HeadDim);
     }
 }
@@ -83,11 +88,25 @@ public static class ClipVision
     public static ReadOnlySpan<float> Encode(LlavaConfig c, ClipWeights w, ProjectorWeights projector, VisionState s, ReadOnlySpan<float> pixels, VisionCapture? capture)
     {
         var v = c.Vision;
-        int size = v.ImageSize, p = v.PatchSize, grid = v.PatchesPerSide, n = v.Positions, d = v.Hidden;
+        int size = v.ImageSize;
         if (pixels.Length != v.Channels * size * size)
             throw new UserError($"pixel values have {pixels.Length} floats but the vision tower takes [{v.Channels}, {size}, {size}] = {v.Channels * size * size}; preprocess the image to {size}x{size}");
-        capture?.Begin();
+        capture?.Begin(0, c.ImageTokens);
         capture?.Record(HookKind.VisionPixelValues, -1, pixels);
+        var image = s.ImageFeatures.AsSpan(0, c.ImageTokens * c.Text.DModel);
+        EncodeTile(c, w, projector, s, pixels, capture, 0, image);
+        capture?.Record(HookKind.ImageFeatures, -1, image);
+        return image;
+    }
+
+    /// <summary>
+    /// One tile ([3, image_size, image_size]) through the tower and projector into <paramref name="projected"/>
+    /// ([<see cref="LlavaConfig.ImageTokens"/>, d_model]); the tower's hooks are recorded as tile <paramref name="tile"/>.
+    /// </summary>
+    internal static void EncodeTile(LlavaConfig c, ClipWeights w, ProjectorWeights projector, VisionState s, ReadOnlySpan<float> pixels, VisionCapture? capture, int tile, Span<float> projected)
+    {
+        var v = c.Vision;
+        int size = v.ImageSize, p = v.PatchSize, grid = v.PatchesPerSide, n = v.Positions, d = v.Hidden;
 
         // im2col: patch (row, column) in row-major order becomes one row of (channel, y, x) values, the
         // convolution kernel's own flattening, so the embedding is patches x kernel^T.
@@ -130,19 +149,16 @@ public static class ClipVision
             else VisionKernels.Gelu(hidden);
             Linear(layer.Fc2, layer.Fc2Bias, hidden, output, n);
             TensorPrimitives.Add(x, output, x);
-            capture?.Record(HookKind.VisionResidPost, l, x);
+            capture?.Record(HookKind.VisionResidPost, l, x, tile);
         }
 
         int features = c.ImageTokens;
         var selected = c.Select == FeatureSelect.Default ? x[d..] : x;
-        capture?.Record(HookKind.VisionFeatures, -1, selected);
-        var projected = s.Projected.AsSpan(0, features * c.Text.DModel);
-        var image = s.ImageFeatures.AsSpan(0, features * c.Text.DModel);
-        Linear(projector.Linear1, projector.Bias1, selected, projected, features);
-        VisionKernels.Gelu(projected);
-        Linear(projector.Linear2, projector.Bias2, projected, image, features);
-        capture?.Record(HookKind.ImageFeatures, -1, image);
-        return image;
+        capture?.Record(HookKind.VisionFeatures, -1, selected, tile);
+        var mid = s.Projected.AsSpan(0, features * c.Text.DModel);
+        Linear(projector.Linear1, projector.Bias1, selected, mid, features);
+        VisionKernels.Gelu(mid);
+        Linear(projector.Linear2, projector.Bias2, mid, projected, features);
     }
 
     /// <summary>y = W x + b for each of <paramref name="rows"/> rows.</summary>

@@ -12,8 +12,23 @@ namespace TruthProbe.Vision;
 /// </summary>
 public sealed record LlavaLayout(string Vision, string Projector, HfPrefix Text)
 {
+    /// <summary>LLaVA-NeXT's <c>image_newline</c> parameter, beside the projector.</summary>
+    public string Newline { get; init; } = "image_newline";
+    /// <summary>The projector's two linears (<c>nn.Sequential</c> indices 0 and 2 in the original layout).</summary>
+    public string Linear1 { get; init; } = "linear_1";
+    public string Linear2 { get; init; } = "linear_2";
+
+    /// <summary>
+    /// liuhaotian/llava-v1.5: a plain Llama checkpoint plus <c>model.mm_projector.0/2</c>; the vision tower's
+    /// <c>vision_model.*</c> come from the separate CLIP folder.
+    /// </summary>
+    public static readonly LlavaLayout Original = new("vision_model.", "model.mm_projector.", HfPrefix.Decoder) { Linear1 = "0", Linear2 = "2" };
+
+    /// <summary>The projector tensor <paramref name="name"/> (as <see cref="LlavaCheckpoint.ProjectorTensors"/> names it) in this layout.</summary>
+    public string ProjectorName(string name) => Projector + name.Replace("linear_1.", Linear1 + ".", StringComparison.Ordinal).Replace("linear_2.", Linear2 + ".", StringComparison.Ordinal);
+
     public static readonly LlavaLayout Hub = new("vision_tower.vision_model.", "multi_modal_projector.", new HfPrefix("language_model.model.", "language_model."));
-    public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", ""));
+    public static readonly LlavaLayout Nested = new("model.vision_tower.vision_model.", "model.multi_modal_projector.", new HfPrefix("model.language_model.", "")) { Newline = "model.image_newline" };
 
     public static readonly LlavaLayout[] All = [Hub, Nested];
 }
@@ -68,28 +83,38 @@ public static class LlavaCheckpoint
     }
 
     /// <summary>Whether <paramref name="path"/> is a model folder whose config.json names a LLaVA architecture.</summary>
-    public static bool IsLlavaFolder(string path) => VisionConfigFile.Names(path, LlavaConfig.SupportedArchitectures);
+    public static bool IsLlavaFolder(string path) => VisionConfigFile.Names(path, LlavaConfig.SupportedArchitectures)
+        || VisionConfigFile.Names(path, new Dictionary<string, string> { [LlavaConfig.OriginalArchitecture] = "llava" });
 
     /// <summary>
     /// Opens a llava-hf folder: the decoder through the ordinary Hugging Face reader under the layout's prefix,
-    /// the tower and projector from the same mapped files. The caller owns the returned files.
+    /// the tower and projector from the same mapped files; for the original layout the tower from
+    /// <paramref name="visionTower"/>'s files. The caller owns the returned files.
     /// </summary>
-    public static (LlavaConfig Config, LlavaLayout Layout, ModelWeights Text, ClipWeights Vision, ProjectorWeights Projector, IReadOnlyList<SafetensorsFile> Files) Load(string folder)
+    public static (LlavaConfig Config, LlavaLayout Layout, ModelWeights Text, ClipWeights Vision, ProjectorWeights Projector, IReadOnlyList<SafetensorsFile> Files) Load(string folder, string? visionTower = null)
     {
-        var config = LlavaConfig.FromHfConfig(Path.Combine(folder, "config.json"));
-        if (config.Architecture == "llava_next")
-            throw new UserError($"{folder}: LLaVA-NeXT (anyres tiles, image_newline) is read for its config only; its forward pass is not implemented yet. Use a LlavaForConditionalGeneration checkpoint");
+        var config = LlavaConfig.FromHfConfig(Path.Combine(folder, "config.json"), visionTower);
         var files = HfCheckpoint.OpenTensorFiles(folder);
         try
         {
             var tensors = HfCheckpoint.Index(files);
-            var layout = LlavaLayout.All.FirstOrDefault(l => tensors.Keys.Any(n => n.StartsWith(l.Vision, StringComparison.Ordinal)))
+            var visionTensors = tensors;
+            string visionFolder = folder;
+            if (config.Original)
+            {
+                visionFolder = visionTower!;
+                var towerFiles = HfCheckpoint.OpenTensorFiles(visionFolder);
+                files.AddRange(towerFiles);
+                visionTensors = HfCheckpoint.Index(towerFiles);
+            }
+            var layout = config.Original ? LlavaLayout.Original
+                : LlavaLayout.All.FirstOrDefault(l => tensors.Keys.Any(n => n.StartsWith(l.Vision, StringComparison.Ordinal)))
                 ?? throw new UserError($"{folder}: no vision tower tensors ({string.Join(" or ", LlavaLayout.All.Select(l => l.Vision + "*"))}); a LLaVA checkpoint holds its CLIP tower beside the language model");
             var text = HfCheckpoint.ReadWeights(config.Text, tensors, folder, layout.Text);
 
             var visionShapes = VisionTensors(config).ToDictionary(t => t.Name, t => t.Shape);
-            WeightMatrix VisionMatrix(string name) => HfCheckpoint.Matrix(tensors, layout.Vision + name, visionShapes[name], folder);
-            float[] VisionVector(string name) => HfCheckpoint.Vector(tensors, layout.Vision + name, visionShapes[name], folder);
+            WeightMatrix VisionMatrix(string name) => HfCheckpoint.Matrix(visionTensors, layout.Vision + name, visionShapes[name], visionFolder);
+            float[] VisionVector(string name) => HfCheckpoint.Vector(visionTensors, layout.Vision + name, visionShapes[name], visionFolder);
             var layers = new ClipLayerWeights[config.VisionLayersRun];
             for (int l = 0; l < layers.Length; l++)
             {
@@ -115,13 +140,14 @@ public static class LlavaCheckpoint
             };
 
             var projectorShapes = ProjectorTensors(config).ToDictionary(t => t.Name, t => t.Shape);
-            float[]? Bias(string name) => config.ProjectorBias ? HfCheckpoint.Vector(tensors, layout.Projector + name, projectorShapes[name], folder) : null;
+            float[]? Bias(string name) => config.ProjectorBias ? HfCheckpoint.Vector(tensors, layout.ProjectorName(name), projectorShapes[name], folder) : null;
             var projector = new ProjectorWeights
             {
-                Linear1 = HfCheckpoint.Matrix(tensors, layout.Projector + "linear_1.weight", projectorShapes["linear_1.weight"], folder),
+                Linear1 = HfCheckpoint.Matrix(tensors, layout.ProjectorName("linear_1.weight"), projectorShapes["linear_1.weight"], folder),
                 Bias1 = Bias("linear_1.bias"),
-                Linear2 = HfCheckpoint.Matrix(tensors, layout.Projector + "linear_2.weight", projectorShapes["linear_2.weight"], folder),
+                Linear2 = HfCheckpoint.Matrix(tensors, layout.ProjectorName("linear_2.weight"), projectorShapes["linear_2.weight"], folder),
                 Bias2 = Bias("linear_2.bias"),
+                ImageNewline = config.Architecture == "llava_next" ? HfCheckpoint.Vector(tensors, layout.Newline, [config.Text.DModel], folder) : null,
             };
             return (config, layout, text, vision, projector, files);
         }
@@ -156,6 +182,7 @@ public static class LlavaCheckpoint
             list.Add(shape.Length > 1 ? RandomModel.Matrix(layout.Projector + name, key, shape, MathF.Sqrt(3f / shape[1]), seed, dtype)
                 : RandomModel.Vector(layout.Projector + name, key, (int)shape[0], 0f, 0.5f, seed, dtype));
         }
+        if (c.Architecture == "llava_next") list.Add(RandomModel.Vector(layout.Newline, LlavaLayout.Hub.Newline, c.Text.DModel, 0f, 1f, seed, dtype));
         SafetensorsWriter.Write(Path.Combine(folder, HfCheckpoint.SingleFile), list, new Dictionary<string, string> { ["format"] = "pt", ["seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ConfigJson(c));
     }

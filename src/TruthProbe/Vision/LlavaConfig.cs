@@ -43,7 +43,7 @@ public sealed record ClipVisionConfig
 /// <c>LlavaConfig</c> / <c>LlavaNextConfig</c>, <c>CLIPVisionConfig</c> and the text model's config class, as
 /// transformers itself fills them, so a missing <c>hidden_size</c> means CLIP's 768, not an error.
 /// </summary>
-public sealed record LlavaConfig
+public sealed partial record LlavaConfig
 {
     /// <summary>"llava" or "llava_next".</summary>
     public required string Architecture { get; init; }
@@ -61,7 +61,7 @@ public sealed record LlavaConfig
     /// <summary>Encoder layers that must run to reach <see cref="FeatureLayer"/> (23 of CLIP-L's 24 for -2).</summary>
     public int VisionLayersRun => FeatureLayer < 0 ? Vision.Layers + 1 + FeatureLayer : FeatureLayer;
 
-    /// <summary>Image features per image (= <c>&lt;image&gt;</c> tokens after expansion): 576 for CLIP-L/14 at 336 with "default".</summary>
+    /// <summary>Image features per image (= <c>&lt;image&gt;</c> tokens after expansion): 576 for CLIP-L/14 at 336 with "default". For LLaVA-NeXT, per tile (the image's count: <see cref="AnyresLayout"/>).</summary>
     public int ImageTokens => Vision.Patches + (Select == FeatureSelect.Full ? 1 : 0);
 
     public static readonly IReadOnlyDictionary<string, string> SupportedArchitectures = new Dictionary<string, string>
@@ -105,7 +105,12 @@ public sealed record LlavaConfig
     /// <summary>The default grid of <c>LlavaNextConfig</c>.</summary>
     private static readonly int[][] NextPinpointDefaults = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
 
-    public static LlavaConfig FromHfConfig(string path) => FromJson(VisionConfigFile.Read(path, "a LLaVA model folder"), path);
+    /// <param name="visionTower">the CLIP folder the original LLaVA layout (<see cref="OriginalArchitecture"/>) takes its tower from.</param>
+    public static LlavaConfig FromHfConfig(string path, string? visionTower = null)
+    {
+        var root = VisionConfigFile.Read(path, "a LLaVA model folder");
+        return IsOriginal(root) ? FromOriginal(root, path, visionTower) : FromJson(root, path);
+    }
 
     public static LlavaConfig FromJson(JsonObject root, string path)
     {
@@ -144,6 +149,7 @@ public sealed record LlavaConfig
         if (imageToken < 0) throw new UserError($"{path}: image token id {imageToken} is negative");
 
         var pinpoints = architecture != "llava_next" ? [] : Pinpoints(root["image_grid_pinpoints"], path);
+        if (architecture == "llava_next") CheckAnyres(pinpoints, vision, select, path);
         return new LlavaConfig
         {
             Architecture = architecture,
@@ -212,6 +218,21 @@ public sealed record LlavaConfig
             if (result.Length > 0 && result.All(p => p.Item1 > 0 && p.Item2 > 0)) return result;
         }
         throw new UserError($"{path}: field 'image_grid_pinpoints' must be a non-empty list of [height, width] pairs of positive integers, got {node.ToJsonString()}");
+    }
+
+    /// <summary>
+    /// What LLaVA-NeXT's packing needs of the config: every pinpoint a whole grid of tiles of the tower's image size
+    /// (transformers cuts a partial tile the model's grid arithmetic does not count), and the class row dropped (the
+    /// per-tile feature map is a square of patches).
+    /// </summary>
+    private static void CheckAnyres(IReadOnlyList<(int Height, int Width)> pinpoints, ClipVisionConfig vision, FeatureSelect select, string path)
+    {
+        int tile = vision.ImageSize;
+        var misfit = pinpoints.Where(p => p.Height % tile != 0 || p.Width % tile != 0 || (long)p.Height * p.Width > 1L << 26).Select(p => $"[{p.Height}, {p.Width}]").ToArray();
+        if (misfit.Length > 0)
+            throw new UserError($"{path}: field 'image_grid_pinpoints' holds {string.Join(", ", misfit)}, which the anyres grid cannot tile: every [height, width] must be a multiple of the vision tower's image_size {tile} (and at most 2^26 pixels)");
+        if (select != FeatureSelect.Default)
+            throw new UserError($"{path}: field 'vision_feature_select_strategy' is 'full'; LLaVA-NeXT's grid of patch features needs 'default' (the class row dropped)");
     }
 
     private static int IntOf(JsonNode node, string field, string path) =>

@@ -24,7 +24,7 @@ public sealed class LlavaState
 /// <see cref="Transformer"/> whose every hook, gate and cache runs over the image positions too. The image's
 /// features replace the embeddings at the positions of the image token, in order, as transformers does.
 /// </summary>
-public sealed class LlavaModel : IDisposable
+public sealed partial class LlavaModel : IDisposable
 {
     public LlavaConfig Config { get; }
     public LlavaLayout Layout { get; }
@@ -33,11 +33,14 @@ public sealed class LlavaModel : IDisposable
     public ProjectorWeights Projector { get; }
     /// <summary>The folder's <c>preprocessor_config.json</c> (CLIPImageProcessor), null when it has none.</summary>
     public ClipConfig? Preprocessor { get; }
-    /// <summary>How images are made square unless the user says otherwise: llava-hf's processor centre-crops.</summary>
-    public AspectMode DefaultAspect => AspectMode.Crop;
+    /// <summary>How images are made square unless the user says otherwise: llava-hf's processor centre-crops, the original release pads.</summary>
+    public AspectMode DefaultAspect => Config.PadToSquare ? AspectMode.Pad : AspectMode.Crop;
+    // Where preprocessor_config.json is read: the model folder, or for the original layout the CLIP folder.
+    private readonly string _preprocessorFolder;
 
-    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor)
+    private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor, string preprocessorFolder)
     {
+        _preprocessorFolder = preprocessorFolder;
         Config = config;
         Layout = layout;
         Language = language;
@@ -50,17 +53,19 @@ public sealed class LlavaModel : IDisposable
 
     /// <summary>
     /// Loads a llava-hf folder (either tensor layout) with its tokenizer (<paramref name="tokenizerPath"/>, else the
-    /// folder's own, when it has one) and preprocessor config; the files are mapped once and shared.
+    /// folder's own, when it has one) and preprocessor config; the files are mapped once and shared. An original-layout
+    /// checkpoint takes its tower and preprocessor config from the CLIP folder <paramref name="visionTower"/>.
     /// </summary>
-    public static LlavaModel Load(string folder, string? tokenizerPath = null)
+    public static LlavaModel Load(string folder, string? tokenizerPath = null, string? visionTower = null)
     {
-        var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder);
+        var (config, layout, text, vision, projector, files) = LlavaCheckpoint.Load(folder, visionTower);
+        string preprocessorFolder = config.Original ? visionTower! : folder;
         ITokenizer? tokenizer;
         ClipConfig? preprocessor;
         try
         {
             tokenizer = tokenizerPath != null ? TokenizerLoader.FromFile(tokenizerPath) : TokenizerLoader.FromModelDirectory(folder);
-            string preprocessorPath = Path.Combine(folder, PreprocessorFile);
+            string preprocessorPath = Path.Combine(preprocessorFolder, PreprocessorFile);
             preprocessor = File.Exists(preprocessorPath) ? ClipConfig.Read(preprocessorPath) : null;
         }
         catch
@@ -69,13 +74,13 @@ public sealed class LlavaModel : IDisposable
             throw;
         }
         var language = new Transformer(config.Text, text, folder, "llava-hf", files) { Tokenizer = tokenizer };
-        return new LlavaModel(config, layout, language, vision, projector, preprocessor);
+        return new LlavaModel(config, layout, language, vision, projector, preprocessor, preprocessorFolder);
     }
 
     /// <summary>The folder's CLIPImageProcessor with <paramref name="aspect"/>: images to the tower's normalised [3, H, W] pixels.</summary>
     public ClipPreprocessor ImagePreprocessor(AspectMode aspect)
     {
-        string path = Path.Combine(Language.Source, PreprocessorFile);
+        string path = Path.Combine(_preprocessorFolder, PreprocessorFile);
         var config = Preprocessor ?? throw new UserError($"{path}: not found; a llava-hf folder holds the CLIPImageProcessor settings of its checkpoint there (copy it from the checkpoint's repository)");
         int size = Config.Vision.ImageSize;
         if (config.CropWidth != size || config.CropHeight != size || !config.DoCenterCrop)
@@ -89,21 +94,25 @@ public sealed class LlavaModel : IDisposable
     /// The ids as the decoder sees them: a single image token becomes <see cref="LlavaConfig.ImageTokens"/> of them (what
     /// the processor of current transformers does to the text); ids that already hold that many are kept as they are.
     /// </summary>
-    public int[] ExpandImageTokens(ReadOnlySpan<int> ids)
+    public int[] ExpandImageTokens(ReadOnlySpan<int> ids, ImageSize? imageSize = null)
     {
         int image = Config.ImageTokenId, count = 0, first = -1;
         for (int t = 0; t < ids.Length; t++)
             if (ids[t] == image) { count++; if (first < 0) first = t; }
-        int expected = Config.ImageTokens;
+        int expected = ImageTokens(imageSize);
         if (count == expected) return ids.ToArray();
         if (count != 1)
             throw new UserError($"the prompt holds {count} image tokens (id {image}); one image needs either a single <image> (expanded to {expected}) or exactly {expected}");
         return [.. ids[..first], .. Enumerable.Repeat(image, expected), .. ids[(first + 1)..]];
     }
 
-    /// <summary>Pixels ([3, H, W], normalised) to the [image tokens, d_model] rows that replace the image tokens.</summary>
-    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null) =>
-        ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
+    /// <summary>
+    /// Pixels ([3, H, W], normalised; for LLaVA-NeXT [tiles, 3, H, W] of an image of <paramref name="imageSize"/>, as
+    /// <see cref="PrepareImage"/> gives them) to the [image tokens, d_model] rows that replace the image tokens.
+    /// </summary>
+    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null, ImageSize? imageSize = null) =>
+        IsAnyres ? EncodeAnyres(state.Vision, pixelValues, capture, Anyres(imageSize))
+            : ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
 
     /// <summary>
     /// Encodes the image, then runs the ids (one <c>&lt;image&gt;</c> or the expanded count, see <see cref="ExpandImageTokens"/>)
@@ -111,34 +120,36 @@ public sealed class LlavaModel : IDisposable
     /// logits. <paramref name="capture"/> and <paramref name="interventions"/> are the decoder's, over the expanded ids.
     /// </summary>
     public ReadOnlySpan<float> Forward(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues,
-        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null)
+        ActivationCapture? capture = null, Interventions? interventions = null, VisionCapture? visionCapture = null, ImageSize? imageSize = null)
     {
-        EncodeImage(state, pixelValues, visionCapture);
-        return ForwardEncoded(state, ids, state.Vision.ImageFeatures, capture, interventions);
+        EncodeImage(state, pixelValues, visionCapture, imageSize);
+        return ForwardEncoded(state, ids, state.Vision.ImageFeatures, capture, interventions, imageSize);
     }
 
     /// <summary>
     /// As <see cref="Forward"/> with the image already encoded: <paramref name="imageFeatures"/> [image tokens, d_model]
-    /// as <see cref="EncodeImage"/> gave them, so that prompts about one image share one encoding.
+    /// as <see cref="EncodeImage"/> gave them, so that prompts about one image share one encoding (LLaVA-NeXT: the
+    /// rows of an image of <paramref name="imageSize"/> at the start of the buffer).
     /// </summary>
     public ReadOnlySpan<float> ForwardEncoded(LlavaState state, ReadOnlySpan<int> ids, float[] imageFeatures,
-        ActivationCapture? capture = null, Interventions? interventions = null)
+        ActivationCapture? capture = null, Interventions? interventions = null, ImageSize? imageSize = null)
     {
-        if (imageFeatures.Length != Config.ImageTokens * Config.Text.DModel)
-            throw new ArgumentException($"image features hold {imageFeatures.Length} floats, not [{Config.ImageTokens}, {Config.Text.DModel}]", nameof(imageFeatures));
-        int[] expanded = ExpandImageTokens(ids);
+        int need = ImageTokens(imageSize) * Config.Text.DModel;
+        if (IsAnyres ? imageFeatures.Length < need : imageFeatures.Length != need)
+            throw new ArgumentException($"image features hold {imageFeatures.Length} floats, not [{need / Config.Text.DModel}, {Config.Text.DModel}]", nameof(imageFeatures));
+        int[] expanded = ExpandImageTokens(ids, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, state.Text.Position, imageFeatures, Config.Text.DModel);
-        return Language.Forward(state.Text, expanded, capture, interventions, splice.Apply);
+        return Language.Forward(state.Text, DecoderIds(expanded), capture, interventions, splice.Apply);
     }
 
     /// <summary>Greedy or sampled continuation of an image prompt through the decoder's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
-    public GenerationResult Generate(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues, GenerationOptions options, VisionCapture? visionCapture = null)
+    public GenerationResult Generate(LlavaState state, ReadOnlySpan<int> ids, ReadOnlySpan<float> pixelValues, GenerationOptions options, VisionCapture? visionCapture = null, ImageSize? imageSize = null)
     {
-        int[] expanded = ExpandImageTokens(ids);
+        int[] expanded = ExpandImageTokens(ids, imageSize);
         // Generate starts the sequence over at position 0.
-        EncodeImage(state, pixelValues, visionCapture);
+        EncodeImage(state, pixelValues, visionCapture, imageSize);
         var splice = new ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel);
-        return Generator.Generate(Language, expanded, options, state.Text, splice.Apply);
+        return Generator.Generate(Language, DecoderIds(expanded), options, state.Text, splice.Apply) with { PromptIds = expanded };
     }
 
     public void Dispose() => Language.Dispose();

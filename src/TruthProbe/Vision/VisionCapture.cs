@@ -14,6 +14,9 @@ public sealed class VisionCapture
     private readonly LlavaConfig? _config;
     private readonly HashSet<(HookKind Kind, int Layer)> _wanted = [];
     private readonly Dictionary<string, Activation> _results = new(StringComparer.Ordinal);
+    // The encoding under way: LLaVA-NeXT's tile count (0 for LLaVA-1.5's single image, whose hooks have no tile
+    // axis) and the image tokens spliced, which for NeXT depend on the image's size.
+    private int _tiles, _imageTokens;
 
     public VisionCapture(LlavaConfig config, IEnumerable<string> patterns) : this(patterns, config.VisionLayersRun) => _config = config;
 
@@ -41,13 +44,36 @@ public sealed class VisionCapture
     /// <summary>Whether (<paramref name="kind"/>, <paramref name="layer"/>) was asked for; layer -1 for the hooks outside the layers.</summary>
     internal bool Wants(HookKind kind, int layer = -1) => _wanted.Contains((kind, layer));
 
-    internal void Begin() => _results.Clear();
+    /// <param name="tiles">LLaVA-NeXT's tiles (the tower's hooks get a leading tile axis), 0 for one image.</param>
+    /// <param name="imageTokens">rows of <c>hook_image_features</c> for this image.</param>
+    internal void Begin(int tiles = 0, int imageTokens = 0)
+    {
+        _results.Clear();
+        (_tiles, _imageTokens) = (tiles, imageTokens);
+    }
 
-    /// <summary>Keeps a copy of <paramref name="data"/>, shaped as the hook table says, when it was asked for.</summary>
-    internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data)
+    /// <summary>
+    /// Keeps a copy of <paramref name="data"/>, shaped as the hook table says, when it was asked for. With tiles,
+    /// the tower's hooks are [tiles, ...] and <paramref name="data"/> (one tile's values, or all of them for the pixels)
+    /// goes to tile <paramref name="tile"/>'s slot.
+    /// </summary>
+    internal void Record(HookKind kind, int layer, ReadOnlySpan<float> data, int tile = 0)
     {
         if (!Wants(kind, layer)) return;
-        Record(kind, layer, data, HookNames.Point(kind).Shape.Select(Size).ToArray());
+        int[] shape = HookNames.Point(kind).Shape.Select(d => Size(kind, d)).ToArray();
+        if (_tiles == 0 || kind == HookKind.ImageFeatures)
+        {
+            Record(kind, layer, data, shape);
+            return;
+        }
+        var point = HookNames.Point(kind);
+        int size = shape.Aggregate(1, (a, b) => a * b);
+        if (kind == HookKind.VisionPixelValues) (size, tile) = (size * _tiles, 0);
+        if (data.Length != size)
+            throw new InvalidOperationException($"{point.Name(layer)} has {data.Length} values, not a tile of {point.ShapeText} = [{string.Join(", ", shape)}]");
+        if (!_results.TryGetValue(point.Name(layer), out var all))
+            _results[point.Name(layer)] = all = new Activation([_tiles, .. shape], new float[_tiles * shape.Aggregate(1, (a, b) => a * b)]);
+        data.CopyTo(all.Data.AsSpan(tile * size, size));
     }
 
     /// <summary>The same with the shape the encoder gives (an image path whose sizes vary per image).</summary>
@@ -60,8 +86,9 @@ public sealed class VisionCapture
         _results[point.Name(layer)] = new Activation(shape, data.ToArray());
     }
 
-    private int Size(HookDim d) => _config == null ? throw new InvalidOperationException("a Qwen image path records with its own shapes") : d switch
+    private int Size(HookKind kind, HookDim d) => _config == null ? throw new InvalidOperationException("a Qwen image path records with its own shapes") : d switch
     {
+        HookDim.ImageTokens when kind == HookKind.ImageFeatures => _imageTokens,
         HookDim.Channels => _config.Vision.Channels,
         HookDim.ImageSize => _config.Vision.ImageSize,
         HookDim.VisionPositions => _config.Vision.Positions,

@@ -17,7 +17,7 @@ public sealed class LlavaCliTests
     private const int ImageToken = 60;
 
     /// <summary>llava-hf/llava-1.5-7b-hf's preprocessor_config.json (CLIPImageProcessor at 336).</summary>
-    private const string Preprocessor336 = """
+    internal const string Preprocessor336 = """
         {
           "crop_size": {"height": 336, "width": 336}, "do_center_crop": true, "do_convert_rgb": true,
           "do_normalize": true, "do_rescale": true, "do_resize": true,

@@ -23,7 +23,17 @@ internal static class LlavaReference
     public static Result Run(string folder, LlavaConfig c, float[] pixels, int[] ids, Dictionary<string, double[]>? hooks = null)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
-        double[]? Optional(string name) => file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
+        var Optional = Reader(file);
+        var (hidden, image) = Tower(Optional, c, pixels);
+        return new Result(hidden, image, Decode(Optional, c, image, ids, out var zs, hooks), zs);
+    }
+
+    /// <summary>
+    /// The tower's selected hidden state (every row) and the projector's output (after the class-token choice) for
+    /// one [3, S, S] image or tile.
+    /// </summary>
+    private static (double[][] Hidden, double[][] Image) Tower(Func<string, double[]?> Optional, LlavaConfig c, float[] pixels)
+    {
         double[] T(string name) => Optional(name) ?? throw new KeyNotFoundException(name);
         string vp = "vision_tower.vision_model.";
         var v = c.Vision;
@@ -95,14 +105,72 @@ internal static class LlavaReference
         var image = selected.Select(r => ReferenceForward.Linear(
             ReferenceForward.Linear(r, T("multi_modal_projector.linear_1.weight"), Optional("multi_modal_projector.linear_1.bias"), dm).Select(Gelu).ToArray(),
             T("multi_modal_projector.linear_2.weight"), Optional("multi_modal_projector.linear_2.bias"), dm)).ToArray();
+        return (hidden[index], image);
+    }
 
-        // Embeddings of the ids; image-token rows replaced in order (transformers' masked_scatter).
-        var embed = T("language_model.model.embed_tokens.weight");
+    /// <summary>Embeddings of the ids with the image-token rows replaced in order (transformers' masked_scatter), through the decoder.</summary>
+    private static double[][] Decode(Func<string, double[]?> Optional, LlavaConfig c, double[][] image, int[] ids, out List<double[][]> zs, Dictionary<string, double[]>? hooks = null)
+    {
+        int dm = c.Text.DModel;
+        var embed = Optional("language_model.model.embed_tokens.weight")!;
         int next_ = 0;
         var input = ids.Select(id => id == c.ImageTokenId ? (double[])image[next_++].Clone() : embed.Skip(id * dm).Take(dm).ToArray()).ToArray();
-        var zs = new List<double[][]>();
-        var logits = ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs, hooks);
-        return new Result(hidden[index], image, logits, zs);
+        zs = [];
+        return ReferenceForward.Decoder(c.Text, name => Optional("language_model." + name), input, zs, hooks);
+    }
+
+    /// <summary>
+    /// LLaVA-NeXT (transformers' modeling_llava_next): every tile of <paramref name="tilePixels"/> ([tiles, 3, S, S],
+    /// base first) through <see cref="Tower"/>; then pack_image_features, written as it reads there: the grid tiles'
+    /// features viewed as (rows, columns, side, side, D) and laid out as one feature map of (rows * side) x
+    /// (columns * side), unpad_image on it with the model's float rounding (<c>int(round(h * (current_w / w), 7))</c>),
+    /// <c>image_newline</c> appended to every row, flattened row-major, and the base tile's features in front.
+    /// <see cref="Result.HiddenStates"/> holds every tile's selected hidden state, tile after tile.
+    /// </summary>
+    public static Result RunNext(string folder, LlavaConfig c, float[] tilePixels, int gridRows, int gridColumns, int height, int width, int[] ids)
+    {
+        using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
+        var Optional = Reader(file);
+        int S = c.Vision.ImageSize, side = c.Vision.PatchesPerSide, plane = 3 * S * S, tiles = gridRows * gridColumns + 1;
+        Assert.Equal(tiles * plane, tilePixels.Length);
+        var towers = Enumerable.Range(0, tiles).Select(t => Tower(Optional, c, tilePixels[(t * plane)..((t + 1) * plane)])).ToArray();
+
+        int H = gridRows * side, W = gridColumns * side;
+        var map = new double[H, W][];
+        for (int t = 1; t < tiles; t++)
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                    map[(t - 1) / gridColumns * side + y, (t - 1) % gridColumns * side + x] = towers[t].Image[y * side + x];
+        int top = 0, bottom = H, left = 0, right = W;
+        if ((double)width / height > (double)W / H)
+        {
+            int kept = (int)Math.Round(height * ((double)W / width), 7);
+            top = (H - kept) / 2;
+            bottom = H - top;
+        }
+        else
+        {
+            int kept = (int)Math.Round(width * ((double)H / height), 7);
+            left = (W - kept) / 2;
+            right = W - left;
+        }
+        var newline = Optional("image_newline")!;
+        var image = towers[0].Image.ToList();
+        for (int y = top; y < bottom; y++)
+        {
+            for (int x = left; x < right; x++) image.Add(map[y, x]);
+            image.Add(newline);
+        }
+        var packed = image.ToArray();
+        return new Result(towers.SelectMany(t => t.Hidden).ToArray(), packed, Decode(Optional, c, packed, ids, out var zs), zs);
+    }
+
+    /// <summary>Tensors by name in float64, each read once (the loops above ask for the same weights per row).</summary>
+    private static Func<string, double[]?> Reader(SafetensorsFile file)
+    {
+        var cache = new Dictionary<string, double[]?>();
+        return name => cache.TryGetValue(name, out var t) ? t
+            : cache[name] = file.Tensors.ContainsKey(name) ? file.ReadSingles(file.Get(name)).Select(v => (double)v).ToArray() : null;
     }
 
     private static double[] LayerNorm(double[] x, double[] w, double[] b, double eps)
