@@ -12,6 +12,7 @@ IBenchmark[] all =
     new VisionBenchmark(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
+    new EvalBatchBenchmark(),
     new ChairBench(),
     new TrainBenchmark(),
     new ProbeBenchmark(),

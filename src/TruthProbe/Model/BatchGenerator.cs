@@ -21,7 +21,8 @@ public static class BatchGenerator
 
     /// <summary>
     /// Results in the order of <paramref name="prompts"/>. <paramref name="completed"/> is told (prompt index,
-    /// result) as each sequence finishes, in the order they finish.
+    /// result) as each sequence finishes, in the order they finish. A batch of 1 runs <see cref="Generator.Generate"/>
+    /// on each prompt in turn.
     /// </summary>
     public static GenerationResult[] Generate(Transformer model, IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize,
         Action<int, GenerationResult>? completed = null)
@@ -29,6 +30,13 @@ public static class BatchGenerator
         if (batchSize < 1) throw new TruthProbe.Common.UserError($"the batch size must be at least 1, got {batchSize}") { Field = "batch" };
         foreach (var prompt in prompts) Generator.Check(model, prompt, options);
         var results = new GenerationResult[prompts.Count];
+        if (batchSize == 1)
+        {
+            // One at a time is Generator itself, so `--batch 1` is the reference the batched runs are held to.
+            var state = model.NewState();
+            for (int i = 0; i < prompts.Count; i++) completed?.Invoke(i, results[i] = Generator.Generate(model, prompts[i], options, state));
+            return results;
+        }
         int width = Math.Min(batchSize, prompts.Count);
         if (width == 0) return results;
         var slots = Enumerable.Range(0, width).Select(_ => new Slot(model, options)).ToArray();
