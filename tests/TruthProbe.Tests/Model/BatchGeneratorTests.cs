@@ -129,6 +129,25 @@ public class BatchGeneratorTests
         }
     }
 
+    [SkippableFact]
+    public void Step_WithReservedCaches_AllocatesNothing()
+    {
+        using var model = Transformer.Load(SharedData.Path("models", "stories260K", "stories260K.bin"));
+        RunState[] states = [model.NewState(), model.NewState(), model.NewState()];
+        int[][] prompts = [[1], [1, 403, 407], [1, 403, 407, 261, 378]];
+        for (int b = 0; b < 3; b++) { states[b].Reserve(64); model.Forward(states[b], prompts[b]); }
+        var batch = new DecodeBatch(model, 3);
+        int[] tokens = [403, 261, 432];
+        for (int i = 0; i < 4; i++) batch.Step(states, tokens); // warm-up: JIT, thread-static scratch
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++)
+        {
+            var logits = batch.Step(states, tokens);
+            for (int b = 0; b < 3; b++) tokens[b] = Generator.ArgMax(logits.Slice(b * model.Config.Vocab, model.Config.Vocab));
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Fact]
     public void BadBatchSizeOrPrompt_IsAUserError()
     {
