@@ -66,18 +66,19 @@ public class BatchGeneratorTests
         string folder = TinyModels.Write(tmp, config, WeightDType.BF16);
         using var model = Transformer.Load(folder);
         int vocab = config.Vocab;
-        // Three sequences at different positions (prefills of 5, 1 and 9 tokens), then four steps together.
-        int[][] sequences = [.. new[] { 5, 1, 9 }.Select(n => Enumerable.Range(0, n + 4).Select(i => (i * 13 + n) % vocab).ToArray())];
-        int[] prefill = [5, 1, 9];
+        // Five sequences at different positions, then four steps together: bf16 rows go four inputs at a time
+        // through the fused kernel, the fifth through the one-input dot.
+        int[] prefill = [5, 1, 9, 3, 16];
+        int[][] sequences = [.. prefill.Select(n => Enumerable.Range(0, n + 4).Select(i => (i * 13 + n) % vocab).ToArray())];
         var batchStates = sequences.Select((s, b) => { var st = model.NewState(); model.Forward(st, s[..prefill[b]]); return st; }).ToArray();
         var aloneStates = sequences.Select((s, b) => { var st = model.NewState(); model.Forward(st, s[..prefill[b]]); return st; }).ToArray();
-        var batch = new DecodeBatch(model, 3);
+        var batch = new DecodeBatch(model, 5);
         float[] logits = [];
         for (int step = 0; step < 4; step++)
         {
             int[] tokens = sequences.Select((s, b) => s[prefill[b] + step]).ToArray();
             logits = batch.Step(batchStates, tokens).ToArray();
-            for (int b = 0; b < 3; b++)
+            for (int b = 0; b < 5; b++)
             {
                 float[] alone = model.Forward(aloneStates[b], tokens.AsSpan(b, 1)).ToArray();
                 Assert.Equal(alone, logits.AsSpan(b * vocab, vocab).ToArray());
@@ -85,7 +86,7 @@ public class BatchGeneratorTests
             }
         }
         // The last step consumed each sequence's last token: its logits are the reference's last row.
-        for (int b = 0; b < 3; b++)
+        for (int b = 0; b < 5; b++)
         {
             double[] reference = ReferenceForward.Logits(folder, sequences[b])[^1];
             double diff = TinyModels.MaxAbsDiff(logits.AsSpan(b * vocab, vocab), reference.Select(r => (float)r).ToArray());
