@@ -9,6 +9,10 @@ namespace TruthProbe.Model;
 /// </summary>
 public static class BatchGenerator
 {
+    /// <summary>The batch `generate --prompts` and `eval halueval` use unless told: measured on the 0.5B shape
+    /// (docs/performance.md), where prefill is most of an item's work.</summary>
+    public const int DefaultBatchSize = 8;
+
     private sealed class Slot(Transformer model, GenerationOptions options)
     {
         public readonly RunState State = model.NewState();
