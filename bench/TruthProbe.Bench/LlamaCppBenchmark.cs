@@ -96,7 +96,7 @@ public sealed class LlamaCppBenchmark : IBenchmark
 
     /// <summary>The 256 byte-level tokens and an end-of-text token; the GGUF writer pads the rest of the
     /// 151,936 rows with unused tokens, which is all llama.cpp needs to load the model.</summary>
-    private static TokenizerVocabulary ByteVocabulary()
+    internal static TokenizerVocabulary ByteVocabulary()
     {
         string[] tokens = [.. Enumerable.Range(0, 256).Select(b => ByteLevelAlphabet.CharOf[b].ToString()), "<|endoftext|>"];
         int[] types = [.. Enumerable.Repeat(TokenType.Normal, 256), TokenType.Control];
@@ -122,7 +122,7 @@ public sealed class LlamaCppBenchmark : IBenchmark
         public void Dispose() => _model.Dispose();
     }
 
-    private sealed class LlamaCppRuntime : IRuntime
+    internal sealed class LlamaCppRuntime : IRuntime
     {
         private readonly LLamaWeights _weights;
         private readonly LLamaContext _context;
@@ -156,6 +156,9 @@ public sealed class LlamaCppBenchmark : IBenchmark
         }
 
         public void Step() => Decode([_next]);
+
+        /// <summary>The greedy token after the last prefill or step.</summary>
+        public int Next => _next;
 
         private void Decode(ReadOnlySpan<int> tokens)
         {

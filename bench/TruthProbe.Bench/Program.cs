@@ -16,6 +16,7 @@ IBenchmark[] all =
     new PopePrefixBench(),
     new RssBenchmark(),
     new LlamaCppBenchmark(),
+    new EvalBatchBenchmark(),
     new ChairBench(),
     new TrainBenchmark(),
     new ProbeBenchmark(),

@@ -33,9 +33,10 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
     private readonly Option<int?> _splitSeed = Opt.IntOrNull("--split-seed", "S", "seed of the --lambda-sweep tuning split (default 42)");
     private readonly Option<bool> _skipLong = Opt.Flag("--skip-long",
         "skip (and count) rows whose prompts do not fit the model's context with 7 new tokens; without it such a row is an error");
+    private readonly Option<int> _batch = BatchOption.Create();
     private readonly Option<string> _out = Opt.Out("DIR", "items.jsonl (every prompt, reply and parse) and metrics.json");
     private readonly ShardOption _shard = new();
-    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _skipFirst, _limit, _seeds, _sweep, _splitSeed, _skipLong, _out, _shard.Option];
+    public IEnumerable<Symbol> Symbols => [.. _model.Symbols, _data, _skipFirst, _limit, _seeds, _sweep, _splitSeed, _skipLong, _batch, _out, _shard.Option];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -78,12 +79,11 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         // A shard whose rows are all too long is an empty part, not an error: the whole run may still have rows.
         if (rows.Count == 0 && shard == null) throw new UserError($"{data}: every selected row was too long for {modelPath}; nothing to evaluate");
 
-        var state = model.NewState();
-        Func<string, string> Generate(Interventions? interventions) => prompt =>
-        {
-            var result = Generator.Generate(model, model.Encode(prompt), new GenerationOptions { MaxNewTokens = MaxNewTokens, Interventions = interventions }, state);
-            return model.Tokenizer!.Decode(result.NewIds);
-        };
+        int batch = args.GetValue(_batch);
+        Progress? progress = null;
+        Func<IReadOnlyList<string>, IReadOnlyList<string>> Generate(Interventions? interventions) => prompts =>
+            BatchGenerator.Generate(model, [.. prompts.Select(model.Encode)], new GenerationOptions { MaxNewTokens = MaxNewTokens, Interventions = interventions },
+                batch, (_, _) => progress!.Advance()).Select(r => model.Tokenizer!.Decode(r.NewIds)).ToList();
         List<HaluEvalItem> ItemsOf(IEnumerable<HaluEvalRow> part) => seeds.SelectMany(s => HaluEvalData.Items(part, s)).ToList();
 
         List<HaluEvalRow> testRows = rows;
@@ -99,7 +99,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         List<HaluEvalJudged> vanilla;
         List<HaluEvalJudged>? gated = null;
         GateTable? table = null;
-        using (var progress = new Progress("halueval", total, to: stderr))
+        using (progress = new Progress("halueval", total, to: stderr))
         {
             if (sweep != null)
             {
@@ -107,7 +107,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
                 foreach (double lambda in sweep)
                 {
                     var candidate = gating.Table(config.Layers, config.Heads, modelPath, lambda);
-                    var judged = HaluEvalRunner.Judge(tuningItems, Generate(gating.Interventions(config, candidate)), progress);
+                    var judged = HaluEvalRunner.Judge(tuningItems, Generate(gating.Interventions(config, candidate)));
                     double f1 = judged.GroupBy(j => j.Item.Seed).Average(g => HaluEvalScores.From(g.Select(j => j.Outcome)).F1);
                     candidates.Add((lambda, f1));
                 }
@@ -117,8 +117,8 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
             }
             else table = loaded.Gates?.Table;
 
-            vanilla = HaluEvalRunner.Judge(testItems, Generate(null), progress);
-            if (table != null) gated = HaluEvalRunner.Judge(testItems, Generate(gating.Interventions(config, table)), progress);
+            vanilla = HaluEvalRunner.Judge(testItems, Generate(null));
+            if (table != null) gated = HaluEvalRunner.Judge(testItems, Generate(gating.Interventions(config, table)));
         }
 
         string dataSha256 = Hashing.Sha256File(data);

@@ -46,22 +46,21 @@ public static class HaluEvalRunner
     /// Replies for every item under one condition. Greedy decoding is deterministic and a row can show only
     /// two prompts whatever the seed, so each distinct prompt is generated once and its reply reused.
     /// </summary>
-    public static List<HaluEvalJudged> Judge(IReadOnlyList<HaluEvalItem> items, Func<string, string> generate, Progress? progress = null)
+    public static List<HaluEvalJudged> Judge(IReadOnlyList<HaluEvalItem> items, Func<string, string> generate, Progress? progress = null) =>
+        Judge(items, prompts => prompts.Select(p => { string reply = generate(p); progress?.Advance(); return reply; }).ToList());
+
+    /// <summary>
+    /// As above, with every distinct prompt (in order of first use) handed to <paramref name="generateAll"/> at
+    /// once, which returns their replies in the same order: the form batched decoding needs.
+    /// </summary>
+    public static List<HaluEvalJudged> Judge(IReadOnlyList<HaluEvalItem> items, Func<IReadOnlyList<string>, IReadOnlyList<string>> generateAll)
     {
-        var replies = new Dictionary<string, string>(StringComparer.Ordinal);
-        var judged = new List<HaluEvalJudged>(items.Count);
-        foreach (var item in items)
-        {
-            string prompt = item.Prompt;
-            if (!replies.TryGetValue(prompt, out string? reply))
-            {
-                reply = generate(prompt);
-                replies[prompt] = reply;
-                progress?.Advance();
-            }
-            judged.Add(new HaluEvalJudged(item, reply, HaluEvalAnswer.Parse(reply)));
-        }
-        return judged;
+        var prompts = items.Select(i => i.Prompt).Distinct(StringComparer.Ordinal).ToList();
+        var replies = generateAll(prompts);
+        if (replies.Count != prompts.Count) throw new ArgumentException($"{prompts.Count} prompts got {replies.Count} replies");
+        var byPrompt = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < prompts.Count; i++) byPrompt[prompts[i]] = replies[i];
+        return items.Select(item => new HaluEvalJudged(item, byPrompt[item.Prompt], HaluEvalAnswer.Parse(byPrompt[item.Prompt]))).ToList();
     }
 
     /// <summary>How many generations <see cref="Judge"/> will run for these items (its progress total).</summary>

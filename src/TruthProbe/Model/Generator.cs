@@ -39,11 +39,7 @@ public static class Generator
         System.Buffers.SpanAction<float, int>? replaceEmbeddings = null)
     {
         int cached = state.Position;
-        if (promptIds.Count == 0) throw new UserError("generate: the prompt has no tokens (start from BOS at least)");
-        if (promptIds.Count > model.Config.MaxContext)
-            throw new UserError($"{model.Source}: the prompt has {promptIds.Count} tokens but the model's context is {model.Config.MaxContext}; shorten it");
-        if (options.Temperature < 0 || !float.IsFinite(options.Temperature))
-            throw new UserError($"generate: temperature must be >= 0, got {options.Temperature}");
+        Check(model, promptIds, options);
         if (cached >= promptIds.Count)
             throw new ArgumentException($"the cache holds {cached} positions; a prompt of {promptIds.Count} ids leaves nothing to prefill");
         state.Reserve(promptIds.Count + options.MaxNewTokens);
@@ -56,7 +52,7 @@ public static class Generator
         bool eos = false;
         while (generated.Count < options.MaxNewTokens)
         {
-            int next = options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng, weights);
+            int next = Next(logits, options, rng, weights);
             if (options.StopAtEos && eosIds.Contains(next)) { eos = true; break; }
             generated.Add(next);
             if (generated.Count == options.MaxNewTokens || state.Position == model.Config.MaxContext) break;
@@ -65,6 +61,20 @@ public static class Generator
         }
         return new GenerationResult(promptIds.ToArray(), generated.ToArray(), eos, options.Seed, options.Temperature);
     }
+
+    /// <summary>Refuses an empty prompt, one longer than the context and a negative or non-finite temperature.</summary>
+    internal static void Check(Transformer model, IReadOnlyList<int> promptIds, GenerationOptions options)
+    {
+        if (promptIds.Count == 0) throw new UserError("generate: the prompt has no tokens (start from BOS at least)");
+        if (promptIds.Count > model.Config.MaxContext)
+            throw new UserError($"{model.Source}: the prompt has {promptIds.Count} tokens but the model's context is {model.Config.MaxContext}; shorten it");
+        if (options.Temperature < 0 || !float.IsFinite(options.Temperature))
+            throw new UserError($"generate: temperature must be >= 0, got {options.Temperature}");
+    }
+
+    /// <summary>The next token from one position's logits: argmax at temperature 0, else a draw.</summary>
+    internal static int Next(ReadOnlySpan<float> logits, GenerationOptions options, XorShiftRandom rng, float[] weights) =>
+        options.Temperature == 0 ? ArgMax(logits) : Sample(logits, options.Temperature, rng, weights);
 
     public static int ArgMax(ReadOnlySpan<float> values)
     {

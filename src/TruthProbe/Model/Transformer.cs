@@ -228,7 +228,7 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>The one place per-position activations meet interventions and capture (shapes from <see cref="HookNames.Table"/>).</summary>
-    private void Hook(HookKind kind, int layer, Span<float> data, int tokens, ActivationCapture? capture, Interventions? interventions)
+    internal void Hook(HookKind kind, int layer, Span<float> data, int tokens, ActivationCapture? capture, Interventions? interventions)
     {
         interventions?.Apply(kind, layer, data, tokens, HookNames.Point(kind).Width(Config));
         if (capture == null || !capture.Wants(kind, layer)) return;
@@ -248,7 +248,7 @@ public sealed class Transformer : IDisposable
         throw new UserError($"{Source}: {what} is {values[at].ToString(System.Globalization.CultureInfo.InvariantCulture)} at {where}, index {at % width}, although the weights are finite: an activation overflowed float32 (gates with a large lambda, or an extreme config value)") { Field = FiniteWeights.AllowField };
     }
 
-    private void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)
+    internal void CheckTokens(ReadOnlySpan<int> tokens, int firstPosition)
     {
         if (tokens.IsEmpty) throw new ArgumentException("forward needs at least one token");
         if (firstPosition + tokens.Length > Config.MaxContext)
@@ -258,13 +258,13 @@ public sealed class Transformer : IDisposable
                 throw new UserError($"{Source}: token id {tokens[t]} (position {firstPosition + t}) is outside the vocabulary [0, {Config.Vocab})");
     }
 
-    private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
+    internal void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
     {
         int d = Config.DModel;
         for (int t = 0; t < rows; t++) Kernels.RmsNorm(x.Slice(t * d, d), weight, Config.RmsEps, y.Slice(t * d, d));
     }
 
-    private static void AddBias(Span<float> y, float[]? bias, int rows)
+    internal static void AddBias(Span<float> y, float[]? bias, int rows)
     {
         if (bias == null) return;
         for (int t = 0; t < rows; t++) TensorPrimitives.Add(y.Slice(t * bias.Length, bias.Length), bias, y.Slice(t * bias.Length, bias.Length));

@@ -68,8 +68,9 @@ public class CliMainTests
             verbs.Where(v => Names(v).Contains("--site")).Select(v => v.Name));
         Assert.All(verbs.Where(v => Names(v).Contains("--site")), v => Assert.Subset(Names(v).ToHashSet(), gating.ToHashSet()));
         Assert.All(verbs.Where(v => Names(v).Contains("--mode")), v => Assert.Contains("--gate-seed", Names(v)));
-        // --out is required wherever a verb always writes files, except the two whose default is under out/.
+        // --out is required wherever a verb always writes files, except the two whose default is under out/ (and generate,
+        // whose --prompts replies go to standard output without it).
         var outOptional = verbs.Where(v => v.Symbols.OfType<Option>().Any(o => o.Name == "--out" && !o.Required)).Select(v => v.Name);
-        Assert.Equal(["lineage", "gates", "lab curve", "demo"], outOptional);
+        Assert.Equal(["generate", "lineage", "gates", "lab curve", "demo"], outOptional);
     }
 }

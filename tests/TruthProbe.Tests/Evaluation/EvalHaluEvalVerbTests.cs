@@ -11,7 +11,7 @@ namespace TruthProbe.Tests.Evaluation;
 public class EvalHaluEvalVerbTests
 {
     /// <summary>Rows in the HaluEval-QA layout, short enough for stories260K's 512-token context.</summary>
-    private static string ShortRows(TempDir tmp, int count = 4)
+    internal static string ShortRows(TempDir tmp, int count = 4)
     {
         string[] names = ["Lily", "Tom", "Sue", "Ben", "Max", "Mia"];
         string[] colors = ["red", "blue", "green", "pink", "yellow", "brown"];
@@ -28,7 +28,7 @@ public class EvalHaluEvalVerbTests
     }
 
     /// <summary>A score map of stories260K's shape (5 layers x 8 heads) with a spread of values.</summary>
-    private static string Scores(TempDir tmp, double nanAt = -1)
+    internal static string Scores(TempDir tmp, double nanAt = -1)
     {
         var values = Enumerable.Range(0, 40).Select(i => 0.5 + 0.45 * Math.Sin(i * 1.7)).ToArray();
         if (nanAt >= 0) values[(int)nanAt] = double.NaN;
