@@ -6,7 +6,7 @@ using TruthProbe.Evaluation;
 namespace TruthProbe.Cli;
 
 /// <summary><c>eval chair</c>: CHAIR_S / CHAIR_I / recall / length of a captions file against COCO ground truth.</summary>
-public sealed partial class EvalChairVerb : IVerb
+public sealed partial class EvalChairVerb : IShardedVerb
 {
     public string Name => "eval chair";
     public string Summary => "CHAIR object hallucination of image captions (COCO)";

@@ -12,6 +12,18 @@ public sealed partial class EvalPopeVerb
 {
     private const string Task = "pope";
 
+    /// <summary>Set by <see cref="Merge"/>: the run finds every reply in the joined parts' log and only scores.</summary>
+    private bool _merging;
+
+    public string ShardUnit => "images";
+
+    public int Merge(ParseResult args, Sharding.ShardParts parts, TextWriter stdout, TextWriter stderr)
+    {
+        ImageEvalOptions.JoinParts(parts, args.GetValue(_out)!);
+        _merging = true;
+        return RunModel(args, stdout, stderr);
+    }
+
     private int RunModel(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
         var questionsFiles = args.GetValue(_questions)!;
@@ -29,7 +41,9 @@ public sealed partial class EvalPopeVerb
             Path.Combine(imagesFolder, q.Image ?? throw new UserError($"{questionsPath}: question_id {q.Id} names no 'image'; a model-driven run needs the image file of every question")),
             LlavaPrompts.Pope(q.Text))).ToList();
         using var session = _image.Open(args, Name, prompts);
-        using var log = session.Answer(Task, prompts, outDir, stderr);
+        var shard = _image.Shard.Read(args);
+        using var log = session.Answer(Task, prompts, outDir, stderr, shard, _merging);
+        if (shard is { } part) return _image.FinishPart(args, Name, log, part, prompts, outDir, stdout);
 
         var byId = prompts.ToDictionary(p => p.Id);
         var counts = new List<(string Arm, PopeCounts Counts)>();

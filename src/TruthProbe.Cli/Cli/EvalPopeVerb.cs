@@ -6,7 +6,7 @@ using TruthProbe.Evaluation;
 namespace TruthProbe.Cli;
 
 /// <summary><c>eval pope</c>: accuracy / precision / recall / F1 / yes-ratio of yes-no replies, per split and pooled.</summary>
-public sealed partial class EvalPopeVerb : IVerb
+public sealed partial class EvalPopeVerb : IShardedVerb
 {
     public string Name => "eval pope";
     public string Summary => "POPE yes/no object probing metrics, per split and pooled";

@@ -5,6 +5,7 @@ using TruthProbe.Evaluation;
 using TruthProbe.Imaging;
 using TruthProbe.Model;
 using TruthProbe.Numerics;
+using TruthProbe.Sharding;
 using TruthProbe.Vision;
 
 namespace TruthProbe.Cli;
@@ -23,7 +24,30 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
     public readonly Option<int?> MaxNewTokens = Opt.IntOrNull("--max-new-tokens", "N",
         $"with a model: new tokens per reply, greedy, stopping at EOS (default {defaultMaxNewTokens}: {maxNewTokensWhy})", min: 1);
 
-    public IEnumerable<Symbol> Symbols => [.. Model.Symbols, Images, Aspect, MaxNewTokens];
+    public readonly ShardOption Shard = new();
+
+    public IEnumerable<Symbol> Symbols => [.. Model.Symbols, Images, Aspect, MaxNewTokens, Shard.Option];
+
+    /// <summary>
+    /// Ends a shard's run: its log stays as the part's reply log (a rerun of the shard resumes from it) and
+    /// shard.json marks the part finished. The unit is images: a shard answers every prompt about its images.
+    /// </summary>
+    public int FinishPart(ParseResult args, string verb, ReplyLog log, Shard shard, IReadOnlyList<ImagePrompt> prompts, string outDir, TextWriter stdout)
+    {
+        log.Dispose();
+        int images = prompts.Select(p => p.Image).Distinct().Count();
+        ShardManifest.For(verb, ShardOption.SharedArguments(args), shard, "images", images, [("run", log.Fingerprint)]).Write(outDir);
+        var (start, end) = shard.Range(images);
+        stdout.WriteLine($"shard {shard.Label}: images {start}-{end - 1} of {images}, replies in {log.Path}; when every shard is done: truthprobe merge PARTS... --out DIR");
+        return 0;
+    }
+
+    /// <summary>The parts' reply logs joined in <paramref name="outDir"/>, where the verb's own run then finds every reply and only scores.</summary>
+    public static void JoinParts(ShardParts parts, string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        ReplyLog.Join(parts.Parts.Select(p => Path.Combine(p.Dir, ImageEvalOutputs.PartialReplies)).ToList(), Path.Combine(outDir, ImageEvalOutputs.PartialReplies));
+    }
 
     public bool ModelGiven(ParseResult args) => args.GetValue(Model.Model) != null;
 
@@ -91,7 +115,9 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         /// the log holding all of them. The log's fingerprint covers the model files, the prompts, the images' bytes and
         /// every option that changes a reply, so a resumed run continues only the very same run.
         /// </summary>
-        public ReplyLog Answer(string task, IReadOnlyList<ImagePrompt> prompts, string outDir, TextWriter stderr)
+        /// <param name="shard">answer only the prompts about this shard's block of the images (the log still names the whole run).</param>
+        /// <param name="merging">every reply must already be in the log (joined from the parts): a missing one is an error, not generated.</param>
+        public ReplyLog Answer(string task, IReadOnlyList<ImagePrompt> prompts, string outDir, TextWriter stderr, Shard? shard = null, bool merging = false)
         {
             Directory.CreateDirectory(outDir);
             // An earlier run's summary would mark the folder finished while this run is still writing it.
@@ -99,10 +125,19 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             var log = ReplyLog.Open(Path.Combine(outDir, ImageEvalOutputs.PartialReplies), Fingerprint(task, prompts));
             try
             {
-                long total = (long)prompts.Count * Arms.Count;
-                if (log.Resumed > 0) stderr.WriteLine($"resuming: {log.Resumed} of {total} replies already in {log.Path}");
+                var todo = prompts;
+                if (shard is { } part)
+                {
+                    var images = prompts.Select(p => p.Image).ToList();
+                    part.RequireItems(images.Distinct().Count(), "images");
+                    todo = part.ItemsOfGroups(images).Select(i => prompts[i]).ToList();
+                }
+                long total = (long)todo.Count * Arms.Count;
+                if (merging && log.Resumed != total)
+                    throw new UserError($"merge: the parts hold {log.Resumed} of the run's {total} replies; a part is incomplete, rerun its shard");
+                if (log.Resumed > 0 && !merging) stderr.WriteLine($"resuming: {log.Resumed} of {total} replies already in {log.Path}");
                 using var progress = new Progress($"{task} replies", total - log.Resumed, to: stderr);
-                ImagePromptRunner.Run(Llava, Preprocessor, prompts, Arms, new GenerationOptions { MaxNewTokens = MaxNewTokens }, log, progress);
+                ImagePromptRunner.Run(Llava, Preprocessor, todo, Arms, new GenerationOptions { MaxNewTokens = MaxNewTokens }, log, progress);
                 return log;
             }
             catch

@@ -19,15 +19,19 @@ public sealed class ReplyLog : IDisposable
 
     public string Path { get; }
 
+    /// <summary>The run the log belongs to (its first line).</summary>
+    public string Fingerprint { get; }
+
     /// <summary>Replies recorded so far (by this run and the runs it resumes), by arm and item id.</summary>
     public IReadOnlyDictionary<(string Arm, long Id), string> Replies => _replies;
 
     /// <summary>Replies found in the file when it was opened: what this run resumed from.</summary>
     public int Resumed { get; }
 
-    private ReplyLog(string path, FileStream file, Dictionary<(string, long), string> replies)
+    private ReplyLog(string path, string fingerprint, FileStream file, Dictionary<(string, long), string> replies)
     {
         Path = path;
+        Fingerprint = fingerprint;
         _file = file;
         _replies = replies;
         Resumed = replies.Count;
@@ -63,7 +67,7 @@ public sealed class ReplyLog : IDisposable
         {
             file.SetLength(keep);
             file.Seek(keep, SeekOrigin.Begin);
-            var log = new ReplyLog(path, file, replies);
+            var log = new ReplyLog(path, fingerprint, file, replies);
             if (fresh) log.WriteLine(new JsonObject { ["fingerprint"] = fingerprint });
             return log;
         }
@@ -101,6 +105,29 @@ public sealed class ReplyLog : IDisposable
         JsonFields.TryGet(record, name, out var v) ? v : throw new UserError($"{where}: missing field '{name}'; the file is damaged: delete it to start the run over");
 
     private static string Short(string fingerprint) => fingerprint.Length > 12 ? fingerprint[..12] : fingerprint;
+
+    /// <summary>
+    /// The logs of a sharded run's parts joined into one at <paramref name="path"/>: their common first line, then
+    /// every complete reply line of each part in the order given (shard order, which is the order one process makes
+    /// them). Parts of different runs are an error; <see cref="Open"/> then checks the fingerprint and repeats.
+    /// </summary>
+    public static void Join(IReadOnlyList<string> partLogs, string path)
+    {
+        string? header = null;
+        var text = new StringBuilder();
+        foreach (string part in partLogs)
+        {
+            if (!File.Exists(part)) throw new UserError($"{part}: not found; rerun that shard");
+            string all = File.ReadAllText(part, new UTF8Encoding(false, true));
+            int end = all.LastIndexOf('\n');
+            var lines = end < 0 ? [] : all[..end].Split('\n');
+            if (lines.Length == 0) throw new UserError($"{part}: an empty reply log; rerun that shard");
+            if (header == null) { header = lines[0]; text.Append(header).Append('\n'); }
+            else if (lines[0] != header) throw new UserError($"{part}: replies of another run than {partLogs[0]} (its first line differs); give the parts of one run");
+            foreach (string line in lines.Skip(1)) text.Append(line).Append('\n');
+        }
+        AtomicFile.WriteAllText(path, text.ToString());
+    }
 
     /// <summary>Records one reply and makes it durable before returning.</summary>
     public void Add(string arm, long id, string reply)

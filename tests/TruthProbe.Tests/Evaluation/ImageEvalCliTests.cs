@@ -248,4 +248,67 @@ public sealed class ImageEvalCliTests
         }
         Assert.Contains("95% paired bootstrap over images", r.Stdout);
     }
+
+    /// <summary>Every file of <paramref name="a"/> and <paramref name="b"/> byte for byte, and the same file names.</summary>
+    private static void SameFiles(string a, string b)
+    {
+        var names = Directory.GetFiles(a).Select(f => Path.GetFileName(f)).Order().ToList();
+        Assert.Equal(names, Directory.GetFiles(b).Select(f => Path.GetFileName(f)).Order());
+        foreach (string name in names) Assert.True(File.ReadAllBytes(Path.Combine(a, name)).SequenceEqual(File.ReadAllBytes(Path.Combine(b, name))), name + " differs");
+    }
+
+    [SkippableFact]
+    public void Pope_ThreeShardsByImageMerged_EqualOneProcess_ByteForByte()
+    {
+        using var tmp = new TempDir();
+        string model = Checkpoint(tmp);
+        // 16 questions about the first 4 photos: shards of whole images, 1-2 photos each.
+        string[] run = ["eval", "pope", model, "--questions", Questions(tmp, 16), "--images", Images, "--max-new-tokens", "3",
+            "--scores", Scores(tmp), "--mode", "contrast", "--lambda", "6"];
+        var whole = CliRunner.Run([.. run, "--out", tmp.File("whole")]);
+        Assert.True(whole.ExitCode == 0, whole.Stderr);
+        for (int k = 1; k <= 3; k++)
+        {
+            var part = CliRunner.Run([.. run, "--shard", $"{k}/3", "--out", tmp.File($"part-{k}")]);
+            Assert.True(part.ExitCode == 0, part.Stderr);
+            Assert.False(File.Exists(tmp.File($"part-{k}/summary.json")), "a part is not a result");
+        }
+        // Every question answered in exactly one part, and no image in two.
+        var imageOf = Lines(tmp.File("pope_16.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .ToDictionary(q => q.GetProperty("question_id").GetInt64(), q => q.GetProperty("image").GetString()!);
+        var idsOfPart = Enumerable.Range(1, 3).Select(k => Lines(tmp.File($"part-{k}/replies.partial.jsonl")).Skip(1)
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("id").GetInt64()).ToHashSet()).ToList();
+        Assert.Equal(imageOf.Keys.Order(), idsOfPart.SelectMany(ids => ids).Order());
+        var imagesOfPart = idsOfPart.Select(ids => ids.Select(id => imageOf[id]).ToHashSet()).ToList();
+        Assert.Equal(imagesOfPart.Sum(i => i.Count), imagesOfPart.SelectMany(i => i).Distinct().Count());
+        Assert.All(imagesOfPart, i => Assert.NotEmpty(i));
+        var merged = CliRunner.Run("merge", tmp.File("part-1"), tmp.File("part-2"), tmp.File("part-3"), "--out", tmp.File("merged"));
+        Assert.True(merged.ExitCode == 0, merged.Stderr);
+        SameFiles(tmp.File("whole"), tmp.File("merged"));
+
+        // A merge without one part is refused before it scores anything.
+        var missing = CliRunner.Run("merge", tmp.File("part-1"), tmp.File("part-3"), "--out", tmp.File("m2"));
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("shard(s) 2/3 missing", missing.Stderr);
+    }
+
+    [SkippableFact]
+    public void Chair_TwoShardsMerged_EqualOneProcess()
+    {
+        SharedData.Path("data", "chair", ChairScorer.WordMapsFile);
+        using var tmp = new TempDir();
+        string model = Checkpoint(tmp);
+        Directory.CreateDirectory(tmp.File("coco"));
+        string[] photos = ["astronaut.png", "chelsea.png", "coffee.png"];
+        for (int i = 0; i < photos.Length; i++) File.Copy(Path.Combine(Images, photos[i]), tmp.File($"coco/COCO_val2014_{i + 1:D12}.png"));
+        File.WriteAllLines(tmp.File("ids.txt"), photos.Select((_, i) => $"COCO_val2014_{i + 1:D12}.png"));
+        File.WriteAllText(tmp.File("gt.json"), """{"1": ["person"], "2": ["cat"], "3": ["cup", "spoon"]}""");
+        string[] run = ["eval", "chair", model, "--images", tmp.File("coco"), "--image-ids", tmp.File("ids.txt"), "--gt", tmp.File("gt.json"),
+            "--max-new-tokens", "6", "--scores", Scores(tmp), "--mode", "contrast", "--lambda", "6"];
+        Assert.Equal(0, CliRunner.Run([.. run, "--out", tmp.File("whole")]).ExitCode);
+        for (int k = 1; k <= 2; k++) Assert.Equal(0, CliRunner.Run([.. run, "--shard", $"{k}/2", "--out", tmp.File($"part-{k}")]).ExitCode);
+        var merged = CliRunner.Run("merge", tmp.File("part-2"), tmp.File("part-1"), "--out", tmp.File("merged"));
+        Assert.True(merged.ExitCode == 0, merged.Stderr);
+        SameFiles(tmp.File("whole"), tmp.File("merged"));
+    }
 }
