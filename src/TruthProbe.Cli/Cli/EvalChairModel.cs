@@ -20,15 +20,11 @@ public sealed partial class EvalChairVerb
     private readonly Option<int> _bootstrap = Opt.Int("--bootstrap", "B", 1000, "with a model and gates: paired bootstrap resamples over images for the gated - vanilla intervals", min: 1);
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 0, "with a model and gates: seed of the paired bootstrap (recorded)", min: 0);
 
-    /// <summary>Set by <see cref="Merge"/>: the run finds every reply in the joined parts' log and only scores.</summary>
-    private bool _merging;
-
     public string ShardUnit => "images";
 
     public int Merge(ParseResult args, Sharding.ShardParts parts, TextWriter stdout, TextWriter stderr)
     {
-        ImageEvalOptions.JoinParts(parts, args.GetValue(_out)!);
-        _merging = true;
+        _image.JoinParts(parts, args.GetValue(_out)!);
         return RunModel(args, stdout, stderr);
     }
 
@@ -45,7 +41,7 @@ public sealed partial class EvalChairVerb
         var prompts = ReadImageIds(idsPath, imagesFolder).Select(x => new ImagePrompt(x.Id, x.File, LlavaPrompts.Chair)).ToList();
         using var session = _image.Open(args, Name, prompts);
         var shard = _image.Shard.Read(args);
-        using var log = session.Answer(Task, prompts, outDir, stderr, shard, _merging);
+        using var log = session.Answer(Task, prompts, outDir, stderr, shard, _image.Merging);
         if (shard is { } part) return _image.FinishPart(args, Name, log, part, prompts, outDir, stdout);
 
         var results = new List<(string Arm, ChairResult Result)>();

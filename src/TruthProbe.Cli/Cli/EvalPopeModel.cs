@@ -12,15 +12,11 @@ public sealed partial class EvalPopeVerb
 {
     private const string Task = "pope";
 
-    /// <summary>Set by <see cref="Merge"/>: the run finds every reply in the joined parts' log and only scores.</summary>
-    private bool _merging;
-
     public string ShardUnit => "images";
 
     public int Merge(ParseResult args, Sharding.ShardParts parts, TextWriter stdout, TextWriter stderr)
     {
-        ImageEvalOptions.JoinParts(parts, args.GetValue(_out)!);
-        _merging = true;
+        _image.JoinParts(parts, args.GetValue(_out)!);
         return RunModel(args, stdout, stderr);
     }
 
@@ -42,7 +38,7 @@ public sealed partial class EvalPopeVerb
             LlavaPrompts.Pope(q.Text))).ToList();
         using var session = _image.Open(args, Name, prompts);
         var shard = _image.Shard.Read(args);
-        using var log = session.Answer(Task, prompts, outDir, stderr, shard, _merging);
+        using var log = session.Answer(Task, prompts, outDir, stderr, shard, _image.Merging);
         if (shard is { } part) return _image.FinishPart(args, Name, log, part, prompts, outDir, stdout);
 
         var byId = prompts.ToDictionary(p => p.Id);

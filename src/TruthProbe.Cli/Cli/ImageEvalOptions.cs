@@ -42,9 +42,13 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         return 0;
     }
 
+    /// <summary>Set by <see cref="JoinParts"/>: the run is a merge, it finds every reply in the joined log and only scores.</summary>
+    public bool Merging { get; private set; }
+
     /// <summary>The parts' reply logs joined in <paramref name="outDir"/>, where the verb's own run then finds every reply and only scores.</summary>
-    public static void JoinParts(ShardParts parts, string outDir)
+    public void JoinParts(ShardParts parts, string outDir)
     {
+        Merging = true;
         Directory.CreateDirectory(outDir);
         ReplyLog.Join(parts.Parts.Select(p => Path.Combine(p.Dir, ImageEvalOutputs.PartialReplies)).ToList(), Path.Combine(outDir, ImageEvalOutputs.PartialReplies));
     }

@@ -223,12 +223,7 @@ public sealed class ImageEvalCliTests
         SharedData.Path("data", "chair", ChairScorer.WordMapsFile);
         using var tmp = new TempDir();
         string model = Checkpoint(tmp);
-        // COCO-style names for three photos, and their objects (labels.json) as the ground truth.
-        Directory.CreateDirectory(tmp.File("coco"));
-        string[] photos = ["astronaut.png", "chelsea.png", "coffee.png"];
-        for (int i = 0; i < photos.Length; i++) File.Copy(Path.Combine(Images, photos[i]), tmp.File($"coco/COCO_val2014_{i + 1:D12}.png"));
-        File.WriteAllLines(tmp.File("ids.txt"), photos.Select((_, i) => $"COCO_val2014_{i + 1:D12}.png"));
-        File.WriteAllText(tmp.File("gt.json"), """{"1": ["person"], "2": ["cat"], "3": ["cup", "spoon"]}""");
+        CocoPhotos(tmp);
         var r = CliRunner.Run("eval", "chair", model, "--images", tmp.File("coco"), "--image-ids", tmp.File("ids.txt"), "--gt", tmp.File("gt.json"),
             "--max-new-tokens", "12", "--scores", Scores(tmp), "--mode", "contrast", "--lambda", "6", "--out", tmp.File("out"));
         Assert.True(r.ExitCode == 0, r.Stderr);
@@ -247,6 +242,16 @@ public sealed class ImageEvalCliTests
             Assert.Equal(metrics.GetProperty("len").GetDouble(), summary.GetProperty("arms").GetProperty(arm).GetProperty("len").GetDouble());
         }
         Assert.Contains("95% paired bootstrap over images", r.Stdout);
+    }
+
+    /// <summary>COCO-style names for three photos in tmp/coco, their list in ids.txt and their objects as the ground truth in gt.json.</summary>
+    private static void CocoPhotos(TempDir tmp)
+    {
+        Directory.CreateDirectory(tmp.File("coco"));
+        string[] photos = ["astronaut.png", "chelsea.png", "coffee.png"];
+        for (int i = 0; i < photos.Length; i++) File.Copy(Path.Combine(Images, photos[i]), tmp.File($"coco/COCO_val2014_{i + 1:D12}.png"));
+        File.WriteAllLines(tmp.File("ids.txt"), photos.Select((_, i) => $"COCO_val2014_{i + 1:D12}.png"));
+        File.WriteAllText(tmp.File("gt.json"), """{"1": ["person"], "2": ["cat"], "3": ["cup", "spoon"]}""");
     }
 
     /// <summary>Every file of <paramref name="a"/> and <paramref name="b"/> byte for byte, and the same file names.</summary>
@@ -298,11 +303,7 @@ public sealed class ImageEvalCliTests
         SharedData.Path("data", "chair", ChairScorer.WordMapsFile);
         using var tmp = new TempDir();
         string model = Checkpoint(tmp);
-        Directory.CreateDirectory(tmp.File("coco"));
-        string[] photos = ["astronaut.png", "chelsea.png", "coffee.png"];
-        for (int i = 0; i < photos.Length; i++) File.Copy(Path.Combine(Images, photos[i]), tmp.File($"coco/COCO_val2014_{i + 1:D12}.png"));
-        File.WriteAllLines(tmp.File("ids.txt"), photos.Select((_, i) => $"COCO_val2014_{i + 1:D12}.png"));
-        File.WriteAllText(tmp.File("gt.json"), """{"1": ["person"], "2": ["cat"], "3": ["cup", "spoon"]}""");
+        CocoPhotos(tmp);
         string[] run = ["eval", "chair", model, "--images", tmp.File("coco"), "--image-ids", tmp.File("ids.txt"), "--gt", tmp.File("gt.json"),
             "--max-new-tokens", "6", "--scores", Scores(tmp), "--mode", "contrast", "--lambda", "6"];
         Assert.Equal(0, CliRunner.Run([.. run, "--out", tmp.File("whole")]).ExitCode);
