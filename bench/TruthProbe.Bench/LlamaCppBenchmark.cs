@@ -129,12 +129,14 @@ public sealed class LlamaCppBenchmark : IBenchmark
         private readonly LLamaBatch _batch = new();
         private int _position, _next;
 
+        // Once per process: LLamaSharp refuses configuration after its library has loaded, i.e. for a second runtime.
+        static LlamaCppRuntime() => NativeLibraryConfig.All.WithLogCallback((level, message) =>
+        {
+            if (level == LLamaLogLevel.Error) Console.Error.Write("llama.cpp: " + message);
+        });
+
         public LlamaCppRuntime(string gguf, int contextSize, int batchSize)
         {
-            NativeLibraryConfig.All.WithLogCallback((level, message) =>
-            {
-                if (level == LLamaLogLevel.Error) Console.Error.Write("llama.cpp: " + message);
-            });
             int threads = Environment.ProcessorCount;
             var parameters = new ModelParams(gguf)
             {

@@ -20,7 +20,6 @@ public sealed partial class EvalChairVerb
     private readonly Option<int> _bootstrap = Opt.Int("--bootstrap", "B", 1000, "with a model and gates: paired bootstrap resamples over images for the gated - vanilla intervals", min: 1);
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 0, "with a model and gates: seed of the paired bootstrap (recorded)", min: 0);
 
-    public string ShardUnit => "images";
 
     public int Merge(ParseResult args, Sharding.ShardParts parts, TextWriter stdout, TextWriter stderr)
     {

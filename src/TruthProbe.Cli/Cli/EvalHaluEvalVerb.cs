@@ -20,7 +20,6 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
     public string Details => "Greedy, 7 new tokens, EOS stop; the reference prompt and parse rule. Yes (hallucinated) is the positive class. " +
                              "With --shard K/N only shard K's block of the selected rows is evaluated (every seed and condition), into a part folder; " +
                              "'truthprobe merge' joins the parts into the one run's items.jsonl and metrics.json.";
-    public string ShardUnit => "rows";
 
     private readonly ModelInput _model = new(gating: true);
     private readonly Option<string?> _data = Opt.Text("--data", "FILE",
@@ -142,7 +141,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
             var inputs = new List<(string, string)> { ("model", ShardManifest.HashModel(modelPath)), ("data", dataSha256) };
             if (args.GetValue(_model.Tokenizer) is { } tokenizer) inputs.Add(("tokenizer", Hashing.Sha256File(tokenizer)));
             if (gatingProvenance != null) inputs.AddRange(Provenance.HashesIn(gatingProvenance));
-            ShardManifest.For(Name, ShardOption.SharedArguments(args), part, ShardUnit, rowsInAll, inputs).Write(outDir);
+            ShardManifest.For(Name, ShardOption.SharedArguments(args), part, "rows", rowsInAll, inputs).Write(outDir);
             var (start, end) = part.Range(rowsInAll);
             stdout.WriteLine($"shard {part.Label}: rows {start}-{end - 1} of the {rowsInAll} selected, replies in {Path.Combine(outDir, HaluEvalReport.ItemsFile)}; " +
                              "when every shard is done: truthprobe merge PARTS... --out DIR");

@@ -12,7 +12,6 @@ public sealed partial class EvalPopeVerb
 {
     private const string Task = "pope";
 
-    public string ShardUnit => "images";
 
     public int Merge(ParseResult args, Sharding.ShardParts parts, TextWriter stdout, TextWriter stderr)
     {

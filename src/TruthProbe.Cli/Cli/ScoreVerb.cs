@@ -26,7 +26,6 @@ public sealed class ScoreVerb : IShardedVerb
         to one run's.
         """;
 
-    public string ShardUnit => "rows";
 
     // Activations are collected from the model as it is: no gating options.
     private readonly ModelInput _model = new(gating: false);
@@ -69,9 +68,10 @@ public sealed class ScoreVerb : IShardedVerb
             string? tokenizer = args.GetValue(_model.Tokenizer);
             var inputs = new List<(string, string)> { ("model", ShardManifest.HashModel(args.GetValue(_model.Model)!)), ("data", collection.Set.Metadata["data_sha256"]) };
             if (tokenizer != null) inputs.Add(("tokenizer", Hashing.Sha256File(tokenizer)));
-            ShardManifest.For(Name, ShardOption.SharedArguments(args), part, ShardUnit, collection.RowsInAll, inputs).Write(outDir);
-            var (start, end) = part.Range(collection.RowsInAll);
-            stdout.WriteLine($"shard {part.Label}: rows {start}-{end - 1} of {collection.RowsInAll} in {collection.Path}; " +
+            var (unit, total) = collection.ShardItems;
+            ShardManifest.For(Name, ShardOption.SharedArguments(args), part, unit, total, inputs).Write(outDir);
+            var (start, end) = part.Range(total);
+            stdout.WriteLine($"shard {part.Label}: {unit} {start}-{end - 1} of {total} ({collection.Set.Rows} rows) in {collection.Path}; " +
                              "when every shard is done: truthprobe merge PARTS... --out DIR");
             return 0;
         }

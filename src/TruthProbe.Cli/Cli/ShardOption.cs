@@ -37,9 +37,6 @@ public sealed class ShardOption
 /// <summary>A verb that runs in shards: it writes part folders, and finishes the run from them in <c>truthprobe merge</c>.</summary>
 public interface IShardedVerb : IVerb
 {
-    /// <summary>What the shards' items are, for <c>merge</c>'s messages ("rows", "images").</summary>
-    string ShardUnit { get; }
-
     /// <summary>
     /// The once-per-dataset step: <paramref name="args"/> are the parts' shared arguments parsed again with the
     /// merge's <c>--out</c>; <paramref name="parts"/> are checked to be this run's shards, in data order.

@@ -10,6 +10,8 @@ public sealed record Collection(ActivationSet Set, string Path, IReadOnlyList<Sk
 {
     /// <summary>Rows kept in the whole run; more than <see cref="ActivationSet.Rows"/> when a shard collected only its block.</summary>
     public int RowsInAll { get; init; }
+    /// <summary>What a shard's block counts ("rows", or "images" for image rows) and how many the whole run has.</summary>
+    public (string Unit, int Total) ShardItems { get; init; }
 }
 
 /// <summary>
@@ -45,11 +47,14 @@ public static class ActivationCollector
         // Over every kept row, so that each shard records what one whole run would.
         var described = prompts.Metadata(kept.Select(k => k.Row).ToList()).ToList();
         int rowsInAll = kept.Count;
+        // Image rows go to shards by whole images, so that each image is encoded in one shard; text rows by blocks.
+        var images = kept.Any(k => k.Row.Image != null) ? kept.Select(k => k.Row.Image ?? "").ToList() : null;
+        var shardItems = images == null ? ("rows", kept.Count) : ("images", images.Distinct().Count());
         if (shard is { } part)
         {
-            part.RequireItems(kept.Count, "rows");
+            part.RequireItems(shardItems.Item2, shardItems.Item1);
             var (start, end) = part.Range(kept.Count);
-            kept = kept.GetRange(start, end - start);
+            kept = images == null ? kept.GetRange(start, end - start) : part.ItemsOfGroups(images).Select(i => kept[i]).ToList();
         }
 
         int n = kept.Count, rowValues = cfg.Layers * cfg.Heads * cfg.HeadDim;
@@ -77,7 +82,7 @@ public static class ActivationCollector
         if (ActivationStore.IsFinished(path, fingerprint))
         {
             log.WriteLine($"{path} already holds these rows' activations; probing them again without running the model");
-            return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll };
+            return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll, ShardItems = shardItems };
         }
 
         var shape = new ActivationSet(n, cfg.Layers, cfg.Heads, cfg.HeadDim, new float[(long)n * rowValues],
@@ -101,7 +106,7 @@ public static class ActivationCollector
             }
             store.Complete();
         }
-        return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll };
+        return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: false, run, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll, ShardItems = shardItems };
     }
 
     /// <summary>

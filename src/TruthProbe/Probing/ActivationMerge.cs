@@ -4,8 +4,8 @@ namespace TruthProbe.Probing;
 
 /// <summary>
 /// Joins the activations the shards of one <c>score</c> run collected into the file one process would have
-/// written: rows concatenated in shard order (which is data order), the shard mark removed from the metadata and
-/// the fingerprint recomputed over every row, so the merged file is byte for byte the single run's.
+/// written: rows in data order (by row id), the shard mark removed from the metadata and the fingerprint recomputed
+/// over every row, so the merged file is byte for byte the single run's.
 /// </summary>
 public static class ActivationMerge
 {
@@ -29,22 +29,20 @@ public static class ActivationMerge
                 throw new UserError($"{partFiles[p]}: answer texts present in one part and not the other; these are not parts of one run");
         }
 
-        int rows = parts.Sum(p => p.Rows);
-        var values = new float[parts.Sum(p => p.Values.LongLength)];
-        long offset = 0;
-        foreach (var part in parts)
-        {
-            Array.Copy(part.Values, 0, values, offset, part.Values.LongLength);
-            offset += part.Values.LongLength;
-        }
-        long[] rowIds = parts.SelectMany(p => p.RowIds).ToArray();
+        // Every row with where it is: parts of image rows hold whole images, not blocks, so rows go back into data order by id.
+        var rows = parts.SelectMany(p => Enumerable.Range(0, p.Rows).Select(i => (Part: p, Row: i))).OrderBy(r => r.Part.RowIds[r.Row]).ToList();
+        long[] rowIds = rows.Select(r => r.Part.RowIds[r.Row]).ToArray();
         for (int i = 1; i < rowIds.Length; i++)
-            if (rowIds[i] <= rowIds[i - 1])
-                throw new UserError($"merge: row {rowIds[i]} follows row {rowIds[i - 1]}; the parts overlap or are out of order, give each shard's part once");
+            if (rowIds[i] == rowIds[i - 1])
+                throw new UserError($"merge: row {rowIds[i]} is in two parts; the parts overlap, give each shard's part once");
+        int rowValues = first.Layers * first.Heads * first.HeadDim;
+        var values = new float[(long)rows.Count * rowValues];
+        for (int i = 0; i < rows.Count; i++)
+            Array.Copy(rows[i].Part.Values, (long)rows[i].Row * rowValues, values, (long)i * rowValues, rowValues);
         metadata["fingerprint"] = ActivationCollector.Fingerprint(metadata, rowIds);
-        var merged = new ActivationSet(rows, first.Layers, first.Heads, first.HeadDim, values,
-            parts.SelectMany(p => p.Labels).ToArray(), rowIds, metadata,
-            first.Answers == null ? null : parts.SelectMany(p => p.Answers!).ToArray());
+        var merged = new ActivationSet(rows.Count, first.Layers, first.Heads, first.HeadDim, values,
+            rows.Select(r => r.Part.Labels[r.Row]).ToArray(), rowIds, metadata,
+            first.Answers == null ? null : rows.Select(r => r.Part.Answers![r.Row]).ToArray());
         merged.Save(outPath);
         return ActivationSet.Load(outPath, null);
     }

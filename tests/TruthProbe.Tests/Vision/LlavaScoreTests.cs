@@ -175,6 +175,28 @@ public sealed class LlavaScoreTests
     }
 
     [Fact]
+    public void Score_ShardedByWholeImages_MergesToTheSingleRun_ByteForByte()
+    {
+        using var f = new Fixture();
+        string rows = WriteRows(f.Tmp);
+        Assert.Equal(0, Score(f, rows, f.Tmp.File("single"), "--images", f.Images).ExitCode);
+        for (int k = 1; k <= 2; k++)
+        {
+            var part = Score(f, rows, f.Tmp.File($"part-{k}"), "--images", f.Images, "--shard", $"{k}/2");
+            Assert.True(part.ExitCode == 0, part.Stderr);
+        }
+        // The rows of an image (a.png's four are rows 0, 2, 5 and 7) sit in one part: no image is encoded twice.
+        var imagesOf = Enumerable.Range(1, 2).Select(k => ActivationSet.Load(f.Tmp.File($"part-{k}/{ActivationCollector.FileName}"), null).RowIds
+            .Select(id => Rows[id].Image).ToHashSet()).ToList();
+        Assert.Empty(imagesOf[0].Intersect(imagesOf[1]));
+        Assert.Equal(3, imagesOf[0].Count + imagesOf[1].Count);
+        var merged = CliRunner.Run("merge", f.Tmp.File("part-2"), f.Tmp.File("part-1"), "--out", f.Tmp.File("merged"));
+        Assert.True(merged.ExitCode == 0, merged.Stderr);
+        foreach (string file in new[] { ActivationCollector.FileName, "scores.csv", "scores.npy", "probe_weights.safetensors" })
+            Assert.True(File.ReadAllBytes(f.Tmp.File($"single/{file}")).SequenceEqual(File.ReadAllBytes(f.Tmp.File($"merged/{file}"))), file + " differs");
+    }
+
+    [Fact]
     public void Score_BlackAndTextOnlyModes_MatchFloat64Reference()
     {
         using var f = new Fixture();
