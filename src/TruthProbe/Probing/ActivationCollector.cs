@@ -47,15 +47,8 @@ public static class ActivationCollector
         // Over every kept row, so that each shard records what one whole run would.
         var described = prompts.Metadata(kept.Select(k => k.Row).ToList()).ToList();
         int rowsInAll = kept.Count;
-        // Image rows go to shards by whole images, so that each image is encoded in one shard; text rows by blocks.
-        var images = kept.Any(k => k.Row.Image != null) ? kept.Select(k => k.Row.Image ?? "").ToList() : null;
-        var shardItems = images == null ? ("rows", kept.Count) : ("images", images.Distinct().Count());
-        if (shard is { } part)
-        {
-            part.RequireItems(shardItems.Item2, shardItems.Item1);
-            var (start, end) = part.Range(kept.Count);
-            kept = images == null ? kept.GetRange(start, end - start) : part.ItemsOfGroups(images).Select(i => kept[i]).ToList();
-        }
+        var shardItems = ShardItemsOf(kept);
+        if (shard is { } part) kept = ShardRows(kept, part);
 
         int n = kept.Count, rowValues = cfg.Layers * cfg.Heads * cfg.HeadDim;
         var metadata = new Dictionary<string, string>
@@ -134,6 +127,23 @@ public static class ActivationCollector
         skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
         if (kept.Count == 0) throw new UserError($"{data.Path}: every row was skipped ({skipped.Count}); nothing to score");
         return (kept, skipped);
+    }
+
+    /// <summary>What shards of these rows count: whole images when the rows have images, else rows; and how many there are.</summary>
+    public static (string Unit, int Total) ShardItemsOf(IReadOnlyList<(ProbingRow Row, int[] Tokens)> kept) =>
+        kept.Any(k => k.Row.Image != null) ? ("images", kept.Select(k => k.Row.Image ?? "").Distinct().Count()) : ("rows", kept.Count);
+
+    /// <summary>
+    /// The shard's rows, in data order: a contiguous block of text rows, or every row of the shard's block of images
+    /// (so that each image is encoded in one shard only). A shard with nothing to do is an error.
+    /// </summary>
+    public static List<(ProbingRow Row, int[] Tokens)> ShardRows(List<(ProbingRow Row, int[] Tokens)> kept, Shard shard)
+    {
+        var (unit, total) = ShardItemsOf(kept);
+        shard.RequireItems(total, unit);
+        if (unit == "images") return shard.ItemsOfGroups(kept.Select(k => k.Row.Image ?? "").ToList()).Select(i => kept[i]).ToList();
+        var (start, end) = shard.Range(kept.Count);
+        return kept.GetRange(start, end - start);
     }
 
     /// <summary>Names a collection's inputs and rows: a finished file with the same fingerprint is reused, a partial one resumed.</summary>

@@ -33,14 +33,16 @@ public sealed class EvidenceAttention
     /// Runs every row (ids up to the scored token) and sums the last query row of each head's pattern over the row's
     /// evidence span. Every row's span is located before the first forward pass, so a row without one fails early.
     /// </summary>
-    public static EvidenceAttention Measure(RowPrompts prompts, IReadOnlyList<(ProbingRow Row, int[] Tokens)> rows, TextWriter log)
+    public static EvidenceAttention Measure(RowPrompts prompts, IReadOnlyList<(ProbingRow Row, int[] Tokens)> rows, TextWriter log) =>
+        Of(MeasureRows(prompts, rows, log));
+
+    /// <summary>Each row's share per head, before any mean: what a shard of the rows keeps for the merge.</summary>
+    public static AttentionRows MeasureRows(RowPrompts prompts, IReadOnlyList<(ProbingRow Row, int[] Tokens)> rows, TextWriter log)
     {
         var cfg = prompts.Model.Config;
         int layers = cfg.Layers, heads = cfg.Heads, sites = layers * heads;
         var spans = rows.Select(r => prompts.Evidence(r.Row, r.Tokens)).ToArray();
-        var sum = new double[sites];
-        var byLabel = new double[2][] { new double[sites], new double[sites] };
-        int gold = 0;
+        var shares = new double[(long)rows.Count * sites];
         var capture = new ActivationCapture(cfg, ["blocks.*.attn.hook_pattern"], [-1]);
         using var progress = new Progress("attention to evidence (rows)", rows.Count, to: log);
         for (int i = 0; i < rows.Count; i++)
@@ -48,7 +50,6 @@ public sealed class EvidenceAttention
             var (row, tokens) = rows[i];
             var (start, length) = spans[i];
             prompts.Run(row, tokens, capture);
-            gold += row.Label;
             for (int l = 0; l < layers; l++)
             {
                 var pattern = capture[HookNames.Name(HookKind.Pattern, l)].Data;   // [H, 1, T]
@@ -62,22 +63,41 @@ public sealed class EvidenceAttention
                         if (j >= start && j < start + length) onSpan += weights[j];
                     }
                     // Divided by the row's own total, which float32 softmax leaves within ~1e-7 of 1.
-                    double share = onSpan / total;
-                    sum[l * heads + h] += share;
-                    byLabel[row.Label][l * heads + h] += share;
+                    shares[(long)i * sites + l * heads + h] = onSpan / total;
                 }
             }
             progress.Advance();
         }
-        int hallucinated = rows.Count - gold;
+        return new AttentionRows(layers, heads, rows.Select(r => (long)r.Row.Index).ToArray(), rows.Select(r => r.Row.Label).ToArray(),
+            spans.Select(s => s.Length).ToArray(), rows.Select(r => r.Tokens.Length).ToArray(), shares);
+    }
+
+    /// <summary>The means over the rows (and per label), summed row by row in the order given.</summary>
+    public static EvidenceAttention Of(AttentionRows r)
+    {
+        int sites = r.Layers * r.Heads, n = r.RowIds.Length;
+        var sum = new double[sites];
+        var byLabel = new double[2][] { new double[sites], new double[sites] };
+        int gold = 0;
+        for (int i = 0; i < n; i++)
+        {
+            gold += r.Labels[i];
+            for (int k = 0; k < sites; k++)
+            {
+                double share = r.Shares[(long)i * sites + k];
+                sum[k] += share;
+                byLabel[r.Labels[i]][k] += share;
+            }
+        }
+        int hallucinated = n - gold;
         return new EvidenceAttention
         {
-            Layers = layers, Heads = heads, Rows = rows.Count, GoldRows = gold,
-            Share = sum.Select(s => s / rows.Count).ToArray(),
+            Layers = r.Layers, Heads = r.Heads, Rows = n, GoldRows = gold,
+            Share = sum.Select(s => s / n).ToArray(),
             ShareGold = byLabel[1].Select(s => gold == 0 ? double.NaN : s / gold).ToArray(),
             ShareHallucinated = byLabel[0].Select(s => hallucinated == 0 ? double.NaN : s / hallucinated).ToArray(),
-            SpanTokens = spans.Average(s => (double)s.Length),
-            SequenceTokens = rows.Average(r => (double)r.Tokens.Length),
+            SpanTokens = r.SpanTokens.Average(t => (double)t),
+            SequenceTokens = r.SequenceTokens.Average(t => (double)t),
         };
     }
 

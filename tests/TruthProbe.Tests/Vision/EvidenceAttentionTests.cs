@@ -94,6 +94,24 @@ public sealed class EvidenceAttentionTests
     }
 
     [Fact]
+    public void ImageRows_TwoShardsByImageMerged_WriteWhatOneProcessWrites()
+    {
+        using var f = new Fixture();
+        string rows = WriteRows(f.Tmp);
+        string[] run = ["attention", f.Folder, "--data", rows, "--images", f.Images];
+        Assert.Equal(0, CliRunner.Run([.. run, "--out", f.Tmp.File("single")]).ExitCode);
+        for (int k = 1; k <= 2; k++)
+        {
+            var part = CliRunner.Run([.. run, "--shard", $"{k}/2", "--out", f.Tmp.File($"part-{k}")]);
+            Assert.True(part.ExitCode == 0, part.Stderr);
+        }
+        var merged = CliRunner.Run("merge", f.Tmp.File("part-2"), f.Tmp.File("part-1"), "--out", f.Tmp.File("merged"));
+        Assert.True(merged.ExitCode == 0, merged.Stderr);
+        foreach (string file in new[] { "attention.npy", "attention.csv", "heatmap.png", "manifest.json" })
+            Assert.True(File.ReadAllBytes(f.Tmp.File($"single/{file}")).SequenceEqual(File.ReadAllBytes(f.Tmp.File($"merged/{file}"))), file + " differs");
+    }
+
+    [Fact]
     public void TextOnlyMode_HasNoImageSpan_IsOneError()
     {
         using var f = new Fixture();
