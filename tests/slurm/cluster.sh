@@ -22,9 +22,11 @@ slurm_start() {
   SLURM_MUNGE_SOCKET="$dir/munge/socket"
   munged --force --key-file="$dir/munge/munge.key" --socket="$SLURM_MUNGE_SOCKET" --pid-file="$dir/munge/pid" \
     --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed" || return 1
-  local node cpus
+  local node cpus port
   node=$(hostname -s)
   cpus=$(nproc)
+  # Ports of our own, from the shell's pid: two test runs on one machine must not share a controller.
+  port=$((20000 + ($$ % 20000) * 2))
   cat >"$dir/slurm.conf" <<CONF
 ClusterName=truthprobe-test
 SlurmctldHost=$node(127.0.0.1)
@@ -33,8 +35,8 @@ SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket=$SLURM_MUNGE_SOCKET
 CredType=cred/munge
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid

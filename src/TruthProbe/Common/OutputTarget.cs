@@ -62,6 +62,10 @@ public sealed class OutputTarget : IDisposable
                 Writable(output, () => File.Delete(Probe(full)));
                 Writable(output, () => File.Delete(System.IO.Path.Combine(full, CompletionMarker)));
             }
+            // With the lock held no other run writes here: temporary files (AtomicFile's) are a killed run's debris.
+            var debris = (folder && Directory.Exists(full) ? Directory.EnumerateFiles(full, ".*.tmp", SearchOption.AllDirectories) : [])
+                .Concat(Directory.EnumerateFiles(parent, "." + System.IO.Path.GetFileName(full) + (folder ? ".lock.*.tmp" : ".*.tmp")));
+            foreach (string file in debris.ToList()) Writable(output, () => File.Delete(file));
         }
         catch
         {
@@ -99,14 +103,22 @@ public sealed class OutputTarget : IDisposable
         // A few rounds: each one either creates the lock, reports a live holder, or removes a stale lock.
         for (int round = 0; round < 3; round++)
         {
+            // The record is written first and linked into place whole (a move that refuses an existing target): a run
+            // killed at any point leaves either no lock or one naming its pid, never an empty one a rerun cannot judge.
+            string temp = $"{lockPath}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
             try
             {
-                using var fs = new FileStream(lockPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
-                fs.Write(System.Text.Encoding.UTF8.GetBytes(record));
+                File.WriteAllText(temp, record);
+                File.Move(temp, lockPath, overwrite: false);
                 return;
             }
-            catch (IOException) when (File.Exists(lockPath)) { }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw CannotWrite(output, e); }
+            catch (IOException) when (File.Exists(lockPath)) { Discard(temp); }
+            catch (FileNotFoundException) { continue; }   // our record was swept as debris by the holder's claim: try again
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Discard(temp);
+                throw CannotWrite(output, e);
+            }
 
             string seen;
             try { seen = File.ReadAllText(lockPath); }
@@ -121,6 +133,11 @@ public sealed class OutputTarget : IDisposable
                 log.WriteLine($"note: {lockPath}: took over a stale lock ({stale})");
         }
         throw new UserError($"{output}: the lock {lockPath} keeps changing hands; another run is starting here, retry or choose another output path") { Field = "out" };
+    }
+
+    private static void Discard(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Why the lock's holder is gone, or null while it may be running.</summary>

@@ -75,6 +75,7 @@ public static class ActivationCollector
         if (ActivationStore.IsFinished(path, fingerprint))
         {
             log.WriteLine($"{path} already holds these rows' activations; probing them again without running the model");
+            ActivationStore.RemoveLeftovers(path);
             return new Collection(ActivationSet.Load(path, null), path, skipped, Reused: true, 0, clock.Elapsed.TotalSeconds) { RowsInAll = rowsInAll, ShardItems = shardItems };
         }
 

@@ -51,6 +51,13 @@ public sealed class ActivationStore : IDisposable
         catch (UserError) { return false; }
     }
 
+    /// <summary>Removes what a run killed between finishing the file and cleaning up left beside a finished file.</summary>
+    public static void RemoveLeftovers(string finalPath)
+    {
+        File.Delete(finalPath + ".partial");
+        File.Delete(finalPath + ".progress.json");
+    }
+
     /// <summary>
     /// Continues a partial collection of the same inputs, or starts a new one (a partial file of other inputs
     /// is replaced; <paramref name="log"/> says so).

@@ -163,4 +163,18 @@ public class OutputTargetTests
         Assert.Equal("old", File.ReadAllText(Path.Combine(dir, "scores.csv")));
         Assert.Equal(["scores.csv"], Directory.GetFiles(dir).Select(Path.GetFileName));
     }
+
+    [Fact]
+    public void Claim_RemovesTheTemporaryFilesOfAKilledRun_AndNothingElse()
+    {
+        using var tmp = new TempDir();
+        Directory.CreateDirectory(tmp.File("out/images"));
+        string[] debris = [tmp.File("out/.scores.csv.4242.0123abcd.tmp"), tmp.File("out/images/.a.png.4242.89ef.tmp"), tmp.File(".m.gguf.4242.77.tmp")];
+        string[] kept = [tmp.File("out/scores.csv"), tmp.File("out/notes.tmp.txt"), tmp.File(".other.gguf.4242.77.tmp")];
+        foreach (string f in debris.Concat(kept)) File.WriteAllText(f, "x");
+        using (OutputTarget.Claim(tmp.File("out"), folder: true, [], TextWriter.Null)) { }
+        using (OutputTarget.Claim(tmp.File("m.gguf"), folder: false, [], TextWriter.Null)) { }
+        Assert.All(debris, f => Assert.False(File.Exists(f), f));
+        Assert.All(kept, f => Assert.True(File.Exists(f), f));
+    }
 }
