@@ -68,12 +68,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         var config = model.Config;
         var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), skipFirst, limit, data);
         int rowsInAll = rows.Count;
-        if (shard is { } block)
-        {
-            block.RequireItems(rows.Count, "rows");
-            var (start, end) = block.Range(rows.Count);
-            rows = rows.GetRange(start, end - start);
-        }
+        if (shard is { } block) rows = block.Block(rows, "rows");
         int skippedLong = DropRowsTooLong(rows, model, data, skipLong);
         // A shard whose rows are all too long is an empty part, not an error: the whole run may still have rows.
         if (rows.Count == 0 && shard == null) throw new UserError($"{data}: every selected row was too long for {modelPath}; nothing to evaluate");
@@ -188,10 +183,8 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         int[] seeds = args.Given(_seeds) ?? [1, 2, 3];
         var partRuns = parts.Parts.Select(p => HaluEvalReport.ReadRun(Path.Combine(p.Dir, HaluEvalReport.PartRunFile))).ToList();
         var first = partRuns[0];
-        // The data file the shards read, by the absolute path and hash they recorded: the merge may run elsewhere.
         string data = first.Text("data"), dataSha256 = first.Text("data_sha256");
-        if (!File.Exists(data) || Hashing.Sha256File(data) != dataSha256)
-            throw new UserError($"merge: the shards read {data} (sha256 {dataSha256}); that file is needed, unchanged, to rebuild the items");
+        ShardParts.RequireRecorded(data, dataSha256, "to rebuild the items");
         var rows = HaluEvalData.Select(HaluEvalData.ReadRows(data), args.GetValue(_skipFirst), args.GetValue(_limit), data);
         var replies = HaluEvalReport.ReadReplies(parts.Parts.Select(p => Path.Combine(p.Dir, HaluEvalReport.ItemsFile)).ToList());
         var testRows = rows.Where(r => replies.ContainsKey((r.Index, seeds[0]))).ToList();

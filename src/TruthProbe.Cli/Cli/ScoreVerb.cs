@@ -96,10 +96,8 @@ public sealed class ScoreVerb : IShardedVerb
         IReadOnlyList<long>? itemOfRow = null;
         if (options.GroupFolds)
         {
-            // The data file the shards read (their metadata names it absolutely), checked by hash: the merge may run elsewhere.
             string dataPath = set.Metadata["data"];
-            if (!File.Exists(dataPath) || Hashing.Sha256File(dataPath) != set.Metadata["data_sha256"])
-                throw new UserError($"merge: folds grouped by item need the shards' data file {dataPath} as it was (sha256 {set.Metadata["data_sha256"]})");
+            ShardParts.RequireRecorded(dataPath, set.Metadata["data_sha256"], "for folds grouped by item");
             itemOfRow = ProbingData.Load(dataPath, args.GetValue(_samples), args.GetValue(_skipBad)).ItemIds(set.RowIds);
         }
         var run = ProbeRun.Execute(set, options, itemOfRow);

@@ -49,7 +49,8 @@ public static class AtomicFile
         Write(path, s => s.Write(copy));
     }
 
-    private static void TryDelete(string path)
+    /// <summary>Deletes a file that may be gone already or not ours to delete: a best-effort cleanup.</summary>
+    internal static void TryDelete(string path)
     {
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }

@@ -25,6 +25,10 @@ public static class JsonFields
     public static bool TryGet(JsonElement obj, string field, out JsonElement value) =>
         obj.TryGetProperty(field, out value) && value.ValueKind != JsonValueKind.Null;
 
+    /// <summary>The field's value; absent or null is a <see cref="UserError"/> naming <paramref name="where"/>, followed by <paramref name="fix"/> when given.</summary>
+    public static JsonElement Required(JsonElement obj, string field, string where, string? fix = null) =>
+        TryGet(obj, field, out var value) ? value : throw new UserError($"{where}: missing field '{field}'{(fix == null ? "" : "; " + fix)}");
+
     /// <summary>An integer in [min, max]; 4.0, 4.5, "4" and 1e30 are refused.</summary>
     public static long Int64(JsonElement v, string where, long min = long.MinValue, long max = long.MaxValue)
     {

@@ -112,11 +112,11 @@ public sealed class OutputTarget : IDisposable
                 File.Move(temp, lockPath, overwrite: false);
                 return;
             }
-            catch (IOException) when (File.Exists(lockPath)) { Discard(temp); }
+            catch (IOException) when (File.Exists(lockPath)) { AtomicFile.TryDelete(temp); }
             catch (FileNotFoundException) { continue; }   // our record was swept as debris by the holder's claim: try again
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                Discard(temp);
+                AtomicFile.TryDelete(temp);
                 throw CannotWrite(output, e);
             }
 
@@ -133,11 +133,6 @@ public sealed class OutputTarget : IDisposable
                 log.WriteLine($"note: {lockPath}: took over a stale lock ({stale})");
         }
         throw new UserError($"{output}: the lock {lockPath} keeps changing hands; another run is starting here, retry or choose another output path") { Field = "out" };
-    }
-
-    private static void Discard(string path)
-    {
-        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Why the lock's holder is gone, or null while it may be running.</summary>

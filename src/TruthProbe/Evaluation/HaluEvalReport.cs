@@ -89,9 +89,9 @@ public sealed record HaluEvalReport
                 using (doc)
                 {
                     var o = JsonFields.Object(doc.RootElement, where);
-                    string Reply(string condition) => JsonFields.String(Field(JsonFields.Object(Field(o, condition, where), $"{where}: {condition}"), "reply", $"{where}: {condition}"), $"{where}: {condition}.reply");
-                    var key = (JsonFields.Int32(Field(o, "id", where), $"{where}: id", 0), JsonFields.Int32(Field(o, "seed", where), $"{where}: seed"));
-                    var reply = new StoredReply(JsonFields.String(Field(o, "prompt", where), $"{where}: prompt"), Reply("vanilla"),
+                    string Reply(string condition) => JsonFields.String(JsonFields.Required(JsonFields.Object(JsonFields.Required(o, condition, where), $"{where}: {condition}"), "reply", $"{where}: {condition}"), $"{where}: {condition}.reply");
+                    var key = (JsonFields.Int32(JsonFields.Required(o, "id", where), $"{where}: id", 0), JsonFields.Int32(JsonFields.Required(o, "seed", where), $"{where}: seed"));
+                    var reply = new StoredReply(JsonFields.String(JsonFields.Required(o, "prompt", where), $"{where}: prompt"), Reply("vanilla"),
                         JsonFields.TryGet(o, "gated", out _) ? Reply("gated") : null);
                     if (!replies.TryAdd(key, reply))
                         throw new UserError($"{where}: row {key.Item1} seed {key.Item2} was already read from an earlier part; give each shard's part once");
@@ -117,10 +117,10 @@ public sealed record HaluEvalReport
     /// <summary>A part's run record and gating table (<see cref="PartRunFile"/>), read back for a merge.</summary>
     public sealed record StoredRun(JsonElement Root, string Path)
     {
-        public string Text(string field) => JsonFields.String(Field(Root, field, Path), $"{Path}: {field}");
-        public int Int(string field) => JsonFields.Int32(Field(Root, field, Path), $"{Path}: {field}");
-        public double Number(string field) => JsonFields.Number(Field(Root, field, Path), $"{Path}: {field}");
-        public System.Text.Json.Nodes.JsonNode Provenance => System.Text.Json.Nodes.JsonNode.Parse(Field(Root, "provenance", Path).GetRawText())!;
+        public string Text(string field) => JsonFields.String(JsonFields.Required(Root, field, Path), $"{Path}: {field}");
+        public int Int(string field) => JsonFields.Int32(JsonFields.Required(Root, field, Path), $"{Path}: {field}");
+        public double Number(string field) => JsonFields.Number(JsonFields.Required(Root, field, Path), $"{Path}: {field}");
+        public System.Text.Json.Nodes.JsonNode Provenance => System.Text.Json.Nodes.JsonNode.Parse(JsonFields.Required(Root, "provenance", Path).GetRawText())!;
         public IReadOnlyDictionary<string, string>? Gating => JsonFields.TryGet(Root, "gating", out var g)
             ? JsonFields.Object(g, $"{Path}: gating").EnumerateObject().ToDictionary(p => p.Name, p => JsonFields.String(p.Value, $"{Path}: gating.{p.Name}"))
             : null;
@@ -136,9 +136,6 @@ public sealed record HaluEvalReport
         }
         catch (JsonException e) { throw new UserError($"{path}: not valid JSON ({e.Message}); rerun that shard"); }
     }
-
-    private static JsonElement Field(JsonElement o, string name, string where) =>
-        JsonFields.TryGet(o, name, out var v) ? v : throw new UserError($"{where}: missing field '{name}'");
 
     public IReadOnlyList<HaluEvalScores> VanillaPerSeed =>
         Vanilla.GroupBy(j => j.Item.Seed).Select(g => HaluEvalScores.From(g.Select(j => j.Outcome))).ToList();

@@ -102,7 +102,7 @@ public sealed class ReplyLog : IDisposable
     }
 
     private static JsonElement Field(JsonElement record, string name, string where) =>
-        JsonFields.TryGet(record, name, out var v) ? v : throw new UserError($"{where}: missing field '{name}'; the file is damaged: delete it to start the run over");
+        JsonFields.Required(record, name, where, "the file is damaged: delete it to start the run over");
 
     private static string Short(string fingerprint) => fingerprint.Length > 12 ? fingerprint[..12] : fingerprint;
 

@@ -140,11 +140,10 @@ public static class ActivationCollector
     /// </summary>
     public static List<(ProbingRow Row, int[] Tokens)> ShardRows(List<(ProbingRow Row, int[] Tokens)> kept, Shard shard)
     {
-        var (unit, total) = ShardItemsOf(kept);
-        shard.RequireItems(total, unit);
-        if (unit == "images") return shard.ItemsOfGroups(kept.Select(k => k.Row.Image ?? "").ToList()).Select(i => kept[i]).ToList();
-        var (start, end) = shard.Range(kept.Count);
-        return kept.GetRange(start, end - start);
+        if (!kept.Any(k => k.Row.Image != null)) return shard.Block(kept, "rows");
+        var images = kept.Select(k => k.Row.Image ?? "").ToList();
+        shard.RequireItems(images.Distinct().Count(), "images");
+        return shard.ItemsOfGroups(images).Select(i => kept[i]).ToList();
     }
 
     /// <summary>Names a collection's inputs and rows: a finished file with the same fingerprint is reused, a partial one resumed.</summary>

@@ -63,6 +63,14 @@ public readonly record struct Shard(int Index, int Count)
         return ((int)((long)Index * items / Count), (int)((long)(Index + 1) * items / Count));
     }
 
+    /// <summary>The shard's contiguous block of <paramref name="items"/>, in order; an empty block is refused (<see cref="RequireItems"/>).</summary>
+    public List<T> Block<T>(List<T> items, string what)
+    {
+        RequireItems(items.Count, what);
+        var (start, end) = Range(items.Count);
+        return items.GetRange(start, end - start);
+    }
+
     /// <summary>
     /// The items (indices into <paramref name="groupOfItem"/>) whose group falls in this shard's block of the
     /// groups, groups numbered in order of first appearance: every item of a group goes to one shard.

@@ -55,8 +55,7 @@ public sealed record ShardManifest(string Verb, IReadOnlyList<string> Arguments,
         using (doc)
         {
             var root = JsonFields.Object(doc.RootElement, path);
-            JsonElement Field(JsonElement obj, string name, string where) =>
-                JsonFields.TryGet(obj, name, out var v) ? v : throw new UserError($"{where}: missing field '{name}'; rerun this shard");
+            JsonElement Field(JsonElement obj, string name, string where) => JsonFields.Required(obj, name, where, "rerun this shard");
             if (JsonFields.String(Field(root, "format", path), $"{path}: format") != FormatName)
                 throw new UserError($"{path}: format is not {FormatName}; it was written by another tool or version, rerun this shard");
             var shard = JsonFields.Object(Field(root, "shard", path), $"{path}: shard");

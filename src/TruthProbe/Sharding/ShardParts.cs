@@ -56,6 +56,16 @@ public sealed class ShardParts
         return new ShardParts(ordered, warnings);
     }
 
+    /// <summary>
+    /// A data file the shards read, by the absolute path and SHA-256 they recorded: a merge may run elsewhere, and
+    /// needs the file as it was for <paramref name="purpose"/> ("to rebuild the items").
+    /// </summary>
+    public static void RequireRecorded(string path, string sha256, string purpose)
+    {
+        if (!File.Exists(path) || Hashing.Sha256File(path) != sha256)
+            throw new UserError($"merge: the shards read {path} (sha256 {sha256}); that file is needed, unchanged, {purpose}");
+    }
+
     private static string DifferingInput(ShardManifest a, ShardManifest b)
     {
         var other = b.Inputs.ToDictionary(i => i.Name, i => i.Sha256);
