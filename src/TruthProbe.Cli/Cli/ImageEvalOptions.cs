@@ -18,7 +18,7 @@ namespace TruthProbe.Cli;
 /// </summary>
 public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewTokensWhy)
 {
-    public readonly ModelInput Model = new(gating: true, optional: true);
+    public readonly ModelInput Model = new(gating: true, optional: true, visionTower: true);
     public readonly Option<string?> Images = Opt.Text("--images", "DIR", "with a model: the folder holding the images the prompts are about");
     public readonly Option<string?> Aspect = new ImageOptions().Aspect;
     public readonly Option<int?> MaxNewTokens = Opt.IntOrNull("--max-new-tokens", "N",
@@ -89,7 +89,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             var preprocessor = llava.ImagePreprocessor(aspect);
             int maxNew = args.GetValue(MaxNewTokens) ?? defaultMaxNewTokens;
             ImagePromptRunner.CheckImages(prompts);
-            int longest = prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(loaded.Model.Encode(p)).Length);
+            int longest = prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p)).Length);
             if (longest >= loaded.Model.Config.MaxContext)
                 throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
             List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
@@ -166,6 +166,8 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
                 ["max_new_tokens"] = MaxNewTokens,
                 ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
             };
+            // Only when there is one, so that the fingerprints of llava-hf runs stay what they were.
+            if (Llava.VisionTowerFolder is { } tower) record["vision_tower"] = ModelFiles(tower);
             return Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(record.ToJsonString()));
         }
 

@@ -51,7 +51,7 @@ public static class ImagePromptRunner
         {
             var items = group.ToList();
             if (items.All(p => arms.All(a => log.Replies.ContainsKey((a.Name, p.Id))))) continue;
-            var ids = items.Select(p => model.ExpandImageTokens(language.Encode(p.Prompt))).ToList();
+            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt))).ToList();
             cache.SetImage(preprocessor.Preprocess(ImageFile.Load(group.Key)), ids);
             for (int i = 0; i < items.Count; i++)
                 for (int a = 0; a < arms.Count; a++)

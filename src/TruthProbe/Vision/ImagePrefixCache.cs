@@ -72,12 +72,12 @@ public sealed class ImagePrefixCache
             if (!_prefilled[arm])
             {
                 state.Reserve(expandedIds.Length + options.MaxNewTokens);
-                _model.Language.Forward(state, _prefix, interventions: _arms[arm], replaceEmbeddings: splice.Apply);
+                _model.Language.Forward(state, _model.DecoderIds(_prefix), interventions: _arms[arm], replaceEmbeddings: splice.Apply);
                 _prefilled[arm] = true;
             }
             // Positions past the prefix are overwritten by this prompt's own keys and values.
             state.Position = _prefix.Length;
         }
-        return Generator.Continue(_model.Language, expandedIds, options, state, splice.Apply);
+        return Generator.Continue(_model.Language, _model.DecoderIds(expandedIds), options, state, splice.Apply);
     }
 }
