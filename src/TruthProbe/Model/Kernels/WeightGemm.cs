@@ -224,15 +224,15 @@ internal static unsafe class WeightGemm
             int k = 0;
             if (g + 8 <= cols)
                 for (; k < kv; k += 8)
-                    Transpose8(Row(b + k), Row(b + s + k), Row(b + 2 * s + k), Row(b + 3 * s + k),
-                        Row(b + 4 * s + k), Row(b + 5 * s + k), Row(b + 6 * s + k), Row(b + 7 * s + k), panel + k * nr + g, nr);
+                {
+                    ushort* c = b + k;
+                    Transpose8(Kernels.BFloat16x8(c), Kernels.BFloat16x8(c + s), Kernels.BFloat16x8(c + 2 * s), Kernels.BFloat16x8(c + 3 * s),
+                        Kernels.BFloat16x8(c + 4 * s), Kernels.BFloat16x8(c + 5 * s), Kernels.BFloat16x8(c + 6 * s), Kernels.BFloat16x8(c + 7 * s), panel + k * nr + g, nr);
+                }
             for (; k < kc; k++)
                 for (int c = 0; c < 8; c++) panel[k * nr + g + c] = g + c < cols ? BitConverter.Int32BitsToSingle(b[c * s + k] << 16) : 0;
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Row(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8(float* src, int srcStride, float* dst, int dstStride) =>
