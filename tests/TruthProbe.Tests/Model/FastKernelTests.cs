@@ -63,6 +63,8 @@ public unsafe class FastKernelTests
     [InlineData(SimdPath.Vector256, WeightDType.F16)]
     [InlineData(SimdPath.Vector256, WeightDType.BF16, 13, 29, 1037)]   // widened in registers: partial 8-row groups, a k tail of 13
     [InlineData(SimdPath.Vector256, WeightDType.F16, 13, 29, 1037)]
+    [InlineData(SimdPath.Vector512, WeightDType.BF16, 13, 29, 1037)]
+    [InlineData(SimdPath.Vector512, WeightDType.F16, 13, 29, 1037)]
     [InlineData(SimdPath.Generic, WeightDType.BF16)]
     [InlineData(SimdPath.Generic, WeightDType.F16)]
     public void Gemm_NarrowWeights_EqualF32PathOnWidenedValues(SimdPath path, WeightDType dtype, int m = 19, int n = 45, int k = 544)

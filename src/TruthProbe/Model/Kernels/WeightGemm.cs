@@ -191,8 +191,8 @@ internal static unsafe class WeightGemm
     private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* rows)
     {
         int block = j.Path == SimdPath.Vector512 && Avx512F.IsSupported ? 16 : j.Path == SimdPath.Vector256 && Avx.IsSupported ? 8 : 1;
-        if (block == 8 && Avx2.IsSupported && j.DType == WeightDType.BF16) { Pack16Bit<BFloat16>(ref j, n0, cols, nr, k0, kc, panel); return; }
-        if (block == 8 && Avx2.IsSupported && j.DType == WeightDType.F16) { Pack16Bit<Float16>(ref j, n0, cols, nr, k0, kc, panel); return; }
+        if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.BF16) { Pack16Bit<BFloat16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
+        if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.F16) { Pack16Bit<Float16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
         for (int g = 0; g < nr; g += block)
         {
             for (int c = 0; c < block; c++)
@@ -211,46 +211,56 @@ internal static unsafe class WeightGemm
         }
     }
 
-    /// <summary>A 16-bit float format widened 8 values at a time in registers, and one value at a time.</summary>
+    /// <summary>A 16-bit float format widened 8 or 16 values at a time in registers, and one value at a time.</summary>
     private interface IWiden16
     {
         static abstract Vector256<float> Eight(ushort* p);
+        static abstract Vector512<float> Sixteen(ushort* p);
         static abstract float One(ushort bits);
     }
 
     private struct BFloat16 : IWiden16
     {
         public static Vector256<float> Eight(ushort* p) => Kernels.BFloat16x8(p);
+        public static Vector512<float> Sixteen(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle();
         public static float One(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
     }
 
     private struct Float16 : IWiden16
     {
         public static Vector256<float> Eight(ushort* p) => Kernels.Float16x8(p);
+        public static Vector512<float> Sixteen(ushort* p) => Vector512.Create(Kernels.Float16x8(p), Kernels.Float16x8(p + 8));
         public static float One(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
     }
 
-    /// <summary><see cref="Pack"/> for bf16 and fp16 on AVX2, widened in registers straight into the 8 x 8 transpose:
-    /// the scratch rows of the general path shared L1 with the panel. For bf16, with KC = 512, took the GEMM from
-    /// 0.81-0.85 to 0.85-0.87 of the FMA loop per CPU-second (single thread, 2026-12-07).</summary>
-    private static void Pack16Bit<T>(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel) where T : struct, IWiden16
+    /// <summary><see cref="Pack"/> for bf16 and fp16, widened in registers straight into the 8 x 8 (AVX2) or 16 x 16
+    /// (AVX-512) transpose: the scratch rows of the general path shared L1 with the panel. For bf16 on AVX2, with
+    /// KC = 512, took the GEMM from 0.81-0.85 to 0.85-0.87 of the FMA loop per CPU-second (single thread, 2026-12-07).</summary>
+    private static void Pack16Bit<T>(ref Job j, int block, int n0, int cols, int nr, int k0, int kc, float* panel) where T : struct, IWiden16
     {
         ushort* w = (ushort*)(j.W + n0 * j.RowBytes + Kernels.SegmentOffset(j.DType, k0));
         long s = j.RowBytes / 2;
-        int kv = kc & ~7;
-        for (int g = 0; g < nr; g += 8)
+        int kv = kc / block * block;
+        Vector512<float>* v = stackalloc Vector512<float>[16];
+        for (int g = 0; g < nr; g += block)
         {
             ushort* b = w + g * s;
             int k = 0;
-            if (g + 8 <= cols)
+            if (g + block <= cols && block == 8)
                 for (; k < kv; k += 8)
                 {
                     ushort* c = b + k;
                     Transpose8(T.Eight(c), T.Eight(c + s), T.Eight(c + 2 * s), T.Eight(c + 3 * s),
                         T.Eight(c + 4 * s), T.Eight(c + 5 * s), T.Eight(c + 6 * s), T.Eight(c + 7 * s), panel + k * nr + g, nr);
                 }
+            else if (g + block <= cols)
+                for (; k < kv; k += 16)
+                {
+                    for (int r = 0; r < 16; r++) v[r] = T.Sixteen(b + r * s + k);
+                    Transpose16(v, panel + k * nr + g, nr);
+                }
             for (; k < kc; k++)
-                for (int c = 0; c < 8; c++) panel[k * nr + g + c] = g + c < cols ? T.One(b[c * s + k]) : 0;
+                for (int c = 0; c < block; c++) panel[k * nr + g + c] = g + c < cols ? T.One(b[c * s + k]) : 0;
         }
     }
 
@@ -299,6 +309,12 @@ internal static unsafe class WeightGemm
     {
         Vector512<float>* v = stackalloc Vector512<float>[16];
         for (int r = 0; r < 16; r++) v[r] = Vector512.Load(src + (long)r * srcStride);
+        Transpose16(v, dst, dstStride);
+    }
+
+    /// <summary>dst[i * dstStride + r] = v[r][i]; v is overwritten.</summary>
+    private static void Transpose16(Vector512<float>* v, float* dst, int dstStride)
+    {
         for (int b = 0; b < 4; b++)
         {
             int step = 1 << b;
