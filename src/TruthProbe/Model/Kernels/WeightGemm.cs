@@ -184,10 +184,10 @@ internal static unsafe class WeightGemm
     private const int TransposeBlock = 16;
 
     /// <summary>panel[k * nr + c] = W[n0 + c, k0 + k] in float32; columns past the matrix are zero. Each group of
-    /// 16 (AVX-512) or 8 (AVX2) rows is widened into scratch (SIMD), then transposed in registers; other paths
-    /// transpose one row at a time. Widening plus a scalar transpose of a 16-column panel took 7% of the time of the
-    /// micro-kernels that use it at KC = 256 on AVX2 (timed alone); the 8 x 8 transpose is inlined into the GEMM
-    /// loop and not timed apart (widening alone is 4% of a GEMM profile).</summary>
+    /// 16 (AVX-512) or 8 (AVX2) rows is widened into scratch (SIMD), then transposed in registers (bf16 and fp16 are
+    /// widened in registers instead: <see cref="Pack16Bit{T}"/>); other paths transpose one row at a time. Widening
+    /// plus a scalar transpose of a 16-column panel took 7% of the time of the micro-kernels that use it at KC = 256
+    /// on AVX2 (timed alone); the 8 x 8 transpose is inlined into the GEMM loop and not timed apart.</summary>
     private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* rows)
     {
         int block = j.Path == SimdPath.Vector512 && Avx512F.IsSupported ? 16 : j.Path == SimdPath.Vector256 && Avx.IsSupported ? 8 : 1;
