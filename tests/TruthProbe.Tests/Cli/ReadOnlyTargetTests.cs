@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 using TruthProbe.Model;
@@ -37,18 +36,7 @@ public sealed class ReadOnlyTargetTests : IDisposable
         _tmp.Dispose();
     }
 
-    private static int Run(string program, params string[] args)
-    {
-        try
-        {
-            var start = new ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (string a in args) start.ArgumentList.Add(a);
-            using var p = Process.Start(start)!;
-            p.WaitForExit();
-            return p.ExitCode;
-        }
-        catch (System.ComponentModel.Win32Exception) { return -1; }
-    }
+    private static int Run(string program, params string[] args) => FullDiskTests.Run(program, args);
 
     /// <summary>Hash of every file under the inputs' folder and the mount.</summary>
     private Dictionary<string, string> Files() =>
