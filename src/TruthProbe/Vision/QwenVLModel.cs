@@ -26,6 +26,7 @@ public sealed class QwenVLModel : IDisposable
     public QwenLayout Layout { get; }
     public Transformer Language { get; }
     public QwenVisionWeights Vision { get; }
+    private readonly FiniteVision _finite;
     /// <summary>The folder's <c>preprocessor_config.json</c> (Qwen2VLImageProcessor), null when it has none.</summary>
     public QwenImageConfig? Preprocessor { get; }
 
@@ -38,6 +39,7 @@ public sealed class QwenVLModel : IDisposable
         Language = language;
         Vision = vision;
         Preprocessor = preprocessor;
+        _finite = FiniteVision.Qwen(this);
     }
 
     /// <summary>Loads a Qwen2.5-VL or Omni folder (any of <see cref="QwenLayout.All"/>) with its tokenizer and preprocessor config; the files are mapped once.</summary>
@@ -132,7 +134,11 @@ public sealed class QwenVLModel : IDisposable
     public ReadOnlySpan<float> EncodeImage(QwenVLState state, QwenImage image, VisionCapture? visionCapture = null)
     {
         if (image.GridT != 1) throw new UserError($"image grid has {image.GridT} frames; still images (grid_t 1) are supported, not video");
-        return QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, visionCapture);
+        bool check = !Language.AllowNonFinite;
+        if (check) _finite.RequireInputs(image.PixelValues);
+        var features = QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, visionCapture);
+        if (check) _finite.RequireOutputs(features, Config.Vision.OutHidden, visionCapture);
+        return features;
     }
 
     /// <summary>

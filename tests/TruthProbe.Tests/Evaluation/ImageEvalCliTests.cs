@@ -49,7 +49,7 @@ public sealed class ImageEvalCliTests
     }
 
     /// <summary>A Truth-Score map [2 layers, 4 heads] for the gates.</summary>
-    private static string Scores(TempDir tmp)
+    internal static string Scores(TempDir tmp)
     {
         string path = tmp.File("scores.npy");
         Npy.WriteFloat64(path, Enumerable.Range(0, 8).Select(i => 0.5 + 0.45 * Math.Sin(3 * i)).ToArray(), 2, 4);
