@@ -58,7 +58,7 @@ public sealed class DemoRun
 
     /// <summary>
     /// The stages of the whole demo, for its one progress line, each weighted by its expected share of a cold
-    /// run's time (measured on the 2-core machines, docs/demo.md; the weights only shape the ETA).
+    /// run's time (estimated for the 2-core machines, docs/demo.md; the weights only shape the ETA).
     /// </summary>
     public static IReadOnlyList<(string Name, double Weight)> Stages(DemoPlan plan)
     {
@@ -76,8 +76,9 @@ public sealed class DemoRun
         ];
     }
 
-    // Measured per unit on the 2-core machines (docs/demo.md); they set the ETA only.
-    private static double SecondsPerStep(string size) => size == "wide" ? 0.06 : 0.03;
+    // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
+    // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
+    private static double SecondsPerStep(string size) => size == "wide" ? 0.1 : 0.04;
     private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 2e-5, SecondsPerCompletion = 0.002;
 
     public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, StageProgress? progress = null)
@@ -374,11 +375,11 @@ public sealed class DemoRun
             ["family_cache"] = Family.Dir,
             ["family_from_cache"] = Family.FromCache,
             ["plan"] = JsonSerializer.SerializeToNode(Plan),
-            ["within_family_mean_pearson"] = Descendants.Average(d => compare.Pair(0, Index(d.Name)).Pearson),
-            ["cross_family_max_pearson"] = Family.Unrelated.Max(u => compare.Pair(0, Index(u.Name)).Pearson),
+            ["within_family_mean_pearson"] = JsonNumber(Descendants.Average(d => compare.Pair(0, Index(d.Name)).Pearson)),
+            ["cross_family_max_pearson"] = JsonNumber(Family.Unrelated.Max(u => compare.Pair(0, Index(u.Name)).Pearson)),
             ["probing_rows"] = scores["base"].Set.Rows,
             ["heads_per_map"] = scores["base"].Set.HeadCount,
-            ["max_wilson_half_width"] = scores.Values.Max(MaxWilsonHalfWidth),
+            ["max_wilson_half_width"] = JsonNumber(scores.Values.Max(MaxWilsonHalfWidth)),
             ["bootstrap_rows"] = Plan.BootstrapRows,
             ["pairs_with_base"] = new JsonObject(Family.Members.Skip(1).Select(m => KeyValuePair.Create(m.Name, (JsonNode?)PairJson(compare.Pair(0, Index(m.Name)), LayerCentred[m.Name])))),
             ["gating"] = GatingJson(),
@@ -391,26 +392,27 @@ public sealed class DemoRun
                     .Concat(Family.Unrelated.Select(u => (u.Name, (JsonNode)u.Seed)))
                     .Concat(Plan.Seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))), []),
         };
-        // NaN (an interval of a degenerate map) is written as "NaN", which the report shows as n/a.
-        AtomicFile.WriteAllText(Out("summary.json"), summary.ToJsonString(new JsonSerializerOptions
-            { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }) + "\n");
+        AtomicFile.WriteAllText(Out("summary.json"), summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
+
+    /// <summary>A number for summary.json; null where it is undefined (NaN), which the report shows as n/a.</summary>
+    private static JsonNode? JsonNumber(double x) => double.IsFinite(x) ? JsonValue.Create(x) : null;
 
     private static JsonObject PairJson(PairStatistics p, Interval layerCentred) => new()
     {
-        ["pearson"] = p.Pearson, ["pearson_low"] = p.PearsonInterval.Low, ["pearson_high"] = p.PearsonInterval.High,
-        ["pearson_layer_centred"] = p.PearsonLayerCentred, ["layer_centred_low"] = layerCentred.Low, ["layer_centred_high"] = layerCentred.High,
-        ["p_layer_perm"] = p.PLayerPermutation,
+        ["pearson"] = JsonNumber(p.Pearson), ["pearson_low"] = JsonNumber(p.PearsonInterval.Low), ["pearson_high"] = JsonNumber(p.PearsonInterval.High),
+        ["pearson_layer_centred"] = JsonNumber(p.PearsonLayerCentred), ["layer_centred_low"] = JsonNumber(layerCentred.Low), ["layer_centred_high"] = JsonNumber(layerCentred.High),
+        ["p_layer_perm"] = JsonNumber(p.PLayerPermutation),
     };
 
     /// <summary>eval.csv's accuracies with their intervals, per model: vanilla, gated and their difference (x100).</summary>
     private JsonObject GatingJson() => new(ReportLines(Out("eval.csv")).Chunk(2).Select(pair => KeyValuePair.Create(pair[0][0], (JsonNode?)new JsonObject
     {
-        ["lambda"] = Number(pair[1][3]),
-        ["vanilla_accuracy"] = Number(pair[0][4]), ["vanilla_low"] = Number(pair[0][12]), ["vanilla_high"] = Number(pair[0][13]),
-        ["gated_accuracy"] = Number(pair[1][4]), ["gated_low"] = Number(pair[1][12]), ["gated_high"] = Number(pair[1][13]),
-        ["difference_low"] = Number(pair[1][14]), ["difference_high"] = Number(pair[1][15]),
-        ["vanilla_reading_accuracy"] = Number(pair[0][8]), ["mcnemar_p"] = Number(pair[1][10]),
+        ["lambda"] = JsonNumber(Number(pair[1][3])),
+        ["vanilla_accuracy"] = JsonNumber(Number(pair[0][4])), ["vanilla_low"] = JsonNumber(Number(pair[0][12])), ["vanilla_high"] = JsonNumber(Number(pair[0][13])),
+        ["gated_accuracy"] = JsonNumber(Number(pair[1][4])), ["gated_low"] = JsonNumber(Number(pair[1][12])), ["gated_high"] = JsonNumber(Number(pair[1][13])),
+        ["difference_low"] = JsonNumber(Number(pair[1][14])), ["difference_high"] = JsonNumber(Number(pair[1][15])),
+        ["vanilla_reading_accuracy"] = JsonNumber(Number(pair[0][8])), ["mcnemar_p"] = JsonNumber(Number(pair[1][10])),
     })));
 
     /// <summary>The short text summary the demo prints.</summary>
