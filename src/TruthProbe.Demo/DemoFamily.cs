@@ -32,7 +32,7 @@ public sealed record DemoPlan(
     int EvalFacts = 8,
     int BootstrapRows = 100)
 {
-    public const int DefaultPretrainSteps = 700;
+    public const int DefaultPretrainSteps = 1200;
     public static DemoPlan Default => new();
 
     /// <summary>Steps of the counterfactual descendant, whose checkpoints are the inheritance curve.</summary>
