@@ -27,8 +27,11 @@ public static class LlavaPrompts
     public static string Vicuna(string question) => $"{System} USER: <image>\n{question} ASSISTANT:";
 
     /// <summary>A POPE question with the short-answer instruction (not added twice to a question that already ends with it).</summary>
-    public static string Pope(string question) =>
-        Vicuna(question.EndsWith(ShortAnswer, StringComparison.Ordinal) ? question : question + "\n" + ShortAnswer);
+    public static string Pope(string question) => Vicuna(WithShortAnswer(question));
+
+    /// <summary>The question with "\n" + <see cref="ShortAnswer"/> appended, unless it already ends with it (LLaVA's and lmms-eval's POPE wording).</summary>
+    public static string WithShortAnswer(string question) =>
+        question.EndsWith(ShortAnswer, StringComparison.Ordinal) ? question : question + "\n" + ShortAnswer;
 
     public static string Chair => Vicuna(DescribeInDetail);
 }
