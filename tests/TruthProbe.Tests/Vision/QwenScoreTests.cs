@@ -96,20 +96,9 @@ public sealed class QwenScoreTests
         .. Rows[row].Question, ImEnd, ImStart, 67, .. Rows[row].Answer, ImEnd,
     ];
 
-    private static float[] LastZ(ActivationSet set, int row)
-    {
-        int width = set.Layers * set.Heads * set.HeadDim;
-        return set.Values.AsSpan(row * width, width).ToArray();
-    }
+    private static float[] LastZ(ActivationSet set, int row) => LlavaScoreTests.LastZ(set, row);
 
-    private static double RelativeToReference(float[] actual, QwenReference.Result reference)
-    {
-        var expected = reference.Z.SelectMany(layer => layer[^1]).ToArray();
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Max(Math.Abs), max = 0;
-        for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(actual[i] - expected[i]));
-        return max / scale;
-    }
+    private static double RelativeToReference(float[] actual, QwenReference.Result reference) => LlavaScoreTests.RelativeToReference(actual, reference.Z);
 
     private static CliRunner.Result Score(Fixture f, string rows, string outDir, params string[] extra) =>
         CliRunner.Run(["score", f.Folder, "--data", rows, "--out", outDir, "--folds", "2", "--no-control", .. extra]);
@@ -182,12 +171,14 @@ public sealed class QwenScoreTests
     {
         using var f = new Fixture();
         string rows = WriteRows(f.Tmp);
-        var black = Score(f, rows, f.Tmp.File("black"), "--image-mode", "black");
-        Assert.True(black.ExitCode == 0, black.Stderr);
-        var text = Score(f, rows, f.Tmp.File("text"), "--image-mode", "text-only");
-        Assert.True(text.ExitCode == 0, text.Stderr);
-        var blackSet = ActivationSet.Load(Path.Combine(f.Tmp.File("black"), ActivationCollector.FileName), null);
-        var textSet = ActivationSet.Load(Path.Combine(f.Tmp.File("text"), ActivationCollector.FileName), null);
+        var sets = new Dictionary<string, ActivationSet>();
+        foreach (string mode in new[] { "black", "text-only" })
+        {
+            var r = Score(f, rows, f.Tmp.File(mode), "--image-mode", mode);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            sets[mode] = ActivationSet.Load(Path.Combine(f.Tmp.File(mode), ActivationCollector.FileName), null);
+        }
+        var (blackSet, textSet) = (sets["black"], sets["text-only"]);
         Assert.Equal("all-zero RGB 336x336", blackSet.Metadata["image"]);
         Assert.Equal(QwenPrompts.Chat(false, false, "{question}", "{answer}"), textSet.Metadata["template"]);
 
