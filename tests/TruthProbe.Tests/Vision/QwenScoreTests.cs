@@ -196,12 +196,35 @@ public sealed class QwenScoreTests
     }
 
     [Fact]
-    public void Attention_ImageRows_MeasureTheImageSpan()
+    public void Attention_ImageRows_ShareOnTheImagePads_MatchesFloat64Patterns()
     {
         using var f = new Fixture();
         var r = CliRunner.Run("attention", f.Folder, "--data", WriteRows(f.Tmp), "--images", f.Images, "--out", f.Tmp.File("att"));
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("attention to evidence over 6 row(s)", r.Stdout);
+
+        // Per (layer, head): the mean over rows of the last query's attention summed over the 12 image-pad positions.
+        using var model = QwenVLModel.Load(f.Folder);
+        int layers = f.Config.Text.Layers, heads = f.Config.Text.Heads;
+        var expected = new double[layers * heads];
+        for (int i = 0; i < Rows.Length; i++)
+        {
+            var image = model.ImageProcessor().Preprocess(ImageFile.Load(Path.Combine(f.Images, Rows[i].Image)));
+            int[] ids = ChatIds(i, 12);
+            var hooks = new Dictionary<string, double[]>();
+            QwenReference.Run(f.Folder, f.Config, image.PixelValues, image.GridH, image.GridW, ids, hooks);
+            int T = ids.Length, start = Array.IndexOf(ids, Pad);
+            for (int l = 0; l < layers; l++)
+                for (int h = 0; h < heads; h++)
+                {
+                    var pattern = hooks[$"blocks.{l}.attn.hook_pattern"];   // [H, T, T]
+                    for (int j = start; j < start + 12; j++) expected[l * heads + h] += pattern[(h * T + T - 1) * T + j] / Rows.Length;
+                }
+        }
+        var share = Npy.Read(Path.Combine(f.Tmp.File("att"), "attention.npy")).Data;
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(share[i] - expected[i]) < 1e-6, $"head {i}: share {share[i]} vs float64 {expected[i]}");
+        Assert.True(expected.Max() - expected.Min() > 0.05, "the heads' shares should differ, or the comparison cannot tell them apart");
     }
 
     [Fact]
