@@ -32,18 +32,21 @@ public sealed class QwenScoreTests
     {
         public readonly TempDir Tmp = new();
         public readonly string Folder, Images;
-        public readonly QwenVLConfig Config = QwenVisionTests.Tiny();
+        public readonly QwenVLConfig Config;
 
-        public Fixture()
+        /// <param name="omni">the Omni thinker (thinker layout) with its template's image tokens, instead of Qwen2.5-VL.</param>
+        public Fixture(bool omni = false)
         {
-            Folder = Tmp.File("qwen-vl");
-            QwenCheckpoint.WriteRandom(Folder, Config, QwenLayout.Hub, 23, WeightDType.F32);
+            Config = QwenVisionTests.Tiny(omni);
+            Folder = Tmp.File(omni ? "omni" : "qwen-vl");
+            QwenCheckpoint.WriteRandom(Folder, Config, omni ? QwenLayout.Thinker : QwenLayout.Hub, 23, WeightDType.F32);
             File.WriteAllText(Path.Combine(Folder, QwenVLModel.PreprocessorFile), """
                 {"min_pixels": 3136, "max_pixels": 12544, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
                  "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
                  "image_processor_type": "Qwen2VLImageProcessor", "resample": 3, "rescale_factor": 0.00392156862745098}
                 """);
-            var special = new[] { ("<|image_pad|>", Pad), ("<|vision_start|>", VisionStart), ("<|vision_end|>", VisionEnd), ("<|im_start|>", ImStart), ("<|im_end|>", ImEnd) };
+            var special = new[] { (omni ? "<|IMAGE|>" : "<|image_pad|>", Pad), (omni ? "<|vision_bos|>" : "<|vision_start|>", VisionStart),
+                (omni ? "<|vision_eos|>" : "<|vision_end|>", VisionEnd), ("<|im_start|>", ImStart), ("<|im_end|>", ImEnd) };
             string added = string.Join(",", special.Select(s => $$"""{"id":{{s.Item2}},"content":"{{s.Item1}}","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}"""));
             var taken = Words.Select(w => w.Id).Concat(special.Select(s => s.Item2)).ToHashSet();
             string vocab = string.Join(",", Words.Select(w => $"\"{w.Word}\":{w.Id}").Concat(Enumerable.Range(1, 79).Where(id => !taken.Contains(id)).Select(id => $"\"w{id}\":{id}")));
@@ -225,6 +228,29 @@ public sealed class QwenScoreTests
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(share[i] - expected[i]) < 1e-6, $"head {i}: share {share[i]} vs float64 {expected[i]}");
         Assert.True(expected.Max() - expected.Min() > 0.05, "the heads' shares should differ, or the comparison cannot tell them apart");
+    }
+
+    [Fact]
+    public void Score_OmniThinker_RunsItsOwnTemplate()
+    {
+        using var f = new Fixture(omni: true);
+        string rows = WriteRows(f.Tmp), outDir = f.Tmp.File("out");
+        var r = Score(f, rows, outDir, "--images", f.Images);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var set = ActivationSet.Load(Path.Combine(outDir, ActivationCollector.FileName), null);
+        Assert.Equal("qwen2.5-omni", set.Metadata["chat_template"]);
+        Assert.Equal(QwenPrompts.Chat(true, true, "{question}", "{answer}"), set.Metadata["template"]);
+
+        // Row 2 through the library: the Omni template's text (its long system prompt is out of the test vocabulary:
+        // [UNK] words), its image tokens expanded to b.png's 12.
+        using var model = QwenVLModel.Load(f.Folder);
+        int[] ids = model.Language.Encode(QwenPrompts.Chat(true, true, "w13 w14 w15", "w33"));
+        Assert.Equal([ImStart, 60], ids[..2]);
+        Assert.Equal([ImEnd, ImStart, 66, VisionStart, Pad, VisionEnd, 13, 14, 15, ImEnd, ImStart, 67, 33, ImEnd], ids[^14..]);
+        var image = model.ImageProcessor().Preprocess(ImageFile.Load(Path.Combine(f.Images, "b.png")));
+        var capture = new ActivationCapture(f.Config.Text, ["blocks.*.attn.hook_z"], [-1]);
+        model.Forward(model.NewState(), ids, image, capture);
+        Assert.Equal(Enumerable.Range(0, 2).SelectMany(l => capture[HookNames.Name(HookKind.Z, l)].Data).ToArray(), LastZ(set, 2));
     }
 
     [Fact]
