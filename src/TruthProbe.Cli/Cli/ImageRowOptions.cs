@@ -32,7 +32,7 @@ public sealed class ImageRowOptions
 
     public readonly Option<string?> Images = Opt.Text("--images", "DIR",
         "folder of the rows' images (their image_path or image field is relative to it), for a LLaVA model; the prompt is " +
-        "'<image>\\n{question}\\nASSISTANT: {answer}' unless --template says otherwise");
+        "'<image>\\n{question}\\nASSISTANT: {answer}' unless --template says otherwise (a Qwen2.5-VL / Omni model: its own chat template)");
     public readonly Option<string?> Mode = Opt.ChoiceOrNull("--image-mode",
         "what a LLaVA model sees at <image> (the paper's Fig. 1): each row's image (default with --images), an all-zero 336x336 image, " +
         "or no image (the prompt without <image>, language model alone)", "image", "black", "text-only");
