@@ -12,9 +12,12 @@ image_aspect). Then `truthprobe trace-diff ours.safetensors hf.safetensors` prin
 
 --like takes the token ids (image tokens already expanded), image, aspect, positions and hook names from our trace,
 so both runs see the same input. Needs torch, transformers (>= 4.47 for expanded LLaVA ids), safetensors, Pillow.
-Not written: blocks.{l}.attn.hook_rot_q / hook_rot_k / hook_attn_scores (transformers does not expose them).
+blocks.{l}.attn.hook_rot_q / hook_rot_k / hook_attn_scores, which transformers does not expose, are rebuilt from its
+own pieces when asked for: the cos/sin its rotary module hands the layers and its modeling file's rotate_half on
+hook_q / hook_k, then rot_q . rot_k * d_head^-0.5 (kv head h // (H / H_kv)) with -inf where the causal mask (and a
+sliding window, where the config enables one) hides the key, as the eager attention computes it before its softmax.
 """
-import argparse, fnmatch, hashlib
+import argparse, fnmatch, hashlib, sys
 
 import torch
 import transformers
@@ -86,6 +89,10 @@ def main():
         on(mlp.up_proj, lambda m, i, o, b=b: keep(b + "mlp.hook_pre_linear", o))
         pre(mlp.down_proj, lambda m, args, kw, b=b: keep(b + "mlp.hook_post", args[0]))
         on(mlp, lambda m, i, o, b=b: keep(b + "hook_mlp_out", o))
+    # The cos/sin the layers get (one module for the whole model in transformers >= 4.47): kept whole, batch included.
+    rotary = next((m for n, m in model.named_modules() if n.endswith("rotary_emb") and "vision" not in n), None)
+    if rotary is not None:
+        on(rotary, lambda m, i, o: acts.__setitem__("_rope", (o[0].detach().float(), o[1].detach().float())))
 
     inputs = {"input_ids": torch.tensor([ids])}
     if image_path:
@@ -114,6 +121,25 @@ def main():
         acts[b + "hook_resid_mid"] = acts[b + "hook_resid_pre"] + acts[b + "hook_attn_out"]
         acts[b + "attn.hook_pattern"] = out.attentions[l].float()[0]
     acts["hook_embed"] = acts["blocks.0.hook_resid_pre"]
+    rope = acts.pop("_rope", None)
+    rope_hooks = ("attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores")
+    rotate_half = getattr(sys.modules[type(layers[0].self_attn).__module__], "rotate_half", None)
+    window = getattr(text, "sliding_window", None) if getattr(text, "use_sliding_window", True) else None
+    for l in range(len(layers)):
+        b = f"blocks.{l}."
+        if not any(fnmatch.fnmatchcase(b + n, p) for n in rope_hooks for p in patterns):
+            continue
+        if rope is None or rotate_half is None:
+            raise SystemExit(f"{b}attn.hook_rot_q/rot_k/attn_scores: this model has no rotary_emb module or rotate_half to rebuild them from")
+        cos, sin = rope[0][0].unsqueeze(1), rope[1][0].unsqueeze(1)          # [T, 1, d_head]
+        q, k = acts[b + "attn.hook_q"], acts[b + "attn.hook_k"]                # [T, H, d_head], [T, H_kv, d_head]
+        acts[b + "attn.hook_rot_q"] = q * cos + rotate_half(q) * sin
+        acts[b + "attn.hook_rot_k"] = k * cos + rotate_half(k) * sin
+        keys = acts[b + "attn.hook_rot_k"].repeat_interleave(H // Hkv, dim=1)
+        scores = torch.einsum("thd,shd->hts", acts[b + "attn.hook_rot_q"], keys) * hd ** -0.5
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        hidden = (j > i) | ((j <= i - window) if window else torch.zeros_like(j > i))
+        acts[b + "attn.hook_attn_scores"] = scores.masked_fill(hidden, float("-inf"))
     acts["logits"] = out.logits.float()[0]
 
     names = [n for n in acts if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
@@ -125,7 +151,7 @@ def main():
         t = acts[n]
         if positions != "all" and not n.startswith("vision.") and n != "hook_image_features":
             sel = [p if p >= 0 else T + p for p in map(int, positions.split(","))]
-            t = t[:, sel] if n.endswith("hook_pattern") else t[sel]
+            t = t[:, sel] if n.endswith(("hook_pattern", "hook_attn_scores")) else t[sel]
         result[n] = t.contiguous()
     metadata = {"model": a.model, "format": f"transformers {transformers.__version__}",
                 "token_ids": ",".join(map(str, ids)), "positions": positions, **meta_image}

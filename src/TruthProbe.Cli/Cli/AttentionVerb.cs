@@ -24,7 +24,7 @@ public sealed class AttentionVerb : IShardedVerb
         shares; 'truthprobe merge' joins the parts and writes the same files one process writes.
         """;
 
-    private readonly ModelInput _model = new(gating: false);
+    private readonly ModelInput _model = new(gating: false, visionTower: true);
     private readonly Option<string> _data = Opt.Required("--data", "FILE.jsonl",
         "probing rows as for 'score': {\"context\", \"question\", \"answer\", \"label\"}, HaluEval-QA items, or rows with images for LLaVA (image_path or image)");
     private readonly Option<int?> _samples = ProbeVerb.Samples();

@@ -18,7 +18,7 @@ namespace TruthProbe.Cli;
 /// </summary>
 public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewTokensWhy)
 {
-    public readonly ModelInput Model = new(gating: true, optional: true);
+    public readonly ModelInput Model = new(gating: true, optional: true, visionTower: true);
     public readonly Option<string?> Images = Opt.Text("--images", "DIR", "with a model: the folder holding the images the prompts are about");
     public readonly Option<string?> Aspect = new ImageOptions().Aspect;
     private readonly ImageOptions _budget = new();
@@ -127,7 +127,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
             var preprocessor = llava.ImagePreprocessor(aspect);
             ImagePromptRunner.CheckImages(prompts);
-            CheckContext(loaded, prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(loaded.Model.Encode(p)).Length));
+            CheckContext(loaded, prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p)).Length));
             return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
             {
                 TokenizerSha256 = tokenizerSha,
@@ -213,6 +213,8 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
                 ["max_new_tokens"] = MaxNewTokens,
                 ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
             };
+            // Only when there is one, so that the fingerprints of llava-hf runs stay what they were.
+            if (Llava?.VisionTowerFolder is { } tower) record["vision_tower"] = ModelFiles(tower);
             return Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(record.ToJsonString()));
         }
 

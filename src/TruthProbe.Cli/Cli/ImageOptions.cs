@@ -23,7 +23,10 @@ public sealed class ImageOptions
     /// <summary>The aspect named on the command line, else <paramref name="model"/>'s default.</summary>
     public static AspectMode AspectOf(string? text, LlavaModel model) => text == null ? model.DefaultAspect : text == "pad" ? AspectMode.Pad : AspectMode.Crop;
 
-    public readonly Option<string?> VisionTower = Opt.Text("--vision-tower", "DIR",
+    public readonly Option<string?> VisionTower = VisionTowerOption();
+
+    /// <summary>--vision-tower, declared once for every verb that loads a LLaVA model.</summary>
+    public static Option<string?> VisionTowerOption() => Opt.Text("--vision-tower", "DIR",
         "the CLIP folder (config.json, safetensors, preprocessor_config.json) an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM) names as mm_vision_tower");
 
     public readonly Option<int?> MinPixels = Opt.IntOrNull("--min-pixels", "N",

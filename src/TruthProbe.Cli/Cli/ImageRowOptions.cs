@@ -5,6 +5,7 @@ using TruthProbe.Common;
 using TruthProbe.Imaging;
 using TruthProbe.Model;
 using TruthProbe.Probing;
+using TruthProbe.Sharding;
 using TruthProbe.Vision;
 
 namespace TruthProbe.Cli;
@@ -139,7 +140,10 @@ public sealed record ImageRows(ImageMode Mode, string? Directory, string? Aspect
     }
 }
 
-/// <summary>Rows run on a LLaVA model in one <see cref="ImageMode"/>; each image is encoded once while it stays in the cache.</summary>
+/// <summary>
+/// Rows run on a LLaVA model in one <see cref="ImageMode"/>; each image is encoded once while it stays in the cache.
+/// LLaVA-NeXT's image-token count depends on the image's size, so its rows' images are decoded when their ids are made.
+/// </summary>
 internal sealed class LlavaRowPrompts : RowPrompts
 {
     /// <summary>The paper's black image: all-zero RGB at LLaVA-1.5's 336x336, preprocessed like a photo.</summary>
@@ -149,18 +153,18 @@ internal sealed class LlavaRowPrompts : RowPrompts
     private readonly PromptTemplate _template;
     private readonly ImageRows _rows;
     private readonly AspectMode _aspect;
-    private readonly ClipPreprocessor? _preprocessor;
     private readonly LlavaState _state;
     private readonly ImageFeatureCache _cache;
     private readonly Dictionary<string, string> _hashes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ImageSize> _sizes = new(StringComparer.Ordinal);
 
     public LlavaRowPrompts(LlavaModel model, PromptTemplate template, ImageRows rows)
     {
         (_model, _template, _rows) = (model, template, rows);
-        if (model.IsAnyres && rows.Mode != ImageMode.TextOnly)
-            throw new UserError($"{model.Language.Source}: image rows run LLaVA-1.5 models; LLaVA-NeXT's per-image token count is not wired into score/attention yet (generate and trace take its images)");
+        if (model.IsAnyres && rows.AspectText != null)
+            throw new UserError($"--image-aspect applies to LLaVA-1.5; {model.Language.Source} is LLaVA-NeXT, which tiles each image at its best grid resolution (anyres)") { Field = "image_aspect" };
         _aspect = ImageOptions.AspectOf(rows.AspectText, model);
-        if (rows.Mode != ImageMode.TextOnly) _preprocessor = model.ImagePreprocessor(_aspect);
+        if (rows.Mode != ImageMode.TextOnly) model.ImagePreprocessor(_aspect);   // the folder's settings are checked before any row runs
         _state = model.NewState();
         _cache = new ImageFeatureCache(model, _state);
     }
@@ -170,11 +174,11 @@ internal sealed class LlavaRowPrompts : RowPrompts
 
     public override int[] Tokens(ProbingRow row)
     {
-        int[] ids = _model.Language.Encode(_template.Render(row));
+        int[] ids = _model.EncodePrompt(_template.Render(row));
         if (_rows.Mode == ImageMode.TextOnly) return ids;
         try
         {
-            return _model.ExpandImageTokens(ids);
+            return _model.ExpandImageTokens(ids, SizeOf(row));
         }
         catch (UserError e)
         {
@@ -186,7 +190,12 @@ internal sealed class LlavaRowPrompts : RowPrompts
     {
         yield return new("image_mode", _rows.ModeName);
         if (_rows.Mode == ImageMode.TextOnly) yield break;
-        yield return new("image_aspect", _aspect == AspectMode.Pad ? "pad" : "crop");
+        yield return new("image_aspect", _model.IsAnyres ? "anyres" : _aspect == AspectMode.Pad ? "pad" : "crop");
+        if (_model.VisionTowerFolder is { } tower)
+        {
+            yield return new("vision_tower", Path.GetFullPath(tower));
+            yield return new("vision_tower_sha256", ShardManifest.HashModel(tower));
+        }
         if (_rows.Mode == ImageMode.Black)
         {
             yield return new("image", $"all-zero RGB {BlackSize}x{BlackSize}");
@@ -204,16 +213,31 @@ internal sealed class LlavaRowPrompts : RowPrompts
             return;
         }
         string key = (_rows.Mode == ImageMode.Black ? "black" : Hash(_rows.Files[row.Index])) + "|" + _aspect;
-        var features = _cache.Get(key, () => _preprocessor!.Preprocess(_rows.Mode == ImageMode.Black
-            ? new RgbImage(BlackSize, BlackSize) : ImageFile.Load(_rows.Files[row.Index])));
-        _model.ForwardEncoded(_state, tokens, features, capture);
+        var features = _cache.Get(key, () => _model.PrepareImage(Image(row), _model.IsAnyres ? null : _aspect));
+        _model.ForwardEncoded(_state, tokens, features, capture, imageSize: SizeOf(row));
     }
 
     public override (int Start, int Length) Evidence(ProbingRow row, int[] tokens)
     {
         if (_rows.Mode == ImageMode.TextOnly)
             throw new UserError("--image-mode text-only shows no image, so there is no image span to measure attention on; use image or black");
-        return (Array.IndexOf(tokens, _model.Config.ImageTokenId), _model.Config.ImageTokens);
+        return (Array.IndexOf(tokens, _model.Config.ImageTokenId), _model.ImageTokens(SizeOf(row)));
+    }
+
+    private RgbImage Image(ProbingRow row) => _rows.Mode == ImageMode.Black ? new RgbImage(BlackSize, BlackSize) : ImageFile.Load(_rows.Files[row.Index]);
+
+    /// <summary>The row's image size where the token count depends on it (LLaVA-NeXT), else null.</summary>
+    private ImageSize? SizeOf(ProbingRow row)
+    {
+        if (!_model.IsAnyres) return null;
+        if (_rows.Mode == ImageMode.Black) return new ImageSize(BlackSize, BlackSize);
+        string file = _rows.Files[row.Index];
+        if (!_sizes.TryGetValue(file, out var size))
+        {
+            var image = ImageFile.Load(file);
+            _sizes[file] = size = new ImageSize(image.Height, image.Width);
+        }
+        return size;
     }
 
     private string Hash(string file)

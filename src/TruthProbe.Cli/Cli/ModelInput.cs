@@ -26,16 +26,20 @@ public sealed class ModelInput
     public readonly ImageOptions? Image;
     private readonly Option<string?>? _prompt;
     private readonly Option<int[]?>? _tokenIds;
+    // --vision-tower on a verb that reads images its own way (score, attention, the eval verbs) or none (inspect).
+    private readonly Option<string?>? _visionTower;
 
     /// <param name="gating">the verb runs a gated model: it takes the gating options.</param>
     /// <param name="prompt">the verb takes --prompt / --token-ids.</param>
     /// <param name="image">the verb takes --image / --image-aspect.</param>
     /// <param name="optional">the model may be left out (a verb that also scores replies made elsewhere).</param>
-    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false, bool optional = false)
+    /// <param name="visionTower">the verb takes --vision-tower without --image (implied by <paramref name="image"/>).</param>
+    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false, bool optional = false, bool visionTower = false)
     {
         if (optional) Model.Arity = ArgumentArity.ZeroOrOne;
         if (gating) Gating = new GatingOptions.Group();
         if (image) Image = new ImageOptions();
+        _visionTower = Image?.VisionTower ?? (visionTower ? ImageOptions.VisionTowerOption() : null);
         if (prompt)
         {
             _prompt = Opt.Text("--prompt", "TEXT", "text to run the model on" + promptDefault);
@@ -44,7 +48,7 @@ public sealed class ModelInput
     }
 
     public IEnumerable<Symbol> Symbols =>
-        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite, Image == null ? _visionTower : null }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
 
     /// <summary>
     /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
@@ -58,7 +62,7 @@ public sealed class ModelInput
             throw new UserError($"{verb}: give the gates to fold: --scores MAP --mode M --lambda L, or --gates FILE");
         string path = args.GetValue(Model)!;
         string? tokenizer = args.GetValue(Tokenizer);
-        string? visionTower = Image == null ? null : args.GetValue(Image.VisionTower);
+        string? visionTower = _visionTower == null ? null : args.GetValue(_visionTower);
         var llava = Directory.Exists(path) && LlavaCheckpoint.IsLlavaFolder(path) ? LlavaModel.Load(path, tokenizer, visionTower) : null;
         if (llava == null && visionTower != null) throw new UserError($"{verb}: --vision-tower applies to an original-layout LLaVA checkpoint (LlavaLlamaForCausalLM); {path} is not a LLaVA folder");
         var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;

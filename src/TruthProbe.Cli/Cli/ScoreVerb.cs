@@ -28,7 +28,7 @@ public sealed class ScoreVerb : IShardedVerb
 
 
     // Activations are collected from the model as it is: no gating options.
-    private readonly ModelInput _model = new(gating: false);
+    private readonly ModelInput _model = new(gating: false, visionTower: true);
     private readonly Option<string> _data = Opt.Required("--data", "FILE.jsonl",
         "jsonl rows {\"context\", \"question\", \"answer\", \"label\": \"gold\"|\"hallucinated\"}, or HaluEval-QA items " +
         "{\"knowledge\", \"question\", \"right_answer\", \"hallucinated_answer\"} (each item gives a gold row and a hallucinated row), " +

@@ -50,7 +50,7 @@ public static class ImagePromptRunner
         var cache = new ImagePrefixCache(model, arms.Select(a => a.Interventions).ToList(), reusePrefix);
         Run(model.Language, prompts, arms, options, log, progress, cache, (file, items) =>
         {
-            var ids = items.Select(p => model.ExpandImageTokens(model.Language.Encode(p.Prompt))).ToList();
+            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt))).ToList();
             cache.SetImage(preprocessor.Preprocess(ImageFile.Load(file)), ids);
             return ids;
         });

@@ -68,7 +68,12 @@ public sealed class ReplyLog : IDisposable
             file.SetLength(keep);
             file.Seek(keep, SeekOrigin.Begin);
             var log = new ReplyLog(path, fingerprint, file, replies);
-            if (fresh) log.WriteLine(new JsonObject { ["fingerprint"] = fingerprint });
+            if (fresh)
+            {
+                log.WriteLine(new JsonObject { ["fingerprint"] = fingerprint });
+                // The replies are fsynced as they come; the new file's name must be on disk for them to be found.
+                DirectorySync.Flush(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            }
             return log;
         }
         catch
@@ -150,6 +155,8 @@ public sealed class ReplyLog : IDisposable
     {
         _file.Dispose();
         File.Move(Path, finalPath, overwrite: true);
+        // The rename is the folder's change: without this a power cut could leave the partial log's name, or neither.
+        DirectorySync.Flush(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(finalPath))!);
     }
 
     public void Dispose() => _file.Dispose();

@@ -4,7 +4,7 @@ using TruthProbe.Common;
 namespace TruthProbe.Imaging;
 
 /// <summary>
-/// Decodes baseline and progressive Huffman JPEGs (8-bit, grey or three components) to the pixels Pillow 9.4
+/// Decodes baseline and progressive Huffman JPEGs (8-bit, grey, three or four components) to the pixels Pillow 9.4
 /// with libjpeg-turbo gives for <c>Image.open(f).convert("RGB")</c>: libjpeg's integer IDCT, its "fancy"
 /// triangular chroma upsampling and its fixed-point YCbCr->RGB. Anything malformed, truncated or outside
 /// that scope is a <see cref="UserError"/> naming the file.
@@ -126,13 +126,15 @@ internal ref struct JpegReader
             }
         }
         if (!sawScan) throw Error("no image data (no SOS scan before EOI)");
-        return JpegOutput.ToRgb(_components, _width, _height, _maxH, _maxV, ColorTransform(), _progressive, _file);
+        return JpegOutput.ToRgb(_components, _width, _height, _maxH, _maxV, ColorTransform(), _progressive);
     }
 
-    /// <summary>libjpeg's guess of the colour space of a 3-component file (jdapimin.c default_decompress_parms).</summary>
+    /// <summary>libjpeg's guess of the colour space (jdapimin.c default_decompress_parms).</summary>
     private readonly JpegColorTransform ColorTransform()
     {
         if (_components.Length == 1) return JpegColorTransform.Grey;
+        // Four components: Adobe's transform 0 is CMYK, any other YCCK; without the marker, CMYK.
+        if (_components.Length == 4) return _sawAdobe && _adobeTransform != 0 ? JpegColorTransform.Ycck : JpegColorTransform.Cmyk;
         if (_sawJfif) return JpegColorTransform.YCbCr;
         if (_sawAdobe) return _adobeTransform == 0 ? JpegColorTransform.Rgb : JpegColorTransform.YCbCr;
         return _components[0].Id == 'R' && _components[1].Id == 'G' && _components[2].Id == 'B'
@@ -226,7 +228,7 @@ internal ref struct JpegReader
         if (_width == 0 || _height == 0) throw Error($"image size {_width}x{_height}: width and height must be positive (a height given later by DNL is not supported)");
         if ((long)_width * _height > JpegDecoder.MaxPixels)
             throw Error($"image size {_width}x{_height} is {(long)_width * _height} pixels, above the limit of {JpegDecoder.MaxPixels}");
-        if (n != 1 && n != 3) throw Error($"{n} colour components; only 1 (grey) and 3 (YCbCr or RGB) are supported");
+        if (n != 1 && n != 3 && n != 4) throw Error($"{n} colour components; only 1 (grey), 3 (YCbCr or RGB) and 4 (CMYK or YCCK) are supported");
         if (s.Length != 6 + 3 * n) throw Error($"SOF segment has {s.Length + 2} bytes, expected {8 + 3 * n} for {n} components");
         _progressive = progressive;
         _components = new JpegComponent[n];

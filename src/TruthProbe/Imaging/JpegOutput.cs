@@ -1,16 +1,17 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using TruthProbe.Common;
 
 namespace TruthProbe.Imaging;
 
-internal enum JpegColorTransform { Grey, YCbCr, Rgb }
+internal enum JpegColorTransform { Grey, YCbCr, Rgb, Cmyk, Ycck }
 
 /// <summary>
 /// From decoded coefficients to RGB pixels the way libjpeg-turbo does it for Pillow: IDCT of every block,
 /// then per output row each component upsampled (jdsample.c's triangular "fancy" filters for 2:1 factors,
-/// replication otherwise), then jdcolor.c's fixed-point YCbCr->RGB.
+/// replication otherwise), then jdcolor.c's fixed-point YCbCr->RGB. Progressive files whose low AC coefficients
+/// are incomplete go through libjpeg's block smoothing (<see cref="JpegSmoothing"/>); four-component files through
+/// libjpeg's CMYK output and Pillow's CMYK->RGB.
 /// </summary>
 internal static class JpegOutput
 {
@@ -24,16 +25,15 @@ internal static class JpegOutput
     private static int[] BuildTable(Func<int, int> f) => Enumerable.Range(0, 256).Select(i => f(i - 128)).ToArray();
 
     public static RgbImage ToRgb(JpegComponent[] comps, int width, int height, int maxH, int maxV,
-        JpegColorTransform transform, bool progressive, string file)
+        JpegColorTransform transform, bool progressive)
     {
-        if (progressive && LibjpegWouldSmooth(comps))
-            throw new UserError($"{file}: progressive JPEG whose scans never complete the first AC coefficients; libjpeg-turbo " +
-                                "shows it with block smoothing, which this decoder does not implement (re-save it as baseline or complete progressive)");
+        bool smooth = progressive && LibjpegWouldSmooth(comps);
+        int totalImcuRows = (height + 8 * maxV - 1) / (8 * maxV);
         var planes = new byte[comps.Length][];
         var rowBuffers = new byte[comps.Length][];
         for (int i = 0; i < comps.Length; i++)
         {
-            planes[i] = InverseTransform(comps[i]);
+            planes[i] = InverseTransform(comps[i], smooth, totalImcuRows);
             rowBuffers[i] = new byte[maxH / comps[i].H * comps[i].Width + 8];
         }
         var image = new RgbImage(width, height);
@@ -48,6 +48,11 @@ internal static class JpegOutput
             }
             var c1 = UpsampledRow(comps[1], planes[1], y, maxH, maxV, rowBuffers[1], width);
             var c2 = UpsampledRow(comps[2], planes[2], y, maxH, maxV, rowBuffers[2], width);
+            if (transform is JpegColorTransform.Cmyk or JpegColorTransform.Ycck)
+            {
+                CmykToRgb(c0, c1, c2, UpsampledRow(comps[3], planes[3], y, maxH, maxV, rowBuffers[3], width), transform == JpegColorTransform.Ycck, dst);
+                continue;
+            }
             if (transform == JpegColorTransform.Rgb)
             {
                 for (int x = 0; x < width; x++)
@@ -84,10 +89,15 @@ internal static class JpegOutput
     }
 
     /// <summary>The component's samples, one byte each, for every block its scans cover (stride: whole MCUs).</summary>
-    private static byte[] InverseTransform(JpegComponent c)
+    private static byte[] InverseTransform(JpegComponent c, bool smooth, int totalImcuRows)
     {
         int stride = c.BlocksPerLine * 8;
         var plane = new byte[stride * c.HeightInBlocks * 8];
+        if (smooth)
+        {
+            JpegSmoothing.InverseTransform(c, totalImcuRows, plane, stride);
+            return plane;
+        }
         // A component no scan reached has all-zero coefficients; libjpeg then shows mid-grey, as any quantiser gives.
         var quant = c.Quant ?? new int[64];
         for (int by = 0; by < c.HeightInBlocks; by++)
@@ -219,6 +229,39 @@ internal static class JpegOutput
             Unsafe.Add(ref d, 3 * x + 1) = Unsafe.Add(ref clamp, y + ((Unsafe.Add(ref cbToG, cb) + Unsafe.Add(ref crToG, cr)) >> 16));
             Unsafe.Add(ref d, 3 * x + 2) = Unsafe.Add(ref clamp, y + Unsafe.Add(ref cbToB, cb));
         }
+    }
+
+    /// <summary>
+    /// Four components as Pillow shows them: libjpeg hands out CMYK (YCCK converted by jdcolor.c's YCbCr tables, stored
+    /// inverted: 255 - R), Pillow reads it as Adobe's inverted CMYK ("CMYK;I", every byte inverted) and converts with
+    /// Convert.c's cmyk2rgb, R = nk - nk * c / 255 in its integer division by 255, nk = 255 - k. After both inversions
+    /// that is R = K - MULDIV255(c', K) with K and c' as below.
+    /// </summary>
+    private static void CmykToRgb(ReadOnlySpan<byte> c0, ReadOnlySpan<byte> c1, ReadOnlySpan<byte> c2, ReadOnlySpan<byte> k, bool ycck, Span<byte> dst)
+    {
+        int width = dst.Length / 3;
+        for (int x = 0; x < width; x++)
+        {
+            int key = k[x], r, g, b;
+            if (ycck)
+            {
+                int y = c0[x], cb = c1[x], cr = c2[x];
+                r = ClampTable[256 + y + CrToR[cr]];
+                g = ClampTable[256 + y + ((CbToG[cb] + CrToG[cr]) >> 16)];
+                b = ClampTable[256 + y + CbToB[cb]];
+            }
+            else (r, g, b) = (255 - c0[x], 255 - c1[x], 255 - c2[x]);
+            dst[3 * x] = (byte)(key - MulDiv255(r, key));
+            dst[3 * x + 1] = (byte)(key - MulDiv255(g, key));
+            dst[3 * x + 2] = (byte)(key - MulDiv255(b, key));
+        }
+    }
+
+    /// <summary>Pillow's MULDIV255: a * b / 255 rounded, exactly for bytes.</summary>
+    private static int MulDiv255(int a, int b)
+    {
+        int t = a * b + 128;
+        return ((t >> 8) + t) >> 8;
     }
 
     private static Vector128<byte> NarrowToBytes(Vector256<int> low, Vector256<int> high)

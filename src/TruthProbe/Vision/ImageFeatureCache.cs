@@ -18,10 +18,11 @@ public sealed class ImageFeatureCache(LlavaModel model, LlavaState state, int ca
 
     /// <summary>
     /// The features [image tokens, d_model] of the image <paramref name="key"/> names (its content hash and how it was
-    /// preprocessed), encoded from <paramref name="pixels"/> on a miss; valid until <see cref="Capacity"/> other images
-    /// have been asked for since.
+    /// preprocessed), encoded from <paramref name="image"/> on a miss; valid until <see cref="Capacity"/> other images
+    /// have been asked for since. LLaVA-NeXT: the image's rows at the start of a buffer that may be longer (see
+    /// <see cref="LlavaModel.ForwardEncoded"/>), since its token count depends on the image's size.
     /// </summary>
-    public float[] Get(string key, Func<float[]> pixels)
+    public float[] Get(string key, Func<LlavaImage> image)
     {
         for (var node = _entries.First; node != null; node = node.Next)
             if (node.Value.Key == key)
@@ -30,14 +31,17 @@ public sealed class ImageFeatureCache(LlavaModel model, LlavaState state, int ca
                 _entries.AddFirst(node);
                 return node.Value.Features;
             }
-        float[] features;
-        if (_entries.Count < Capacity) features = new float[model.Config.ImageTokens * model.Config.Text.DModel];
-        else
+        float[]? evicted = null;
+        if (_entries.Count == Capacity)
         {
-            features = _entries.Last!.Value.Features;
+            evicted = _entries.Last!.Value.Features;
             _entries.RemoveLast();
         }
-        model.EncodeImage(state, pixels()).CopyTo(features);
+        var prepared = image();
+        var encoded = model.EncodeImage(state, prepared.Pixels, imageSize: prepared.Size);
+        // LLaVA-1.5's images all take one length; a LLaVA-NeXT image may need more rows than the one it evicts.
+        float[] features = evicted != null && evicted.Length >= encoded.Length ? evicted : new float[encoded.Length];
+        encoded.CopyTo(features);
         Encodings++;
         _entries.AddFirst((key, features));
         return features;

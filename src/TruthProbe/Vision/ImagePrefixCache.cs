@@ -118,12 +118,15 @@ public sealed class ImagePrefixCache
             if (!_prefilled[arm])
             {
                 state.Reserve(expandedIds.Length + options.MaxNewTokens);
-                _language.Forward(state, _prefix, interventions: _arms[arm], replaceEmbeddings: splice.Apply);
+                _language.Forward(state, DecoderIds(_prefix), interventions: _arms[arm], replaceEmbeddings: splice.Apply);
                 _prefilled[arm] = true;
             }
             // Positions past the prefix are overwritten by this prompt's own keys and values.
             state.Position = _prefix.Length;
         }
-        return Generator.Continue(_language, expandedIds, options, state, splice.Apply);
+        return Generator.Continue(_language, DecoderIds(expandedIds), options, state, splice.Apply);
     }
+
+    /// <summary>The ids the decoder looks up: LLaVA's <see cref="LlavaModel.DecoderIds"/>; a Qwen model's are the prompt's own.</summary>
+    private int[] DecoderIds(int[] ids) => _model?.DecoderIds(ids) ?? ids;
 }

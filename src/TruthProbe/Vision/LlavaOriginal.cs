@@ -99,10 +99,13 @@ public sealed partial class LlavaModel
         return ids.ToArray();
     }
 
+    /// <summary>The CLIP folder an original-layout checkpoint was loaded with (<c>--vision-tower</c>); null for llava-hf, whose folder holds its tower.</summary>
+    public string? VisionTowerFolder => Config.Original ? _preprocessorFolder : null;
+
     /// <summary>
     /// The ids handed to the decoder: the original layout's image token (-200) has no embedding row, so its positions
     /// look up id 0 instead; the splice overwrites those rows with the image features either way.
     /// </summary>
-    private int[] DecoderIds(int[] expanded) =>
+    internal int[] DecoderIds(int[] expanded) =>
         Config.ImageTokenId >= 0 ? expanded : expanded.Select(id => id == Config.ImageTokenId ? 0 : id).ToArray();
 }

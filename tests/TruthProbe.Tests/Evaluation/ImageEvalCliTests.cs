@@ -31,7 +31,7 @@ public sealed class ImageEvalCliTests
         """;
 
     /// <summary>The tiny checkpoint with its preprocessor config and a tokenizer.json: ids 3.. are the words, <c>&lt;image&gt;</c> an added token.</summary>
-    private static string Checkpoint(TempDir tmp)
+    internal static string Checkpoint(TempDir tmp)
     {
         string folder = tmp.File("llava");
         LlavaCheckpoint.WriteRandom(folder, LlavaModelTests.Tiny(56), LlavaLayout.Hub, 2, WeightDType.F32);   // a seed whose replies are words, not an immediate EOS, and differ by question
@@ -57,14 +57,14 @@ public sealed class ImageEvalCliTests
     }
 
     /// <summary>The first <paramref name="count"/> questions of pope_images.jsonl, as a split of their own.</summary>
-    private static string Questions(TempDir tmp, int count)
+    internal static string Questions(TempDir tmp, int count)
     {
         string path = tmp.File($"pope_{count}.jsonl");
         File.WriteAllLines(path, File.ReadLines(SharedData.Path("data", "images", "pope_images.jsonl")).Take(count));
         return path;
     }
 
-    private static string Images => SharedData.Path("data", "images");
+    internal static string Images => SharedData.Path("data", "images");
 
     private static string[] Lines(string path) => File.ReadAllLines(path);
 
@@ -245,7 +245,7 @@ public sealed class ImageEvalCliTests
     }
 
     /// <summary>COCO-style names for three photos in tmp/coco, their list in ids.txt and their objects as the ground truth in gt.json.</summary>
-    private static void CocoPhotos(TempDir tmp)
+    internal static void CocoPhotos(TempDir tmp)
     {
         Directory.CreateDirectory(tmp.File("coco"));
         string[] photos = ["astronaut.png", "chelsea.png", "coffee.png"];

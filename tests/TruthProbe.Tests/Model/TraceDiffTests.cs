@@ -88,4 +88,40 @@ public sealed class TraceDiffTests
         Assert.Equal(2, absent.ExitCode);
         Assert.Contains("none.safetensors: trace file not found", absent.Stderr);
     }
+
+    [Fact]
+    public void AttentionScores_MaskedMinusInfinityAgrees_AFiniteChangeIsMeasuredOnTheFiniteScale()
+    {
+        using var tmp = new TempDir();
+        string model = TinyModels.Write(tmp, TinyModels.LlamaGqa);
+        string Scores(string name)
+        {
+            string path = tmp.File(name);
+            var r = CliRunner.Run("trace", model, "--token-ids", "1,5,7,9,11", "--hooks", "blocks.0.attn.hook_attn_scores", "--out", path);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return path;
+        }
+        const string hook = "blocks.0.attn.hook_attn_scores";
+        string a = Scores("a.safetensors");
+        var same = CliRunner.Run("trace-diff", a, Scores("b.safetensors"));
+        Assert.True(same.ExitCode == 0, same.Stdout + same.Stderr);
+        Assert.Matches(@"\s0\.000E\+000\s+0\.000E\+000\s+ok$", Line(same.Stdout, hook));
+
+        // [H, T, T]: row 0 sees key 0 only, so index 1 is masked (-inf) and index 0 finite.
+        float scale = 0;
+        string shifted = Copy(tmp, a, "s.safetensors", hook, d =>
+        {
+            Assert.Equal(float.NegativeInfinity, d[1]);
+            scale = d.Where(float.IsFinite).Max(MathF.Abs);
+            d[0] += 1e-2f * scale;
+        });
+        var r = CliRunner.Run("trace-diff", shifted, a);
+        Assert.Equal(1, r.ExitCode);
+        Assert.EndsWith("FAIL", Line(r.Stdout, hook));
+        double printed = double.Parse(Line(r.Stdout, hook).Split(' ', StringSplitOptions.RemoveEmptyEntries)[^2], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(printed, 0.99e-2, 1.01e-2);
+        var unmasked = CliRunner.Run("trace-diff", Copy(tmp, a, "u.safetensors", hook, d => d[1] = 0), a);
+        Assert.Equal(1, unmasked.ExitCode);
+        Assert.EndsWith("FAIL", Line(unmasked.Stdout, hook));
+    }
 }

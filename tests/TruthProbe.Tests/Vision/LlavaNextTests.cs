@@ -45,7 +45,7 @@ public sealed class LlavaNextTests
         return folder;
     }
 
-    private static RgbImage RandomImage(int width, int height, ulong seed)
+    internal static RgbImage RandomImage(int width, int height, ulong seed)
     {
         var rng = new SeededRandom(seed);
         var pixels = new byte[3 * width * height];
@@ -59,7 +59,7 @@ public sealed class LlavaNextTests
     /// odd pixel after), cut into 28 x 28 tiles row by row behind the whole image squashed to 28 x 28, then x / 255 and
     /// (x - mean) / std in float64. The two resizes are <see cref="Resample"/>, which the image tests hold to Pillow's own output.
     /// </summary>
-    private static float[] ReferencePixels(RgbImage image, (int Height, int Width) best, (int Height, int Width) fitted)
+    internal static float[] ReferencePixels(RgbImage image, (int Height, int Width) best, (int Height, int Width) fitted)
     {
         double[] mean = [0.48145466, 0.4578275, 0.40821073], std = [0.26862954, 0.26130258, 0.27577711];
         var resized = Resample.Resize(image, fitted.Width, fitted.Height, ResampleFilter.Bicubic);

@@ -27,9 +27,17 @@ public sealed class LlavaOriginalTests
     /// </summary>
     private static (string Hf, string Original, string Clip) Write(TempDir tmp, LlavaConfig c)
     {
-        string hf = tmp.File("hf"), original = tmp.File("original"), clip = tmp.File("clip");
+        string hf = tmp.File("hf");
         LlavaCheckpoint.WriteRandom(hf, c, LlavaLayout.Hub, 21, WeightDType.F32);
         File.WriteAllText(Path.Combine(hf, LlavaModel.PreprocessorFile), Clip56);
+        var (original, clip) = ToOriginal(tmp, hf, c);
+        return (hf, original, clip);
+    }
+
+    /// <summary>The hub-layout llava-hf folder <paramref name="hf"/> of <paramref name="c"/> renamed into the original layout and a CLIP folder (its tokenizer.json copied along).</summary>
+    internal static (string Original, string Clip) ToOriginal(TempDir tmp, string hf, LlavaConfig c)
+    {
+        string original = tmp.File("original"), clip = tmp.File("clip");
         Directory.CreateDirectory(original);
         Directory.CreateDirectory(clip);
         var text = new List<SafetensorToWrite>();
@@ -68,7 +76,8 @@ public sealed class LlavaOriginalTests
         root["mm_vision_select_layer"] = c.FeatureLayer;
         root["mm_vision_tower"] = "openai/clip-vit-large-patch14-336";
         File.WriteAllText(Path.Combine(original, "config.json"), root.ToJsonString());
-        return (hf, original, clip);
+        if (File.Exists(Path.Combine(hf, "tokenizer.json"))) File.Copy(Path.Combine(hf, "tokenizer.json"), Path.Combine(original, "tokenizer.json"));
+        return (original, clip);
     }
 
     [Fact]

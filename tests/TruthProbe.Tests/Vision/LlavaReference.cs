@@ -127,7 +127,8 @@ internal static class LlavaReference
     /// <c>image_newline</c> appended to every row, flattened row-major, and the base tile's features in front.
     /// <see cref="Result.HiddenStates"/> holds every tile's selected hidden state, tile after tile.
     /// </summary>
-    public static Result RunNext(string folder, LlavaConfig c, float[] tilePixels, int gridRows, int gridColumns, int height, int width, int[] ids)
+    public static Result RunNext(string folder, LlavaConfig c, float[] tilePixels, int gridRows, int gridColumns, int height, int width, int[] ids,
+        Dictionary<string, double[]>? hooks = null)
     {
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
         var Optional = Reader(file);
@@ -162,7 +163,7 @@ internal static class LlavaReference
             image.Add(newline);
         }
         var packed = image.ToArray();
-        return new Result(towers.SelectMany(t => t.Hidden).ToArray(), packed, Decode(Optional, c, packed, ids, out var zs), zs);
+        return new Result(towers.SelectMany(t => t.Hidden).ToArray(), packed, Decode(Optional, c, packed, ids, out var zs, hooks), zs);
     }
 
     /// <summary>Tensors by name in float64, each read once (the loops above ask for the same weights per row).</summary>

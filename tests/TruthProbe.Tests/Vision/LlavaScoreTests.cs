@@ -37,14 +37,7 @@ public sealed class LlavaScoreTests
                  "image_processor_type": "CLIPImageProcessor", "image_std": [{{{string.Join(", ", Std)}}}],
                  "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": {{{Size}}}}}
                 """);
-            // Word-level: "w{id}" is id, ASSISTANT: is 22, <image> the added token 60.
-            string vocab = string.Join(",", Enumerable.Range(1, 63).Where(id => id != ImageToken).Select(id => $"\"{(id == Assistant ? "ASSISTANT:" : $"w{id}")}\":{id}"));
-            File.WriteAllText(Path.Combine(Folder, "tokenizer.json"), $$$"""
-                {"version":"1.0","added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
-                  {"id":{{{ImageToken}}},"content":"<image>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],
-                 "normalizer":null,"pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
-                 "model":{"type":"WordLevel","vocab":{"[UNK]":0,{{{vocab}}}},"unk_token":"[UNK]"}}
-                """);
+            WriteTokenizer(Folder);
             Images = Tmp.File("images");
             Directory.CreateDirectory(Images);
             foreach (var (name, seed) in new[] { ("a.png", 1UL), ("b.png", 2UL), ("c.png", 3UL) })
@@ -52,6 +45,18 @@ public sealed class LlavaScoreTests
         }
 
         public void Dispose() => Tmp.Dispose();
+    }
+
+    /// <summary>Word-level: "w{id}" is id, ASSISTANT: is 22, <c>&lt;image&gt;</c> the added token 60.</summary>
+    internal static void WriteTokenizer(string folder)
+    {
+        string vocab = string.Join(",", Enumerable.Range(1, 63).Where(id => id != ImageToken).Select(id => $"\"{(id == Assistant ? "ASSISTANT:" : $"w{id}")}\":{id}"));
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), $$$"""
+            {"version":"1.0","added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
+              {"id":{{{ImageToken}}},"content":"<image>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],
+             "normalizer":null,"pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
+             "model":{"type":"WordLevel","vocab":{"[UNK]":0,{{{vocab}}}},"unk_token":"[UNK]"}}
+            """);
     }
 
     /// <summary>Seeded 56x56 RGB bytes: the preprocessor resizes 56 to 56 as a copy, so these are the pixels the tower sees.</summary>
@@ -112,7 +117,7 @@ public sealed class LlavaScoreTests
     }
 
     /// <summary>max |actual - reference| over max |reference| of every layer's hook_z at the last position.</summary>
-    private static double RelativeToReference(float[] actual, LlavaReference.Result reference) => RelativeToReference(actual, reference.Z);
+    internal static double RelativeToReference(float[] actual, LlavaReference.Result reference) => RelativeToReference(actual, reference.Z);
 
     /// <summary>The same against a reference's per-layer hook_z rows.</summary>
     internal static double RelativeToReference(float[] actual, IReadOnlyList<double[][]> referenceZ)
@@ -238,7 +243,7 @@ public sealed class LlavaScoreTests
             expected[key] = model.EncodeImage(model.NewState(), Pixels((ulong)(key[0] - 'a' + 1))).ToArray();
         foreach (var (key, encodings) in new[] { ("a", 1), ("b", 2), ("a", 2), ("c", 3), ("a", 3), ("b", 4) })
         {
-            Assert.Equal(expected[key], cache.Get(key, () => Pixels((ulong)(key[0] - 'a' + 1))));
+            Assert.Equal(expected[key], cache.Get(key, () => new LlavaImage(Pixels((ulong)(key[0] - 'a' + 1)), new ImageSize(Size, Size))));
             Assert.Equal(encodings, cache.Encodings);
         }
     }
