@@ -16,6 +16,13 @@ public sealed record GateFold(float[,] Gates, GateSite Site, IReadOnlyDictionary
     public int Heads => Gates.GetLength(1);
 
     public float[] Layer(int layer) => Enumerable.Range(0, Heads).Select(h => Gates[layer, h]).ToArray();
+
+    /// <summary>
+    /// Only o_proj tensors named under this prefix carry the gates (null: any): a vision-language checkpoint's language
+    /// model (Qwen2.5-VL's <c>model.layers.</c>, the Omni thinker's <c>thinker.model.layers.</c>), so that another
+    /// decoder in the file (Omni's talker) is copied untouched.
+    /// </summary>
+    public string? LayersPrefix { get; init; }
 }
 
 /// <summary>
@@ -212,7 +219,7 @@ public static partial class CheckpointPatcher
     private static SafetensorToWrite ToWrite(SafetensorsFile file, SafetensorInfo t, List<SafetensorInfo> all, GateFold fold, HashSet<int> layersSeen)
     {
         var match = OProjName().Match(t.Name);
-        if (!match.Success) return new SafetensorToWrite(t.Name, t.DType, t.Shape, s => CopyBytes(file, t, s));
+        if (!match.Success || (fold.LayersPrefix != null && !t.Name.StartsWith(fold.LayersPrefix, StringComparison.Ordinal))) return new SafetensorToWrite(t.Name, t.DType, t.Shape, s => CopyBytes(file, t, s));
         int layer = int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
         bool isBias = match.Groups[3].Value == "bias";
         if (layer >= fold.Layers)
