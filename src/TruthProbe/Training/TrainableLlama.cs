@@ -46,7 +46,9 @@ internal sealed class TrainableLlama
         public readonly int Rows = rows;
         public readonly float[][] ResidPre = Make(c.Layers, rows * c.DModel), AttnIn = Make(c.Layers, rows * c.DModel), AttnInvRms = Make(c.Layers, rows);
         public readonly float[][] Q = Make(c.Layers, rows * c.QDim), K = Make(c.Layers, rows * c.KvDim), V = Make(c.Layers, rows * c.KvDim);
-        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxContext), Z = Make(c.Layers, rows * c.QDim);
+        public readonly float[][] Z = Make(c.Layers, rows * c.QDim);
+        /// <summary>Attention weights, sized per batch shape (<see cref="Ops.AttentionProbsLength"/>) by <see cref="Buffers"/>.</summary>
+        public float[][] Probs = [];
         public readonly float[][] ResidMid = Make(c.Layers, rows * c.DModel), MlpIn = Make(c.Layers, rows * c.DModel), MlpInvRms = Make(c.Layers, rows);
         public readonly float[][] GateOut = Make(c.Layers, rows * c.Ffn), UpOut = Make(c.Layers, rows * c.Ffn), Swish = Make(c.Layers, rows * c.Ffn);
         public readonly float[] Final = new float[rows * c.DModel], FinalIn = new float[rows * c.DModel], FinalInvRms = new float[rows];
@@ -57,7 +59,7 @@ internal sealed class TrainableLlama
         public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
 
-        private static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
+        public static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
     }
 
     public TrainableLlama(ModelConfig config, ParameterSet? parameters = null)
@@ -291,6 +293,8 @@ internal sealed class TrainableLlama
             foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
             _loraScratch = new float[rows * Math.Max(1, LoraRank)];
         }
+        long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads);
+        if (_act.Probs.Length == 0 || _act.Probs[0].Length < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)probs));
         return _act;
     }
 }
