@@ -52,16 +52,19 @@ internal static unsafe class TrainingGemm
 
     /// <summary>
     /// C[m,n] (+)= A · Bᵀ with A stored [m,k] and B [n,k]: a linear layer y = x·Wᵀ. Bᵀ goes to scratch with rows
-    /// padded to whole vectors, so odd widths (vocabularies) also run on the 6-row tiles.
+    /// padded to whole tiles, so odd widths (vocabularies) also run on the 6-row tiles. With an
+    /// <paramref name="addend"/> [m,n] (a residual stream), C = A·Bᵀ + addend: each sum plus its addend, the bits
+    /// of a separate add, without its pass over memory on one thread.
     /// </summary>
-    public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false, ReadOnlySpan<float> addend = default)
     {
         Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
+        if (!addend.IsEmpty && (accumulate || addend.Length < (long)m * n)) throw new ArgumentException("an addend needs a full [m, n] span and no accumulation");
         int padded = (n + Pad - 1) / Pad * Pad;
         if (_transposeScratch == null || _transposeScratch.Length < k * padded) _transposeScratch = new float[k * padded];
         var bt = _transposeScratch.AsSpan(0, k * padded);
         TransposePadded(b, bt, n, k, padded);
-        fixed (float* pa = a, pb = bt, pc = c) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate);
+        fixed (float* pa = a, pb = bt, pc = c, pd = addend) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pd);
     }
 
     /// <summary>dst[cols, padded] = src[rows, cols]ᵀ, columns rows..padded zero.</summary>
@@ -83,15 +86,15 @@ internal static unsafe class TrainingGemm
     /// <summary>One product, read by every worker of the <see cref="WorkerPool"/>.</summary>
     private struct Job
     {
-        public float* A, B, C;
+        public float* A, B, C, Addend;
         public int ARow, ACol, BRow, M, K, N;
         public bool Accumulate;
     }
 
     /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
-    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate)
+    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, float* addend = null)
     {
-        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, M = m, K = k, N = n, Accumulate = accumulate };
+        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, M = m, K = k, N = n, Accumulate = accumulate };
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
         WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>>, &Part<Vec<Vector256<float>>>, &Part<Vec<Vector128<float>>>), &job,
             (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
@@ -107,11 +110,18 @@ internal static unsafe class TrainingGemm
         int last = Math.Min(j.M, (int)((long)rowBlocks * (part + 1) / parts) * RowBlock);
         float* edge = stackalloc float[RowBlock * 2 * TVec.Count];
         for (int k0 = 0; k0 < j.K; k0 += DepthBlock)
-            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N, j.Accumulate || k0 > 0, edge);
+        {
+            // A slice's sums are added to C after the first slice or when accumulating; the addend comes last, in the
+            // last slice: (sums + C) + addend, the order of a separate add after the product.
+            bool ontoC = j.Accumulate || k0 > 0, addend = j.Addend != null && k0 + DepthBlock >= j.K;
+            long fromAddend = j.Addend - j.C;
+            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
+                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge);
+        }
     }
 
     /// <summary>Rows [first, last) of C, 6 at a time (the last block may have fewer: see <see cref="Tile6x2"/>).</summary>
-    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, bool accumulate, float* edge)
+    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
@@ -122,15 +132,15 @@ internal static unsafe class TrainingGemm
             int chunkEnd = Math.Min(last, i0 + RowChunk);
             for (int jj = 0; jj < wholeTiles; jj += colBlock)
                 for (int i = i0; i < chunkEnd; i += RowBlock)
-                    Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + jj, bRow, c + (long)i * n + jj, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(colBlock, n - jj), true, accumulate, edge);
+                    Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + jj, bRow, c + (long)i * n + jj, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(colBlock, n - jj), true, sums, edge);
         }
         j = wholeTiles;
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
             for (int i = first; i < last; i += RowBlock)
-                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, accumulate, edge);
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
         if (j < n)
-            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
+            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
     }
 
     /// <summary>
@@ -142,7 +152,7 @@ internal static unsafe class TrainingGemm
     /// as zero and not read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool twoVectors, bool accumulate, float* edge)
+    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool twoVectors, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
     {
         TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -169,12 +179,12 @@ internal static unsafe class TrainingGemm
         }
         if (width == 2 * TVec.Count)
         {
-            Put(c, accumulate, c00, c01);
-            if (rows > 1) Put(c + n, accumulate, c10, c11);
-            if (rows > 2) Put(c + 2 * n, accumulate, c20, c21);
-            if (rows > 3) Put(c + 3 * n, accumulate, c30, c31);
-            if (rows > 4) Put(c + 4 * n, accumulate, c40, c41);
-            if (rows > 5) Put(c + 5 * n, accumulate, c50, c51);
+            Put(c, sums, c00, c01);
+            if (rows > 1) Put(c + n, sums, c10, c11);
+            if (rows > 2) Put(c + 2 * n, sums, c20, c21);
+            if (rows > 3) Put(c + 3 * n, sums, c30, c31);
+            if (rows > 4) Put(c + 4 * n, sums, c40, c41);
+            if (rows > 5) Put(c + 5 * n, sums, c50, c51);
             return;
         }
         // A partial tile goes through the edge buffer: a call with the accumulators live would make the JIT keep
@@ -183,42 +193,57 @@ internal static unsafe class TrainingGemm
         TVec.Store(c00, edge); TVec.Store(c01, edge + w); TVec.Store(c10, edge + 2 * w); TVec.Store(c11, edge + 3 * w);
         TVec.Store(c20, edge + 4 * w); TVec.Store(c21, edge + 5 * w); TVec.Store(c30, edge + 6 * w); TVec.Store(c31, edge + 7 * w);
         TVec.Store(c40, edge + 8 * w); TVec.Store(c41, edge + 9 * w); TVec.Store(c50, edge + 10 * w); TVec.Store(c51, edge + 11 * w);
-        PutEdge(edge, 2 * w, c, n, rows, width, accumulate);
+        PutEdge(edge, 2 * w, c, n, rows, width, sums);
     }
 
-    /// <summary>c[0..2 vectors) (+)= the pair v0, v1.</summary>
+    /// <summary>
+    /// What a tile's sums are added to before they are stored, as offsets from C (same layout): <c>Add</c>: the
+    /// matrix at <c>From</c> (C itself: 0, or the addend); <c>Then</c>: also the addend at <c>ThenFrom</c>, second.
+    /// </summary>
+    private readonly record struct Sums(bool Add, long From, bool Then, long ThenFrom);
+
+    /// <summary>c[0..2 vectors) = the pair v0, v1 plus what <paramref name="sums"/> names.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put<TVec>(float* c, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
+    private static void Put<TVec>(float* c, Sums sums, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
     {
-        if (accumulate)
+        if (sums.Add)
         {
-            v0 += TVec.Load(c);
-            v1 += TVec.Load(c + TVec.Count);
+            v0 += TVec.Load(c + sums.From);
+            v1 += TVec.Load(c + sums.From + TVec.Count);
+        }
+        if (sums.Then)
+        {
+            v0 += TVec.Load(c + sums.ThenFrom);
+            v1 += TVec.Load(c + sums.ThenFrom + TVec.Count);
         }
         TVec.Store(v0, c);
         TVec.Store(v1, c + TVec.Count);
     }
 
-    /// <summary>The first <paramref name="width"/> columns of <paramref name="rows"/> rows of the edge buffer (rows <paramref name="edgeRow"/> apart) (+)= into C.</summary>
+    /// <summary>The first <paramref name="width"/> columns of <paramref name="rows"/> rows of the edge buffer (rows <paramref name="edgeRow"/> apart) into C, as <see cref="Put{TVec}"/>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void PutEdge(float* edge, int edgeRow, float* c, int n, int rows, int width, bool accumulate)
+    private static void PutEdge(float* edge, int edgeRow, float* c, int n, int rows, int width, Sums sums)
     {
         for (int r = 0; r < rows; r++)
-            for (int j = 0; j < width; j++)
-            {
-                float v = edge[r * edgeRow + j];
-                c[(long)r * n + j] = accumulate ? c[(long)r * n + j] + v : v;
-            }
+            for (int j = 0; j < width; j++) Finish(c + (long)r * n + j, edge[r * edgeRow + j], sums);
+    }
+
+    /// <summary>*c = v plus what <paramref name="sums"/> names, in its order.</summary>
+    private static void Finish(float* c, float v, Sums sums)
+    {
+        if (sums.Add) v += c[sums.From];
+        if (sums.Then) v += c[sums.ThenFrom];
+        *c = v;
     }
 
     /// <summary>The last columns of a row of C, fewer than a vector, when B is not padded: one scalar FMA chain each.</summary>
-    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate)
+    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, Sums sums)
     {
         for (int j = 0; j < width; j++)
         {
             float sum = 0;
             for (int p = 0; p < k; p++) sum = MathF.FusedMultiplyAdd(a[(long)p * aCol], b[(long)p * bRow + j], sum);
-            c[j] = accumulate ? c[j] + sum : sum;
+            Finish(c + j, sum, sums);
         }
     }
 }
