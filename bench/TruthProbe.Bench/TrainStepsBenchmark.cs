@@ -9,9 +9,9 @@ namespace TruthProbe.Bench;
 /// <summary>
 /// Training steps per second of three lab shapes (the demo's tiny, small, and 8 layers x 8 heads of 16 at d = 128),
 /// timed by the process's CPU clock as well as the wall clock: on a machine shared with other work the CPU
-/// seconds a step takes are what the code decides, the wall seconds what the load does. Model FLOPs as in
-/// <see cref="TrainBenchmark"/> (6 x parameters per token + the causal attention products), over the FMA loop's
-/// FLOPs per CPU-second on one core measured in the same process: <c>train_cpu_vs_fma_peak_SIZE</c>. CPU time
+/// seconds a step takes are what the code decides, the wall seconds what the load does. Model FLOPs of
+/// <see cref="LabTrainingStep"/> over the FMA loop's FLOPs per CPU-second on one core, measured in the same
+/// process: <c>train_cpu_vs_fma_peak_SIZE</c>. CPU time
 /// includes the caller's spin while the helper thread finishes its share, a real cost of the step.
 /// <c>TRAINSTEPS_ONLY=NAME</c> runs one shape (for profiling).
 /// </summary>
@@ -34,19 +34,11 @@ public sealed class TrainStepsBenchmark : IBenchmark
         var recipe = new PretrainRecipe(new Corpus(new SyntheticWorld(1), tokenizer));
         foreach (var (name, config) in shapes.Where(s => Environment.GetEnvironmentVariable("TRAINSTEPS_ONLY") is not { } only || only == s.Name))
         {
-            var model = new TrainableLlama(config);
-            model.Initialize(1);
-            var optimizer = new AdamW(model.Parameters);
+            var training = new LabTrainingStep(config, recipe);
             double Step(int step)
             {
-                var batch = recipe.Batch(1, 10_000 + step, 10_000, 64);
-                model.Parameters.ZeroGrads();
-                model.Forward(batch, out _, out _);
-                model.Backward();
-                optimizer.ClipGradients(1);
-                optimizer.Step(1e-3);
-                long t = batch.SeqLen, tokens = batch.Batch * t;
-                return 6.0 * config.ParameterCount() * tokens + 3.0 * 4 * config.QDim * (t * (t + 1) / 2) * batch.Batch * config.Layers;
+                var (tokens, attentionFlops) = training.Run(step);
+                return training.DenseFlops(tokens) + attentionFlops;
             }
             // Warm-up by time: the tiered JIT promotes a method after 30 calls and a 100 ms pause (see TrainBenchmark).
             int warmup = 0;
