@@ -46,7 +46,9 @@ internal sealed class TrainableLlama
         public readonly int Rows = rows;
         public readonly float[][] ResidPre = Make(c.Layers, rows * c.DModel), AttnIn = Make(c.Layers, rows * c.DModel), AttnInvRms = Make(c.Layers, rows);
         public readonly float[][] Q = Make(c.Layers, rows * c.QDim), K = Make(c.Layers, rows * c.KvDim), V = Make(c.Layers, rows * c.KvDim);
-        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxContext), Z = Make(c.Layers, rows * c.QDim);
+        public readonly float[][] Z = Make(c.Layers, rows * c.QDim);
+        /// <summary>Attention weights, sized per batch shape (<see cref="Ops.AttentionProbsLength"/>) by <see cref="Buffers"/>.</summary>
+        public float[][] Probs = [];
         public readonly float[][] ResidMid = Make(c.Layers, rows * c.DModel), MlpIn = Make(c.Layers, rows * c.DModel), MlpInvRms = Make(c.Layers, rows);
         public readonly float[][] GateOut = Make(c.Layers, rows * c.Ffn), UpOut = Make(c.Layers, rows * c.Ffn), Swish = Make(c.Layers, rows * c.Ffn);
         public readonly float[] Final = new float[rows * c.DModel], FinalIn = new float[rows * c.DModel], FinalInvRms = new float[rows];
@@ -57,7 +59,7 @@ internal sealed class TrainableLlama
         public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
 
-        private static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
+        public static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
     }
 
     public TrainableLlama(ModelConfig config, ParameterSet? parameters = null)
@@ -165,9 +167,8 @@ internal sealed class TrainableLlama
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
         // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
-        // last), so each is kept for the backward without a copy; Final holds the branch outputs until the end.
+        // last), so each is kept for the backward without a copy; the o and down projections add their branch to it.
         int width = n * c.DModel;
-        var branch = a.Final.AsSpan(0, width);
         Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.DModel);
         for (int l = 0; l < c.Layers; l++)
         {
@@ -182,14 +183,12 @@ internal sealed class TrainableLlama
             Ops.Rope(a.Q[l].AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
             Ops.Rope(a.K[l].AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
             Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-            LinearForward(L.O, a.Z[l], branch, n);
-            TensorPrimitives.Add(branch, x, mid);
+            LinearForward(L.O, a.Z[l], mid, n, residual: x);
             Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
             Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Ffn), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Ffn));
-            LinearForward(L.Down, a.Swish[l], branch, n);
-            TensorPrimitives.Add(branch, mid, next);
+            LinearForward(L.Down, a.Swish[l], next, n, residual: mid);
         }
         Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.DModel, c.RmsEps);
         TrainingGemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.DModel, c.Vocab);
@@ -201,14 +200,20 @@ internal sealed class TrainableLlama
     /// <summary>Logits [B·T, vocab] of the last forward.</summary>
     public ReadOnlySpan<float> Logits => _act!.Logits.AsSpan(0, _act.Last!.Batch * _act.Last.SeqLen * Config.Vocab);
 
-    private void LinearForward(Linear lin, float[] input, Span<float> output, int rows)
+    /// <summary>output = x·Wᵀ (+ LoRA) (+ residual: added last, after the adapter's term).</summary>
+    private void LinearForward(Linear lin, float[] input, Span<float> output, int rows, ReadOnlySpan<float> residual = default)
     {
+        if (lin.LoraA < 0)
+        {
+            TrainingGemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out, addend: residual);
+            return;
+        }
         TrainingGemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out);
-        if (lin.LoraA < 0) return;
         var xa = lin.Xa.AsSpan(0, rows * LoraRank);
         TrainingGemm.MatMulTransB(input, Parameters.Value(lin.LoraA), xa, rows, lin.In, LoraRank);
         TensorPrimitives.Multiply(xa, LoraScale, xa);
         TrainingGemm.MatMulTransB(xa, Parameters.Value(lin.LoraB), output, rows, LoraRank, lin.Out, accumulate: true);
+        if (!residual.IsEmpty) TensorPrimitives.Add(output, residual, output);
     }
 
     // ---- backward ----
@@ -291,6 +296,8 @@ internal sealed class TrainableLlama
             foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
             _loraScratch = new float[rows * Math.Max(1, LoraRank)];
         }
+        long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads);
+        if (_act.Probs.Length == 0 || _act.Probs[0].Length < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)probs));
         return _act;
     }
 }
