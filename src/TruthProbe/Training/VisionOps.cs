@@ -63,7 +63,7 @@ internal static class VisionOps
     /// <summary>dx += dy·(Φ(x) + x·φ(x)).</summary>
     public static void GeluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
     {
-        for (int i = 0; i < x.Length; i++)
+        for (int i = 0; i < dy.Length; i++)
         {
             double v = x[i];
             dx[i] += (float)(dy[i] * (NormalCdf(v) + v * Math.Exp(-0.5 * v * v) / Math.Sqrt(2 * Math.PI)));
@@ -79,7 +79,7 @@ internal static class VisionOps
     /// <summary>dx += dy·(σ + 1.702·x·σ·(1 − σ)), σ = σ(1.702·x).</summary>
     public static void QuickGeluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx)
     {
-        for (int i = 0; i < x.Length; i++)
+        for (int i = 0; i < dy.Length; i++)
         {
             float s = 1 / (1 + MathF.Exp(-1.702f * x[i]));
             dx[i] += dy[i] * (s + 1.702f * x[i] * s * (1 - s));
