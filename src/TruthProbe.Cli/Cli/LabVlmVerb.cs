@@ -11,7 +11,7 @@ public sealed class LabVlmVerb : IVerb
     public string Summary => "grow a LLaVA-style vision-language descendant of a lab model, as an llava-hf folder";
     public string Details => """
         The LLaVA recipe at lab scale, on the synthetic scenes: a small CLIP-style tower (pre-trained here on
-        object presence, or a frozen random one), then stage 1 (the projector, LM frozen) and stage 2 (projector
+        cell labels (class and colour of each grid cell), or a frozen random one), then stage 1 (the projector, LM frozen) and stage 2 (projector
         and LM, on image questions, captions and the base's text episodes). Prompts are LLaVA-1.5's vicuna_v1
         ones, as 'eval pope' and 'score --images' build them. The held-out test is SCENES' POPE files (train
         scenes are drawn from their own stream). DIR is an llava-hf folder every verb reads.
@@ -20,7 +20,7 @@ public sealed class LabVlmVerb : IVerb
     private readonly Argument<string> _base = new("BASE") { Description = "the lab model folder the descendant grows from ('lab pretrain')" };
     private readonly Option<string> _scenes = Opt.Required("--scenes", "SCENES", "a 'lab scenes' folder: its size is the tower's, its POPE files the held-out test");
     private readonly Option<string> _out = Opt.Out("DIR", "folder to write the llava-hf descendant to");
-    private readonly Option<string> _tower = Opt.Choice("--tower", "pretrained", "the vision tower: pre-trained here on object presence, or frozen as initialised", "pretrained", "random");
+    private readonly Option<string> _tower = Opt.Choice("--tower", "pretrained", "the vision tower: pre-trained here on the class and colour of each grid cell, or frozen as initialised", "pretrained", "random");
     private readonly Option<int> _trainScenes = Opt.Int("--train-scenes", "N", 2000, "training scenes (drawn in memory)", min: 1);
     private readonly Option<int> _towerSteps = Opt.Int("--tower-steps", "N", 300, "tower pre-training steps", min: 0);
     private readonly Option<int> _stage1 = Opt.Int("--stage1-steps", "N", 250, "stage 1 steps (projector)", min: 1);

@@ -12,7 +12,7 @@ namespace TruthProbe.Lab;
 
 /// <summary>
 /// <c>lab vlm</c>: the LLaVA recipe at lab scale. A CLIP-style tower over the synthetic scenes (a seeded random one, or
-/// one pre-trained here on multi-label object presence), then frozen; stage 1 trains the 2-layer projector (and the
+/// one pre-trained here on the class and colour of each grid cell), then frozen; stage 1 trains the 2-layer projector (and the
 /// embeddings of the words the base never saw) on captions and object-presence questions with the LM frozen; stage 2
 /// trains projector and LM (full, or LoRA) on image questions, some captions and the base's own text episodes, so its
 /// reading skill is kept. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
@@ -21,7 +21,7 @@ public static class LabVlm
 {
     /// <param name="Base">the base lab model folder (<c>lab pretrain</c>): the LM the descendant grows from.</param>
     /// <param name="Scenes">a <c>lab scenes</c> folder: its image size is the tower's, its POPE files are the held-out test.</param>
-    /// <param name="Tower">"random" (frozen as initialised) or "pretrained" (object presence first, then frozen).</param>
+    /// <param name="Tower">"random" (frozen as initialised) or "pretrained" (each cell's class and colour first, then frozen).</param>
     /// <param name="LoraRank">stage 2: 0 for full fine-tuning, else LoRA of this rank on q/k/v/o.</param>
     /// <param name="ReadingItems">held-out text episodes that measure the reading skill before and after.</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
@@ -31,7 +31,7 @@ public static class LabVlm
     /// <summary>Held-out POPE accuracy per setting (greedy first token: "Yes", "No", or anything else counted wrong).</summary>
     public sealed record PopeAccuracy(string Setting, int Questions, double Accuracy, double YesRate);
 
-    public sealed record Result(IReadOnlyList<PopeAccuracy> Pope, double TowerPresenceAccuracy, ReadingAccuracy BaseReading, ReadingAccuracy Reading,
+    public sealed record Result(IReadOnlyList<PopeAccuracy> Pope, double TowerCellAccuracy, ReadingAccuracy BaseReading, ReadingAccuracy Reading,
         double TowerSeconds, double Stage1Seconds, double Stage2Seconds, double Stage1Loss, double Stage2Loss);
 
     public const int ImagesPerEvalBatch = 64;
@@ -51,7 +51,7 @@ public static class LabVlm
 
         var text = new VlmText(baseTokenizer, o.Prompts);
         var lm = Grow(baseModel, text, o.Seed);
-        var shape = new ClipShape(size, size / SceneWorld.Grid, o.TowerHidden, o.TowerHeads, o.TowerLayers, 4 * o.TowerHidden, lm.Config.DModel, SceneWorld.Classes.Length);
+        var shape = new ClipShape(size, size / SceneWorld.Grid, o.TowerHidden, o.TowerHeads, o.TowerLayers, 4 * o.TowerHidden, lm.Config.DModel, ClassLabels + ColourLabels);
         var clip = new TrainableClip(shape);
         clip.Initialize(o.Seed);
         var preprocessor = new ClipPreprocessor(LabVlmFolder.Preprocessor(size));
@@ -119,7 +119,13 @@ public static class LabVlm
         return lm;
     }
 
-    /// <summary>Multi-label object presence from the class row: binary cross-entropy per class, AdamW; returns held-out accuracy per (scene, class).</summary>
+    /// <summary>Per cell: its object's class or "empty", and its colour or "none" (two softmax groups of the tower's head).</summary>
+    private const int ClassLabels = 16 + 1, ColourLabels = 12 + 1;
+
+    /// <summary>
+    /// Pre-trains the tower on the scenes' ground truth: each patch (one grid cell) labelled with the class and colour of
+    /// its object, cross-entropy over each group, AdamW. Returns the held-out share of cells whose class is right.
+    /// </summary>
     private static double PretrainTower(TrainableClip clip, SceneDatasets train, Func<Scene, float[]> pixels, Options o, TextWriter log)
     {
         var shape = clip.Shape;
@@ -129,7 +135,7 @@ public static class LabVlm
         int batch = 64, heldOut = Math.Min(256, train.Scenes.Count / 5);
         var fit = train.Scenes.Take(train.Scenes.Count - heldOut).ToList();
         var input = new float[batch * shape.PixelValues];
-        var dLogits = new float[batch * shape.Classes];
+        var dLogits = new float[batch * shape.Patches * shape.Labels];
         using (var progress = new Progress("tower", o.TowerSteps))
             for (int step = 0; step < o.TowerSteps; step++)
             {
@@ -138,14 +144,16 @@ public static class LabVlm
                 for (int b = 0; b < batch; b++) pixels(scenes[b]).CopyTo(input, b * shape.PixelValues);
                 clip.Parameters.ZeroGrads();
                 clip.TowerForward(input, batch);
-                var logits = clip.Presence();
+                clip.CellLogits().CopyTo(dLogits);
                 for (int b = 0; b < batch; b++)
-                    for (int c = 0; c < shape.Classes; c++)
+                    for (int cell = 0; cell < shape.Patches; cell++)
                     {
-                        int i = b * shape.Classes + c;
-                        dLogits[i] = (float)((1 / (1 + Math.Exp(-logits[i])) - (scenes[b].Has(c) ? 1 : 0)) / batch);
+                        var (cls, colour) = CellLabel(scenes[b], cell);
+                        var row = dLogits.AsSpan((b * shape.Patches + cell) * shape.Labels, shape.Labels);
+                        SoftmaxGradient(row[..ClassLabels], cls, batch * shape.Patches);
+                        SoftmaxGradient(row[ClassLabels..], colour, batch * shape.Patches);
                     }
-                clip.PresenceBackward(dLogits);
+                clip.CellBackward(dLogits);
                 optimizer.ClipGradients(1.0);
                 optimizer.Step(schedule.At(step));
                 progress.Advance();
@@ -155,14 +163,28 @@ public static class LabVlm
         {
             for (int b = 0; b < chunk.Length; b++) pixels(chunk[b]).CopyTo(input, b * shape.PixelValues);
             clip.TowerForward(input, chunk.Length);
-            var logits = clip.Presence();
+            var logits = clip.CellLogits();
             for (int b = 0; b < chunk.Length; b++)
-                for (int c = 0; c < shape.Classes; c++, total++)
-                    if (logits[b * shape.Classes + c] > 0 == chunk[b].Has(c)) right++;
+                for (int cell = 0; cell < shape.Patches; cell++, total++)
+                    if (TensorPrimitives.IndexOfMax(logits.Slice((b * shape.Patches + cell) * shape.Labels, ClassLabels)) == CellLabel(chunk[b], cell).Class) right++;
         }
         double accuracy = (double)right / total;
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  tower pre-training: {o.TowerSteps} steps, held-out presence accuracy {accuracy:P1} per (scene, class) over {heldOut} scenes"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  tower pre-training: {o.TowerSteps} steps, held-out cell class accuracy {accuracy:P1} over {heldOut} scenes"));
         return accuracy;
+    }
+
+    private static (int Class, int Colour) CellLabel(Scene scene, int cell)
+    {
+        foreach (var o in scene.Objects) if (o.Cell == cell) return (o.Class, o.Colour);
+        return (ClassLabels - 1, ColourLabels - 1);
+    }
+
+    /// <summary>In place: softmax(logits) − onehot(target), divided by <paramref name="count"/> (the mean over cells).</summary>
+    private static void SoftmaxGradient(Span<float> logits, int target, int count)
+    {
+        TensorPrimitives.SoftMax(logits, logits);
+        logits[target] -= 1;
+        TensorPrimitives.Divide(logits, count, logits);
     }
 
     /// <summary>The frozen tower's selected features [scenes·patches, hidden], computed once (stages 1 and 2 never change them).</summary>
@@ -186,6 +208,9 @@ public static class LabVlm
     private sealed class Session(TrainableLlama lm, TrainableClip clip, VlmText text, SceneDatasets train, float[] cache, Recipe textRecipe)
     {
         private readonly ClipShape _shape = clip.Shape;
+
+        /// <summary>Share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</summary>
+        private const double AttributeShare = 0.3;
 
         /// <summary>One stage; <paramref name="mix"/> = shares of (questions, captions, text episodes). Returns the last smoothed loss.</summary>
         public double Run(string label, int steps, int batchSize, int seed, double learningRate, (double Questions, double Captions, double Text) mix, TextWriter log)
@@ -252,6 +277,7 @@ public static class LabVlm
             int id = rng.Next(train.Scenes.Count);
             var scene = train.Scenes[id];
             if (roll >= mix.Questions) return (text.Caption(scene, _shape.Patches), id);
+            if (rng.NextDouble() < AttributeShare) return (text.Attribute(scene, rng, _shape.Patches), id);
             if (rng.Next(2) == 0) return (text.Question(scene.Objects[rng.Next(scene.Objects.Count)].Class, true, _shape.Patches), id);
             // Negatives as POPE draws them, a third each: a random absent class, a frequent one, one that co-occurs with the scene's.
             var absent = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c)).ToList();
@@ -351,7 +377,7 @@ public static class LabVlm
             ["size"] = baseMeta["size"]?.DeepClone(),
             ["tower"] = o.Tower,
             ["tower_steps"] = o.Tower == "pretrained" ? o.TowerSteps : 0,
-            ["tower_presence_accuracy"] = Finite(r.TowerPresenceAccuracy),
+            ["tower_cell_accuracy"] = Finite(r.TowerCellAccuracy),
             ["train_scenes"] = o.TrainScenes,
             ["stage1_steps"] = o.Stage1Steps,
             ["stage2_steps"] = o.Stage2Steps,

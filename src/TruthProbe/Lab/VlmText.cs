@@ -64,14 +64,31 @@ internal sealed class VlmText
         return ids;
     }
 
-    /// <summary>An object-presence question answered Yes or No: the answer carries 2/3 of the loss, the EOS after it 1/3 (replies stop there).</summary>
-    public Sequence Question(int cls, bool present, int imageTokens)
+    /// <summary>An object-presence question answered Yes or No.</summary>
+    public Sequence Question(int cls, bool present, int imageTokens) => Answer(SceneDatasets.QuestionText(cls), present ? Yes : No, imageTokens);
+
+    /// <summary>
+    /// The probing rows' two questions about a scene, answered in their words: the colour of one of its objects ("The lamp is
+    /// red") or the object of one of its colours ("It is a lamp"); a scene's colours are distinct, so each has one answer.
+    /// </summary>
+    public Sequence Attribute(Scene scene, Random rng, int imageTokens)
     {
-        var ids = Prompt(Prompts.Question(SceneDatasets.QuestionText(cls)), imageTokens);
-        ids.Add(present ? YesId : NoId);
+        var o = scene.Objects[rng.Next(scene.Objects.Count)];
+        string cls = SceneWorld.Classes[o.Class], colour = SyntheticWorld.Colours[o.Colour];
+        return rng.Next(2) == 0
+            ? Answer($"What colour is the {cls}?", $"The {cls} is {colour}", imageTokens)
+            : Answer($"What is the {colour} object?", $"It is a {cls}", imageTokens);
+    }
+
+    /// <summary>A question in the evaluator's prompt and its short answer: the answer's words share 2/3 of the loss, the EOS after them 1/3 (replies stop there).</summary>
+    private Sequence Answer(string question, string answer, int imageTokens)
+    {
+        var ids = Prompt(Prompts.Question(question), imageTokens);
+        int first = ids.Count;
+        ids.AddRange(Tokenizer.Encode(answer).Skip(1));
         ids.Add(WordTokenizer.EosId);
         var weights = new float[ids.Count];
-        weights[^2] = 2 / 3f;
+        for (int t = first; t < ids.Count - 1; t++) weights[t] = 2 / 3f / (ids.Count - 1 - first);
         weights[^1] = 1 / 3f;
         return new Sequence([.. ids], weights);
     }

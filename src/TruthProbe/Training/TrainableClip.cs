@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace TruthProbe.Training;
 
 /// <summary>The shapes of a lab CLIP tower and its LLaVA projector.</summary>
-internal sealed record ClipShape(int ImageSize, int PatchSize, int Hidden, int Heads, int Layers, int Intermediate, int TextDim, int Classes, int Channels = 3, float Eps = 1e-5f)
+internal sealed record ClipShape(int ImageSize, int PatchSize, int Hidden, int Heads, int Layers, int Intermediate, int TextDim, int Labels, int Channels = 3, float Eps = 1e-5f)
 {
     public int Grid => ImageSize / PatchSize;
     public int Patches => Grid * Grid;
@@ -19,8 +19,8 @@ internal sealed record ClipShape(int ImageSize, int PatchSize, int Hidden, int H
 /// (a GEMM over unfolded patches), class token and learned positions, <c>pre_layrnorm</c>, pre-norm layers
 /// (LayerNorm, bidirectional attention with biases, LayerNorm, quick-GELU MLP), all layers' output as the features
 /// (<c>vision_feature_layer</c> −1) with the class row dropped (<c>"default"</c>), then linear, erf GELU, linear.
-/// <c>post_layernorm</c> and a linear head over the class row give the multi-label object-presence logits that
-/// pre-train the tower (the head is the lab's, not part of the written checkpoint).
+/// <c>post_layernorm</c> and a linear head over each patch row give the per-cell label logits that pre-train the tower
+/// (the head is the lab's, not part of the written checkpoint).
 /// </summary>
 internal sealed class TrainableClip
 {
@@ -53,13 +53,13 @@ internal sealed class TrainableClip
         public readonly float[][] Pre = L(s.Layers, (long)images * s.Positions * s.Intermediate), Act = L(s.Layers, (long)images * s.Positions * s.Intermediate);
         public readonly float[] Selected = F((long)images * s.Patches * s.Hidden), Mid1 = F((long)images * s.Patches * s.TextDim), Gelu = F((long)images * s.Patches * s.TextDim);
         public readonly float[] Features = F((long)images * s.Patches * s.TextDim);
-        public readonly float[] Pooled = F(images * s.Hidden), Post = F(images * s.Hidden), PostMean = F(images), PostRstd = F(images), Presence = F(images * s.Classes);
+        public readonly float[] Post = F((long)images * s.Patches * s.Hidden), PostMean = F(images * s.Patches), PostRstd = F(images * s.Patches), CellLogits = F((long)images * s.Patches * s.Labels);
         // Backward scratch.
         public readonly float[] DResid = F((long)images * s.Positions * s.Hidden), DLn = F((long)images * s.Positions * s.Hidden), DBranch = F((long)images * s.Positions * s.Hidden);
         public readonly float[] DQ = F((long)images * s.Positions * s.Hidden), DK = F((long)images * s.Positions * s.Hidden), DV = F((long)images * s.Positions * s.Hidden);
         public readonly float[] DZ = F((long)images * s.Positions * s.Hidden), DPre = F((long)images * s.Positions * s.Intermediate), DAct = F((long)images * s.Positions * s.Intermediate);
         public readonly float[] DSelected = F((long)images * s.Patches * s.Hidden), DMid1 = F((long)images * s.Patches * s.TextDim), DGelu = F((long)images * s.Patches * s.TextDim);
-        public readonly float[] DPooled = F(images * s.Hidden), DPost = F(images * s.Hidden);
+        public readonly float[] DPost = F((long)images * s.Patches * s.Hidden);
         /// <summary>Images of the last forward; 0 when it started from given tower features (<see cref="Project"/>).</summary>
         public int LastImages;
         public int LastRows;
@@ -95,8 +95,8 @@ internal sealed class TrainableClip
         _bias1 = P(Projector + "linear_1.bias", shape.TextDim);
         _lin2 = P(Projector + "linear_2.weight", shape.TextDim, shape.TextDim);
         _bias2 = P(Projector + "linear_2.bias", shape.TextDim);
-        _head = P(HeadPrefix + "weight", shape.Classes, d);
-        _headBias = P(HeadPrefix + "bias", shape.Classes);
+        _head = P(HeadPrefix + "weight", shape.Labels, d);
+        _headBias = P(HeadPrefix + "bias", shape.Labels);
     }
 
     /// <summary>
@@ -214,16 +214,15 @@ internal sealed class TrainableClip
         return ProjectSelected(images * Shape.Patches);
     }
 
-    /// <summary>Object-presence logits [images, classes] of the last <see cref="TowerForward"/>: head(post_layernorm(class row)).</summary>
-    public ReadOnlySpan<float> Presence()
+    /// <summary>Per-patch label logits [images·patches, labels] of the last <see cref="TowerForward"/>: head(post_layernorm(patch row)).</summary>
+    public ReadOnlySpan<float> CellLogits()
     {
         var s = Shape;
         var a = _buf!;
-        int images = a.LastImages, d = s.Hidden;
-        for (int b = 0; b < images; b++) a.Resid[s.Layers].AsSpan(b * s.Positions * d, d).CopyTo(a.Pooled.AsSpan(b * d, d));
-        VisionOps.LayerNormForward(a.Pooled.AsSpan(0, images * d), W(_postW), W(_postB), a.Post, a.PostMean.AsSpan(0, images), a.PostRstd.AsSpan(0, images), d, s.Eps);
-        Linear(_head, _headBias, a.Post, a.Presence, images);
-        return a.Presence.AsSpan(0, images * s.Classes);
+        int rows = a.LastImages * s.Patches;
+        VisionOps.LayerNormForward(a.Selected.AsSpan(0, rows * s.Hidden), W(_postW), W(_postB), a.Post, a.PostMean.AsSpan(0, rows), a.PostRstd.AsSpan(0, rows), s.Hidden, s.Eps);
+        Linear(_head, _headBias, a.Post, a.CellLogits, rows);
+        return a.CellLogits.AsSpan(0, rows * s.Labels);
     }
 
     private void Linear(int weight, int bias, ReadOnlySpan<float> x, Span<float> y, int rows)
@@ -253,29 +252,35 @@ internal sealed class TrainableClip
         bool tower = a.LastImages > 0 && Parameters.IsTrainable(_patch);
         LinearBackward(_lin1, _bias1, dMid, a.Selected, tower ? a.DSelected : default, rows, accumulateInput: false);
         if (!tower) return;
-        var dOut = a.DResid.AsSpan(0, a.LastImages * s.Positions * s.Hidden);
-        dOut.Clear();
-        int d = s.Hidden;
-        for (int b = 0; b < a.LastImages; b++)
-            a.DSelected.AsSpan(b * s.Patches * d, s.Patches * d).CopyTo(dOut.Slice((b * s.Positions + 1) * d, s.Patches * d));
+        ScatterPatches(a.LastImages);
         TowerBackward(a.LastImages);
     }
 
-    /// <summary>Adds the gradient of the last <see cref="Presence"/> given dLogits [images, classes], through the whole tower.</summary>
-    public void PresenceBackward(ReadOnlySpan<float> dLogits)
+    /// <summary>Adds the gradient of the last <see cref="CellLogits"/> given dLogits [images·patches, labels], through the whole tower.</summary>
+    public void CellBackward(ReadOnlySpan<float> dLogits)
     {
         var s = Shape;
         var a = _buf!;
-        int images = a.LastImages, d = s.Hidden;
-        var dPost = a.DPost.AsSpan(0, images * d);
-        LinearBackward(_head, _headBias, dLogits, a.Post, dPost, images, accumulateInput: false);
-        var dPooled = a.DPooled.AsSpan(0, images * d);
-        dPooled.Clear();
-        VisionOps.LayerNormBackward(dPost, a.Pooled, W(_postW), a.PostMean, a.PostRstd, dPooled, Grad(_postW), Grad(_postB), d);
+        int images = a.LastImages, rows = images * s.Patches, d = s.Hidden;
+        var dPost = a.DPost.AsSpan(0, rows * d);
+        LinearBackward(_head, _headBias, dLogits, a.Post, dPost, rows, accumulateInput: false);
+        var dSelected = a.DSelected.AsSpan(0, rows * d);
+        dSelected.Clear();
+        VisionOps.LayerNormBackward(dPost, a.Selected, W(_postW), a.PostMean, a.PostRstd, dSelected, Grad(_postW), Grad(_postB), d);
+        ScatterPatches(images);
+        TowerBackward(images);
+    }
+
+    /// <summary>DSelected (the patch rows' gradient) into DResid, the class rows' gradient 0.</summary>
+    private void ScatterPatches(int images)
+    {
+        var s = Shape;
+        var a = _buf!;
+        int d = s.Hidden;
         var dOut = a.DResid.AsSpan(0, images * s.Positions * d);
         dOut.Clear();
-        for (int b = 0; b < images; b++) dPooled.Slice(b * d, d).CopyTo(dOut.Slice(b * s.Positions * d, d));
-        TowerBackward(images);
+        for (int b = 0; b < images; b++)
+            a.DSelected.AsSpan(b * s.Patches * d, s.Patches * d).CopyTo(dOut.Slice((b * s.Positions + 1) * d, s.Patches * d));
     }
 
     /// <summary>From dResid (the gradient of the tower's output, in <c>DResid</c>) down to the embeddings.</summary>

@@ -25,7 +25,7 @@ public class LabVlmTests
             BosId: WordTokenizer.BosId, EosId: WordTokenizer.EosId);
         var lm = new TrainableLlama(config);
         lm.Initialize(3);
-        var clip = new TrainableClip(new ClipShape(ImageSize: 32, PatchSize: 8, Hidden: 16, Heads: 2, Layers: 2, Intermediate: 24, TextDim: 32, Classes: SceneWorld.Classes.Length));
+        var clip = new TrainableClip(new ClipShape(ImageSize: 32, PatchSize: 8, Hidden: 16, Heads: 2, Layers: 2, Intermediate: 24, TextDim: 32, Labels: 30));
         clip.Initialize(4);
         // Weights well away from their initial scale, so that every layer shows in the comparison.
         var rng = new Random(5);

@@ -46,14 +46,7 @@ public class VisionOpsGradientTests
         Assert.Equal(1.9544997f, y[2], 6);
         // Φ far in the tail keeps its relative precision: Φ(-6) = 9.8658765e-10.
         Assert.InRange(VisionOps.NormalCdf(-6) / 9.8658765e-10, 1 - 1e-6, 1 + 1e-6);
-
-        var x = GradientCheck.Random(13, 5, std: 2);
-        var r = GradientCheck.Random(13, 6);
-        var o = new float[13];
-        double Loss() { VisionOps.GeluForward(x, o); return GradientCheck.Project(o, r); }
-        var dx = new float[13];
-        VisionOps.GeluBackward(r, x, dx);
-        GradientCheck.Assert("gelu dx", x, dx, Loss, eps: 1e-3);
+        CheckElementwise("gelu", VisionOps.GeluForward, VisionOps.GeluBackward, 13, 5);
     }
 
     [Fact]
@@ -62,14 +55,21 @@ public class VisionOpsGradientTests
         var y = new float[1];
         VisionOps.QuickGeluForward([1f], y);
         Assert.Equal(1 / (1 + Math.Exp(-1.702)), y[0], 6);
+        CheckElementwise("quick gelu", VisionOps.QuickGeluForward, VisionOps.QuickGeluBackward, 11, 7);
+    }
 
-        var x = GradientCheck.Random(11, 7, std: 2);
-        var r = GradientCheck.Random(11, 8);
-        var o = new float[11];
-        double Loss() { VisionOps.QuickGeluForward(x, o); return GradientCheck.Project(o, r); }
-        var dx = new float[11];
-        VisionOps.QuickGeluBackward(r, x, dx);
-        GradientCheck.Assert("quick gelu dx", x, dx, Loss, eps: 1e-3);
+    private delegate void Forward(ReadOnlySpan<float> x, Span<float> y);
+    private delegate void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx);
+
+    private static void CheckElementwise(string what, Forward forward, Backward backward, int length, int seed)
+    {
+        var x = GradientCheck.Random(length, seed, std: 2);
+        var r = GradientCheck.Random(length, seed + 1);
+        var y = new float[length];
+        double Loss() { forward(x, y); return GradientCheck.Project(y, r); }
+        var dx = new float[length];
+        backward(r, x, dx);
+        GradientCheck.Assert(what + " dx", x, dx, Loss, eps: 1e-3);
     }
 
     [Fact]
@@ -104,10 +104,10 @@ public class VisionOpsGradientTests
         Assert.Equal([2f, 3, 12, 13, 102, 103, 112, 113], patches.AsSpan(8, 8).ToArray());
     }
 
-    private static ClipShape Tiny => new(ImageSize: 12, PatchSize: 4, Hidden: 8, Heads: 2, Layers: 2, Intermediate: 12, TextDim: 6, Classes: 5);
+    private static ClipShape Tiny => new(ImageSize: 12, PatchSize: 4, Hidden: 8, Heads: 2, Layers: 2, Intermediate: 12, TextDim: 6, Labels: 5);
 
     [Fact]
-    public void Tower_PresenceBackward_MatchesFiniteDifferences()
+    public void Tower_CellLabelBackward_MatchesFiniteDifferences()
     {
         var clip = new TrainableClip(Tiny);
         clip.Initialize(3);
@@ -115,11 +115,11 @@ public class VisionOpsGradientTests
         for (int i = 0; i < clip.Parameters.Values.Length; i++) clip.Parameters.Values[i] += (float)(0.3 * TrainableLlama.Gaussian(rng));
         const int images = 2;
         var pixels = GradientCheck.Random(images * Tiny.PixelValues, 5);
-        var r = GradientCheck.Random(images * Tiny.Classes, 6);
-        double Loss() { clip.TowerForward(pixels, images); return GradientCheck.Project(clip.Presence(), r); }
+        var r = GradientCheck.Random(images * Tiny.Patches * Tiny.Labels, 6);
+        double Loss() { clip.TowerForward(pixels, images); return GradientCheck.Project(clip.CellLogits(), r); }
         Loss();
         clip.Parameters.ZeroGrads();
-        clip.PresenceBackward(r);
+        clip.CellBackward(r);
         // A key bias adds the same q·b to every score of a row, which the softmax cancels: its gradient is 0 in closed form
         // (finite differences see only float noise there).
         foreach (var t in clip.Parameters.Tensors.Where(t => t.Name.EndsWith("k_proj.bias")))
@@ -172,6 +172,6 @@ public class VisionOpsGradientTests
         clip.Backward(dFeatures);
         Assert.All(lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight")).Slice(image * shape.TextDim, shape.TextDim).ToArray(), g => Assert.Equal(0f, g));
         foreach (var t in clip.Parameters.Tensors.Where(t => !t.Name.StartsWith(TrainableClip.HeadPrefix) && !t.Name.Contains("post_layernorm") && !t.Name.EndsWith("k_proj.bias")))
-            GradientCheck.Assert(t.Name, clip.Parameters.Values, clip.Parameters.Grads, Loss, maxChecks: 6, offset: t.Offset, length: t.Length);
+            GradientCheck.Assert(t.Name, clip.Parameters.Values, clip.Parameters.Grads, Loss, maxChecks: 3, offset: t.Offset, length: t.Length);
     }
 }
