@@ -25,7 +25,7 @@ public static class LabVlm
     /// <param name="LoraRank">stage 2: 0 for full fine-tuning, else LoRA of this rank on q/k/v/o.</param>
     /// <param name="ReadingItems">held-out text episodes that measure the reading skill before and after.</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
-        int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 250, int Stage2Steps = 350, int BatchSize = 32, int LoraRank = 0,
+        int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 600, int BatchSize = 32, int LoraRank = 0,
         int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems);
 
     /// <summary>Held-out POPE accuracy per setting (greedy first token: "Yes", "No", or anything else counted wrong).</summary>
@@ -50,7 +50,7 @@ public static class LabVlm
             throw new UserError($"{Path.Combine(o.Scenes, "manifest.json")}: scene size {size} is not a multiple of {SceneWorld.Grid}; the tower's patch is one grid cell, write the scenes at a multiple of {SceneWorld.Grid} (e.g. 64)") { Field = "scenes" };
 
         var text = new VlmText(baseTokenizer, o.Prompts);
-        var lm = Grow(baseModel, text, o.Seed);
+        var lm = GrowVocabulary(baseModel, text, o.Seed);
         var shape = new ClipShape(size, size / SceneWorld.Grid, o.TowerHidden, o.TowerHeads, o.TowerLayers, 4 * o.TowerHidden, lm.Config.DModel, ClassLabels + ColourLabels);
         var clip = new TrainableClip(shape);
         clip.Initialize(o.Seed);
@@ -77,7 +77,7 @@ public static class LabVlm
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
         lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
-        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 1e-3, (0.5, 0.5, 0), log);
+        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, (0.8, 0.2, 0), log);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
@@ -96,14 +96,19 @@ public static class LabVlm
         return result;
     }
 
-    /// <summary>The base LM with the grown vocabulary: base rows copied, each new row the base rows' mean plus N(0, 0.02) (seeded).</summary>
-    private static TrainableLlama Grow(TrainableLlama baseModel, VlmText text, int seed)
+    /// <summary>
+    /// The base LM with the grown vocabulary: base rows copied; a new word with a base counterpart (its plural "lamps",
+    /// its lower case "the") starts as that row, so the question's class is told apart from step 0; any other new row
+    /// is the base rows' mean plus N(0, 0.02) (seeded).
+    /// </summary>
+    private static TrainableLlama GrowVocabulary(TrainableLlama baseModel, VlmText text, int seed)
     {
         // Room for the caption prompt, 16 image rows and the longest caption; RoPE has no learned positions to grow.
         var config = baseModel.Config with { Vocab = text.Tokenizer.VocabSize, MaxContext = Math.Max(baseModel.Config.MaxContext, 256) };
         var lm = new TrainableLlama(config);
         var rng = new SeededSystemRandom(seed * 7 + 3);
         int d = config.DModel, baseVocab = baseModel.Config.Vocab;
+        var baseIds = Enumerable.Range(0, baseVocab).ToDictionary(text.Tokenizer.Word, StringComparer.Ordinal);
         foreach (var t in lm.Parameters.Tensors)
         {
             var from = baseModel.Parameters.Value(t.Name);
@@ -114,7 +119,12 @@ public static class LabVlm
             for (int r = 0; r < baseVocab; r++) TensorPrimitives.Add(mean, from.Slice(r * d, d), mean);
             TensorPrimitives.Divide(mean, baseVocab, mean);
             for (int r = baseVocab; r < config.Vocab; r++)
-                for (int i = 0; i < d; i++) to[r * d + i] = mean[i] + (float)(0.02 * TrainableLlama.Gaussian(rng));
+            {
+                string word = text.Tokenizer.Word(r);
+                var row = to.Slice(r * d, d);
+                if (baseIds.TryGetValue(word + "s", out int twin) || baseIds.TryGetValue(word.ToLowerInvariant(), out twin)) from.Slice(twin * d, d).CopyTo(row);
+                else for (int i = 0; i < d; i++) row[i] = mean[i] + (float)(0.02 * TrainableLlama.Gaussian(rng));
+            }
         }
         return lm;
     }
