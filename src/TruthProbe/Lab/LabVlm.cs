@@ -67,7 +67,6 @@ public static class LabVlm
         double towerSeconds = clock.Elapsed.TotalSeconds;
         clip.SetTowerTrainable(tower: false, projector: true);
         var cache = TowerFeatures(clip, train.Scenes.Select(Pixels), train.Scenes.Count);
-        if (o.Tower == "pretrained") WarmStartProjector(clip, lm, text, cache);
 
         var world = new SyntheticWorld(worldSeed);
         var corpus = new Corpus(world, text.Tokenizer);
@@ -182,71 +181,6 @@ public static class LabVlm
         double accuracy = (double)right / total;
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  tower pre-training: {o.TowerSteps} steps, held-out cell class accuracy {accuracy:P1} over {heldOut} scenes"));
         return accuracy;
-    }
-
-    /// <summary>
-    /// Starts the projector as a translation of the tower's cell labels into the LM's words: linear_1's first rows are the
-    /// label head (its post_layernorm folded in with the features' mean row scale), so after GELU a unit is the evidence for
-    /// one class or colour; linear_2 maps that unit to the class name's or colour's embedding row (divided by the mean
-    /// winning evidence), so an image row starts out reading like "red lamp". The other units keep a tenth of their random
-    /// start. Measured: without it the LM never used the image (constant answers, generic captions, see docs/lab.md).
-    /// </summary>
-    private static void WarmStartProjector(TrainableClip clip, TrainableLlama lm, VlmText text, float[] towerFeatures)
-    {
-        var s = clip.Shape;
-        var P = clip.Parameters;
-        int d = s.Hidden, dm = s.TextDim, rows = towerFeatures.Length / d;
-        double meanSum = 0, scaleSum = 0;
-        for (int r = 0; r < rows; r++)
-        {
-            var x = towerFeatures.AsSpan(r * d, d);
-            float m = TensorPrimitives.Sum(x) / d;
-            meanSum += m;
-            double squares = 0;
-            foreach (float v in x) squares += (v - m) * (v - m);
-            scaleSum += Math.Sqrt(squares / d + s.Eps);
-        }
-        float mean = (float)(meanSum / rows), scale = (float)(scaleSum / rows);
-        var head = P.Value(TrainableClip.HeadPrefix + "weight");
-        var headBias = P.Value(TrainableClip.HeadPrefix + "bias");
-        var postW = P.Value(TrainableClip.Tower + "post_layernorm.weight");
-        var postB = P.Value(TrainableClip.Tower + "post_layernorm.bias");
-        var w1 = P.Value(TrainableClip.Projector + "linear_1.weight");
-        var b1 = P.Value(TrainableClip.Projector + "linear_1.bias");
-        var w2 = P.Value(TrainableClip.Projector + "linear_2.weight");
-        int units = Math.Min(s.Labels, dm);
-        for (int u = 0; u < units; u++)
-        {
-            // head·LN(x) ≈ Σ_i head[u,i]·(w_i (x_i − mean)/scale + b_i)
-            float bias = headBias[u];
-            for (int i = 0; i < d; i++)
-            {
-                float g = head[u * d + i] * postW[i] / scale;
-                w1[u * d + i] = g;
-                bias += head[u * d + i] * postB[i] - g * mean;
-            }
-            b1[u] = bias;
-        }
-        // The typical winning evidence, so that a unit's word arrives at about its embedding's own scale.
-        double winning = 0;
-        int sample = Math.Min(rows, 4096);
-        var pre = new float[units];
-        for (int r = 0; r < sample; r++)
-        {
-            for (int u = 0; u < units; u++) pre[u] = b1[u] + TensorPrimitives.Dot(w1.Slice(u * d, d), towerFeatures.AsSpan(r * d, d));
-            winning += TensorPrimitives.Max(pre[..Math.Min(units, ClassLabels)]);
-        }
-        float per = (float)(1 / Math.Max(1e-3, winning / sample));
-        var embed = lm.Parameters.Value("model.embed_tokens.weight");
-        string?[] words = [.. SceneWorld.Classes, null, .. SyntheticWorld.Colours, null];
-        for (int j = 0; j < dm; j++)
-            for (int u = 0; u < dm; u++)
-            {
-                ref float w = ref w2[j * dm + u];
-                if (u >= units) w *= 0.1f;
-                else w = words[u] is { } word ? per * embed[text.Tokenizer.Id(word) * dm + j] : 0;
-            }
-        P.Value(TrainableClip.Projector + "linear_2.bias").Clear();
     }
 
     private static (int Class, int Colour) CellLabel(Scene scene, int cell)
