@@ -10,6 +10,9 @@ namespace TruthProbe.Training;
 /// </summary>
 internal sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
 
+/// <summary>LLaVA's splice: the batch rows (flattened [B·T] positions) whose input embedding is replaced by a row of <c>Values</c> [rows, d_model].</summary>
+internal sealed record EmbeddingSplice(int[] Rows, float[] Values);
+
 /// <summary>
 /// The Llama-style decoder of the engine (token embedding, RMSNorm, RoPE half-split, causal GQA attention,
 /// SwiGLU MLP, tied or untied head) with a backward pass, in fp32 on batches [B, T]. Optional LoRA adapters
@@ -58,6 +61,7 @@ internal sealed class TrainableLlama
         public readonly float[] DQ = new float[rows * c.QDim], DK = new float[rows * c.KvDim], DV = new float[rows * c.KvDim], DZ = new float[rows * c.QDim];
         public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
+        public EmbeddingSplice? Splice;
 
         public static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
     }
@@ -159,7 +163,8 @@ internal sealed class TrainableLlama
     // ---- forward ----
 
     /// <summary>Runs the batch, keeps what the backward needs, returns the weighted mean cross-entropy.</summary>
-    public double Forward(TrainingBatch batch, out int correct, out int counted)
+    /// <param name="splice">rows whose embedding is replaced (image features), or null.</param>
+    public double Forward(TrainingBatch batch, out int correct, out int counted, EmbeddingSplice? splice = null)
     {
         var c = Config;
         if (batch.SeqLen > c.MaxContext) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxContext}");
@@ -170,6 +175,9 @@ internal sealed class TrainableLlama
         // last), so each is kept for the backward without a copy; the o and down projections add their branch to it.
         int width = n * c.DModel;
         Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.DModel);
+        for (int i = 0; i < (splice?.Rows.Length ?? 0); i++)
+            splice!.Values.AsSpan(i * c.DModel, c.DModel).CopyTo(a.ResidPre[0].AsSpan(splice.Rows[i] * c.DModel, c.DModel));
+        a.Splice = splice;
         for (int l = 0; l < c.Layers; l++)
         {
             var L = _layers[l];
@@ -218,8 +226,11 @@ internal sealed class TrainableLlama
 
     // ---- backward ----
 
-    /// <summary>Adds the gradient of the last forward's loss to <see cref="ParameterSet.Grads"/> (trainable tensors only).</summary>
-    public void Backward()
+    /// <summary>
+    /// Adds the gradient of the last forward's loss to <see cref="ParameterSet.Grads"/> (trainable tensors only); with a
+    /// splice, writes the gradient of its rows into <paramref name="dSplice"/> [rows, d_model] (none reaches the table).
+    /// </summary>
+    public void Backward(Span<float> dSplice = default)
     {
         var c = Config;
         var a = _act ?? throw new InvalidOperationException("Backward before Forward");
@@ -253,6 +264,12 @@ internal sealed class TrainableLlama
             LinearBackward(L.K, a.DK, a.AttnIn[l], dNorm, n, accumulateInput: true);
             LinearBackward(L.V, a.DV, a.AttnIn[l], dNorm, n, accumulateInput: true);
             Ops.RmsNormBackward(dNorm, a.ResidPre[l], P.Value(L.AttnNorm), a.AttnInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.AttnNorm), c.DModel);
+        }
+        for (int i = 0; i < (a.Splice?.Rows.Length ?? 0); i++)
+        {
+            var row = dx.Slice(a.Splice!.Rows[i] * c.DModel, c.DModel);
+            if (!dSplice.IsEmpty) row.CopyTo(dSplice.Slice(i * c.DModel, c.DModel));
+            row.Clear();
         }
         if (P.IsTrainable(_embed)) Ops.EmbeddingBackward(dx, batch.Tokens, P.Grad(_embed), c.DModel);
     }
