@@ -30,7 +30,6 @@ internal sealed class ExactLogistic : IHeadSolver
     private const int MaxConjugateSteps = 3;
 
     private const int Lanes = 16;
-    private const int ChunkVectors = 3;
     private const int RowBlock = 32;   // 32 rows x 144 floats x 2 matrices = 36 KB: fits L1 with the tile
 
     private readonly int _d;
@@ -48,8 +47,9 @@ internal sealed class ExactLogistic : IHeadSolver
     public ExactLogistic(int maxRows, int d)
     {
         _d = d;
-        // room for the 4-row tile that starts at the last row, so the kernel never reads past a row
-        _stride = (d + 4 + Lanes * ChunkVectors - 1) / (Lanes * ChunkVectors) * (Lanes * ChunkVectors);
+        // room for the 4-row tile that starts at the last row, so the kernel never reads past a row; whole
+        // vectors at every width
+        _stride = (d + 4 + Lanes - 1) / Lanes * Lanes;
         _zd = new double[maxRows * d];
         _zf = new float[maxRows * _stride];
         _szf = new float[maxRows * _stride];
@@ -286,11 +286,14 @@ internal sealed class ExactLogistic : IHeadSolver
     }
 
     /// <summary>
-    /// gram[j, k] = sum_i scaled[i, j] * z[i, k] for the blocks with k at or above row j's 48-column chunk
-    /// (enough for the upper triangle). Rows i go in blocks of <see cref="RowBlock"/> that stay in L1 while
-    /// every 4-row x 3-vector register tile sweeps them; tiles accumulate across blocks in gram. The tile is
-    /// 3 vectors of the CPU's width (a 48-column chunk is 1, 2 or 4 tiles), and every element sums the same
-    /// products in the same order at every width, so results are bit-identical across widths.
+    /// gram[j, k] = sum_i scaled[i, j] * z[i, k] for every k from the vector that holds column j (rounded down
+    /// to 4-row groups) to the end of the last vector holding a column below <paramref name="rows"/>: the
+    /// upper triangle plus less than a vector on each side. Rows i go in blocks of <see cref="RowBlock"/> that
+    /// stay in L1 while every 4-row x 3-vector register tile sweeps them (a 4 x 1 or 4 x 2 tile for the last one
+    /// or two vectors); tiles accumulate across blocks in gram. Starting the sweep at column j's vector rather
+    /// than its 48-column chunk skips about a quarter of the multiply-adds at d = 128 on AVX2 (the triangle's
+    /// edge at 8 columns, not 48). Every upper-triangle element sums the same products in the same order at
+    /// every width, so those are bit-identical across widths. <paramref name="stride"/> is a multiple of 16.
     /// </summary>
     internal static unsafe void WeightedGram(float[] z, float[] scaled, int n, int stride, int rows, float[] gram)
     {
@@ -309,45 +312,55 @@ internal sealed class ExactLogistic : IHeadSolver
     private static unsafe void WeightedGram<TVec>(float* z, float* scaled, int n, int stride, int rows, float* gram)
         where TVec : unmanaged, IVec<TVec>
     {
-        const int chunkWidth = Lanes * ChunkVectors;
-        int w = TVec.Count, tileWidth = ChunkVectors * w;
+        int w = TVec.Count, end = (rows + w - 1) / w * w;
         for (int i0 = 0; i0 < n; i0 += RowBlock)
         {
             int i1 = Math.Min(n, i0 + RowBlock);
             for (int j0 = 0; j0 < rows; j0 += 4)
             {
-                for (int c0 = j0 / chunkWidth * chunkWidth; c0 < stride; c0 += tileWidth)
-                {
-                    float* g0 = gram + j0 * stride + c0, g1 = g0 + stride, g2 = g1 + stride, g3 = g2 + stride;
-                    TVec a00 = TVec.Load(g0), a01 = TVec.Load(g0 + w), a02 = TVec.Load(g0 + 2 * w);
-                    TVec a10 = TVec.Load(g1), a11 = TVec.Load(g1 + w), a12 = TVec.Load(g1 + 2 * w);
-                    TVec a20 = TVec.Load(g2), a21 = TVec.Load(g2 + w), a22 = TVec.Load(g2 + 2 * w);
-                    TVec a30 = TVec.Load(g3), a31 = TVec.Load(g3 + w), a32 = TVec.Load(g3 + 2 * w);
-                    for (int i = i0; i < i1; i++)
-                    {
-                        float* row = z + i * stride + c0;
-                        TVec z0 = TVec.Load(row), z1 = TVec.Load(row + w), z2 = TVec.Load(row + 2 * w);
-                        float* s = scaled + i * stride + j0;
-                        TVec s0 = TVec.Create(s[0]), s1 = TVec.Create(s[1]), s2 = TVec.Create(s[2]), s3 = TVec.Create(s[3]);
-                        a00 = TVec.Fma(s0, z0, a00); a01 = TVec.Fma(s0, z1, a01); a02 = TVec.Fma(s0, z2, a02);
-                        a10 = TVec.Fma(s1, z0, a10); a11 = TVec.Fma(s1, z1, a11); a12 = TVec.Fma(s1, z2, a12);
-                        a20 = TVec.Fma(s2, z0, a20); a21 = TVec.Fma(s2, z1, a21); a22 = TVec.Fma(s2, z2, a22);
-                        a30 = TVec.Fma(s3, z0, a30); a31 = TVec.Fma(s3, z1, a31); a32 = TVec.Fma(s3, z2, a32);
-                    }
-                    Store3(g0, w, a00, a01, a02);
-                    Store3(g1, w, a10, a11, a12);
-                    Store3(g2, w, a20, a21, a22);
-                    Store3(g3, w, a30, a31, a32);
-                }
+                int c0 = j0 / w * w;
+                for (; c0 + 3 * w <= end; c0 += 3 * w) Tile<TVec>(z, scaled, i0, i1, stride, gram, j0, c0, 3);
+                if (end - c0 == 2 * w) Tile<TVec>(z, scaled, i0, i1, stride, gram, j0, c0, 2);
+                else if (end - c0 == w) Tile<TVec>(z, scaled, i0, i1, stride, gram, j0, c0, 1);
             }
         }
     }
 
+    /// <summary>
+    /// gram rows j0..j0+3, columns c0 onward, += the products of rows i0..i1-1, for <paramref name="vectors"/>
+    /// (1 to 3) vectors of columns. Always inlined with a constant count, so the JIT drops the unused
+    /// accumulators and branches from the loop.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store3<TVec>(float* at, int w, TVec a, TVec b, TVec c) where TVec : unmanaged, IVec<TVec>
+    private static unsafe void Tile<TVec>(float* z, float* scaled, int i0, int i1, int stride, float* gram, int j0, int c0, int vectors)
+        where TVec : unmanaged, IVec<TVec>
     {
-        TVec.Store(a, at);
-        TVec.Store(b, at + w);
-        TVec.Store(c, at + 2 * w);
+        int w = TVec.Count;
+        float* g0 = gram + j0 * stride + c0, g1 = g0 + stride, g2 = g1 + stride, g3 = g2 + stride;
+        TVec a00 = TVec.Load(g0), a10 = TVec.Load(g1), a20 = TVec.Load(g2), a30 = TVec.Load(g3);
+        TVec a01 = default, a11 = default, a21 = default, a31 = default, a02 = default, a12 = default, a22 = default, a32 = default;
+        if (vectors > 1) { a01 = TVec.Load(g0 + w); a11 = TVec.Load(g1 + w); a21 = TVec.Load(g2 + w); a31 = TVec.Load(g3 + w); }
+        if (vectors > 2) { a02 = TVec.Load(g0 + 2 * w); a12 = TVec.Load(g1 + 2 * w); a22 = TVec.Load(g2 + 2 * w); a32 = TVec.Load(g3 + 2 * w); }
+        for (int i = i0; i < i1; i++)
+        {
+            float* row = z + i * stride + c0;
+            float* s = scaled + i * stride + j0;
+            TVec s0 = TVec.Create(s[0]), s1 = TVec.Create(s[1]), s2 = TVec.Create(s[2]), s3 = TVec.Create(s[3]);
+            TVec z0 = TVec.Load(row);
+            a00 = TVec.Fma(s0, z0, a00); a10 = TVec.Fma(s1, z0, a10); a20 = TVec.Fma(s2, z0, a20); a30 = TVec.Fma(s3, z0, a30);
+            if (vectors > 1)
+            {
+                TVec z1 = TVec.Load(row + w);
+                a01 = TVec.Fma(s0, z1, a01); a11 = TVec.Fma(s1, z1, a11); a21 = TVec.Fma(s2, z1, a21); a31 = TVec.Fma(s3, z1, a31);
+            }
+            if (vectors > 2)
+            {
+                TVec z2 = TVec.Load(row + 2 * w);
+                a02 = TVec.Fma(s0, z2, a02); a12 = TVec.Fma(s1, z2, a12); a22 = TVec.Fma(s2, z2, a22); a32 = TVec.Fma(s3, z2, a32);
+            }
+        }
+        TVec.Store(a00, g0); TVec.Store(a10, g1); TVec.Store(a20, g2); TVec.Store(a30, g3);
+        if (vectors > 1) { TVec.Store(a01, g0 + w); TVec.Store(a11, g1 + w); TVec.Store(a21, g2 + w); TVec.Store(a31, g3 + w); }
+        if (vectors > 2) { TVec.Store(a02, g0 + 2 * w); TVec.Store(a12, g1 + 2 * w); TVec.Store(a22, g2 + 2 * w); TVec.Store(a32, g3 + 2 * w); }
     }
 }
