@@ -23,8 +23,10 @@ public sealed record DemoPlan(
     int[]? CurveSteps = null,
     int ProbeFolds = 5,
     int[]? EvalSeeds = null,
-    double[]? LambdaCandidates = null)
+    double[]? LambdaCandidates = null,
+    DemoVlmPlan? Vlm = null)
 {
+    public DemoVlmPlan VlmPlan => Vlm ?? new();
     public static DemoPlan Default => new();
 
     /// <summary>Steps of the counterfactual descendant, whose checkpoints are the inheritance curve.</summary>
@@ -45,6 +47,7 @@ public sealed record DemoPlan(
             ["domain_steps"] = DomainSteps,
             ["lora_rank"] = LoraRank,
             ["curve_steps"] = new JsonArray(Curve.Select(s => (JsonNode?)s).ToArray()),
+            ["vlm"] = JsonSerializer.SerializeToNode(VlmPlan),
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json.ToJsonString())))[..16];
     }
@@ -115,6 +118,7 @@ public sealed class DemoFamily
         LabCurve.FineTune(b.Dir, "counterfactual", plan.Curve, family.Members.First(m => m.Name == "counterfactual").Dir, seed, 0, log);
         var u = family.Members.First(m => m.Name == "unrelated");
         LabRuns.Pretrain(new LabRuns.PretrainOptions(u.Dir, plan.Size, u.Seed, WorldSeed: 1, Steps: u.Steps), log);
+        DemoVlm.Grow(family, plan.VlmPlan, seed, log);
 
         var manifest = new JsonObject
         {

@@ -57,7 +57,7 @@ public sealed class DemoRun
         var run = new DemoRun { Family = family, Plan = plan, Seed = seed, OutDir = outDir };
         Directory.CreateDirectory(outDir);
         // scores per model, compare, lineage per non-base model, curve checkpoints, eval per model, report
-        int stages = family.Members.Count + 1 + (family.Members.Count - 1) + family.CurveCheckpoints.Count + family.Members.Count + 1;
+        int stages = family.Members.Count + 1 + (family.Members.Count - 1) + family.CurveCheckpoints.Count + family.Members.Count + 1 + DemoVlm.Stages;
         using var progress = new Progress("demo", stages);
         run.WriteFamily();
         LabScoring.OneRowPerEpisode(family.ProbingPath, run.ProbingPath);
@@ -76,6 +76,7 @@ public sealed class DemoRun
             run.Out("curve"), run.Probe, "counterfactual", seed, progress);
         run.Evaluate(scores["base"], progress);
         run.CheckClaims(compare, scores, curve);
+        DemoVlm.Run(run, scores["base"], run.Probe, progress);
         run.WriteSummary(scores, compare);
         progress.Advance();
         DemoReport.Build(run).Write();

@@ -17,7 +17,7 @@ namespace TruthProbe.Tests.Demo;
 public sealed class TinyDemo : IDisposable
 {
     public static readonly DemoPlan Plan = new(PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
-        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2]);
+        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2], Vlm: DemoVlmPlan.Tiny);
     public const int Seed = 5;
 
     private readonly TempDir _tmp = new();
