@@ -114,7 +114,7 @@ public static class DemoReport
         "drift_grows_with_fine_tuning" => "mean attention drift from the base at " + string.Join(", ", Lines(run.OutDir, Path.Combine("curve", LabCurve.CsvFile)).Select(l =>
             $"step {l[0]}: {{{{curve/curve.csv#{l[0]}/attention_drift}}}}")) + ".",
         _ when c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal) => GatingText(c, run),
-        _ when c.Name.StartsWith(DemoVlm.CheckPrefix, StringComparison.Ordinal) => c.Detail,
+        _ when c.Name.StartsWith(DemoVlm.CheckPrefix, StringComparison.Ordinal) => DemoVlmReport.CheckText(c, run.OutDir),
         _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
     };
 

@@ -112,16 +112,21 @@ public static class DemoVlm
     /// <summary>LM attention drift against the base, and lineage over every text model of the family; true when it names the base.</summary>
     private static bool DriftAndLineage(DemoRun run, string model, string outDir)
     {
+        double driftFromBase;
         using (var parent = WeightDrift.LoadWeights(run.Family.Base.Dir))
         using (var child = WeightDrift.LoadWeights(model))
-            DriftReport.Write(WeightDrift.Compute(parent, child), Path.Combine(outDir, "drift"), Plots.Writer);
+        {
+            var drift = WeightDrift.Compute(parent, child);
+            DriftReport.Write(drift, Path.Combine(outDir, "drift"), Plots.Writer);
+            driftFromBase = Enumerable.Range(0, drift.Layers).Average(l => drift.LayerMean(l, WeightDrift.Attention));
+        }
         var members = run.Family.Members;
         var maps = new[] { Path.Combine(outDir, "scores", "scores.npy") }.Concat(members.Select(m => Path.Combine(run.OutDir, "scores", m.Name, "scores.npy"))).ToList();
         var report = LineageReport.Run(model, members.Select(m => m.Dir).ToList(), maps, DemoRun.Chance);
         report.Write(Path.Combine(outDir, "lineage"));
         string found = report.Parent == null ? "none" : members.FirstOrDefault(m => Path.GetFullPath(m.Dir) == Path.GetFullPath(report.Parent.Path))?.Name ?? report.Parent.Name;
-        AtomicFile.WriteAllText(Path.Combine(outDir, "lineage.csv"), "candidate,true_parent,found_parent,found_drift,correct\n" +
-            $"{Name},base,{found},{CsvFormat.Number(report.Parent?.Drift ?? double.NaN)},{(found == "base" ? "yes" : "no")}\n");
+        AtomicFile.WriteAllText(Path.Combine(outDir, "lineage.csv"), "candidate,true_parent,found_parent,found_drift,attention_drift_from_base,correct\n" +
+            $"{Name},base,{found},{CsvFormat.Number(report.Parent?.Drift ?? double.NaN)},{CsvFormat.Number(driftFromBase)},{(found == "base" ? "yes" : "no")}\n");
         return found == "base";
     }
 

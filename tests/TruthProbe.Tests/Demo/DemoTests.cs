@@ -47,8 +47,9 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         ReportChecks.AssertSelfContained(html);
         Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
-        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve's r and drift.
-        Assert.Equal(13, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
+        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve's r and drift;
+        // the vlm section: the base's and the descendant's heat maps, its matrix and its drift plot.
+        Assert.Equal(17, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
         int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
         Assert.True(numbers > 150, $"only {numbers} cited numbers");
         foreach (string table in (string[])["family.csv", "controls.csv", "compare/pairs.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
@@ -64,7 +65,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(1400, layout.Window);
         Assert.True(layout.ScrollWidth <= layout.Viewport, $"the page is {layout.ScrollWidth} px wide in a {layout.Viewport} px window");
         Assert.True(layout.CutOff.Length == 0, "reaches past the window: " + string.Join("; ", layout.CutOff));
-        Assert.Equal(13, layout.Images.Length);
+        Assert.Equal(17, layout.Images.Length);
         foreach (var image in layout.Images)
             Assert.True(image.NaturalWidth > 0 && image.ShownWidth > 0, $"{image.File} did not load or is not shown ({image.NaturalWidth} px, shown {image.ShownWidth} px)");
         var png = File.ReadAllBytes(screenshot);
@@ -125,6 +126,34 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void Vlm_SeesCheckIsWilsonAboveChance_AndABlindDescendantLeavesInheritanceAndGatingInconclusive()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
+        string[] pooled = rows.Single(r => r[0] == "all" && r[1] == "vanilla");
+        double At(string col) => double.Parse(pooled[header.IndexOf(col)], CultureInfo.InvariantCulture);
+        // Wilson's score interval in closed form (Newcombe 1998), from the pooled accuracy and question count.
+        double n = At("questions"), p = At("accuracy") / 100, z = 1.959963984540054;
+        double centre = (p + z * z / (2 * n)) / (1 + z * z / n), half = z * Math.Sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n);
+        Assert.Equal(100 * (centre - half), At("accuracy_low"), 6);
+        Assert.Equal(100 * (centre + half), At("accuracy_high"), 6);
+        // The POPE test questions: the three files' questions on the scenes outside the seeded 20% tuning share.
+        Assert.Equal(rows.Where(r => r[0] != "all" && r[1] == "vanilla").Sum(r => int.Parse(r[header.IndexOf("questions")], CultureInfo.InvariantCulture)), (int)n);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
+        bool sees = At("accuracy_low") > 50;
+        Assert.Equal(sees ? "PASS" : "FAIL", checks["vlm_descendant_sees"]);
+        // The tiny descendant (one step per stage) cannot see; then nothing it does counts for or against the claims.
+        Assert.False(sees);
+        foreach (string name in (string[])["vlm_map_inherited_across_modality", "vlm_base_gates_help_pope", "vlm_base_gates_reduce_chair"])
+            Assert.Equal("INCONCLUSIVE", checks[name]);
+        // Weights alone: its language model is a few steps from the base's, far from the unrelated model's.
+        Assert.Equal("PASS", checks["vlm_lineage_finds_base"]);
+        Assert.True(Directory.Exists(Path.Combine(demo.Family.Dir, DemoVlm.Name)), "the descendant is grown into the family's cache folder");
+    }
+
+    [Fact]
     public void Summary_ListsEveryCheck_GatingOnEachModelToo_WithItsOutcomeAndNumbers()
     {
         // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model).
@@ -138,7 +167,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
             .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
         foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
-        Assert.Equal(3 + gating.Count, checks.Count);
+        Assert.Equal(3 + gating.Count + 5, checks.Count);   // 5: the vlm's (see Vlm_*)
 
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;
