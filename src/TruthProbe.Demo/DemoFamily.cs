@@ -30,9 +30,11 @@ public sealed record DemoPlan(
     int ProbingEpisodes = 2400,
     int EvalItems = 400,
     int EvalFacts = 8,
-    int BootstrapRows = 100)
+    int BootstrapRows = 100,
+    DemoVlmPlan? Vlm = null)
 {
     public const int DefaultPretrainSteps = 1200;
+    public DemoVlmPlan VlmPlan => Vlm ?? new();
     public static DemoPlan Default => new();
 
     /// <summary>Steps of the counterfactual descendant, whose checkpoints are the inheritance curve.</summary>
@@ -54,6 +56,7 @@ public sealed record DemoPlan(
             ["lora_rank"] = LoraRank,
             ["curve_steps"] = new JsonArray(Curve.Select(s => (JsonNode?)s).ToArray()),
             ["unrelated_models"] = UnrelatedModels,
+            ["vlm"] = JsonSerializer.SerializeToNode(VlmPlan),
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json.ToJsonString())))[..16];
     }
@@ -128,6 +131,8 @@ public sealed class DemoFamily
         log.WriteLine($"family: building into {dir} (first run; later runs reuse it)");
         progress?.Begin("family", family.Members.Sum(m => (long)m.Steps));
         family.Train(plan, seed, TextWriter.Synchronized(log), progress);
+        DemoVlm.Grow(family, plan.VlmPlan, seed, log);
+
         var manifest = new JsonObject
         {
             ["plan"] = JsonSerializer.SerializeToNode(plan),

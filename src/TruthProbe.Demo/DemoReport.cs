@@ -14,7 +14,7 @@ namespace TruthProbe.Demo;
 /// </summary>
 public static class DemoReport
 {
-    public static readonly string[] SectionIds = ["summary", "family", "maps", "controls", "correlation", "drift", "lineage", "curve", "gating", "meaning"];
+    public static readonly string[] SectionIds = ["summary", "family", "maps", "controls", "correlation", "drift", "lineage", "curve", "gating", DemoVlmReport.SectionId, "meaning"];
 
     public static HtmlReport Build(DemoRun run)
     {
@@ -85,6 +85,8 @@ public static class DemoReport
         foreach (var c in run.Checks.Where(c => c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal)))
             gating.Verdict(Verdict(c), $"{c.Name[DemoRun.GatingCheckPrefix.Length..]}: {CheckText(c, run)}", c.Label);
 
+        DemoVlmReport.Add(report, run, Verdict);
+
         report.Add("meaning", "What each number means").Definitions(
         [
             ("Truth Score", $"mean over {run.Plan.ProbeFolds} folds of a head's probe validation accuracy; 0.5 is chance on this balanced probing set."),
@@ -115,6 +117,7 @@ public static class DemoReport
         "drift_grows_with_fine_tuning" => "mean attention drift from the base at " + string.Join(", ", Lines(run.OutDir, Path.Combine("curve", LabCurve.CsvFile)).Select(l =>
             $"step {l[0]}: {{{{curve/curve.csv#{l[0]}/attention_drift}}}}")) + ".",
         _ when c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal) => GatingText(c, run),
+        _ when c.Name.StartsWith(DemoVlm.CheckPrefix, StringComparison.Ordinal) => DemoVlmReport.CheckText(c, run.OutDir),
         _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
     };
 

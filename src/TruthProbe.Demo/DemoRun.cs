@@ -72,6 +72,7 @@ public sealed class DemoRun
             ("drift and lineage", 2),
             ("curve", plan.ProbingEpisodes * (double)family.CurveCheckpoints.Count * SecondsPerRow),
             ("gating", family.Members.Count * plan.EvalItems * (plan.Lambdas.Length * 0.2 + 2 * 0.8) * SecondsPerCompletion),
+            ("vlm", 20),
             ("report", 2),
         ];
     }
@@ -107,8 +108,10 @@ public sealed class DemoRun
             run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance());
         progress.Begin("gating", family.Members.Count);
         run.Evaluate(scores["base"], progress);
-        progress.Begin("report", 1);
         run.CheckClaims(compare, scores, curve);
+        progress.Begin("vlm", DemoVlm.Stages);
+        DemoVlm.Run(run, scores["base"], run.Probe, progress);
+        progress.Begin("report", 1);
         run.WriteSummary(scores, compare);
         DemoReport.Build(run).Write();
         return run;

@@ -37,12 +37,13 @@ public static class LabScoring
             {
                 using var doc = JsonDocument.Parse(line);
                 var e = doc.RootElement;
-                key = e.GetProperty("context").GetString() + "\n" + e.GetProperty("question").GetString();
+                // Image rows (lab scenes) have no context: their episode is the image and the question.
+                key = (e.TryGetProperty("context", out var context) ? context.GetString() : e.GetProperty("image").GetString()) + "\n" + e.GetProperty("question").GetString();
                 label = e.GetProperty("label").GetString() ?? "";
             }
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
             {
-                throw new UserError($"{probingPath} line {lineNumber}: not a probing row with string fields context, question, answer, label ({ex.Message})");
+                throw new UserError($"{probingPath} line {lineNumber}: not a probing row with string fields context (or image), question, answer, label ({ex.Message})");
             }
             if (!index.TryGetValue(key, out int i)) { index[key] = i = episodes.Count; episodes.Add((key, null, null)); }
             episodes[i] = label switch

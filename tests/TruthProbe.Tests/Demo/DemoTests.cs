@@ -18,10 +18,12 @@ namespace TruthProbe.Tests.Demo;
 public sealed class TinyDemo : IDisposable
 {
     public static readonly DemoPlan Plan = new(Size: "tiny", PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
-        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2], UnrelatedModels: 2, ProbingEpisodes: 80, EvalItems: 40, EvalFacts: 6, BootstrapRows: 4);
+        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2], UnrelatedModels: 2, ProbingEpisodes: 80, EvalItems: 40, EvalFacts: 6, BootstrapRows: 4,
+        Vlm: DemoVlmPlan.Tiny);
     public const int Seed = 5;
-    /// <summary>The report's figures: 6 heat maps, the matrix, the per-layer drift, 5 per-model drift plots, the curve's r and drift.</summary>
-    public const int Images = 15;
+    /// <summary>The report's figures: 6 heat maps, the matrix, the per-layer drift, 5 per-model drift plots, the curve's r and drift;
+    /// the vlm section's base and descendant heat maps, its matrix and its drift plot.</summary>
+    public const int Images = 19;
 
     private readonly TempDir _tmp = new();
     public string Cache => Path.Combine(_tmp.Path, "cache");
@@ -50,7 +52,6 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         ReportChecks.AssertSelfContained(html);
         Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
-        // A heat map per model, the matrix, the per-layer drift, a drift plot per non-base model, the curve's r and drift.
         Assert.Equal(TinyDemo.Images, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
         int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
         Assert.True(numbers > 150, $"only {numbers} cited numbers");
@@ -130,6 +131,34 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void Vlm_SeesCheckIsWilsonAboveChance_AndABlindDescendantLeavesInheritanceAndGatingInconclusive()
+    {
+        var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
+        string[] pooled = rows.Single(r => r[0] == "all" && r[1] == "vanilla");
+        double At(string col) => double.Parse(pooled[header.IndexOf(col)], CultureInfo.InvariantCulture);
+        // Wilson's score interval in closed form (Newcombe 1998), from the pooled accuracy and question count.
+        double n = At("questions"), p = At("accuracy") / 100, z = 1.959963984540054;
+        double centre = (p + z * z / (2 * n)) / (1 + z * z / n), half = z * Math.Sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n);
+        Assert.Equal(100 * (centre - half), At("accuracy_low"), 6);
+        Assert.Equal(100 * (centre + half), At("accuracy_high"), 6);
+        // The POPE test questions: the three files' questions on the scenes outside the seeded 20% tuning share.
+        Assert.Equal(rows.Where(r => r[0] != "all" && r[1] == "vanilla").Sum(r => int.Parse(r[header.IndexOf("questions")], CultureInfo.InvariantCulture)), (int)n);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
+        bool sees = At("accuracy_low") > 50;
+        Assert.Equal(sees ? "PASS" : "FAIL", checks["vlm_descendant_sees"]);
+        // The tiny descendant (one step per stage) cannot see; then nothing it does counts for or against the claims.
+        Assert.False(sees);
+        foreach (string name in (string[])["vlm_map_inherited_across_modality", "vlm_base_gates_help_pope", "vlm_base_gates_reduce_chair"])
+            Assert.Equal("INCONCLUSIVE", checks[name]);
+        // Weights alone: its language model is a few steps from the base's, far from the unrelated model's.
+        Assert.Equal("PASS", checks["vlm_lineage_finds_base"]);
+        Assert.True(Directory.Exists(Path.Combine(demo.Family.Dir, DemoVlm.Name)), "the descendant is grown into the family's cache folder");
+    }
+
+    [Fact]
     public void Summary_ListsEveryCheck_GatingOnEachModelToo_WithItsOutcomeAndNumbers()
     {
         // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model).
@@ -143,7 +172,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
             .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
         foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
-        Assert.Equal(4 + gating.Count, checks.Count);
+        Assert.Equal(4 + gating.Count + 5, checks.Count);   // 5: the vlm's (see Vlm_*)
 
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;

@@ -1,0 +1,61 @@
+using TruthProbe.Reports;
+using static TruthProbe.Reports.HtmlReport;
+
+namespace TruthProbe.Demo;
+
+/// <summary>The report's section on the multimodal descendant (files under OUT/vlm, written by <see cref="DemoVlm"/>).</summary>
+public static class DemoVlmReport
+{
+    public const string SectionId = "vlm";
+
+    // pope.csv rows: vanilla then gated per setting (random, popular, adversarial), then all settings pooled (rows 6, 7).
+    private const int PooledVanilla = 6;
+
+    public static void Add(HtmlReport report, DemoRun run, Func<DemoCheck, Outcome> verdict)
+    {
+        var section = report.Add(SectionId, "The multimodal descendant (LLaVA recipe)")
+            .Text("A vision-language descendant grown from the base the way LLaVA was grown from Vicuna (lab vlm: a CLIP-style tower, a 2-layer projector, stage 1 projector only, " +
+                  "stage 2 projector + LM), written as an llava-hf folder and measured with the same code as score --images, eval pope and eval chair. " +
+                  "Everything is measured on held-out synthetic scenes the descendant never trained on.")
+            .Text("Held-out POPE accuracy before any gating (all settings pooled): {{vlm/pope.csv#" + PooledVanilla + "/accuracy}}% " +
+                  "(95% Wilson interval {{vlm/pope.csv#" + PooledVanilla + "/accuracy_low}}-{{vlm/pope.csv#" + PooledVanilla + "/accuracy_high}}%, yes rate {{vlm/pope.csv#" + PooledVanilla + "/yes_ratio}}%). " +
+                  "A descendant that cannot see (interval reaching 50%) gives no evidence about image hallucination, so its inheritance and gating checks are then inconclusive, never passed.");
+        foreach (var c in run.Checks.Where(c => c.Name.StartsWith(DemoVlm.CheckPrefix, StringComparison.Ordinal)))
+            section.Verdict(verdict(c), $"{c.Name}: {CheckText(c, run.OutDir)}", c.Label);
+        section
+            .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ("vlm/scores/heatmap.png", "vlm: Truth Scores from image rows (its language model's heads)")])
+            .Text("Image probing rows: each held-out scene's colour and object episodes, one row per episode (gold for even episodes, hallucinated for odd ones), prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
+            .Figure("vlm/compare/pearson_matrix.png", "Pearson r between the base's text map, the descendant's image map and the unrelated models' text maps")
+            .Table("vlm/compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value and r within layers",
+                ["a", "b", "n", "pearson", "pearson_low", "pearson_high", "p_layer_perm", "pearson_layer_centred"])
+            .Figure("vlm/drift/drift.png", "vlm: drift of each attention matrix of its language model from the base's, per layer")
+            .Table("vlm/lineage.csv", "Parent detection over the family's text models")
+            .Text("Gates from the BASE's Truth Scores (contrast mode), lambda chosen by pooled POPE accuracy on a seeded 20% of the held-out scenes (lambda_split_seed); " +
+                  "POPE and CHAIR on the other 80%. POPE replies are parsed strictly (the reply must start with yes or no), percentages; CHAIR uses the lab world's 16 class names as its object words " +
+                  "and each scene's classes as ground truth; gated minus vanilla CHAIR_i with a 95% paired bootstrap over images.")
+            .Table("vlm/pope.csv", "POPE on held-out scenes, vanilla against gated (McNemar exact p over the same questions)")
+            .Table("vlm/chair.csv", "CHAIR on captions of held-out scenes, vanilla against gated");
+    }
+
+    /// <summary>A check's evidence with its main numbers cited from the files (the summary's detail holds them all).</summary>
+    public static string CheckText(DemoCheck c, string outDir)
+    {
+        const string Pope = "vlm/pope.csv#";
+        string verdict = c.Outcome == DemoCheck.Result.Inconclusive ? " Inconclusive: " + c.Detail : "";
+        return c.Name switch
+        {
+            DemoVlm.Sees => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% (95% Wilson {{{{{Pope}{PooledVanilla}/accuracy_low}}}}-{{{{{Pope}{PooledVanilla}/accuracy_high}}}}%), " +
+                            (c.Outcome == DemoCheck.Result.Pass ? "above chance." : "not above chance: a descendant that cannot see gives no evidence either way."),
+            "vlm_map_inherited_across_modality" => "Pearson r of the base's text map with the descendant's image map, and of every cross-family pair: " +
+                string.Join("; ", Rows(outDir, "vlm/compare/pairs.csv").Select((r, i) => $"{r[0]}-{r[1]} {{{{vlm/compare/pairs.csv#{i}/pearson}}}}")) + "." + verdict,
+            "vlm_lineage_finds_base" => $"lineage names {Rows(outDir, "vlm/lineage.csv")[0][2]} (true parent: base); LM attention drift from the base {{{{vlm/lineage.csv#{DemoVlm.Name}/attention_drift_from_base}}}}.",
+            "vlm_base_gates_help_pope" => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% vanilla vs {{{{{Pope}{PooledVanilla + 1}/accuracy}}}}% gated at lambda {{{{{Pope}{PooledVanilla + 1}/lambda}}}}, " +
+                                          $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}." + verdict,
+            "vlm_base_gates_reduce_chair" => "CHAIR_s {{vlm/chair.csv#vanilla/chair_s}} vanilla vs {{vlm/chair.csv#gated/chair_s}} gated." + (c.Outcome == DemoCheck.Result.Inconclusive ? verdict : " " + c.Detail),
+            _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
+        };
+    }
+
+    private static List<string[]> Rows(string dir, string file) =>
+        File.ReadAllLines(Path.Combine(dir, file)).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',')).ToList();
+}
