@@ -19,14 +19,12 @@ public sealed class DemoImageRows : RowPrompts
     private readonly LlavaModel _model;
     private readonly string _images;
     private readonly PromptTemplate _template = new(ImageTemplate);
-    private readonly ClipPreprocessor _preprocessor;
     private readonly LlavaState _state;
     private readonly ImageFeatureCache _cache;
 
     public DemoImageRows(LlavaModel model, string imagesDir)
     {
         (_model, _images) = (model, imagesDir);
-        _preprocessor = model.ImagePreprocessor(model.DefaultAspect);
         _state = model.NewState();
         _cache = new ImageFeatureCache(model, _state);
     }
@@ -40,7 +38,7 @@ public sealed class DemoImageRows : RowPrompts
     {
         _state.Text.Reset();
         string file = Path.Combine(_images, row.Image ?? throw new UserError($"row {row.Index} (line {row.Line}) names no image; the demo's image probing rows each need one") { Field = "image" });
-        var features = _cache.Get(file, () => _preprocessor.Preprocess(ImageFile.Load(file)));
+        var features = _cache.Get(file, () => _model.PrepareImage(ImageFile.Load(file)));
         _model.ForwardEncoded(_state, tokens, features, capture);
     }
 
