@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using TruthProbe.Formats;
 using TruthProbe.Model;
 
 namespace TruthProbe.Bench;
@@ -13,6 +14,8 @@ namespace TruthProbe.Bench;
 /// measure the same kernels), and reports its peak resident memory (VmHWM). The weights are memory-mapped and
 /// never widened as a whole, so the peak should be the weight bytes plus activations: `rss_vs_weights_7b`, peak
 /// RSS / weight bytes (target <= 1.05), the one ratio where lower is better, reported for the 32-layer model.
+/// The same weights are then written as a Q8_0 GGUF and measured the same way (`prefill_7b_q8_vs_peak`,
+/// `rss_vs_weights_7b_q8` against the file's bytes).
 /// </summary>
 public sealed class RssBenchmark : IBenchmark
 {
@@ -32,11 +35,13 @@ public sealed class RssBenchmark : IBenchmark
         var log = context.Log;
         var config = SevenB(context.Quick ? 4 : 32);
         long weightBytes = config.ParameterCount() * 2;
+        // bf16, then Q8_0 (34 bytes per 32 values) beside it.
+        long needed = weightBytes + weightBytes * 17 / 32;
         string temp = Path.GetTempPath();
         long free = new DriveInfo(Path.GetPathRoot(Path.GetFullPath(temp))!).AvailableFreeSpace;
-        if (free < weightBytes + (2L << 30))
+        if (free < needed + (2L << 30))
         {
-            log.WriteLine($"7B benchmark skipped: {temp} has {free / 1e9:0.0} GB free, the {config.Layers}-layer model needs {weightBytes / 1e9:0.0} GB");
+            log.WriteLine($"7B benchmark skipped: {temp} has {free / 1e9:0.0} GB free, the {config.Layers}-layer model needs {needed / 1e9:0.0} GB in bf16 and Q8_0");
             return;
         }
         string folder = Directory.CreateTempSubdirectory("truthprobe-bench-7b-").FullName;
@@ -47,21 +52,39 @@ public sealed class RssBenchmark : IBenchmark
             bool cold = DropFromPageCache(Path.Combine(folder, HfCheckpoint.SingleFile));
             log.WriteLine($"random bf16 7B-shaped model, {config.Layers} of 32 layers ({config.ParameterCount() / 1e9:0.00} B parameters, {weightBytes / 1e9:0.0} GB) " +
                 $"written in {sw.Elapsed.TotalSeconds:0} s; {(cold ? "its pages dropped from the page cache" : "page cache not dropped (posix_fadvise unavailable)")}");
-            var fields = RunChild(folder);
-            double flops = PrefillFlops(config, PrefillTokens), seconds = fields["prefill_s"], peak = fields["peak_flops"];
-            double perCpu = flops / fields["prefill_cpu_s"], corePeak = fields["core_peak_flops"];
-            double peakBytes = fields["vmhwm_kb"] * 1024;
-            log.WriteLine($"load {fields["load_s"]:0.00} s; time to first token ({PrefillTokens}-token prompt, {(cold ? "cold" : "warm")} cache) {fields["ttft_s"]:0.0} s; " +
-                $"warm prefill {seconds:0.00} s = {PrefillTokens / seconds:0.0} tok/s, {flops / seconds / 1e9:0.0} GFLOP/s against an FMA peak of {peak / 1e9:0.0} " +
-                $"({flops / 1e12:0.00} TFLOP: GEMMs and causal attention); per CPU-second {perCpu / 1e9:0.0} against {corePeak / 1e9:0.0} GFLOP/s = {perCpu / corePeak:0.000}");
-            log.WriteLine($"peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.05 for 32 layers)");
-            context.Ratio("prefill_7b_vs_peak", flops / seconds / peak);
-            if (config.Layers == 32) context.Ratio("rss_vs_weights_7b", peakBytes / weightBytes);
+            Measure(context, folder, "bf16", weightBytes, config, cold, "prefill_7b_vs_peak", "rss_vs_weights_7b");
+
+            // The same weights as Q8_0 in a GGUF (norms stay f32, as llama.cpp's converter writes them).
+            string gguf = Path.Combine(folder, "model-q8_0.gguf");
+            sw.Restart();
+            using (var source = Transformer.Load(folder))
+                GgufCheckpoint.Write(gguf, config, source.Weights, vocabulary: null, GgufTensorType.Q8_0, "random-7b-shape-q8_0");
+            cold = DropFromPageCache(gguf);
+            long q8Bytes = new FileInfo(gguf).Length;
+            log.WriteLine($"the same weights as Q8_0 GGUF ({q8Bytes / 1e9:0.00} GB) written in {sw.Elapsed.TotalSeconds:0} s");
+            Measure(context, gguf, "Q8_0", q8Bytes, config, cold, "prefill_7b_q8_vs_peak", "rss_vs_weights_7b_q8");
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>One child run on <paramref name="model"/> (a folder or a .gguf): its prefill against the FMA peak and
+    /// its peak RSS against <paramref name="weightBytes"/>, reported under the two ratio names.</summary>
+    private static void Measure(BenchContext context, string model, string label, long weightBytes, ModelConfig config, bool cold, string prefillRatio, string rssRatio)
+    {
+        var log = context.Log;
+        var fields = RunChild(model);
+        double flops = PrefillFlops(config, PrefillTokens), seconds = fields["prefill_s"], peak = fields["peak_flops"];
+        double perCpu = flops / fields["prefill_cpu_s"], corePeak = fields["core_peak_flops"];
+        double peakBytes = fields["vmhwm_kb"] * 1024;
+        log.WriteLine($"{label}: load {fields["load_s"]:0.00} s; time to first token ({PrefillTokens}-token prompt, {(cold ? "cold" : "warm")} cache) {fields["ttft_s"]:0.0} s; " +
+            $"warm prefill {seconds:0.00} s = {PrefillTokens / seconds:0.0} tok/s, {flops / seconds / 1e9:0.0} GFLOP/s against an FMA peak of {peak / 1e9:0.0} " +
+            $"({flops / 1e12:0.00} TFLOP: GEMMs and causal attention); per CPU-second {perCpu / 1e9:0.0} against {corePeak / 1e9:0.0} GFLOP/s = {perCpu / corePeak:0.000}");
+        log.WriteLine($"{label}: peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.05 for 32 layers)");
+        context.Ratio(prefillRatio, flops / seconds / peak);
+        if (config.Layers == 32) context.Ratio(rssRatio, peakBytes / weightBytes);
     }
 
     /// <summary>Multiply-adds x 2 of one prefill: every projection for every token, the causal attention products
@@ -73,13 +96,13 @@ public sealed class RssBenchmark : IBenchmark
         return perToken * tokens + attention + 2.0 * c.DModel * c.Vocab;
     }
 
-    private static Dictionary<string, double> RunChild(string folder)
+    private static Dictionary<string, double> RunChild(string model)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         // Under `dotnet Bench.dll` the process is dotnet itself: pass the assembly first.
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(RssBenchmark).Assembly.Location);
         start.ArgumentList.Add(ChildFlag);
-        start.ArgumentList.Add(folder);
+        start.ArgumentList.Add(model);
         using var child = Process.Start(start)!;
         string output = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
@@ -104,10 +127,10 @@ public sealed class RssBenchmark : IBenchmark
 
     /// <summary>The child: load, a cold prefill (time to first token: load + prefill + the argmax), a warm prefill
     /// between two FMA-peak measurements; prints `name value` lines, VmHWM last.</summary>
-    public static int Child(string folder)
+    public static int Child(string path)
     {
         var sw = Stopwatch.StartNew();
-        using var model = Transformer.Load(folder);
+        using var model = Transformer.Load(path);
         double load = sw.Elapsed.TotalSeconds;
         int[] ids = Enumerable.Range(0, PrefillTokens).Select(i => (i * 7919 + 1) % model.Config.Vocab).ToArray();
         var state = model.NewState();

@@ -67,6 +67,13 @@ public unsafe class FastKernelTests
     [InlineData(SimdPath.Vector512, WeightDType.F16, 13, 29, 1037)]
     [InlineData(SimdPath.Generic, WeightDType.BF16)]
     [InlineData(SimdPath.Generic, WeightDType.F16)]
+    // Q8_0 widened in registers: partial row groups (29 = 16 + 13 columns), depth tails of one and three blocks
+    // past KC (1056 = 1024 + 32 on AVX-512, 512 + 512 + 32 on AVX2; 1120 = 1024 + 96, 512 + 512 + 96).
+    [InlineData(SimdPath.Vector256, WeightDType.Q8_0, 13, 29, 1056)]
+    [InlineData(SimdPath.Vector512, WeightDType.Q8_0, 13, 29, 1056)]
+    [InlineData(SimdPath.Vector256, WeightDType.Q8_0, 7, 37, 1120)]
+    [InlineData(SimdPath.Vector512, WeightDType.Q8_0, 7, 37, 1120)]
+    [InlineData(SimdPath.Generic, WeightDType.Q8_0, 13, 29, 1056)]
     public void Gemm_NarrowWeights_EqualF32PathOnWidenedValues(SimdPath path, WeightDType dtype, int m = 19, int n = 45, int k = 544)
     {
         // Widening is exact and happens before the arithmetic, so the results must agree to the bit.

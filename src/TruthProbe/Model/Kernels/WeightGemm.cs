@@ -193,6 +193,7 @@ internal static unsafe class WeightGemm
         int block = j.Path == SimdPath.Vector512 && Avx512F.IsSupported ? 16 : j.Path == SimdPath.Vector256 && Avx.IsSupported ? 8 : 1;
         if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.BF16) { Pack16Bit<BFloat16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
         if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.F16) { Pack16Bit<Float16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
+        if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.Q8_0) { PackQ8_0(ref j, block, n0, cols, nr, k0, kc, panel); return; }
         for (int g = 0; g < nr; g += block)
         {
             for (int c = 0; c < block; c++)
@@ -263,6 +264,48 @@ internal static unsafe class WeightGemm
                 for (int c = 0; c < block; c++) panel[k * nr + g + c] = g + c < cols ? T.One(b[c * s + k]) : 0;
         }
     }
+
+    /// <summary><see cref="Pack"/> for Q8_0, widened in registers straight into the transposes as bf16 and fp16 are:
+    /// per 32-value block and row, the int8 sign-extended (vpmovsxbd), converted and multiplied by the block's
+    /// scale, d * q in float32 as <see cref="Kernels.WidenQ8_0"/> computes it (same bits). kc is a multiple of the
+    /// block (<see cref="Depth"/> and a Q8_0 row's length are).</summary>
+    private static void PackQ8_0(ref Job j, int block, int n0, int cols, int nr, int k0, int kc, float* panel)
+    {
+        const int B = WeightMatrix.Q8_0Block, BlockBytes = 34;
+        byte* w = j.W + n0 * j.RowBytes + Kernels.SegmentOffset(j.DType, k0);
+        long s = j.RowBytes;
+        float* d = stackalloc float[16];
+        Vector512<float>* v = stackalloc Vector512<float>[16];
+        for (int g = 0; g < nr; g += block)
+        {
+            int rows = Math.Clamp(cols - g, 0, block);
+            for (int k = 0; k < kc; k += B)
+            {
+                byte* b = w + g * s + k / B * BlockBytes;
+                for (int c = 0; c < rows; c++) d[c] = (float)*(Half*)(b + c * s);
+                sbyte* q = (sbyte*)(b + 2);
+                float* o = panel + k * nr + g;
+                if (rows == 8 && block == 8)
+                    for (int i = 0; i < B; i += 8)
+                        Transpose8(Q8x8(q + i, d[0]), Q8x8(q + s + i, d[1]), Q8x8(q + 2 * s + i, d[2]), Q8x8(q + 3 * s + i, d[3]),
+                            Q8x8(q + 4 * s + i, d[4]), Q8x8(q + 5 * s + i, d[5]), Q8x8(q + 6 * s + i, d[6]), Q8x8(q + 7 * s + i, d[7]), o + i * nr, nr);
+                else if (rows == 16)
+                    for (int i = 0; i < B; i += 16)
+                    {
+                        for (int r = 0; r < 16; r++)
+                            v[r] = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q + r * s + i))) * d[r];
+                        Transpose16(v, o + i * nr, nr);
+                    }
+                else
+                    for (int i = 0; i < B; i++)
+                        for (int c = 0; c < block; c++) o[i * nr + c] = c < rows ? d[c] * q[c * s + i] : 0;
+            }
+        }
+    }
+
+    /// <summary>8 int8 at <paramref name="q"/> times <paramref name="scale"/> in float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q8x8(sbyte* q, float scale) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) * scale;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8(float* src, int srcStride, float* dst, int dstStride) =>
