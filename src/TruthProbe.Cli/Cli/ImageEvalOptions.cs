@@ -85,16 +85,18 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             if (loaded.Model.Tokenizer == null)
                 throw new UserError($"{loaded.Model.Source}: no tokenizer found with the model; the prompts are text, give one with --tokenizer FILE");
             string? aspectText = args.GetValue(Aspect);
+            if (llava.IsAnyres && aspectText != null)
+                throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles each image at its best grid resolution (anyres)");
             var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
             var preprocessor = llava.ImagePreprocessor(aspect);
             int maxNew = args.GetValue(MaxNewTokens) ?? defaultMaxNewTokens;
-            ImagePromptRunner.CheckImages(prompts);
-            int longest = prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p)).Length);
+            var sizes = ImagePromptRunner.CheckImages(prompts);
+            int longest = prompts.Select(p => (p.Prompt, Size: sizes[p.Image])).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p.Prompt), p.Size).Length);
             if (longest >= loaded.Model.Config.MaxContext)
                 throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
             List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
             string? tokenizer = args.GetValue(Model.Tokenizer);
-            return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
+            return new Session(loaded, llava, preprocessor, llava.IsAnyres ? "anyres" : aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
             {
                 TokenizerSha256 = tokenizer == null ? null : Hashing.Sha256File(tokenizer),
             };
