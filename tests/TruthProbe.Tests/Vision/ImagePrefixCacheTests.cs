@@ -58,13 +58,13 @@ public sealed class ImagePrefixCacheTests
         for (int k = 0; k < images.Length; k++)
         {
             var ids = model.ExpandImageTokens(Prompts[1], prepared[k].Size).ToList();
-            for (int step = 0; step < 3; step++)
+            for (int step = 0; step < 2; step++)
             {
                 var last = LlavaReference.RunNext(folder, config, prepared[k].Pixels, images[k].Rows, images[k].Columns, images[k].Height, images[k].Width, [.. ids]).Logits[^1];
                 ids.Add(Array.IndexOf(last, last.Max()));
             }
             // Reply 2 of an image is prompt 1's vanilla one (prompts outside, arms inside).
-            Assert.Equal(ids[^3..], replies[k][2][..3]);
+            Assert.Equal(ids[^2..], replies[k][2][..2]);
         }
     }
 
