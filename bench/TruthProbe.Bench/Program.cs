@@ -19,6 +19,7 @@ IBenchmark[] all =
     new EvalBatchBenchmark(),
     new ChairBench(),
     new TrainBenchmark(),
+    new TrainStepsBenchmark(),
     new ProbeBenchmark(),
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),

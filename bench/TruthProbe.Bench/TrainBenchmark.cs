@@ -7,10 +7,8 @@ namespace TruthProbe.Bench;
 
 /// <summary>
 /// Training speed of the demo's model (lab pretrain --size tiny, batch 64): tokens/s, and achieved model
-/// FLOP/s over the fp32 FMA peak measured in the same run. Model FLOPs are the dense count, 6 x parameters
-/// per token, plus the causal attention products the step computes (QKᵀ and PV: 2 x 2 x d_q x (t + 1)
-/// FLOP at position t per layer forward, three times that for training; the PaLM-style count without the
-/// causal half, 12 x L x T x d_q per token, would add twice as much). Both parts are printed. Also the GEMM kernel alone on a training-shaped product.
+/// FLOP/s (<see cref="LabTrainingStep"/>) over the fp32 FMA peak measured in the same run. The dense and the
+/// attention part are printed. Also the GEMM kernel alone on a training-shaped product.
 /// Steps are timed in windows of 8, each right after a short peak measurement, and the median of the
 /// windows' ratios is reported (with the range): on a shared virtual machine whose speed drifts by a quarter
 /// for seconds at a time, a window is compared with the peak of the same moment, and one slow window moves
@@ -29,21 +27,8 @@ public sealed class TrainBenchmark : IBenchmark
         var tokenizer = WordTokenizer.ForWorld();
         var recipe = new PretrainRecipe(new Corpus(world, tokenizer));
         var config = LabModelConfig.ForSize("tiny", tokenizer.VocabSize, 128, WordTokenizer.BosId, WordTokenizer.EosId);
-        var model = new TrainableLlama(config);
-        model.Initialize(1);
-        var optimizer = new AdamW(model.Parameters);
-        (long Tokens, double AttentionFlops) Step(int step)
-        {
-            // Late-curriculum batches: full-size contexts, as in most of a run.
-            var batch = recipe.Batch(1, 10_000 + step, 10_000, 64);
-            model.Parameters.ZeroGrads();
-            model.Forward(batch, out _, out _);
-            model.Backward();
-            optimizer.ClipGradients(1);
-            optimizer.Step(1e-3);
-            long t = batch.SeqLen;
-            return (batch.Batch * t, 3.0 * 4 * config.QDim * (t * (t + 1) / 2) * batch.Batch * config.Layers);
-        }
+        var training = new LabTrainingStep(config, recipe);
+        (long Tokens, double AttentionFlops) Step(int step) => training.Run(step);
         // Warm-up by time, not steps: the tiered JIT recompiles a method after 30 calls and a 100 ms pause in
         // new compilations, so a few steps leave much of the step in unoptimised code (--quick measured 30% low).
         const int stepsPerWindow = 8;
@@ -65,7 +50,7 @@ public sealed class TrainBenchmark : IBenchmark
                 attentionFlops += stepAttention;
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            double denseFlops = 6.0 * config.ParameterCount() * tokens;
+            double denseFlops = training.DenseFlops(tokens);
             rates[w] = tokens / seconds;
             ratios[w] = (denseFlops + attentionFlops) / seconds / windowPeak;
             totalDense += denseFlops;

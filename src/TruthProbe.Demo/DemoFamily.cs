@@ -10,21 +10,29 @@ using TruthProbe.Lab;
 namespace TruthProbe.Demo;
 
 /// <summary>
-/// What the demo grows: sizes and step counts. <see cref="Default"/> is the demo's; tests use a tiny one.
-/// The cache key hashes this plan with the lab's <see cref="Recipe.CodeVersion"/>, so a changed recipe or
-/// plan rebuilds the family.
+/// What the demo grows and measures: sizes, step counts and set sizes. <see cref="Default"/> is the demo's
+/// (docs/demo.md: 64 heads per map, probing rows enough for a head's score to +-0.02, three unrelated models
+/// as the null, evaluation items with twice the trained context); tests use a tiny one. The cache key hashes
+/// the part of this plan that shapes the family with the lab's <see cref="Recipe.CodeVersion"/>, so a changed
+/// recipe or plan rebuilds the family.
 /// </summary>
 public sealed record DemoPlan(
-    string Size = "tiny",
-    int? PretrainSteps = null,
+    string Size = "wide",
+    int? PretrainSteps = DemoPlan.DefaultPretrainSteps,
     int ChatSteps = 150,
     int DomainSteps = 150,
     int LoraRank = 4,
     int[]? CurveSteps = null,
     int ProbeFolds = 5,
     int[]? EvalSeeds = null,
-    double[]? LambdaCandidates = null)
+    double[]? LambdaCandidates = null,
+    int UnrelatedModels = 3,
+    int ProbingEpisodes = 2400,
+    int EvalItems = 400,
+    int EvalFacts = 8,
+    int BootstrapRows = 100)
 {
+    public const int DefaultPretrainSteps = 1200;
     public static DemoPlan Default => new();
 
     /// <summary>Steps of the counterfactual descendant, whose checkpoints are the inheritance curve.</summary>
@@ -45,6 +53,7 @@ public sealed record DemoPlan(
             ["domain_steps"] = DomainSteps,
             ["lora_rank"] = LoraRank,
             ["curve_steps"] = new JsonArray(Curve.Select(s => (JsonNode?)s).ToArray()),
+            ["unrelated_models"] = UnrelatedModels,
         };
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json.ToJsonString())))[..16];
     }
@@ -55,17 +64,19 @@ public sealed record FamilyMember(string Name, string Dir, string? Parent, strin
 
 /// <summary>
 /// The demo's model family: a base, three descendants (chat and counterfactual fully fine-tuned for
-/// different step counts, domain through LoRA) and an unrelated model (the base's recipe, another
-/// initialisation seed, the same world). Built once into a cache folder and reused while the plan and
-/// the lab's recipe version stay the same.
+/// different step counts, domain through LoRA) and unrelated models (the base's recipe, other
+/// initialisation seeds, the same world), the null that within-family correlations must beat. Built once
+/// into a cache folder and reused while the plan and the lab's recipe version stay the same.
 /// </summary>
 public sealed class DemoFamily
 {
     /// <summary>Bumped when what the demo grows changes in a way the plan does not show.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
     public const string ManifestFile = "family.json";
-    /// <summary>The unrelated model's initialisation seed is the demo seed plus this.</summary>
+    /// <summary>Unrelated model k's (1, 2, ...) initialisation seed is the demo seed plus k times this.</summary>
     public const int UnrelatedSeedOffset = 1000;
+    /// <summary>Every model of the family learns the same world (the unrelated ones too: same facts, other weights).</summary>
+    public const int WorldSeed = 1;
 
     public string Dir { get; }
     public IReadOnlyList<FamilyMember> Members { get; }
@@ -76,8 +87,10 @@ public sealed class DemoFamily
         (Dir, Members, CurveCheckpoints, FromCache) = (dir, members, curve, fromCache);
 
     public FamilyMember Base => Members[0];
-    public string ProbingPath => Path.Combine(Base.Dir, "probing.jsonl");
-    public string EvalPath => Path.Combine(Base.Dir, "halueval.jsonl");
+    /// <summary>The models grown from the base.</summary>
+    public IEnumerable<FamilyMember> Descendants => Members.Where(m => m.Parent != null);
+    /// <summary>The models of other initialisations: the cross-family null.</summary>
+    public IEnumerable<FamilyMember> Unrelated => Members.Skip(1).Where(m => m.Parent == null);
 
     public static DemoFamily Layout(string dir, DemoPlan plan, int seed)
     {
@@ -89,15 +102,20 @@ public sealed class DemoFamily
             new("chat", Sub("chat"), "base", "chat", plan.ChatSteps, 0, seed),
             new("counterfactual", Sub("counterfactual"), "base", "counterfactual", curveLast, 0, seed),
             new("domain-lora", Sub("domain-lora"), "base", "domain", plan.DomainSteps, plan.LoraRank, seed),
-            new("unrelated", Sub("unrelated"), null, "pretrain", plan.PretrainSteps ?? LabRuns.DefaultSteps(plan.Size), 0, seed + UnrelatedSeedOffset),
         };
+        for (int k = 1; k <= plan.UnrelatedModels; k++)
+            members.Add(new($"unrelated-{k}", Sub($"unrelated-{k}"), null, "pretrain", members[0].Steps, 0, seed + k * UnrelatedSeedOffset));
         var curve = LabCurve.ParseSteps(plan.Curve).Select(s => (s, LabCurve.CheckpointDir(Sub("base"), Sub("counterfactual"), s, curveLast))).ToList();
         return new DemoFamily(dir, members, curve, fromCache: true);
     }
 
-    /// <summary>The family for this plan and seed: read from the cache when complete, else built (about all of the first run's time).</summary>
-    public static DemoFamily Build(string cacheRoot, DemoPlan plan, int seed, TextWriter log)
+    /// <summary>
+    /// The family for this plan and seed: read from the cache when complete, else built (about all of the first
+    /// run's time). <paramref name="progress"/>, when given, must have a stage named "family".
+    /// </summary>
+    public static DemoFamily Build(string cacheRoot, DemoPlan plan, int seed, TextWriter log, StageProgress? progress = null)
     {
+        if (plan.UnrelatedModels < 1) throw new UserError($"the demo needs at least one unrelated model, got {plan.UnrelatedModels}") { Field = "unrelated_models" };
         string dir = Path.Combine(cacheRoot, plan.CacheKey(seed));
         var family = Layout(dir, plan, seed);
         if (File.Exists(Path.Combine(dir, ManifestFile)))
@@ -108,14 +126,8 @@ public sealed class DemoFamily
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // an interrupted build: start over
         Directory.CreateDirectory(dir);
         log.WriteLine($"family: building into {dir} (first run; later runs reuse it)");
-        var b = family.Base;
-        LabRuns.Pretrain(new LabRuns.PretrainOptions(b.Dir, plan.Size, b.Seed, WorldSeed: 1, Steps: b.Steps), log);
-        foreach (var m in family.Members.Where(m => m.Parent == "base" && m.Name != "counterfactual"))
-            LabRuns.FineTune(new LabRuns.FineTuneOptions(b.Dir, m.Dir, m.Recipe, m.Steps, m.LoraRank, m.Seed), log);
-        LabCurve.FineTune(b.Dir, "counterfactual", plan.Curve, family.Members.First(m => m.Name == "counterfactual").Dir, seed, 0, log);
-        var u = family.Members.First(m => m.Name == "unrelated");
-        LabRuns.Pretrain(new LabRuns.PretrainOptions(u.Dir, plan.Size, u.Seed, WorldSeed: 1, Steps: u.Steps), log);
-
+        progress?.Begin("family", family.Members.Sum(m => (long)m.Steps));
+        family.Train(plan, seed, TextWriter.Synchronized(log), progress);
         var manifest = new JsonObject
         {
             ["plan"] = JsonSerializer.SerializeToNode(plan),
@@ -127,5 +139,46 @@ public sealed class DemoFamily
         };
         AtomicFile.WriteAllText(Path.Combine(dir, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return new DemoFamily(dir, family.Members, family.CurveCheckpoints, fromCache: false);
+    }
+
+    /// <summary>
+    /// Trains every member, independent ones at once: the lab's small matrices keep a second core only partly
+    /// busy inside one model (norms, attention and AdamW run on one thread), so two models side by side use the
+    /// 2-core machines better than one after the other. Order: base and the unrelated models first, then the
+    /// descendants, which wait for the base; with two lanes each lane gets about the same number of steps.
+    /// Every model is trained from its own seeds by the same arithmetic whichever lane runs it (a busy kernel
+    /// pool makes the GEMM run its same parts on the calling thread), so the bytes do not depend on the lanes.
+    /// </summary>
+    private void Train(DemoPlan plan, int seed, TextWriter log, StageProgress? progress)
+    {
+        var b = Base;
+        var baseDone = new ManualResetEventSlim();
+        var jobs = new List<Action>
+        {
+            () =>
+            {
+                try { LabRuns.Pretrain(new LabRuns.PretrainOptions(b.Dir, plan.Size, b.Seed, WorldSeed: WorldSeed, Steps: b.Steps, StepProgress: progress?.Counter()), log); }
+                finally { baseDone.Set(); } // a failed base fails its descendants too, instead of leaving them waiting
+            },
+        };
+        jobs.AddRange(Unrelated.Select(u => (Action)(() =>
+            LabRuns.Pretrain(new LabRuns.PretrainOptions(u.Dir, plan.Size, u.Seed, WorldSeed: WorldSeed, Steps: u.Steps, StepProgress: progress?.Counter()), log))));
+        foreach (var m in Descendants.OrderByDescending(m => m.Steps))
+            jobs.Add(() =>
+            {
+                baseDone.Wait();
+                if (m.Name == "counterfactual") LabCurve.FineTune(b.Dir, m.Recipe, plan.Curve, m.Dir, seed, 0, log, progress?.Counter());
+                else LabRuns.FineTune(new LabRuns.FineTuneOptions(b.Dir, m.Dir, m.Recipe, m.Steps, m.LoraRank, m.Seed, StepProgress: progress?.Counter()), log);
+            });
+        int next = -1;
+        var lanes = Enumerable.Range(0, Math.Clamp(Environment.ProcessorCount, 1, 2)).Select(_ => Task.Factory.StartNew(() =>
+        {
+            for (int j; (j = Interlocked.Increment(ref next)) < jobs.Count;) jobs[j]();
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        try { Task.WaitAll(lanes); }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 }

@@ -24,9 +24,11 @@ public static class DemoReport
         var atChance = controls.Where(c => c[8] != "yes").Select(c => c[0]).ToList();
 
         var summary = report.Add("summary", "Summary and checks")
-            .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated model: seed {{summary.json#unrelated_seed}}; " +
+            .Text("A small model family grown by truthprobe's lab from seed {{summary.json#seed}} (unrelated models: seeds " +
+                  string.Join(", ", run.Family.Unrelated.Select((_, i) => $"{{{{summary.json#unrelated_seeds.{i}}}}}")) + "; " +
                   "probe folds seed {{summary.json#probe_seed}}, shuffled-label control seed {{summary.json#control_seed}}, lambda split seed {{summary.json#lambda_split_seed}}). " +
-                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; cross-family (base vs unrelated): {{summary.json#cross_family_pearson}}.")
+                  "Maps of {{summary.json#heads_per_map}} heads from {{summary.json#probing_rows}} probing rows; the widest 95% Wilson half-width of any head's Truth Score is {{summary.json#max_wilson_half_width}}. " +
+                  "Within-family mean Pearson r of the Truth-Score maps with the base: {{summary.json#within_family_mean_pearson}}; the largest cross-family r (base vs an unrelated model): {{summary.json#cross_family_max_pearson}}.")
             .Text("The same seed gives byte-identical files on the same vector width; another width sums in another order, so the lab's models and every number after them differ. " +
                   "This run: {{summary.json#provenance.vector_width}}-bit vectors (the CPU, .NET and code version are in summary.json's provenance).");
         foreach (var c in run.Checks)
@@ -49,13 +51,14 @@ public static class DemoReport
         var controlSection = report.Add("controls", "Control baselines")
             .Text("Selectivity = Truth Score minus the same probe's accuracy with labels shuffled across rows; the surface baseline reads the label off the answer's wording alone (length and words). " +
                   "A map is evidence of truthful heads only where it beats both and the binomial chance test.")
-            .Table("controls.csv", "Truth Scores against the shuffled-label control and the surface baseline");
+            .Table("controls.csv", "Truth Scores against the shuffled-label control and the surface baseline; max_wilson_half_width: the widest 95% Wilson half-width of a head's score over the map's rows");
         foreach (var c in controls.Where(c => c[6] == "0"))
             controlSection.Verdict(Outcome.Caution, $"{c[0]}: no head beats the surface baseline ({{{{controls.csv#{c[0]}/surface_baseline}}}}); its map may encode the answers' wording rather than their truth.");
 
         report.Add("correlation", "Correlation of the maps")
             .Figure("compare/pearson_matrix.png", "Pearson r between every pair of Truth-Score maps")
-            .Table("compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value, r within layers, and the top-k overlap against chance",
+            .Text("Intervals of r are 95% bootstrap intervals over the probing rows ({{summary.json#bootstrap_rows}} resamples, each re-fitting every head's probes; bias-corrected on Fisher's z), so they carry the noise of the rows behind both maps.")
+            .Table("compare/pairs.csv", "Every pair: Pearson r with its 95% row-bootstrap interval, the layer-preserving permutation p-value, r within layers, and the top-k overlap against chance",
                 ["a", "b", "n", "pearson", "pearson_low", "pearson_high", "p_layer_perm", "pearson_layer_centred", "top_k", "topk_expected", "topk_p"]);
 
         var drift = report.Add("drift", "Weight drift")
@@ -76,6 +79,8 @@ public static class DemoReport
         var gating = report.Add("gating", "Base-model gates on every model")
             .Text("Gates from the BASE model's Truth Scores (contrast mode: 1 + lambda (S - layer mean)) applied to each model, lambda chosen per model by F1 on a seeded 20% of the lab's HaluEval-layout rows; " +
                   "metrics (x100, mean over the evaluation seeds) on the other 80%. The model judges an answer hallucinated when the word it would write differs from the answer's last word.")
+            .Text($"The evaluation items are harder than anything the models were trained on ({run.Plan.EvalFacts} context sentences against at most {Recipe.MaxFacts} in training, most distractors about other people with the asked kind), " +
+                  "so that the models still make mistakes that gates could remove. accuracy_low and accuracy_high: 95% paired bootstrap over the test rows; difference_low and difference_high: the same for gated minus vanilla.")
             .Table("eval.csv", "Vanilla against gated");
         foreach (var c in run.Checks.Where(c => c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal)))
             gating.Verdict(Verdict(c), $"{c.Name[DemoRun.GatingCheckPrefix.Length..]}: {CheckText(c, run)}", c.Label);
@@ -88,7 +93,8 @@ public static class DemoReport
             ("heads_above_surface", "heads whose Truth Score exceeds the surface baseline's accuracy."),
             ("differs_from_chance", "whether at least one head beats the majority share in a one-sided binomial test, Bonferroni-corrected over heads."),
             ("Pearson r", "correlation of two maps over all heads; inheritance predicts high r within the family and low r across families."),
-            ("pearson_low, pearson_high", "the 95% percentile bootstrap interval of r over heads (compare/pairs.csv)."),
+            ("pearson_low, pearson_high", "the 95% bias-corrected bootstrap interval of r over probing rows (compare/pairs.csv)."),
+            ("max_wilson_half_width", "the widest 95% Wilson half-width of a head's Truth Score (its accuracy over the probing rows) in the map."),
             ("p_layer_perm", "share of within-layer shuffles of one map whose |r| reaches the observed one: a small value means the maps agree head by head, not only in a shared rise or fall with depth."),
             ("attention_drift", "||A - B||_F / ||A||_F of W_Q, W_K, W_V, W_O, averaged over matrices and layers; 0 = the same weights, about 1.41 = independent ones."),
             ("found_parent", "the model lineage names as the candidate's parent by weight drift (related below 0.5)."),
@@ -102,11 +108,8 @@ public static class DemoReport
     /// <summary>The check's evidence with every number cited from its file.</summary>
     private static string CheckText(DemoCheck c, DemoRun run) => c.Name switch
     {
-        "within_family_above_cross_family" =>
-            "mean Pearson r of the base map with its descendants {{summary.json#within_family_mean_pearson}} against {{summary.json#cross_family_pearson}} with the unrelated model " +
-            "(each pair with the base, r and its 95% interval: " + string.Join("; ", run.Family.Members.Skip(1).Select((m, row) =>
-                $"{m.Name} {{{{compare/pairs.csv#{row}/pearson}}}} [{{{{compare/pairs.csv#{row}/pearson_low}}}}, {{{{compare/pairs.csv#{row}/pearson_high}}}}]")) + ")" +
-            (c.Outcome == DemoCheck.Result.Inconclusive ? "; some maps are at chance level, so these correlations are not evidence of inheritance either way." : "."),
+        DemoRun.WithinFamilyCheck => WithinText(run, "pearson", "pearson_low", "pearson_high", c),
+        DemoRun.WithinFamilyLayerCentredCheck => WithinText(run, "pearson_layer_centred", "layer_centred_low", "layer_centred_high", c),
         "lineage_finds_parents" => string.Join("; ", Lines(run.OutDir, "lineage.csv").Select(l =>
             $"{l[0]}: found {l[2]} (true parent {l[1]})" + (l[2] == "none" ? "" : $" at drift {{{{lineage.csv#{l[0]}/found_drift}}}}"))) + ".",
         "drift_grows_with_fine_tuning" => "mean attention drift from the base at " + string.Join(", ", Lines(run.OutDir, Path.Combine("curve", LabCurve.CsvFile)).Select(l =>
@@ -114,6 +117,16 @@ public static class DemoReport
         _ when c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal) => GatingText(c, run),
         _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
     };
+
+    /// <summary>Each descendant's r with the base and its row-bootstrap interval, against every unrelated model's r, cited from summary.json.</summary>
+    private static string WithinText(DemoRun run, string r, string low, string high, DemoCheck c)
+    {
+        string cite(string model, string key) => $"{{{{summary.json#pairs_with_base.{model}.{key}}}}}";
+        return "with the base, descendants " + string.Join("; ", run.Family.Descendants.Select(m => $"{m.Name} {cite(m.Name, r)} [{cite(m.Name, low)}, {cite(m.Name, high)}]")) +
+               " against unrelated " + string.Join("; ", run.Family.Unrelated.Select(m => $"{m.Name} {cite(m.Name, r)}")) +
+               ". PASS needs every descendant's lower bound above every unrelated r; FAIL, some descendant's r not above them" +
+               (c.Outcome == DemoCheck.Result.Inconclusive ? "; INCONCLUSIVE: the order holds without its intervals, or some maps are at chance level." : ".");
+    }
 
     private static Outcome Verdict(DemoCheck c) =>
         c.Outcome switch { DemoCheck.Result.Pass => Outcome.Pass, DemoCheck.Result.Fail => Outcome.Fail, _ => Outcome.Caution };

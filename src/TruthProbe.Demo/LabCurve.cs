@@ -38,12 +38,13 @@ public static class LabCurve
     /// Fine-tunes <paramref name="baseDir"/> for the largest step, with checkpoints every gcd of the steps, into
     /// <paramref name="fineTuneDir"/>; returns the checkpoint folder of each step (step 0 is the base itself).
     /// </summary>
-    public static IReadOnlyList<(int Step, string Dir)> FineTune(string baseDir, string recipe, int[] steps, string fineTuneDir, int seed, int loraRank, TextWriter log)
+    public static IReadOnlyList<(int Step, string Dir)> FineTune(string baseDir, string recipe, int[] steps, string fineTuneDir, int seed, int loraRank, TextWriter log,
+        IProgress<int>? progress = null)
     {
         steps = ParseSteps(steps);
         int last = steps[^1];
         int every = steps.Where(s => s > 0).Aggregate(Gcd);
-        LabRuns.FineTune(new LabRuns.FineTuneOptions(baseDir, fineTuneDir, recipe, last, loraRank, seed, CheckpointEvery: every < last ? every : 0), log);
+        LabRuns.FineTune(new LabRuns.FineTuneOptions(baseDir, fineTuneDir, recipe, last, loraRank, seed, CheckpointEvery: every < last ? every : 0, StepProgress: progress), log);
         return steps.Select(s => (s, CheckpointDir(baseDir, fineTuneDir, s, last))).ToList();
     }
 
@@ -52,7 +53,7 @@ public static class LabCurve
 
     /// <summary>Scores every checkpoint (into outDir/scores/step-NNNNN), compares it with the base's map and weights, and writes the CSV, plot and manifest.</summary>
     public static IReadOnlyList<CurvePoint> Measure(string baseDir, double[] baseScores, IReadOnlyList<(int Step, string Dir)> checkpoints,
-        string probingPath, string outDir, ProbeOptions probe, string recipe, int seed, Progress? progress = null)
+        string probingPath, string outDir, ProbeOptions probe, string recipe, int seed, Action? pointDone = null)
     {
         Directory.CreateDirectory(outDir);
         var points = new List<CurvePoint>();
@@ -65,7 +66,7 @@ public static class LabCurve
             using (var child = WeightDrift.LoadWeights(dir))
                 drift = WeightDrift.Compute(parent, child, attentionOnly: true).ModelMean(WeightDrift.Attention);
             points.Add(new CurvePoint(step, dir, r, drift, run.Scores.Accuracy.Average(), run.Chance.DiffersFromChance));
-            progress?.Advance();
+            pointDone?.Invoke();
         }
         Write(points, outDir, baseDir, probingPath, recipe, seed, probe);
         return points;

@@ -48,7 +48,7 @@ public sealed class AttentionVerb : IShardedVerb
         string? templateText = args.GetValue(_template);
         var prompts = images == null
             ? new TextPrompts(loaded.Model, templateText == null ? new PromptTemplate(PromptTemplate.Default) : PromptTemplate.FromCommandLine(templateText))
-            : images.Prompts(loaded.Llava!, images.Template(templateText));
+            : images.Prompts(loaded, templateText);
 
         var (kept, skipped) = ActivationCollector.ScoredRows(prompts, data, skipBad);
         var model = prompts.Model;

@@ -12,20 +12,21 @@ public sealed class DemoVerb : IVerb
     public string Name => "demo";
     public string Summary => "grow a small model family and show the paper's story end to end (report.html)";
     public string Details => """
-        Builds (first run) or reuses (later runs) a family of lab models: a base, three descendants
-        (chat and counterfactual fully fine-tuned for different step counts, domain through LoRA) and an
-        unrelated model (the base's recipe from seed S+1000). Then scores each on the probing set, compares
-        the maps, measures weight drift and detects parents, draws the inheritance curve from the
-        counterfactual descendant's checkpoints, applies the BASE model's gates to every model on the lab's
-        HaluEval-layout set, checks the claims (PASS/FAIL) and writes DIR/report.html (one self-contained
-        page) next to every file its numbers come from.
+        Builds (first run) or reuses (later runs) a family of lab models (8 layers x 8 heads): a base,
+        three descendants (chat and counterfactual fully fine-tuned for different step counts, domain
+        through LoRA) and three unrelated models (the base's recipe from seeds S+1000, S+2000, S+3000).
+        Then scores each on the probing set, compares the maps (intervals from a bootstrap over probing
+        rows), measures weight drift and detects parents, draws the inheritance curve from the
+        counterfactual descendant's checkpoints, applies the BASE model's gates to every model on harder
+        HaluEval-layout items, checks the claims (PASS/FAIL/INCONCLUSIVE) and writes DIR/report.html (one
+        self-contained page) next to every file its numbers come from. One progress line covers it all.
         """;
 
     private readonly Option<string> _out = Opt.Out("DIR", "output folder", Path.Combine("out", "demo"));
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 1, "seed of the family; recorded in summary.json");
     private readonly Option<string?> _cache = Opt.Text("--cache", "DIR",
         "where families are kept (default <repo>/.cache/lab); keyed by a hash of the plan and the lab's recipe version, so a changed recipe rebuilds it");
-    private readonly Option<int?> _pretrain = Opt.IntOrNull("--pretrain-steps", "N", "base and unrelated training steps (default: the lab's default)", min: 1);
+    private readonly Option<int?> _pretrain = Opt.IntOrNull("--pretrain-steps", "N", $"base and unrelated training steps (default {DemoPlan.DefaultPretrainSteps})", min: 1);
     private readonly Option<int> _finetune = Opt.Int("--finetune-steps", "N", 150, "chat and domain descendants' steps", min: 1);
     private readonly Option<int[]?> _curve = Opt.Ints("--curve-steps", "LIST", "counterfactual checkpoints (default 0,50,100,200,400; the last is the descendant)");
     public IEnumerable<Symbol> Symbols => [_out, _seed, _cache, _pretrain, _finetune, _curve];
@@ -47,11 +48,17 @@ public sealed class DemoVerb : IVerb
             throw new UserError(e.Message) { Field = "curve_steps" }; // the demo's curve steps are --curve-steps
         }
 
-        var plan = new DemoPlan(PretrainSteps: pretrain, ChatSteps: finetune, DomainSteps: finetune, CurveSteps: curve);
+        var plan = new DemoPlan(PretrainSteps: pretrain ?? DemoPlan.DefaultPretrainSteps, ChatSteps: finetune, DomainSteps: finetune, CurveSteps: curve);
         var clock = Stopwatch.StartNew();
-        var family = DemoFamily.Build(cache, plan, seed, stdout);
-        double buildSeconds = clock.Elapsed.TotalSeconds;
-        var run = DemoRun.Execute(family, plan, seed, outDir);
+        DemoFamily family;
+        DemoRun run;
+        double buildSeconds;
+        using (var progress = new StageProgress("demo", DemoRun.Stages(plan), to: stderr))
+        {
+            family = DemoFamily.Build(cache, plan, seed, stdout, progress);
+            buildSeconds = clock.Elapsed.TotalSeconds;
+            run = DemoRun.Execute(family, plan, seed, outDir, progress);
+        }
         stdout.Write(run.TextSummary());
         stdout.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {clock.Elapsed.TotalSeconds - buildSeconds:0} s");
         stdout.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");

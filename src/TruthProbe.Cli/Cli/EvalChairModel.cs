@@ -37,7 +37,8 @@ public sealed partial class EvalChairVerb
         string outDir = args.GetValue(_out)!;
         var scorer = LoadScorer(gtPath);
 
-        var prompts = ReadImageIds(idsPath, imagesFolder).Select(x => new ImagePrompt(x.Id, x.File, LlavaPrompts.Chair)).ToList();
+        string prompt = _image.QwenOmni(args) is { } omni ? QwenPrompts.Chair(omni) : LlavaPrompts.Chair;
+        var prompts = ReadImageIds(idsPath, imagesFolder).Select(x => new ImagePrompt(x.Id, x.File, prompt)).ToList();
         using var session = _image.Open(args, Name, prompts);
         var shard = _image.Shard.Read(args);
         using var log = session.Answer(Task, prompts, outDir, stderr, shard, _image.Merging);

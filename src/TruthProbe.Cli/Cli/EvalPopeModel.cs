@@ -32,9 +32,10 @@ public sealed partial class EvalPopeVerb
         var rule = Rule(args);
 
         var questions = PopeScorer.ReadQuestions(questionsPath);
+        bool? omni = _image.QwenOmni(args);
         var prompts = questions.Select(q => new ImagePrompt(q.Id,
             Path.Combine(imagesFolder, q.Image ?? throw new UserError($"{questionsPath}: question_id {q.Id} names no 'image'; a model-driven run needs the image file of every question")),
-            LlavaPrompts.Pope(q.Text))).ToList();
+            omni is { } o ? QwenPrompts.Pope(o, q.Text) : LlavaPrompts.Pope(q.Text))).ToList();
         using var session = _image.Open(args, Name, prompts);
         var shard = _image.Shard.Read(args);
         using var log = session.Answer(Task, prompts, outDir, stderr, shard, _image.Merging);

@@ -21,12 +21,23 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
     public readonly ModelInput Model = new(gating: true, optional: true, visionTower: true);
     public readonly Option<string?> Images = Opt.Text("--images", "DIR", "with a model: the folder holding the images the prompts are about");
     public readonly Option<string?> Aspect = new ImageOptions().Aspect;
+    private readonly ImageOptions _budget = new();
     public readonly Option<int?> MaxNewTokens = Opt.IntOrNull("--max-new-tokens", "N",
         $"with a model: new tokens per reply, greedy, stopping at EOS (default {defaultMaxNewTokens}: {maxNewTokensWhy})", min: 1);
 
     public readonly ShardOption Shard = new();
 
-    public IEnumerable<Symbol> Symbols => [.. Model.Symbols, Images, Aspect, MaxNewTokens, Shard.Option];
+    public IEnumerable<Symbol> Symbols => [.. Model.Symbols, Images, Aspect, _budget.MinPixels, _budget.MaxPixels, MaxNewTokens, Shard.Option];
+
+    /// <summary>
+    /// Whether the model folder given is a Qwen2.5-VL / Omni one (null: not Qwen; true: the Omni thinker), read from its
+    /// config before the slow load, so that the prompts are worded in the model's own chat template.
+    /// </summary>
+    public bool? QwenOmni(ParseResult args)
+    {
+        string path = args.GetValue(Model.Model)!;
+        return Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLConfig.FromHfConfig(Path.Combine(path, "config.json")).IsOmni : null;
+    }
 
     /// <summary>
     /// Ends a shard's run: its log stays as the part's reply log (a rerun of the shard resumes from it) and
@@ -72,7 +83,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
     }
 
     /// <summary>
-    /// Loads the model (a LLaVA folder: a text-only model is an error), its image preprocessor and gates, checks that
+    /// Loads the model (a LLaVA, Qwen2.5-VL or Omni folder: a text-only model is an error), its image preprocessor and gates, checks that
     /// every image decodes and every prompt fits the context, all before anything is written.
     /// </summary>
     public Session Open(ParseResult args, string verb, IReadOnlyList<ImagePrompt> prompts)
@@ -80,25 +91,48 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         var loaded = Model.Load(args, verb);
         try
         {
-            var llava = loaded.Llava ?? throw new UserError(
-                $"{verb}: --images needs a vision-language model (a llava-hf folder); {loaded.Model.Source} is a text-only {loaded.Model.Config.Architecture} model");
+            if (loaded.Llava == null && loaded.Qwen == null)
+                throw new UserError($"{verb}: --images needs a vision-language model (a llava-hf, Qwen2.5-VL or Omni folder); {loaded.Model.Source} is a text-only {loaded.Model.Config.Architecture} model");
             if (loaded.Model.Tokenizer == null)
                 throw new UserError($"{loaded.Model.Source}: no tokenizer found with the model; the prompts are text, give one with --tokenizer FILE");
             string? aspectText = args.GetValue(Aspect);
+            int? minPixels = args.GetValue(_budget.MinPixels), maxPixels = args.GetValue(_budget.MaxPixels);
+            int maxNew = args.GetValue(MaxNewTokens) ?? defaultMaxNewTokens;
+            List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
+            string? tokenizer = args.GetValue(Model.Tokenizer);
+            string? tokenizerSha = tokenizer == null ? null : Hashing.Sha256File(tokenizer);
+            if (loaded.Qwen is { } qwen)
+            {
+                if (aspectText != null) throw new UserError($"{verb}: --image-aspect is LLaVA's; Qwen models keep the image's aspect (smart_resize)");
+                var processor = qwen.ImageProcessor(minPixels, maxPixels);
+                ImagePromptRunner.CheckImages(prompts);
+                // Each image's token count follows from its size under the budget.
+                var tokens = prompts.Select(p => p.Image).Distinct().ToDictionary(file => file, file =>
+                {
+                    var image = ImageFile.Load(file);
+                    var (height, width) = processor.TargetSize(image.Height, image.Width);
+                    return height * width / (processor.Config.Factor * processor.Config.Factor);
+                });
+                CheckContext(loaded, prompts.Max(p => loaded.Model.Encode(p.Prompt).Length - 1 + tokens[p.Image]));
+                return new Session(loaded, null, null, $"smart_resize {processor.Config.MinPixels}..{processor.Config.MaxPixels} pixels", maxNew, arms)
+                {
+                    Qwen = qwen,
+                    QwenProcessor = processor,
+                    TokenizerSha256 = tokenizerSha,
+                };
+            }
+            if (minPixels != null || maxPixels != null)
+                throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {loaded.Model.Source} is a LLaVA folder");
+            var llava = loaded.Llava!;
             if (llava.IsAnyres && aspectText != null)
                 throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles each image at its best grid resolution (anyres)");
             var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
             var preprocessor = llava.ImagePreprocessor(aspect);
-            int maxNew = args.GetValue(MaxNewTokens) ?? defaultMaxNewTokens;
             var sizes = ImagePromptRunner.CheckImages(prompts);
-            int longest = prompts.Select(p => (p.Prompt, Size: sizes[p.Image])).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p.Prompt), p.Size).Length);
-            if (longest >= loaded.Model.Config.MaxContext)
-                throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
-            List<Arm> arms = [new("vanilla", null), .. loaded.Gates is { } g ? [new Arm("gated", g.Interventions)] : Array.Empty<Arm>()];
-            string? tokenizer = args.GetValue(Model.Tokenizer);
+            CheckContext(loaded, prompts.Select(p => (p.Prompt, Size: sizes[p.Image])).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p.Prompt), p.Size).Length));
             return new Session(loaded, llava, preprocessor, llava.IsAnyres ? "anyres" : aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
             {
-                TokenizerSha256 = tokenizer == null ? null : Hashing.Sha256File(tokenizer),
+                TokenizerSha256 = tokenizerSha,
             };
         }
         catch
@@ -108,9 +142,20 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         }
     }
 
-    /// <summary>A loaded model ready to answer prompts about images, vanilla and (with gates) gated.</summary>
-    public sealed record Session(LoadedModel Loaded, LlavaModel Llava, ClipPreprocessor Preprocessor, string Aspect, int MaxNewTokens, IReadOnlyList<Arm> Arms) : IDisposable
+    private static void CheckContext(LoadedModel loaded, int longest)
     {
+        if (longest >= loaded.Model.Config.MaxContext)
+            throw new UserError($"{loaded.Model.Source}: a prompt of {longest} tokens (image tokens included) leaves no room for a reply in the context of {loaded.Model.Config.MaxContext}");
+    }
+
+    /// <summary>A loaded model ready to answer prompts about images, vanilla and (with gates) gated.</summary>
+    /// <param name="Aspect">how images were fitted: LLaVA's pad or crop, a Qwen model's smart_resize budget.</param>
+    public sealed record Session(LoadedModel Loaded, LlavaModel? Llava, ClipPreprocessor? Preprocessor, string Aspect, int MaxNewTokens, IReadOnlyList<Arm> Arms) : IDisposable
+    {
+        /// <summary>A Qwen2.5-VL / Omni model and its image processor (then <see cref="Llava"/> is null).</summary>
+        public QwenVLModel? Qwen { get; init; }
+        public QwenImageProcessor? QwenProcessor { get; init; }
+
         /// <summary>The sha256 of a --tokenizer given in place of the folder's own (it changes every prompt's ids).</summary>
         public string? TokenizerSha256 { get; init; }
 
@@ -143,7 +188,9 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
                     throw new UserError($"merge: the parts hold {log.Resumed} of the run's {total} replies; a part is incomplete, rerun its shard");
                 if (log.Resumed > 0 && !merging) stderr.WriteLine($"resuming: {log.Resumed} of {total} replies already in {log.Path}");
                 using var progress = new Progress($"{task} replies", total - log.Resumed, to: stderr);
-                ImagePromptRunner.Run(Llava, Preprocessor, todo, Arms, new GenerationOptions { MaxNewTokens = MaxNewTokens }, log, progress);
+                var options = new GenerationOptions { MaxNewTokens = MaxNewTokens };
+                if (Qwen != null) ImagePromptRunner.Run(Qwen, QwenProcessor!, todo, Arms, options, log, progress);
+                else ImagePromptRunner.Run(Llava!, Preprocessor!, todo, Arms, options, log, progress);
                 return log;
             }
             catch
@@ -169,7 +216,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
                 ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
             };
             // Only when there is one, so that the fingerprints of llava-hf runs stay what they were.
-            if (Llava.VisionTowerFolder is { } tower) record["vision_tower"] = ModelFiles(tower);
+            if (Llava?.VisionTowerFolder is { } tower) record["vision_tower"] = ModelFiles(tower);
             return Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(record.ToJsonString()));
         }
 

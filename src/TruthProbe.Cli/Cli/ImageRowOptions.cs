@@ -33,13 +33,14 @@ public sealed class ImageRowOptions
 
     public readonly Option<string?> Images = Opt.Text("--images", "DIR",
         "folder of the rows' images (their image_path or image field is relative to it), for a LLaVA model; the prompt is " +
-        "'<image>\\n{question}\\nASSISTANT: {answer}' unless --template says otherwise");
+        "'<image>\\n{question}\\nASSISTANT: {answer}' unless --template says otherwise (a Qwen2.5-VL / Omni model: its own chat template)");
     public readonly Option<string?> Mode = Opt.ChoiceOrNull("--image-mode",
         "what a LLaVA model sees at <image> (the paper's Fig. 1): each row's image (default with --images), an all-zero 336x336 image, " +
         "or no image (the prompt without <image>, language model alone)", "image", "black", "text-only");
     public readonly Option<string?> Aspect = ImageOptions.AspectOption();
+    private readonly ImageOptions _budget = new();
 
-    public IEnumerable<Symbol> Symbols => [Images, Mode, Aspect];
+    public IEnumerable<Symbol> Symbols => [Images, Mode, Aspect, _budget.MinPixels, _budget.MaxPixels];
 
     /// <summary>
     /// The image settings, checked before the model loads: null for a text run. Every row's image must exist (the first
@@ -48,13 +49,18 @@ public sealed class ImageRowOptions
     public ImageRows? Read(ParseResult args, string verb, string modelPath, ProbingData data)
     {
         string? dir = args.GetValue(Images), modeText = args.GetValue(Mode), aspect = args.GetValue(Aspect);
-        bool llava = Directory.Exists(modelPath) && LlavaCheckpoint.IsLlavaFolder(modelPath);
-        if (!llava)
+        int? minPixels = args.GetValue(_budget.MinPixels), maxPixels = args.GetValue(_budget.MaxPixels);
+        bool vision = Directory.Exists(modelPath) && (LlavaCheckpoint.IsLlavaFolder(modelPath) || QwenCheckpoint.IsQwenVLFolder(modelPath));
+        if (!vision)
         {
             if (dir != null || modeText != null || aspect != null)
-                throw new UserError($"{verb}: {(dir != null ? "--images" : modeText != null ? "--image-mode" : "--image-aspect")} needs a vision-language model (a llava-hf folder); {modelPath} is a text-only model");
+                throw new UserError($"{verb}: {(dir != null ? "--images" : modeText != null ? "--image-mode" : "--image-aspect")} needs a vision-language model (a llava-hf, Qwen2.5-VL or Omni folder); {modelPath} is a text-only model");
+            if (minPixels != null || maxPixels != null)
+                throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {modelPath} is not one");
             return null;
         }
+        if ((minPixels != null || maxPixels != null) && !QwenCheckpoint.IsQwenVLFolder(modelPath))
+            throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {modelPath} is a LLaVA folder");
         bool rowsNameImages = data.Rows.Any(r => r.Image != null);
         var mode = modeText switch
         {
@@ -68,6 +74,7 @@ public sealed class ImageRowOptions
             if (rowsNameImages)
                 throw new UserError($"{verb}: {data.Path} names images; give --images DIR (or --image-mode black|text-only), or score the rows' text on the language model alone with --image-mode text-only");
             if (aspect != null) throw new UserError($"{verb}: --image-aspect applies to images; give --images DIR or --image-mode black");
+            if (minPixels != null || maxPixels != null) throw new UserError($"{verb}: --min-pixels / --max-pixels apply to images; give --images DIR or --image-mode black");
             return null;   // text rows on the language model, as before
         }
         if (mode == ImageMode.Image && dir == null)
@@ -91,7 +98,7 @@ public sealed class ImageRowOptions
                 files[row.Index] = path;
             }
         }
-        return new ImageRows(mode.Value, dir == null ? null : Path.GetFullPath(dir), aspect, files);
+        return new ImageRows(mode.Value, dir == null ? null : Path.GetFullPath(dir), aspect, files) { MinPixels = minPixels, MaxPixels = maxPixels };
     }
 }
 
@@ -109,6 +116,28 @@ public sealed record ImageRows(ImageMode Mode, string? Directory, string? Aspect
     }
 
     public RowPrompts Prompts(LlavaModel model, PromptTemplate template) => new LlavaRowPrompts(model, template, this);
+
+    /// <summary>--min-pixels / --max-pixels: a Qwen model's image budget in place of its folder's (null: the folder's).</summary>
+    public int? MinPixels { get; init; }
+    public int? MaxPixels { get; init; }
+
+    /// <summary>The rows' prompts on the model loaded: a Qwen2.5-VL / Omni folder's chat template, else LLaVA's template (<paramref name="template"/> or the default).</summary>
+    public RowPrompts Prompts(LoadedModel loaded, string? template) =>
+        loaded.Qwen is { } qwen ? new QwenRowPrompts(qwen, template, this) : Prompts(loaded.Llava!, Template(template));
+
+    public string ModeName => Mode switch { ImageMode.Image => "image", ImageMode.Black => "black", _ => "text-only" };
+
+    /// <summary>
+    /// The images the kept rows use, for the activations' metadata: the folder, their count and the sha256 of the sorted
+    /// lines "name&lt;TAB&gt;sha256 of the file" (<paramref name="hash"/> gives a file's), the run's images in one hash.
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, string>> ImagesUsed(IReadOnlyList<ProbingRow> kept, Func<string, string> hash)
+    {
+        var used = kept.Select(r => (r.Image!, hash(Files[r.Index]))).Distinct().OrderBy(x => x.Item1, StringComparer.Ordinal).ToList();
+        yield return new("images_dir", Directory!);
+        yield return new("images_count", used.Count.ToString(CultureInfo.InvariantCulture));
+        yield return new("images_sha256", Hashing.Sha256(Encoding.UTF8.GetBytes(string.Concat(used.Select(u => $"{u.Item1}\t{u.Item2}\n")))));
+    }
 }
 
 /// <summary>
@@ -159,7 +188,7 @@ internal sealed class LlavaRowPrompts : RowPrompts
 
     public override IEnumerable<KeyValuePair<string, string>> Metadata(IReadOnlyList<ProbingRow> kept)
     {
-        yield return new("image_mode", _rows.Mode switch { ImageMode.Image => "image", ImageMode.Black => "black", _ => "text-only" });
+        yield return new("image_mode", _rows.ModeName);
         if (_rows.Mode == ImageMode.TextOnly) yield break;
         yield return new("image_aspect", _model.IsAnyres ? "anyres" : _aspect == AspectMode.Pad ? "pad" : "crop");
         if (_model.VisionTowerFolder is { } tower)
@@ -172,11 +201,7 @@ internal sealed class LlavaRowPrompts : RowPrompts
             yield return new("image", $"all-zero RGB {BlackSize}x{BlackSize}");
             yield break;
         }
-        // One line per image the kept rows use, "name<TAB>sha256", sorted: the run's images in one hash.
-        var used = kept.Select(r => (r.Image!, Hash(_rows.Files[r.Index]))).Distinct().OrderBy(x => x.Item1, StringComparer.Ordinal).ToList();
-        yield return new("images_dir", _rows.Directory!);
-        yield return new("images_count", used.Count.ToString(CultureInfo.InvariantCulture));
-        yield return new("images_sha256", Hashing.Sha256(Encoding.UTF8.GetBytes(string.Concat(used.Select(u => $"{u.Item1}\t{u.Item2}\n")))));
+        foreach (var entry in _rows.ImagesUsed(kept, Hash)) yield return entry;
     }
 
     public override void Run(ProbingRow row, int[] tokens, ActivationCapture capture)

@@ -47,7 +47,7 @@ public sealed class LabCurveVerb : IVerb
         var probe = new ProbeOptions(Folds: folds, Seed: 42);
         var baseScores = LabScoring.Score(baseDir, probing, Path.Combine(outDir, "scores", "base"), probe).Scores.Accuracy;
         using var progress = new Progress("curve", checkpoints.Count, to: stderr);
-        var points = LabCurve.Measure(baseDir, baseScores, checkpoints, probing, outDir, probe, recipe, seed, progress);
+        var points = LabCurve.Measure(baseDir, baseScores, checkpoints, probing, outDir, probe, recipe, seed, () => progress.Advance());
         progress.Dispose();
         foreach (var p in points)
             stdout.WriteLine(FormattableString.Invariant($"step {p.Step,6}  r with base {p.PearsonWithBase,7:0.0000}  attention drift {p.AttentionDrift:0.0000}  mean score {p.MeanTruthScore:0.0000}{(p.DiffersFromChance ? "" : "  AT CHANCE")}"));

@@ -16,7 +16,7 @@ public sealed class LabPretrainVerb : IVerb
         """;
 
     private readonly Option<string> _out = Opt.Out("DIR", "folder to write the model to");
-    private readonly Option<string> _size = new("--size") { HelpName = "tiny|small", Description = "tiny (4 layers x 4 heads, d=64) or small (4 x 8, d=128)", DefaultValueFactory = _ => "tiny" };
+    private readonly Option<string> _size = new("--size") { HelpName = "tiny|small|wide", Description = "tiny (4 layers x 4 heads, d=64), small (4 x 8, d=128) or wide (8 x 8 heads of 16, d=64: the demo's)", DefaultValueFactory = _ => "tiny" };
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 1, "initialisation and data order; another seed = an unrelated model");
     private readonly Option<int> _worldSeed = Opt.Int("--world-seed", "W", 1, "the world's memorised facts; keep it to compare models on one world");
     private readonly Option<int?> _steps = Opt.IntOrNull("--steps", "N", "training steps (default 2000 tiny, 1500 small)");

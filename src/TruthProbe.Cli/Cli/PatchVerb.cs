@@ -32,18 +32,21 @@ public sealed class PatchVerb : IVerb
             throw new UserError($"patch: --format must be safetensors or gguf, got '{format}'");
         GateTable table;
         GatingOptions gating;
+        string? layersPrefix;
         using (var loaded = _model.Load(args, Name, requireGates: true)) // validates the checkpoint and gives its shape
         {
             var gates = loaded.Gates!.Value;
             if (loaded.Llava != null)
                 throw new UserError($"patch: {model} is a LLaVA checkpoint; folding gates into it is not supported (its vision tower would be lost); run it gated with the same options instead");
-            if (loaded.Qwen != null)
-                throw new UserError($"patch: {model} is a Qwen vision-language checkpoint; folding gates into it is not supported yet (its vision encoder would be lost); run it gated with the same options instead");
+            if (loaded.Qwen != null && format == "gguf")
+                throw new UserError($"patch: {model} is a Qwen vision-language checkpoint; --format gguf would drop its vision encoder; patch it as safetensors (the default)");
             if (format == "safetensors" && loaded.Model.Format != "hf-safetensors")
                 throw new UserError($"patch: --format safetensors needs a Hugging Face folder; {model} is {loaded.Model.Format} and is patched in its own format (or use --format gguf)");
             (table, gating) = (gates.Table, loaded.Gating);
+            // A Qwen2.5-VL / Omni folder: the gates go into its language model's o_proj, the vision encoder is copied byte for byte.
+            layersPrefix = loaded.Qwen is { } qwen ? qwen.Layout.Text.Body + "layers." : null;
         }
-        var fold = new GateFold(table.ToFloats(), gating.Site, gating.Provenance(table));
+        var fold = new GateFold(table.ToFloats(), gating.Site, gating.Provenance(table)) { LayersPrefix = layersPrefix };
         if (format == "gguf") CheckpointPatcher.PatchToGguf(model, outDir, fold, tokenizer);
         else CheckpointPatcher.Patch(model, outDir, fold);
         var s = table.Summary();

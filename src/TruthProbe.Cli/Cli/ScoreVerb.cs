@@ -59,7 +59,7 @@ public sealed class ScoreVerb : IShardedVerb
         ProbeRun.Check(options, data.Rows.Select(r => r.Label).ToArray(), options.GroupFolds ? data.ItemIds(data.Rows.Select(r => (long)r.Index).ToArray()) : null);
         var images = _images.Read(args, Name, args.GetValue(_model.Model)!, data);
         using var loaded = _model.Load(args, Name, requireTokenizer: true);
-        var prompts = images == null ? new TextPrompts(loaded.Model, template) : images.Prompts(loaded.Llava!, images.Template(args.GetValue(_template)));
+        var prompts = images == null ? new TextPrompts(loaded.Model, template) : images.Prompts(loaded, args.GetValue(_template));
         var collection = ActivationCollector.Collect(prompts, data, samples, skipBad, outDir, stderr, shard);
         if (collection.Skipped.Count > 0)
             stdout.WriteLine($"skipped {collection.Skipped.Count} bad row(s); first: {collection.Skipped[0].Reason}");

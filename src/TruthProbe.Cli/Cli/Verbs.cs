@@ -27,6 +27,7 @@ public static class Verbs
         new LabFinetuneVerb(),
         new LabCurveVerb(),
         new LabScenesVerb(),
+        new LabVlmVerb(),
         new DemoVerb(),
         new MergeVerb(),
     ];

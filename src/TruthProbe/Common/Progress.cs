@@ -16,12 +16,15 @@ public sealed class Progress : IDisposable
     private long _done;
     private double _lastDraw = double.NegativeInfinity;
     private bool _finished;
+    private readonly Func<long, long, double, string>? _status;
 
     private enum Mode { Bar, Lines, Silent }
 
     /// <param name="to">where to draw (default stderr); a CLI verb passes the error writer it was given.</param>
-    public Progress(string label, long total, bool? quiet = null, TextWriter? to = null)
+    /// <param name="status">draws the text after the label from (done, total, seconds) instead of <see cref="Describe"/>.</param>
+    public Progress(string label, long total, bool? quiet = null, TextWriter? to = null, Func<long, long, double, string>? status = null)
     {
+        _status = status;
         _to = to ?? Console.Error;
         _label = label;
         _total = Math.Max(0, total);
@@ -55,7 +58,7 @@ public sealed class Progress : IDisposable
     private void Draw(double seconds)
     {
         if (_mode == Mode.Silent) return;
-        string status = Describe(_done, _total, seconds);
+        string status = (_status ?? Describe)(_done, _total, seconds);
         if (_mode == Mode.Lines)
         {
             _to.WriteLine($"{_label}: {status}");

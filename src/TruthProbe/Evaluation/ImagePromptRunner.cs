@@ -27,8 +27,11 @@ public static class LlavaPrompts
     public static string Vicuna(string question) => $"{System} USER: <image>\n{question} ASSISTANT:";
 
     /// <summary>A POPE question with the short-answer instruction (not added twice to a question that already ends with it).</summary>
-    public static string Pope(string question) =>
-        Vicuna(question.EndsWith(ShortAnswer, StringComparison.Ordinal) ? question : question + "\n" + ShortAnswer);
+    public static string Pope(string question) => Vicuna(WithShortAnswer(question));
+
+    /// <summary>The question with "\n" + <see cref="ShortAnswer"/> appended, unless it already ends with it (LLaVA's and lmms-eval's POPE wording).</summary>
+    public static string WithShortAnswer(string question) =>
+        question.EndsWith(ShortAnswer, StringComparison.Ordinal) ? question : question + "\n" + ShortAnswer;
 
     public static string Chair => Vicuna(DescribeInDetail);
 }
@@ -44,16 +47,40 @@ public static class ImagePromptRunner
     public static void Run(LlavaModel model, ClipPreprocessor preprocessor, IReadOnlyList<ImagePrompt> prompts, IReadOnlyList<Arm> arms,
         GenerationOptions options, ReplyLog log, Progress? progress = null, bool reusePrefix = true)
     {
-        var language = model.Language;
-        var tokenizer = language.Tokenizer ?? throw new UserError($"{language.Source}: the model has no tokenizer; give one with the model") { Field = "tokenizer" };
         var cache = new ImagePrefixCache(model, arms.Select(a => a.Interventions).ToList(), reusePrefix);
+        Run(model.Language, prompts, arms, options, log, progress, cache, (file, items) =>
+        {
+            var image = Prepare(model, preprocessor, ImageFile.Load(file));
+            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt), image.Size)).ToList();
+            cache.SetImage(image.Pixels, ids, image.Size);
+            return ids;
+        });
+    }
+
+    /// <summary>The same for a Qwen2.5-VL / Omni model: each image through its processor, its pads expanded to the image's token count.</summary>
+    public static void Run(QwenVLModel model, QwenImageProcessor processor, IReadOnlyList<ImagePrompt> prompts, IReadOnlyList<Arm> arms,
+        GenerationOptions options, ReplyLog log, Progress? progress = null, bool reusePrefix = true)
+    {
+        var cache = new ImagePrefixCache(model, arms.Select(a => a.Interventions).ToList(), reusePrefix);
+        Run(model.Language, prompts, arms, options, log, progress, cache, (file, items) =>
+        {
+            var image = processor.Preprocess(ImageFile.Load(file));
+            var ids = items.Select(p => model.ExpandImageTokens(model.Language.Encode(p.Prompt), image)).ToList();
+            cache.SetImage(image, ids);
+            return ids;
+        });
+    }
+
+    /// <param name="setImage">encodes the image file into the cache for its prompts and returns their expanded ids.</param>
+    private static void Run(Transformer language, IReadOnlyList<ImagePrompt> prompts, IReadOnlyList<Arm> arms, GenerationOptions options,
+        ReplyLog log, Progress? progress, ImagePrefixCache cache, Func<string, IReadOnlyList<ImagePrompt>, List<int[]>> setImage)
+    {
+        var tokenizer = language.Tokenizer ?? throw new UserError($"{language.Source}: the model has no tokenizer; give one with the model") { Field = "tokenizer" };
         foreach (var group in prompts.GroupBy(p => p.Image))
         {
             var items = group.ToList();
             if (items.All(p => arms.All(a => log.Replies.ContainsKey((a.Name, p.Id))))) continue;
-            var image = Prepare(model, preprocessor, ImageFile.Load(group.Key));
-            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt), image.Size)).ToList();
-            cache.SetImage(image.Pixels, ids, image.Size);
+            var ids = setImage(group.Key, items);
             for (int i = 0; i < items.Count; i++)
                 for (int a = 0; a < arms.Count; a++)
                 {

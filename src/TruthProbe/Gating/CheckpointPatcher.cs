@@ -16,6 +16,13 @@ public sealed record GateFold(float[,] Gates, GateSite Site, IReadOnlyDictionary
     public int Heads => Gates.GetLength(1);
 
     public float[] Layer(int layer) => Enumerable.Range(0, Heads).Select(h => Gates[layer, h]).ToArray();
+
+    /// <summary>
+    /// Only o_proj tensors named under this prefix carry the gates (null: any): a vision-language checkpoint's language
+    /// model (Qwen2.5-VL's <c>model.layers.</c>, the Omni thinker's <c>thinker.model.layers.</c>), so that another
+    /// decoder in the file (Omni's talker) is copied untouched.
+    /// </summary>
+    public string? LayersPrefix { get; init; }
 }
 
 /// <summary>
@@ -69,30 +76,66 @@ public static partial class CheckpointPatcher
     private static GateFold WithSource(GateFold fold, string model) =>
         fold with { Provenance = new Dictionary<string, string>(fold.Provenance) { ["source_model"] = Path.GetFullPath(model) } };
 
-    /// <summary>Checks --out, lets <paramref name="write"/> fill a staging folder beside it, then renames it into place.</summary>
+    /// <summary>
+    /// Checks --out, lets <paramref name="write"/> fill a staging folder beside it, then renames it into place. A folder
+    /// holding a finished patch (its <see cref="ManifestName"/>) is replaced, so that a command run again gives its
+    /// output again whether or not an earlier run finished (a kill can land after the rename); any other non-empty
+    /// folder is refused. Staging folders left by killed runs are removed first.
+    /// </summary>
     private static void Publish(string model, string outDir, Action<string> write)
     {
         string modelDir = ModelFolder(model);
         string fullOut = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
         if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelDir)) == fullOut)
             throw new UserError($"{outDir}: is the model's own folder; write the patched checkpoint to a new folder") { Field = "out" };
-        if (Directory.Exists(fullOut) && Directory.EnumerateFileSystemEntries(fullOut).Any())
+        if (Directory.Exists(fullOut) && Directory.EnumerateFileSystemEntries(fullOut).Any() && !File.Exists(Path.Combine(fullOut, ManifestName)))
             throw new UserError($"{outDir}: exists and is not empty; choose a new folder for the patched checkpoint or remove it") { Field = "out" };
         if (File.Exists(fullOut)) throw new UserError($"{outDir}: is a file; the patched checkpoint needs a folder") { Field = "out" };
 
-        string staging = fullOut + $".partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        RemoveKilledStaging(fullOut);
+        string run = $"{Environment.ProcessId}-{Guid.NewGuid():N}", staging = $"{fullOut}.partial-{run}";
         Directory.CreateDirectory(staging);
         try
         {
             write(staging);
-            if (Directory.Exists(fullOut)) Directory.Delete(fullOut);
+            string? previous = Directory.Exists(fullOut) ? $"{fullOut}.old-{run}" : null;
+            if (previous != null) Directory.Move(fullOut, previous);
             Directory.Move(staging, fullOut);
+            if (previous != null) Directory.Delete(previous, recursive: true);
         }
         catch
         {
             try { Directory.Delete(staging, recursive: true); } catch (IOException) { }
             throw;
         }
+    }
+
+    /// <summary>
+    /// <c>OUT.partial-PID-*</c> (a patch being written) and <c>OUT.old-PID-*</c> (a finished one being replaced) of a
+    /// process that no longer runs: a killed run's, which would otherwise stay beside the output, as large as a model.
+    /// </summary>
+    private static void RemoveKilledStaging(string fullOut)
+    {
+        string name = Path.GetFileName(fullOut);
+        foreach (string dir in Directory.EnumerateDirectories(Path.GetDirectoryName(fullOut)!, name + ".*-*"))
+        {
+            string rest = Path.GetFileName(dir)[(name.Length + 1)..];
+            int dash = rest.IndexOf('-', StringComparison.Ordinal), next = rest.IndexOf('-', dash + 1);
+            if (rest[..dash] is not ("partial" or "old") || next < 0 || !int.TryParse(rest[(dash + 1)..next], NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            if (pid == Environment.ProcessId || Running(pid)) continue;
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static bool Running(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
     private static string ModelFolder(string model) =>
@@ -176,7 +219,7 @@ public static partial class CheckpointPatcher
     private static SafetensorToWrite ToWrite(SafetensorsFile file, SafetensorInfo t, List<SafetensorInfo> all, GateFold fold, HashSet<int> layersSeen)
     {
         var match = OProjName().Match(t.Name);
-        if (!match.Success) return new SafetensorToWrite(t.Name, t.DType, t.Shape, s => CopyBytes(file, t, s));
+        if (!match.Success || (fold.LayersPrefix != null && !t.Name.StartsWith(fold.LayersPrefix, StringComparison.Ordinal))) return new SafetensorToWrite(t.Name, t.DType, t.Shape, s => CopyBytes(file, t, s));
         int layer = int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
         bool isBias = match.Groups[3].Value == "bias";
         if (layer >= fold.Layers)

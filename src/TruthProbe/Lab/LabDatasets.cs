@@ -18,10 +18,11 @@ public static class LabDatasets
     public static IReadOnlyList<Episode> Evaluation(SyntheticWorld world, int count, FactKind[]? kinds = null) =>
         Episodes(world, EvaluationStream, count, kinds ?? SyntheticWorld.CoreKinds).Select(x => x.Episode).ToList();
 
-    private static IEnumerable<(Episode Episode, Random Rng)> Episodes(SyntheticWorld world, int stream, int count, FactKind[] kinds)
+    private static IEnumerable<(Episode Episode, Random Rng)> Episodes(SyntheticWorld world, int stream, int count, FactKind[] kinds,
+        int facts = Recipe.MaxFacts, double sameKindShare = 1.0 / 3)
     {
         var rng = new SeededSystemRandom(unchecked(world.Seed * 31 + stream));
-        for (int i = 0; i < count; i++) yield return (world.SampleEpisode(rng, Recipe.MaxFacts, counterfactual: i % 2 == 1, kinds), rng);
+        for (int i = 0; i < count; i++) yield return (world.SampleEpisode(rng, facts, counterfactual: i % 2 == 1, kinds, sameKindShare), rng);
     }
 
     /// <summary>Two rows per episode, gold then hallucinated.</summary>
@@ -43,10 +44,12 @@ public static class LabDatasets
         }.ToJsonString() + "\n";
     }
 
-    public static void WriteHaluEval(string path, SyntheticWorld world, int items)
+    /// <param name="facts">context sentences per item; more than training's <see cref="Recipe.MaxFacts"/> (with a larger
+    /// <paramref name="sameKindShare"/> of same-kind distractors) makes items the models still get wrong.</param>
+    public static void WriteHaluEval(string path, SyntheticWorld world, int items, int facts = Recipe.MaxFacts, double sameKindShare = 1.0 / 3)
     {
         var sb = new StringBuilder();
-        foreach (var (e, rng) in Episodes(world, HaluEvalStream, items, SyntheticWorld.CoreKinds))
+        foreach (var (e, rng) in Episodes(world, HaluEvalStream, items, SyntheticWorld.CoreKinds, facts, sameKindShare))
             sb.Append(new JsonObject
             {
                 ["knowledge"] = SyntheticWorld.ContextText(e),

@@ -16,9 +16,11 @@ public static class LabRuns
     public const int ProbingEpisodes = 300;
     public const int HaluEvalItems = 300;
 
-    public sealed record PretrainOptions(string Out, string Size = "tiny", int Seed = 1, int WorldSeed = 1, int? Steps = null, int BatchSize = 64, double? LearningRate = null, int EvaluateEvery = 0);
+    public sealed record PretrainOptions(string Out, string Size = "tiny", int Seed = 1, int WorldSeed = 1, int? Steps = null, int BatchSize = 64, double? LearningRate = null, int EvaluateEvery = 0,
+        IProgress<int>? StepProgress = null);
 
-    public sealed record FineTuneOptions(string Base, string Out, string Recipe, int Steps, int LoraRank = 0, int Seed = 1, int CheckpointEvery = 0, int BatchSize = 64, double? LearningRate = null);
+    public sealed record FineTuneOptions(string Base, string Out, string Recipe, int Steps, int LoraRank = 0, int Seed = 1, int CheckpointEvery = 0, int BatchSize = 64, double? LearningRate = null,
+        IProgress<int>? StepProgress = null);
 
     /// <summary>Default step counts per size (tiny: the measured run in docs/lab.md; small: not yet measured).</summary>
     public static int DefaultSteps(string size) => size == "small" ? 1500 : 2000;
@@ -38,7 +40,7 @@ public static class LabRuns
         log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {steps} steps of batch {o.BatchSize}, seed {o.Seed}, world seed {o.WorldSeed}");
 
         var evaluation = LabDatasets.Evaluation(world, EvaluationItems);
-        var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log);
+        var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log, o.StepProgress);
         var metadata = Metadata("pretrain", parent: null, o.Seed, world, plan, result, o.Size, loraRank: 0);
         LabCheckpoint.Save(o.Out, model, tokenizer, metadata);
         LabDatasets.WriteProbing(Path.Combine(o.Out, "probing.jsonl"), world, ProbingEpisodes);
@@ -69,18 +71,19 @@ public static class LabRuns
             LabCheckpoint.Save(dir, model, tokenizer, Meta(new TrainingResult(step, double.NaN, 0, 0, null, []), step));
             log.WriteLine($"  checkpoint {dir}");
         }
-        var result = Run(model, recipe, plan, o.Seed, evaluation, o.Recipe, 0, log, o.CheckpointEvery, Checkpoint);
+        var result = Run(model, recipe, plan, o.Seed, evaluation, o.Recipe, 0, log, o.StepProgress, o.CheckpointEvery, Checkpoint);
         LabCheckpoint.Save(o.Out, model, tokenizer, Meta(result, o.Steps));
         return result;
     }
 
     private static TrainingResult Run(TrainableLlama model, Recipe recipe, TrainingPlan plan, int seed, IReadOnlyList<Episode> evaluation, string label,
-        int evaluateEvery, TextWriter log, int checkpointEvery = 0, Action<int>? onCheckpoint = null)
+        int evaluateEvery, TextWriter log, IProgress<int>? steps, int checkpointEvery = 0, Action<int>? onCheckpoint = null)
     {
-        using var progress = new Progress(label, plan.Steps);
+        // A caller that shows its own progress (the demo's one line over all its stages) takes the steps instead of a bar.
+        using var progress = new Progress(label, plan.Steps, quiet: steps != null ? true : null);
         void Point(int step, double loss, ReadingAccuracy? acc) =>
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  step {step,5}  loss {loss:0.000}{(acc == null ? "" : $"  held-out reading accuracy {acc.Overall:P1} (consistent {acc.Consistent:P1}, counterfactual {acc.Counterfactual:P1})")}"));
-        var result = LabTrainer.Train(model, recipe, plan, seed, evaluation, (_, _) => progress.Advance(), evaluateEvery, checkpointEvery, onCheckpoint, Point);
+        var result = LabTrainer.Train(model, recipe, plan, seed, evaluation, (step, _) => { progress.Advance(); steps?.Report(step); }, evaluateEvery, checkpointEvery, onCheckpoint, Point);
         progress.Dispose();
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {result.Steps / result.Seconds:0.0} steps/s, {result.TokensPerSecond:N0} tokens/s, {result.Seconds:0.0} s"));
         return result;

@@ -33,6 +33,9 @@ public sealed partial class WordTokenizer
     [GeneratedRegex(@"\w+|[^\w\s]+")]
     private static partial Regex PreTokenizer();
 
+    /// <summary>The words of <paramref name="text"/> as the pre-tokenizer splits them.</summary>
+    public static IEnumerable<string> Split(string text) => PreTokenizer().Matches(text).Select(m => m.Value);
+
     /// <summary>Ids of the text with BOS first; a word outside the world's vocabulary is an error, not &lt;unk&gt;, so renderers cannot drift silently.</summary>
     public int[] Encode(string text)
     {

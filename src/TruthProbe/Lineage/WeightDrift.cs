@@ -99,6 +99,8 @@ public static class WeightDrift
     {
         // A Qwen2.5-VL / Omni folder's LM, whatever its tensor layout, so it compares with Qwen2.5 name for name.
         if (Directory.Exists(path) && Vision.QwenCheckpoint.IsQwenVLFolder(path)) return Vision.QwenVLModel.Load(path).Language;
+        // A llava-hf folder's LM (a lab LLaVA against its base, LLaVA-1.5 against Vicuna).
+        if (Directory.Exists(path) && Vision.LlavaCheckpoint.IsLlavaFolder(path)) return Vision.LlavaModel.Load(path).Language;
         if (Directory.Exists(path))
         {
             var (config, weights, files) = HfCheckpoint.Load(path);

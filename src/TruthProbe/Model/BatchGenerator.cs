@@ -6,6 +6,9 @@ namespace TruthProbe.Model;
 /// sequence that stops (EOS, MaxNewTokens, end of the context) leaves its slot, and the next prompt takes it.
 /// Every sequence gets exactly what <see cref="Generator.Generate"/> gives it alone with the same options
 /// (the same logits, bit for bit, hence the same greedy tokens and the same seeded draws).
+/// Prompts are taken in the order of their token ids, so prompts that share a prefix (an instruction, a
+/// passage asked about twice) come one after the other, and each copies the keys and values of what it shares
+/// with the previous one instead of prefilling them (<see cref="PrefixReuse"/>, which keeps the bits).
 /// </summary>
 public static class BatchGenerator
 {
@@ -26,10 +29,10 @@ public static class BatchGenerator
     /// <summary>
     /// Results in the order of <paramref name="prompts"/>. <paramref name="completed"/> is told (prompt index,
     /// result) as each sequence finishes, in the order they finish. A batch of 1 runs <see cref="Generator.Generate"/>
-    /// on each prompt in turn.
+    /// on each prompt in turn. <paramref name="reusePrefixes"/> false prefills every prompt whole (for measuring).
     /// </summary>
     public static GenerationResult[] Generate(Transformer model, IReadOnlyList<int[]> prompts, GenerationOptions options, int batchSize,
-        Action<int, GenerationResult>? completed = null)
+        Action<int, GenerationResult>? completed = null, bool reusePrefixes = true)
     {
         if (batchSize < 1) throw new TruthProbe.Common.UserError($"the batch size must be at least 1, got {batchSize}") { Field = "batch" };
         foreach (var prompt in prompts) Generator.Check(model, prompt, options);
@@ -50,6 +53,10 @@ public static class BatchGenerator
         var active = new Slot[width];
         var eosIds = model.EosIds;
         int vocab = model.Config.Vocab, nextPrompt = 0;
+        // In token order a prompt's longest common prefix with any earlier prompt is the one with its predecessor.
+        int[] order = [.. Enumerable.Range(0, prompts.Count)];
+        if (reusePrefixes) Array.Sort(order, (a, b) => CompareIds(prompts[a], prompts[b]));
+        RunState? previous = null;   // the state that holds the previous prompt's prefill: no later prompt has reset it
 
         // Takes the token after these logits; false when the sequence is finished (and its result recorded).
         bool Advance(Slot slot, ReadOnlySpan<float> logits)
@@ -79,13 +86,16 @@ public static class BatchGenerator
         {
             while (slot.Prompt < 0 && nextPrompt < prompts.Count)
             {
-                slot.Prompt = nextPrompt++;
-                var prompt = prompts[slot.Prompt];
-                slot.State.Reset();
+                var prompt = prompts[order[nextPrompt]];
+                int shared = reusePrefixes && nextPrompt > 0 ? PrefixReuse.SharedPositions(model.Config, prompts[order[nextPrompt - 1]], prompt) : 0;
+                slot.Prompt = order[nextPrompt++];
+                if (shared > 0) PrefixReuse.CopyPrefix(model.Config, previous!, slot.State, shared);
+                else slot.State.Reset();
                 slot.State.Reserve(prompt.Length + options.MaxNewTokens);
+                previous = slot.State;
                 slot.Generated.Clear();
                 slot.Rng = new XorShiftRandom(options.Seed);
-                var logits = model.Forward(slot.State, prompt, interventions: options.Interventions);
+                var logits = model.Forward(slot.State, prompt.AsSpan(shared), interventions: options.Interventions);
                 if (options.MaxNewTokens == 0) Finish(slot, eos: false);
                 else Advance(slot, logits);
             }
@@ -106,5 +116,11 @@ public static class BatchGenerator
             var logits = batch.Step(states.AsSpan(0, n), tokens.AsSpan(0, n), options.Interventions);
             for (int i = 0; i < n; i++) Advance(active[i], logits.Slice(i * vocab, vocab));
         }
+    }
+
+    private static int CompareIds(int[] a, int[] b)
+    {
+        int common = a.AsSpan().CommonPrefixLength(b);
+        return common < a.Length && common < b.Length ? a[common].CompareTo(b[common]) : a.Length.CompareTo(b.Length);
     }
 }

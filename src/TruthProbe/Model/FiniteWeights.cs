@@ -38,13 +38,13 @@ public static class FiniteWeights
         if (at >= 0) throw Found(source, "model.embed_tokens.weight", tokens[at / width], at % width, rows[at]);
     }
 
-    private static void Vector(float[] values, string name, string source)
+    internal static void Vector(float[] values, string name, string source)
     {
         int at = NonFinite.IndexOf(values);
         if (at >= 0) throw Found(source, name, 0, at, values[at]);
     }
 
-    private static unsafe void Matrix(WeightMatrix m, string name, string source)
+    internal static unsafe void Matrix(WeightMatrix m, string name, string source)
     {
         for (int r = 0; r < m.Rows; r++)
         {

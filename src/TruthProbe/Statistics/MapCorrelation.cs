@@ -94,19 +94,23 @@ public static class MapCorrelation
     public static double LayerCentredPearson(ReadOnlySpan<double> a, ReadOnlySpan<double> b, ReadOnlySpan<int> layers)
     {
         CheckPaired(a, b);
+        return Correlation.Pearson(LayerCentred(a, layers), LayerCentred(b, layers));
+    }
+
+    /// <summary>A map with each layer's mean subtracted (samples of a layer are contiguous, as <see cref="LayerCentredPearson"/> takes them).</summary>
+    public static double[] LayerCentred(ReadOnlySpan<double> a, ReadOnlySpan<int> layers)
+    {
         if (layers.Length != a.Length) throw new ArgumentException($"one layer per sample: {layers.Length} layers for {a.Length} samples", nameof(layers));
         var x = new double[a.Length];
-        var y = new double[b.Length];
         for (int start = 0, end; start < layers.Length; start = end)
         {
             end = LayerEnd(layers, start);
-            double meanA = 0, meanB = 0;
-            for (int i = start; i < end; i++) { meanA += a[i]; meanB += b[i]; }
-            meanA /= end - start;
-            meanB /= end - start;
-            for (int i = start; i < end; i++) { x[i] = a[i] - meanA; y[i] = b[i] - meanB; }
+            double mean = 0;
+            for (int i = start; i < end; i++) mean += a[i];
+            mean /= end - start;
+            for (int i = start; i < end; i++) x[i] = a[i] - mean;
         }
-        return Correlation.Pearson(x, y);
+        return x;
     }
 
     private const double MachineEpsilon = 2.220446049250313e-16;

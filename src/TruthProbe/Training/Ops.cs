@@ -200,7 +200,10 @@ internal static unsafe class Ops
 
     /// <summary>
     /// q [B·T, H·hd], k and v [B·T, Hkv·hd] → z [B·T, H·hd]; query head h reads kv head h / (H/Hkv).
-    /// probs [B, H, T, T] keeps the softmax weights for the backward (entries above the diagonal are 0).
+    /// probs keeps the softmax weights for the backward, <see cref="AttentionProbsLength"/> floats: per (sequence,
+    /// head) a block of T rows rounded up to the 4-row tile, each row <see cref="ProbsPad"/>-padded (entries above the
+    /// diagonal that the backward reads are 0). The forward computes them in place, so the backward reads them without
+    /// a copy.
     /// Work items are (sequence, kv head) with its query heads, split statically over the cores: each writes
     /// only its own rows, so the result does not depend on the thread count.
     /// </summary>
@@ -235,9 +238,15 @@ internal static unsafe class Ops
     {
         long rows = (long)batch * seqLen;
         if (heads % kvHeads != 0 || q < rows * heads * headDim || z < rows * heads * headDim || k < rows * kvHeads * headDim
-            || v < rows * kvHeads * headDim || probs < rows * heads * seqLen)
+            || v < rows * kvHeads * headDim || probs < AttentionProbsLength(batch, seqLen, heads))
             throw new ArgumentException("attention spans shorter than their shapes");
     }
+
+    /// <summary>Rows of the softmax weights are padded to this many floats: the widest vector, so the layout is the same at every width.</summary>
+    private const int ProbsPad = 16;
+
+    /// <summary>Floats of the softmax weights that <see cref="AttentionForward"/> keeps for a batch.</summary>
+    public static long AttentionProbsLength(int batch, int seqLen, int heads) => (long)batch * heads * RoundUp(seqLen, Tile) * RoundUp(seqLen, ProbsPad);
 
     private static int AttentionParts(in AttentionJob j) =>
         (long)j.Batch * j.Heads * j.SeqLen * j.SeqLen * j.HeadDim < 1 << 15 ? 1 : Math.Min(WorkerPool.Count, j.Batch * j.KvHeads);
@@ -258,12 +267,12 @@ internal static unsafe class Ops
     private static void AttentionForwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * padded + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * hd))
         {
-            float* keysT = scratch, queries = keysT + hd * padded, scores = queries + tiled * hd, outputs = scores + Tile * padded;
+            float* keysT = scratch, queries = keysT + hd * padded, outputs = queries + tiled * hd;
             for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
@@ -272,21 +281,17 @@ internal static unsafe class Ops
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     float* z = j.Z + (long)b * T * qWidth + h * hd;
-                    float* probs = j.Probs + (long)(b * j.Heads + h) * T * T;
+                    float* probs = j.Probs + (long)(b * j.Heads + h) * tiled * padded;
                     CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int rows = Math.Min(Tile, T - t0), blocks = (t0 + Tile - 1) / lanes + 1, written = Math.Min(T, blocks * lanes);
+                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        float* scores = probs + (long)t0 * padded;
                         TileTimesTransposed<TVec>(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
                         for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
                         WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
-                        for (int r = 0; r < rows; r++)
-                        {
-                            float* p = probs + (long)(t0 + r) * T;
-                            new ReadOnlySpan<float>(scores + r * padded, written).CopyTo(new Span<float>(p, written));
-                            new Span<float>(p + written, T - written).Clear();
+                        for (int r = 0; r < Math.Min(Tile, T - t0); r++)
                             new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
-                        }
                     }
                 }
             }
@@ -296,13 +301,13 @@ internal static unsafe class Ops
     private static void AttentionBackwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, lanes), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
+        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + 2 * tiled * padded + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + tiled * padded + Tile * hd))
         {
             float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
-            float* p = dz + tiled * hd, dS = p + tiled * padded, sums = dS + tiled * padded;
+            float* dS = dz + tiled * hd, sums = dS + tiled * padded;
             for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
@@ -313,7 +318,8 @@ internal static unsafe class Ops
                     long qBase = (long)b * T * qWidth + h * hd;
                     CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
                     CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
-                    CopyRows(j.Probs + (long)(b * j.Heads + h) * T * T, T, p, T, tiled, padded, T);
+                    // Rows T..tiled of p hold the forward's softmax of zero queries; their dz rows are zero, so their dS is 0.
+                    float* p = j.Probs + (long)(b * j.Heads + h) * tiled * padded;
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
                         int blocks = (t0 + Tile - 1) / lanes + 1;
@@ -349,19 +355,11 @@ internal static unsafe class Ops
         }
     }
 
-    /// <summary>
-    /// rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, dstWidth], the rest of dst
-    /// zero: the first <paramref name="width"/> columns of each row are copied (all of dstWidth when omitted).
-    /// </summary>
-    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int dstWidth, int width = -1)
+    /// <summary>rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, width], the rows after them zero.</summary>
+    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int width)
     {
-        if (width < 0) width = dstWidth;
-        for (int r = 0; r < rows; r++)
-        {
-            new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * dstWidth, width));
-            new Span<float>(dst + (long)r * dstWidth + width, dstWidth - width).Clear();
-        }
-        new Span<float>(dst + (long)rows * dstWidth, (allRows - rows) * dstWidth).Clear();
+        for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * width, width));
+        new Span<float>(dst + (long)rows * width, (allRows - rows) * width).Clear();
     }
 
     /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>

@@ -10,6 +10,9 @@ namespace TruthProbe.Training;
 /// </summary>
 internal sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
 
+/// <summary>LLaVA's splice: the batch rows (flattened [B·T] positions) whose input embedding is replaced by a row of <c>Values</c> [rows, d_model].</summary>
+internal sealed record EmbeddingSplice(int[] Rows, float[] Values);
+
 /// <summary>
 /// The Llama-style decoder of the engine (token embedding, RMSNorm, RoPE half-split, causal GQA attention,
 /// SwiGLU MLP, tied or untied head) with a backward pass, in fp32 on batches [B, T]. Optional LoRA adapters
@@ -46,7 +49,9 @@ internal sealed class TrainableLlama
         public readonly int Rows = rows;
         public readonly float[][] ResidPre = Make(c.Layers, rows * c.DModel), AttnIn = Make(c.Layers, rows * c.DModel), AttnInvRms = Make(c.Layers, rows);
         public readonly float[][] Q = Make(c.Layers, rows * c.QDim), K = Make(c.Layers, rows * c.KvDim), V = Make(c.Layers, rows * c.KvDim);
-        public readonly float[][] Probs = Make(c.Layers, rows * c.Heads * c.MaxContext), Z = Make(c.Layers, rows * c.QDim);
+        public readonly float[][] Z = Make(c.Layers, rows * c.QDim);
+        /// <summary>Attention weights, sized per batch shape (<see cref="Ops.AttentionProbsLength"/>) by <see cref="Buffers"/>.</summary>
+        public float[][] Probs = [];
         public readonly float[][] ResidMid = Make(c.Layers, rows * c.DModel), MlpIn = Make(c.Layers, rows * c.DModel), MlpInvRms = Make(c.Layers, rows);
         public readonly float[][] GateOut = Make(c.Layers, rows * c.Ffn), UpOut = Make(c.Layers, rows * c.Ffn), Swish = Make(c.Layers, rows * c.Ffn);
         public readonly float[] Final = new float[rows * c.DModel], FinalIn = new float[rows * c.DModel], FinalInvRms = new float[rows];
@@ -56,8 +61,9 @@ internal sealed class TrainableLlama
         public readonly float[] DQ = new float[rows * c.QDim], DK = new float[rows * c.KvDim], DV = new float[rows * c.KvDim], DZ = new float[rows * c.QDim];
         public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
+        public EmbeddingSplice? Splice;
 
-        private static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
+        public static float[][] Make(int count, int length) => Enumerable.Range(0, count).Select(_ => new float[length]).ToArray();
     }
 
     public TrainableLlama(ModelConfig config, ParameterSet? parameters = null)
@@ -157,7 +163,8 @@ internal sealed class TrainableLlama
     // ---- forward ----
 
     /// <summary>Runs the batch, keeps what the backward needs, returns the weighted mean cross-entropy.</summary>
-    public double Forward(TrainingBatch batch, out int correct, out int counted)
+    /// <param name="splice">rows whose embedding is replaced (image features), or null.</param>
+    public double Forward(TrainingBatch batch, out int correct, out int counted, EmbeddingSplice? splice = null)
     {
         var c = Config;
         if (batch.SeqLen > c.MaxContext) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxContext}");
@@ -165,10 +172,12 @@ internal sealed class TrainableLlama
         int n = batch.Batch * batch.SeqLen;
         var P = Parameters;
         // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
-        // last), so each is kept for the backward without a copy; Final holds the branch outputs until the end.
+        // last), so each is kept for the backward without a copy; the o and down projections add their branch to it.
         int width = n * c.DModel;
-        var branch = a.Final.AsSpan(0, width);
         Ops.EmbeddingForward(P.Value(_embed), batch.Tokens, a.ResidPre[0], c.DModel);
+        for (int i = 0; i < (splice?.Rows.Length ?? 0); i++)
+            splice!.Values.AsSpan(i * c.DModel, c.DModel).CopyTo(a.ResidPre[0].AsSpan(splice.Rows[i] * c.DModel, c.DModel));
+        a.Splice = splice;
         for (int l = 0; l < c.Layers; l++)
         {
             var L = _layers[l];
@@ -182,14 +191,12 @@ internal sealed class TrainableLlama
             Ops.Rope(a.Q[l].AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
             Ops.Rope(a.K[l].AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
             Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-            LinearForward(L.O, a.Z[l], branch, n);
-            TensorPrimitives.Add(branch, x, mid);
+            LinearForward(L.O, a.Z[l], mid, n, residual: x);
             Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
             LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
             Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Ffn), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Ffn));
-            LinearForward(L.Down, a.Swish[l], branch, n);
-            TensorPrimitives.Add(branch, mid, next);
+            LinearForward(L.Down, a.Swish[l], next, n, residual: mid);
         }
         Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.DModel, c.RmsEps);
         TrainingGemm.MatMulTransB(a.Final, P.Value(_head), a.Logits, n, c.DModel, c.Vocab);
@@ -201,20 +208,29 @@ internal sealed class TrainableLlama
     /// <summary>Logits [B·T, vocab] of the last forward.</summary>
     public ReadOnlySpan<float> Logits => _act!.Logits.AsSpan(0, _act.Last!.Batch * _act.Last.SeqLen * Config.Vocab);
 
-    private void LinearForward(Linear lin, float[] input, Span<float> output, int rows)
+    /// <summary>output = x·Wᵀ (+ LoRA) (+ residual: added last, after the adapter's term).</summary>
+    private void LinearForward(Linear lin, float[] input, Span<float> output, int rows, ReadOnlySpan<float> residual = default)
     {
+        if (lin.LoraA < 0)
+        {
+            TrainingGemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out, addend: residual);
+            return;
+        }
         TrainingGemm.MatMulTransB(input, Parameters.Value(lin.Weight), output, rows, lin.In, lin.Out);
-        if (lin.LoraA < 0) return;
         var xa = lin.Xa.AsSpan(0, rows * LoraRank);
         TrainingGemm.MatMulTransB(input, Parameters.Value(lin.LoraA), xa, rows, lin.In, LoraRank);
         TensorPrimitives.Multiply(xa, LoraScale, xa);
         TrainingGemm.MatMulTransB(xa, Parameters.Value(lin.LoraB), output, rows, LoraRank, lin.Out, accumulate: true);
+        if (!residual.IsEmpty) TensorPrimitives.Add(output, residual, output);
     }
 
     // ---- backward ----
 
-    /// <summary>Adds the gradient of the last forward's loss to <see cref="ParameterSet.Grads"/> (trainable tensors only).</summary>
-    public void Backward()
+    /// <summary>
+    /// Adds the gradient of the last forward's loss to <see cref="ParameterSet.Grads"/> (trainable tensors only); with a
+    /// splice, writes the gradient of its rows into <paramref name="dSplice"/> [rows, d_model] (none reaches the table).
+    /// </summary>
+    public void Backward(Span<float> dSplice = default)
     {
         var c = Config;
         var a = _act ?? throw new InvalidOperationException("Backward before Forward");
@@ -248,6 +264,12 @@ internal sealed class TrainableLlama
             LinearBackward(L.K, a.DK, a.AttnIn[l], dNorm, n, accumulateInput: true);
             LinearBackward(L.V, a.DV, a.AttnIn[l], dNorm, n, accumulateInput: true);
             Ops.RmsNormBackward(dNorm, a.ResidPre[l], P.Value(L.AttnNorm), a.AttnInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.AttnNorm), c.DModel);
+        }
+        for (int i = 0; i < (a.Splice?.Rows.Length ?? 0); i++)
+        {
+            var row = dx.Slice(a.Splice!.Rows[i] * c.DModel, c.DModel);
+            if (!dSplice.IsEmpty) row.CopyTo(dSplice.Slice(i * c.DModel, c.DModel));
+            row.Clear();
         }
         if (P.IsTrainable(_embed)) Ops.EmbeddingBackward(dx, batch.Tokens, P.Grad(_embed), c.DModel);
     }
@@ -291,6 +313,8 @@ internal sealed class TrainableLlama
             foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
             _loraScratch = new float[rows * Math.Max(1, LoraRank)];
         }
+        long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads);
+        if (_act.Probs.Length == 0 || _act.Probs[0].Length < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)probs));
         return _act;
     }
 }

@@ -18,8 +18,13 @@ namespace TruthProbe.Training;
 internal static unsafe class TrainingGemm
 {
     private const int RowBlock = 6;
-    /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole number of vectors at every width.</summary>
-    private const int Pad = 16;
+    /// <summary>Bᵀ's scratch rows are padded to this many floats: a whole tile (two vectors) at every width.</summary>
+    private const int Pad = 32;
+    /// <summary>
+    /// Rows of C per pass over its column blocks: the chunk's rows of A (48 x K floats) stay in L1/L2 while every
+    /// column block uses them, instead of streaming A from memory once per column block.
+    /// </summary>
+    private const int RowChunk = 48;
     /// <summary>
     /// Depth of one pass over C. Weight gradients dW = dYᵀ·X run k over every position of the batch (thousands):
     /// in slices of this depth, the slice of X under a column block (32 KB at 32 columns) stays in cache while every row
@@ -47,16 +52,19 @@ internal static unsafe class TrainingGemm
 
     /// <summary>
     /// C[m,n] (+)= A · Bᵀ with A stored [m,k] and B [n,k]: a linear layer y = x·Wᵀ. Bᵀ goes to scratch with rows
-    /// padded to whole vectors, so odd widths (vocabularies) also run on the 6-row tiles.
+    /// padded to whole tiles, so odd widths (vocabularies) also run on the 6-row tiles. With an
+    /// <paramref name="addend"/> [m,n] (a residual stream), C = A·Bᵀ + addend: each sum plus its addend, the bits
+    /// of a separate add, without its pass over memory on one thread.
     /// </summary>
-    public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false, ReadOnlySpan<float> addend = default)
     {
         Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
+        if (!addend.IsEmpty && (accumulate || addend.Length < (long)m * n)) throw new ArgumentException("an addend needs a full [m, n] span and no accumulation");
         int padded = (n + Pad - 1) / Pad * Pad;
         if (_transposeScratch == null || _transposeScratch.Length < k * padded) _transposeScratch = new float[k * padded];
         var bt = _transposeScratch.AsSpan(0, k * padded);
         TransposePadded(b, bt, n, k, padded);
-        fixed (float* pa = a, pb = bt, pc = c) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate);
+        fixed (float* pa = a, pb = bt, pc = c, pd = addend) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pd);
     }
 
     /// <summary>dst[cols, padded] = src[rows, cols]ᵀ, columns rows..padded zero.</summary>
@@ -78,15 +86,15 @@ internal static unsafe class TrainingGemm
     /// <summary>One product, read by every worker of the <see cref="WorkerPool"/>.</summary>
     private struct Job
     {
-        public float* A, B, C;
+        public float* A, B, C, Addend;
         public int ARow, ACol, BRow, M, K, N;
         public bool Accumulate;
     }
 
     /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
-    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate)
+    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, float* addend = null)
     {
-        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, M = m, K = k, N = n, Accumulate = accumulate };
+        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, M = m, K = k, N = n, Accumulate = accumulate };
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
         WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>>, &Part<Vec<Vector256<float>>>, &Part<Vec<Vector128<float>>>), &job,
             (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
@@ -100,35 +108,51 @@ internal static unsafe class TrainingGemm
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
         int first = (int)((long)rowBlocks * part / parts) * RowBlock;
         int last = Math.Min(j.M, (int)((long)rowBlocks * (part + 1) / parts) * RowBlock);
+        float* edge = stackalloc float[RowBlock * 2 * TVec.Count];
         for (int k0 = 0; k0 < j.K; k0 += DepthBlock)
-            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N, j.Accumulate || k0 > 0);
+        {
+            // A slice's sums are added to C after the first slice or when accumulating; the addend comes last, in the
+            // last slice: (sums + C) + addend, the order of a separate add after the product.
+            bool ontoC = j.Accumulate || k0 > 0, addend = j.Addend != null && k0 + DepthBlock >= j.K;
+            long fromAddend = j.Addend - j.C;
+            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
+                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge);
+        }
     }
 
     /// <summary>Rows [first, last) of C, 6 at a time (the last block may have fewer: see <see cref="Tile6x2"/>).</summary>
-    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, bool accumulate)
+    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
-        for (; j + colBlock <= n; j += colBlock)
-            for (int i = first; i < last; i += RowBlock)
-                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), colBlock, accumulate);
+        // Padded B (zero columns up to a whole tile) runs its last columns on a full tile with a partial store.
+        int wholeTiles = bRow >= (n + colBlock - 1) / colBlock * colBlock ? n : n - n % colBlock;
+        for (int i0 = first; i0 < last; i0 += RowChunk)
+        {
+            int chunkEnd = Math.Min(last, i0 + RowChunk);
+            for (int jj = 0; jj < wholeTiles; jj += colBlock)
+                for (int i = i0; i < chunkEnd; i += RowBlock)
+                    Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + jj, bRow, c + (long)i * n + jj, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(colBlock, n - jj), true, sums, edge);
+        }
+        j = wholeTiles;
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
             for (int i = first; i < last; i += RowBlock)
-                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), accumulate);
+                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
         if (j < n)
-            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, accumulate);
+            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
     }
 
     /// <summary>
     /// 6 rows x 2 vectors of C (6 x 32 on Vector512, 6 x 16 on Vector256): 12 accumulators, two B vectors and a
     /// broadcast fit the 16 registers of AVX2; each B vector loaded serves six rows. With fewer than 6
     /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored. Only the first
-    /// <paramref name="width"/> columns are stored; at most one vector wide (a column remainder that is a whole
-    /// vector, or the last columns of padded B), the second vector of B is taken as zero and not read.
+    /// <paramref name="width"/> columns are stored (the last tile of padded B reads its zero columns). Without
+    /// <paramref name="twoVectors"/> (a one-vector column remainder of unpadded B) the second vector of B is taken
+    /// as zero and not read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool accumulate)
+    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool twoVectors, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
     {
         TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -139,7 +163,7 @@ internal static unsafe class TrainingGemm
         for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
         {
             var b0 = TVec.Load(bp);
-            var b1 = width > TVec.Count ? TVec.Load(bp + TVec.Count) : default;
+            var b1 = twoVectors ? TVec.Load(bp + TVec.Count) : default;
             var x = TVec.Create(a0[p]);
             c00 = TVec.Fma(b0, x, c00); c01 = TVec.Fma(b1, x, c01);
             x = TVec.Create(a1[p]);
@@ -153,38 +177,73 @@ internal static unsafe class TrainingGemm
             x = TVec.Create(a5[p]);
             c50 = TVec.Fma(b0, x, c50); c51 = TVec.Fma(b1, x, c51);
         }
-        Store(c, width, accumulate, c00, c01);
-        if (rows > 1) Store(c + n, width, accumulate, c10, c11);
-        if (rows > 2) Store(c + 2 * n, width, accumulate, c20, c21);
-        if (rows > 3) Store(c + 3 * n, width, accumulate, c30, c31);
-        if (rows > 4) Store(c + 4 * n, width, accumulate, c40, c41);
-        if (rows > 5) Store(c + 5 * n, width, accumulate, c50, c51);
+        if (width == 2 * TVec.Count)
+        {
+            Put(c, sums, c00, c01);
+            if (rows > 1) Put(c + n, sums, c10, c11);
+            if (rows > 2) Put(c + 2 * n, sums, c20, c21);
+            if (rows > 3) Put(c + 3 * n, sums, c30, c31);
+            if (rows > 4) Put(c + 4 * n, sums, c40, c41);
+            if (rows > 5) Put(c + 5 * n, sums, c50, c51);
+            return;
+        }
+        // A partial tile goes through the edge buffer: a call with the accumulators live would make the JIT keep
+        // them in memory through the whole k loop (every store in the loop, measured 4-5x slower).
+        int w = TVec.Count;
+        TVec.Store(c00, edge); TVec.Store(c01, edge + w); TVec.Store(c10, edge + 2 * w); TVec.Store(c11, edge + 3 * w);
+        TVec.Store(c20, edge + 4 * w); TVec.Store(c21, edge + 5 * w); TVec.Store(c30, edge + 6 * w); TVec.Store(c31, edge + 7 * w);
+        TVec.Store(c40, edge + 8 * w); TVec.Store(c41, edge + 9 * w); TVec.Store(c50, edge + 10 * w); TVec.Store(c51, edge + 11 * w);
+        PutEdge(edge, 2 * w, c, n, rows, width, sums);
     }
 
-    /// <summary>c[0..width) (+)= v's first <paramref name="width"/> lanes.</summary>
+    /// <summary>
+    /// What a tile's sums are added to before they are stored, as offsets from C (same layout): <c>Add</c>: the
+    /// matrix at <c>From</c> (C itself: 0, or the addend); <c>Then</c>: also the addend at <c>ThenFrom</c>, second.
+    /// </summary>
+    private readonly record struct Sums(bool Add, long From, bool Then, long ThenFrom);
+
+    /// <summary>c[0..2 vectors) = the pair v0, v1 plus what <paramref name="sums"/> names.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put<TVec>(TVec v, float* c, int width, bool accumulate) where TVec : unmanaged, IVec<TVec>
+    private static void Put<TVec>(float* c, Sums sums, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
     {
-        if (accumulate) v += TVec.LoadPartial(c, width);
-        TVec.StorePartial(v, c, width);
+        if (sums.Add)
+        {
+            v0 += TVec.Load(c + sums.From);
+            v1 += TVec.Load(c + sums.From + TVec.Count);
+        }
+        if (sums.Then)
+        {
+            v0 += TVec.Load(c + sums.ThenFrom);
+            v1 += TVec.Load(c + sums.ThenFrom + TVec.Count);
+        }
+        TVec.Store(v0, c);
+        TVec.Store(v1, c + TVec.Count);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    /// <summary>The first <paramref name="width"/> floats of the pair v0, v1 (+)= into c.</summary>
-    private static void Store<TVec>(float* c, int width, bool accumulate, TVec v0, TVec v1) where TVec : unmanaged, IVec<TVec>
+    /// <summary>The first <paramref name="width"/> columns of <paramref name="rows"/> rows of the edge buffer (rows <paramref name="edgeRow"/> apart) into C, as <see cref="Put{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void PutEdge(float* edge, int edgeRow, float* c, int n, int rows, int width, Sums sums)
     {
-        Put(v0, c, Math.Min(width, TVec.Count), accumulate);
-        if (width > TVec.Count) Put(v1, c + TVec.Count, width - TVec.Count, accumulate);
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < width; j++) Finish(c + (long)r * n + j, edge[r * edgeRow + j], sums);
+    }
+
+    /// <summary>*c = v plus what <paramref name="sums"/> names, in its order.</summary>
+    private static void Finish(float* c, float v, Sums sums)
+    {
+        if (sums.Add) v += c[sums.From];
+        if (sums.Then) v += c[sums.ThenFrom];
+        *c = v;
     }
 
     /// <summary>The last columns of a row of C, fewer than a vector, when B is not padded: one scalar FMA chain each.</summary>
-    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, bool accumulate)
+    private static void Tail(float* a, int aCol, float* b, int bRow, float* c, int k, int width, Sums sums)
     {
         for (int j = 0; j < width; j++)
         {
             float sum = 0;
             for (int p = 0; p < k; p++) sum = MathF.FusedMultiplyAdd(a[(long)p * aCol], b[(long)p * bRow + j], sum);
-            c[j] = accumulate ? c[j] + sum : sum;
+            Finish(c + j, sum, sums);
         }
     }
 }

@@ -37,6 +37,7 @@ public sealed partial class LlavaModel : IDisposable
     public AspectMode DefaultAspect => Config.PadToSquare ? AspectMode.Pad : AspectMode.Crop;
     // Where preprocessor_config.json is read: the model folder, or for the original layout the CLIP folder.
     private readonly string _preprocessorFolder;
+    private readonly FiniteVision _finite;
 
     private LlavaModel(LlavaConfig config, LlavaLayout layout, Transformer language, ClipWeights vision, ProjectorWeights projector, ClipConfig? preprocessor, string preprocessorFolder)
     {
@@ -47,6 +48,7 @@ public sealed partial class LlavaModel : IDisposable
         Vision = vision;
         Projector = projector;
         Preprocessor = preprocessor;
+        _finite = FiniteVision.Llava(this);
     }
 
     public const string PreprocessorFile = "preprocessor_config.json";
@@ -110,9 +112,15 @@ public sealed partial class LlavaModel : IDisposable
     /// Pixels ([3, H, W], normalised; for LLaVA-NeXT [tiles, 3, H, W] of an image of <paramref name="imageSize"/>, as
     /// <see cref="PrepareImage"/> gives them) to the [image tokens, d_model] rows that replace the image tokens.
     /// </summary>
-    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null, ImageSize? imageSize = null) =>
-        IsAnyres ? EncodeAnyres(state.Vision, pixelValues, capture, Anyres(imageSize))
+    public ReadOnlySpan<float> EncodeImage(LlavaState state, ReadOnlySpan<float> pixelValues, VisionCapture? capture = null, ImageSize? imageSize = null)
+    {
+        bool check = !Language.AllowNonFinite;
+        if (check) _finite.RequireInputs(pixelValues);
+        var features = IsAnyres ? EncodeAnyres(state.Vision, pixelValues, capture, Anyres(imageSize))
             : ClipVision.Encode(Config, Vision, Projector, state.Vision, pixelValues, capture);
+        if (check) _finite.RequireOutputs(features, Config.Text.DModel, capture);
+        return features;
+    }
 
     /// <summary>
     /// Encodes the image, then runs the ids (one <c>&lt;image&gt;</c> or the expanded count, see <see cref="ExpandImageTokens"/>)

@@ -26,6 +26,7 @@ public sealed class QwenVLModel : IDisposable
     public QwenLayout Layout { get; }
     public Transformer Language { get; }
     public QwenVisionWeights Vision { get; }
+    private readonly FiniteVision _finite;
     /// <summary>The folder's <c>preprocessor_config.json</c> (Qwen2VLImageProcessor), null when it has none.</summary>
     public QwenImageConfig? Preprocessor { get; }
 
@@ -38,6 +39,7 @@ public sealed class QwenVLModel : IDisposable
         Language = language;
         Vision = vision;
         Preprocessor = preprocessor;
+        _finite = FiniteVision.Qwen(this);
     }
 
     /// <summary>Loads a Qwen2.5-VL or Omni folder (any of <see cref="QwenLayout.All"/>) with its tokenizer and preprocessor config; the files are mapped once.</summary>
@@ -132,7 +134,11 @@ public sealed class QwenVLModel : IDisposable
     public ReadOnlySpan<float> EncodeImage(QwenVLState state, QwenImage image, VisionCapture? visionCapture = null)
     {
         if (image.GridT != 1) throw new UserError($"image grid has {image.GridT} frames; still images (grid_t 1) are supported, not video");
-        return QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, visionCapture);
+        bool check = !Language.AllowNonFinite;
+        if (check) _finite.RequireInputs(image.PixelValues);
+        var features = QwenVision.Encode(Config.Vision, Vision, state.Vision, image.PixelValues, image.GridH, image.GridW, visionCapture);
+        if (check) _finite.RequireOutputs(features, Config.Vision.OutHidden, visionCapture);
+        return features;
     }
 
     /// <summary>
@@ -148,6 +154,30 @@ public sealed class QwenVLModel : IDisposable
         return Language.Forward(state.Text, expanded, capture, interventions, splice);
     }
 
+    /// <summary>
+    /// As <see cref="Forward"/> with the image already encoded: <paramref name="imageFeatures"/> holds the
+    /// [image tokens, d_model] rows <see cref="EncodeImage"/> gave for <paramref name="image"/> (at its start), so that
+    /// prompts about one image share one encoding.
+    /// </summary>
+    public ReadOnlySpan<float> ForwardEncoded(QwenVLState state, ReadOnlySpan<int> ids, QwenImage image, float[] imageFeatures,
+        ActivationCapture? capture = null, Interventions? interventions = null)
+    {
+        if (imageFeatures.Length < image.Tokens * Config.Text.DModel)
+            throw new ArgumentException($"image features hold {imageFeatures.Length} floats, fewer than [{image.Tokens}, {Config.Text.DModel}]", nameof(imageFeatures));
+        state.Text.Reset();
+        int[] expanded = ExpandImageTokens(ids, image);
+        state.Text.Rotary = Positions(expanded, image);
+        return Language.Forward(state.Text, expanded, capture, interventions, Splice(expanded, imageFeatures));
+    }
+
+    /// <summary>The M-RoPE ids of <paramref name="expanded"/> (image pads already expanded), for a state's <see cref="RunState.Rotary"/>.</summary>
+    public MropePositions Positions(int[] expanded, QwenImage? image) =>
+        new(Config.Text, Config.MropeSection, PositionIds(expanded, Config.ImageTokenId, image));
+
+    /// <summary>Overwrites the embeddings of <paramref name="expanded"/>'s image pads with <paramref name="features"/>' rows, in order, from position 0.</summary>
+    internal System.Buffers.SpanAction<float, int> Splice(int[] expanded, float[] features) =>
+        new LlavaModel.ImageSplice(Config.ImageTokenId, expanded, 0, features, Config.Text.DModel).Apply;
+
     /// <summary>Greedy or sampled continuation through the LM's <see cref="Generator"/>; the prompt ids returned are the expanded ones.</summary>
     public GenerationResult Generate(QwenVLState state, ReadOnlySpan<int> ids, QwenImage? image, GenerationOptions options, VisionCapture? visionCapture = null)
     {
@@ -159,12 +189,12 @@ public sealed class QwenVLModel : IDisposable
         out System.Buffers.SpanAction<float, int>? splice)
     {
         int[] expanded = ExpandImageTokens(ids, image);
-        state.Text.Rotary = new MropePositions(Config.Text, Config.MropeSection, PositionIds(expanded, Config.ImageTokenId, image));
+        state.Text.Rotary = Positions(expanded, image);
         splice = null;
         if (image == null) return expanded;
         EncodeImage(state, image, visionCapture);
         // The splice reads the vision state's buffer, valid until that state encodes again.
-        splice = new LlavaModel.ImageSplice(Config.ImageTokenId, expanded, 0, state.Vision.ImageFeatures, Config.Text.DModel).Apply;
+        splice = Splice(expanded, state.Vision.ImageFeatures);
         return expanded;
     }
 

@@ -27,7 +27,7 @@ public sealed class FullDiskTests : IDisposable
         _tmp.Dispose();
     }
 
-    private static int Run(string program, params string[] args)
+    internal static int Run(string program, params string[] args)
     {
         try
         {

@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using TruthProbe.Demo;
 using TruthProbe.Lab;
 using TruthProbe.Probing;
+using TruthProbe.Statistics;
 using TruthProbe.Tests.Common;
 using TruthProbe.Tests.Reports;
 
@@ -16,9 +17,11 @@ namespace TruthProbe.Tests.Demo;
 /// </summary>
 public sealed class TinyDemo : IDisposable
 {
-    public static readonly DemoPlan Plan = new(PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
-        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2]);
+    public static readonly DemoPlan Plan = new(Size: "tiny", PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
+        ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2], UnrelatedModels: 2, ProbingEpisodes: 80, EvalItems: 40, EvalFacts: 6, BootstrapRows: 4);
     public const int Seed = 5;
+    /// <summary>The report's figures: 6 heat maps, the matrix, the per-layer drift, 5 per-model drift plots, the curve's r and drift.</summary>
+    public const int Images = 15;
 
     private readonly TempDir _tmp = new();
     public string Cache => Path.Combine(_tmp.Path, "cache");
@@ -47,8 +50,8 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         ReportChecks.AssertSelfContained(html);
         Assert.Equal(DemoReport.SectionIds, ReportChecks.SectionIds(html));
-        // 5 heat maps, the matrix, the per-layer drift, 4 per-model drift plots, the curve's r and drift.
-        Assert.Equal(13, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
+        // A heat map per model, the matrix, the per-layer drift, a drift plot per non-base model, the curve's r and drift.
+        Assert.Equal(TinyDemo.Images, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
         int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
         Assert.True(numbers > 150, $"only {numbers} cited numbers");
         foreach (string table in (string[])["family.csv", "controls.csv", "compare/pairs.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
@@ -64,7 +67,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(1400, layout.Window);
         Assert.True(layout.ScrollWidth <= layout.Viewport, $"the page is {layout.ScrollWidth} px wide in a {layout.Viewport} px window");
         Assert.True(layout.CutOff.Length == 0, "reaches past the window: " + string.Join("; ", layout.CutOff));
-        Assert.Equal(13, layout.Images.Length);
+        Assert.Equal(TinyDemo.Images, layout.Images.Length);
         foreach (var image in layout.Images)
             Assert.True(image.NaturalWidth > 0 && image.ShownWidth > 0, $"{image.File} did not load or is not shown ({image.NaturalWidth} px, shown {image.ShownWidth} px)");
         var png = File.ReadAllBytes(screenshot);
@@ -83,8 +86,10 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string[] family = ["base", "chat", "counterfactual", "domain-lora"];
         foreach (var child in (string[])["chat", "counterfactual", "domain-lora"])
             Assert.Contains(found[child], family.Where(f => f != child));
-        Assert.Equal("none", found["unrelated"]);
-        bool allBase = found.Where(f => f.Key != "unrelated").All(f => f.Value == "base");
+        var unrelated = demo.Family.Unrelated.Select(u => u.Name).ToList();
+        Assert.Equal(["unrelated-1", "unrelated-2"], unrelated);
+        foreach (var u in unrelated) Assert.Equal("none", found[u]);
+        bool allBase = found.Where(f => !unrelated.Contains(f.Key)).All(f => f.Value == "base");
         Assert.Contains(allBase ? "PASS lineage_finds_parents" : "FAIL lineage_finds_parents", demo.Printed);
     }
 
@@ -138,7 +143,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
             .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
         foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
-        Assert.Equal(3 + gating.Count, checks.Count);
+        Assert.Equal(4 + gating.Count, checks.Count);
 
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;
@@ -151,13 +156,91 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void InheritanceRule_PassesOnlyWhenEveryIntervalClearsEveryUnrelatedR()
+    {
+        var unrelated = new[] { 0.2, 0.45 };
+        (double, Interval) W(double r, double low) => (r, new Interval(low, Math.Min(1, r + 0.1)));
+        Assert.Equal(DemoCheck.Result.Pass, DemoRun.InheritanceOutcome([W(0.9, 0.8), W(0.7, 0.46)], unrelated, anyAtChance: false));
+        // The order holds but one interval reaches below the largest unrelated r.
+        Assert.Equal(DemoCheck.Result.Inconclusive, DemoRun.InheritanceOutcome([W(0.9, 0.8), W(0.7, 0.44)], unrelated, anyAtChance: false));
+        Assert.Equal(DemoCheck.Result.Fail, DemoRun.InheritanceOutcome([W(0.9, 0.8), W(0.45, 0.3)], unrelated, anyAtChance: false));
+        Assert.Equal(DemoCheck.Result.Inconclusive, DemoRun.InheritanceOutcome([W(0.9, 0.8), W(0.7, 0.6)], unrelated, anyAtChance: true));
+    }
+
+    [Fact]
+    public void Summary_HasRowBootstrapIntervals_WilsonHalfWidth_AndGatingIntervals()
+    {
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
+        var root = summary.RootElement;
+        double Num(JsonElement e) => e.ValueKind == JsonValueKind.Null ? double.NaN : e.GetDouble(); // null: undefined
+
+        // The pairs with the base carry pairs.csv's row-bootstrap intervals, and a layer-centred interval of their own.
+        var (ph, pairs) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "compare", "pairs.csv"));
+        var withBase = root.GetProperty("pairs_with_base");
+        Assert.Equal(demo.Family.Members.Skip(1).Select(m => m.Name), withBase.EnumerateObject().Select(p => p.Name));
+        foreach (var row in pairs.Where(r => r[ph.IndexOf("a")] == "base"))
+        {
+            var p = withBase.GetProperty(row[ph.IndexOf("b")]);
+            foreach (string key in (string[])["pearson", "pearson_low", "pearson_high", "pearson_layer_centred"])
+            {
+                string csv = row[ph.IndexOf(key)];
+                if (csv == "nan") Assert.True(double.IsNaN(Num(p.GetProperty(key))), key);
+                else Assert.Equal(double.Parse(csv, CultureInfo.InvariantCulture), Num(p.GetProperty(key)), 9);
+            }
+            Assert.True(p.TryGetProperty("layer_centred_low", out _) && p.TryGetProperty("layer_centred_high", out _));
+        }
+        Assert.Contains("bootstrap over probing rows", File.ReadAllText(Path.Combine(demo.Out, "compare", "manifest.json")));
+
+        // Wilson's 95% half-width, from its closed form, at the worst head of any map.
+        int n = root.GetProperty("probing_rows").GetInt32();
+        Assert.Equal(TinyDemo.Plan.ProbingEpisodes, n);
+        double worst = 0;
+        foreach (var m in demo.Family.Members)
+        {
+            var (sh, scores) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "scores", m.Name, "scores.csv"));
+            foreach (var r in scores)
+            {
+                double p = Math.Round(double.Parse(r[sh.IndexOf("accuracy")], CultureInfo.InvariantCulture) * n) / n, z = 1.959963984540054;
+                double half = z / (2 * (n + z * z)) * Math.Sqrt(4 * n * p * (1 - p) + z * z);
+                worst = Math.Max(worst, half);
+            }
+        }
+        Assert.Equal(worst, root.GetProperty("max_wilson_half_width").GetDouble(), 6);
+
+        // Gating: every accuracy inside its interval, the difference's interval around gated - vanilla, as in eval.csv.
+        var (eh, eval) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "eval.csv"));
+        double At(string[] row, string col) => double.Parse(row[eh.IndexOf(col)], CultureInfo.InvariantCulture);
+        foreach (var pair in eval.Chunk(2))
+        {
+            foreach (var row in pair)
+                Assert.InRange(At(row, "accuracy"), At(row, "accuracy_low") - 1e-9, At(row, "accuracy_high") + 1e-9);
+            Assert.InRange(At(pair[1], "accuracy") - At(pair[0], "accuracy"), At(pair[1], "difference_low") - 1e-9, At(pair[1], "difference_high") + 1e-9);
+            var g = root.GetProperty("gating").GetProperty(pair[0][0]);
+            Assert.Equal(At(pair[1], "accuracy_low"), g.GetProperty("gated_low").GetDouble(), 9);
+            Assert.Equal(At(pair[0], "accuracy_high"), g.GetProperty("vanilla_high").GetDouble(), 9);
+        }
+    }
+
+    [Fact]
+    public void EvaluationItems_HaveThePlansLargerContexts()
+    {
+        var lines = File.ReadAllLines(Path.Combine(demo.Out, DemoRun.EvalFile));
+        Assert.Equal(TinyDemo.Plan.EvalItems, lines.Length);
+        foreach (var line in lines)
+        {
+            using var doc = JsonDocument.Parse(line);
+            Assert.Equal(TinyDemo.Plan.EvalFacts, doc.RootElement.GetProperty("knowledge").GetString()!.Count(c => c == '.'));
+        }
+    }
+
+    [Fact]
     public void SameSeed_ScoreFilesAreByteIdentical_WhenTheFamilyIsGrownAgain()
     {
         var again = DemoFamily.Build(demo.TempPath("cache-again"), TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
         Assert.False(again.FromCache);
         var probe = new ProbeOptions(Folds: TinyDemo.Plan.ProbeFolds, Seed: 42);
         string probing = demo.TempPath("probing-again.jsonl");
-        LabScoring.OneRowPerEpisode(again.ProbingPath, probing);
+        LabScoring.OneRowPerEpisode(Path.Combine(demo.Out, DemoRun.ProbingPairsFile), probing);
         foreach (var m in again.Members)
         {
             string dir = demo.TempPath(Path.Combine("scores-again", m.Name));
@@ -168,7 +251,7 @@ public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
         ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
-            [("family", 5), ("unrelated", 1005), ("probe", 42), ("control", 43), ("lambda_split", 42), ("eval_0", 1)], []);
+            [("family", 5), ("probe", 42), ("control", 43), ("lambda_split", 42), ("bootstrap", 42), ("unrelated-1", 1005), ("unrelated-2", 2005), ("eval_0", 1)], []);
         ProvenanceAssert.In(Path.Combine(demo.Family.Dir, DemoFamily.ManifestFile), demo.Family.Members.Select(m => (m.Name, (long)m.Seed)),
             demo.Family.Members.Select(m => (m.Name, Path.Combine(m.Dir, "model.safetensors"))));
     }

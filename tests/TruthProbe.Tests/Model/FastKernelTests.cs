@@ -13,7 +13,7 @@ public unsafe class FastKernelTests
     {
         var data = new TheoryData<SimdPath, int, int, int>();
         foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
-            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520), (530, 37, 1060) })
+            foreach (var (m, n, k) in new[] { (2, 1, 1), (3, 17, 33), (17, 33, 257), (9, 50, 300), (33, 257, 17), (260, 70, 520), (530, 37, 1060), (777, 19, 45) })
                 data.Add(path, m, n, k);
         return data;
     }
@@ -60,6 +60,11 @@ public unsafe class FastKernelTests
     [InlineData(SimdPath.Vector512, WeightDType.Q8_0)]
     [InlineData(SimdPath.Vector256, WeightDType.BF16)]
     [InlineData(SimdPath.Vector256, WeightDType.Q8_0)]
+    [InlineData(SimdPath.Vector256, WeightDType.F16)]
+    [InlineData(SimdPath.Vector256, WeightDType.BF16, 13, 29, 1037)]   // widened in registers: partial 8-row groups, a k tail of 13
+    [InlineData(SimdPath.Vector256, WeightDType.F16, 13, 29, 1037)]
+    [InlineData(SimdPath.Vector512, WeightDType.BF16, 13, 29, 1037)]
+    [InlineData(SimdPath.Vector512, WeightDType.F16, 13, 29, 1037)]
     [InlineData(SimdPath.Generic, WeightDType.BF16)]
     [InlineData(SimdPath.Generic, WeightDType.F16)]
     public void Gemm_NarrowWeights_EqualF32PathOnWidenedValues(SimdPath path, WeightDType dtype, int m = 19, int n = 45, int k = 544)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TruthProbe.Formats;
 using TruthProbe.Model;
 
@@ -87,6 +88,23 @@ public unsafe class KernelTests
         fixed (ushort* p = all) Kernels.WidenBFloat16(p, widened);
         for (int i = 0; i < all.Length; i++)
             Assert.Equal(BitConverter.SingleToInt32Bits(TensorDTypes.BFloat16ToSingle(all[i])), BitConverter.SingleToInt32Bits(widened[i]));
+    }
+
+    [Fact]
+    public void Float16x8_EqualsTheRuntimeConversionForEveryNumber()
+    {
+        var all = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
+        var widened = new float[all.Length];
+        fixed (ushort* p = all)
+            fixed (float* w = widened)
+                for (int i = 0; i < all.Length; i += 8) Kernels.Float16x8(p + i).Store(w + i);
+        for (int i = 0; i < all.Length; i++)
+        {
+            float expected = (float)BitConverter.UInt16BitsToHalf(all[i]);
+            // NaN stays NaN; its payload is not part of the contract (the runtime's own conversion sets the quiet bit).
+            if (float.IsNaN(expected)) Assert.True(float.IsNaN(widened[i]), $"0x{i:X4} -> {widened[i]}");
+            else Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(widened[i]));
+        }
     }
 
     [Fact]

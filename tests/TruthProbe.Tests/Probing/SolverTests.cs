@@ -105,6 +105,81 @@ public class SolverTests
         Assert.Equal(Bits(wide), Bits(Gram(SimdPath.Generic)));
     }
 
+    /// <summary>
+    /// The float64 row products of the Newton steps at every width, against sums written out here: 7 columns (less than
+    /// one vector at every width) and 37 (a partial vector after whole ones), 1, 6 and 11 rows (partial blocks of four).
+    /// </summary>
+    [Theory]
+    [InlineData(SimdPath.Vector512)]
+    [InlineData(SimdPath.Vector256)]
+    [InlineData(SimdPath.Generic)]
+    public void RowProducts_MatchSumsWrittenOut_AtAwkwardSizes(SimdPath path)
+    {
+        var rng = new Random(3);
+        double Next() => rng.NextDouble() * 2 - 1;
+        foreach (int d in new[] { 7, 37 })
+            foreach (int n in new[] { 1, 6, 11 })
+            {
+                double[] z = [.. Enumerable.Range(0, n * d).Select(_ => Next())];
+                double[] v = [.. Enumerable.Range(0, d).Select(_ => Next())], u = [.. Enumerable.Range(0, n).Select(_ => Next())];
+                double[] start = [.. Enumerable.Range(0, d).Select(_ => Next())];
+                double bias = Next();
+                double Dot(int i) => Enumerable.Range(0, d).Sum(k => z[i * d + k] * v[k]) + bias;
+                var margins = new double[n];
+                double[] weighted = [.. start], hessian = [.. start];
+                double weightSum, hessianSum;
+                SimdWidth.Forced = path;
+                try
+                {
+                    RowProducts.Margins(z, n, d, v, bias, margins);
+                    weightSum = RowProducts.AddWeightedRows(z, n, d, u, weighted);
+                    hessianSum = RowProducts.AddHessianTimes(z, n, d, u, v, bias, hessian);
+                }
+                finally { SimdWidth.Forced = SimdPath.Auto; }
+                for (int i = 0; i < n; i++) Assert.Equal(Dot(i), margins[i], 1e-13);
+                Assert.Equal(u.Sum(), weightSum, 1e-13);
+                Assert.Equal(Enumerable.Range(0, n).Sum(i => u[i] * Dot(i)), hessianSum, 1e-13);
+                for (int k = 0; k < d; k++)
+                {
+                    Assert.Equal(start[k] + Enumerable.Range(0, n).Sum(i => u[i] * z[i * d + k]), weighted[k], 1e-13);
+                    Assert.Equal(start[k] + Enumerable.Range(0, n).Sum(i => u[i] * Dot(i) * z[i * d + k]), hessian[k], 1e-13);
+                }
+            }
+    }
+
+    /// <summary>
+    /// A head's folds in a row on one solver, as the prober runs them: after the first fit each starts from the last
+    /// optimum and preconditions its Newton steps with the last fit's factor. Every fit must still reach the documented
+    /// optimum (the gradient written out above), at every width and at an awkward size (d 37, 131 rows).
+    /// </summary>
+    [Theory]
+    [InlineData(SimdPath.Vector512)]
+    [InlineData(SimdPath.Vector256)]
+    [InlineData(SimdPath.Generic)]
+    public void Exact_FoldsWithTheLastFactor_ReachTheOptimum_AtEveryWidth(SimdPath path)
+    {
+        const int rows = 131, d = 37;
+        var (x, y) = Data(rows, d, 1.2, seed: 9);
+        var folds = Folds.Shuffled(rows, 5, 4);
+        var solver = new ExactLogistic(rows, d);
+        SimdWidth.Forced = path;
+        try
+        {
+            for (int f = 0; f < folds.Count; f++)
+            {
+                int[] train = folds.Train[f];
+                float[] xs = [.. train.SelectMany(i => x.Skip(i * d).Take(d))];
+                byte[] ys = [.. train.Select(i => y[i])];
+                var w = new float[d];
+                var report = solver.Fit(xs, ys, w, out float b);
+                Assert.True(report.GradientNorm < 1e-9, $"fold {f}: solver's own gradient norm {report.GradientNorm}");
+                double g = GradientNorm(xs, ys, d, w, b);
+                Assert.True(g < 1e-6, $"fold {f}: gradient norm {g:0.0e0} at the returned weights");
+            }
+        }
+        finally { SimdWidth.Forced = SimdPath.Auto; }
+    }
+
     [Fact]
     public void Exact_WarmStartAndColdStart_ReachTheSameOptimum()
     {

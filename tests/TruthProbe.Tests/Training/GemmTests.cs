@@ -48,4 +48,30 @@ public class GemmTests
                         $"transA={transA} transB={transB} accumulate={accumulate} at {i}: {c[i]} vs {expected[i]}");
             }
     }
+
+    /// <summary>
+    /// C = A·Bᵀ + D (the residual add folded into the projection) within the float64 reference, and bit-equal to
+    /// the product followed by a separate add: the trainer's bytes do not depend on which it does. k = 600 takes
+    /// three depth slices, where D must come after the slices' sums.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void TransB_WithAddend_IsTheProductPlusTheAddend(SimdPath path, int m, int k, int n)
+    {
+        using var width = Widths.Use(path);
+        var a = GradientCheck.Random(m * k, 4);
+        var b = GradientCheck.Random(k * n, 5);
+        var d = GradientCheck.Random(m * n, 6);
+        var fused = new float[m * n];
+        TrainingGemm.MatMulTransB(a, b, fused, m, k, n, addend: d);
+        var separate = new float[m * n];
+        TrainingGemm.MatMulTransB(a, b, separate, m, k, n);
+        for (int i = 0; i < separate.Length; i++) separate[i] += d[i];
+        var expected = Naive(a, b, m, k, n, transA: false, transB: true);
+        for (int i = 0; i < fused.Length; i++)
+        {
+            Assert.True(Math.Abs(expected[i] + d[i] - fused[i]) < 1e-4 * k, $"at {i}: {fused[i]} vs {expected[i] + d[i]}");
+            Assert.Equal(BitConverter.SingleToInt32Bits(separate[i]), BitConverter.SingleToInt32Bits(fused[i]));
+        }
+    }
 }

@@ -7,14 +7,16 @@ namespace TruthProbe.Tests.Training;
 /// </summary>
 internal static class GradientCheck
 {
-    public static void Assert(string what, float[] input, float[] analytic, Func<double> loss, int maxChecks = 60, double eps = 1e-2, double tolerance = 2e-2)
+    /// <param name="offset">first entry checked (with <paramref name="length"/>: one tensor of a flat parameter array).</param>
+    public static void Assert(string what, float[] input, float[] analytic, Func<double> loss, int maxChecks = 60, double eps = 1e-2, double tolerance = 2e-2, int offset = 0, int length = -1)
     {
         var rng = new Random(7);
-        int checks = Math.Min(maxChecks, input.Length);
-        double scale = Math.Max(1e-3, analytic.Max(Math.Abs));
+        if (length < 0) length = input.Length - offset;
+        int checks = Math.Min(maxChecks, length);
+        double scale = Math.Max(1e-3, analytic.AsSpan(offset, length).ToArray().Max(Math.Abs));
         for (int c = 0; c < checks; c++)
         {
-            int i = input.Length <= maxChecks ? c : rng.Next(input.Length);
+            int i = offset + (length <= maxChecks ? c : rng.Next(length));
             float saved = input[i];
             input[i] = saved + (float)eps;
             double up = loss();

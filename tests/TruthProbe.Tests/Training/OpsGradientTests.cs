@@ -97,7 +97,7 @@ public class OpsGradientTests
         var v = GradientCheck.Random(n * kvHeads * headDim, 10);
         var r = GradientCheck.Random(n * heads * headDim, 11);
         var z = new float[q.Length];
-        var probs = new float[batch * heads * seqLen * seqLen];
+        var probs = new float[Ops.AttentionProbsLength(batch, seqLen, heads)];
         double Loss() { Ops.AttentionForward(q, k, v, z, probs, batch, seqLen, heads, kvHeads, headDim); return GradientCheck.Project(z, r); }
         Loss();
         var dq = new float[q.Length];
@@ -119,7 +119,7 @@ public class OpsGradientTests
         var k = GradientCheck.Random(seqLen * headDim, 13);
         float[] v = [1, 2, 30, 40, 500, 600];
         var z = new float[v.Length];
-        Ops.AttentionForward(q, k, v, z, new float[seqLen * seqLen], 1, seqLen, 1, 1, headDim);
+        Ops.AttentionForward(q, k, v, z, new float[Ops.AttentionProbsLength(1, seqLen, 1)], 1, seqLen, 1, 1, headDim);
         Assert.Equal(1f, z[0], 5);
         Assert.Equal(2f, z[1], 5);
         Assert.InRange(z[2], 1f, 30f); // position 1 mixes values 0 and 1 only

@@ -117,9 +117,12 @@ public sealed class LlavaScoreTests
     }
 
     /// <summary>max |actual - reference| over max |reference| of every layer's hook_z at the last position.</summary>
-    internal static double RelativeToReference(float[] actual, LlavaReference.Result reference)
+    internal static double RelativeToReference(float[] actual, LlavaReference.Result reference) => RelativeToReference(actual, reference.Z);
+
+    /// <summary>The same against a reference's per-layer hook_z rows.</summary>
+    internal static double RelativeToReference(float[] actual, IReadOnlyList<double[][]> referenceZ)
     {
-        var expected = reference.Z.SelectMany(layer => layer[^1]).ToArray();
+        var expected = referenceZ.SelectMany(layer => layer[^1]).ToArray();
         Assert.Equal(expected.Length, actual.Length);
         double scale = expected.Max(Math.Abs), max = 0;
         for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(actual[i] - expected[i]));
@@ -264,7 +267,7 @@ public sealed class LlavaScoreTests
             Assert.False(File.Exists(Path.Combine(outDir, ActivationCollector.FileName)) || File.Exists(Path.Combine(outDir, ActivationCollector.FileName + ".partial")));
         }
         Fails($"line 4: row 3 names image 'c.png', not found at {Path.Combine(Path.GetFullPath(f.Images), "c.png")} (--images)", f.Folder, "--images", f.Images);
-        Fails($"--images needs a vision-language model (a llava-hf folder); {text} is a text-only model", text, "--images", f.Images);
+        Fails($"--images needs a vision-language model (a llava-hf, Qwen2.5-VL or Omni folder); {text} is a text-only model", text, "--images", f.Images);
         Fails("--image-mode image shows each row its image; give --images DIR", f.Folder, "--image-mode", "image");
         Fails("names images; give --images DIR", f.Folder);
         Fails("--image-mode black does not read the rows' images; drop --images DIR", f.Folder, "--image-mode", "black", "--images", f.Images);

@@ -20,7 +20,7 @@ public sealed class QwenCliTests
          "image_processor_type": "Qwen2VLImageProcessor", "resample": 3, "rescale_factor": 0.00392156862745098}
         """;
 
-    private static string Checkpoint(TempDir tmp)
+    internal static string Checkpoint(TempDir tmp)
     {
         string folder = tmp.File("qwen-vl");
         QwenCheckpoint.WriteRandom(folder, QwenVisionTests.Tiny(), QwenLayout.Hub, 17, WeightDType.F32);
@@ -29,7 +29,7 @@ public sealed class QwenCliTests
     }
 
     /// <summary>A 150 x 100 RGB PNG of seeded noise.</summary>
-    private static string Photo(TempDir tmp, ulong seed)
+    internal static string Photo(TempDir tmp, ulong seed)
     {
         var rng = new XorShiftRandom(seed);
         byte[] rgb = [.. Enumerable.Range(0, 3 * 150 * 100).Select(_ => (byte)(rng.NextDouble() * 256))];

@@ -25,7 +25,8 @@ internal static class QwenReference
     /// with the pads' rows replaced in order (masked_scatter), position ids as get_rope_index builds them, and the Qwen2
     /// decoder of <see cref="ReferenceForward.Decoder"/> with apply_multimodal_rotary_pos_emb's rotation.
     /// </summary>
-    public static Result Run(string folder, QwenVLConfig c, float[]? pixels, int gridH, int gridW, int[] ids)
+    /// <param name="hooks">when given, receives the decoder's hooks as <see cref="ReferenceForward.Decoder"/> keeps them (hook_pattern [H, T, T] among them).</param>
+    public static Result Run(string folder, QwenVLConfig c, float[]? pixels, int gridH, int gridW, int[] ids, Dictionary<string, double[]>? hooks = null)
     {
         var image = pixels == null ? [] : Vision(folder, c.Vision, pixels, gridH, gridW).Features;
         using var file = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
@@ -80,7 +81,7 @@ internal static class QwenReference
             return r;
         }
         var z = new List<double[][]>();
-        var logits = ReferenceForward.Decoder(c.Text, Optional, input, z, rotate: Rotate);
+        var logits = ReferenceForward.Decoder(c.Text, Optional, input, z, hooks, rotate: Rotate);
         return new Result(image, logits, z, positions);
     }
 

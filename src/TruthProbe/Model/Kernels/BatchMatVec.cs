@@ -83,9 +83,8 @@ internal static unsafe class BatchMatVec
             Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             for (; i + 16 <= n; i += 16)
             {
-                var (lo, hi) = Vector256.Widen(Vector256.Load(w + i));
-                var wl = Vector256.ShiftLeft(lo, 16).AsSingle();
-                var wh = Vector256.ShiftLeft(hi, 16).AsSingle();
+                var wl = Kernels.BFloat16x8(w + i);
+                var wh = Kernels.BFloat16x8(w + i + 8);
                 a00 = Vector256.FusedMultiplyAdd(wl, Vector256.Load(x0 + i), a00); a01 = Vector256.FusedMultiplyAdd(wh, Vector256.Load(x0 + i + 8), a01);
                 a10 = Vector256.FusedMultiplyAdd(wl, Vector256.Load(x1 + i), a10); a11 = Vector256.FusedMultiplyAdd(wh, Vector256.Load(x1 + i + 8), a11);
                 a20 = Vector256.FusedMultiplyAdd(wl, Vector256.Load(x2 + i), a20); a21 = Vector256.FusedMultiplyAdd(wh, Vector256.Load(x2 + i + 8), a21);

@@ -17,6 +17,9 @@ internal static unsafe class FlashAttention
 {
     private const int KeyTile = 64;
 
+    /// <summary>From this many queries a call takes the transposed-key kernel; below, the per-key one (other bits).</summary>
+    internal const int ManyQueries = 16;
+
     private struct Job
     {
         public float* Q, K, V, Z;
@@ -58,7 +61,7 @@ internal static unsafe class FlashAttention
             int parts = work < 1 << 15 ? 1 : WorkerPool.Count;
             // Many queries: transpose the keys once so a tile's scores are broadcast-FMAs over a vector of keys at a
             // time, with no horizontal sums. One query (decode) reads each key once as it is: transposing would double that.
-            if (headDim % 16 == 0 && tokens >= 16)
+            if (headDim % 16 == 0 && tokens >= ManyQueries)
             {
                 int kvDim = kvHeads * headDim, stride = total + KeyTile;   // padded so a last tile may read past the end
                 long size = (long)kvDim * stride;

@@ -10,22 +10,26 @@ namespace TruthProbe.Model;
 /// <summary>
 /// Y[M, N] = X[M, K] W[N, K]^T for several tokens (prefill, scoring), at the FMA limit: W is widened from its
 /// dtype and packed, a [KC, NR] panel at a time, into per-thread scratch laid out so the micro-kernel reads
-/// NR consecutive outputs per k; the panel then serves every token of an MC-row block, whose [MC, KC] slice of X
+/// NR consecutive outputs per k; the panel then serves every token of a block of up to 768 tokens, whose [rows, KC] slice of X
 /// each thread packs once per KC step into MR-row tiles interleaved by k. The micro-kernel holds
 /// an MR x NR tile of Y in registers (8 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
 /// each step one broadcast of X per row against NR packed weights. The threads split the N panels statically.
 /// </summary>
 internal static unsafe class WeightGemm
 {
-    /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 256: the W
-    /// panel (16 KB at NR = 16) stays in L1 while every token of the block uses it, X's packed block (512 KB) in L2,
-    /// and the panel's scratch transpose in L1 (at 1024 packing cost 14% of the micro-kernel's time, at 256 under
-    /// 2%; GEMM per CPU-second 84-88 -> 95-98 GFLOP/s single-threaded, 2026-12-07, load 40-60; 128: 85-90). On AVX-512, 256
-    /// (a 32 KB panel at NR = 32, all of L1) measured 93-95 against 99-101 GFLOP/s at 1024.</summary>
-    private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 256;
-    /// <summary>Tokens per block. Every block re-packs all panels, so blocks are large: 512 rather than 256 gained
-    /// 8% at M = 512 (measured), although X's block (2 MB at KC = 1024) then streams from L3 rather than L2.</summary>
-    private const int MC = 512;
+    /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 512: the W
+    /// panel (32 KB at NR = 16) fills L1 while every token of the block uses it, X's packed block (1.5 MB at 768 rows)
+    /// streams from L2 and L3, and Y is read and written K / KC times. Single-threaded per CPU-second, AVX2, with the
+    /// bf16 panel widened in registers (2026-12-07, load 40-50): 512 gave 0.85-0.87 of the FMA loop at M = 512 for
+    /// both the 0.5B and the 7B shapes, 256 gave 0.81-0.85, 384 0.83-0.85. Before that widening the scratch rows of
+    /// the panel's transpose shared L1 with the panel and 256 was best. On AVX-512, 256 (a 32 KB panel at NR = 32,
+    /// all of L1) measured 93-95 against 99-101 GFLOP/s at 1024.</summary>
+    private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 512;
+    /// <summary>Most tokens per block. Every block re-packs all panels, so blocks are large and balanced: up to 768 rows
+    /// are one block (CLIP-L's 577 positions and a LLaVA prompt's ~650 pack W once: 577 rows as one block rather than
+    /// 512 + 65 measured 0.82 -> 0.86 of the FMA loop on AVX-512 and 0.77 -> 0.83 on AVX2 for fp16 weights), although
+    /// X's block then streams from L3 rather than L2. 512 rather than 256 had gained 8% at M = 512.</summary>
+    private const int MaxBlockRows = 768;
 
     private static (int Rows, int Cols) Tile(SimdPath path) => path switch
     {
@@ -59,6 +63,7 @@ internal static unsafe class WeightGemm
         GC.KeepAlive(w); // the job holds only w.Data: w (and the memory its Owner keeps) must outlive it
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Part(void* args, int part, int parts)
     {
         ref Job j = ref *(Job*)args;
@@ -66,13 +71,14 @@ internal static unsafe class WeightGemm
         int depth = Depth(j.Path);
         int panels = (j.N + nr - 1) / nr;
         int first = (int)((long)panels * part / parts), end = (int)((long)panels * (part + 1) / parts);
-        int blockRows = (Math.Min(MC, j.M) + mr - 1) / mr * mr;
+        int blocks = (j.M + MaxBlockRows - 1) / MaxBlockRows;
+        int blockRows = ((j.M + blocks - 1) / blocks + mr - 1) / mr * mr;
         float[] panelArray = Scratch(ref _panel, depth * nr), rowArray = Scratch(ref _row, TransposeBlock * depth);
-        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth);
+        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth + 2);
         fixed (float* panel = panelArray, row = rowArray, tile = tileArray, xBlock = xArray)
-            for (int m0 = 0; m0 < j.M; m0 += MC)
+            for (int m0 = 0; m0 < j.M; m0 += blockRows)
             {
-                int m1 = Math.Min(j.M, m0 + MC);
+                int m1 = Math.Min(j.M, m0 + blockRows);
                 for (int k0 = 0; k0 < j.K; k0 += depth)
                 {
                     int kc = Math.Min(depth, j.K - k0);
@@ -82,10 +88,10 @@ internal static unsafe class WeightGemm
                     {
                         int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
                         Pack(ref j, n0, cols, nr, k0, kc, panel, row);
-                        int tiles = (m1 - m0 + mr - 1) / mr;
+                        var next = p + 1 < end ? new NextPanel(ref j, n0 + nr, nr, k0, kc, (m1 - m0 + mr - 1) / mr) : default;
                         for (int t = m0; t < m1; t += mr)
                         {
-                            if (p + 1 < end) PrefetchPanel(ref j, n0 + nr, nr, k0, kc, (t - m0) / mr, tiles);
+                            next.Fetch((t - m0) / mr);
                             int rows = Math.Min(mr, m1 - t);
                             float* x = xBlock + (long)(t - m0) * kc;
                             float* y = j.Y + (long)t * j.N + n0;
@@ -105,21 +111,36 @@ internal static unsafe class WeightGemm
     }
 
     /// <summary>
-    /// Share <paramref name="share"/> of <paramref name="shares"/> of the cache lines of the next panel's weights,
-    /// fetched into L2 while the current panel computes: its rows are K apart in memory, so the hardware
-    /// prefetcher starts over on each, and widening them stalled on memory (6% of a GEMM's time on AVX2).
+    /// The cache lines of the next panel's weights, fetched into L2 a share at a time while the current panel
+    /// computes (one share per tile of X): its rows are K apart in memory, so the hardware prefetcher starts over
+    /// on each, and widening them stalled on memory (6% of a GEMM's time on AVX2).
     /// </summary>
-    private static void PrefetchPanel(ref Job j, int n0, int nr, int k0, int kc, int share, int shares)
+    private readonly struct NextPanel
     {
-        if (!Sse.IsSupported) return;
-        int rows = Math.Min(nr, j.N - n0);
-        long rowLines = (Kernels.SegmentOffset(j.DType, kc) + 63) / 64, lines = rows * rowLines;
-        long first = lines * share / shares, last = lines * (share + 1) / shares;
-        byte* start = j.W + Kernels.SegmentOffset(j.DType, k0);
-        for (long line = first; line < last; line++)
+        private readonly byte* _start;
+        private readonly long _rowBytes;
+        private readonly int _rowLines, _lines, _shares;
+
+        public NextPanel(ref Job j, int n0, int nr, int k0, int kc, int shares)
         {
-            long r = line / rowLines;
-            Sse.Prefetch1(start + (n0 + r) * j.RowBytes + (line - r * rowLines) * 64);
+            _start = j.W + n0 * j.RowBytes + Kernels.SegmentOffset(j.DType, k0);
+            _rowBytes = j.RowBytes;
+            _rowLines = (int)((Kernels.SegmentOffset(j.DType, kc) + 63) / 64);
+            _lines = Math.Min(nr, j.N - n0) * _rowLines;
+            _shares = shares;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Fetch(int share)
+        {
+            if (!Sse.IsSupported || _lines == 0) return;
+            int line = (int)((long)_lines * share / _shares), last = (int)((long)_lines * (share + 1) / _shares);
+            int r = line / _rowLines, c = line - r * _rowLines;
+            for (; line < last; line++)
+            {
+                Sse.Prefetch1(_start + r * _rowBytes + c * 64L);
+                if (++c == _rowLines) { c = 0; r++; }
+            }
         }
     }
 
@@ -131,14 +152,25 @@ internal static unsafe class WeightGemm
     /// </summary>
     private static void PackX(ref Job j, int m0, int m1, int mr, int k0, int kc, float* xBlock)
     {
+        bool transpose = Avx.IsSupported && (mr == 6 || mr == 8);
+        int kv = transpose ? kc & ~7 : 0;
+        float** rows = stackalloc float*[8];
         for (int t = m0; t < m1; t += mr)
         {
             float* tile = xBlock + (long)(t - m0) * kc;
-            for (int r = 0; r < mr; r++)
+            for (int r = 0; r < mr; r++) rows[r] = j.X + (long)Math.Min(t + r, m1 - 1) * j.K + k0;
+            if (transpose)
             {
-                float* source = j.X + (long)Math.Min(t + r, m1 - 1) * j.K + k0;
-                for (int k = 0; k < kc; k++) tile[k * mr + r] = source[k];
+                // 8 x 8 transposes; with 6 rows, two zero rows, and each output row's two extra floats are
+                // overwritten by the next one (stores go in k order; the scratch has room past the last tile).
+                var zero = Vector256<float>.Zero;
+                for (int k = 0; k < kv; k += 8)
+                    Transpose8(Avx.LoadVector256(rows[0] + k), Avx.LoadVector256(rows[1] + k), Avx.LoadVector256(rows[2] + k), Avx.LoadVector256(rows[3] + k),
+                        Avx.LoadVector256(rows[4] + k), Avx.LoadVector256(rows[5] + k), mr == 8 ? Avx.LoadVector256(rows[6] + k) : zero,
+                        mr == 8 ? Avx.LoadVector256(rows[7] + k) : zero, tile + k * mr, mr);
             }
+            for (int r = 0; r < mr; r++)
+                for (int k = kv; k < kc; k++) tile[k * mr + r] = rows[r][k];
         }
     }
 
@@ -152,13 +184,15 @@ internal static unsafe class WeightGemm
     private const int TransposeBlock = 16;
 
     /// <summary>panel[k * nr + c] = W[n0 + c, k0 + k] in float32; columns past the matrix are zero. Each group of
-    /// 16 (AVX-512) or 8 (AVX2) rows is widened into scratch (SIMD), then transposed in registers; other paths
-    /// transpose one row at a time. Widening plus a scalar transpose of a 16-column panel took 7% of the time of the
-    /// micro-kernels that use it at KC = 256 on AVX2 (timed alone); the 8 x 8 transpose is inlined into the GEMM
-    /// loop and not timed apart (widening alone is 4% of a GEMM profile).</summary>
+    /// 16 (AVX-512) or 8 (AVX2) rows is widened into scratch (SIMD), then transposed in registers (bf16 and fp16 are
+    /// widened in registers instead: <see cref="Pack16Bit{T}"/>); other paths transpose one row at a time. Widening
+    /// plus a scalar transpose of a 16-column panel took 7% of the time of the micro-kernels that use it at KC = 256
+    /// on AVX2 (timed alone); the 8 x 8 transpose is inlined into the GEMM loop and not timed apart.</summary>
     private static void Pack(ref Job j, int n0, int cols, int nr, int k0, int kc, float* panel, float* rows)
     {
         int block = j.Path == SimdPath.Vector512 && Avx512F.IsSupported ? 16 : j.Path == SimdPath.Vector256 && Avx.IsSupported ? 8 : 1;
+        if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.BF16) { Pack16Bit<BFloat16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
+        if (block > 1 && Avx2.IsSupported && j.DType == WeightDType.F16) { Pack16Bit<Float16>(ref j, block, n0, cols, nr, k0, kc, panel); return; }
         for (int g = 0; g < nr; g += block)
         {
             for (int c = 0; c < block; c++)
@@ -177,14 +211,69 @@ internal static unsafe class WeightGemm
         }
     }
 
+    /// <summary>A 16-bit float format widened 8 or 16 values at a time in registers, and one value at a time.</summary>
+    private interface IWiden16
+    {
+        static abstract Vector256<float> Eight(ushort* p);
+        static abstract Vector512<float> Sixteen(ushort* p);
+        static abstract float One(ushort bits);
+    }
+
+    private struct BFloat16 : IWiden16
+    {
+        public static Vector256<float> Eight(ushort* p) => Kernels.BFloat16x8(p);
+        public static Vector512<float> Sixteen(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle();
+        public static float One(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+    }
+
+    private struct Float16 : IWiden16
+    {
+        public static Vector256<float> Eight(ushort* p) => Kernels.Float16x8(p);
+        public static Vector512<float> Sixteen(ushort* p) => Vector512.Create(Kernels.Float16x8(p), Kernels.Float16x8(p + 8));
+        public static float One(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+    }
+
+    /// <summary><see cref="Pack"/> for bf16 and fp16, widened in registers straight into the 8 x 8 (AVX2) or 16 x 16
+    /// (AVX-512) transpose: the scratch rows of the general path shared L1 with the panel. For bf16 on AVX2, with
+    /// KC = 512, took the GEMM from 0.81-0.85 to 0.85-0.87 of the FMA loop per CPU-second (single thread, 2026-12-07).</summary>
+    private static void Pack16Bit<T>(ref Job j, int block, int n0, int cols, int nr, int k0, int kc, float* panel) where T : struct, IWiden16
+    {
+        ushort* w = (ushort*)(j.W + n0 * j.RowBytes + Kernels.SegmentOffset(j.DType, k0));
+        long s = j.RowBytes / 2;
+        int kv = kc / block * block;
+        Vector512<float>* v = stackalloc Vector512<float>[16];
+        for (int g = 0; g < nr; g += block)
+        {
+            ushort* b = w + g * s;
+            int k = 0;
+            if (g + block <= cols && block == 8)
+                for (; k < kv; k += 8)
+                {
+                    ushort* c = b + k;
+                    Transpose8(T.Eight(c), T.Eight(c + s), T.Eight(c + 2 * s), T.Eight(c + 3 * s),
+                        T.Eight(c + 4 * s), T.Eight(c + 5 * s), T.Eight(c + 6 * s), T.Eight(c + 7 * s), panel + k * nr + g, nr);
+                }
+            else if (g + block <= cols)
+                for (; k < kv; k += 16)
+                {
+                    for (int r = 0; r < 16; r++) v[r] = T.Sixteen(b + r * s + k);
+                    Transpose16(v, panel + k * nr + g, nr);
+                }
+            for (; k < kc; k++)
+                for (int c = 0; c < block; c++) panel[k * nr + g + c] = g + c < cols ? T.One(b[c * s + k]) : 0;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8(float* src, int srcStride, float* dst, int dstStride) =>
+        Transpose8(Avx.LoadVector256(src), Avx.LoadVector256(src + srcStride), Avx.LoadVector256(src + 2L * srcStride), Avx.LoadVector256(src + 3L * srcStride),
+            Avx.LoadVector256(src + 4L * srcStride), Avx.LoadVector256(src + 5L * srcStride), Avx.LoadVector256(src + 6L * srcStride), Avx.LoadVector256(src + 7L * srcStride), dst, dstStride);
+
     /// <summary>dst[i * dstStride + r] = src[r * srcStride + i] for an 8 x 8 block: pairs, then quads, then halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8(float* src, int srcStride, float* dst, int dstStride)
+    private static void Transpose8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
+        Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7, float* dst, int dstStride)
     {
-        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
-        var r2 = Avx.LoadVector256(src + 2L * srcStride); var r3 = Avx.LoadVector256(src + 3L * srcStride);
-        var r4 = Avx.LoadVector256(src + 4L * srcStride); var r5 = Avx.LoadVector256(src + 5L * srcStride);
-        var r6 = Avx.LoadVector256(src + 6L * srcStride); var r7 = Avx.LoadVector256(src + 7L * srcStride);
         var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
         var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
         var q0 = Avx.Shuffle(t0, t2, 0x44); var q1 = Avx.Shuffle(t0, t2, 0xEE); var q2 = Avx.Shuffle(t1, t3, 0x44); var q3 = Avx.Shuffle(t1, t3, 0xEE);
@@ -220,6 +309,12 @@ internal static unsafe class WeightGemm
     {
         Vector512<float>* v = stackalloc Vector512<float>[16];
         for (int r = 0; r < 16; r++) v[r] = Vector512.Load(src + (long)r * srcStride);
+        Transpose16(v, dst, dstStride);
+    }
+
+    /// <summary>dst[i * dstStride + r] = v[r][i]; v is overwritten.</summary>
+    private static void Transpose16(Vector512<float>* v, float* dst, int dstStride)
+    {
         for (int b = 0; b < 4; b++)
         {
             int step = 1 << b;

@@ -1,0 +1,410 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics.Tensors;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TruthProbe.Common;
+using TruthProbe.Imaging;
+using TruthProbe.Numerics;
+using TruthProbe.Training;
+
+namespace TruthProbe.Lab;
+
+/// <summary>
+/// <c>lab vlm</c>: the LLaVA recipe at lab scale. A CLIP-style tower over the synthetic scenes (a seeded random one, or
+/// one pre-trained here on the class and colour of each grid cell), then frozen; stage 1 trains the 2-layer projector (and the
+/// embeddings of the words the base never saw) on captions and object-presence questions with the LM frozen; stage 2
+/// trains projector and LM (full, or LoRA) on image questions, some captions and the base's own text episodes, so its
+/// reading skill is kept. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
+/// </summary>
+public static class LabVlm
+{
+    /// <param name="Base">the base lab model folder (<c>lab pretrain</c>): the LM the descendant grows from.</param>
+    /// <param name="Scenes">a <c>lab scenes</c> folder: its image size is the tower's, its POPE files are the held-out test.</param>
+    /// <param name="Tower">"random" (frozen as initialised) or "pretrained" (each cell's class and colour first, then frozen).</param>
+    /// <param name="LoraRank">stage 2: 0 for full fine-tuning, else LoRA of this rank on q/k/v/o.</param>
+    /// <param name="ReadingItems">held-out text episodes that measure the reading skill before and after.</param>
+    public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
+        int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 600, int BatchSize = 32, int LoraRank = 0,
+        int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems);
+
+    /// <summary>Held-out POPE accuracy per setting (greedy first token: "Yes", "No", or anything else counted wrong).</summary>
+    public sealed record PopeAccuracy(string Setting, int Questions, double Accuracy, double YesRate);
+
+    public sealed record Result(IReadOnlyList<PopeAccuracy> Pope, double TowerCellAccuracy, ReadingAccuracy BaseReading, ReadingAccuracy Reading,
+        double TowerSeconds, double Stage1Seconds, double Stage2Seconds, double Stage1Loss, double Stage2Loss);
+
+    public const int ImagesPerEvalBatch = 64;
+
+    public static Result Train(Options o, TextWriter log)
+    {
+        if (o.Tower is not ("random" or "pretrained")) throw new UserError($"tower must be random or pretrained, got '{o.Tower}'") { Field = "tower" };
+        foreach (var (value, name) in new[] { (o.TrainScenes, "train-scenes"), (o.BatchSize, "batch"), (o.Stage1Steps, "stage1-steps"), (o.Stage2Steps, "stage2-steps") })
+            if (value < 1) throw new UserError($"{name} must be at least 1, got {value}") { Field = name };
+        if (o.LoraRank < 0) throw new UserError($"LoRA rank must be positive (0: full fine-tuning), got {o.LoraRank}") { Field = "lora" };
+        var (baseModel, baseTokenizer, baseMeta) = LabCheckpoint.Load(o.Base);
+        string baseSha = Hashing.Sha256File(Path.Combine(o.Base, "model.safetensors"));
+        int worldSeed = baseMeta["world_seed"]?.GetValue<int>() ?? throw new UserError($"{Path.Combine(o.Base, LabCheckpoint.MetadataFile)}: missing 'world_seed'");
+        var (size, sceneSeed) = ReadManifest(o.Scenes);
+        if (size % SceneWorld.Grid != 0)
+            throw new UserError($"{Path.Combine(o.Scenes, "manifest.json")}: scene size {size} is not a multiple of {SceneWorld.Grid}; the tower's patch is one grid cell, write the scenes at a multiple of {SceneWorld.Grid} (e.g. 64)") { Field = "scenes" };
+
+        var text = new VlmText(baseTokenizer, o.Prompts);
+        var lm = GrowVocabulary(baseModel, text, o.Seed);
+        var shape = new ClipShape(size, size / SceneWorld.Grid, o.TowerHidden, o.TowerHeads, o.TowerLayers, 4 * o.TowerHidden, lm.Config.DModel, ClassLabels + ColourLabels);
+        var clip = new TrainableClip(shape);
+        clip.Initialize(o.Seed);
+        var preprocessor = new ClipPreprocessor(LabVlmFolder.Preprocessor(size));
+        // Training scenes come from their own stream, never the held-out folder's.
+        var train = SceneDatasets.Sample(o.TrainScenes, unchecked(sceneSeed + 1_000_003UL + (ulong)o.Seed));
+        float[] Pixels(Scene s) => preprocessor.Preprocess(SceneWorld.Render(s, size));
+        log.WriteLine($"lab vlm: {o.Tower} tower ({shape.Layers} layers, width {shape.Hidden}, {shape.Patches} patches of {shape.PatchSize}px over {size}x{size}), " +
+            $"{text.NewWords.Count} new words + {VlmText.ImageToken}, {o.TrainScenes} training scenes, seed {o.Seed}");
+
+        var clock = Stopwatch.StartNew();
+        double presence = double.NaN;
+        if (o.Tower == "pretrained") presence = PretrainTower(clip, train, Pixels, o, log);
+        double towerSeconds = clock.Elapsed.TotalSeconds;
+        clip.SetTowerTrainable(tower: false, projector: true);
+        var cache = TowerFeatures(clip, train.Scenes.Select(Pixels), train.Scenes.Count);
+
+        var world = new SyntheticWorld(worldSeed);
+        var corpus = new Corpus(world, text.Tokenizer);
+        var evaluation = LabDatasets.Evaluation(world, o.ReadingItems);
+        var baseReading = LabTrainer.Evaluate(lm, corpus, evaluation);
+        var session = new Session(lm, clip, text, train, cache, new PretrainRecipe(corpus));
+
+        clock.Restart();
+        // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
+        lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
+        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, (0.8, 0.2, 0), log);
+        double stage1Seconds = clock.Elapsed.TotalSeconds;
+
+        clock.Restart();
+        if (o.LoraRank > 0) lm.AddLora(o.LoraRank, alpha: 2 * o.LoraRank, o.Seed);
+        else lm.Parameters.SetTrainable(_ => true);
+        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, o.LoraRank > 0 ? 2e-3 : 5e-4, (0.6, 0.15, 0.25), log);
+        double stage2Seconds = clock.Elapsed.TotalSeconds;
+
+        var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
+        var reading = LabTrainer.Evaluate(lm, corpus, evaluation);
+        foreach (var p in pope) log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  held-out POPE {p.Setting,-11} {p.Accuracy:P1} of {p.Questions} (yes rate {p.YesRate:P1})"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  text reading accuracy {reading.Overall:P1} (base {baseReading.Overall:P1}); tower {towerSeconds:0.0} s, stage 1 {stage1Seconds:0.0} s, stage 2 {stage2Seconds:0.0} s"));
+
+        var result = new Result(pope, presence, baseReading, reading, towerSeconds, stage1Seconds, stage2Seconds, loss1, loss2);
+        LabVlmFolder.Write(o.Out, lm.MergeLora(), clip, text, Metadata(o, baseMeta, baseSha, worldSeed, sceneSeed, result));
+        return result;
+    }
+
+    /// <summary>
+    /// The base LM with the grown vocabulary: base rows copied; a new word with a base counterpart (its plural "lamps",
+    /// its lower case "the") starts as that row, so the question's class is told apart from step 0; any other new row
+    /// is the base rows' mean plus N(0, 0.02) (seeded).
+    /// </summary>
+    private static TrainableLlama GrowVocabulary(TrainableLlama baseModel, VlmText text, int seed)
+    {
+        // Room for the caption prompt, 16 image rows and the longest caption; RoPE has no learned positions to grow.
+        var config = baseModel.Config with { Vocab = text.Tokenizer.VocabSize, MaxContext = Math.Max(baseModel.Config.MaxContext, 256) };
+        var lm = new TrainableLlama(config);
+        var rng = new SeededSystemRandom(seed * 7 + 3);
+        int d = config.DModel, baseVocab = baseModel.Config.Vocab;
+        var baseIds = Enumerable.Range(0, baseVocab).ToDictionary(text.Tokenizer.Word, StringComparer.Ordinal);
+        foreach (var t in lm.Parameters.Tensors)
+        {
+            var from = baseModel.Parameters.Value(t.Name);
+            var to = lm.Parameters.Value(t.Name);
+            from.CopyTo(to);
+            if (from.Length == to.Length) continue;
+            var mean = new float[d];
+            for (int r = 0; r < baseVocab; r++) TensorPrimitives.Add(mean, from.Slice(r * d, d), mean);
+            TensorPrimitives.Divide(mean, baseVocab, mean);
+            for (int r = baseVocab; r < config.Vocab; r++)
+            {
+                string word = text.Tokenizer.Word(r);
+                var row = to.Slice(r * d, d);
+                if (baseIds.TryGetValue(word + "s", out int twin) || baseIds.TryGetValue(word.ToLowerInvariant(), out twin)) from.Slice(twin * d, d).CopyTo(row);
+                else for (int i = 0; i < d; i++) row[i] = mean[i] + (float)(0.02 * TrainableLlama.Gaussian(rng));
+            }
+        }
+        return lm;
+    }
+
+    /// <summary>Per cell: its object's class or "empty", and its colour or "none" (two softmax groups of the tower's head).</summary>
+    private const int ClassLabels = 16 + 1, ColourLabels = 12 + 1;
+
+    /// <summary>
+    /// Pre-trains the tower on the scenes' ground truth: each patch (one grid cell) labelled with the class and colour of
+    /// its object, cross-entropy over each group, AdamW. Returns the held-out share of cells whose class is right.
+    /// </summary>
+    private static double PretrainTower(TrainableClip clip, SceneDatasets train, Func<Scene, float[]> pixels, Options o, TextWriter log)
+    {
+        var shape = clip.Shape;
+        clip.SetTowerTrainable(tower: true, projector: false);
+        var optimizer = new AdamW(clip.Parameters, weightDecay: 0);
+        var schedule = new LearningRateSchedule(2e-3, o.TowerSteps / 10 + 1, o.TowerSteps);
+        int batch = 64, heldOut = Math.Min(256, train.Scenes.Count / 5);
+        var fit = train.Scenes.Take(train.Scenes.Count - heldOut).ToList();
+        var input = new float[batch * shape.PixelValues];
+        var dLogits = new float[batch * shape.Patches * shape.Labels];
+        using (var progress = new Progress("tower", o.TowerSteps))
+            for (int step = 0; step < o.TowerSteps; step++)
+            {
+                var rng = Corpus.StepRandom(o.Seed + 7, step);
+                var scenes = Enumerable.Range(0, batch).Select(_ => fit[rng.Next(fit.Count)]).ToList();
+                for (int b = 0; b < batch; b++) pixels(scenes[b]).CopyTo(input, b * shape.PixelValues);
+                clip.Parameters.ZeroGrads();
+                clip.TowerForward(input, batch);
+                clip.CellLogits().CopyTo(dLogits);
+                for (int b = 0; b < batch; b++)
+                    for (int cell = 0; cell < shape.Patches; cell++)
+                    {
+                        var (cls, colour) = CellLabel(scenes[b], cell);
+                        var row = dLogits.AsSpan((b * shape.Patches + cell) * shape.Labels, shape.Labels);
+                        SoftmaxGradient(row[..ClassLabels], cls, batch * shape.Patches);
+                        SoftmaxGradient(row[ClassLabels..], colour, batch * shape.Patches);
+                    }
+                clip.CellBackward(dLogits);
+                optimizer.ClipGradients(1.0);
+                optimizer.Step(schedule.At(step));
+                progress.Advance();
+            }
+        int right = 0, total = 0;
+        foreach (var chunk in train.Scenes.Skip(train.Scenes.Count - heldOut).Chunk(batch))
+        {
+            for (int b = 0; b < chunk.Length; b++) pixels(chunk[b]).CopyTo(input, b * shape.PixelValues);
+            clip.TowerForward(input, chunk.Length);
+            var logits = clip.CellLogits();
+            for (int b = 0; b < chunk.Length; b++)
+                for (int cell = 0; cell < shape.Patches; cell++, total++)
+                    if (TensorPrimitives.IndexOfMax(logits.Slice((b * shape.Patches + cell) * shape.Labels, ClassLabels)) == CellLabel(chunk[b], cell).Class) right++;
+        }
+        double accuracy = (double)right / total;
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  tower pre-training: {o.TowerSteps} steps, held-out cell class accuracy {accuracy:P1} over {heldOut} scenes"));
+        return accuracy;
+    }
+
+    private static (int Class, int Colour) CellLabel(Scene scene, int cell)
+    {
+        foreach (var o in scene.Objects) if (o.Cell == cell) return (o.Class, o.Colour);
+        return (ClassLabels - 1, ColourLabels - 1);
+    }
+
+    /// <summary>In place: softmax(logits) − onehot(target), divided by <paramref name="count"/> (the mean over cells).</summary>
+    private static void SoftmaxGradient(Span<float> logits, int target, int count)
+    {
+        TensorPrimitives.SoftMax(logits, logits);
+        logits[target] -= 1;
+        TensorPrimitives.Divide(logits, count, logits);
+    }
+
+    /// <summary>The frozen tower's selected features [scenes·patches, hidden], computed once (stages 1 and 2 never change them).</summary>
+    private static float[] TowerFeatures(TrainableClip clip, IEnumerable<float[]> images, int count)
+    {
+        var shape = clip.Shape;
+        int rows = shape.Patches * shape.Hidden;
+        var cache = new float[count * rows];
+        var input = new float[ImagesPerEvalBatch * shape.PixelValues];
+        int done = 0;
+        foreach (var chunk in images.Chunk(ImagesPerEvalBatch))
+        {
+            for (int b = 0; b < chunk.Length; b++) chunk[b].CopyTo(input, b * shape.PixelValues);
+            clip.TowerForward(input, chunk.Length).CopyTo(cache.AsSpan(done * rows));
+            done += chunk.Length;
+        }
+        return cache;
+    }
+
+    /// <summary>The LM, the tower's cached features and the projector, trained together on mixed batches.</summary>
+    private sealed class Session(TrainableLlama lm, TrainableClip clip, VlmText text, SceneDatasets train, float[] cache, Recipe textRecipe)
+    {
+        private readonly ClipShape _shape = clip.Shape;
+
+        /// <summary>Share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</summary>
+        private const double AttributeShare = 0.3;
+
+        /// <summary>One stage; <paramref name="mix"/> = shares of (questions, captions, text episodes). Returns the last smoothed loss.</summary>
+        public double Run(string label, int steps, int batchSize, int seed, double learningRate, (double Questions, double Captions, double Text) mix, TextWriter log)
+        {
+            var lmOptimizer = new AdamW(lm.Parameters, weightDecay: 0);
+            var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
+            var schedule = new LearningRateSchedule(learningRate, steps / 10 + 1, steps);
+            bool onlyNewRows = lm.Parameters.Tensors.Count(t => t.Trainable) == 1;
+            double smoothed = double.NaN;
+            using (var progress = new Progress(label, steps))
+                for (int step = 0; step < steps; step++)
+                {
+                    var rng = Corpus.StepRandom(seed, step);
+                    var samples = new List<(Sequence Sequence, int Scene)>(batchSize);
+                    for (int i = 0; i < batchSize; i++) samples.Add(Sample(rng, mix, steps));
+                    double loss = Step(samples, cache, out _);
+                    if (!double.IsFinite(loss)) throw new UserError($"lab vlm {label} diverged at step {step + 1} (loss {loss}); lower the learning rate (peak {learningRate:G3})");
+                    lm.Backward(_dFeatures);
+                    clip.Backward(_dFeatures);
+                    // Stage 1 trains the new words' rows only: the base's rows keep their values (zero gradient, zero Adam update).
+                    if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight"))[..(text.BaseVocab * lm.Config.DModel)].Clear();
+                    lmOptimizer.ClipGradients(1.0);
+                    clipOptimizer.ClipGradients(1.0);
+                    lmOptimizer.Step(schedule.At(step));
+                    clipOptimizer.Step(schedule.At(step));
+                    smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
+                    progress.Advance();
+                }
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label}: {steps} steps of batch {batchSize}, loss {smoothed:0.000}, {lm.Parameters.TrainableCount + clip.Parameters.TrainableCount:N0} trainable parameters"));
+            return smoothed;
+        }
+
+        private float[] _features = [], _dFeatures = [], _selected = [];
+
+        /// <summary>Forward of one batch (image rows from the cache through the projector, spliced in); zeroes the gradients first.</summary>
+        /// <param name="towerFeatures">the tower's features of the scenes the samples name, [scenes·patches, hidden].</param>
+        private double Step(IReadOnlyList<(Sequence Sequence, int Scene)> samples, float[] towerFeatures, out TrainingBatch batch)
+        {
+            batch = Corpus.Batch(samples.Select(s => s.Sequence).ToList());
+            var rows = new List<int>();
+            for (int i = 0; i < batch.Tokens.Length; i++) if (batch.Tokens[i] == text.ImageId) rows.Add(i);
+            var scenes = samples.Where(s => s.Scene >= 0).Select(s => s.Scene).ToList();
+            int perImage = _shape.Patches * _shape.Hidden, width = lm.Config.DModel;
+            if (rows.Count != scenes.Count * _shape.Patches) throw new InvalidOperationException("image rows do not match the images of the batch");
+            Grow(ref _selected, scenes.Count * perImage);
+            Grow(ref _features, rows.Count * width);
+            Grow(ref _dFeatures, rows.Count * width);
+            for (int i = 0; i < scenes.Count; i++) towerFeatures.AsSpan(scenes[i] * perImage, perImage).CopyTo(_selected.AsSpan(i * perImage));
+            clip.Project(_selected, rows.Count).CopyTo(_features);
+            lm.Parameters.ZeroGrads();
+            clip.Parameters.ZeroGrads();
+            return lm.Forward(batch, out _, out _, new EmbeddingSplice([.. rows], _features));
+        }
+
+        private static void Grow(ref float[] buffer, int length)
+        {
+            if (buffer.Length < length) buffer = new float[length];
+        }
+
+        private (Sequence, int) Sample(Random rng, (double Questions, double Captions, double Text) mix, int steps)
+        {
+            double roll = rng.NextDouble() * (mix.Questions + mix.Captions + mix.Text);
+            if (roll >= mix.Questions + mix.Captions) return (textRecipe.Sample(rng, steps, steps), -1);
+            int id = rng.Next(train.Scenes.Count);
+            var scene = train.Scenes[id];
+            if (roll >= mix.Questions) return (text.Caption(scene, _shape.Patches), id);
+            if (rng.NextDouble() < AttributeShare) return (text.Attribute(scene, rng, _shape.Patches), id);
+            if (rng.Next(2) == 0) return (text.Question(scene.Objects[rng.Next(scene.Objects.Count)].Class, true, _shape.Patches), id);
+            // Negatives as POPE draws them, a third each: a random absent class, a frequent one, one that co-occurs with the scene's.
+            var absent = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c)).ToList();
+            var ranked = rng.Next(3) switch
+            {
+                0 => absent,
+                1 => absent.OrderByDescending(c => train.Frequency[c]).ThenBy(c => c).Take(3).ToList(),
+                _ => absent.OrderByDescending(c => scene.Objects.Sum(x => train.CoOccurrence[x.Class, c])).ThenBy(c => c).Take(3).ToList(),
+            };
+            return (text.Question(ranked[rng.Next(ranked.Count)], false, _shape.Patches), id);
+        }
+
+        /// <summary>Held-out POPE of one setting of the scenes folder, the first greedy token read as the answer.</summary>
+        public PopeAccuracy Pope(string scenesDir, string setting, ClipPreprocessor preprocessor)
+        {
+            string path = Path.Combine(scenesDir, $"pope_{setting}.jsonl");
+            var questions = ReadPope(path);
+            var images = questions.Select(q => q.Image).Distinct().ToList();
+            var index = images.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
+            var features = TowerFeatures(clip, images.Select(name => preprocessor.Preprocess(ImageFile.Load(Path.Combine(scenesDir, "images", name)))), images.Count);
+            int right = 0, yes = 0;
+            foreach (var chunk in questions.Chunk(ImagesPerEvalBatch))
+            {
+                var samples = chunk.Select(q =>
+                {
+                    var ids = text.Prompt(text.Prompts.Question(q.Text), _shape.Patches);
+                    ids.Add(text.YesId);
+                    var weights = new float[ids.Count];
+                    weights[^1] = 1;
+                    return (new Sequence([.. ids], weights), index[q.Image]);
+                }).ToList();
+                Step(samples, features, out var batch);
+                var logits = lm.Logits;
+                int vocab = lm.Config.Vocab;
+                for (int b = 0; b < chunk.Length; b++)
+                {
+                    int row = Array.FindLastIndex(batch.Weights, b * batch.SeqLen + batch.SeqLen - 1, batch.SeqLen, w => w != 0);
+                    int answer = TensorPrimitives.IndexOfMax(logits.Slice(row * vocab, vocab));
+                    if (answer == text.YesId) yes++;
+                    if (answer == (chunk[b].Yes ? text.YesId : text.NoId)) right++;
+                }
+            }
+            return new PopeAccuracy(setting, questions.Count, (double)right / Math.Max(1, questions.Count), (double)yes / Math.Max(1, questions.Count));
+        }
+    }
+
+    private static List<(string Image, string Text, bool Yes)> ReadPope(string path)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path}: not found (a scenes folder written by 'truthprobe lab scenes' has pope_random/popular/adversarial.jsonl)");
+        var list = new List<(string, string, bool)>();
+        int line = 0;
+        foreach (string raw in File.ReadLines(path))
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(raw)) continue;
+            string where = $"{path}:{line}";
+            using var doc = ParseJson(raw, where);
+            var root = JsonFields.Object(doc.RootElement, where);
+            string label = JsonFields.String(JsonFields.Required(root, "label", where), where + " label");
+            if (label is not ("yes" or "no")) throw new UserError($"{where}: field 'label' must be \"yes\" or \"no\", got \"{label}\"");
+            list.Add((JsonFields.String(JsonFields.Required(root, "image", where), where + " image"), JsonFields.String(JsonFields.Required(root, "text", where), where + " text"), label == "yes"));
+        }
+        return list;
+    }
+
+    private static (int Size, ulong Seed) ReadManifest(string scenesDir)
+    {
+        string path = Path.Combine(scenesDir, "manifest.json");
+        if (!File.Exists(path)) throw new UserError($"{path}: not found; pass a folder written by 'truthprobe lab scenes'") { Field = "scenes" };
+        using var doc = ParseJson(File.ReadAllText(path), path);
+        var root = JsonFields.Object(doc.RootElement, path);
+        int size = JsonFields.Int32(JsonFields.Required(root, "size", path), path + " size", min: 20);
+        ulong seed = (ulong)JsonFields.Int64(JsonFields.Required(root, "seed", path), path + " seed", min: 0);
+        return (size, seed);
+    }
+
+    private static JsonDocument ParseJson(string json, string where)
+    {
+        try { return JsonDocument.Parse(json); }
+        catch (JsonException e) { throw new UserError($"{where}: not valid JSON ({e.Message})"); }
+    }
+
+    private static JsonObject Metadata(Options o, JsonObject baseMeta, string baseSha, int worldSeed, ulong sceneSeed, Result r)
+    {
+        static JsonNode? Finite(double x) => double.IsFinite(x) ? JsonValue.Create(Math.Round(x, 5)) : null;
+        static JsonObject Reading(ReadingAccuracy a) => new() { ["overall"] = Finite(a.Overall), ["consistent"] = Finite(a.Consistent), ["counterfactual"] = Finite(a.Counterfactual), ["items"] = a.Items };
+        var lineage = new JsonArray();
+        foreach (var ancestor in baseMeta["lineage"]?.AsArray() ?? []) lineage.Add(ancestor?.DeepClone());
+        lineage.Add(new JsonObject { ["recipe"] = baseMeta["recipe"]?.DeepClone(), ["seed"] = baseMeta["seed"]?.DeepClone(), ["steps"] = baseMeta["steps"]?.DeepClone(), ["model_sha256"] = baseSha });
+        return new JsonObject
+        {
+            ["recipe"] = "vlm",
+            ["code_recipe_version"] = Recipe.CodeVersion,
+            ["seed"] = o.Seed,
+            ["world_seed"] = worldSeed,
+            ["scene_seed"] = sceneSeed,
+            ["size"] = baseMeta["size"]?.DeepClone(),
+            ["tower"] = o.Tower,
+            ["tower_steps"] = o.Tower == "pretrained" ? o.TowerSteps : 0,
+            ["tower_cell_accuracy"] = Finite(r.TowerCellAccuracy),
+            ["train_scenes"] = o.TrainScenes,
+            ["stage1_steps"] = o.Stage1Steps,
+            ["stage2_steps"] = o.Stage2Steps,
+            ["steps"] = o.Stage1Steps + o.Stage2Steps,
+            ["batch_size"] = o.BatchSize,
+            ["lora_rank"] = o.LoraRank,
+            ["stage1_loss"] = Finite(r.Stage1Loss),
+            ["stage2_loss"] = Finite(r.Stage2Loss),
+            ["pope"] = new JsonObject(r.Pope.Select(p => KeyValuePair.Create(p.Setting, (JsonNode?)new JsonObject
+            {
+                ["accuracy"] = Finite(p.Accuracy), ["yes_rate"] = Finite(p.YesRate), ["questions"] = p.Questions,
+            }))),
+            ["reading_accuracy"] = Reading(r.Reading),
+            ["base_reading_accuracy"] = Reading(r.BaseReading),
+            ["train_seconds"] = new JsonObject { ["tower"] = Math.Round(r.TowerSeconds, 2), ["stage1"] = Math.Round(r.Stage1Seconds, 2), ["stage2"] = Math.Round(r.Stage2Seconds, 2) },
+            ["lineage"] = lineage,
+            ["provenance"] = Provenance.Of([("train", o.Seed), ("world", worldSeed), ("scenes", (JsonNode)sceneSeed)], [("parent_model", baseSha)]),
+        };
+    }
+}
