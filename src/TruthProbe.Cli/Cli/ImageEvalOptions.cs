@@ -124,11 +124,13 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
             if (minPixels != null || maxPixels != null)
                 throw new UserError($"{verb}: --min-pixels and --max-pixels set a Qwen2.5-VL / Omni image budget; {loaded.Model.Source} is a LLaVA folder");
             var llava = loaded.Llava!;
+            if (llava.IsAnyres && aspectText != null)
+                throw new UserError($"{verb}: --image-aspect applies to LLaVA-1.5; {loaded.Model.Source} is LLaVA-NeXT, which tiles each image at its best grid resolution (anyres)");
             var aspect = aspectText == null ? llava.DefaultAspect : aspectText == "pad" ? AspectMode.Pad : AspectMode.Crop;
             var preprocessor = llava.ImagePreprocessor(aspect);
-            ImagePromptRunner.CheckImages(prompts);
-            CheckContext(loaded, prompts.Select(p => p.Prompt).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p)).Length));
-            return new Session(loaded, llava, preprocessor, aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
+            var sizes = ImagePromptRunner.CheckImages(prompts);
+            CheckContext(loaded, prompts.Select(p => (p.Prompt, Size: sizes[p.Image])).Distinct().Max(p => llava.ExpandImageTokens(llava.EncodePrompt(p.Prompt), p.Size).Length));
+            return new Session(loaded, llava, preprocessor, llava.IsAnyres ? "anyres" : aspect == AspectMode.Pad ? "pad" : "crop", maxNew, arms)
             {
                 TokenizerSha256 = tokenizerSha,
             };

@@ -213,8 +213,14 @@ internal sealed class LlavaRowPrompts : RowPrompts
             return;
         }
         string key = (_rows.Mode == ImageMode.Black ? "black" : Hash(_rows.Files[row.Index])) + "|" + _aspect;
-        var features = _cache.Get(key, () => _model.PrepareImage(Image(row), _model.IsAnyres ? null : _aspect));
-        _model.ForwardEncoded(_state, tokens, features, capture, imageSize: SizeOf(row));
+        var size = SizeOf(row);
+        var features = _cache.Get(key, () =>
+        {
+            var image = _model.PrepareImage(Image(row), _model.IsAnyres ? null : _aspect);
+            if (size != null && image.Size != size) throw new InvalidOperationException($"{_rows.Files[row.Index]}: decoded {image.Size}, its header gave {size}");
+            return image;
+        });
+        _model.ForwardEncoded(_state, tokens, features, capture, imageSize: size);
     }
 
     public override (int Start, int Length) Evidence(ProbingRow row, int[] tokens)
@@ -234,8 +240,9 @@ internal sealed class LlavaRowPrompts : RowPrompts
         string file = _rows.Files[row.Index];
         if (!_sizes.TryGetValue(file, out var size))
         {
-            var image = ImageFile.Load(file);
-            _sizes[file] = size = new ImageSize(image.Height, image.Width);
+            // The header's size: the pixels are decoded once, when the row runs and its image is not cached.
+            var (width, height) = ImageFile.ReadSize(file);
+            _sizes[file] = size = new ImageSize(height, width);
         }
         return size;
     }

@@ -50,8 +50,9 @@ public static class ImagePromptRunner
         var cache = new ImagePrefixCache(model, arms.Select(a => a.Interventions).ToList(), reusePrefix);
         Run(model.Language, prompts, arms, options, log, progress, cache, (file, items) =>
         {
-            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt))).ToList();
-            cache.SetImage(preprocessor.Preprocess(ImageFile.Load(file)), ids);
+            var image = Prepare(model, preprocessor, ImageFile.Load(file));
+            var ids = items.Select(p => model.ExpandImageTokens(model.EncodePrompt(p.Prompt), image.Size)).ToList();
+            cache.SetImage(image.Pixels, ids, image.Size);
             return ids;
         });
     }
@@ -91,16 +92,24 @@ public static class ImagePromptRunner
         }
     }
 
+    /// <summary>LLaVA-1.5: the session's CLIP preprocessing (its aspect mode); LLaVA-NeXT: the anyres tiles of the image's size.</summary>
+    private static LlavaImage Prepare(LlavaModel model, ClipPreprocessor preprocessor, RgbImage image) =>
+        model.IsAnyres ? model.PrepareImage(image) : new LlavaImage(preprocessor.Preprocess(image), new ImageSize(image.Height, image.Width));
+
     /// <summary>
     /// Every image file named, checked before any reply is generated so that a missing or unreadable image stops the
-    /// run with no output: each is decoded once (and dropped: a run of 500 images would not keep them all).
+    /// run with no output: each is decoded once (and dropped: a run of 500 images would not keep them all). Returns each
+    /// image's size, which LLaVA-NeXT's image-token count depends on.
     /// </summary>
-    public static void CheckImages(IEnumerable<ImagePrompt> prompts)
+    public static Dictionary<string, ImageSize> CheckImages(IEnumerable<ImagePrompt> prompts)
     {
+        var sizes = new Dictionary<string, ImageSize>(StringComparer.Ordinal);
         foreach (string image in prompts.Select(p => p.Image).Distinct())
         {
             if (!File.Exists(image)) throw new UserError($"{image}: image not found; every image the questions name must be in the images folder") { Field = "images" };
-            ImageFile.Load(image);
+            var decoded = ImageFile.Load(image);
+            sizes[image] = new ImageSize(decoded.Height, decoded.Width);
         }
+        return sizes;
     }
 }

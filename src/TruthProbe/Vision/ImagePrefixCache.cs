@@ -67,13 +67,13 @@ public sealed class ImagePrefixCache
     /// Encodes the image and fixes the shared prefix as the longest common prefix of <paramref name="prompts"/> (expanded
     /// ids, see <see cref="LlavaModel.ExpandImageTokens"/>), leaving at least one id of each to prefill. Pass every prompt
     /// the image will ever get, not only those still to run: the prefix, and so the numbers, then do not depend on which
-    /// replies a resumed run already has.
+    /// replies a resumed run already has. LLaVA-NeXT: <paramref name="imageSize"/> is the size the prompts were expanded for.
     /// </summary>
-    public void SetImage(ReadOnlySpan<float> pixelValues, IReadOnlyList<int[]> prompts)
+    public void SetImage(ReadOnlySpan<float> pixelValues, IReadOnlyList<int[]> prompts, ImageSize? imageSize = null)
     {
         if (_model == null) throw new InvalidOperationException("a Qwen model's images are QwenImages");
         if (prompts.Count == 0) throw new ArgumentException("an image needs at least one prompt", nameof(prompts));
-        _model.EncodeImage(_vision!, pixelValues);
+        _model.EncodeImage(_vision!, pixelValues, imageSize: imageSize);
         _features = _vision!.Vision.ImageFeatures;
         FixPrefix(prompts);
     }

@@ -31,11 +31,15 @@ public sealed class ImageEvalCliTests
         """;
 
     /// <summary>The tiny checkpoint with its preprocessor config and a tokenizer.json: ids 3.. are the words, <c>&lt;image&gt;</c> an added token.</summary>
-    internal static string Checkpoint(TempDir tmp)
+    internal static string Checkpoint(TempDir tmp) =>
+        Checkpoint(tmp, "llava", LlavaModelTests.Tiny(56), Preprocessor56, 2);   // a seed whose replies are words, not an immediate EOS, and differ by question
+
+    /// <summary>A tiny checkpoint of <paramref name="config"/> in folder <paramref name="name"/>, with <paramref name="preprocessor"/> as its preprocessor config and the word tokenizer.</summary>
+    internal static string Checkpoint(TempDir tmp, string name, LlavaConfig config, string preprocessor, ulong seed)
     {
-        string folder = tmp.File("llava");
-        LlavaCheckpoint.WriteRandom(folder, LlavaModelTests.Tiny(56), LlavaLayout.Hub, 2, WeightDType.F32);   // a seed whose replies are words, not an immediate EOS, and differ by question
-        File.WriteAllText(Path.Combine(folder, LlavaModel.PreprocessorFile), Preprocessor56);
+        string folder = tmp.File(name);
+        LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, seed, WeightDType.F32);
+        File.WriteAllText(Path.Combine(folder, LlavaModel.PreprocessorFile), preprocessor);
         var ids = Enumerable.Range(3, 61).Where(id => id != ImageToken).ToList();
         Assert.True(Words.Length <= ids.Count, $"{Words.Length} words for {ids.Count} ids");
         var vocab = ids.Select((id, i) => $"{JsonSerializer.Serialize(i < Words.Length ? Words[i] : $"w{id}")}:{id}");
@@ -68,7 +72,7 @@ public sealed class ImageEvalCliTests
 
     private static string[] Lines(string path) => File.ReadAllLines(path);
 
-    private static string Reply(string sampleLine) => JsonDocument.Parse(sampleLine).RootElement.GetProperty("reply").GetString()!;
+    internal static string Reply(string sampleLine) => JsonDocument.Parse(sampleLine).RootElement.GetProperty("reply").GetString()!;
 
     [Fact]
     public void LlavaPrompts_AreTheVicunaV1ConversationStrings()
@@ -255,7 +259,7 @@ public sealed class ImageEvalCliTests
     }
 
     /// <summary>Every file of <paramref name="a"/> and <paramref name="b"/> byte for byte, and the same file names.</summary>
-    private static void SameFiles(string a, string b)
+    internal static void SameFiles(string a, string b)
     {
         var names = Directory.GetFiles(a).Select(f => Path.GetFileName(f)).Order().ToList();
         Assert.Equal(names, Directory.GetFiles(b).Select(f => Path.GetFileName(f)).Order());

@@ -34,29 +34,70 @@ public sealed class ImagePrefixCacheTests
         using var tmp = new TempDir();
         var config = LlavaModelTests.Tiny(56);
         using var model = Load(tmp, config);
+        var size = new ImageSize(56, 56);
+        // BOS, 3 text ids, 16 image positions, 13, 5: the longest prefix all three share.
+        AssertReuseEqualsScratch(model, [(LlavaModelTests.Pixels(56, 3), size, 4 + 16 + 2), (LlavaModelTests.Pixels(56, 4), size, 4 + 16 + 2)]);
+    }
+
+    /// <summary>
+    /// LLaVA-NeXT: two images whose anyres grids differ (60x36: 5 tiles, 52 image tokens; 15x50: 3 tiles, 40, derived in
+    /// <see cref="LlavaNextTests"/>), so the prefix and the positions after it move with the image. The vanilla replies
+    /// also equal the float64 reference's greedy ids (<see cref="LlavaReference.RunNext"/>).
+    /// </summary>
+    [Fact]
+    public void LlavaNext_ReusedPrefix_GivesTheIdsOfEncodingEachPromptFromScratch_ImagesOfTwoTokenCounts()
+    {
+        using var tmp = new TempDir();
+        var config = LlavaNextTests.TinyNext();
+        string folder = LlavaNextTests.Write(tmp, config, LlavaLayout.Hub, 5);
+        using var model = LlavaModel.Load(folder);
+        (int Width, int Height, int Tokens, int Rows, int Columns)[] images = [(60, 36, 52, 2, 2), (15, 50, 40, 2, 1)];
+        var prepared = images.Select(i => model.PrepareImage(LlavaNextTests.RandomImage(i.Width, i.Height, (ulong)i.Width))).ToList();
+        var replies = AssertReuseEqualsScratch(model, prepared.Select((p, k) => (p.Pixels, (ImageSize?)p.Size, 4 + images[k].Tokens + 2)).ToList());
+
+        for (int k = 0; k < images.Length; k++)
+        {
+            var ids = model.ExpandImageTokens(Prompts[1], prepared[k].Size).ToList();
+            for (int step = 0; step < 2; step++)
+            {
+                var last = LlavaReference.RunNext(folder, config, prepared[k].Pixels, images[k].Rows, images[k].Columns, images[k].Height, images[k].Width, [.. ids]).Logits[^1];
+                ids.Add(Array.IndexOf(last, last.Max()));
+            }
+            // Reply 2 of an image is prompt 1's vanilla one (prompts outside, arms inside).
+            Assert.Equal(ids[^2..], replies[k][2][..2]);
+        }
+    }
+
+    /// <summary>
+    /// Every prompt under a vanilla and a gated arm, for each image: the replies with the prefix reused, and with every
+    /// prompt prefilled from position 0 (no reuse), equal <see cref="LlavaModel.Generate"/>'s from scratch. Returns each
+    /// image's replies, prompt by prompt, arms inside.
+    /// </summary>
+    private static List<List<int[]>> AssertReuseEqualsScratch(LlavaModel model, IReadOnlyList<(float[] Pixels, ImageSize? Size, int Prefix)> images)
+    {
+        var config = model.Config;
         var gates = new float[config.Text.Layers, config.Text.Heads];
         for (int l = 0; l < config.Text.Layers; l++)
             for (int h = 0; h < config.Text.Heads; h++) gates[l, h] = 0.2f + 0.5f * ((l * 3 + h) % 4);
         Interventions?[] arms = [null, new Interventions(config.Text).Gate(gates, GateSite.Head)];
         var options = new GenerationOptions { MaxNewTokens = 8, StopAtEos = false };
-        var expanded = Prompts.Select(p => model.ExpandImageTokens(p)).ToList();
 
         var cache = new ImagePrefixCache(model, arms);
         var noReuse = new ImagePrefixCache(model, arms, reusePrefix: false);
-        foreach (ulong seed in new ulong[] { 3, 4 })
+        var all = new List<List<int[]>>();
+        foreach (var (pixels, size, prefix) in images)
         {
-            var pixels = LlavaModelTests.Pixels(56, seed);
-            cache.SetImage(pixels, expanded);
-            noReuse.SetImage(pixels, expanded);
-            // BOS, 3 text ids, 16 image positions, 13, 5: the longest prefix all three share.
-            Assert.Equal(4 + 16 + 2, cache.PrefixLength);
+            var expanded = Prompts.Select(p => model.ExpandImageTokens(p, size)).ToList();
+            cache.SetImage(pixels, expanded, size);
+            noReuse.SetImage(pixels, expanded, size);
+            Assert.Equal(prefix, cache.PrefixLength);
             Assert.Equal(0, noReuse.PrefixLength);
             var replies = new List<int[]>();
             // Arms interleaved, as the eval verbs run them: each arm's cache must survive the other's turns.
             for (int i = 0; i < Prompts.Length; i++)
                 for (int a = 0; a < arms.Length; a++)
                 {
-                    var reference = model.Generate(model.NewState(), Prompts[i], pixels, options with { Interventions = arms[a] });
+                    var reference = model.Generate(model.NewState(), Prompts[i], pixels, options with { Interventions = arms[a] }, imageSize: size);
                     var reused = cache.Generate(a, expanded[i], options);
                     Assert.Equal(reference.NewIds, reused.NewIds);
                     Assert.Equal(reference.NewIds, noReuse.Generate(a, expanded[i], options).NewIds);
@@ -66,7 +107,9 @@ public sealed class ImagePrefixCacheTests
             // replies, so a prompt continued from another's suffix would show.
             Assert.Contains(Enumerable.Range(0, Prompts.Length), i => !replies[2 * i].SequenceEqual(replies[2 * i + 1]));
             Assert.Contains(Enumerable.Range(1, Prompts.Length - 1), i => !replies[2 * i].SequenceEqual(replies[0]));
+            all.Add(replies);
         }
+        return all;
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public sealed class LlavaNextTests
     }
 
     /// <summary>llava-hf/llava-v1.6's LlavaNextImageProcessor settings at tile size 28.</summary>
-    private const string Preprocessor28 = """
+    internal const string Preprocessor28 = """
         {
           "crop_size": {"height": 28, "width": 28}, "do_center_crop": true, "do_convert_rgb": true, "do_normalize": true,
           "do_pad": true, "do_rescale": true, "do_resize": true,
