@@ -24,7 +24,7 @@ public sealed class LabVlmVerb : IVerb
     private readonly Option<int> _trainScenes = Opt.Int("--train-scenes", "N", 2000, "training scenes (drawn in memory)", min: 1);
     private readonly Option<int> _towerSteps = Opt.Int("--tower-steps", "N", 300, "tower pre-training steps", min: 0);
     private readonly Option<int> _stage1 = Opt.Int("--stage1-steps", "N", 400, "stage 1 steps (projector)", min: 1);
-    private readonly Option<int> _stage2 = Opt.Int("--stage2-steps", "N", 600, "stage 2 steps (projector + LM)", min: 1);
+    private readonly Option<int> _stage2 = Opt.Int("--stage2-steps", "N", 900, "stage 2 steps (projector + LM)", min: 1);
     private readonly Option<int> _batch = Opt.Int("--batch", "B", 32, "sequences per step", min: 1);
     private readonly Option<int> _lora = LabOptions.Lora();
     private readonly Option<int> _seed = LabOptions.Seed();

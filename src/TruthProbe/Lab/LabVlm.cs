@@ -24,9 +24,20 @@ public static class LabVlm
     /// <param name="Tower">"random" (frozen as initialised) or "pretrained" (each cell's class and colour first, then frozen).</param>
     /// <param name="LoraRank">stage 2: 0 for full fine-tuning, else LoRA of this rank on q/k/v/o.</param>
     /// <param name="ReadingItems">held-out text episodes that measure the reading skill before and after.</param>
+    /// <param name="Stage1Mix">stage 1's shares of (image questions, captions, text episodes).</param>
+    /// <param name="Stage2Mix">stage 2's shares of (image questions, captions, text episodes).</param>
+    /// <param name="AttributeShare">share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</param>
+    /// <param name="Stage2LearningRate">stage 2's peak learning rate with full fine-tuning (LoRA uses 2e-3).</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
-        int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 600, int BatchSize = 32, int LoraRank = 0,
-        int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems);
+        int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 900, int BatchSize = 32, int LoraRank = 0,
+        int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems,
+        Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3);
+
+    /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
+    public sealed record Mix(double Questions, double Captions, double Text);
+
+    /// <summary>The measured defaults (docs/lab.md): presence questions only in stage 1; stage 2 keeps the reading skill with 15% text episodes.</summary>
+    public static readonly Mix DefaultStage1Mix = new(1, 0, 0), DefaultStage2Mix = new(0.85, 0, 0.15);
 
     /// <summary>Held-out POPE accuracy per setting (greedy first token: "Yes", "No", or anything else counted wrong).</summary>
     public sealed record PopeAccuracy(string Setting, int Questions, double Accuracy, double YesRate);
@@ -41,6 +52,11 @@ public static class LabVlm
         if (o.Tower is not ("random" or "pretrained")) throw new UserError($"tower must be random or pretrained, got '{o.Tower}'") { Field = "tower" };
         foreach (var (value, name) in new[] { (o.TrainScenes, "train-scenes"), (o.BatchSize, "batch"), (o.Stage1Steps, "stage1-steps"), (o.Stage2Steps, "stage2-steps") })
             if (value < 1) throw new UserError($"{name} must be at least 1, got {value}") { Field = name };
+        if (o.AttributeShare is < 0 or > 1) throw new UserError($"attribute share must be between 0 and 1, got {o.AttributeShare}") { Field = "attribute-share" };
+        if (!(o.Stage2LearningRate > 0)) throw new UserError($"stage 2 learning rate must be positive, got {o.Stage2LearningRate}") { Field = "stage2-lr" };
+        foreach (var (mix, name) in new[] { (o.Stage1Mix, "stage1-mix"), (o.Stage2Mix, "stage2-mix") })
+            if (mix is { } m && (m.Questions < 0 || m.Captions < 0 || m.Text < 0 || !(m.Questions + m.Captions + m.Text > 0)))
+                throw new UserError($"{name} shares must be non-negative with a positive sum, got {m}") { Field = name };
         if (o.LoraRank < 0) throw new UserError($"LoRA rank must be positive (0: full fine-tuning), got {o.LoraRank}") { Field = "lora" };
         var (baseModel, baseTokenizer, baseMeta) = LabCheckpoint.Load(o.Base);
         string baseSha = Hashing.Sha256File(Path.Combine(o.Base, "model.safetensors"));
@@ -72,18 +88,18 @@ public static class LabVlm
         var corpus = new Corpus(world, text.Tokenizer);
         var evaluation = LabDatasets.Evaluation(world, o.ReadingItems);
         var baseReading = LabTrainer.Evaluate(lm, corpus, evaluation);
-        var session = new Session(lm, clip, text, train, cache, new PretrainRecipe(corpus));
+        var session = new Session(lm, clip, text, train, cache, new PretrainRecipe(corpus), o.AttributeShare);
 
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
         lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
-        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, (0.8, 0.2, 0), log);
+        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
         if (o.LoraRank > 0) lm.AddLora(o.LoraRank, alpha: 2 * o.LoraRank, o.Seed);
         else lm.Parameters.SetTrainable(_ => true);
-        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, o.LoraRank > 0 ? 2e-3 : 5e-4, (0.6, 0.15, 0.25), log);
+        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate, o.Stage2Mix ?? DefaultStage2Mix, log);
         double stage2Seconds = clock.Elapsed.TotalSeconds;
 
         var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
@@ -215,24 +231,23 @@ public static class LabVlm
     }
 
     /// <summary>The LM, the tower's cached features and the projector, trained together on mixed batches.</summary>
-    private sealed class Session(TrainableLlama lm, TrainableClip clip, VlmText text, SceneDatasets train, float[] cache, Recipe textRecipe)
+    private sealed class Session(TrainableLlama lm, TrainableClip clip, VlmText text, SceneDatasets train, float[] cache, Recipe textRecipe, double attributeShare)
     {
         private readonly ClipShape _shape = clip.Shape;
 
-        /// <summary>Share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</summary>
-        private const double AttributeShare = 0.3;
-
         /// <summary>One stage; <paramref name="mix"/> = shares of (questions, captions, text episodes). Returns the last smoothed loss.</summary>
-        public double Run(string label, int steps, int batchSize, int seed, double learningRate, (double Questions, double Captions, double Text) mix, TextWriter log)
+        public double Run(string label, int steps, int batchSize, int seed, double learningRate, Mix mix, TextWriter log)
         {
             var lmOptimizer = new AdamW(lm.Parameters, weightDecay: 0);
             var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
             var schedule = new LearningRateSchedule(learningRate, steps / 10 + 1, steps);
             bool onlyNewRows = lm.Parameters.Tensors.Count(t => t.Trainable) == 1;
-            double smoothed = double.NaN;
+            double smoothed = double.NaN, lmNorm = 0, projectorNorm = 0;
+            var (seen, swapped) = ImageProbe(seed);
             using (var progress = new Progress(label, steps))
                 for (int step = 0; step < steps; step++)
                 {
+                    if (step % Math.Max(1, steps / 4) == 0) LogReliance(label, step, seen, swapped, lmNorm, projectorNorm, log);
                     var rng = Corpus.StepRandom(seed, step);
                     var samples = new List<(Sequence Sequence, int Scene)>(batchSize);
                     for (int i = 0; i < batchSize; i++) samples.Add(Sample(rng, mix, steps));
@@ -242,15 +257,43 @@ public static class LabVlm
                     clip.Backward(_dFeatures);
                     // Stage 1 trains the new words' rows only: the base's rows keep their values (zero gradient, zero Adam update).
                     if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight"))[..(text.BaseVocab * lm.Config.DModel)].Clear();
-                    lmOptimizer.ClipGradients(1.0);
-                    clipOptimizer.ClipGradients(1.0);
+                    lmNorm = lmOptimizer.ClipGradients(1.0);
+                    projectorNorm = clipOptimizer.ClipGradients(1.0);
                     lmOptimizer.Step(schedule.At(step));
                     clipOptimizer.Step(schedule.At(step));
                     smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
                     progress.Advance();
                 }
+            LogReliance(label, steps, seen, swapped, lmNorm, projectorNorm, log);
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label}: {steps} steps of batch {batchSize}, loss {smoothed:0.000}, {lm.Parameters.TrainableCount + clip.Parameters.TrainableCount:N0} trainable parameters"));
             return smoothed;
+        }
+
+        /// <summary>
+        /// A fixed batch of presence questions (half Yes) about their own scenes, and the same questions shown the next
+        /// question's scene: the loss gap between the two says how much the answers use the image (0: not at all).
+        /// </summary>
+        private (List<(Sequence, int)> Seen, List<(Sequence, int)> Swapped) ImageProbe(int seed)
+        {
+            var rng = new SeededSystemRandom(seed * 31 + 7);
+            var seen = new List<(Sequence, int)>(ImagesPerEvalBatch);
+            for (int i = 0; i < ImagesPerEvalBatch; i++)
+            {
+                int id = rng.Next(train.Scenes.Count);
+                var scene = train.Scenes[id];
+                var absent = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c)).ToList();
+                bool yes = i % 2 == 0;
+                int cls = yes ? scene.Objects[rng.Next(scene.Objects.Count)].Class : absent[rng.Next(absent.Count)];
+                seen.Add((text.Question(cls, yes, _shape.Patches), id));
+            }
+            return (seen, [.. seen.Select((s, i) => (s.Item1, seen[(i + 1) % seen.Count].Item2))]);
+        }
+
+        private void LogReliance(string label, int step, List<(Sequence, int)> seen, List<(Sequence, int)> swapped, double lmNorm, double projectorNorm, TextWriter log)
+        {
+            double own = Step(seen, cache, out _), other = Step(swapped, cache, out _);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {label} step {step}: presence loss {own:0.000} with its own images, {other:0.000} with another scene's; gradient norm LM {lmNorm:0.000}, projector {projectorNorm:0.000}"));
         }
 
         private float[] _features = [], _dFeatures = [], _selected = [];
@@ -280,14 +323,14 @@ public static class LabVlm
             if (buffer.Length < length) buffer = new float[length];
         }
 
-        private (Sequence, int) Sample(Random rng, (double Questions, double Captions, double Text) mix, int steps)
+        private (Sequence, int) Sample(Random rng, Mix mix, int steps)
         {
             double roll = rng.NextDouble() * (mix.Questions + mix.Captions + mix.Text);
             if (roll >= mix.Questions + mix.Captions) return (textRecipe.Sample(rng, steps, steps), -1);
             int id = rng.Next(train.Scenes.Count);
             var scene = train.Scenes[id];
             if (roll >= mix.Questions) return (text.Caption(scene, _shape.Patches), id);
-            if (rng.NextDouble() < AttributeShare) return (text.Attribute(scene, rng, _shape.Patches), id);
+            if (rng.NextDouble() < attributeShare) return (text.Attribute(scene, rng, _shape.Patches), id);
             if (rng.Next(2) == 0) return (text.Question(scene.Objects[rng.Next(scene.Objects.Count)].Class, true, _shape.Patches), id);
             // Negatives as POPE draws them, a third each: a random absent class, a frequent one, one that co-occurs with the scene's.
             var absent = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c)).ToList();
