@@ -316,15 +316,20 @@ internal sealed class TrainableLlama
 
     private Activations Buffers(TrainingBatch batch)
     {
+        // Packed batches vary in size from step to step: the buffers grow by half again when outgrown, not to each new
+        // largest batch. Every regrowth is fresh memory the kernel zeroes on first touch (a 60-step wide run spent 12%
+        // of its time there, growing to each new maximum).
         int rows = batch.Rows;
         if (_act == null || _act.Rows < rows)
         {
+            rows = Math.Max(rows, (_act?.Rows ?? 0) * 3 / 2);
             _act = new Activations(Config, rows);
             foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
             _loraScratch = new float[rows * Math.Max(1, LoraRank)];
         }
         long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads, batch.Starts);
-        if (_act.Probs.Length == 0 || _act.Probs[0].Length < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)probs));
+        int held = _act.Probs.Length == 0 ? 0 : _act.Probs[0].Length;
+        if (held < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)Math.Max(probs, held * 3L / 2)));
         return _act;
     }
 }
