@@ -6,7 +6,7 @@ namespace TruthProbe.Bench;
 
 /// <summary>
 /// One lab pretraining step as the trainer runs it (zero gradients, forward, backward, clip, AdamW) on a
-/// late-curriculum batch of 64 full-size contexts, with the model FLOPs it does: the dense count, 6 x parameters
+/// late-curriculum batch of 64 sequences (contexts of up to four facts), with the model FLOPs of its real positions: the dense count, 6 x parameters
 /// per token, plus the causal attention products QKᵀ and PV, 2 x 2 x d_q x (t + 1) FLOP at position t per layer
 /// forward, three times that for training (the PaLM-style count without the causal half, 12 x L x T x d_q per
 /// token, would add twice as much).
@@ -37,8 +37,14 @@ internal sealed class LabTrainingStep
         _model.Backward();
         _optimizer.ClipGradients(1);
         _optimizer.Step(1e-3);
-        long t = batch.SeqLen;
-        return (batch.Batch * t, 3.0 * 4 * Config.QDim * (t * (t + 1) / 2) * batch.Batch * Config.Layers);
+        // Real positions only: the batch is packed, and padding (before packing, 45% of such a batch) is no model FLOP.
+        double attention = 0;
+        for (int b = 0; b < batch.Batch; b++)
+        {
+            long t = batch.Length(b);
+            attention += 3.0 * 4 * Config.QDim * (t * (t + 1) / 2) * Config.Layers;
+        }
+        return (batch.Rows, attention);
     }
 
     public double DenseFlops(long tokens) => 6.0 * Config.ParameterCount() * tokens;

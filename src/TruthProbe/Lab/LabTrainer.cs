@@ -40,7 +40,7 @@ internal static class LabTrainer
             model.Backward();
             optimizer.ClipGradients(plan.ClipNorm);
             optimizer.Step(schedule.At(step));
-            tokens += batch.Batch * batch.SeqLen;
+            tokens += batch.Rows;
             smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
             report?.Invoke(step + 1, smoothed);
             if (evaluateEvery > 0 && (step + 1) % evaluateEvery == 0 && step + 1 < plan.Steps)
@@ -74,7 +74,7 @@ internal static class LabTrainer
             for (int b = 0; b < part.Count; b++)
             {
                 // The answer is the last token of its sequence; the position before it predicts it.
-                int row = Array.FindLastIndex(batch.Weights, b * batch.SeqLen + batch.SeqLen - 1, batch.SeqLen, w => w != 0);
+                int row = Array.FindLastIndex(batch.Weights, batch.Start(b) + batch.Length(b) - 1, batch.Length(b), w => w != 0);
                 bool right = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.Slice(row * vocab, vocab)) == batch.Targets[row];
                 if (part[b].Counterfactual) { counter++; if (right) counterRight++; }
                 else { consistent++; if (right) consistentRight++; }

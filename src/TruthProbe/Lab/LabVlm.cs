@@ -367,7 +367,7 @@ public static class LabVlm
                 int vocab = lm.Config.Vocab;
                 for (int b = 0; b < chunk.Length; b++)
                 {
-                    int row = Array.FindLastIndex(batch.Weights, b * batch.SeqLen + batch.SeqLen - 1, batch.SeqLen, w => w != 0);
+                    int row = Array.FindLastIndex(batch.Weights, batch.Start(b) + batch.Length(b) - 1, batch.Length(b), w => w != 0);
                     int answer = TensorPrimitives.IndexOfMax(logits.Slice(row * vocab, vocab));
                     if (answer == text.YesId) yes++;
                     if (answer == (chunk[b].Yes ? text.YesId : text.NoId)) right++;

@@ -148,15 +148,18 @@ internal static unsafe class Ops
     private struct RopeJob : IRowJob<RopeJob>
     {
         public float* X, Cos, Sin;
-        public int SeqLen, Heads, HeadDim;
+        public int* Starts;
+        public int SeqLen, Sequences, Heads, HeadDim;
         public float Sign;
 
         public static void Rows<TVec>(ref RopeJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             int half = j.HeadDim / 2, width = j.Heads * j.HeadDim;
+            int sequence = j.Starts == null ? 0 : SequenceOf(j.Starts, j.Sequences, first);
             for (int r = first; r < end; r++)
             {
-                int pos = r % j.SeqLen;
+                while (j.Starts != null && r >= j.Starts[sequence + 1]) sequence++;
+                int pos = j.Starts == null ? r % j.SeqLen : r - j.Starts[sequence];
                 float* c = j.Cos + (long)pos * half, s = j.Sin + (long)pos * half;
                 for (int h = 0; h < j.Heads; h++)
                 {
@@ -173,18 +176,42 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// Rotates every head of x [rows, heads·headDim] in place; row r sits at position r mod seqLen. The
-    /// backward of a rotation is the rotation by the opposite angle, so <paramref name="inverse"/> serves it.
+    /// Rotates every head of x [rows, heads·headDim] in place; row r sits at position r mod seqLen, or, with
+    /// <paramref name="starts"/> (packed sequences, see <see cref="AttentionForward"/>), at r minus its sequence's start.
+    /// The backward of a rotation is the rotation by the opposite angle, so <paramref name="inverse"/> serves it.
     /// </summary>
-    public static void Rope(Span<float> x, int seqLen, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, bool inverse = false)
+    public static void Rope(Span<float> x, int seqLen, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, bool inverse = false,
+        ReadOnlySpan<int> starts = default)
     {
-        int width = heads * headDim, rows = x.Length / width;
+        int width = heads * headDim, rows = starts.IsEmpty ? x.Length / width : starts[^1];
         if (cos.Length < Math.Min(rows, seqLen) * (headDim / 2) || sin.Length < cos.Length) throw new ArgumentException("RoPE tables shorter than the sequence");
+        if (!starts.IsEmpty) CheckStarts(starts, seqLen, x.Length / width);
         fixed (float* px = x, pc = cos, ps = sin)
+        fixed (int* pstarts = starts)
         {
-            var job = new RopeJob { X = px, Cos = pc, Sin = ps, SeqLen = seqLen, Heads = heads, HeadDim = headDim, Sign = inverse ? -1f : 1f };
+            var job = new RopeJob { X = px, Cos = pc, Sin = ps, Starts = pstarts, SeqLen = seqLen, Sequences = Math.Max(0, starts.Length - 1), Heads = heads, HeadDim = headDim, Sign = inverse ? -1f : 1f };
             RowParallel.Run(ref job, rows);
         }
+    }
+
+    /// <summary>The sequence whose rows [starts[s], starts[s + 1]) hold <paramref name="row"/> (the last one for rows past the end).</summary>
+    private static int SequenceOf(int* starts, int sequences, int row)
+    {
+        int lo = 0, hi = sequences - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (starts[mid] <= row) lo = mid; else hi = mid - 1;
+        }
+        return lo;
+    }
+
+    /// <summary>Packed sequences: starts[0] = 0, lengths from 1 to <paramref name="seqLen"/>, and no more rows than the spans hold.</summary>
+    private static void CheckStarts(ReadOnlySpan<int> starts, int seqLen, long rows)
+    {
+        if (starts.Length < 2 || starts[0] != 0 || starts[^1] > rows) throw new ArgumentException("sequence starts do not cover the rows");
+        for (int s = 0; s + 1 < starts.Length; s++)
+            if (starts[s + 1] - starts[s] < 1 || starts[s + 1] - starts[s] > seqLen) throw new ArgumentException("a packed sequence is empty or longer than seqLen");
     }
 
     // ---- causal grouped-query attention ----
@@ -193,7 +220,47 @@ internal static unsafe class Ops
     private struct AttentionJob
     {
         public float* Q, K, V, Z, Probs, DQ, DK, DV;
+        public int* Starts;
         public int Batch, SeqLen, Heads, KvHeads, HeadDim;
+
+        /// <summary>Sequence b: its first row and length (packed by <see cref="Starts"/>, else every one seqLen long).</summary>
+        public readonly (int Start, int Length) Sequence(int b) =>
+            Starts == null ? (b * SeqLen, SeqLen) : (Starts[b], Starts[b + 1] - Starts[b]);
+
+        /// <summary>Where sequence b's softmax weights begin: the blocks of the sequences before it (see <see cref="AttentionProbsLength"/>).</summary>
+        public readonly long ProbsStart(int b)
+        {
+            if (Starts == null) return (long)b * Heads * RoundUp(SeqLen, Tile) * RoundUp(SeqLen, ProbsPad);
+            long offset = 0;
+            for (int s = 0; s < b; s++) offset += ProbsBlock(Starts[s + 1] - Starts[s]);
+            return offset;
+        }
+
+        public readonly long ProbsBlock(int length) => (long)Heads * RoundUp(length, Tile) * RoundUp(length, ProbsPad);
+
+        /// <summary>
+        /// The work items (sequence, kv head) of one share, split by their cost (length²): packed sequences differ in
+        /// length. Each item writes only its own rows, so the split changes no result.
+        /// </summary>
+        public readonly (int First, int End) Items(int part, int parts) => (Boundary(part, parts), Boundary(part + 1, parts));
+
+        /// <summary>The first item of share <paramref name="part"/>: the first whose cost before it reaches part/parts of the total.</summary>
+        private readonly int Boundary(int part, int parts)
+        {
+            int items = Batch * KvHeads;
+            if (part == 0 || part == parts) return part == 0 ? 0 : items;
+            long total = 0;
+            for (int b = 0; b < Batch; b++) total += Cost(b) * KvHeads;
+            long before = 0;
+            for (int item = 0; item < items; item++)
+            {
+                if (before * parts >= total * part) return item;
+                before += Cost(item / KvHeads);
+            }
+            return items;
+        }
+
+        private readonly long Cost(int b) { long t = Sequence(b).Length; return t * t + t; }
     }
 
     [ThreadStatic] private static float[]? _attentionScratch;
@@ -206,14 +273,17 @@ internal static unsafe class Ops
     /// a copy.
     /// Work items are (sequence, kv head) with its query heads, split statically over the cores: each writes
     /// only its own rows, so the result does not depend on the thread count.
+    /// With <paramref name="starts"/> [batch + 1] the sequences are packed: sequence b is rows [starts[b], starts[b + 1])
+    /// (at most seqLen of them), attends over its own length only, and its probs blocks are sized by that length.
     /// </summary>
     public static void AttentionForward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z, Span<float> probs,
-        int batch, int seqLen, int heads, int kvHeads, int headDim)
+        int batch, int seqLen, int heads, int kvHeads, int headDim, ReadOnlySpan<int> starts = default)
     {
-        CheckAttention(q.Length, k.Length, v.Length, z.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        CheckAttention(q.Length, k.Length, v.Length, z.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim, starts);
         fixed (float* pq = q, pk = k, pv = v, pz = z, pp = probs)
+        fixed (int* pstarts = starts)
         {
-            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pz, Probs = pp, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pz, Probs = pp, Starts = pstarts, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
             WorkerPool.Run(Lanes.Pick(&AttentionForwardPart<Vec<Vector512<float>>>, &AttentionForwardPart<Vec<Vector256<float>>>, &AttentionForwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
         }
     }
@@ -223,30 +293,43 @@ internal static unsafe class Ops
     /// dq, dk and dv: attention is their only source, so the caller needs no zeroing pass.
     /// </summary>
     public static void AttentionBackward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> probs,
-        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim)
+        Span<float> dq, Span<float> dk, Span<float> dv, int batch, int seqLen, int heads, int kvHeads, int headDim, ReadOnlySpan<int> starts = default)
     {
-        CheckAttention(q.Length, k.Length, v.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
-        CheckAttention(dq.Length, dk.Length, dv.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim);
+        CheckAttention(q.Length, k.Length, v.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim, starts);
+        CheckAttention(dq.Length, dk.Length, dv.Length, dz.Length, probs.Length, batch, seqLen, heads, kvHeads, headDim, starts);
         fixed (float* pdz = dz, pq = q, pk = k, pv = v, pp = probs, pdq = dq, pdk = dk, pdv = dv)
+        fixed (int* pstarts = starts)
         {
-            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pdz, Probs = pp, DQ = pdq, DK = pdk, DV = pdv, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
+            var job = new AttentionJob { Q = pq, K = pk, V = pv, Z = pdz, Probs = pp, DQ = pdq, DK = pdk, DV = pdv, Starts = pstarts, Batch = batch, SeqLen = seqLen, Heads = heads, KvHeads = kvHeads, HeadDim = headDim };
             WorkerPool.Run(Lanes.Pick(&AttentionBackwardPart<Vec<Vector512<float>>>, &AttentionBackwardPart<Vec<Vector256<float>>>, &AttentionBackwardPart<Vec<Vector128<float>>>), &job, AttentionParts(job));
         }
     }
 
-    private static void CheckAttention(int q, int k, int v, int z, int probs, int batch, int seqLen, int heads, int kvHeads, int headDim)
+    private static void CheckAttention(int q, int k, int v, int z, int probs, int batch, int seqLen, int heads, int kvHeads, int headDim, ReadOnlySpan<int> starts)
     {
-        long rows = (long)batch * seqLen;
+        if (!starts.IsEmpty && starts.Length != batch + 1) throw new ArgumentException("packed attention needs batch + 1 sequence starts");
+        long rows = starts.IsEmpty ? (long)batch * seqLen : starts[^1];
         if (heads % kvHeads != 0 || q < rows * heads * headDim || z < rows * heads * headDim || k < rows * kvHeads * headDim
-            || v < rows * kvHeads * headDim || probs < AttentionProbsLength(batch, seqLen, heads))
+            || v < rows * kvHeads * headDim || probs < AttentionProbsLength(batch, seqLen, heads, starts))
             throw new ArgumentException("attention spans shorter than their shapes");
+        if (!starts.IsEmpty) CheckStarts(starts, seqLen, rows);
     }
 
     /// <summary>Rows of the softmax weights are padded to this many floats: the widest vector, so the layout is the same at every width.</summary>
     private const int ProbsPad = 16;
 
-    /// <summary>Floats of the softmax weights that <see cref="AttentionForward"/> keeps for a batch.</summary>
-    public static long AttentionProbsLength(int batch, int seqLen, int heads) => (long)batch * heads * RoundUp(seqLen, Tile) * RoundUp(seqLen, ProbsPad);
+    /// <summary>Floats of the softmax weights that <see cref="AttentionForward"/> keeps for a batch (packed by <paramref name="starts"/>, if given).</summary>
+    public static long AttentionProbsLength(int batch, int seqLen, int heads, ReadOnlySpan<int> starts = default)
+    {
+        if (starts.IsEmpty) return (long)batch * heads * RoundUp(seqLen, Tile) * RoundUp(seqLen, ProbsPad);
+        long length = 0;
+        for (int b = 0; b + 1 < starts.Length; b++)
+        {
+            int t = starts[b + 1] - starts[b];
+            length += (long)heads * RoundUp(t, Tile) * RoundUp(t, ProbsPad);
+        }
+        return length;
+    }
 
     private static int AttentionParts(in AttentionJob j) =>
         (long)j.Batch * j.Heads * j.SeqLen * j.SeqLen * j.HeadDim < 1 << 15 ? 1 : Math.Min(WorkerPool.Count, j.Batch * j.KvHeads);
@@ -267,22 +350,26 @@ internal static unsafe class Ops
     private static void AttentionForwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
-        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        int hd = j.HeadDim, lanes = TVec.Count, group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + tiled * hd + Tile * hd))
+        var (firstItem, endItem) = j.Items(part, parts);
+        fixed (float* scratch = AttentionScratch(hd * RoundUp(j.SeqLen, ProbsPad) + RoundUp(j.SeqLen, Tile) * hd + Tile * hd))
         {
-            float* keysT = scratch, queries = keysT + hd * padded, outputs = queries + tiled * hd;
-            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
-                float* values = j.V + (long)b * T * kvWidth + g * hd;
-                Transpose(j.K + (long)b * T * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
+                var (start, T) = j.Sequence(b);
+                int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
+                float* keysT = scratch, queries = keysT + hd * padded, outputs = queries + tiled * hd;
+                float* values = j.V + (long)start * kvWidth + g * hd;
+                Transpose(j.K + (long)start * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
+                long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
-                    float* z = j.Z + (long)b * T * qWidth + h * hd;
-                    float* probs = j.Probs + (long)(b * j.Heads + h) * tiled * padded;
-                    CopyRows(j.Q + (long)b * T * qWidth + h * hd, qWidth, queries, T, tiled, hd);
+                    float* z = j.Z + (long)start * qWidth + h * hd;
+                    float* probs = j.Probs + probsStart + (long)h * tiled * padded;
+                    CopyRows(j.Q + (long)start * qWidth + h * hd, qWidth, queries, T, tiled, hd);
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
                         int blocks = (t0 + Tile - 1) / lanes + 1;
@@ -301,25 +388,30 @@ internal static unsafe class Ops
     private static void AttentionBackwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
-        int T = j.SeqLen, hd = j.HeadDim, lanes = TVec.Count, padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile), group = j.Heads / j.KvHeads;
-        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd, items = j.Batch * j.KvHeads;
+        int hd = j.HeadDim, lanes = TVec.Count, group = j.Heads / j.KvHeads;
+        int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd;
         float scale = 1f / MathF.Sqrt(hd);
-        fixed (float* scratch = AttentionScratch(hd * padded + 2 * tiled * hd + tiled * padded + Tile * hd))
+        var (firstItem, endItem) = j.Items(part, parts);
+        int maxPadded = RoundUp(j.SeqLen, ProbsPad), maxTiled = RoundUp(j.SeqLen, Tile);
+        fixed (float* scratch = AttentionScratch(hd * maxPadded + 2 * maxTiled * hd + maxTiled * maxPadded + Tile * hd))
         {
-            float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
-            float* dS = dz + tiled * hd, sums = dS + tiled * padded;
-            for (int item = items * part / parts; item < items * (part + 1) / parts; item++)
+            for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
-                long kvBase = (long)b * T * kvWidth + g * hd;
+                var (start, T) = j.Sequence(b);
+                int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
+                float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
+                float* dS = dz + tiled * hd, sums = dS + tiled * padded;
+                long kvBase = (long)start * kvWidth + g * hd;
                 Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
+                long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
-                    long qBase = (long)b * T * qWidth + h * hd;
+                    long qBase = (long)start * qWidth + h * hd;
                     CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
                     CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
                     // Rows T..tiled of p hold the forward's softmax of zero queries; their dz rows are zero, so their dS is 0.
-                    float* p = j.Probs + (long)(b * j.Heads + h) * tiled * padded;
+                    float* p = j.Probs + probsStart + (long)h * tiled * padded;
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
                         int blocks = (t0 + Tile - 1) / lanes + 1;

@@ -5,10 +5,20 @@ using TruthProbe.Model;
 namespace TruthProbe.Training;
 
 /// <summary>
-/// A batch of token sequences, all padded to one length: tokens, next-token targets and a per-position loss
-/// weight (0 on prompt tokens and padding; so the loss can sit on answers only). Flattened [Batch, SeqLen].
+/// A batch of token sequences: tokens, next-token targets and a per-position loss weight (0 on prompt tokens and
+/// padding; so the loss can sit on answers only). Without <paramref name="Starts"/>, all padded to one length and
+/// flattened [Batch, SeqLen]; with it, packed: sequence b is rows [Starts[b], Starts[b + 1]) (Batch + 1 entries), no
+/// padding, and SeqLen is the longest. A sequence attends only to itself, so both layouts give the same loss.
 /// </summary>
-internal sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights);
+internal sealed record TrainingBatch(int Batch, int SeqLen, int[] Tokens, int[] Targets, float[] Weights, int[]? Starts = null)
+{
+    /// <summary>Positions the model runs: Batch·SeqLen padded, the sum of the lengths packed.</summary>
+    public int Rows => Starts?[^1] ?? Batch * SeqLen;
+
+    public int Start(int sequence) => Starts?[sequence] ?? sequence * SeqLen;
+
+    public int Length(int sequence) => Starts == null ? SeqLen : Starts[sequence + 1] - Starts[sequence];
+}
 
 /// <summary>LLaVA's splice: the batch rows (flattened [B·T] positions) whose input embedding is replaced by a row of <c>Values</c> [rows, d_model].</summary>
 internal sealed record EmbeddingSplice(int[] Rows, float[] Values);
@@ -169,7 +179,7 @@ internal sealed class TrainableLlama
         var c = Config;
         if (batch.SeqLen > c.MaxContext) throw new ArgumentException($"sequence of {batch.SeqLen} tokens exceeds max_position_embeddings {c.MaxContext}");
         var a = Buffers(batch);
-        int n = batch.Batch * batch.SeqLen;
+        int n = batch.Rows;
         var P = Parameters;
         // The residual stream: layer l reads ResidPre[l] and writes the next layer's ResidPre (FinalIn after the
         // last), so each is kept for the backward without a copy; the o and down projections add their branch to it.
@@ -188,9 +198,9 @@ internal sealed class TrainableLlama
             LinearForward(L.Q, a.AttnIn[l], a.Q[l], n);
             LinearForward(L.K, a.AttnIn[l], a.K[l], n);
             LinearForward(L.V, a.AttnIn[l], a.V[l], n);
-            Ops.Rope(a.Q[l].AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin);
-            Ops.Rope(a.K[l].AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin);
-            Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
+            Ops.Rope(a.Q[l].AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, starts: batch.Starts);
+            Ops.Rope(a.K[l].AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, starts: batch.Starts);
+            Ops.AttentionForward(a.Q[l], a.K[l], a.V[l], a.Z[l], a.Probs[l], batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim, batch.Starts);
             LinearForward(L.O, a.Z[l], mid, n, residual: x);
             Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
@@ -205,8 +215,8 @@ internal sealed class TrainableLlama
         return Ops.CrossEntropy(a.Logits.AsSpan(0, n * c.Vocab), batch.Targets, batch.Weights, a.DLogits, c.Vocab, out correct);
     }
 
-    /// <summary>Logits [B·T, vocab] of the last forward.</summary>
-    public ReadOnlySpan<float> Logits => _act!.Logits.AsSpan(0, _act.Last!.Batch * _act.Last.SeqLen * Config.Vocab);
+    /// <summary>Logits [rows, vocab] of the last forward, one row per position of its batch (<see cref="TrainingBatch.Rows"/>).</summary>
+    public ReadOnlySpan<float> Logits => _act!.Logits.AsSpan(0, _act.Last!.Rows * Config.Vocab);
 
     /// <summary>output = x·Wᵀ (+ LoRA) (+ residual: added last, after the adapter's term).</summary>
     private void LinearForward(Linear lin, float[] input, Span<float> output, int rows, ReadOnlySpan<float> residual = default)
@@ -235,7 +245,7 @@ internal sealed class TrainableLlama
         var c = Config;
         var a = _act ?? throw new InvalidOperationException("Backward before Forward");
         var batch = a.Last ?? throw new InvalidOperationException("Backward before Forward");
-        int n = batch.Batch * batch.SeqLen;
+        int n = batch.Rows;
         var P = Parameters;
         var dx = a.Dx.AsSpan(0, n * c.DModel);
         var dNorm = a.DNorm.AsSpan(0, n * c.DModel);
@@ -257,9 +267,9 @@ internal sealed class TrainableLlama
 
             // Attention branch: resid_mid = resid_pre + o(attn(rope(q), rope(k), v))
             LinearBackward(L.O, dx, a.Z[l], a.DZ.AsSpan(0, n * c.QDim), n, accumulateInput: false);
-            Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim);
-            Ops.Rope(a.DQ.AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true);
-            Ops.Rope(a.DK.AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true);
+            Ops.AttentionBackward(a.DZ, a.Q[l], a.K[l], a.V[l], a.Probs[l], a.DQ, a.DK, a.DV, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim, batch.Starts);
+            Ops.Rope(a.DQ.AsSpan(0, n * c.QDim), batch.SeqLen, c.Heads, c.HeadDim, _cos, _sin, inverse: true, batch.Starts);
+            Ops.Rope(a.DK.AsSpan(0, n * c.KvDim), batch.SeqLen, c.KvHeads, c.HeadDim, _cos, _sin, inverse: true, batch.Starts);
             LinearBackward(L.Q, a.DQ, a.AttnIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.K, a.DK, a.AttnIn[l], dNorm, n, accumulateInput: true);
             LinearBackward(L.V, a.DV, a.AttnIn[l], dNorm, n, accumulateInput: true);
@@ -306,15 +316,20 @@ internal sealed class TrainableLlama
 
     private Activations Buffers(TrainingBatch batch)
     {
-        int rows = batch.Batch * batch.SeqLen;
+        // Packed batches vary in size from step to step: the buffers grow by half again when outgrown, not to each new
+        // largest batch. Every regrowth is fresh memory the kernel zeroes on first touch (a 60-step wide run spent 12%
+        // of its time there, growing to each new maximum).
+        int rows = batch.Rows;
         if (_act == null || _act.Rows < rows)
         {
+            rows = Math.Max(rows, (_act?.Rows ?? 0) * 3 / 2);
             _act = new Activations(Config, rows);
             foreach (var lin in _layers.SelectMany(l => l.Attention).Where(l => l.LoraA >= 0)) lin.Xa = new float[rows * LoraRank];
             _loraScratch = new float[rows * Math.Max(1, LoraRank)];
         }
-        long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads);
-        if (_act.Probs.Length == 0 || _act.Probs[0].Length < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)probs));
+        long probs = Ops.AttentionProbsLength(batch.Batch, batch.SeqLen, Config.Heads, batch.Starts);
+        int held = _act.Probs.Length == 0 ? 0 : _act.Probs[0].Length;
+        if (held < probs) _act.Probs = Activations.Make(Config.Layers, checked((int)Math.Max(probs, held * 3L / 2)));
         return _act;
     }
 }

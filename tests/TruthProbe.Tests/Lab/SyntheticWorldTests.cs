@@ -126,7 +126,7 @@ public class SyntheticWorldTests
         Assert.Equal(a.Tokens, b.Tokens);
         Assert.NotEqual(a.Tokens, c.Tokens);
         // Each sequence's weights sum to 1 (one answer word, or a passage spread evenly).
-        for (int s = 0; s < a.Batch; s++) Assert.Equal(1.0, a.Weights.AsSpan(s * a.SeqLen, a.SeqLen).ToArray().Sum(), 4);
+        for (int s = 0; s < a.Batch; s++) Assert.Equal(1.0, a.Weights.AsSpan(a.Start(s), a.Length(s)).ToArray().Sum(), 4);
         // The curriculum starts with one-sentence contexts and reaches the full size.
         Assert.Equal(1, PretrainRecipe.CurriculumMaxFacts(0, 1000));
         Assert.Equal(Recipe.MaxFacts, PretrainRecipe.CurriculumMaxFacts(250, 1000));
