@@ -43,6 +43,8 @@ public sealed class DemoRun
     public required int Seed { get; init; }
     public required string OutDir { get; init; }
     public List<DemoCheck> Checks { get; } = [];
+    /// <summary>True when the analysis was read from <see cref="DemoAnalysisCache"/> instead of computed.</summary>
+    public bool FromCache { get; private set; }
 
     public const string ProbingFile = "probing_one_per_episode.jsonl";
     /// <summary>The demo's own sets, drawn from the family's world: the probing set (both rows per episode) and the harder evaluation set.</summary>
@@ -88,6 +90,13 @@ public sealed class DemoRun
         Directory.CreateDirectory(outDir);
         using var quiet = progress == null ? new StageProgress("demo", Stages(plan), quiet: true) : null;
         progress ??= quiet!;
+        var cache = DemoAnalysisCache.For(family, plan, seed, outDir);
+        if (cache.TryRestore(run))
+        {
+            progress.Begin("report", 1);
+            run.FromCache = true;
+            return run;
+        }
         run.WriteFamily();
         run.WriteSets();
         progress.Begin("scores", family.Members.Count);
@@ -114,6 +123,7 @@ public sealed class DemoRun
         progress.Begin("report", 1);
         run.WriteSummary(scores, compare);
         DemoReport.Build(run).Write();
+        cache.Store();
         return run;
     }
 
