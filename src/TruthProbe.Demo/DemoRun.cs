@@ -72,7 +72,7 @@ public sealed class DemoRun
             ("scores", rows * SecondsPerRow),
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
-            ("curve", plan.ProbingEpisodes * (double)family.CurveCheckpoints.Count * SecondsPerRow),
+            ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
             ("gating", family.Members.Count * plan.EvalItems * (plan.Lambdas.Length * 0.2 + 2 * 0.8) * SecondsPerCompletion),
             ("vlm", 20),
             ("report", 2),
@@ -114,7 +114,8 @@ public sealed class DemoRun
         run.DriftAndLineage(progress);
         progress.Begin("curve", family.CurveCheckpoints.Count);
         var curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
-            run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance());
+            run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(),
+            family.Members.Where(m => m.Name is "base" or "counterfactual").ToDictionary(m => m.Dir, m => (scores[m.Name], run.Out("scores", m.Name))));
         progress.Begin("gating", family.Members.Count);
         run.Evaluate(scores["base"], progress);
         run.CheckClaims(compare, scores, curve);
