@@ -43,6 +43,8 @@ public sealed class DemoRun
     public required int Seed { get; init; }
     public required string OutDir { get; init; }
     public List<DemoCheck> Checks { get; } = [];
+    /// <summary>True when the analysis was read from <see cref="DemoAnalysisCache"/> instead of computed.</summary>
+    public bool FromCache { get; private set; }
 
     public const string ProbingFile = "probing_one_per_episode.jsonl";
     /// <summary>The demo's own sets, drawn from the family's world: the probing set (both rows per episode) and the harder evaluation set.</summary>
@@ -70,7 +72,7 @@ public sealed class DemoRun
             ("scores", rows * SecondsPerRow),
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
-            ("curve", plan.ProbingEpisodes * (double)family.CurveCheckpoints.Count * SecondsPerRow),
+            ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
             ("gating", family.Members.Count * plan.EvalItems * (plan.Lambdas.Length * 0.2 + 2 * 0.8) * SecondsPerCompletion),
             ("vlm", 20),
             ("report", 2),
@@ -88,6 +90,13 @@ public sealed class DemoRun
         Directory.CreateDirectory(outDir);
         using var quiet = progress == null ? new StageProgress("demo", Stages(plan), quiet: true) : null;
         progress ??= quiet!;
+        var cache = DemoAnalysisCache.For(family, plan, seed, outDir);
+        if (cache.TryRestore(run))
+        {
+            progress.Begin("report", 1);
+            run.FromCache = true;
+            return run;
+        }
         run.WriteFamily();
         run.WriteSets();
         progress.Begin("scores", family.Members.Count);
@@ -105,7 +114,8 @@ public sealed class DemoRun
         run.DriftAndLineage(progress);
         progress.Begin("curve", family.CurveCheckpoints.Count);
         var curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
-            run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance());
+            run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(),
+            family.Members.Where(m => m.Name is "base" or "counterfactual").ToDictionary(m => m.Dir, m => (scores[m.Name], run.Out("scores", m.Name))));
         progress.Begin("gating", family.Members.Count);
         run.Evaluate(scores["base"], progress);
         run.CheckClaims(compare, scores, curve);
@@ -114,6 +124,7 @@ public sealed class DemoRun
         progress.Begin("report", 1);
         run.WriteSummary(scores, compare);
         DemoReport.Build(run).Write();
+        cache.Store();
         return run;
     }
 

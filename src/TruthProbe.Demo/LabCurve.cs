@@ -51,16 +51,27 @@ public static class LabCurve
     public static string CheckpointDir(string baseDir, string fineTuneDir, int step, int lastStep) =>
         step == 0 ? baseDir : step == lastStep ? fineTuneDir : Path.Combine(fineTuneDir, $"step-{step:D5}");
 
-    /// <summary>Scores every checkpoint (into outDir/scores/step-NNNNN), compares it with the base's map and weights, and writes the CSV, plot and manifest.</summary>
+    /// <summary>
+    /// Scores every checkpoint (into outDir/scores/step-NNNNN), compares it with the base's map and weights, and writes the CSV, plot and manifest.
+    /// <paramref name="scored"/>: checkpoints already scored on the same probing set with the same options (the demo's base and
+    /// counterfactual descendant, which are the curve's first and last steps), by folder, with the folder their scores are in;
+    /// they are not scored again (the scores are the same bytes: each costs a pass over the probing set and the probes).
+    /// </summary>
     public static IReadOnlyList<CurvePoint> Measure(string baseDir, double[] baseScores, IReadOnlyList<(int Step, string Dir)> checkpoints,
-        string probingPath, string outDir, ProbeOptions probe, string recipe, int seed, Action? pointDone = null)
+        string probingPath, string outDir, ProbeOptions probe, string recipe, int seed, Action? pointDone = null,
+        IReadOnlyDictionary<string, (ProbeRun Run, string ScoresDir)>? scored = null)
     {
         Directory.CreateDirectory(outDir);
         var points = new List<CurvePoint>();
+        var folders = new List<string>();
         using var parent = WeightDrift.LoadWeights(baseDir);
         foreach (var (step, dir) in checkpoints)
         {
-            var run = LabScoring.Score(dir, probingPath, Path.Combine(outDir, "scores", $"step-{step:D5}"), probe);
+            string folder = Path.Combine(outDir, "scores", $"step-{step:D5}");
+            ProbeRun run;
+            if (scored != null && scored.TryGetValue(dir, out var done)) (run, folder) = done;
+            else run = LabScoring.Score(dir, probingPath, folder, probe);
+            folders.Add(Path.GetRelativePath(outDir, folder).Replace('\\', '/'));
             double r = Correlation.Pearson(baseScores, run.Scores.Accuracy);
             double drift;
             using (var child = WeightDrift.LoadWeights(dir))
@@ -68,11 +79,11 @@ public static class LabCurve
             points.Add(new CurvePoint(step, dir, r, drift, run.Scores.Accuracy.Average(), run.Chance.DiffersFromChance));
             pointDone?.Invoke();
         }
-        Write(points, outDir, baseDir, probingPath, recipe, seed, probe);
+        Write(points, folders, outDir, baseDir, probingPath, recipe, seed, probe);
         return points;
     }
 
-    private static void Write(IReadOnlyList<CurvePoint> points, string outDir, string baseDir, string probingPath, string recipe, int seed, ProbeOptions probe)
+    private static void Write(IReadOnlyList<CurvePoint> points, IReadOnlyList<string> folders, string outDir, string baseDir, string probingPath, string recipe, int seed, ProbeOptions probe)
     {
         var sb = new StringBuilder("step,pearson_with_base,attention_drift,mean_truth_score,differs_from_chance\n");
         foreach (var p in points)
@@ -103,6 +114,8 @@ public static class LabCurve
             ["drift"] = WeightDrift.Normalisation,
             ["steps"] = new JsonArray(points.Select(p => (JsonNode?)p.Step).ToArray()),
             ["outputs"] = new JsonArray(CsvFile, PlotFile, DriftPlotFile, "scores/step-NNNNN/"),
+            // Each step's scores folder, relative to this one: a step scored before the curve keeps its own folder.
+            ["score_folders"] = new JsonObject(points.Select((p, i) => KeyValuePair.Create(p.Step.ToString(CultureInfo.InvariantCulture), (JsonNode?)folders[i]))),
             ["provenance"] = Provenance.Of([("fine_tune", seed), ("probe", probe.Seed), ("control", probe.ControlSeed)],
                 [("probing_set", Hashing.Sha256File(probingPath))]),
         };

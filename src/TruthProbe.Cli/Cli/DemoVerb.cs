@@ -60,7 +60,7 @@ public sealed class DemoVerb : IVerb
             run = DemoRun.Execute(family, plan, seed, outDir, progress);
         }
         stdout.Write(run.TextSummary());
-        stdout.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {clock.Elapsed.TotalSeconds - buildSeconds:0} s");
+        stdout.WriteLine($"family {(family.FromCache ? "from cache" : $"built in {buildSeconds:0} s")}; analysis {(run.FromCache ? "from cache, " : "")}{clock.Elapsed.TotalSeconds - buildSeconds:0} s");
         stdout.WriteLine($"wrote {Path.Combine(outDir, "report.html")}");
         return 0;
     }

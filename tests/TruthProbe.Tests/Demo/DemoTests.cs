@@ -44,7 +44,7 @@ public sealed class TinyDemo : IDisposable
     public void Dispose() => _tmp.Dispose();
 }
 
-public class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
+public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
 {
     [Fact]
     public void Report_IsSelfContained_HasEverySection_AndEveryNumberIsItsFilesNumber()
