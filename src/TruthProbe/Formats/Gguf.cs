@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using TruthProbe.Common;
 
 namespace TruthProbe.Formats;
@@ -34,6 +35,7 @@ public sealed unsafe class GgufFile : IDisposable
     public const int DefaultAlignment = 32;
     private const int MaxDims = 4; // ggml tensors have at most four dimensions
 
+    private readonly SafeFileHandle _handle;
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
@@ -56,7 +58,14 @@ public sealed unsafe class GgufFile : IDisposable
         FileLength = new FileInfo(path).Length;
         if (FileLength < 24) throw new UserError($"{path}: truncated GGUF file ({FileLength} bytes; the 24-byte header alone is longer)");
 
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        // The mapping and ReadBytes share one handle, so both see the same file.
+        _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try { _map = MemoryMappedFile.CreateFromFile(_handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
+        catch
+        {
+            _handle.Dispose();
+            throw;
+        }
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -166,6 +175,25 @@ public sealed unsafe class GgufFile : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _base + t.Offset;
+    }
+
+    /// <summary>
+    /// Copies the tensor's bytes [<paramref name="at"/>, at + destination.Length) with file reads, not through the
+    /// mapping: a tensor the loader reorders into a copy would otherwise stay resident twice, as its mapped pages
+    /// once touched count in the process's memory until the mapping goes (the page cache alone does not).
+    /// </summary>
+    public void ReadBytes(GgufTensorInfo t, long at, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (at < 0 || at + destination.Length > t.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(at), $"bytes {at}..{at + destination.Length} of tensor '{t.Name}', which has {t.ByteLength}");
+        while (!destination.IsEmpty)
+        {
+            int read = RandomAccess.Read(_handle, destination, t.Offset + at);
+            if (read == 0) throw new UserError($"{Path}: the file ended at byte {t.Offset + at} inside tensor '{t.Name}' (truncated while open?)");
+            destination = destination[read..];
+            at += read;
+        }
     }
 
     /// <summary>A float32 copy of any tensor (F16 and BF16 widened, Q8_0 dequantised).</summary>
