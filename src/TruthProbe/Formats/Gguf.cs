@@ -58,14 +58,7 @@ public sealed unsafe class GgufFile : IDisposable
         FileLength = new FileInfo(path).Length;
         if (FileLength < 24) throw new UserError($"{path}: truncated GGUF file ({FileLength} bytes; the 24-byte header alone is longer)");
 
-        // The mapping and ReadBytes share one handle, so both see the same file.
-        _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        try { _map = MemoryMappedFile.CreateFromFile(_handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
-        catch
-        {
-            _handle.Dispose();
-            throw;
-        }
+        _map = PositionalRead.OpenMapped(path, out _handle);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -179,31 +172,31 @@ public sealed unsafe class GgufFile : IDisposable
 
     /// <summary>
     /// Copies the tensor's bytes [<paramref name="at"/>, at + destination.Length) with file reads, not through the
-    /// mapping: a tensor the loader reorders into a copy would otherwise stay resident twice, as its mapped pages
-    /// once touched count in the process's memory until the mapping goes (the page cache alone does not).
+    /// mapping (see <see cref="PositionalRead"/>): for tensors the loader copies anyway.
     /// </summary>
     public void ReadBytes(GgufTensorInfo t, long at, Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (at < 0 || at + destination.Length > t.ByteLength)
             throw new ArgumentOutOfRangeException(nameof(at), $"bytes {at}..{at + destination.Length} of tensor '{t.Name}', which has {t.ByteLength}");
-        while (!destination.IsEmpty)
-        {
-            int read = RandomAccess.Read(_handle, destination, t.Offset + at);
-            if (read == 0) throw new UserError($"{Path}: the file ended at byte {t.Offset + at} inside tensor '{t.Name}' (truncated while open?)");
-            destination = destination[read..];
-            at += read;
-        }
+        PositionalRead.Exactly(_handle, t.Offset + at, destination, Path);
     }
 
-    /// <summary>A float32 copy of any tensor (F16 and BF16 widened, Q8_0 dequantised).</summary>
+    /// <summary>A float32 copy of any tensor (F16 and BF16 widened, Q8_0 dequantised), read with
+    /// <see cref="ReadBytes"/>: a copy leaves the mapping untouched.</summary>
     public float[] ReadSingles(GgufTensorInfo t)
     {
-        var bytes = Bytes(t);
+        if (t.ByteLength > int.MaxValue) throw new NotSupportedException($"{Path}: tensor '{t.Name}' exceeds 2 GiB; use Pointer()");
         var result = new float[t.ElementCount];
+        if (t.Type == GgufTensorType.F32)
+        {
+            ReadBytes(t, 0, MemoryMarshal.AsBytes(result.AsSpan()));
+            return result;
+        }
+        byte[] bytes = GC.AllocateUninitializedArray<byte>((int)t.ByteLength);
+        ReadBytes(t, 0, bytes);
         switch (t.Type)
         {
-            case GgufTensorType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result); break;
             case GgufTensorType.F16: System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), result); break;
             case GgufTensorType.BF16:
                 var bf = MemoryMarshal.Cast<byte, ushort>(bytes);

@@ -8,8 +8,8 @@ namespace TruthProbe.Model;
 /// <summary>
 /// GGUF models (architectures <c>llama</c> and <c>qwen2</c>), both ways. Loading maps the file and keeps
 /// F32/F16/BF16/Q8_0 matrices where they lie, in their type; <c>llama</c> q/k rows are stored for interleaved
-/// RoPE, so those two are reordered into the engine's half-split layout (a copy, as for llama2.c, read from
-/// the file rather than the mapping so the originals do not stay resident beside it). Writing
+/// RoPE, so those two are reordered into the engine's half-split layout (a copy read from the file, as for
+/// llama2.c). Writing
 /// streams each tensor from the loaded weights, converting rows to the chosen type (copying them when the type
 /// is already right) and reordering llama q/k rows on the way out.
 /// </summary>
@@ -113,7 +113,7 @@ public static unsafe class GgufCheckpoint
             int ropeHeads = RopeHeads(tensor);
             return ropeHeads == 0
                 ? new WeightMatrix((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), file.Pointer(t), file)
-                : ReadHalfSplit(file, t, ropeHeads, c.HeadDim);
+                : HalfSplitCopy.Read((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), ropeHeads, c.HeadDim, (into, at) => file.ReadBytes(t, at, into));
         }
         float[] Vector(CheckpointTensor tensor)
         {
@@ -130,26 +130,6 @@ public static unsafe class GgufCheckpoint
         if (unused.Count > 0)
             throw new UserError($"{file.Path}: tensor '{unused[0]}' is not part of a {c.Architecture} decoder with this metadata ({unused.Count} such tensor(s)); the file is not a model truthprobe can run");
         return weights;
-    }
-
-    /// <summary>
-    /// An interleaved-RoPE q/k matrix as a half-split copy. It is read head by head with file reads, never through
-    /// the mapping: mapped pages, once touched, stay in the process's resident memory, so reading them for the
-    /// copy held this tensor twice (a 7B Q8_0 llama's q and k are 1.1 GB of its 7.2).
-    /// </summary>
-    private static WeightMatrix ReadHalfSplit(GgufFile file, GgufTensorInfo t, int heads, int headDim)
-    {
-        int rows = (int)t.Shape[0], cols = (int)t.Shape[1];
-        var dtype = EngineDType(t.Type);
-        int rowBytes = (int)WeightMatrix.RowBytesFor(dtype, cols), headBytes = checked(headDim * rowBytes);
-        byte[] bytes = GC.AllocateUninitializedArray<byte>(checked(rows * rowBytes), pinned: true);
-        byte[] head = GC.AllocateUninitializedArray<byte>(headBytes);
-        for (int h = 0; h < heads; h++)
-        {
-            file.ReadBytes(t, (long)h * headBytes, head);
-            RopeLayout.InterleavedToHalfSplit(head, bytes.AsSpan(h * headBytes, headBytes), 1, headDim, rowBytes);
-        }
-        return new WeightMatrix(rows, cols, dtype, (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(bytes, 0), bytes);
     }
 
     /// <summary>
