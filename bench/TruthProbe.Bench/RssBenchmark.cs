@@ -82,7 +82,8 @@ public sealed class RssBenchmark : IBenchmark
         log.WriteLine($"{label}: load {fields["load_s"]:0.00} s; time to first token ({PrefillTokens}-token prompt, {(cold ? "cold" : "warm")} cache) {fields["ttft_s"]:0.0} s; " +
             $"warm prefill {seconds:0.00} s = {PrefillTokens / seconds:0.0} tok/s, {flops / seconds / 1e9:0.0} GFLOP/s against an FMA peak of {peak / 1e9:0.0} " +
             $"({flops / 1e12:0.00} TFLOP: GEMMs and causal attention); per CPU-second {perCpu / 1e9:0.0} against {corePeak / 1e9:0.0} GFLOP/s = {perCpu / corePeak:0.000}");
-        log.WriteLine($"{label}: peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.05 for 32 layers)");
+        log.WriteLine($"{label}: peak RSS {peakBytes / 1e9:0.00} GB = {peakBytes / weightBytes:0.000} x weight bytes (target <= 1.05 for 32 layers); " +
+            $"at the end {fields["rss_file_kb"] * 1024 / 1e9:0.00} GB of mapped file pages and {fields["rss_anon_kb"] * 1024 / 1e9:0.00} GB of heap (activations, KV cache, copies)");
         context.Ratio(prefillRatio, flops / seconds / peak);
         if (config.Layers == 32) context.Ratio(rssRatio, peakBytes / weightBytes);
     }
@@ -126,7 +127,7 @@ public sealed class RssBenchmark : IBenchmark
     private static extern int PosixFadvise(int fd, long offset, long length, int advice);
 
     /// <summary>The child: load, a cold prefill (time to first token: load + prefill + the argmax), a warm prefill
-    /// between two FMA-peak measurements; prints `name value` lines, VmHWM last.</summary>
+    /// between two FMA-peak measurements; prints `name value` lines, the resident memory's mapped and heap parts and VmHWM last.</summary>
     public static int Child(string path)
     {
         var sw = Stopwatch.StartNew();
@@ -146,10 +147,11 @@ public sealed class RssBenchmark : IBenchmark
         double prefill = sw.Elapsed.TotalSeconds, prefillCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
         peak = Math.Max(peak, FmaPeak.Measure(TimeSpan.FromSeconds(0.5)));
         corePeak = Math.Max(corePeak, FmaPeak.PerCoreCpuSecond());
-        string hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        long kb = long.Parse(hwm["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        var status = File.ReadLines("/proc/self/status").ToArray();
+        long Kb(string field) => long.Parse(status.First(l => l.StartsWith(field, StringComparison.Ordinal))[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"first_token {first}\nload_s {load}\nttft_s {ttft}\nprefill_s {prefill}\nprefill_cpu_s {prefillCpu}\npeak_flops {peak}\ncore_peak_flops {corePeak}\nvmhwm_kb {kb}"));
+            $"first_token {first}\nload_s {load}\nttft_s {ttft}\nprefill_s {prefill}\nprefill_cpu_s {prefillCpu}\npeak_flops {peak}\ncore_peak_flops {corePeak}\n" +
+            $"rss_file_kb {Kb("RssFile:")}\nrss_anon_kb {Kb("RssAnon:")}\nvmhwm_kb {Kb("VmHWM:")}"));
         return 0;
     }
 }

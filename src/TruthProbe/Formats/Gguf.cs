@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using TruthProbe.Common;
 
 namespace TruthProbe.Formats;
@@ -34,6 +35,7 @@ public sealed unsafe class GgufFile : IDisposable
     public const int DefaultAlignment = 32;
     private const int MaxDims = 4; // ggml tensors have at most four dimensions
 
+    private readonly SafeFileHandle _handle;
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
@@ -56,7 +58,7 @@ public sealed unsafe class GgufFile : IDisposable
         FileLength = new FileInfo(path).Length;
         if (FileLength < 24) throw new UserError($"{path}: truncated GGUF file ({FileLength} bytes; the 24-byte header alone is longer)");
 
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _map = PositionalRead.OpenMapped(path, out _handle);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -168,14 +170,33 @@ public sealed unsafe class GgufFile : IDisposable
         return _base + t.Offset;
     }
 
-    /// <summary>A float32 copy of any tensor (F16 and BF16 widened, Q8_0 dequantised).</summary>
+    /// <summary>
+    /// Copies the tensor's bytes [<paramref name="at"/>, at + destination.Length) with file reads, not through the
+    /// mapping (see <see cref="PositionalRead"/>): for tensors the loader copies anyway.
+    /// </summary>
+    public void ReadBytes(GgufTensorInfo t, long at, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (at < 0 || at + destination.Length > t.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(at), $"bytes {at}..{at + destination.Length} of tensor '{t.Name}', which has {t.ByteLength}");
+        PositionalRead.Exactly(_handle, t.Offset + at, destination, Path);
+    }
+
+    /// <summary>A float32 copy of any tensor (F16 and BF16 widened, Q8_0 dequantised), read with
+    /// <see cref="ReadBytes"/>: a copy leaves the mapping untouched.</summary>
     public float[] ReadSingles(GgufTensorInfo t)
     {
-        var bytes = Bytes(t);
+        if (t.ByteLength > int.MaxValue) throw new NotSupportedException($"{Path}: tensor '{t.Name}' exceeds 2 GiB; use Pointer()");
         var result = new float[t.ElementCount];
+        if (t.Type == GgufTensorType.F32)
+        {
+            ReadBytes(t, 0, MemoryMarshal.AsBytes(result.AsSpan()));
+            return result;
+        }
+        byte[] bytes = GC.AllocateUninitializedArray<byte>((int)t.ByteLength);
+        ReadBytes(t, 0, bytes);
         switch (t.Type)
         {
-            case GgufTensorType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result); break;
             case GgufTensorType.F16: System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), result); break;
             case GgufTensorType.BF16:
                 var bf = MemoryMarshal.Cast<byte, ushort>(bytes);

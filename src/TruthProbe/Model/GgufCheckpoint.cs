@@ -8,7 +8,8 @@ namespace TruthProbe.Model;
 /// <summary>
 /// GGUF models (architectures <c>llama</c> and <c>qwen2</c>), both ways. Loading maps the file and keeps
 /// F32/F16/BF16/Q8_0 matrices where they lie, in their type; <c>llama</c> q/k rows are stored for interleaved
-/// RoPE, so those two are reordered into the engine's half-split layout (a copy, as for llama2.c). Writing
+/// RoPE, so those two are reordered into the engine's half-split layout (a copy read from the file, as for
+/// llama2.c). Writing
 /// streams each tensor from the loaded weights, converting rows to the chosen type (copying them when the type
 /// is already right) and reordering llama q/k rows on the way out.
 /// </summary>
@@ -109,8 +110,10 @@ public static unsafe class GgufCheckpoint
         WeightMatrix Matrix(CheckpointTensor tensor)
         {
             var t = Tensor(tensor);
-            var mapped = new WeightMatrix((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), file.Pointer(t), file);
-            return ToHalfSplit(mapped, RopeHeads(tensor), c.HeadDim);
+            int ropeHeads = RopeHeads(tensor);
+            return ropeHeads == 0
+                ? new WeightMatrix((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), file.Pointer(t), file)
+                : HalfSplitCopy.Read((int)t.Shape[0], (int)t.Shape[1], EngineDType(t.Type), ropeHeads, c.HeadDim, (into, at) => file.ReadBytes(t, at, into));
         }
         float[] Vector(CheckpointTensor tensor)
         {
@@ -127,14 +130,6 @@ public static unsafe class GgufCheckpoint
         if (unused.Count > 0)
             throw new UserError($"{file.Path}: tensor '{unused[0]}' is not part of a {c.Architecture} decoder with this metadata ({unused.Count} such tensor(s)); the file is not a model truthprobe can run");
         return weights;
-    }
-
-    private static WeightMatrix ToHalfSplit(WeightMatrix m, int heads, int headDim)
-    {
-        if (heads == 0) return m;
-        byte[] bytes = GC.AllocateUninitializedArray<byte>(checked((int)m.ByteLength), pinned: true);
-        RopeLayout.InterleavedToHalfSplit(new ReadOnlySpan<byte>(m.Data, bytes.Length), bytes, heads, headDim, (int)m.RowBytes);
-        return new WeightMatrix(m.Rows, m.Cols, m.DType, (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(bytes, 0), bytes);
     }
 
     /// <summary>

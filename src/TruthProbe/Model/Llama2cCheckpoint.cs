@@ -8,8 +8,8 @@ namespace TruthProbe.Model;
 /// llama2.c legacy checkpoints (<c>run.c</c>'s format): 7 int32 (dim, hidden, layers, heads, kv_heads,
 /// vocab — negative when the classifier is separate — and seq_len), then float32 tensors, each stacked over
 /// layers: embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq_cis_real, freq_cis_imag,
-/// [wcls]. The file is memory-mapped; only q and k are copied, to reorder their rows from llama2.c's
-/// interleaved RoPE pairs into the half-split layout the engine uses.
+/// [wcls]. The file is memory-mapped; only q and k are copied (read from the file, not the mapping), to reorder
+/// their rows from llama2.c's interleaved RoPE pairs into the half-split layout the engine uses.
 /// </summary>
 public static unsafe class Llama2cCheckpoint
 {
@@ -22,7 +22,10 @@ public static unsafe class Llama2cCheckpoint
         {
             if (file.Length < HeaderBytes)
                 throw new UserError($"{path}: {file.Length} bytes is too short for a llama2.c checkpoint (the header alone is 28 bytes)");
-            int* h = (int*)file.At(0, HeaderBytes);
+            // Header and norms are copied with file reads, as q and k are: nothing but the matrices used in place
+            // is touched through the mapping (see HalfSplitCopy).
+            Span<int> h = stackalloc int[HeaderBytes / 4];
+            file.ReadBytes(0, MemoryMarshal.AsBytes(h));
             int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocab = h[5], seqLen = h[6];
             if (vocab == int.MinValue)
                 throw new UserError($"{path}: header says vocab {vocab}; not a llama2.c checkpoint (vocab is the vocabulary size, negated when the classifier is separate)");
@@ -85,16 +88,29 @@ public static unsafe class Llama2cCheckpoint
                 var result = new float[count][];
                 for (int i = 0; i < count; i++)
                 {
-                    result[i] = new ReadOnlySpan<float>(file.At(offset, n * 4L), n).ToArray();
+                    result[i] = new float[n];
+                    file.ReadBytes(offset, MemoryMarshal.AsBytes(result[i].AsSpan()));
                     offset += n * 4L;
+                }
+                return result;
+            }
+
+            WeightMatrix[] HalfSplitStack(int ropeHeads)
+            {
+                var result = new WeightMatrix[layers];
+                for (int l = 0; l < layers; l++)
+                {
+                    long start = offset;
+                    result[l] = HalfSplitCopy.Read(ropeHeads * hd, dim, WeightDType.F32, ropeHeads, hd, (into, at) => file.ReadBytes(start + at, into));
+                    offset += (long)ropeHeads * hd * dim * 4;
                 }
                 return result;
             }
 
             var embedding = Next(vocab, dim);
             var attNorm = Vectors(layers, dim);
-            var wq = Stack(qDim, dim).Select(m => ToHalfSplit(m, heads, hd)).ToArray();
-            var wk = Stack(kvDim, dim).Select(m => ToHalfSplit(m, kvHeads, hd)).ToArray();
+            var wq = HalfSplitStack(heads);
+            var wk = HalfSplitStack(kvHeads);
             var wv = Stack(kvDim, dim);
             var wo = Stack(dim, qDim);
             var ffnNorm = Vectors(layers, dim);
@@ -123,12 +139,5 @@ public static unsafe class Llama2cCheckpoint
             file.Dispose();
             throw;
         }
-    }
-
-    private static WeightMatrix ToHalfSplit(WeightMatrix m, int heads, int headDim)
-    {
-        byte[] bytes = GC.AllocateUninitializedArray<byte>(checked((int)m.ByteLength), pinned: true);
-        RopeLayout.InterleavedToHalfSplit(new ReadOnlySpan<byte>(m.Data, bytes.Length), bytes, heads, headDim, (int)m.RowBytes);
-        return new WeightMatrix(m.Rows, m.Cols, m.DType, (byte*)Marshal.UnsafeAddrOfPinnedArrayElement(bytes, 0), bytes);
     }
 }
