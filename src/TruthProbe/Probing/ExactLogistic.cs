@@ -326,6 +326,17 @@ internal sealed class ExactLogistic : IHeadSolver
         }
     }
 
+    /// <summary>One Gram row's accumulators += its weight times the tile's row vectors (inlined: the refs are registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowTimes<TVec>(float weight, TVec z0, TVec z1, TVec z2, int vectors, ref TVec a0, ref TVec a1, ref TVec a2)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        TVec b = TVec.Create(weight);
+        a0 = TVec.Fma(b, z0, a0);
+        if (vectors > 1) a1 = TVec.Fma(b, z1, a1);
+        if (vectors > 2) a2 = TVec.Fma(b, z2, a2);
+    }
+
     /// <summary>
     /// gram rows j0..j0+3, columns c0 onward, += the products of rows i0..i1-1, for <paramref name="vectors"/>
     /// (1 to 3) vectors of columns. Always inlined with a constant count, so the JIT drops the unused
@@ -348,22 +359,10 @@ internal sealed class ExactLogistic : IHeadSolver
         for (int i = i0; i < i1; i++, row += stride, s += stride)
         {
             TVec z0 = TVec.Load(row), z1 = vectors > 1 ? TVec.Load(row + w) : default, z2 = vectors > 2 ? TVec.Load(row + 2 * w) : default;
-            TVec b = TVec.Create(s[0]);
-            a00 = TVec.Fma(b, z0, a00);
-            if (vectors > 1) a01 = TVec.Fma(b, z1, a01);
-            if (vectors > 2) a02 = TVec.Fma(b, z2, a02);
-            b = TVec.Create(s[1]);
-            a10 = TVec.Fma(b, z0, a10);
-            if (vectors > 1) a11 = TVec.Fma(b, z1, a11);
-            if (vectors > 2) a12 = TVec.Fma(b, z2, a12);
-            b = TVec.Create(s[2]);
-            a20 = TVec.Fma(b, z0, a20);
-            if (vectors > 1) a21 = TVec.Fma(b, z1, a21);
-            if (vectors > 2) a22 = TVec.Fma(b, z2, a22);
-            b = TVec.Create(s[3]);
-            a30 = TVec.Fma(b, z0, a30);
-            if (vectors > 1) a31 = TVec.Fma(b, z1, a31);
-            if (vectors > 2) a32 = TVec.Fma(b, z2, a32);
+            RowTimes(s[0], z0, z1, z2, vectors, ref a00, ref a01, ref a02);
+            RowTimes(s[1], z0, z1, z2, vectors, ref a10, ref a11, ref a12);
+            RowTimes(s[2], z0, z1, z2, vectors, ref a20, ref a21, ref a22);
+            RowTimes(s[3], z0, z1, z2, vectors, ref a30, ref a31, ref a32);
         }
         TVec.Store(a00, g0); TVec.Store(a10, g1); TVec.Store(a20, g2); TVec.Store(a30, g3);
         if (vectors > 1) { TVec.Store(a01, g0 + w); TVec.Store(a11, g1 + w); TVec.Store(a21, g2 + w); TVec.Store(a31, g3 + w); }
