@@ -326,6 +326,17 @@ internal sealed class ExactLogistic : IHeadSolver
         }
     }
 
+    /// <summary>One Gram row's accumulators += its weight times the tile's row vectors (inlined: the refs are registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowTimes<TVec>(float weight, TVec z0, TVec z1, TVec z2, int vectors, ref TVec a0, ref TVec a1, ref TVec a2)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        TVec b = TVec.Create(weight);
+        a0 = TVec.Fma(b, z0, a0);
+        if (vectors > 1) a1 = TVec.Fma(b, z1, a1);
+        if (vectors > 2) a2 = TVec.Fma(b, z2, a2);
+    }
+
     /// <summary>
     /// gram rows j0..j0+3, columns c0 onward, += the products of rows i0..i1-1, for <paramref name="vectors"/>
     /// (1 to 3) vectors of columns. Always inlined with a constant count, so the JIT drops the unused
@@ -341,23 +352,17 @@ internal sealed class ExactLogistic : IHeadSolver
         TVec a01 = default, a11 = default, a21 = default, a31 = default, a02 = default, a12 = default, a22 = default, a32 = default;
         if (vectors > 1) { a01 = TVec.Load(g0 + w); a11 = TVec.Load(g1 + w); a21 = TVec.Load(g2 + w); a31 = TVec.Load(g3 + w); }
         if (vectors > 2) { a02 = TVec.Load(g0 + 2 * w); a12 = TVec.Load(g1 + 2 * w); a22 = TVec.Load(g2 + 2 * w); a32 = TVec.Load(g3 + 2 * w); }
-        for (int i = i0; i < i1; i++)
+        // Pointers step by a row (no multiply per row), and each broadcast is made just before its FMAs, so at most
+        // 12 accumulators, 3 row vectors and one broadcast are live: AVX2's 16 registers hold them all, where four
+        // broadcasts made up front pushed an accumulator into memory (a store and reload on its chain every row).
+        float* row = z + i0 * stride + c0, s = scaled + i0 * stride + j0;
+        for (int i = i0; i < i1; i++, row += stride, s += stride)
         {
-            float* row = z + i * stride + c0;
-            float* s = scaled + i * stride + j0;
-            TVec s0 = TVec.Create(s[0]), s1 = TVec.Create(s[1]), s2 = TVec.Create(s[2]), s3 = TVec.Create(s[3]);
-            TVec z0 = TVec.Load(row);
-            a00 = TVec.Fma(s0, z0, a00); a10 = TVec.Fma(s1, z0, a10); a20 = TVec.Fma(s2, z0, a20); a30 = TVec.Fma(s3, z0, a30);
-            if (vectors > 1)
-            {
-                TVec z1 = TVec.Load(row + w);
-                a01 = TVec.Fma(s0, z1, a01); a11 = TVec.Fma(s1, z1, a11); a21 = TVec.Fma(s2, z1, a21); a31 = TVec.Fma(s3, z1, a31);
-            }
-            if (vectors > 2)
-            {
-                TVec z2 = TVec.Load(row + 2 * w);
-                a02 = TVec.Fma(s0, z2, a02); a12 = TVec.Fma(s1, z2, a12); a22 = TVec.Fma(s2, z2, a22); a32 = TVec.Fma(s3, z2, a32);
-            }
+            TVec z0 = TVec.Load(row), z1 = vectors > 1 ? TVec.Load(row + w) : default, z2 = vectors > 2 ? TVec.Load(row + 2 * w) : default;
+            RowTimes(s[0], z0, z1, z2, vectors, ref a00, ref a01, ref a02);
+            RowTimes(s[1], z0, z1, z2, vectors, ref a10, ref a11, ref a12);
+            RowTimes(s[2], z0, z1, z2, vectors, ref a20, ref a21, ref a22);
+            RowTimes(s[3], z0, z1, z2, vectors, ref a30, ref a31, ref a32);
         }
         TVec.Store(a00, g0); TVec.Store(a10, g1); TVec.Store(a20, g2); TVec.Store(a30, g3);
         if (vectors > 1) { TVec.Store(a01, g0 + w); TVec.Store(a11, g1 + w); TVec.Store(a21, g2 + w); TVec.Store(a31, g3 + w); }
