@@ -42,10 +42,12 @@ public sealed record DemoPlan(
     public int[] Seeds => EvalSeeds ?? [1, 2, 3];
     public double[] Lambdas => LambdaCandidates ?? [1, 2, 4.5, 6];
 
-    public string CacheKey(int seed)
+    /// <summary>The lab's sums are width-specific, so a family grown on one vector width is not the one another width grows.</summary>
+    public string CacheKey(int seed, int vectorBits)
     {
         var json = new JsonObject
         {
+            ["vector_width"] = vectorBits,
             ["demo_family_version"] = DemoFamily.Version,
             ["lab_recipe_version"] = Recipe.CodeVersion,
             ["seed"] = seed,
@@ -119,7 +121,7 @@ public sealed class DemoFamily
     public static DemoFamily Build(string cacheRoot, DemoPlan plan, int seed, TextWriter log, StageProgress? progress = null)
     {
         if (plan.UnrelatedModels < 1) throw new UserError($"the demo needs at least one unrelated model, got {plan.UnrelatedModels}") { Field = "unrelated_models" };
-        string dir = Path.Combine(cacheRoot, plan.CacheKey(seed));
+        string dir = Path.Combine(cacheRoot, plan.CacheKey(seed, Provenance.VectorBits));
         var family = Layout(dir, plan, seed);
         if (File.Exists(Path.Combine(dir, ManifestFile)))
         {

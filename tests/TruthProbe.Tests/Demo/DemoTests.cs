@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using TruthProbe.Demo;
 using TruthProbe.Lab;
+using TruthProbe.Numerics;
 using TruthProbe.Probing;
 using TruthProbe.Statistics;
 using TruthProbe.Tests.Common;
@@ -291,8 +292,11 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var cached = DemoFamily.Build(demo.Cache, TinyDemo.Plan, TinyDemo.Seed, TextWriter.Null);
         Assert.True(cached.FromCache);
         Assert.Equal(demo.Family.Dir, cached.Dir);
-        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed));
-        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed), TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1));
+        string key = TinyDemo.Plan.CacheKey(TinyDemo.Seed, Provenance.VectorBits);
+        Assert.Equal(Path.GetFileName(cached.Dir), key);
+        Assert.NotEqual(key, (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1, Provenance.VectorBits));
+        Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed, 256), TinyDemo.Plan.CacheKey(TinyDemo.Seed, 512));
     }
 
     [Fact]
