@@ -44,7 +44,7 @@ public sealed class DemoAnalysisCache
     private DemoAnalysisCache(DemoFamily family, string outDir, JsonObject inputs)
     {
         (_root, _outDir, _inputs) = (Path.Combine(family.Dir, Folder), outDir, inputs);
-        Key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(inputs.ToJsonString())))[..16];
+        Key = Hashing.Sha256(Encoding.UTF8.GetBytes(inputs.ToJsonString()))[..16];
         // What the output folder held before the run: a file counts as this run's when it is new or was rewritten.
         _before = Directory.Exists(outDir)
             ? Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.GetLastWriteTimeUtc, StringComparer.Ordinal)

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using System.Text.Json;
 using System.Text;
@@ -60,7 +59,7 @@ public sealed record DemoPlan(
             ["unrelated_models"] = UnrelatedModels,
             ["vlm"] = JsonSerializer.SerializeToNode(VlmPlan),
         };
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json.ToJsonString())))[..16];
+        return Hashing.Sha256(Encoding.UTF8.GetBytes(json.ToJsonString()))[..16];
     }
 }
 

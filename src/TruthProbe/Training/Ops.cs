@@ -230,13 +230,11 @@ internal static unsafe class Ops
         /// <summary>Where sequence b's softmax weights begin: the blocks of the sequences before it (see <see cref="AttentionProbsLength"/>).</summary>
         public readonly long ProbsStart(int b)
         {
-            if (Starts == null) return (long)b * Heads * RoundUp(SeqLen, Tile) * RoundUp(SeqLen, ProbsPad);
+            if (Starts == null) return b * ProbsBlock(Heads, SeqLen);
             long offset = 0;
-            for (int s = 0; s < b; s++) offset += ProbsBlock(Starts[s + 1] - Starts[s]);
+            for (int s = 0; s < b; s++) offset += ProbsBlock(Heads, Starts[s + 1] - Starts[s]);
             return offset;
         }
-
-        public readonly long ProbsBlock(int length) => (long)Heads * RoundUp(length, Tile) * RoundUp(length, ProbsPad);
 
         /// <summary>
         /// The work items (sequence, kv head) of one share, split by their cost (length²): packed sequences differ in
@@ -321,15 +319,14 @@ internal static unsafe class Ops
     /// <summary>Floats of the softmax weights that <see cref="AttentionForward"/> keeps for a batch (packed by <paramref name="starts"/>, if given).</summary>
     public static long AttentionProbsLength(int batch, int seqLen, int heads, ReadOnlySpan<int> starts = default)
     {
-        if (starts.IsEmpty) return (long)batch * heads * RoundUp(seqLen, Tile) * RoundUp(seqLen, ProbsPad);
+        if (starts.IsEmpty) return batch * ProbsBlock(heads, seqLen);
         long length = 0;
-        for (int b = 0; b + 1 < starts.Length; b++)
-        {
-            int t = starts[b + 1] - starts[b];
-            length += (long)heads * RoundUp(t, Tile) * RoundUp(t, ProbsPad);
-        }
+        for (int b = 0; b + 1 < starts.Length; b++) length += ProbsBlock(heads, starts[b + 1] - starts[b]);
         return length;
     }
+
+    /// <summary>Floats of one sequence's softmax weights: every head's [length, length] block, rows tiled, columns padded.</summary>
+    private static long ProbsBlock(int heads, int length) => (long)heads * RoundUp(length, Tile) * RoundUp(length, ProbsPad);
 
     private static int AttentionParts(in AttentionJob j) =>
         (long)j.Batch * j.Heads * j.SeqLen * j.SeqLen * j.HeadDim < 1 << 15 ? 1 : Math.Min(WorkerPool.Count, j.Batch * j.KvHeads);
