@@ -266,9 +266,9 @@ internal static unsafe class Ops
     /// <summary>
     /// q [B·T, H·hd], k and v [B·T, Hkv·hd] → z [B·T, H·hd]; query head h reads kv head h / (H/Hkv).
     /// probs keeps the softmax weights for the backward, <see cref="AttentionProbsLength"/> floats: per (sequence,
-    /// head) the transposed block Pᵀ[key, query], T key rows rounded up to the 4-key tile, each row
-    /// <see cref="ProbsPad"/>-padded (entries after a query's own position that the backward reads are 0). The forward
-    /// computes them in place, so the backward reads them without a copy.
+    /// head) a block of T rows rounded up to the 4-row tile, each row <see cref="ProbsPad"/>-padded (entries above the
+    /// diagonal that the backward reads are 0). The forward computes them in place, so the backward reads them without
+    /// a copy.
     /// Work items are (sequence, kv head) with its query heads, split statically over the cores: each writes
     /// only its own rows, so the result does not depend on the thread count.
     /// With <paramref name="starts"/> [batch + 1] the sequences are packed: sequence b is rows [starts[b], starts[b + 1])
@@ -313,7 +313,7 @@ internal static unsafe class Ops
         if (!starts.IsEmpty) CheckStarts(starts, seqLen, rows);
     }
 
-    /// <summary>Rows of the softmax weights are padded to this many queries: the widest vector, so the layout is the same at every width.</summary>
+    /// <summary>Rows of the softmax weights are padded to this many floats: the widest vector, so the layout is the same at every width.</summary>
     private const int ProbsPad = 16;
 
     /// <summary>Floats of the softmax weights that <see cref="AttentionForward"/> keeps for a batch (packed by <paramref name="starts"/>, if given).</summary>
@@ -338,15 +338,12 @@ internal static unsafe class Ops
         return _attentionScratch;
     }
 
-    /// <summary>The backward's key and value gradients go four key rows at a time: each dz or q vector loaded serves four rows.</summary>
+    /// <summary>
+    /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
+    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// </summary>
     private const int Tile = 4;
 
-    /// <summary>
-    /// Query rows go a vector of them at a time: the lanes of a vector are consecutive queries, so a softmax's max,
-    /// sum and the backward's Σ dP⊙P run down the keys as plain lane-wise operations, with no horizontal reduction
-    /// per row (heads are 16 wide: per-row reductions cost more than the products did). The scores are kept
-    /// transposed, Sᵀ[key, query]: each key row, broadcast one element at a time, meets a vector of queries.
-    /// </summary>
     private static void AttentionForwardPart<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref AttentionJob j = ref *(AttentionJob*)args;
@@ -354,32 +351,31 @@ internal static unsafe class Ops
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd;
         float scale = 1f / MathF.Sqrt(hd);
         var (firstItem, endItem) = j.Items(part, parts);
-        fixed (float* scratch = AttentionScratch(hd * RoundUp(j.SeqLen, ProbsPad) + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * RoundUp(j.SeqLen, ProbsPad) + RoundUp(j.SeqLen, Tile) * hd + Tile * hd))
         {
             for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
                 var (start, T) = j.Sequence(b);
                 int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
-                float* queriesT = scratch, sums = scratch + hd * padded;
-                float* keys = j.K + (long)start * kvWidth + g * hd, values = j.V + (long)start * kvWidth + g * hd;
+                float* keysT = scratch, queries = keysT + hd * padded, outputs = queries + tiled * hd;
+                float* values = j.V + (long)start * kvWidth + g * hd;
+                Transpose(j.K + (long)start * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
                 long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     float* z = j.Z + (long)start * qWidth + h * hd;
-                    float* pT = j.Probs + probsStart + (long)h * tiled * padded;
-                    TransposeIn(j.Q + (long)start * qWidth + h * hd, qWidth, queriesT, T, hd, padded, scale);
-                    for (int t0 = 0; t0 < T; t0 += lanes)
+                    float* probs = j.Probs + probsStart + (long)h * tiled * padded;
+                    CopyRows(j.Q + (long)start * qWidth + h * hd, qWidth, queries, T, tiled, hd);
+                    for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int count = Math.Min(T, t0 + lanes);
-                        RowsTimesBlock<TVec>(keys, kvWidth, queriesT + t0, padded, hd, count, pT + t0);
-                        CausalSoftmaxColumns<TVec>(pT + t0, padded, t0, count, tiled);
-                        // z rows straight from Pᵀ's columns, four queries a pass (keys past a query have weight 0).
-                        for (int r0 = t0; r0 < count; r0 += Tile)
-                        {
-                            WeightedRowSums<TVec>(pT + r0, 1, padded, values, kvWidth, Math.Min(T, r0 + Tile), hd, sums);
-                            PutRows(sums, z + (long)r0 * qWidth, qWidth, Math.Min(Tile, T - r0), hd, accumulate: false);
-                        }
+                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        float* scores = probs + (long)t0 * padded;
+                        TileTimesTransposed<TVec>(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
+                        for (int r = 0; r < Math.Min(Tile, T - t0); r++)
+                            new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
                     }
                 }
             }
@@ -394,41 +390,40 @@ internal static unsafe class Ops
         float scale = 1f / MathF.Sqrt(hd);
         var (firstItem, endItem) = j.Items(part, parts);
         int maxPadded = RoundUp(j.SeqLen, ProbsPad), maxTiled = RoundUp(j.SeqLen, Tile);
-        fixed (float* scratch = AttentionScratch(hd * maxPadded + maxTiled * maxPadded + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * maxPadded + 2 * maxTiled * hd + maxTiled * maxPadded + Tile * hd))
         {
             for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
                 var (start, T) = j.Sequence(b);
                 int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
-                float* dzT = scratch, dST = dzT + hd * padded, sums = dST + tiled * padded;
+                float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
+                float* dS = dz + tiled * hd, sums = dS + tiled * padded;
                 long kvBase = (long)start * kvWidth + g * hd;
-                float* keys = j.K + kvBase, values = j.V + kvBase;
+                Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
                 long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     long qBase = (long)start * qWidth + h * hd;
-                    float* pT = j.Probs + probsStart + (long)h * tiled * padded;
-                    // Padding lanes (queries T..padded) get zero dz, so their dP and dS are 0.
-                    TransposeIn(j.Z + qBase, qWidth, dzT, T, hd, padded, 1f);
-                    for (int t0 = 0; t0 < T; t0 += lanes)
+                    CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
+                    CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
+                    // Rows T..tiled of p hold the forward's softmax of zero queries; their dz rows are zero, so their dS is 0.
+                    float* p = j.Probs + probsStart + (long)h * tiled * padded;
+                    for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int count = Math.Min(T, t0 + lanes);
-                        RowsTimesBlock<TVec>(values, kvWidth, dzT + t0, padded, hd, count, dST + t0);
-                        SoftmaxBackwardColumns<TVec>(pT + t0, dST + t0, padded, count, tiled, scale);
-                        for (int r0 = t0; r0 < count; r0 += Tile)
-                        {
-                            WeightedRowSums<TVec>(dST + r0, 1, padded, keys, kvWidth, Math.Min(T, r0 + Tile), hd, sums);
-                            PutRows(sums, j.DQ + qBase + (long)r0 * qWidth, qWidth, Math.Min(Tile, T - r0), hd, accumulate: false);
-                        }
+                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        TileTimesTransposed<TVec>(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
+                        PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
                     }
-                    // Key and value rows gather over the queries that saw them (t ≥ s): rows of Pᵀ and dSᵀ, 4 keys a pass.
+                    // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
                     for (int s0 = 0; s0 < T; s0 += Tile)
                     {
                         int rows = Math.Min(Tile, T - s0);
-                        WeightedRowSums<TVec>(pT + (long)s0 * padded + s0, padded, 1, j.Z + qBase + (long)s0 * qWidth, qWidth, T - s0, hd, sums);
+                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
                         PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
-                        WeightedRowSums<TVec>(dST + (long)s0 * padded + s0, padded, 1, j.Q + qBase + (long)s0 * qWidth, qWidth, T - s0, hd, sums);
+                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
                         PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
                     }
                 }
@@ -438,94 +433,22 @@ internal static unsafe class Ops
 
     private static int RoundUp(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
 
-    /// <summary>dst[c, t] = alpha·src[t, c] for one head's rows (<paramref name="stride"/> apart), columns rows..padded zeroed.</summary>
-    private static void TransposeIn(float* src, int stride, float* dst, int rows, int headDim, int padded, float alpha)
+    /// <summary>dst[c, s] = src[s, c] for one head (rows <paramref name="stride"/> apart), columns T..padded zeroed.</summary>
+    private static void Transpose(float* src, int stride, float* dst, int rows, int headDim, int padded)
     {
         for (int c = 0; c < headDim; c++)
         {
             float* row = dst + (long)c * padded;
-            for (int t = 0; t < rows; t++) row[t] = alpha * src[(long)t * stride + c];
-            for (int t = rows; t < padded; t++) row[t] = 0;
+            for (int s = 0; s < rows; s++) row[s] = src[(long)s * stride + c];
+            for (int s = rows; s < padded; s++) row[s] = 0;
         }
     }
 
-    /// <summary>
-    /// out[s, ·] = Σ_c rows[s, c]·xT[c, ·] for the first <paramref name="count"/> rows and one vector of columns of
-    /// xT [headDim, padded] (out rows <paramref name="padded"/> apart): four rows a pass, so each load of xT feeds four
-    /// accumulators.
-    /// </summary>
-    private static void RowsTimesBlock<TVec>(float* rows, long stride, float* xT, int padded, int headDim, int count, float* output) where TVec : unmanaged, IVec<TVec>
+    /// <summary>rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, width], the rows after them zero.</summary>
+    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int width)
     {
-        int s = 0;
-        for (; s + 4 <= count; s += 4)
-        {
-            float* r0 = rows + s * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride, x = xT;
-            TVec a0 = default, a1 = default, a2 = default, a3 = default;
-            for (int c = 0; c < headDim; c++, x += padded)
-            {
-                var xc = TVec.Load(x);
-                a0 = TVec.Fma(xc, TVec.Create(r0[c]), a0);
-                a1 = TVec.Fma(xc, TVec.Create(r1[c]), a1);
-                a2 = TVec.Fma(xc, TVec.Create(r2[c]), a2);
-                a3 = TVec.Fma(xc, TVec.Create(r3[c]), a3);
-            }
-            float* o = output + (long)s * padded;
-            TVec.Store(a0, o); TVec.Store(a1, o + padded); TVec.Store(a2, o + 2 * padded); TVec.Store(a3, o + 3 * padded);
-        }
-        for (; s < count; s++)
-        {
-            float* r = rows + s * stride;
-            TVec a = default;
-            for (int c = 0; c < headDim; c++) a = TVec.Fma(TVec.Create(r[c]), TVec.Load(xT + (long)c * padded), a);
-            TVec.Store(a, output + (long)s * padded);
-        }
-    }
-
-    /// <summary>
-    /// In place over one block of query columns of Sᵀ (key rows <paramref name="padded"/> apart, query t0 in lane 0):
-    /// the softmax over keys 0..t of each query t, zeros for keys after it. The rows after the last key, up to three of
-    /// them (within <paramref name="tiled"/>), are zeroed too: the backward's 4-key passes read them.
-    /// </summary>
-    private static void CausalSoftmaxColumns<TVec>(float* sT, int padded, int t0, int count, int tiled) where TVec : unmanaged, IVec<TVec>
-    {
-        var max = TVec.Create(float.NegativeInfinity);
-        for (int s = 0; s < count; s++)
-        {
-            var v = TVec.Load(sT + (long)s * padded);
-            max = TVec.Max(max, s > t0 ? TVec.FirstLanes(s - t0, TVec.Create(float.NegativeInfinity), v) : v);
-        }
-        TVec sum = default;
-        for (int s = 0; s < count; s++)
-        {
-            var e = FastExp.Exp(TVec.Load(sT + (long)s * padded) - max);
-            if (s > t0) e = TVec.FirstLanes(s - t0, default, e);
-            TVec.Store(e, sT + (long)s * padded);
-            sum += e;
-        }
-        var inverse = TVec.Create(1f) / sum;
-        for (int s = 0; s < count; s++) TVec.Store(TVec.Load(sT + (long)s * padded) * inverse, sT + (long)s * padded);
-        ZeroRows<TVec>(sT, padded, count, tiled);
-    }
-
-    /// <summary>dPᵀ (in dsT) → dSᵀ = scale·Pᵀ⊙(dPᵀ − Σ_s dPᵀ⊙Pᵀ) over one block of query columns; zero rows as in <see cref="CausalSoftmaxColumns"/>.</summary>
-    private static void SoftmaxBackwardColumns<TVec>(float* pT, float* dsT, int padded, int count, int tiled, float scale) where TVec : unmanaged, IVec<TVec>
-    {
-        TVec dot = default;
-        for (int s = 0; s < count; s++) dot = TVec.Fma(TVec.Load(dsT + (long)s * padded), TVec.Load(pT + (long)s * padded), dot);
-        var scaleVector = TVec.Create(scale);
-        for (int s = 0; s < count; s++)
-        {
-            long at = (long)s * padded;
-            TVec.Store(TVec.Load(pT + at) * scaleVector * (TVec.Load(dsT + at) - dot), dsT + at);
-        }
-        ZeroRows<TVec>(dsT, padded, count, tiled);
-    }
-
-    /// <summary>Rows count..count + 2 (those below <paramref name="tiled"/>) of one column block set to 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ZeroRows<TVec>(float* block, int padded, int count, int tiled) where TVec : unmanaged, IVec<TVec>
-    {
-        for (int s = count; s < Math.Min(count + Tile - 1, tiled); s++) TVec.Store(default, block + (long)s * padded);
+        for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * width, width));
+        new Span<float>(dst + (long)rows * width, (allRows - rows) * width).Clear();
     }
 
     /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>
@@ -537,6 +460,76 @@ internal static unsafe class Ops
             var row = new ReadOnlySpan<float>(sums + r * headDim, headDim);
             if (accumulate) TensorPrimitives.Add(d, row, d);
             else row.CopyTo(d);
+        }
+    }
+
+    /// <summary>
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks vectors of
+    /// columns of mT [headDim, padded]: a vector of keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void TileTimesTransposed<TVec>(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count;
+        var scale = TVec.Create(alpha);
+        for (int i = 0; i < blocks; i++)
+        {
+            float* column = mT + i * lanes;
+            TVec s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int c = 0; c < headDim; c++)
+            {
+                var m = TVec.Load(column + (long)c * padded);
+                s0 = TVec.Fma(TVec.Create(x[c]), m, s0);
+                s1 = TVec.Fma(TVec.Create(x[headDim + c]), m, s1);
+                s2 = TVec.Fma(TVec.Create(x[2 * headDim + c]), m, s2);
+                s3 = TVec.Fma(TVec.Create(x[3 * headDim + c]), m, s3);
+            }
+            TVec.Store(s0 * scale, output + i * lanes);
+            TVec.Store(s1 * scale, output + padded + i * lanes);
+            TVec.Store(s2 * scale, output + 2 * padded + i * lanes);
+            TVec.Store(s3 * scale, output + 3 * padded + i * lanes);
+        }
+    }
+
+    /// <summary>
+    /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
+    /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
+    {
+        int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
+        var tail = TVec.FirstLanes(valid, TVec.Load(scores + last * lanes), TVec.Create(float.NegativeInfinity));
+        var max = tail;
+        for (int i = 0; i < last; i++) max = TVec.Max(max, TVec.Load(scores + i * lanes));
+        var m = TVec.Create(TVec.MaxAcross(max));
+        TVec sum = default;
+        for (int i = 0; i < last; i++)
+        {
+            var e = FastExp.Exp(TVec.Load(scores + i * lanes) - m);
+            TVec.Store(e, scores + i * lanes);
+            sum += e;
+        }
+        tail = TVec.FirstLanes(valid, FastExp.Exp(tail - m), default);
+        sum += tail;
+        var inverse = TVec.Create(1f / TVec.Sum(sum));
+        for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
+        TVec.Store(tail * inverse, scores + last * lanes);
+    }
+
+    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count;
+        TVec dot = default;
+        for (int i = 0; i < blocks; i++) dot = TVec.Fma(TVec.Load(ds + i * lanes), TVec.Load(p + i * lanes), dot);
+        var rowDot = TVec.Create(TVec.Sum(dot));
+        var scaleVector = TVec.Create(scale);
+        for (int i = 0; i < blocks; i++)
+        {
+            var pi = TVec.Load(p + i * lanes);
+            TVec.Store(pi * scaleVector * (TVec.Load(ds + i * lanes) - rowDot), ds + i * lanes);
         }
     }
 
