@@ -6,8 +6,8 @@ namespace TruthProbe.Training;
 
 /// <summary>
 /// eˣ for the lab's softmax and SiLU: Cody-Waite reduction to r in [−ln2/2, ln2/2] and Cephes' degree-6 polynomial
-/// for e^r (about 2 ulp), times 2ⁿ made in the exponent bits. The BCL's Vector512.Exp and Vector256.Exp of float
-/// go through double and took 60-90 ns a Vector512 (16-30 ns a Vector256) here: more than attention's products.
+/// for e^r (within 4 ulp), times 2ⁿ made in the exponent bits. The BCL's Vector512.Exp and Vector256.Exp of float
+/// go through double; with this one SwiGLU's forward + backward took 12% (Vector512) and 7% (Vector256) less CPU.
 /// Inputs are clamped to [−87.3, 88.3], where 2ⁿ is a normal float; below it the result is ~1e−38, not 0, so
 /// callers that need exact zeros (masked scores) select them.
 /// </summary>
