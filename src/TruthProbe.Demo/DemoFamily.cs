@@ -30,9 +30,12 @@ public sealed record DemoPlan(
     int EvalItems = 400,
     int EvalFacts = 8,
     int BootstrapRows = 100,
-    DemoVlmPlan? Vlm = null)
+    DemoVlmPlan? Vlm = null,
+    double PretrainHoldPeak = DemoPlan.DefaultPretrainHoldPeak)
 {
     public const int DefaultPretrainSteps = 1200;
+    /// <summary>Share of the pretraining steps at the peak learning rate (<c>lab pretrain --hold-peak</c>; docs/lab.md, issue 18).</summary>
+    public const double DefaultPretrainHoldPeak = 0;
     public DemoVlmPlan VlmPlan => Vlm ?? new();
     public static DemoPlan Default => new();
 
@@ -52,6 +55,7 @@ public sealed record DemoPlan(
             ["seed"] = seed,
             ["size"] = Size,
             ["pretrain_steps"] = PretrainSteps ?? LabRuns.DefaultSteps(Size),
+            ["pretrain_hold_peak"] = PretrainHoldPeak,
             ["chat_steps"] = ChatSteps,
             ["domain_steps"] = DomainSteps,
             ["lora_rank"] = LoraRank,
@@ -163,12 +167,12 @@ public sealed class DemoFamily
         {
             () =>
             {
-                try { LabRuns.Pretrain(new LabRuns.PretrainOptions(b.Dir, plan.Size, b.Seed, WorldSeed: WorldSeed, Steps: b.Steps, StepProgress: progress?.Counter()), log); }
+                try { LabRuns.Pretrain(new LabRuns.PretrainOptions(b.Dir, plan.Size, b.Seed, WorldSeed: WorldSeed, Steps: b.Steps, StepProgress: progress?.Counter(), HoldPeak: plan.PretrainHoldPeak), log); }
                 finally { baseDone.Set(); } // a failed base fails its descendants too, instead of leaving them waiting
             },
         };
         jobs.AddRange(Unrelated.Select(u => (Action)(() =>
-            LabRuns.Pretrain(new LabRuns.PretrainOptions(u.Dir, plan.Size, u.Seed, WorldSeed: WorldSeed, Steps: u.Steps, StepProgress: progress?.Counter()), log))));
+            LabRuns.Pretrain(new LabRuns.PretrainOptions(u.Dir, plan.Size, u.Seed, WorldSeed: WorldSeed, Steps: u.Steps, StepProgress: progress?.Counter(), HoldPeak: plan.PretrainHoldPeak), log))));
         foreach (var m in Descendants.OrderByDescending(m => m.Steps))
             jobs.Add(() =>
             {

@@ -23,7 +23,9 @@ public sealed class LabPretrainVerb : IVerb
     private readonly Option<int> _batch = LabOptions.Batch();
     private readonly Option<double?> _lr = LabOptions.LearningRate();
     private readonly Option<int> _evalEvery = Opt.Int("--eval-every", "K", 0, "also measure held-out reading accuracy every K steps (0: only at the end)");
-    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery];
+    private readonly Option<double> _holdPeak = Opt.Double("--hold-peak", "F", 0,
+        "hold the peak learning rate until this share of the steps, then the cosine to 10% over the rest (0: cosine right after the warm-up)");
+    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -35,7 +37,8 @@ public sealed class LabPretrainVerb : IVerb
             Steps: args.GetValue(_steps),
             BatchSize: args.GetValue(_batch),
             LearningRate: args.GetValue(_lr),
-            EvaluateEvery: args.GetValue(_evalEvery));
+            EvaluateEvery: args.GetValue(_evalEvery),
+            HoldPeak: args.GetValue(_holdPeak));
         return LabOptions.Wrote(options.Out, LabRuns.Pretrain(options, stdout), stdout);
     }
 }

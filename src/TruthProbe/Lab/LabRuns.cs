@@ -17,7 +17,7 @@ public static class LabRuns
     public const int HaluEvalItems = 300;
 
     public sealed record PretrainOptions(string Out, string Size = "tiny", int Seed = 1, int WorldSeed = 1, int? Steps = null, int BatchSize = 64, double? LearningRate = null, int EvaluateEvery = 0,
-        IProgress<int>? StepProgress = null);
+        IProgress<int>? StepProgress = null, double HoldPeak = 0);
 
     public sealed record FineTuneOptions(string Base, string Out, string Recipe, int Steps, int LoraRank = 0, int Seed = 1, int CheckpointEvery = 0, int BatchSize = 64, double? LearningRate = null,
         IProgress<int>? StepProgress = null);
@@ -34,10 +34,10 @@ public static class LabRuns
         int steps = o.Steps ?? DefaultSteps(o.Size);
         if (steps < 1) throw new UserError($"pretraining steps must be at least 1, got {steps}") { Field = "steps" };
         if (o.BatchSize < 1) throw new UserError($"pretraining batch size must be at least 1, got {o.BatchSize}") { Field = "batch" };
-        var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1));
+        var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1), HoldFraction: o.HoldPeak);
         var model = new TrainableLlama(config);
         model.Initialize(o.Seed);
-        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {steps} steps of batch {o.BatchSize}, seed {o.Seed}, world seed {o.WorldSeed}");
+        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {steps} steps of batch {o.BatchSize}{(o.HoldPeak > 0 ? $", peak rate held to step {new HeldPeakSchedule(plan).DecayStart}" : "")}, seed {o.Seed}, world seed {o.WorldSeed}");
 
         var evaluation = LabDatasets.Evaluation(world, EvaluationItems);
         var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log, o.StepProgress);
@@ -116,6 +116,7 @@ public static class LabRuns
             ["batch_size"] = plan.BatchSize,
             ["learning_rate"] = plan.LearningRate,
             ["warmup_steps"] = plan.WarmupSteps,
+            ["hold_peak"] = plan.HoldFraction,
             ["weight_decay"] = plan.WeightDecay,
             ["lora_rank"] = loraRank,
             ["lineage"] = lineage,

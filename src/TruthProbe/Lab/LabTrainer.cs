@@ -12,7 +12,7 @@ public sealed record TrainingResult(int Steps, double FinalLoss, double Seconds,
     public double TokensPerSecond => Tokens / Math.Max(1e-9, Seconds);
 }
 
-/// <summary>The training loop: seeded batches, forward, backward, clip, AdamW with warm-up + cosine.</summary>
+/// <summary>The training loop: seeded batches, forward, backward, clip, AdamW with warm-up, a held peak and a cosine.</summary>
 internal static class LabTrainer
 {
     /// <param name="report">called after each step with (step, loss); returns nothing, may draw progress.</param>
@@ -24,7 +24,7 @@ internal static class LabTrainer
         Action<int, double, ReadingAccuracy?>? onEvaluate = null)
     {
         var optimizer = new AdamW(model.Parameters, weightDecay: plan.WeightDecay);
-        var schedule = new LearningRateSchedule(plan.LearningRate, plan.WarmupSteps, plan.Steps);
+        var schedule = new HeldPeakSchedule(plan);
         var curve = new List<(int, double, ReadingAccuracy?)>();
         var clock = Stopwatch.StartNew();
         long tokens = 0;

@@ -3,8 +3,8 @@ using TruthProbe.Training;
 
 namespace TruthProbe.Lab;
 
-/// <summary>Optimiser settings of one training run.</summary>
-public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate, int WarmupSteps, double WeightDecay = 0.1, double ClipNorm = 1.0);
+/// <summary>Optimiser settings of one training run; <paramref name="HoldFraction"/>: share of the steps at the peak rate (<see cref="HeldPeakSchedule"/>).</summary>
+public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate, int WarmupSteps, double WeightDecay = 0.1, double ClipNorm = 1.0, double HoldFraction = 0);
 
 /// <summary>What a run trains on: one sequence at a time, drawn from the step's random stream.</summary>
 public abstract class Recipe(Corpus corpus)

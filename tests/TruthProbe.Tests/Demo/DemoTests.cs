@@ -295,6 +295,7 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         string key = TinyDemo.Plan.CacheKey(TinyDemo.Seed, Provenance.VectorBits);
         Assert.Equal(Path.GetFileName(cached.Dir), key);
         Assert.NotEqual(key, (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, (TinyDemo.Plan with { PretrainHoldPeak = 0.5 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
         Assert.NotEqual(key, TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1, Provenance.VectorBits));
         Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed, 256), TinyDemo.Plan.CacheKey(TinyDemo.Seed, 512));
     }
