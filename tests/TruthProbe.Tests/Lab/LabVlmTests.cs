@@ -74,16 +74,26 @@ public class LabVlmTests
         Assert.Throws<UserError>(() => text.Prompt("no image here", 4));
     }
 
+    /// <summary>A base of 2 steps and 6 scenes of 32 px in <paramref name="tmp"/>.</summary>
+    private static (string Base, string Scenes) TinyInputs(TempDir tmp)
+    {
+        string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
+        LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
+        SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
+        return (baseDir, scenes);
+    }
+
+    /// <summary>A run of one step per stage on <see cref="TinyInputs"/>, written to <paramref name="tmp"/>/<paramref name="name"/>.</summary>
+    private static LabVlm.Options TinyOptions(TempDir tmp, string name) => new(Path.Combine(tmp.Path, "base"), Path.Combine(tmp.Path, "scenes"), Path.Combine(tmp.Path, name), Llava, Seed: 3,
+        TrainScenes: 12, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8);
+
     /// <summary>A tiny run end to end (base, scenes, tower pre-training, both stages, folder): the same seed writes the same bytes.</summary>
     [Fact]
     public void TinyRun_WritesAnLlavaFolder_ByteIdenticalForTheSameSeed()
     {
         using var tmp = new TempDir();
-        string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
-        LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
-        SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
-        LabVlm.Result Run(string name) => LabVlm.Train(new LabVlm.Options(baseDir, scenes, Path.Combine(tmp.Path, name), Llava, Seed: 3,
-            TrainScenes: 12, TowerSteps: 2, Stage1Steps: 2, Stage2Steps: 2, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8), TextWriter.Null);
+        var (baseDir, scenes) = TinyInputs(tmp);
+        LabVlm.Result Run(string name) => LabVlm.Train(TinyOptions(tmp, name) with { TowerSteps = 2, Stage1Steps = 2, Stage2Steps = 2 }, TextWriter.Null);
         var first = Run("a");
         Run("b");
         foreach (string file in new[] { "model.safetensors", "config.json", "tokenizer.json", LlavaModel.PreprocessorFile })
@@ -93,20 +103,18 @@ public class LabVlmTests
         using var engine = LlavaModel.Load(Path.Combine(tmp.Path, "a"));
         Assert.Equal("llava", engine.Config.Architecture);
     }
+
     /// <summary>
     /// The LM's own stage 2 rate: one full fine-tuning step of Adam moves each weight by rate·g/(|g| + 1e-8), so no
-    /// q/k/v/o weight moves by more than the rate (0.1% allowed for the float32 rounding of weights below 1), and the default (3e-3) moves them by nearly that; the projector's
-    /// step is taken from the same gradients (the LM has not moved yet) at its own rate, so its bytes are the same in both runs.
+    /// q/k/v/o weight moves by more than the rate (0.1% allowed for the float32 rounding of weights below 1), and the
+    /// default (3e-3) moves them by nearly that; the projector's step is taken from the same gradients (the LM has not moved yet) at its own rate, so its bytes are the same in both runs.
     /// </summary>
     [Fact]
     public void LmLearningRate_BoundsTheLmsStep_AndLeavesTheProjectorsRate()
     {
         using var tmp = new TempDir();
-        string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
-        LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
-        SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
-        void Run(string name, double? lmRate) => LabVlm.Train(new LabVlm.Options(baseDir, scenes, Path.Combine(tmp.Path, name), Llava, Seed: 3,
-            TrainScenes: 12, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8, LmLearningRate: lmRate), TextWriter.Null);
+        var (baseDir, _) = TinyInputs(tmp);
+        void Run(string name, double? lmRate) => LabVlm.Train(TinyOptions(tmp, name) with { LmLearningRate = lmRate }, TextWriter.Null);
         Run("slow", 1e-4);
         Run("default", null);
         using var parent = SafetensorsFile.Open(Path.Combine(baseDir, "model.safetensors"));
