@@ -15,16 +15,18 @@ public sealed class DemoImageRows : RowPrompts
 {
     /// <summary>The reference's LLaVA probing prompt (the template <c>score --images</c> uses when none is given).</summary>
     public const string ImageTemplate = "<image>\n{question}\nASSISTANT: {answer}";
+    /// <summary>The base's own text task (the reference's context prompt) with the row's scene shown before it.</summary>
+    public const string ContextTemplate = "<image>\n" + PromptTemplate.Default;
 
     private readonly LlavaModel _model;
     private readonly string _images;
-    private readonly PromptTemplate _template = new(ImageTemplate);
+    private readonly PromptTemplate _template;
     private readonly LlavaState _state;
     private readonly ImageFeatureCache _cache;
 
-    public DemoImageRows(LlavaModel model, string imagesDir)
+    public DemoImageRows(LlavaModel model, string imagesDir, string template = ImageTemplate)
     {
-        (_model, _images) = (model, imagesDir);
+        (_model, _images, _template) = (model, imagesDir, new PromptTemplate(template));
         _state = model.NewState();
         _cache = new ImageFeatureCache(model, _state);
     }

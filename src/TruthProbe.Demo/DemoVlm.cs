@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
 using TruthProbe.Gating;
@@ -19,7 +20,8 @@ namespace TruthProbe.Demo;
 /// step counts (null: <see cref="LabVlm.Options"/>' own). Part of the family's cache key.
 /// </summary>
 public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, int? TrainScenes = null, int? TowerSteps = null,
-    int? Stage1Steps = null, int? Stage2Steps = null, int CaptionTokens = 32, int LoraRank = DemoVlmPlan.DefaultLoraRank)
+    int? Stage1Steps = null, int? Stage2Steps = null, int CaptionTokens = 32, int LoraRank = DemoVlmPlan.DefaultLoraRank,
+    double LmLearningRate = DemoVlmPlan.DefaultLmLearningRate)
 {
     /// <summary>
     /// Stage 2 trains rank-8 adapters on the LM's q/k/v/o, not the whole LM: on the wide base the full fine-tune stayed
@@ -27,6 +29,13 @@ public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, in
     /// LoRA 8 saw (held-out POPE 56.3 / 75.3 / 64.2%) with the LM kept near its base (docs/lab.md).
     /// </summary>
     public const int DefaultLoraRank = 8;
+
+    /// <summary>
+    /// Stage 2's peak rate for the adapters (the projector keeps 2e-3): at 2e-3 the merged adapters moved the LM's
+    /// attention 0.51 from the base's, past lineage's 0.5; at 5e-4 it moved 0.25 but only began to use the image at the
+    /// last step; at 1e-3 it sees and lineage names the base (docs/lab.md, "Keeping the descendant near its base").
+    /// </summary>
+    public const double DefaultLmLearningRate = 1e-3;
 
     /// <summary>Seconds, for the tests' tiny family: mechanics only, the descendant stays blind.</summary>
     public static DemoVlmPlan Tiny => new(HeldOutScenes: 10, TrainScenes: 16, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, CaptionTokens: 6);
@@ -37,7 +46,7 @@ public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, in
         return o with
         {
             TrainScenes = TrainScenes ?? o.TrainScenes, TowerSteps = TowerSteps ?? o.TowerSteps,
-            Stage1Steps = Stage1Steps ?? o.Stage1Steps, Stage2Steps = Stage2Steps ?? o.Stage2Steps, LoraRank = LoraRank,
+            Stage1Steps = Stage1Steps ?? o.Stage1Steps, Stage2Steps = Stage2Steps ?? o.Stage2Steps, LoraRank = LoraRank, LmLearningRate = LmLearningRate,
         };
     }
 }
@@ -53,6 +62,12 @@ public static class DemoVlm
     public const string Name = "vlm";
     public const string CheckPrefix = "vlm_";
     public const string Sees = "vlm_descendant_sees";
+    public const string InheritedCheck = "vlm_map_inherited_across_modality", SameSkillCheck = "vlm_map_inherited_same_skill";
+    /// <summary>
+    /// The base's own probing rows (read a fact from a context) with a held-out scene shown first: the descendant's map on
+    /// the skill the base's text map measures, where the object rows measure a skill the base never had.
+    /// </summary>
+    public const string ContextRowsFile = "probing_context_image.jsonl", ContextScores = "scores_context", ContextCompare = "compare_context";
     /// <summary>Progress stages: map, comparison with drift and lineage, POPE, CHAIR.</summary>
     public const int Stages = 4;
     public const int MaxPopeTokens = 3;
@@ -74,13 +89,18 @@ public static class DemoVlm
     {
         string outDir = Path.Combine(run.OutDir, Name), scenes = ScenesDir(run.Family), model = Dir(run.Family);
         Directory.CreateDirectory(outDir);
-        var map = Score(model, scenes, outDir, probe);
-        progress.Advance();
-        var (compare, names) = Compare(run, outDir);
-        bool parentFound = DriftAndLineage(run, model, outDir);
-        progress.Advance();
         var plan = run.Plan.VlmPlan;
         var heldOut = SceneDatasets.Sample(plan.HeldOutScenes, (ulong)run.Seed).Scenes;
+        string objectRows = Path.Combine(outDir, DemoRun.ProbingFile), contextRows = Path.Combine(outDir, ContextRowsFile);
+        LabScoring.OneRowPerEpisode(Path.Combine(scenes, "probing.jsonl"), objectRows);
+        WriteContextRows(run.ProbingPath, heldOut, contextRows);
+        var map = Score(model, scenes, objectRows, DemoImageRows.ImageTemplate, Path.Combine(outDir, "scores"), probe);
+        var contextMap = Score(model, scenes, contextRows, DemoImageRows.ContextTemplate, Path.Combine(outDir, ContextScores), probe);
+        progress.Advance();
+        var (compare, names) = Compare(run, outDir, "scores", "compare");
+        var (contextCompare, _) = Compare(run, outDir, ContextScores, ContextCompare);
+        bool parentFound = DriftAndLineage(run, model, outDir);
+        progress.Advance();
         var tuningImages = TuningImages(heldOut.Select(s => s.ImageName), DemoRun.SplitSeed);
         using var llava = LlavaModel.Load(model);
         var gates = new BaseGates(llava, baseScores, Path.Combine(run.OutDir, "scores", "base", "scores.npy"));
@@ -88,31 +108,45 @@ public static class DemoVlm
         progress.Advance();
         var chair = Chair(llava, gates, scenes, heldOut.Where(s => !tuningImages.Contains(s.ImageName)).ToList(), pope.Lambda, plan.CaptionTokens, run.Seed, outDir);
         progress.Advance();
-        Check(run, map, compare, names, parentFound, pope, chair);
+        Check(run, (map, compare), (contextMap, contextCompare), names, parentFound, pope, chair);
     }
 
     // ---- the map ----
 
-    private static ProbeRun Score(string model, string scenes, string outDir, ProbeOptions probe)
+    /// <summary>The descendant's map from image rows (<paramref name="rows"/>, each naming a held-out scene) in <paramref name="template"/>.</summary>
+    private static ProbeRun Score(string model, string scenes, string rows, string template, string scoresDir, ProbeOptions probe)
     {
-        string rows = Path.Combine(outDir, DemoRun.ProbingFile), scoresDir = Path.Combine(outDir, "scores");
-        LabScoring.OneRowPerEpisode(Path.Combine(scenes, "probing.jsonl"), rows);
         var data = ProbingData.Load(rows, samples: null, skipBad: false);
         using var llava = LlavaModel.Load(model);
-        var collection = ActivationCollector.Collect(new DemoImageRows(llava, Path.Combine(scenes, "images")), data, null, false, scoresDir, TextWriter.Null);
+        var collection = ActivationCollector.Collect(new DemoImageRows(llava, Path.Combine(scenes, "images"), template), data, null, false, scoresDir, TextWriter.Null);
         var run = ProbeRun.Execute(collection.Set, probe);
         run.Write(scoresDir, new ProbeInputs(collection.Path, null, "truthprobe demo (image rows)"), Plots.Writer);
         return run;
     }
 
-    /// <summary>The base's text map, the descendant's image map and every unrelated model's text map, compared with the base as reference.</summary>
-    private static (CompareReport Report, List<string> Names) Compare(DemoRun run, string outDir)
+    /// <summary>The base's probing rows (one per episode), episode i shown held-out scene i mod their count.</summary>
+    private static void WriteContextRows(string baseRows, IReadOnlyList<Scene> scenes, string path)
+    {
+        var rows = ProbingData.Load(baseRows, samples: null, skipBad: false).Rows;
+        var lines = rows.Select((r, i) => new JsonObject
+        {
+            ["context"] = r.Context, ["question"] = r.Question, ["answer"] = r.Answer, ["label"] = r.Label == 1 ? "gold" : "hallucinated",
+            ["image"] = scenes[i % scenes.Count].ImageName,
+        }.ToJsonString() + "\n");
+        AtomicFile.WriteAllText(path, string.Concat(lines));
+    }
+
+    /// <summary>
+    /// The base's text map, one of the descendant's image maps (OUT/vlm/<paramref name="scores"/>) and every unrelated
+    /// model's text map, compared with the base as reference into OUT/vlm/<paramref name="folder"/>.
+    /// </summary>
+    private static (CompareReport Report, List<string> Names) Compare(DemoRun run, string outDir, string scores, string folder)
     {
         var unrelated = run.Family.Members.Skip(1).Where(m => m.Parent == null).Select(m => m.Name).ToList();
         var names = new List<string> { "base", Name }.Concat(unrelated).ToList();
-        var paths = names.Select(n => n == Name ? Path.Combine(outDir, "scores", "scores.npy") : Path.Combine(run.OutDir, "scores", n, "scores.npy")).ToList();
+        var paths = names.Select(n => n == Name ? Path.Combine(outDir, scores, "scores.npy") : Path.Combine(run.OutDir, "scores", n, "scores.npy")).ToList();
         var report = CompareReport.Run(names.Select((n, i) => ScoreMap.Load(paths[i], n)).ToList(), "base", topK: 4, sharedAcrossAll: false, DemoRun.Chance);
-        report.Write(Path.Combine(outDir, "compare"), paths, Plots.Writer);
+        report.Write(Path.Combine(outDir, folder), paths, Plots.Writer);
         return (report, names);
     }
 
@@ -239,7 +273,8 @@ public static class DemoVlm
 
     // ---- the checks ----
 
-    private static void Check(DemoRun run, ProbeRun map, CompareReport compare, List<string> names, bool parentFound, PopeOutcome pope, ChairOutcome chair)
+    private static void Check(DemoRun run, (ProbeRun Map, CompareReport Compare) objects, (ProbeRun Map, CompareReport Compare) context, List<string> names,
+        bool parentFound, PopeOutcome pope, ChairOutcome chair)
     {
         var v = pope.Vanilla;
         var ci = Proportion.Wilson(v.TruePositive + v.TrueNegative, v.Total);
@@ -249,15 +284,20 @@ public static class DemoVlm
             (sees ? "" : "; a descendant that cannot see gives no evidence about image hallucination either way")));
         string blind = Invariant($"inconclusive: the descendant does not see (held-out POPE {v.Metrics().Accuracy:0.0}%, interval reaches chance)");
 
-        var within = compare.Pair(0, 1);
-        var cross = Enumerable.Range(2, names.Count - 2).SelectMany(u => new[] { (Pair: $"base-{names[u]}", R: compare.Pair(0, u).Pearson), (Pair: $"{Name}-{names[u]}", R: compare.Pair(1, u).Pearson) }).ToList();
-        string numbers = Invariant($"r(base text map, {Name} image map) {within.Pearson:0.0000} [{within.PearsonInterval.Low:0.0000}, {within.PearsonInterval.High:0.0000}], layer-centred {within.PearsonLayerCentred:0.0000}; cross-family ") +
-            string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}")));
-        var inherited = !sees ? DemoCheck.Result.Inconclusive
-            : !map.Chance.DiffersFromChance ? DemoCheck.Result.Inconclusive
-            : DemoCheck.Of(cross.All(c => within.Pearson > c.R));
-        run.Checks.Add(new DemoCheck("vlm_map_inherited_across_modality", inherited, numbers +
-            (!sees ? "; " + blind : !map.Chance.DiffersFromChance ? "; the image map is at chance level, so its correlations are not evidence" : "")));
+        // Within-family r above every cross-family r, on the object rows (a skill the base never had) and on the base's
+        // own reading task with a scene shown first (the like-for-like comparison).
+        foreach (var (check, (map, compare), rows) in new[] { (InheritedCheck, objects, "image map"), (SameSkillCheck, context, "map from its context rows with an image") })
+        {
+            var within = compare.Pair(0, 1);
+            var cross = Enumerable.Range(2, names.Count - 2).SelectMany(u => new[] { (Pair: $"base-{names[u]}", R: compare.Pair(0, u).Pearson), (Pair: $"{Name}-{names[u]}", R: compare.Pair(1, u).Pearson) }).ToList();
+            string numbers = Invariant($"r(base text map, {Name} {rows}) {within.Pearson:0.0000} [{within.PearsonInterval.Low:0.0000}, {within.PearsonInterval.High:0.0000}], layer-centred {within.PearsonLayerCentred:0.0000}; cross-family ") +
+                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}")));
+            var inherited = !sees ? DemoCheck.Result.Inconclusive
+                : !map.Chance.DiffersFromChance ? DemoCheck.Result.Inconclusive
+                : DemoCheck.Of(cross.All(c => within.Pearson > c.R));
+            run.Checks.Add(new DemoCheck(check, inherited, numbers +
+                (!sees ? "; " + blind : !map.Chance.DiffersFromChance ? $"; the {rows} is at chance level, so its correlations are not evidence" : "")));
+        }
 
         run.Checks.Add(new DemoCheck("vlm_lineage_finds_base", DemoCheck.Of(parentFound),
             $"lineage over the family's text models names {File.ReadAllLines(Path.Combine(run.OutDir, Name, "lineage.csv"))[1].Split(',')[2]} as the descendant's parent (true: base); weights only, so this holds whether or not it sees"));

@@ -10,6 +10,7 @@ public static class DemoVlmReport
 
     // pope.csv rows: vanilla then gated per setting (random, popular, adversarial), then all settings pooled (rows 6, 7).
     private const int PooledVanilla = 6;
+    private static readonly string[] PairColumns = ["a", "b", "n", "pearson", "pearson_low", "pearson_high", "p_layer_perm", "pearson_layer_centred"];
 
     public static void Add(HtmlReport report, DemoRun run, Func<DemoCheck, Outcome> verdict)
     {
@@ -27,7 +28,12 @@ public static class DemoVlmReport
             .Text("Image probing rows: each held-out scene's colour and object episodes, one row per episode (gold for even episodes, hallucinated for odd ones), prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
             .Figure("vlm/compare/pearson_matrix.png", "Pearson r between the base's text map, the descendant's image map and the unrelated models' text maps")
             .Table("vlm/compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value and r within layers",
-                ["a", "b", "n", "pearson", "pearson_low", "pearson_high", "p_layer_perm", "pearson_layer_centred"])
+                PairColumns)
+            .Text("Like for like: the base's own probing rows (read a fact from the context), one per episode, each shown a held-out scene first, prompt '<image>\\n' + the base's text prompt; " +
+                  "the descendant's map from them measures the skill the base's text map measures, where the object rows measure one the base never had.")
+            .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ($"vlm/{DemoVlm.ContextScores}/heatmap.png", "vlm: Truth Scores from the base's rows with a scene shown first")])
+            .Table($"vlm/{DemoVlm.ContextCompare}/pairs.csv", "Every pair with the descendant's map from context rows with an image",
+                PairColumns)
             .Figure("vlm/drift/drift.png", "vlm: drift of each attention matrix of its language model from the base's, per layer")
             .Table("vlm/lineage.csv", "Parent detection over the family's text models")
             .Text("Gates from the BASE's Truth Scores (contrast mode), lambda chosen by pooled POPE accuracy on a seeded 20% of the held-out scenes (lambda_split_seed); " +
@@ -46,8 +52,8 @@ public static class DemoVlmReport
         {
             DemoVlm.Sees => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% (95% Wilson {{{{{Pope}{PooledVanilla}/accuracy_low}}}}-{{{{{Pope}{PooledVanilla}/accuracy_high}}}}%), " +
                             (c.Outcome == DemoCheck.Result.Pass ? "above chance." : "not above chance: a descendant that cannot see gives no evidence either way."),
-            "vlm_map_inherited_across_modality" => "Pearson r of the base's text map with the descendant's image map, and of every cross-family pair: " +
-                string.Join("; ", Rows(outDir, "vlm/compare/pairs.csv").Select((r, i) => $"{r[0]}-{r[1]} {{{{vlm/compare/pairs.csv#{i}/pearson}}}}")) + "." + verdict,
+            DemoVlm.InheritedCheck => "Pearson r of the base's text map with the descendant's image map, and of every cross-family pair: " + Pairs(outDir, "compare") + verdict,
+            DemoVlm.SameSkillCheck => "the same with the descendant's map from the base's own context rows, each shown a held-out scene first: " + Pairs(outDir, DemoVlm.ContextCompare) + verdict,
             "vlm_lineage_finds_base" => $"lineage names {Rows(outDir, "vlm/lineage.csv")[0][2]} (true parent: base); LM attention drift from the base {{{{vlm/lineage.csv#{DemoVlm.Name}/attention_drift_from_base}}}}.",
             "vlm_base_gates_help_pope" => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% vanilla vs {{{{{Pope}{PooledVanilla + 1}/accuracy}}}}% gated at lambda {{{{{Pope}{PooledVanilla + 1}/lambda}}}}, " +
                                           $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}." + verdict,
@@ -55,6 +61,9 @@ public static class DemoVlmReport
             _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
         };
     }
+
+    private static string Pairs(string outDir, string folder) =>
+        string.Join("; ", Rows(outDir, $"vlm/{folder}/pairs.csv").Select((r, i) => $"{r[0]}-{r[1]} {{{{vlm/{folder}/pairs.csv#{i}/pearson}}}}")) + ".";
 
     private static List<string[]> Rows(string dir, string file) =>
         File.ReadAllLines(Path.Combine(dir, file)).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',')).ToList();

@@ -27,14 +27,16 @@ public sealed class LabVlmVerb : IVerb
     private readonly Option<int> _stage2 = Opt.Int("--stage2-steps", "N", 900, "stage 2 steps (projector + LM)", min: 1);
     private readonly Option<int> _batch = Opt.Int("--batch", "B", 32, "sequences per step", min: 1);
     private readonly Option<int> _lora = LabOptions.Lora();
+    private readonly Option<double?> _lmRate = Opt.Double("--lm-lr", "RATE", "stage 2's peak learning rate for the LM alone (adapters with --lora, else all its weights; default: the projector's, 2e-3 with --lora, else 3e-3); the projector keeps its rate");
     private readonly Option<int> _seed = LabOptions.Seed();
-    public IEnumerable<Symbol> Symbols => [_base, _scenes, _out, _tower, _trainScenes, _towerSteps, _stage1, _stage2, _batch, _lora, _seed];
+    public IEnumerable<Symbol> Symbols => [_base, _scenes, _out, _tower, _trainScenes, _towerSteps, _stage1, _stage2, _batch, _lora, _lmRate, _seed];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
         var options = new LabVlm.Options(args.GetValue(_base)!, args.GetValue(_scenes)!, args.GetValue(_out)!, new VlmPromptFormat(LlavaPrompts.Pope, LlavaPrompts.Chair),
             Seed: args.GetValue(_seed), Tower: args.GetValue(_tower)!, TrainScenes: args.GetValue(_trainScenes), TowerSteps: args.GetValue(_towerSteps),
-            Stage1Steps: args.GetValue(_stage1), Stage2Steps: args.GetValue(_stage2), BatchSize: args.GetValue(_batch), LoraRank: args.GetValue(_lora));
+            Stage1Steps: args.GetValue(_stage1), Stage2Steps: args.GetValue(_stage2), BatchSize: args.GetValue(_batch), LoraRank: args.GetValue(_lora),
+            LmLearningRate: args.GetValue(_lmRate));
         var result = LabVlm.Train(options, stdout);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {options.Out} (held-out POPE accuracy {string.Join(", ", result.Pope.Select(p => $"{p.Setting} {p.Accuracy:P1}"))})"));

@@ -28,10 +28,12 @@ public static class LabVlm
     /// <param name="Stage2Mix">stage 2's shares of (image questions, captions, text episodes).</param>
     /// <param name="AttributeShare">share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</param>
     /// <param name="Stage2LearningRate">stage 2's peak learning rate with full fine-tuning (LoRA uses 2e-3).</param>
+    /// <param name="LmLearningRate">stage 2's peak rate for the LM's trainable weights (full or adapters) alone; null: the stage's rate. The projector keeps the stage's rate.</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
         int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 900, int BatchSize = 32, int LoraRank = 0,
         int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems,
-        Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3);
+        Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3,
+        double? LmLearningRate = null);
 
     /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
     public sealed record Mix(double Questions, double Captions, double Text);
@@ -54,6 +56,7 @@ public static class LabVlm
             if (value < 1) throw new UserError($"{name} must be at least 1, got {value}") { Field = name };
         if (o.AttributeShare is < 0 or > 1) throw new UserError($"attribute share must be between 0 and 1, got {o.AttributeShare}") { Field = "attribute-share" };
         if (!(o.Stage2LearningRate > 0)) throw new UserError($"stage 2 learning rate must be positive, got {o.Stage2LearningRate}") { Field = "stage2-lr" };
+        if (o.LmLearningRate is { } lmRate && !(lmRate > 0)) throw new UserError($"the LM's stage 2 learning rate must be positive, got {lmRate}; pass --lm-lr with a rate such as 2e-4") { Field = "lm-lr" };
         foreach (var (mix, name) in new[] { (o.Stage1Mix, "stage1-mix"), (o.Stage2Mix, "stage2-mix") })
             if (mix is { } m && (m.Questions < 0 || m.Captions < 0 || m.Text < 0 || !(m.Questions + m.Captions + m.Text > 0)))
                 throw new UserError($"{name} shares must be non-negative with a positive sum, got {m}") { Field = name };
@@ -93,13 +96,14 @@ public static class LabVlm
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
         lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
-        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log);
+        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log, 2e-3);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
         if (o.LoraRank > 0) lm.AddLora(o.LoraRank, alpha: 2 * o.LoraRank, o.Seed);
         else lm.Parameters.SetTrainable(_ => true);
-        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate, o.Stage2Mix ?? DefaultStage2Mix, log);
+        double stage2Rate = o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate;
+        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, stage2Rate, o.Stage2Mix ?? DefaultStage2Mix, log, o.LmLearningRate ?? stage2Rate);
         double stage2Seconds = clock.Elapsed.TotalSeconds;
 
         var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
@@ -236,11 +240,14 @@ public static class LabVlm
         private readonly ClipShape _shape = clip.Shape;
 
         /// <summary>One stage; <paramref name="mix"/> = shares of (questions, captions, text episodes). Returns the last smoothed loss.</summary>
-        public double Run(string label, int steps, int batchSize, int seed, double learningRate, Mix mix, TextWriter log)
+        /// <param name="learningRate">the projector's peak rate.</param>
+        /// <param name="lmRate">the LM's peak rate (its trainable weights: the new rows, all, or adapters).</param>
+        public double Run(string label, int steps, int batchSize, int seed, double learningRate, Mix mix, TextWriter log, double lmRate)
         {
             var lmOptimizer = new AdamW(lm.Parameters, weightDecay: 0);
             var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
             var schedule = new LearningRateSchedule(learningRate, steps / 10 + 1, steps);
+            var lmSchedule = schedule with { Peak = lmRate };
             bool onlyNewRows = lm.Parameters.Tensors.Count(t => t.Trainable) == 1;
             double smoothed = double.NaN, lmNorm = 0, projectorNorm = 0;
             var (seen, swapped) = ImageProbe(seed);
@@ -259,7 +266,7 @@ public static class LabVlm
                     if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight"))[..(text.BaseVocab * lm.Config.DModel)].Clear();
                     lmNorm = lmOptimizer.ClipGradients(1.0);
                     projectorNorm = clipOptimizer.ClipGradients(1.0);
-                    lmOptimizer.Step(schedule.At(step));
+                    lmOptimizer.Step(lmSchedule.At(step));
                     clipOptimizer.Step(schedule.At(step));
                     smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
                     progress.Advance();
@@ -437,6 +444,7 @@ public static class LabVlm
             ["steps"] = o.Stage1Steps + o.Stage2Steps,
             ["batch_size"] = o.BatchSize,
             ["lora_rank"] = o.LoraRank,
+            ["lm_learning_rate"] = o.LmLearningRate ?? (o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate),
             ["stage1_loss"] = Finite(r.Stage1Loss),
             ["stage2_loss"] = Finite(r.Stage2Loss),
             ["pope"] = new JsonObject(r.Pope.Select(p => KeyValuePair.Create(p.Setting, (JsonNode?)new JsonObject

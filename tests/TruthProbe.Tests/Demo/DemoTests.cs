@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using TruthProbe.Demo;
 using TruthProbe.Lab;
@@ -23,8 +24,8 @@ public sealed class TinyDemo : IDisposable
         Vlm: DemoVlmPlan.Tiny);
     public const int Seed = 5;
     /// <summary>The report's figures: 6 heat maps, the matrix, the per-layer drift, 5 per-model drift plots, the curve's r and drift;
-    /// the vlm section's base and descendant heat maps, its matrix and its drift plot.</summary>
-    public const int Images = 19;
+    /// the vlm section's base and descendant heat maps, its matrix and its drift plot, and the base and context-row heat maps.</summary>
+    public const int Images = 21;
 
     private readonly TempDir _tmp = new();
     public string Cache => Path.Combine(_tmp.Path, "cache");
@@ -152,11 +153,24 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(sees ? "PASS" : "FAIL", checks["vlm_descendant_sees"]);
         // The tiny descendant (one step per stage) cannot see; then nothing it does counts for or against the claims.
         Assert.False(sees);
-        foreach (string name in (string[])["vlm_map_inherited_across_modality", "vlm_base_gates_help_pope", "vlm_base_gates_reduce_chair"])
+        foreach (string name in (string[])["vlm_map_inherited_across_modality", "vlm_map_inherited_same_skill", "vlm_base_gates_help_pope", "vlm_base_gates_reduce_chair"])
             Assert.Equal("INCONCLUSIVE", checks[name]);
         // Weights alone: its language model is a few steps from the base's, far from the unrelated model's.
         Assert.Equal("PASS", checks["vlm_lineage_finds_base"]);
         Assert.True(Directory.Exists(Path.Combine(demo.Family.Dir, DemoVlm.Name)), "the descendant is grown into the family's cache folder");
+        // The like-for-like rows: the base's rows verbatim in order, each with a held-out scene, the scenes taken in turn.
+        var textRows = File.ReadAllLines(demo.Run.ProbingPath).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        var contextRows = File.ReadAllLines(Path.Combine(demo.Out, "vlm", DemoVlm.ContextRowsFile)).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.Equal(textRows.Count, contextRows.Count);
+        int scenes = TinyDemo.Plan.VlmPlan.HeldOutScenes;
+        for (int i = 0; i < textRows.Count; i++)
+        {
+            foreach (string field in (string[])["context", "question", "answer", "label"]) Assert.Equal(textRows[i][field]!.GetValue<string>(), contextRows[i][field]!.GetValue<string>());
+            string image = contextRows[i]["image"]!.GetValue<string>();
+            Assert.True(File.Exists(Path.Combine(DemoVlm.ScenesDir(demo.Family), "images", image)), image);
+            Assert.Equal(contextRows[i % scenes]["image"]!.GetValue<string>(), image);
+        }
+        Assert.Equal(scenes, contextRows.Take(scenes).Select(r => r["image"]!.GetValue<string>()).Distinct().Count());
     }
 
     [Fact]
@@ -173,7 +187,7 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         var checks = summary.RootElement.GetProperty("checks").EnumerateArray()
             .ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("outcome").GetString()!);
         foreach (var (model, outcome) in gating) Assert.Equal(outcome, checks[$"base_gates_help_{model}"]);
-        Assert.Equal(4 + gating.Count + 5, checks.Count);   // 5: the vlm's (see Vlm_*)
+        Assert.Equal(4 + gating.Count + 6, checks.Count);   // 6: the vlm's (see Vlm_*)
 
         string html = File.ReadAllText(Path.Combine(demo.Out, "report.html"));
         string summarySection = Regex.Match(html, "<section id=\"summary\">(.*?)</section>", RegexOptions.Singleline).Groups[1].Value;

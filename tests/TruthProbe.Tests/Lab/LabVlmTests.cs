@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
+using TruthProbe.Formats;
 using TruthProbe.Imaging;
 using TruthProbe.Lab;
 using TruthProbe.Numerics;
@@ -73,16 +74,26 @@ public class LabVlmTests
         Assert.Throws<UserError>(() => text.Prompt("no image here", 4));
     }
 
+    /// <summary>A base of 2 steps and 6 scenes of 32 px in <paramref name="tmp"/>.</summary>
+    private static (string Base, string Scenes) TinyInputs(TempDir tmp)
+    {
+        string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
+        LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
+        SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
+        return (baseDir, scenes);
+    }
+
+    /// <summary>A run of one step per stage on <see cref="TinyInputs"/>, written to <paramref name="tmp"/>/<paramref name="name"/>.</summary>
+    private static LabVlm.Options TinyOptions(TempDir tmp, string name) => new(Path.Combine(tmp.Path, "base"), Path.Combine(tmp.Path, "scenes"), Path.Combine(tmp.Path, name), Llava, Seed: 3,
+        TrainScenes: 12, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8);
+
     /// <summary>A tiny run end to end (base, scenes, tower pre-training, both stages, folder): the same seed writes the same bytes.</summary>
     [Fact]
     public void TinyRun_WritesAnLlavaFolder_ByteIdenticalForTheSameSeed()
     {
         using var tmp = new TempDir();
-        string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
-        LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
-        SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
-        LabVlm.Result Run(string name) => LabVlm.Train(new LabVlm.Options(baseDir, scenes, Path.Combine(tmp.Path, name), Llava, Seed: 3,
-            TrainScenes: 12, TowerSteps: 2, Stage1Steps: 2, Stage2Steps: 2, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8), TextWriter.Null);
+        var (baseDir, scenes) = TinyInputs(tmp);
+        LabVlm.Result Run(string name) => LabVlm.Train(TinyOptions(tmp, name) with { TowerSteps = 2, Stage1Steps = 2, Stage2Steps = 2 }, TextWriter.Null);
         var first = Run("a");
         Run("b");
         foreach (string file in new[] { "model.safetensors", "config.json", "tokenizer.json", LlavaModel.PreprocessorFile })
@@ -91,5 +102,39 @@ public class LabVlmTests
         Assert.All(first.Pope, p => Assert.Equal(File.ReadLines(Path.Combine(scenes, $"pope_{p.Setting}.jsonl")).Count(), p.Questions));
         using var engine = LlavaModel.Load(Path.Combine(tmp.Path, "a"));
         Assert.Equal("llava", engine.Config.Architecture);
+    }
+
+    /// <summary>
+    /// The LM's own stage 2 rate: one full fine-tuning step of Adam moves each weight by rate·g/(|g| + 1e-8), so no
+    /// q/k/v/o weight moves by more than the rate (0.1% allowed for the float32 rounding of weights below 1), and the
+    /// default (3e-3) moves them by nearly that; the projector's step is taken from the same gradients (the LM has not moved yet) at its own rate, so its bytes are the same in both runs.
+    /// </summary>
+    [Fact]
+    public void LmLearningRate_BoundsTheLmsStep_AndLeavesTheProjectorsRate()
+    {
+        using var tmp = new TempDir();
+        var (baseDir, _) = TinyInputs(tmp);
+        void Run(string name, double? lmRate) => LabVlm.Train(TinyOptions(tmp, name) with { LmLearningRate = lmRate }, TextWriter.Null);
+        Run("slow", 1e-4);
+        Run("default", null);
+        using var parent = SafetensorsFile.Open(Path.Combine(baseDir, "model.safetensors"));
+        using var slow = SafetensorsFile.Open(Path.Combine(tmp.Path, "slow", "model.safetensors"));
+        using var fast = SafetensorsFile.Open(Path.Combine(tmp.Path, "default", "model.safetensors"));
+        static double MaxStep(SafetensorsFile from, string fromName, SafetensorsFile to, string toName)
+        {
+            float[] a = from.ReadSingles(from.Get(fromName)), b = to.ReadSingles(to.Get(toName));
+            return a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
+        }
+        var attention = parent.Tensors.Keys.Where(n => n.Contains("self_attn.") && n.EndsWith(".weight", StringComparison.Ordinal)).ToList();
+        Assert.True(attention.Count > 0 && attention.Count % 4 == 0, $"q/k/v/o per layer, got {attention.Count}");
+        foreach (string name in attention)
+        {
+            double slowStep = MaxStep(parent, name, slow, "language_model." + name), fastStep = MaxStep(parent, name, fast, "language_model." + name);
+            Assert.InRange(slowStep, 1e-5, 1e-4 * 1.001);
+            Assert.InRange(fastStep, 1e-3, 3e-3 * 1.001);
+        }
+        var projector = slow.Tensors.Keys.Where(n => n.StartsWith("multi_modal_projector.", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(projector);
+        foreach (string name in projector) Assert.Equal(slow.Bytes(slow.Get(name)).ToArray(), fast.Bytes(fast.Get(name)).ToArray());
     }
 }
