@@ -1,6 +1,8 @@
 using TruthProbe.Common;
+using TruthProbe.Formats;
 using TruthProbe.Model;
 using TruthProbe.Numerics;
+using TruthProbe.Tests.Common;
 
 namespace TruthProbe.Tests.Model;
 
@@ -98,5 +100,32 @@ public class KvCacheTests
         Assert.Contains("'q8'", error.Message);
         Assert.Contains("f32, bf16, f16", error.Message);
         Assert.Equal("kv_cache", error.Field);
+    }
+
+    [Fact]
+    public void TraceCli_KvCacheOption_RunsTheModelWithThatCache()
+    {
+        using var tmp = new TempDir();
+        string folder = TinyModels.Write(tmp, TinyModels.Qwen2);
+        int[] ids = [1, 4, 9, 16, 25, 36];
+        float[] Traced(string type)
+        {
+            string output = tmp.File($"{type}.safetensors");
+            var r = CliRunner.Run("trace", folder, "--token-ids", string.Join(',', ids), "--hooks", "logits", "--kv-cache", type, "--out", output);
+            Assert.Equal(0, r.ExitCode);
+            using var file = SafetensorsFile.Open(output);
+            return file.ReadSingles(file.Get("logits"));
+        }
+        using var model = Transformer.Load(folder);
+        model.KvCache = KvCacheType.BF16;
+        var capture = new ActivationCapture(model.Config, ["logits"]);
+        model.Forward(model.NewState(), ids, capture);
+        float[] bf16 = Traced("bf16");
+        Assert.Equal(capture["logits"].Data, bf16);
+        Assert.NotEqual(Traced("f32"), bf16);
+
+        var bad = CliRunner.Run("trace", folder, "--token-ids", "1", "--hooks", "logits", "--kv-cache", "q4", "--out", tmp.File("x.safetensors"));
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("--kv-cache must be", bad.Stderr);
     }
 }
