@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using TruthProbe.Common;
 using TruthProbe.Formats;
 
@@ -35,10 +36,15 @@ public static unsafe class KvCacheTypes
         else for (int i = 0; i < source.Length; i++) destination[i] = TensorDTypes.SingleToBFloat16(source[i]);
     }
 
-    /// <summary>n 16-bit cache entries back to float32: exact, so attention on a 16-bit cache is attention on the rounded values.</summary>
+    /// <summary>n 16-bit cache entries back to float32: exact, so attention on a 16-bit cache is attention on the rounded
+    /// values. fp16 goes through the weights' 8-lane conversion: <c>TensorPrimitives.ConvertToSingle</c> on the 128-value
+    /// rows of a decode tile made a decode step at 2,048 positions 41% slower than with the float32 cache.</summary>
     internal static void Widen(KvCacheType type, ushort* source, float* destination, int n)
     {
-        if (type == KvCacheType.F16) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, n), new Span<float>(destination, n));
-        else Kernels.WidenBFloat16(source, new Span<float>(destination, n));
+        if (type == KvCacheType.BF16) { Kernels.WidenBFloat16(source, new Span<float>(destination, n)); return; }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8) Kernels.Float16x8(source + i).Store(destination + i);
+        for (; i < n; i++) destination[i] = (float)BitConverter.UInt16BitsToHalf(source[i]);
     }
 }
