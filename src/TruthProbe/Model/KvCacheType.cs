@@ -37,8 +37,8 @@ public static unsafe class KvCacheTypes
     }
 
     /// <summary>n 16-bit cache entries back to float32: exact, so attention on a 16-bit cache is attention on the rounded
-    /// values. fp16 goes through the weights' 8-lane conversion: <c>TensorPrimitives.ConvertToSingle</c> on the 128-value
-    /// rows of a decode tile made a decode step at 2,048 positions 41% slower than with the float32 cache.</summary>
+    /// values. fp16 goes through the fp16 weights' 8-lane conversion (bit operations: .NET 10 has no F16C), 0.17 ns a
+    /// value against bf16's 0.09 (one core, AVX-512 machine).</summary>
     internal static void Widen(KvCacheType type, ushort* source, float* destination, int n)
     {
         if (type == KvCacheType.BF16) { Kernels.WidenBFloat16(source, new Span<float>(destination, n)); return; }
