@@ -10,7 +10,7 @@ public sealed record TrainingPlan(int Steps, int BatchSize, double LearningRate,
 public abstract class Recipe(Corpus corpus)
 {
     /// <summary>Bumped whenever a recipe or the world changes what gets trained, so cached families are rebuilt.</summary>
-    public const int CodeVersion = 8;
+    public const int CodeVersion = 9;
 
     /// <summary>Context size of the evaluation set and the end of the pretraining curriculum.</summary>
     public const int MaxFacts = 4;

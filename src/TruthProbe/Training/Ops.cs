@@ -506,11 +506,11 @@ internal static unsafe class Ops
         TVec sum = default;
         for (int i = 0; i < last; i++)
         {
-            var e = TVec.Exp(TVec.Load(scores + i * lanes) - m);
+            var e = FastExp.Exp(TVec.Load(scores + i * lanes) - m);
             TVec.Store(e, scores + i * lanes);
             sum += e;
         }
-        tail = TVec.FirstLanes(valid, TVec.Exp(tail - m), default);
+        tail = TVec.FirstLanes(valid, FastExp.Exp(tail - m), default);
         sum += tail;
         var inverse = TVec.Create(1f / TVec.Sum(sum));
         for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
@@ -606,7 +606,7 @@ internal static unsafe class Ops
             {
                 int count = Math.Min(lanes, j.Length - i);
                 var g = TVec.LoadPartial(j.Gate + i, count);
-                var sig = one / (one + TVec.Exp(-g));
+                var sig = one / (one + FastExp.Exp(-g));
                 var silu = g * sig;
                 var u = TVec.LoadPartial(j.Up + i, count);
                 if (j.DGate == null)
