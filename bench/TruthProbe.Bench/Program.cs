@@ -1,7 +1,7 @@
 using System.Globalization;
 using TruthProbe.Bench;
 
-if (args is [RssBenchmark.ChildFlag, var childFolder]) return RssBenchmark.Child(childFolder);
+if (args is [RssBenchmark.ChildFlag, var childFolder, var kvCache]) return RssBenchmark.Child(childFolder, kvCache);
 if (args is [FuzzBench.Flag, .. var formats]) return FuzzBench.Run(formats);
 bool quick = args.Contains("--quick");
 var only = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);

@@ -15,7 +15,8 @@ namespace TruthProbe.Bench;
 /// never widened as a whole, so the peak should be the weight bytes plus activations: `rss_vs_weights_7b`, peak
 /// RSS / weight bytes (target <= 1.05), the one ratio where lower is better, reported for the 32-layer model.
 /// The same weights are then written as a Q8_0 GGUF and measured the same way (`prefill_7b_q8_vs_peak`,
-/// `rss_vs_weights_7b_q8` against the file's bytes).
+/// `rss_vs_weights_7b_q8` against the file's bytes). Each model runs twice, with the float32 KV cache and with the
+/// fp16 one (`--kv-cache f16`, the `_kv16` ratios), each in its own child so that each has its own peak.
 /// </summary>
 public sealed class RssBenchmark : IBenchmark
 {
@@ -53,6 +54,8 @@ public sealed class RssBenchmark : IBenchmark
             log.WriteLine($"random bf16 7B-shaped model, {config.Layers} of 32 layers ({config.ParameterCount() / 1e9:0.00} B parameters, {weightBytes / 1e9:0.0} GB) " +
                 $"written in {sw.Elapsed.TotalSeconds:0} s; {(cold ? "its pages dropped from the page cache" : "page cache not dropped (posix_fadvise unavailable)")}");
             Measure(context, folder, "bf16", weightBytes, config, cold, "prefill_7b_vs_peak", "rss_vs_weights_7b");
+            Measure(context, folder, "bf16, f16 KV cache", weightBytes, config, DropFromPageCache(Path.Combine(folder, HfCheckpoint.SingleFile)),
+                "prefill_7b_kv16_vs_peak", "rss_vs_weights_7b_kv16", KvCacheType.F16);
 
             // The same weights as Q8_0 in a GGUF (norms stay f32, as llama.cpp's converter writes them).
             string gguf = Path.Combine(folder, "model-q8_0.gguf");
@@ -63,6 +66,7 @@ public sealed class RssBenchmark : IBenchmark
             long q8Bytes = new FileInfo(gguf).Length;
             log.WriteLine($"the same weights as Q8_0 GGUF ({q8Bytes / 1e9:0.00} GB) written in {sw.Elapsed.TotalSeconds:0} s");
             Measure(context, gguf, "Q8_0", q8Bytes, config, cold, "prefill_7b_q8_vs_peak", "rss_vs_weights_7b_q8");
+            Measure(context, gguf, "Q8_0, f16 KV cache", q8Bytes, config, DropFromPageCache(gguf), "prefill_7b_q8_kv16_vs_peak", "rss_vs_weights_7b_q8_kv16", KvCacheType.F16);
         }
         finally
         {
@@ -72,10 +76,11 @@ public sealed class RssBenchmark : IBenchmark
 
     /// <summary>One child run on <paramref name="model"/> (a folder or a .gguf): its prefill against the FMA peak and
     /// its peak RSS against <paramref name="weightBytes"/>, reported under the two ratio names.</summary>
-    private static void Measure(BenchContext context, string model, string label, long weightBytes, ModelConfig config, bool cold, string prefillRatio, string rssRatio)
+    private static void Measure(BenchContext context, string model, string label, long weightBytes, ModelConfig config, bool cold, string prefillRatio, string rssRatio,
+        KvCacheType kvCache = KvCacheType.F32)
     {
         var log = context.Log;
-        var fields = RunChild(model);
+        var fields = RunChild(model, kvCache);
         double flops = PrefillFlops(config, PrefillTokens), seconds = fields["prefill_s"], peak = fields["peak_flops"];
         double perCpu = flops / fields["prefill_cpu_s"], corePeak = fields["core_peak_flops"];
         double peakBytes = fields["vmhwm_kb"] * 1024;
@@ -97,13 +102,14 @@ public sealed class RssBenchmark : IBenchmark
         return perToken * tokens + attention + 2.0 * c.DModel * c.Vocab;
     }
 
-    private static Dictionary<string, double> RunChild(string model)
+    private static Dictionary<string, double> RunChild(string model, KvCacheType kvCache)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
         // Under `dotnet Bench.dll` the process is dotnet itself: pass the assembly first.
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(typeof(RssBenchmark).Assembly.Location);
         start.ArgumentList.Add(ChildFlag);
         start.ArgumentList.Add(model);
+        start.ArgumentList.Add(kvCache.Name());
         using var child = Process.Start(start)!;
         string output = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
@@ -128,10 +134,11 @@ public sealed class RssBenchmark : IBenchmark
 
     /// <summary>The child: load, a cold prefill (time to first token: load + prefill + the argmax), a warm prefill
     /// between two FMA-peak measurements; prints `name value` lines, the resident memory's mapped and heap parts and VmHWM last.</summary>
-    public static int Child(string path)
+    public static int Child(string path, string kvCache)
     {
         var sw = Stopwatch.StartNew();
         using var model = Transformer.Load(path);
+        model.KvCache = KvCacheTypes.Parse(kvCache, "kv_cache");
         double load = sw.Elapsed.TotalSeconds;
         int[] ids = Enumerable.Range(0, PrefillTokens).Select(i => (i * 7919 + 1) % model.Config.Vocab).ToArray();
         var state = model.NewState();

@@ -10,7 +10,7 @@ public sealed class ConvertVerb : IVerb
     public string Name => "convert";
     public string Summary => "write a model as GGUF (llama.cpp) or as a Hugging Face safetensors folder";
 
-    private readonly ModelInput _model = new(gating: false);
+    private readonly ModelInput _model = new(gating: false, runs: false);
     private readonly Option<string> _out = Opt.Out("FILE.gguf|DIR",
         "FILE.gguf: GGUF v3 for llama.cpp: llama (q/k rows reordered for its RoPE) or qwen2, tokenizer included; " +
         "DIR: Hugging Face folder: config.json + model.safetensors (no tokenizer files)");

@@ -10,7 +10,7 @@ public sealed class InspectVerb : IVerb
 {
     public string Name => "inspect";
     public string Summary => "show a model's architecture, size, dtypes and tokenizer";
-    private readonly ModelInput _model = new(gating: false, visionTower: true);
+    private readonly ModelInput _model = new(gating: false, visionTower: true, runs: false);
     public IEnumerable<Symbol> Symbols => _model.Symbols;
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)

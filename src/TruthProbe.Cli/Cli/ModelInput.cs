@@ -22,6 +22,8 @@ public sealed class ModelInput
         "tokenizer.json, SentencePiece .model/.vocab or llama2.c tokenizer.bin (default: found with the model)");
     public readonly Option<bool> AllowNonFinite = Opt.Flag("--allow-nonfinite",
         "run even if weights, logits or captured activations hold NaN or infinity (by default the first one found is an error naming the tensor)");
+    /// <summary>On the verbs that run the model: how its KV cache stores keys and values.</summary>
+    public readonly Option<string>? KvCache;
     public readonly GatingOptions.Group? Gating;
     public readonly ImageOptions? Image;
     private readonly Option<string?>? _prompt;
@@ -34,8 +36,11 @@ public sealed class ModelInput
     /// <param name="image">the verb takes --image / --image-aspect.</param>
     /// <param name="optional">the model may be left out (a verb that also scores replies made elsewhere).</param>
     /// <param name="visionTower">the verb takes --vision-tower without --image (implied by <paramref name="image"/>).</param>
-    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false, bool optional = false, bool visionTower = false)
+    /// <param name="runs">the verb runs the model (not only reads or rewrites its weights): it takes --kv-cache.</param>
+    public ModelInput(bool gating, bool prompt = false, string promptDefault = "", bool image = false, bool optional = false, bool visionTower = false, bool runs = true)
     {
+        if (runs) KvCache = Opt.Choice("--kv-cache", "f32", "how the KV cache stores keys and values: f32 (exact), or bf16 / f16 (half the memory; " +
+            "attention reads them rounded to 16 bits, as llama.cpp's --cache-type-k/v)", KvCacheTypes.Names);
         if (optional) Model.Arity = ArgumentArity.ZeroOrOne;
         if (gating) Gating = new GatingOptions.Group();
         if (image) Image = new ImageOptions();
@@ -48,7 +53,7 @@ public sealed class ModelInput
     }
 
     public IEnumerable<Symbol> Symbols =>
-        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite, Image == null ? _visionTower : null }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
+        new Symbol?[] { Model, Tokenizer, _prompt, _tokenIds, AllowNonFinite, KvCache, Image == null ? _visionTower : null }.OfType<Symbol>().Concat(Image?.Symbols ?? []).Concat(Gating?.Symbols ?? []);
 
     /// <summary>
     /// Reads the gating options (failing before the slow load when they are inconsistent), loads the model
@@ -68,6 +73,7 @@ public sealed class ModelInput
         var qwen = llava == null && Directory.Exists(path) && QwenCheckpoint.IsQwenVLFolder(path) ? QwenVLModel.Load(path, tokenizer) : null;
         var model = llava?.Language ?? qwen?.Language ?? Transformer.Load(path, tokenizer);
         model.AllowNonFinite = args.GetValue(AllowNonFinite);
+        if (KvCache != null) model.KvCache = KvCacheTypes.Parse(args.GetValue(KvCache)!, "kv_cache");
         try
         {
             if (requireTokenizer && model.Tokenizer == null)

@@ -14,7 +14,7 @@ public sealed class PatchVerb : IVerb
         "head scales o_proj's input columns of head h; o-proj-out scales output rows (and bias) of chunk h.\n" +
         "Both are exact for fixed gates: the patched model computes what the gated run computes.";
 
-    private readonly ModelInput _model = new(gating: true);
+    private readonly ModelInput _model = new(gating: true, runs: false);
     private readonly Option<string> _out = Opt.Out("DIR",
         "new folder: the checkpoint in its own dtype (bf16 stays bf16) with o_proj scaled, every other file (config, tokenizer) copied; " +
         "gates and their source are recorded in the safetensors metadata (truthprobe.*) and in " + CheckpointPatcher.ManifestName);

@@ -93,10 +93,8 @@ public sealed class DecodeBatch
             {
                 var seq = sequences[b];
                 int p = seq.Position;
-                k.Slice(b * kvDim, kvDim).CopyTo(seq.KeyCache[l].AsSpan(p * kvDim));
-                v.Slice(b * kvDim, kvDim).CopyTo(seq.ValueCache[l].AsSpan(p * kvDim));
-                FlashAttention.Run(q.Slice(b * qDim, qDim), seq.KeyCache[l].AsSpan(0, (p + 1) * kvDim), seq.ValueCache[l].AsSpan(0, (p + 1) * kvDim),
-                    z.Slice(b * qDim, qDim), 1, p, c.Heads, c.KvHeads, c.HeadDim, c.SlidingWindow);
+                seq.StoreKeysValues(l, p, k.Slice(b * kvDim, kvDim), v.Slice(b * kvDim, kvDim));
+                seq.Attend(l, q.Slice(b * qDim, qDim), z.Slice(b * qDim, qDim), 1, p);
             }
             _model.Hook(HookKind.Z, l, z, B, null, interventions);
 

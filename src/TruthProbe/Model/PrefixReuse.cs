@@ -34,12 +34,7 @@ internal static class PrefixReuse
         if (!ReferenceEquals(source, target))
         {
             target.EnsureCapacity(1, positions);
-            int values = positions * config.KvDim;
-            for (int l = 0; l < config.Layers; l++)
-            {
-                source.KeyCache[l].AsSpan(0, values).CopyTo(target.KeyCache[l]);
-                source.ValueCache[l].AsSpan(0, values).CopyTo(target.ValueCache[l]);
-            }
+            source.CopyCacheTo(target, positions);
         }
         target.Position = positions;
     }

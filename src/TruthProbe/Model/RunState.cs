@@ -23,14 +23,21 @@ public sealed class RunState
     internal float[] RopeCos = [], RopeSin = [];   // [tokens, d_head / 2]
     internal float[] Logits = [];                   // [rows asked, vocab]
     internal float[] AttnScores = [], Pattern = []; // [heads, tokens, positions], only when captured
-    internal readonly float[][] KeyCache, ValueCache; // per layer [positions, kv_dim]
+    internal readonly float[][] KeyCache, ValueCache; // per layer [positions, kv_dim], float32 cache
+    internal readonly ushort[][] KeyCache16, ValueCache16; // the same, 16-bit cache; the other pair stays empty
 
-    internal RunState(ModelConfig config)
+    /// <summary>How the keys and values are stored (<see cref="KvCacheType"/>).</summary>
+    public KvCacheType CacheType { get; }
+
+    internal RunState(ModelConfig config, KvCacheType cacheType = KvCacheType.F32)
     {
         _c = config;
+        CacheType = cacheType;
         KeyCache = new float[config.Layers][];
         ValueCache = new float[config.Layers][];
-        for (int l = 0; l < config.Layers; l++) { KeyCache[l] = []; ValueCache[l] = []; }
+        KeyCache16 = new ushort[config.Layers][];
+        ValueCache16 = new ushort[config.Layers][];
+        for (int l = 0; l < config.Layers; l++) { KeyCache[l] = []; ValueCache[l] = []; KeyCache16[l] = []; ValueCache16[l] = []; }
     }
 
     /// <summary>Forgets the sequence; buffers are kept for the next one.</summary>
@@ -62,12 +69,67 @@ public sealed class RunState
             // Doubling keeps decoding amortised allocation-free; the cache never exceeds the context.
             int capacity = Math.Min(_c.MaxContext, Math.Max(positions, PositionCapacity * 2));
             for (int l = 0; l < _c.Layers; l++)
-            {
-                Array.Resize(ref KeyCache[l], capacity * _c.KvDim);
-                Array.Resize(ref ValueCache[l], capacity * _c.KvDim);
-            }
+                if (CacheType == KvCacheType.F32)
+                {
+                    Array.Resize(ref KeyCache[l], capacity * _c.KvDim);
+                    Array.Resize(ref ValueCache[l], capacity * _c.KvDim);
+                }
+                else
+                {
+                    Array.Resize(ref KeyCache16[l], capacity * _c.KvDim);
+                    Array.Resize(ref ValueCache16[l], capacity * _c.KvDim);
+                }
             PositionCapacity = capacity;
         }
+    }
+
+    /// <summary>Puts the keys and values of positions <paramref name="position"/>.. (rows of kv_dim) into layer
+    /// <paramref name="layer"/>'s cache, rounded to 16 bits when the cache is.</summary>
+    internal void StoreKeysValues(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
+        int at = position * _c.KvDim;
+        if (CacheType == KvCacheType.F32)
+        {
+            keys.CopyTo(KeyCache[layer].AsSpan(at));
+            values.CopyTo(ValueCache[layer].AsSpan(at));
+        }
+        else
+        {
+            KvCacheTypes.Narrow(CacheType, keys, KeyCache16[layer].AsSpan(at, keys.Length));
+            KvCacheTypes.Narrow(CacheType, values, ValueCache16[layer].AsSpan(at, values.Length));
+        }
+    }
+
+    /// <summary>Attention of <paramref name="tokens"/> queries at positions <paramref name="firstPosition"/>.. over
+    /// layer <paramref name="layer"/>'s cache up to the last of them (<see cref="FlashAttention.Run(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, int?, Span{float}, Span{float})"/>).</summary>
+    internal void Attend(int layer, ReadOnlySpan<float> q, Span<float> z, int tokens, int firstPosition, Span<float> scores = default, Span<float> pattern = default)
+    {
+        int values = (firstPosition + tokens) * _c.KvDim;
+        if (CacheType == KvCacheType.F32)
+            FlashAttention.Run(q, KeyCache[layer].AsSpan(0, values), ValueCache[layer].AsSpan(0, values), z,
+                tokens, firstPosition, _c.Heads, _c.KvHeads, _c.HeadDim, _c.SlidingWindow, scores, pattern);
+        else
+            FlashAttention.Run(q, KeyCache16[layer].AsSpan(0, values), ValueCache16[layer].AsSpan(0, values), CacheType, z,
+                tokens, firstPosition, _c.Heads, _c.KvHeads, _c.HeadDim, _c.SlidingWindow, scores, pattern);
+    }
+
+    /// <summary>Copies the first <paramref name="positions"/> cache positions of every layer into <paramref name="target"/>
+    /// (sized for them already), which must store the same <see cref="CacheType"/>.</summary>
+    internal void CopyCacheTo(RunState target, int positions)
+    {
+        if (target.CacheType != CacheType) throw new ArgumentException($"a {CacheType.Name()} cache cannot be copied into a {target.CacheType.Name()} one");
+        int values = positions * _c.KvDim;
+        for (int l = 0; l < _c.Layers; l++)
+            if (CacheType == KvCacheType.F32)
+            {
+                KeyCache[l].AsSpan(0, values).CopyTo(target.KeyCache[l]);
+                ValueCache[l].AsSpan(0, values).CopyTo(target.ValueCache[l]);
+            }
+            else
+            {
+                KeyCache16[l].AsSpan(0, values).CopyTo(target.KeyCache16[l]);
+                ValueCache16[l].AsSpan(0, values).CopyTo(target.ValueCache16[l]);
+            }
     }
 
     internal Span<float> LogitsBuffer(int rows)

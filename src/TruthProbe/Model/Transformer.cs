@@ -115,7 +115,11 @@ public sealed class Transformer : IDisposable
     public int[] Encode(string text) =>
         (Tokenizer ?? throw new UserError($"{Source}: the model has no tokenizer; give one or pass token ids") { Field = "tokenizer" }).Encode(text, addSpecialTokens: true);
 
-    public RunState NewState() => new(Config);
+    /// <summary>How the states from <see cref="NewState"/> store keys and values: float32 by default (exact); 16 bits
+    /// halve the cache, and attention then reads the keys and values rounded to bf16 or fp16.</summary>
+    public KvCacheType KvCache { get; set; }
+
+    public RunState NewState() => new(Config, KvCache);
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at the next positions of <paramref name="state"/> (a batched prefill
@@ -180,14 +184,12 @@ public sealed class Transformer : IDisposable
             }
             Hook(HookKind.RotQ, l, q, T, capture, interventions);
             Hook(HookKind.RotK, l, k, T, capture, interventions);
-            k.CopyTo(state.KeyCache[l].AsSpan(p0 * kvDim));
-            v.CopyTo(state.ValueCache[l].AsSpan(p0 * kvDim));
+            state.StoreKeysValues(l, p0, k, v);
 
             // The kernel writes the maps only when they are captured, from the numbers that make z.
             var scores = state.AttentionMap(HookKind.AttnScores, capture?.Wants(HookKind.AttnScores, l) == true, T, total);
             var pattern = state.AttentionMap(HookKind.Pattern, capture?.Wants(HookKind.Pattern, l) == true, T, total);
-            FlashAttention.Run(q, state.KeyCache[l].AsSpan(0, total * kvDim), state.ValueCache[l].AsSpan(0, total * kvDim), z,
-                T, p0, c.Heads, c.KvHeads, c.HeadDim, c.SlidingWindow, scores, pattern);
+            state.Attend(l, q, z, T, p0, scores, pattern);
             if (!scores.IsEmpty) capture!.RecordAttentionMap(HookKind.AttnScores, l, scores, T, total);
             if (!pattern.IsEmpty) capture!.RecordAttentionMap(HookKind.Pattern, l, pattern, T, total);
             Hook(HookKind.Z, l, z, T, capture, interventions);

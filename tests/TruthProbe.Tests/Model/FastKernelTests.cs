@@ -159,7 +159,14 @@ public unsafe class FastKernelTests
         Assert.Equal(z.Select(BitConverter.SingleToInt32Bits), zWithMaps.Select(BitConverter.SingleToInt32Bits));
         Assert.Equal(z.Select(BitConverter.SingleToInt32Bits), zWithPattern.Select(BitConverter.SingleToInt32Bits));
         Assert.Equal(pattern, alone);
-        int group = heads / kvHeads;
+        AssertDoublePrecisionAttention(q, k, v, z, scores, pattern, tokens, first, heads, kvHeads, hd, window);
+    }
+
+    /// <summary>z, the scores and the pattern of one attention call against the float64 softmax of the same q, k and v.</summary>
+    internal static void AssertDoublePrecisionAttention(float[] q, float[] k, float[] v, float[] z, float[] scores, float[] pattern,
+        int tokens, int first, int heads, int kvHeads, int hd, int? window)
+    {
+        int total = first + tokens, group = heads / kvHeads;
         for (int t = 0; t < tokens; t++)
             for (int h = 0; h < heads; h++)
             {

@@ -90,11 +90,14 @@ public class PrefixReuseTests
     [InlineData("qwen2")]
     [InlineData("llama")]
     [InlineData("mistral")]
-    public void BatchedWithReuse_RepliesAsEachPromptAlone(string architecture)
+    [InlineData("llama", KvCacheType.BF16)]   // a 16-bit cache copies and batches the same way
+    [InlineData("qwen2", KvCacheType.F16)]
+    public void BatchedWithReuse_RepliesAsEachPromptAlone(string architecture, KvCacheType cache = KvCacheType.F32)
     {
         using var tmp = new TempDir();
         var config = Config(architecture);
         using var model = Transformer.Load(TinyModels.Write(tmp, config, WeightDType.BF16));
+        model.KvCache = cache;
         var prompts = HaluEvalShaped(config.Vocab);
         // The reuse must actually happen: neighbours in token order share prefixes.
         var sorted = prompts.Order(Comparer<int[]>.Create((x, y) => x.AsSpan().SequenceCompareTo(y))).ToArray();

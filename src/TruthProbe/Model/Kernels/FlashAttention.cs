@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Numerics;
 
@@ -29,9 +31,12 @@ internal static unsafe class FlashAttention
         /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
         public float* KeysT;
         public int KeysTStride;
+        /// <summary>A 16-bit cache (then K and V are null until widened) and its type.</summary>
+        public ushort* K16, V16;
+        public KvCacheType Cache;
     }
 
-    [ThreadStatic] private static float[]? _keysT;
+    [ThreadStatic] private static float[]? _keysT, _wide, _tile;
 
     /// <summary>
     /// Causal multi-head attention of <paramref name="tokens"/> queries at absolute positions
@@ -44,17 +49,43 @@ internal static unsafe class FlashAttention
     public static void Run(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> scores = default, Span<float> pattern = default)
     {
+        CheckShapes(q, keys.Length, values.Length, z, tokens, firstPosition, heads, kvHeads, headDim, scores, pattern);
+        fixed (float* pk = keys, pv = values)
+            Run(q, pk, pv, null, null, KvCacheType.F32, z, tokens, firstPosition, heads, kvHeads, headDim, window, scores, pattern);
+    }
+
+    /// <summary>The same attention over a 16-bit cache (<paramref name="type"/> bf16 or fp16), widened to float32 as it is
+    /// read: z is that of the float32 kernel on the widened keys and values, to the bit.</summary>
+    public static void Run(ReadOnlySpan<float> q, ReadOnlySpan<ushort> keys, ReadOnlySpan<ushort> values, KvCacheType type, Span<float> z,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> scores = default, Span<float> pattern = default)
+    {
+        if (type == KvCacheType.F32) throw new ArgumentException("a 16-bit cache is bf16 or f16", nameof(type));
+        CheckShapes(q, keys.Length, values.Length, z, tokens, firstPosition, heads, kvHeads, headDim, scores, pattern);
+        fixed (ushort* pk = keys, pv = values)
+            Run(q, null, null, pk, pv, type, z, tokens, firstPosition, heads, kvHeads, headDim, window, scores, pattern);
+    }
+
+    private static void CheckShapes(ReadOnlySpan<float> q, int keys, int values, Span<float> z, int tokens, int firstPosition, int heads, int kvHeads, int headDim,
+        Span<float> scores, Span<float> pattern)
+    {
         int total = firstPosition + tokens;
         long map = (long)heads * tokens * total;
         if (q.Length < (long)tokens * heads * headDim || z.Length < (long)tokens * heads * headDim
-            || keys.Length < (long)total * kvHeads * headDim || values.Length < (long)total * kvHeads * headDim
+            || keys < (long)total * kvHeads * headDim || values < (long)total * kvHeads * headDim
             || (!scores.IsEmpty && scores.Length < map) || (!pattern.IsEmpty && pattern.Length < map))
             throw new ArgumentException("attention spans shorter than their shapes");
-        fixed (float* pq = q, pk = keys, pv = values, pz = z, ps = scores, pp = pattern)
+    }
+
+    /// <summary>Keys and values are float32 at pk, pv, or 16-bit at pk16, pv16 (the other pair null).</summary>
+    private static void Run(ReadOnlySpan<float> q, float* pk, float* pv, ushort* pk16, ushort* pv16, KvCacheType type, Span<float> z,
+        int tokens, int firstPosition, int heads, int kvHeads, int headDim, int? window, Span<float> scores, Span<float> pattern)
+    {
+        int total = firstPosition + tokens;
+        fixed (float* pq = q, pz = z, ps = scores, pp = pattern)
         {
             var job = new Job
             {
-                Q = pq, K = pk, V = pv, Z = pz, Scores = ps, Pattern = pp, Tokens = tokens, FirstPosition = firstPosition,
+                Q = pq, K = pk, V = pv, K16 = pk16, V16 = pv16, Cache = type, Z = pz, Scores = ps, Pattern = pp, Tokens = tokens, FirstPosition = firstPosition,
                 Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Window = window ?? int.MaxValue,
             };
             long work = (long)tokens * heads * total * headDim;
@@ -64,12 +95,17 @@ internal static unsafe class FlashAttention
             if (headDim % 16 == 0 && tokens >= ManyQueries)
             {
                 int kvDim = kvHeads * headDim, stride = total + KeyTile;   // padded so a last tile may read past the end
-                long size = (long)kvDim * stride;
+                long size = (long)kvDim * stride, cache = (long)total * kvDim;
                 if (_keysT == null || _keysT.Length < size) _keysT = GC.AllocateUninitializedArray<float>((int)size, pinned: true);
-                fixed (float* keysT = _keysT)
+                // A 16-bit cache is widened whole once per call, keys then values through one buffer: every query
+                // reads every value row, so widening them per query and tile would repeat the work tokens times.
+                if (pk16 != null && (_wide == null || _wide.Length < cache)) _wide = GC.AllocateUninitializedArray<float>((int)cache, pinned: true);
+                fixed (float* keysT = _keysT, wide = _wide)
                 {
+                    if (pk16 != null) { KvCacheTypes.Widen(type, pk16, wide, (int)cache); pk = wide; }
                     for (int position = 0; position < total; position++)
                         for (int c = 0; c < kvDim; c++) keysT[(long)c * stride + position] = pk[(long)position * kvDim + c];
+                    if (pv16 != null) { KvCacheTypes.Widen(type, pv16, wide, (int)cache); job.V = wide; }
                     job.KeysT = keysT;
                     job.KeysTStride = stride;
                     WorkerPool.Run(Lanes.Pick(&PartTransposed<Vec<Vector512<float>>>, &PartTransposed<Vec<Vector256<float>>>, &PartTransposed<Vec<Vector128<float>>>), &job, parts);
@@ -79,15 +115,42 @@ internal static unsafe class FlashAttention
         }
     }
 
+    /// <summary>A 16-bit cache's tile (n rows of head <paramref name="kvh"/> from position j0) widened into
+    /// <paramref name="tile"/> [n, hd]; for a float32 cache the rows where they lie. Returns the first row;
+    /// <paramref name="stride"/> floats separate rows. The raw rows are copied together first and widened after:
+    /// at a 7B shape they lie 8 KB apart, each on a new page where the hardware prefetchers stop, and widening fp16
+    /// row by row (14 operations per 8 values) left too few loads in flight (a decode step at 2,048 positions took
+    /// 1.4x the CPU of the float32 cache's).</summary>
+    private static float* TileRows(ref Job j, float* cache, ushort* cache16, float* tile, int j0, int n, int kvh, out int stride)
+    {
+        int hd = j.HeadDim, kvDim = j.KvHeads * hd;
+        stride = cache16 == null ? kvDim : hd;
+        if (cache16 == null) return cache + (long)j0 * kvDim + kvh * hd;
+        ushort* raw = (ushort*)(tile + KeyTile * hd);
+        for (int k = 0; k < n; k++) Buffer.MemoryCopy(cache16 + (long)(j0 + k) * kvDim + kvh * hd, raw + k * hd, hd * sizeof(ushort), hd * sizeof(ushort));
+        KvCacheTypes.Widen(j.Cache, raw, tile, n * hd);
+        return tile;
+    }
+
+    /// <summary>This thread's scratch for one widened tile ([KeyTile, hd] floats) and its raw rows behind it; pinned,
+    /// so the pointer stays valid.</summary>
+    private static float* Tile(int hd)
+    {
+        int floats = KeyTile * hd * 3 / 2;
+        if (_tile == null || _tile.Length < floats) _tile = GC.AllocateUninitializedArray<float>(floats, pinned: true);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_tile));
+    }
+
     private static void Part(void* args, int part, int parts)
     {
         ref Job j = ref *(Job*)args;
-        int group = j.Heads / j.KvHeads, hd = j.HeadDim, kvDim = j.KvHeads * hd, qDim = j.Heads * hd;
+        int group = j.Heads / j.KvHeads, hd = j.HeadDim, qDim = j.Heads * hd;
         float scale = 1f / MathF.Sqrt(hd);
         float* scores = stackalloc float[group * KeyTile];
         float* max = stackalloc float[group];
         float* sum = stackalloc float[group];
         bool maps = j.Scores != null || j.Pattern != null;
+        float* tile = j.K16 == null ? null : Tile(hd);
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
             int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
@@ -99,11 +162,14 @@ internal static unsafe class FlashAttention
             for (int j0 = first; j0 <= position; j0 += KeyTile)
             {
                 int n = Math.Min(position + 1, j0 + KeyTile) - j0;
+                float* keys = TileRows(ref j, j.K, j.K16, tile, j0, n, kvh, out int keyStride);
                 for (int k = 0; k < n; k++)
                 {
-                    float* key = j.K + (long)(j0 + k) * kvDim + kvh * hd;
+                    float* key = keys + (long)k * keyStride;
                     for (int g = 0; g < group; g++) scores[g * KeyTile + k] = Dot(queries + g * hd, key, hd) * scale;
                 }
+                // The keys' tile is spent: a 16-bit cache's values take its place.
+                float* values = TileRows(ref j, j.V, j.V16, tile, j0, n, kvh, out int valueStride);
                 for (int g = 0; g < group; g++)
                 {
                     var s = new Span<float>(scores + g * KeyTile, n);
@@ -120,7 +186,7 @@ internal static unsafe class FlashAttention
                     TensorPrimitives.Subtract(s, newMax, s);
                     TensorPrimitives.Exp(s, s);
                     sum[g] += TensorPrimitives.Sum(s);
-                    for (int k = 0; k < n; k++) AddScaled(outputs + g * hd, j.V + (long)(j0 + k) * kvDim + kvh * hd, s[k], hd);
+                    for (int k = 0; k < n; k++) AddScaled(outputs + g * hd, values + (long)k * valueStride, s[k], hd);
                 }
             }
             for (int g = 0; g < group; g++)
