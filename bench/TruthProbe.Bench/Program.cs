@@ -21,6 +21,7 @@ IBenchmark[] all =
     new TrainBenchmark(),
     new TrainStepsBenchmark(),
     new ProbeBenchmark(),
+    new RowBootstrapBench(),
     new DriftBench(),
     new TruthProbe.Bench.Tokenizers.TokenizerBenchmark(),
     new ImagingBench(),

@@ -72,12 +72,18 @@ public sealed class RowBootstrap
     private RowBootstrap(IReadOnlyList<RowSource> sources, int resamples, int seed, double[][] maps, double[] refit) =>
         (Sources, Resamples, Seed, _maps, RefitDifference) = (sources, resamples, seed, maps, refit);
 
+    /// <summary>
+    /// Resamples run in parallel, each on one thread with its own workspace; a resample's draws come from the seed
+    /// and its number only and its heads' fits run in order on that thread, so the maps do not depend on threads.
+    /// </summary>
     public static RowBootstrap Run(IReadOnlyList<RowSource> sources, int resamples, int seed, IProgress<int>? progress = null, int threads = 0)
     {
         if (resamples < 1) throw new UserError($"the row bootstrap needs at least one resample, got {resamples}") { Field = "bootstrap_rows" };
         var maps = new double[sources.Count][];
         var refit = new double[sources.Count];
         int done = 0;
+        var gate = new object();
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
         for (int s = 0; s < sources.Count; s++)
         {
             var src = sources[s];
@@ -86,36 +92,25 @@ public sealed class RowBootstrap
                 src.Options.Solver, fitAllRows: false, threads);
             refit[s] = MaxDifference(src.Map.Values, original.Accuracy);
 
-            int heads = src.Set.HeadCount, rows = src.Set.Rows, rowValues = heads * src.Set.HeadDim;
-            maps[s] = new double[resamples * heads];
-            var values = new float[rows * rowValues];
-            var labels = new byte[rows];
-            var drawn = new long[rows];
-            ulong stream = (ulong)(uint)seed ^ RowSetKey(src.Set);
-            for (int b = 0; b < resamples; b++)
-            {
-                var rng = new SeededRandom(Mix(stream, (ulong)b));
-                int gold = 0;
-                for (int i = 0; i < rows; i++)
+            var map = maps[s] = new double[resamples * src.Set.HeadCount];
+            var headRows = ResampleFits.HeadRows(src.Set);
+            Parallel.For(0, resamples, parallel, () => new ResampleFits(src.Set, headRows, src.Options),
+                (b, _, fits) =>
                 {
-                    int j = rng.NextInt(rows);
-                    drawn[i] = j;
-                    labels[i] = src.Set.Labels[j];
-                    gold += labels[i];
-                    src.Set.Values.AsSpan(j * rowValues, rowValues).CopyTo(values.AsSpan(i * rowValues, rowValues));
-                }
-                var target = maps[s].AsSpan(b * heads, heads);
-                if (gold == 0 || gold == rows || drawn.Distinct().Count() < src.Options.Folds) target.Fill(double.NaN);
-                else
-                {
-                    var set = new ActivationSet(rows, src.Set.Layers, src.Set.Heads, src.Set.HeadDim, values, labels, drawn);
-                    var fit = HeadProber.Fit(set, labels, Folds.Grouped(drawn, src.Options.Folds, src.Options.Seed), src.Options.Solver, fitAllRows: false, threads);
-                    fit.Accuracy.CopyTo(target);
-                }
-                progress?.Report(++done);
-            }
+                    fits.Run(Draw(src.Set, seed, b, fits.Drawn), map.AsSpan(b * src.Set.HeadCount, src.Set.HeadCount));
+                    if (progress != null) lock (gate) progress.Report(++done);
+                    return fits;
+                }, _ => { });
         }
         return new RowBootstrap(sources, resamples, seed, maps, refit);
+    }
+
+    /// <summary>Resample <paramref name="resample"/>'s rows of <paramref name="set"/> (N draws with replacement) into <paramref name="drawn"/>, which it returns.</summary>
+    internal static long[] Draw(ActivationSet set, int seed, int resample, long[] drawn)
+    {
+        var rng = new SeededRandom(Mix((ulong)(uint)seed ^ RowSetKey(set), (ulong)resample));
+        for (int i = 0; i < set.Rows; i++) drawn[i] = rng.NextInt(set.Rows);
+        return drawn;
     }
 
     /// <summary>
@@ -151,7 +146,7 @@ public sealed class RowBootstrap
     /// <summary>atanh(r) with |r| kept a hair below 1, so identical maps (r = 1 in every resample) give [1, 1] to 1e-15, not NaN.</summary>
     private static double FisherZ(double r) => Math.Atanh(Math.Clamp(r, -1 + 1e-15, 1 - 1e-15));
 
-    private ScoreMap Resampled(int source, int resample)
+    internal ScoreMap Resampled(int source, int resample)
     {
         var m = Sources[source].Map;
         int heads = m.Layers * m.Heads;
