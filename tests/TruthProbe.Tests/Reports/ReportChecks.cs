@@ -91,10 +91,13 @@ public static partial class ReportChecks
             Assert.True(double.IsNaN(expected), $"{where}: page shows {shown}, file has {expected}");
             return;
         }
-        if (shown.StartsWith("p = ", StringComparison.Ordinal)) shown = shown["p = ".Length..];
+        bool pValue = shown.StartsWith("p = ", StringComparison.Ordinal);
+        if (pValue) shown = shown["p = ".Length..];
         double value = double.Parse(shown, NumberStyles.Float, CultureInfo.InvariantCulture);
         int dot = shown.IndexOf('.');
         double halfUnit = dot < 0 ? 0 : 0.5 * Math.Pow(10, -(shown.Length - dot - 1));
+        // p-values carry two significant digits, so 0.9985 shows as "1" with no decimals at all.
+        if (pValue && value > 0) halfUnit = Math.Max(halfUnit, 0.5 * Math.Pow(10, Math.Floor(Math.Log10(value)) - 1));
         Assert.True(Math.Abs(value - expected) <= halfUnit + 1e-12, $"{where}: page shows {shown}, file has {expected.ToString("R", CultureInfo.InvariantCulture)}");
     }
 
