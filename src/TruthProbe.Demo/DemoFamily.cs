@@ -33,7 +33,7 @@ public sealed record DemoPlan(
     DemoVlmPlan? Vlm = null,
     double PretrainHoldPeak = DemoPlan.DefaultPretrainHoldPeak)
 {
-    public const int DefaultPretrainSteps = 1000;
+    public const int DefaultPretrainSteps = 1200;
     /// <summary>Share of the pretraining steps at the peak learning rate (<c>lab pretrain --hold-peak</c>; docs/lab.md, issue 18).</summary>
     public const double DefaultPretrainHoldPeak = 0.8;
     public DemoVlmPlan VlmPlan => Vlm ?? new();
