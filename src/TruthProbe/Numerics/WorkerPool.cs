@@ -22,6 +22,8 @@ internal static unsafe class WorkerPool
     // Spins of Thread.SpinWait(SpinUnit) (pause instructions, no system call) a helper makes before sleeping: ~10-30 us,
     // longer than the gaps between a training step's GEMMs, shorter than anything worth a core.
     private const int HelperSpins = 32, CallerSpins = 128, SpinUnit = 20;
+    // The low half of a ticket while its job's fields are being written: no part can be claimed.
+    private const int Closed = int.MaxValue;
 
     private static readonly object Busy = new(), Gate = new();
     private static delegate*<void*, int, int, void> _job;
@@ -52,9 +54,13 @@ internal static unsafe class WorkerPool
             long generation;
             lock (Gate)
             {
+                // Close the ticket to claims before the job's fields change: a helper that read the last job's
+                // exhausted ticket and then this job's larger part count would otherwise claim one of its parts
+                // under the old generation, run it twice and count it in this job's _done.
+                generation = (Volatile.Read(ref _ticket) >> 32) + 1;
+                Interlocked.Exchange(ref _ticket, generation << 32 | Closed);
                 _job = job; _args = args; _parts = parts; _failure = null;
                 Volatile.Write(ref _done, 0);
-                generation = (Volatile.Read(ref _ticket) >> 32) + 1;
                 Volatile.Write(ref _ticket, generation << 32);
                 if (_sleepers > 0) Monitor.PulseAll(Gate);
             }
@@ -86,7 +92,9 @@ internal static unsafe class WorkerPool
             void* args = _args;
             int parts = _parts;
             int part = (int)ticket;
-            if (ticket >> 32 != generation || part >= parts) return;
+            if (ticket >> 32 != generation) return;
+            if (part == Closed) { Thread.SpinWait(1); continue; }
+            if (part >= parts) return;
             if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
             try { job(args, part, parts); }
             catch (Exception e) { _failure = e; }
