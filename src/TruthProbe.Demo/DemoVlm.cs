@@ -94,15 +94,15 @@ public static class DemoVlm
         string objectRows = Path.Combine(outDir, DemoRun.ProbingFile), contextRows = Path.Combine(outDir, ContextRowsFile);
         LabScoring.OneRowPerEpisode(Path.Combine(scenes, "probing.jsonl"), objectRows);
         WriteContextRows(run.ProbingPath, heldOut, contextRows);
-        var map = Score(model, scenes, objectRows, DemoImageRows.ImageTemplate, Path.Combine(outDir, "scores"), probe);
-        var contextMap = Score(model, scenes, contextRows, DemoImageRows.ContextTemplate, Path.Combine(outDir, ContextScores), probe);
+        using var llava = LlavaModel.Load(model);
+        var map = Score(llava, scenes, objectRows, DemoImageRows.ImageTemplate, Path.Combine(outDir, "scores"), probe);
+        var contextMap = Score(llava, scenes, contextRows, DemoImageRows.ContextTemplate, Path.Combine(outDir, ContextScores), probe);
         progress.Advance();
         var (compare, names) = Compare(run, outDir, "scores", "compare");
         var (contextCompare, _) = Compare(run, outDir, ContextScores, ContextCompare);
         bool parentFound = DriftAndLineage(run, model, outDir);
         progress.Advance();
         var tuningImages = TuningImages(heldOut.Select(s => s.ImageName), DemoRun.SplitSeed);
-        using var llava = LlavaModel.Load(model);
         var gates = new BaseGates(llava, baseScores, Path.Combine(run.OutDir, "scores", "base", "scores.npy"));
         var pope = Pope(llava, gates, scenes, tuningImages, run.Plan.Lambdas, outDir);
         progress.Advance();
@@ -114,10 +114,9 @@ public static class DemoVlm
     // ---- the map ----
 
     /// <summary>The descendant's map from image rows (<paramref name="rows"/>, each naming a held-out scene) in <paramref name="template"/>.</summary>
-    private static ProbeRun Score(string model, string scenes, string rows, string template, string scoresDir, ProbeOptions probe)
+    private static ProbeRun Score(LlavaModel llava, string scenes, string rows, string template, string scoresDir, ProbeOptions probe)
     {
         var data = ProbingData.Load(rows, samples: null, skipBad: false);
-        using var llava = LlavaModel.Load(model);
         var collection = ActivationCollector.Collect(new DemoImageRows(llava, Path.Combine(scenes, "images"), template), data, null, false, scoresDir, TextWriter.Null);
         var run = ProbeRun.Execute(collection.Set, probe);
         run.Write(scoresDir, new ProbeInputs(collection.Path, null, "truthprobe demo (image rows)"), Plots.Writer);
