@@ -38,6 +38,12 @@ public static class LabVlm
     /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
     public sealed record Mix(double Questions, double Captions, double Text);
 
+    /// <summary>Stage 2's peak rate for the projector: 2e-3 with adapters, the options' rate with full fine-tuning.</summary>
+    private static double Stage2Rate(Options o) => o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate;
+
+    /// <summary>Stage 2's peak rate for the LM's trainable weights: its own when given, else the stage's.</summary>
+    private static double LmRate(Options o) => o.LmLearningRate ?? Stage2Rate(o);
+
     /// <summary>The measured defaults (docs/lab.md): presence questions only in stage 1; stage 2 keeps the reading skill with 15% text episodes.</summary>
     public static readonly Mix DefaultStage1Mix = new(1, 0, 0), DefaultStage2Mix = new(0.85, 0, 0.15);
 
@@ -102,8 +108,7 @@ public static class LabVlm
         clock.Restart();
         if (o.LoraRank > 0) lm.AddLora(o.LoraRank, alpha: 2 * o.LoraRank, o.Seed);
         else lm.Parameters.SetTrainable(_ => true);
-        double stage2Rate = o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate;
-        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, stage2Rate, o.Stage2Mix ?? DefaultStage2Mix, log, o.LmLearningRate ?? stage2Rate);
+        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, Stage2Rate(o), o.Stage2Mix ?? DefaultStage2Mix, log, LmRate(o));
         double stage2Seconds = clock.Elapsed.TotalSeconds;
 
         var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
@@ -444,7 +449,7 @@ public static class LabVlm
             ["steps"] = o.Stage1Steps + o.Stage2Steps,
             ["batch_size"] = o.BatchSize,
             ["lora_rank"] = o.LoraRank,
-            ["lm_learning_rate"] = o.LmLearningRate ?? (o.LoraRank > 0 ? 2e-3 : o.Stage2LearningRate),
+            ["lm_learning_rate"] = LmRate(o),
             ["stage1_loss"] = Finite(r.Stage1Loss),
             ["stage2_loss"] = Finite(r.Stage2Loss),
             ["pope"] = new JsonObject(r.Pope.Select(p => KeyValuePair.Create(p.Setting, (JsonNode?)new JsonObject
