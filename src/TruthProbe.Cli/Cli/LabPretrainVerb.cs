@@ -29,7 +29,9 @@ public sealed class LabPretrainVerb : IVerb
         "hold the peak learning rate until a reading monitor (its own training-like episodes) reaches accuracy P, then --decay-steps of cosine; --steps is the cap on the total");
     private readonly Option<int> _decaySteps = Opt.Int("--decay-steps", "D", 200, "with --hold-until-reading: the steps of the cosine to 10% after the held peak", min: 1);
     private readonly Option<int> _checkEvery = Opt.Int("--check-every", "K", ReadingStopRule.DefaultCheckEvery, "with --hold-until-reading: steps between reads of the monitor", min: 1);
-    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak, _holdUntilReading, _decaySteps, _checkEvery];
+    private readonly Option<int> _curriculumSteps = Opt.Int("--curriculum-steps", "C", 0,
+        "with --hold-until-reading: steps over which the contexts grow from 1 to 4 facts (0: a quarter of --steps)", min: 0);
+    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak, _holdUntilReading, _decaySteps, _checkEvery, _curriculumSteps];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -43,7 +45,7 @@ public sealed class LabPretrainVerb : IVerb
             LearningRate: args.GetValue(_lr),
             EvaluateEvery: args.GetValue(_evalEvery),
             HoldPeak: args.GetValue(_holdPeak),
-            HoldUntilReading: args.GetValue(_holdUntilReading) is { } p ? new ReadingStopRule(p, args.GetValue(_decaySteps), args.GetValue(_checkEvery)) : null);
+            HoldUntilReading: args.GetValue(_holdUntilReading) is { } p ? new ReadingStopRule(p, args.GetValue(_decaySteps), args.GetValue(_checkEvery), args.GetValue(_curriculumSteps)) : null);
         return LabOptions.Wrote(options.Out, LabRuns.Pretrain(options, stdout), stdout);
     }
 }

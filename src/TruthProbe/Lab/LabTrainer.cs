@@ -22,7 +22,7 @@ internal static class LabTrainer
     /// <param name="onCheckpoint">called every <paramref name="checkpointEvery"/> steps with the step count.</param>
     /// <param name="onEvaluate">called with each point of the learning curve as it is measured.</param>
     /// <param name="stop">ends the held peak when the monitor reads; <paramref name="plan"/>'s steps are then the cap, and the
-    /// curriculum keeps spanning its share of the cap, so the batches before the decision do not depend on it.</param>
+    /// curriculum spans the rule's steps or its share of the cap, so the batches do not depend on the decision.</param>
     public static TrainingResult Train(TrainableLlama model, Recipe recipe, TrainingPlan plan, int seed, IReadOnlyList<Episode> evaluation,
         Action<int, double>? report = null, int evaluateEvery = 0, int checkpointEvery = 0, Action<int>? onCheckpoint = null,
         Action<int, double, ReadingAccuracy?>? onEvaluate = null, ReadingStopRule? stop = null)
@@ -33,7 +33,7 @@ internal static class LabTrainer
         var monitor = stop == null ? null : ReadingStopRule.Monitor(recipe.Corpus.World);
         var monitorCurve = new List<(int, double)>();
         bool reached = false;
-        int total = plan.Steps;
+        int total = plan.Steps, curriculumTotal = stop?.CurriculumTotal(plan) ?? plan.Steps;
         var curve = new List<(int, double, ReadingAccuracy?)>();
         var clock = Stopwatch.StartNew();
         long tokens = 0;
@@ -41,7 +41,7 @@ internal static class LabTrainer
         double evalSeconds = 0;
         for (int step = 0; step < total; step++)
         {
-            var batch = recipe.Batch(seed, step, plan.Steps, plan.BatchSize);
+            var batch = recipe.Batch(seed, step, curriculumTotal, plan.BatchSize);
             model.Parameters.ZeroGrads();
             loss = model.Forward(batch, out _, out _);
             if (!double.IsFinite(loss))

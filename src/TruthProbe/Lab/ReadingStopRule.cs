@@ -16,7 +16,8 @@ namespace TruthProbe.Lab;
 /// share of same-kind distractors) from a stream no other set uses, not the held-out evaluation set, which stays unseen
 /// by every decision. The decision depends only on the seeds and the model's bytes, so a run is as reproducible as before.
 /// </remarks>
-public sealed record ReadingStopRule(double Threshold, int DecaySteps, int CheckEvery = ReadingStopRule.DefaultCheckEvery)
+/// <param name="CurriculumSteps">steps over which the curriculum grows the contexts; 0: its share of the cap, as without the rule.</param>
+public sealed record ReadingStopRule(double Threshold, int DecaySteps, int CheckEvery = ReadingStopRule.DefaultCheckEvery, int CurriculumSteps = 0)
 {
     /// <summary>A check costs one forward of 128 episodes per 128 items, about a training step's forward; every 50 steps is ~1% of the run.</summary>
     public const int DefaultCheckEvery = 50;
@@ -34,6 +35,8 @@ public sealed record ReadingStopRule(double Threshold, int DecaySteps, int Check
             throw new UserError($"the decay after the held peak needs at least 1 step, got {DecaySteps}; e.g. 200") { Field = "decay_steps" };
         if (CheckEvery < 1)
             throw new UserError($"the reading monitor's interval must be at least 1 step, got {CheckEvery}; e.g. {DefaultCheckEvery}") { Field = "check_every" };
+        if (CurriculumSteps < 0)
+            throw new UserError($"the curriculum's steps must be at least 0 (0: {PretrainRecipe.CurriculumShare:P0} of the steps), got {CurriculumSteps}") { Field = "curriculum_steps" };
         if (plan.HoldFraction != 0)
             throw new UserError($"a held-peak share ({plan.HoldFraction}) and a reading threshold both set where the decay starts; give one of them") { Field = "hold_peak" };
         if (LatestDecayStart(plan) < plan.WarmupSteps)
@@ -42,6 +45,9 @@ public sealed record ReadingStopRule(double Threshold, int DecaySteps, int Check
 
     /// <summary>Where the cosine starts when the monitor never reaches the threshold: the cap less the decay.</summary>
     public int LatestDecayStart(TrainingPlan plan) => plan.Steps - DecaySteps;
+
+    /// <summary>The step count the recipe's curriculum share is taken of.</summary>
+    public int CurriculumTotal(TrainingPlan plan) => CurriculumSteps > 0 ? (int)Math.Round(CurriculumSteps / PretrainRecipe.CurriculumShare) : plan.Steps;
 
     /// <summary>Whether the monitor is read after <paramref name="stepsDone"/> steps: at the peak (not during the warm-up,
     /// whose end the cosine could not start from), on the interval, no later than the latest decay start.</summary>
@@ -68,6 +74,7 @@ public sealed record HoldOutcome(int DecayStart, bool ReachedThreshold, IReadOnl
         ["decay_steps"] = rule.DecaySteps,
         ["check_every"] = rule.CheckEvery,
         ["step_cap"] = stepCap,
+        ["curriculum_steps"] = rule.CurriculumSteps,
         ["monitor_items"] = ReadingStopRule.MonitorItems,
         ["decay_start"] = DecayStart,
         ["decay_reason"] = ReachedThreshold ? "threshold" : "cap",

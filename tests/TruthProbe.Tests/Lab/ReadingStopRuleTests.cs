@@ -33,6 +33,16 @@ public class ReadingStopRuleTests
     }
 
     [Fact]
+    public void CurriculumSteps_EndTheCurriculumThere_AndZeroKeepsItsShareOfTheCap()
+    {
+        var plan = new TrainingPlan(1500, 64, 3e-3, WarmupSteps: 100);
+        int total = new ReadingStopRule(0.9, 200, CurriculumSteps: 250).CurriculumTotal(plan);
+        // 1 + floor(3 step / 250) facts at most, capped at 4.
+        Assert.Equal([1, 1, 2, 3, 4, 4], new[] { 0, 83, 84, 249, 250, 1400 }.Select(step => PretrainRecipe.CurriculumMaxFacts(step, total)));
+        Assert.Equal(1500, new ReadingStopRule(0.9, 200).CurriculumTotal(plan));
+    }
+
+    [Fact]
     public void Monitor_IsTrainingsFullContextDrills_FromAStreamOfItsOwn()
     {
         var world = new SyntheticWorld(1);
@@ -99,10 +109,11 @@ public class ReadingStopRuleTests
     [InlineData(0.9, 200, 0, 0.0, 1500, "check_every")]
     [InlineData(0.9, 200, 50, 0.8, 1500, "hold_peak")]
     [InlineData(0.9, 200, 50, 0.0, 250, "steps")]
-    public void BadRules_AreUserErrors(double threshold, int decay, int every, double holdPeak, int steps, string field)
+    [InlineData(0.9, 200, 50, 0.0, 1500, "curriculum_steps", -1)]
+    public void BadRules_AreUserErrors(double threshold, int decay, int every, double holdPeak, int steps, string field, int curriculum = 0)
     {
         var plan = new TrainingPlan(steps, 64, 3e-3, WarmupSteps: 100, HoldFraction: holdPeak);
-        var e = Assert.Throws<UserError>(() => new ReadingStopRule(threshold, decay, every).Validate(plan));
+        var e = Assert.Throws<UserError>(() => new ReadingStopRule(threshold, decay, every, curriculum).Validate(plan));
         Assert.Equal(field, e.Field);
     }
 
