@@ -34,7 +34,8 @@ public sealed record DemoPlan(
     double PretrainHoldPeak = 0,
     double? PretrainHoldUntilReading = DemoPlan.DefaultPretrainHoldUntilReading,
     int PretrainDecaySteps = DemoPlan.DefaultPretrainDecaySteps,
-    double LoraLearningRate = DemoPlan.DefaultLoraLearningRate)
+    double LoraLearningRate = DemoPlan.DefaultLoraLearningRate,
+    int PretrainCurriculumSteps = DemoPlan.DefaultPretrainCurriculumSteps)
 {
     /// <summary>With the stop rule, the cap on a pretraining's steps (the peak held at most to the cap less the decay).</summary>
     public const int DefaultPretrainSteps = 1500;
@@ -42,11 +43,13 @@ public sealed record DemoPlan(
     /// fixed hold tried left some seed on the reading plateau, so the peak is held until the model reads.</summary>
     public const double DefaultPretrainHoldUntilReading = 0.9;
     public const int DefaultPretrainDecaySteps = 200;
+    /// <summary>Where the pretraining curriculum ends, fixed rather than a share of the cap (docs/lab.md: seed 1001 read after a 250-step curriculum, not after 300-375).</summary>
+    public const int DefaultPretrainCurriculumSteps = 250;
     /// <summary>The LoRA descendant's peak rate: the lab's LoRA default (3e-3) moved its attention ~0.5 from the base,
     /// where lineage stops naming a parent; 1e-3 moved it 0.28 with the same reading accuracy (docs/demo.md).</summary>
     public const double DefaultLoraLearningRate = 1e-3;
     /// <summary>The pretraining stop rule, none when <see cref="PretrainHoldUntilReading"/> is null.</summary>
-    public ReadingStopRule? PretrainStop => PretrainHoldUntilReading is { } p ? new ReadingStopRule(p, PretrainDecaySteps) : null;
+    public ReadingStopRule? PretrainStop => PretrainHoldUntilReading is { } p ? new ReadingStopRule(p, PretrainDecaySteps, CurriculumSteps: PretrainCurriculumSteps) : null;
     public DemoVlmPlan VlmPlan => Vlm ?? new();
     public static DemoPlan Default => new();
 
@@ -69,6 +72,7 @@ public sealed record DemoPlan(
             ["pretrain_hold_peak"] = PretrainHoldPeak,
             ["pretrain_hold_until_reading"] = PretrainHoldUntilReading,
             ["pretrain_decay_steps"] = PretrainDecaySteps,
+            ["pretrain_curriculum_steps"] = PretrainCurriculumSteps,
             ["lora_learning_rate"] = LoraLearningRate,
             ["chat_steps"] = ChatSteps,
             ["domain_steps"] = DomainSteps,
