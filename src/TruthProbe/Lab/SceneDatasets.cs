@@ -84,30 +84,12 @@ public sealed class SceneDatasets
     public static string QuestionText(int cls) => $"Is there a {SceneWorld.Classes[cls]} in the image?";
 
     /// <summary>
-    /// Two episodes per scene: the colour of an object (hallucinated: a colour no object in the scene has) and the
-    /// object of a colour (hallucinated: the absent class that co-occurs most with the scene's, as an adversarial
-    /// POPE negative). Gold and hallucinated answers have the same words but the asked one.
+    /// The image probing episodes: POPE-style presence questions balanced per class and answer, so that the answers'
+    /// words carry no label (<see cref="SceneProbing.Presence"/>); in the order the demo's one-row cut needs.
     /// </summary>
-    public List<SceneEpisode> Episodes(ulong seed)
-    {
-        var rng = new SeededRandom(seed);
-        var episodes = new List<SceneEpisode>();
-        foreach (var scene in Scenes)
-        {
-            var o = scene.Objects[(int)(rng.NextDouble() * scene.Objects.Count)];
-            string cls = SceneWorld.Classes[o.Class], colour = SyntheticWorld.Colours[o.Colour];
-            var freeColours = Enumerable.Range(0, SceneWorld.ColourRgb.Length).Where(c => scene.Objects.All(x => x.Colour != c)).ToList();
-            string wrongColour = SyntheticWorld.Colours[freeColours[(int)(rng.NextDouble() * freeColours.Count)]];
-            episodes.Add(new SceneEpisode(scene.Id, "colour", $"What colour is the {cls}?", $"The {cls} is {colour}", $"The {cls} is {wrongColour}"));
+    public List<SceneEpisode> Episodes(ulong seed) => SceneProbing.Presence(this, seed);
 
-            var p = scene.Objects[(int)(rng.NextDouble() * scene.Objects.Count)];
-            int wrong = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c))
-                .OrderByDescending(c => scene.Objects.Sum(x => CoOccurrence[x.Class, c])).ThenBy(c => c).First();
-            string pColour = SyntheticWorld.Colours[p.Colour];
-            episodes.Add(new SceneEpisode(scene.Id, "object", $"What is the {pColour} object?", $"It is a {SceneWorld.Classes[p.Class]}", $"It is a {SceneWorld.Classes[wrong]}"));
-        }
-        return episodes;
-    }
+    public List<SceneEpisode> MirroredEpisodes(ulong seed) => SceneProbing.Mirrored(this, seed);
 
     /// <summary>
     /// Writes the scenes and their sets into <paramref name="dir"/>: images/*.png, scenes.jsonl, captions.jsonl,
@@ -141,12 +123,8 @@ public sealed class SceneDatasets
                 ["question_id"] = id++, ["image"] = Scenes[q.Scene].ImageName, ["text"] = QuestionText(q.Class), ["label"] = q.Present ? "yes" : "no",
             }));
         }
-        int row = 0;
-        WriteLines(Path.Combine(dir, "probing.jsonl"), Episodes(seed + 10).SelectMany(e => new[] { (e.Gold, "gold"), (e.Hallucinated, "hallucinated") }.Select(a => new JsonObject
-        {
-            ["question_id"] = row++, ["image_id"] = e.Scene, ["image"] = Scenes[e.Scene].ImageName, ["kind"] = e.Kind,
-            ["question"] = e.Question, ["answer"] = a.Item1, ["label"] = a.Item2,
-        })));
+        WriteProbing(Path.Combine(dir, "probing.jsonl"), Episodes(seed + 10));
+        WriteProbing(Path.Combine(dir, "probing_mirrored.jsonl"), MirroredEpisodes(seed + 10));
         var manifest = new JsonObject
         {
             ["tool"] = "truthprobe lab scenes",
@@ -160,6 +138,16 @@ public sealed class SceneDatasets
             ["provenance"] = Provenance.Of([("scenes", (JsonNode)seed)], []),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private void WriteProbing(string path, List<SceneEpisode> episodes)
+    {
+        int row = 0;
+        WriteLines(path, episodes.SelectMany(e => new[] { (e.Gold, "gold"), (e.Hallucinated, "hallucinated") }.Select(a => new JsonObject
+        {
+            ["question_id"] = row++, ["image_id"] = e.Scene, ["image"] = Scenes[e.Scene].ImageName, ["kind"] = e.Kind,
+            ["question"] = e.Question, ["answer"] = a.Item1, ["label"] = a.Item2,
+        })));
     }
 
     private static void WriteLines(string path, IEnumerable<JsonObject> lines) =>
