@@ -290,7 +290,9 @@ public static class DemoVlm
             var within = compare.Pair(0, 1);
             var cross = Enumerable.Range(2, names.Count - 2).SelectMany(u => new[] { (Pair: $"base-{names[u]}", R: compare.Pair(0, u).Pearson), (Pair: $"{Name}-{names[u]}", R: compare.Pair(1, u).Pearson) }).ToList();
             string numbers = Invariant($"r(base text map, {Name} {rows}) {within.Pearson:0.0000} [{within.PearsonInterval.Low:0.0000}, {within.PearsonInterval.High:0.0000}], layer-centred {within.PearsonLayerCentred:0.0000}; cross-family ") +
-                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}")));
+                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}"))) +
+                // A map its rows' answer words could give is not evidence of truthful heads (the first object rows' was).
+                (map.Surface == null ? "" : Invariant($"; surface baseline of the {rows} {map.Surface.Accuracy[0]:0.000}, {map.HeadsAboveSurface()} of {map.Scores.Accuracy.Length} heads above it"));
             var inherited = !sees ? DemoCheck.Result.Inconclusive
                 : !map.Chance.DiffersFromChance ? DemoCheck.Result.Inconclusive
                 : DemoCheck.Of(cross.All(c => within.Pearson > c.R));

@@ -89,8 +89,6 @@ public sealed class SceneDatasets
     /// </summary>
     public List<SceneEpisode> Episodes(ulong seed) => SceneProbing.Presence(this, seed);
 
-    public List<SceneEpisode> MirroredEpisodes(ulong seed) => SceneProbing.Mirrored(this, seed);
-
     /// <summary>
     /// Writes the scenes and their sets into <paramref name="dir"/>: images/*.png, scenes.jsonl, captions.jsonl,
     /// objects.json (ground truth for CHAIR), pope_{random,popular,adversarial}.jsonl in POPE's question format,
@@ -124,7 +122,6 @@ public sealed class SceneDatasets
             }));
         }
         WriteProbing(Path.Combine(dir, "probing.jsonl"), Episodes(seed + 10));
-        WriteProbing(Path.Combine(dir, "probing_mirrored.jsonl"), MirroredEpisodes(seed + 10));
         var manifest = new JsonObject
         {
             ["tool"] = "truthprobe lab scenes",
@@ -134,7 +131,7 @@ public sealed class SceneDatasets
             ["themes"] = new JsonObject(SceneWorld.ThemeNames.Select((t, i) => KeyValuePair.Create(t,
                 (JsonNode?)new JsonObject { ["weight"] = SceneWorld.ThemeWeights[i], ["classes"] = new JsonArray(SceneWorld.Themes[i].Select(c => (JsonNode)SceneWorld.Classes[c]).ToArray()) }))),
             ["pope"] = "per scene up to 3 present classes, each followed by one absent class: random (seeded), popular (most frequent absent), adversarial (most co-occurring absent)",
-            ["probing"] = "two episodes per scene, a gold and a hallucinated answer each: the colour of an object (a colour absent from the scene) and the object of a colour (the most co-occurring absent class)",
+            ["probing"] = "per class, every scene holding it and as many without it (alternately adversarial: objects co-occurring most with it; and random): \"Is there a {class} in the image?\" with gold Yes / hallucinated No on the first and gold No / hallucinated Yes on the second, so that one row per episode (gold of even, hallucinated of odd episodes) keeps Yes on both",
             ["provenance"] = Provenance.Of([("scenes", (JsonNode)seed)], []),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

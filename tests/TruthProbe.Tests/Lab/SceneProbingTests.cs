@@ -29,9 +29,12 @@ public class SceneProbingTests
             Assert.Equal(present ? "No" : "Yes", e.Hallucinated);
             Assert.Equal(present, e.Kind == "present");
         }
-        // Every scene holding a class is asked about it, bar one per class with an odd count.
+        // Every scene holding a class is asked about it, and as many scenes without it.
         for (int c = 0; c < SceneWorld.Classes.Length; c++)
-            Assert.InRange(Sets.Frequency[c] - episodes.Count(e => e.Kind == "present" && ClassOf(e.Question) == c), 0, 1);
+        {
+            Assert.Equal(Sets.Frequency[c], episodes.Count(e => e.Kind == "present" && ClassOf(e.Question) == c));
+            Assert.Equal(Sets.Frequency[c], episodes.Count(e => e.Kind != "present" && ClassOf(e.Question) == c));
+        }
         Assert.True(CoOccurrence("adversarial") > 2 * CoOccurrence("random"), $"adversarial {CoOccurrence("adversarial"):0.0} vs random {CoOccurrence("random"):0.0}");
     }
 
@@ -43,11 +46,11 @@ public class SceneProbingTests
         var kept = episodes.Select((e, i) => (e, Gold: i % 2 == 0)).ToList();
         foreach (var text in kept.GroupBy(k => (k.e.Question, Answer: k.Gold ? k.e.Gold : k.e.Hallucinated)))
             Assert.Equal(text.Count(k => k.Gold), text.Count(k => !k.Gold));
-        // Nor does the kind of scene tell the label: within one row per kind of negative.
-        foreach (string kind in new[] { "present", "adversarial", "random" })
-            Assert.InRange(kept.Count(k => k.e.Kind == kind && k.Gold) - kept.Count(k => k.e.Kind == kind && !k.Gold), -1, 1);
-        // Scene side of the same cut: as many kept rows shown with the class as without it.
-        Assert.Equal(kept.Count(k => k.e.Kind == "present"), kept.Count(k => k.e.Kind != "present"));
+        // The cut keeps the affirmative answers only: true on a scene with the class, a hallucinated object on one without,
+        // the two kinds of negative within one of each other.
+        Assert.All(kept, k => Assert.Equal("Yes", k.Gold ? k.e.Gold : k.e.Hallucinated));
+        Assert.All(kept, k => Assert.Equal(k.Gold, k.e.Kind == "present"));
+        Assert.InRange(kept.Count(k => k.e.Kind == "adversarial") - kept.Count(k => k.e.Kind == "random"), -1, 1);
     }
 
     [Fact]
@@ -74,6 +77,8 @@ public class SceneProbingTests
                 (rows[i].Image, rows[i].Question, rows[i].Answer, rows[i].Label));
             Assert.True(File.Exists(Path.Combine(dir, "images", rows[i].Image!)), rows[i].Image);
         }
+        foreach (var text in rows.GroupBy(r => (r.Question, r.Answer)))
+            Assert.Equal(text.Count(r => r.Label == 1), text.Count(r => r.Label == 0));
         string cut = tmp.File("cut.jsonl");
         LabScoring.OneRowPerEpisode(Path.Combine(dir, "probing.jsonl"), cut);
         var kept = ProbingData.Load(cut, samples: null, skipBad: false).Rows;

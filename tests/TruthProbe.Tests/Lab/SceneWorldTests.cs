@@ -96,7 +96,7 @@ public class SceneWorldTests
         var scene = SceneDatasets.Sample(12, 5).Scenes[3];
         var decoded = ImageFile.Load(Path.Combine(tmp.File("a"), "images", scene.ImageName));
         Assert.Equal(SceneWorld.Render(scene, 56).Pixels, decoded.Pixels);
-        // Two episodes per scene, a gold and a hallucinated row each.
-        Assert.Equal(12 * 2 * 2, File.ReadAllLines(Path.Combine(tmp.File("a"), "probing.jsonl")).Length);
+        // Per object, a presence episode on its scene and one on a scene without its class, a gold and a hallucinated row each.
+        Assert.Equal(SceneDatasets.Sample(12, 5).Scenes.Sum(s => s.Objects.Count) * 2 * 2, File.ReadAllLines(Path.Combine(tmp.File("a"), "probing.jsonl")).Length);
     }
 }
