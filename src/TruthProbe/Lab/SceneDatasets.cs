@@ -9,7 +9,7 @@ namespace TruthProbe.Lab;
 /// <summary>A POPE-style question about one scene: "Is there a {class} in the image?" with its yes/no label.</summary>
 public sealed record ObjectQuestion(int Scene, int Class, bool Present);
 
-/// <summary>A probing episode about one scene: a question with a gold and a hallucinated answer of equal length.</summary>
+/// <summary>A probing episode about one scene: a question with a gold and a hallucinated answer of equal length in words, and how the scene relates to it (its Kind).</summary>
 public sealed record SceneEpisode(int Scene, string Kind, string Question, string Gold, string Hallucinated);
 
 /// <summary>
@@ -121,7 +121,12 @@ public sealed class SceneDatasets
                 ["question_id"] = id++, ["image"] = Scenes[q.Scene].ImageName, ["text"] = QuestionText(q.Class), ["label"] = q.Present ? "yes" : "no",
             }));
         }
-        WriteProbing(Path.Combine(dir, "probing.jsonl"), Episodes(seed + 10));
+        int row = 0;
+        WriteLines(Path.Combine(dir, "probing.jsonl"), Episodes(seed + 10).SelectMany(e => new[] { (e.Gold, "gold"), (e.Hallucinated, "hallucinated") }.Select(a => new JsonObject
+        {
+            ["question_id"] = row++, ["image_id"] = e.Scene, ["image"] = Scenes[e.Scene].ImageName, ["kind"] = e.Kind,
+            ["question"] = e.Question, ["answer"] = a.Item1, ["label"] = a.Item2,
+        })));
         var manifest = new JsonObject
         {
             ["tool"] = "truthprobe lab scenes",
@@ -135,16 +140,6 @@ public sealed class SceneDatasets
             ["provenance"] = Provenance.Of([("scenes", (JsonNode)seed)], []),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-    }
-
-    private void WriteProbing(string path, List<SceneEpisode> episodes)
-    {
-        int row = 0;
-        WriteLines(path, episodes.SelectMany(e => new[] { (e.Gold, "gold"), (e.Hallucinated, "hallucinated") }.Select(a => new JsonObject
-        {
-            ["question_id"] = row++, ["image_id"] = e.Scene, ["image"] = Scenes[e.Scene].ImageName, ["kind"] = e.Kind,
-            ["question"] = e.Question, ["answer"] = a.Item1, ["label"] = a.Item2,
-        })));
     }
 
     private static void WriteLines(string path, IEnumerable<JsonObject> lines) =>
