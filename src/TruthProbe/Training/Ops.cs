@@ -458,30 +458,7 @@ internal static unsafe class Ops
         int lanes = TVec.Count;
         var scale = TVec.Create(alpha);
         float* x0 = x, x1 = x + Math.Min(1, rows - 1) * xStride, x2 = x + Math.Min(2, rows - 1) * xStride, x3 = x + Math.Min(3, rows - 1) * xStride;
-        int i = 0;
-        // Two vectors of keys a pass where the tile has them: 8 independent FMA chains, where 4 leave half of the FMA
-        // pipes idle behind their latency; every output is the same chain over c either way.
-        for (; i + 2 <= blocks; i += 2)
-        {
-            float* column = mT + i * lanes;
-            TVec s0 = default, s1 = default, s2 = default, s3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
-            for (int c = 0; c < headDim; c++)
-            {
-                TVec m = TVec.Load(column + (long)c * padded), n = TVec.Load(column + (long)c * padded + lanes), b = TVec.Create(x0[c]);
-                s0 = TVec.Fma(b, m, s0); u0 = TVec.Fma(b, n, u0);
-                b = TVec.Create(x1[c]);
-                s1 = TVec.Fma(b, m, s1); u1 = TVec.Fma(b, n, u1);
-                b = TVec.Create(x2[c]);
-                s2 = TVec.Fma(b, m, s2); u2 = TVec.Fma(b, n, u2);
-                b = TVec.Create(x3[c]);
-                s3 = TVec.Fma(b, m, s3); u3 = TVec.Fma(b, n, u3);
-            }
-            float* o = output + i * lanes;
-            TVec.Store(s0 * scale, o); TVec.Store(s1 * scale, o + padded); TVec.Store(s2 * scale, o + 2 * padded); TVec.Store(s3 * scale, o + 3 * padded);
-            o += lanes;
-            TVec.Store(u0 * scale, o); TVec.Store(u1 * scale, o + padded); TVec.Store(u2 * scale, o + 2 * padded); TVec.Store(u3 * scale, o + 3 * padded);
-        }
-        if (i < blocks)
+        for (int i = 0; i < blocks; i++)
         {
             float* column = mT + i * lanes;
             TVec s0 = default, s1 = default, s2 = default, s3 = default;
@@ -493,8 +470,10 @@ internal static unsafe class Ops
                 s2 = TVec.Fma(TVec.Create(x2[c]), m, s2);
                 s3 = TVec.Fma(TVec.Create(x3[c]), m, s3);
             }
-            float* o = output + i * lanes;
-            TVec.Store(s0 * scale, o); TVec.Store(s1 * scale, o + padded); TVec.Store(s2 * scale, o + 2 * padded); TVec.Store(s3 * scale, o + 3 * padded);
+            TVec.Store(s0 * scale, output + i * lanes);
+            TVec.Store(s1 * scale, output + padded + i * lanes);
+            TVec.Store(s2 * scale, output + 2 * padded + i * lanes);
+            TVec.Store(s3 * scale, output + 3 * padded + i * lanes);
         }
     }
 
