@@ -350,7 +350,7 @@ internal static unsafe class Ops
 
     /// <summary>
     /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
-    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// A head's rows are read in place; a last tile past the sequence repeats its last row (see <see cref="TileTimesTransposed{TVec}"/>).
     /// </summary>
     private const int Tile = 4;
 
