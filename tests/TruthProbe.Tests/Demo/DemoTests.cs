@@ -133,6 +133,29 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void Vlm_PopePlaceboArm_IsScoredFromItsOwnReplies_OnTheGatedArmsQuestions()
+    {
+        // Labels from the scenes' POPE files (ids: setting index * 1,000,000 + question_id, as the demo numbers them).
+        var labels = new Dictionary<long, string>();
+        foreach (var (setting, i) in SceneDatasets.PopeSettings.Select((s, i) => (s, i)))
+            foreach (var line in File.ReadLines(Path.Combine(DemoVlm.ScenesDir(demo.Family), $"pope_{setting}.jsonl")))
+            {
+                var q = JsonNode.Parse(line)!;
+                labels[i * 1_000_000L + q["question_id"]!.GetValue<long>()] = q["label"]!.GetValue<string>();
+            }
+        var replies = File.ReadLines(Path.Combine(demo.Out, "vlm", "pope_replies.jsonl")).Skip(1).Select(l => JsonNode.Parse(l)!)
+            .GroupBy(r => r["arm"]!.GetValue<string>()).ToDictionary(g => g.Key, g => g.ToDictionary(r => r["id"]!.GetValue<long>(), r => r["reply"]!.GetValue<string>()));
+        Assert.Equal(replies["gated"].Keys.Order(), replies["placebo"].Keys.Order());
+        // Strict parse: the reply, lower-cased and trimmed, starts with the word yes or no.
+        double Accuracy(string arm) => 100.0 * replies[arm].Count(r => Regex.Match(r.Value.Trim().ToLowerInvariant(), @"^(yes|no)\b") is { Success: true } m && m.Value == labels[r.Key]) / replies[arm].Count;
+        var (ph, placebo) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", DemoVlm.PopePlaceboFile));
+        var (h, pope) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
+        Assert.Equal(Accuracy("placebo"), double.Parse(placebo.Single(r => r[0] == "all")[ph.IndexOf("accuracy")], CultureInfo.InvariantCulture), 9);
+        Assert.Equal(Accuracy("gated"), double.Parse(pope.Single(r => r[0] == "all" && r[1] == "gated")[h.IndexOf("accuracy")], CultureInfo.InvariantCulture), 9);
+        Assert.Equal(["random", "popular", "adversarial", "all"], placebo.Select(r => r[0]));
+    }
+
+    [Fact]
     public void Vlm_SeesCheckIsWilsonAboveChance_AndABlindDescendantLeavesInheritanceAndGatingInconclusive()
     {
         var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
