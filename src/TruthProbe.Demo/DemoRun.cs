@@ -83,7 +83,7 @@ public sealed class DemoRun
     // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
     // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
     private static double SecondsPerStep(string size) => size == "wide" ? 0.1 : 0.04;
-    private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 2e-5, SecondsPerCompletion = 0.002;
+    private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 1.6e-5, SecondsPerCompletion = 0.002;
 
     public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, StageProgress? progress = null)
     {

@@ -65,7 +65,7 @@ public static class DemoVlm
     public const string InheritedCheck = "vlm_map_inherited_across_modality", SameSkillCheck = "vlm_map_inherited_same_skill";
     /// <summary>
     /// The base's own probing rows (read a fact from a context) with a held-out scene shown first: the descendant's map on
-    /// the skill the base's text map measures, where the object rows measure a skill the base never had.
+    /// the skill the base's text map measures, where the scenes' presence rows ask one the base never had.
     /// </summary>
     public const string ContextRowsFile = "probing_context_image.jsonl", ContextScores = "scores_context", ContextCompare = "compare_context";
     /// <summary>Progress stages: map, comparison with drift and lineage, POPE, CHAIR.</summary>
@@ -299,14 +299,16 @@ public static class DemoVlm
             (sees ? "" : "; a descendant that cannot see gives no evidence about image hallucination either way")));
         string blind = Invariant($"inconclusive: the descendant does not see (held-out POPE {v.Metrics().Accuracy:0.0}%, interval reaches chance)");
 
-        // Within-family r above every cross-family r, on the object rows (a skill the base never had) and on the base's
+        // Within-family r above every cross-family r, on the scenes' presence rows (a skill the base never had) and on the base's
         // own reading task with a scene shown first (the like-for-like comparison).
         foreach (var (check, (map, compare), rows) in new[] { (InheritedCheck, objects, "image map"), (SameSkillCheck, context, "map from its context rows with an image") })
         {
             var within = compare.Pair(0, 1);
             var cross = Enumerable.Range(2, names.Count - 2).SelectMany(u => new[] { (Pair: $"base-{names[u]}", R: compare.Pair(0, u).Pearson), (Pair: $"{Name}-{names[u]}", R: compare.Pair(1, u).Pearson) }).ToList();
             string numbers = Invariant($"r(base text map, {Name} {rows}) {within.Pearson:0.0000} [{within.PearsonInterval.Low:0.0000}, {within.PearsonInterval.High:0.0000}], layer-centred {within.PearsonLayerCentred:0.0000}; cross-family ") +
-                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}")));
+                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}"))) +
+                // A map its rows' answer words could give is not evidence of truthful heads (the first image rows' was).
+                (map.Surface == null ? "" : Invariant($"; surface baseline of the {rows} {map.Surface.Accuracy[0]:0.000}, {map.HeadsAboveSurface()} of {map.Scores.Accuracy.Length} heads above it"));
             var inherited = !sees ? DemoCheck.Result.Inconclusive
                 : !map.Chance.DiffersFromChance ? DemoCheck.Result.Inconclusive
                 : DemoCheck.Of(cross.All(c => within.Pearson > c.R));

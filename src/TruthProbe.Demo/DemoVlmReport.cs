@@ -25,12 +25,12 @@ public static class DemoVlmReport
             section.Verdict(verdict(c), $"{c.Name}: {CheckText(c, run.OutDir)}", c.Label);
         section
             .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ("vlm/scores/heatmap.png", "vlm: Truth Scores from image rows (its language model's heads)")])
-            .Text("Image probing rows: each held-out scene's colour and object episodes, one row per episode (gold for even episodes, hallucinated for odd ones), prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
+            .Text("Image probing rows: 'Is there a {class} in the image?' asked of every held-out scene holding the class and of as many without it (adversarial and random negatives in turn), one row per episode (gold for even episodes, hallucinated for odd ones), so every kept answer is 'Yes', as often true as a hallucinated object for each question; prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
             .Figure("vlm/compare/pearson_matrix.png", "Pearson r between the base's text map, the descendant's image map and the unrelated models' text maps")
             .Table("vlm/compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value and r within layers",
                 PairColumns)
             .Text("Like for like: the base's own probing rows (read a fact from the context), one per episode, each shown a held-out scene first, prompt '<image>\\n' + the base's text prompt; " +
-                  "the descendant's map from them measures the skill the base's text map measures, where the object rows measure one the base never had.")
+                  "the descendant's map from them measures the skill the base's text map measures, where the image rows ask one the base never had.")
             .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ($"vlm/{DemoVlm.ContextScores}/heatmap.png", "vlm: Truth Scores from the base's rows with a scene shown first")])
             .Table($"vlm/{DemoVlm.ContextCompare}/pairs.csv", "Every pair with the descendant's map from context rows with an image",
                 PairColumns)
