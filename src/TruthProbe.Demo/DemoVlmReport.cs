@@ -40,6 +40,7 @@ public static class DemoVlmReport
                   "POPE and CHAIR on the other 80%. POPE replies are parsed strictly (the reply must start with yes or no), percentages; CHAIR uses the lab world's 16 class names as its object words " +
                   "and each scene's classes as ground truth; gated minus vanilla CHAIR_i with a 95% paired bootstrap over images.")
             .Table("vlm/pope.csv", "POPE on held-out scenes, vanilla against gated (McNemar exact p over the same questions)")
+            .Table($"vlm/{DemoVlm.PopePlaceboFile}", "POPE's placebo arm: the base's map shuffled within layers, lambda chosen the same way; McNemar against vanilla and against the base's gates")
             .Table("vlm/chair.csv", "CHAIR on captions of held-out scenes, vanilla against gated");
     }
 
@@ -56,7 +57,7 @@ public static class DemoVlmReport
             DemoVlm.SameSkillCheck => "the same with the descendant's map from the base's own context rows, each shown a held-out scene first: " + Pairs(outDir, DemoVlm.ContextCompare) + verdict,
             "vlm_lineage_finds_base" => $"lineage names {Rows(outDir, "vlm/lineage.csv")[0][2]} (true parent: base); LM attention drift from the base {{{{vlm/lineage.csv#{DemoVlm.Name}/attention_drift_from_base}}}}.",
             "vlm_base_gates_help_pope" => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% vanilla vs {{{{{Pope}{PooledVanilla + 1}/accuracy}}}}% gated at lambda {{{{{Pope}{PooledVanilla + 1}/lambda}}}}, " +
-                                          $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}." + verdict,
+                                          $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}; placebo map {{{{vlm/{DemoVlm.PopePlaceboFile}#all/accuracy}}}}%, base gates against placebo {{{{vlm/{DemoVlm.PopePlaceboFile}#all/mcnemar_p_vs_base_gates|p}}}}." + verdict,
             "vlm_base_gates_reduce_chair" => "CHAIR_s {{vlm/chair.csv#vanilla/chair_s}} vanilla vs {{vlm/chair.csv#gated/chair_s}} gated." + (c.Outcome == DemoCheck.Result.Inconclusive ? verdict : " " + c.Detail),
             _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
         };
