@@ -81,7 +81,10 @@ public static class DemoReport
                   "metrics (x100, mean over the evaluation seeds) on the other 80%. The model judges an answer hallucinated when the word it would write differs from the answer's last word.")
             .Text($"The evaluation items are harder than anything the models were trained on ({run.Plan.EvalFacts} context sentences against at most {Recipe.MaxFacts} in training, most distractors about other people with the asked kind), " +
                   "so that the models still make mistakes that gates could remove. accuracy_low and accuracy_high: 95% paired bootstrap over the test rows; difference_low and difference_high: the same for gated minus vanilla.")
-            .Table("eval.csv", "Vanilla against gated");
+            .Table("eval.csv", "Vanilla against gated")
+            .Text("The placebo arm, the control a skeptic asks for: the same protocol (lambda from the same candidates on the same tuning rows, the same test rows) with the base's scores shuffled among the heads of each layer (seed {{summary.json#provenance.seeds.gate_placebo}}). " +
+                  "Its gates take the base's values in every layer, so it gates as strongly; only the choice of heads is random. A check passes only when the base's gates beat vanilla and this placebo, each by McNemar below 0.05.")
+            .Table(GatePlacebo.File, "Placebo arm: accuracy (x100) at its own lambda; difference_low and difference_high: 95% paired bootstrap of placebo minus vanilla; McNemar against vanilla and against the base's gates");
         foreach (var c in run.Checks.Where(c => c.Name.StartsWith(DemoRun.GatingCheckPrefix, StringComparison.Ordinal)))
             gating.Verdict(Verdict(c), $"{c.Name[DemoRun.GatingCheckPrefix.Length..]}: {CheckText(c, run)}", c.Label);
 
@@ -141,11 +144,15 @@ public static class DemoReport
         int i = Lines(run.OutDir, "eval.csv").FindIndex(l => l[0] == model);
         string cite(int row, string col) => $"{{{{eval.csv#{row}/{col}}}}}";
         string numbers = $"accuracy {cite(i, "accuracy")} vanilla vs {cite(i + 1, "accuracy")} gated at lambda {cite(i + 1, "lambda")}, McNemar {cite(i + 1, "mcnemar_p|p")}";
+        string placebo = $"placebo map {{{{{GatePlacebo.File}#{model}/accuracy}}}} at lambda {{{{{GatePlacebo.File}#{model}/lambda}}}}, McNemar against vanilla {{{{{GatePlacebo.File}#{model}/mcnemar_p|p}}}}, " +
+                         $"base gates against placebo {{{{{GatePlacebo.File}#{model}/mcnemar_p_vs_base_gates|p}}}}";
+        string alpha = DemoRun.GatingAlpha.ToString(CultureInfo.InvariantCulture);
         return c.Outcome switch
         {
-            DemoCheck.Result.Pass => $"base gates help {model} ({numbers}).",
-            DemoCheck.Result.Fail => $"base gates hurt {model} ({numbers}).",
-            _ => $"base gates do not change {model}'s accuracy significantly ({numbers}; p ≥ {DemoRun.GatingAlpha.ToString(CultureInfo.InvariantCulture)}).",
+            DemoCheck.Result.Pass => $"base gates help {model}, and more than the placebo map ({numbers}; {placebo}).",
+            DemoCheck.Result.Fail => $"base gates hurt {model} ({numbers}; {placebo}).",
+            _ when c.Detail.Contains("placebo map does as well", StringComparison.Ordinal) => $"base gates raise {model}'s accuracy, but the placebo map does as well ({numbers}; {placebo}; base against placebo p ≥ {alpha}).",
+            _ => $"base gates do not change {model}'s accuracy significantly ({numbers}; p ≥ {alpha}; {placebo}).",
         };
     }
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text;
 using TruthProbe.Common;
 using TruthProbe.Evaluation;
+using TruthProbe.Formats;
 using TruthProbe.Gating;
 using TruthProbe.Lineage;
 using TruthProbe.Model;
@@ -73,7 +74,7 @@ public sealed class DemoRun
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
             ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
-            ("gating", family.Members.Count * plan.EvalItems * (plan.Lambdas.Length * 0.2 + 2 * 0.8) * SecondsPerCompletion),
+            ("gating", family.Members.Count * plan.EvalItems * (2 * plan.Lambdas.Length * 0.2 + 3 * 0.8) * SecondsPerCompletion), // base and placebo arms
             ("vlm", 20),
             ("report", 2),
         ];
@@ -82,7 +83,7 @@ public sealed class DemoRun
     // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
     // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
     private static double SecondsPerStep(string size) => size == "wide" ? 0.1 : 0.04;
-    private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 2e-5, SecondsPerCompletion = 0.002;
+    private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 1.6e-5, SecondsPerCompletion = 0.002;
 
     public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, StageProgress? progress = null)
     {
@@ -246,7 +247,8 @@ public sealed class DemoRun
 
     /// <summary>
     /// Gates from the base's map (contrast mode) on every model, lambda chosen per model by F1 on a seeded
-    /// 20% of the rows (as <c>eval halueval --lambda-sweep</c>); metrics on the other 80% only.
+    /// 20% of the rows (as <c>eval halueval --lambda-sweep</c>); metrics on the other 80% only. The same protocol with
+    /// the <see cref="GatePlacebo"/> map is the control arm -> eval_placebo.csv.
     /// </summary>
     private void Evaluate(ProbeRun baseScores, StageProgress progress)
     {
@@ -257,25 +259,29 @@ public sealed class DemoRun
         var test = rows.Where(r => !tuningIds.Contains(r.Data.Index)).ToList();
         var set = baseScores.Set;
         Directory.CreateDirectory(Out("gates"));
+        double[] placeboScores = GatePlacebo.Shuffled(baseScores.Scores.Accuracy, set.Layers, set.Heads, GatePlacebo.Seed);
+        Npy.WriteFloat64(Out("gates", GatePlacebo.ScoresFile), placeboScores, set.Layers, set.Heads);
 
         var sb = new StringBuilder("model,condition,gates_from,lambda,accuracy,f1,precision,recall,reading_accuracy,counterfactual_reading_accuracy,mcnemar_p,items,accuracy_low,accuracy_high,difference_low,difference_high\n");
+        var placeboCsv = new StringBuilder("model,lambda,accuracy,accuracy_low,accuracy_high,difference_low,difference_high,mcnemar_p,mcnemar_p_vs_base_gates\n");
         foreach (var m in Family.Members)
         {
             using var model = Transformer.Load(m.Dir);
-            Interventions Gates(double lambda) => new Interventions(model.Config).Gate(
-                GateTable.FromScores(baseScores.Scores.Accuracy, set.Layers, set.Heads, GateMode.Contrast, lambda, source: Out("scores", "base", "scores.npy")).ToFloats(), GateSite.Head);
-            var candidates = Plan.Lambdas.Select(lambda =>
+            GateTable Table(double[] scores, double lambda, string source) => GateTable.FromScores(scores, set.Layers, set.Heads, GateMode.Contrast, lambda, source: source);
+            // One arm of the protocol: lambda by tuning F1, then the test rows at that lambda.
+            (double Lambda, LabJudgement Test) Arm(double[] scores, string source)
             {
-                var judged = LabJudge.Judge(tuning, LabJudge.Completions(model, tuning, Gates(lambda)), Plan.Seeds);
-                return (lambda, judged.Metric(s => s.F1).Mean);
-            }).ToList();
-            double chosen = HaluEvalSweep.Choose(candidates);
-            GateTable.FromScores(baseScores.Scores.Accuracy, set.Layers, set.Heads, GateMode.Contrast, chosen, source: Out("scores", "base", "scores.npy"))
-                .Save(Out("gates", $"{m.Name}.npy"));
+                Interventions Gates(double lambda) => new Interventions(model.Config).Gate(Table(scores, lambda, source).ToFloats(), GateSite.Head);
+                double chosen = HaluEvalSweep.Choose(Plan.Lambdas.Select(lambda =>
+                    (lambda, LabJudge.Judge(tuning, LabJudge.Completions(model, tuning, Gates(lambda)), Plan.Seeds).Metric(s => s.F1).Mean)).ToList());
+                return (chosen, LabJudge.Judge(test, LabJudge.Completions(model, test, Gates(chosen)), Plan.Seeds));
+            }
+            var (chosen, gated) = Arm(baseScores.Scores.Accuracy, Out("scores", "base", "scores.npy"));
+            Table(baseScores.Scores.Accuracy, chosen, Out("scores", "base", "scores.npy")).Save(Out("gates", $"{m.Name}.npy"));
             var vanilla = LabJudge.Judge(test, LabJudge.Completions(model, test, null), Plan.Seeds);
-            var gated = LabJudge.Judge(test, LabJudge.Completions(model, test, Gates(chosen)), Plan.Seeds);
+            var (placeboLambda, placebo) = Arm(placeboScores, Out("gates", GatePlacebo.ScoresFile));
             double p = HaluEvalComparison.Of(vanilla.Judged, gated.Judged).Pooled.PValue;
-            var (v, g) = (RowAccuracy(vanilla, test.Count), RowAccuracy(gated, test.Count));
+            var (v, g, pl) = (RowAccuracy(vanilla, test.Count), RowAccuracy(gated, test.Count), RowAccuracy(placebo, test.Count));
             var (ones, zeros) = (Enumerable.Repeat(1.0, test.Count).ToArray(), new double[test.Count]);
             // Means as ratios over one per row; each condition's interval is its difference from an all-zero one.
             Interval Bootstrap(double[] a, double[] b) => PairedBootstrap.RatioDifference(a, ones, b, ones, GatingResamples, BootstrapSeed);
@@ -285,9 +291,15 @@ public sealed class DemoRun
                 $"{CsvFormat.Number(100 * accuracy.Low)},{CsvFormat.Number(100 * accuracy.High)},{CsvFormat.Number(100 * difference.Low)},{CsvFormat.Number(100 * difference.High)}\n");
             Line("vanilla", vanilla, null, Bootstrap(zeros, v), Interval.Undefined);
             Line("gated", gated, chosen, Bootstrap(zeros, g), Bootstrap(v, g));
+            var (placeboAccuracy, placeboDifference) = (Bootstrap(zeros, pl), Bootstrap(v, pl));
+            placeboCsv.Append(CultureInfo.InvariantCulture,
+                $"{m.Name},{CsvFormat.Number(placeboLambda)},{CsvFormat.Number(placebo.Metric(s => s.Accuracy).Mean)},{CsvFormat.Number(100 * placeboAccuracy.Low)},{CsvFormat.Number(100 * placeboAccuracy.High)}," +
+                $"{CsvFormat.Number(100 * placeboDifference.Low)},{CsvFormat.Number(100 * placeboDifference.High)},{CsvFormat.Number(HaluEvalComparison.Of(vanilla.Judged, placebo.Judged).Pooled.PValue)}," +
+                $"{CsvFormat.Number(HaluEvalComparison.Of(placebo.Judged, gated.Judged).Pooled.PValue)}\n");
             progress.Advance();
         }
         AtomicFile.WriteAllText(Out("eval.csv"), sb.ToString());
+        AtomicFile.WriteAllText(Out(GatePlacebo.File), placeboCsv.ToString());
     }
 
     public const int GatingResamples = 2000;
@@ -322,14 +334,18 @@ public sealed class DemoRun
             string.Join(", ", curve.Select(p => Invariant($"step {p.Step}: {p.AttentionDrift:0.0000}")))));
 
         // One check per model, so a model the gates hurt is a FAIL in the summary, not only in the gating section.
+        var placebos = ReportLines(Out(GatePlacebo.File)).ToDictionary(l => l[0]);
         foreach (var pair in ReportLines(Out("eval.csv")).Chunk(2))
         {
             double vanilla = Number(pair[0][4]), gated = Number(pair[1][4]), p = Number(pair[1][10]);
+            var placebo = placebos[pair[0][0]];
+            double placeboAccuracy = Number(placebo[2]), pVsPlacebo = Number(placebo[8]);
             string intervals = Invariant($" (95% [{Number(pair[0][12]):0.00}, {Number(pair[0][13]):0.00}] vanilla, [{Number(pair[1][12]):0.00}, {Number(pair[1][13]):0.00}] gated; gated - vanilla [{Number(pair[1][14]):0.00}, {Number(pair[1][15]):0.00}]; paired bootstrap over rows)");
-            var outcome = p < GatingAlpha ? DemoCheck.Of(gated > vanilla) : DemoCheck.Result.Inconclusive;
+            var outcome = GatePlacebo.Outcome(vanilla, gated, p, placeboAccuracy, pVsPlacebo, GatingAlpha);
             Checks.Add(new DemoCheck(GatingCheckPrefix + pair[0][0], outcome,
                 Invariant($"accuracy {vanilla:0.00} vanilla vs {gated:0.00} gated at lambda {pair[1][3]}, McNemar {PValueText.Format(p)}") + intervals +
-                (outcome == DemoCheck.Result.Inconclusive ? $"; not significant at {GatingAlpha}" : "")));
+                Invariant($"; placebo map (the base's shuffled within layers) {placeboAccuracy:0.00} at lambda {placebo[1]}, McNemar against vanilla {PValueText.Format(Number(placebo[7]))}, base gates against placebo {PValueText.Format(pVsPlacebo)}") +
+                (outcome != DemoCheck.Result.Inconclusive ? "" : !(p < GatingAlpha) ? $"; not significant at {GatingAlpha}" : $"; the placebo map does as well (base gates against placebo not significantly better at {GatingAlpha})")));
         }
     }
 
@@ -403,7 +419,7 @@ public sealed class DemoRun
             // The family is grown here from the seeds (its lab.json files record their data hashes), so there are no input files.
             ["provenance"] = Provenance.Of(
                 new (string, JsonNode)[] { ("family", Seed), ("probe", Probe.Seed), ("control", Probe.ControlSeed), ("lambda_split", SplitSeed),
-                                           ("bootstrap", BootstrapSeed) }
+                                           ("bootstrap", BootstrapSeed), ("gate_placebo", GatePlacebo.Seed) }
                     .Concat(Family.Unrelated.Select(u => (u.Name, (JsonNode)u.Seed)))
                     .Concat(Plan.Seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))), []),
         };
@@ -428,7 +444,20 @@ public sealed class DemoRun
         ["gated_accuracy"] = JsonNumber(Number(pair[1][4])), ["gated_low"] = JsonNumber(Number(pair[1][12])), ["gated_high"] = JsonNumber(Number(pair[1][13])),
         ["difference_low"] = JsonNumber(Number(pair[1][14])), ["difference_high"] = JsonNumber(Number(pair[1][15])),
         ["vanilla_reading_accuracy"] = JsonNumber(Number(pair[0][8])), ["mcnemar_p"] = JsonNumber(Number(pair[1][10])),
+        ["placebo"] = PlaceboJson(pair[0][0]),
     })));
+
+    /// <summary>The placebo arm of one model, from eval_placebo.csv.</summary>
+    private JsonObject PlaceboJson(string model)
+    {
+        var l = ReportLines(Out(GatePlacebo.File)).Single(l => l[0] == model);
+        return new JsonObject
+        {
+            ["lambda"] = JsonNumber(Number(l[1])), ["accuracy"] = JsonNumber(Number(l[2])), ["low"] = JsonNumber(Number(l[3])), ["high"] = JsonNumber(Number(l[4])),
+            ["difference_low"] = JsonNumber(Number(l[5])), ["difference_high"] = JsonNumber(Number(l[6])),
+            ["mcnemar_p"] = JsonNumber(Number(l[7])), ["mcnemar_p_vs_base_gates"] = JsonNumber(Number(l[8])),
+        };
+    }
 
     /// <summary>The short text summary the demo prints.</summary>
     public string TextSummary()
@@ -436,9 +465,10 @@ public sealed class DemoRun
         var sb = new StringBuilder();
         foreach (var line in ReportLines(Out("controls.csv")))
             sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  max {Fixed(line[2])}  control {Fixed(line[3])}  surface {Fixed(line[5])} (heads above it: {line[6]})  {(line[8] == "yes" ? "" : "AT CHANCE")}");
+        var placebos = ReportLines(Out(GatePlacebo.File)).ToDictionary(l => l[0]);
         foreach (var line in ReportLines(Out("eval.csv")).Chunk(2))
             sb.AppendLine($"  {line[0][0],-15} accuracy vanilla {Fixed(line[0][4])} [{Fixed(line[0][12])}, {Fixed(line[0][13])}] -> gated {Fixed(line[1][4])} [{Fixed(line[1][12])}, {Fixed(line[1][13])}] " +
-                          $"(lambda {line[1][3]}, McNemar {PValue(line[1][10])}; reading {Fixed(line[0][8])})");
+                          $"(lambda {line[1][3]}, McNemar {PValue(line[1][10])}; reading {Fixed(line[0][8])}; placebo {Fixed(placebos[line[0][0]][2])} at lambda {placebos[line[0][0]][1]})");
         foreach (var c in Checks) sb.AppendLine($"{c.Label} {c.Name}: {c.Detail}");
         return sb.ToString();
     }

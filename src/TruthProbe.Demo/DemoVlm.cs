@@ -65,12 +65,14 @@ public static class DemoVlm
     public const string InheritedCheck = "vlm_map_inherited_across_modality", SameSkillCheck = "vlm_map_inherited_same_skill";
     /// <summary>
     /// The base's own probing rows (read a fact from a context) with a held-out scene shown first: the descendant's map on
-    /// the skill the base's text map measures, where the object rows measure a skill the base never had.
+    /// the skill the base's text map measures, where the scenes' presence rows ask one the base never had.
     /// </summary>
     public const string ContextRowsFile = "probing_context_image.jsonl", ContextScores = "scores_context", ContextCompare = "compare_context";
     /// <summary>Progress stages: map, comparison with drift and lineage, POPE, CHAIR.</summary>
     public const int Stages = 4;
     public const int MaxPopeTokens = 3;
+    /// <summary>The POPE placebo arm per setting and pooled (<see cref="GatePlacebo"/>), beside pope.csv.</summary>
+    public const string PopePlaceboFile = "pope_placebo.csv";
     public const int BootstrapResamples = 1000;
     public const double TuningShare = 0.2;
 
@@ -180,14 +182,18 @@ public static class DemoVlm
 
     // ---- gates, POPE, CHAIR ----
 
-    /// <summary>Gates from the base's map (contrast mode) on the descendant's language model.</summary>
+    /// <summary>Gates from the base's map (contrast mode) on the descendant's language model, and from its <see cref="GatePlacebo"/> map.</summary>
     private sealed class BaseGates(LlavaModel llava, ProbeRun scores, string source)
     {
-        public Arm Arm(string name, double lambda) => new(name, new Interventions(llava.Language.Config).Gate(
-            GateTable.FromScores(scores.Scores.Accuracy, scores.Set.Layers, scores.Set.Heads, GateMode.Contrast, lambda, source: source).ToFloats(), GateSite.Head));
+        private readonly double[] _placebo = GatePlacebo.Shuffled(scores.Scores.Accuracy, scores.Set.Layers, scores.Set.Heads, GatePlacebo.Seed);
+        public Arm Arm(string name, double lambda) => Gated(name, scores.Scores.Accuracy, lambda);
+        public Arm Placebo(string name, double lambda) => Gated(name, _placebo, lambda);
+        private Arm Gated(string name, double[] map, double lambda) => new(name, new Interventions(llava.Language.Config).Gate(
+            GateTable.FromScores(map, scores.Set.Layers, scores.Set.Heads, GateMode.Contrast, lambda, source: source).ToFloats(), GateSite.Head));
     }
 
-    public sealed record PopeOutcome(double Lambda, PopeCounts Vanilla, PopeCounts Gated, double PValue);
+    /// <summary>Pooled POPE: vanilla, the base's gates and the placebo arm (each lambda chosen on the tuning scenes), McNemar against vanilla and base against placebo.</summary>
+    public sealed record PopeOutcome(double Lambda, PopeCounts Vanilla, PopeCounts Gated, double PValue, double PlaceboLambda, PopeCounts Placebo, double PlaceboVsGatedP);
 
     /// <summary>One reply per prompt and arm, through <see cref="ImagePromptRunner"/> as <c>eval pope</c> / <c>eval chair</c> run them.</summary>
     private static IReadOnlyDictionary<(string Arm, long Id), string> Answer(LlavaModel llava, IReadOnlyList<ImagePrompt> prompts, IReadOnlyList<Arm> arms, int maxNewTokens, string logPath)
@@ -213,12 +219,15 @@ public static class DemoVlm
         var test = questions.Where(x => !tuningImages.Contains(x.Q.Image!)).ToList();
 
         var tuningArms = lambdas.Select(l => gates.Arm(Invariant($"lambda_{l}"), l)).ToList();
-        var tuned = Answer(llava, tuning.Select(Prompt).ToList(), tuningArms, MaxPopeTokens, Path.Combine(outDir, "pope_tuning_replies.jsonl"));
-        double lambda = HaluEvalSweep.Choose(lambdas.Select((l, i) => (l, Counts(tuning, id => tuned[(tuningArms[i].Name, id)]).Metrics().Accuracy)).ToList());
+        var placeboTuningArms = lambdas.Select(l => gates.Placebo(Invariant($"placebo_lambda_{l}"), l)).ToList();
+        var tuned = Answer(llava, tuning.Select(Prompt).ToList(), [.. tuningArms, .. placeboTuningArms], MaxPopeTokens, Path.Combine(outDir, "pope_tuning_replies.jsonl"));
+        double Choose(List<Arm> candidates) => HaluEvalSweep.Choose(lambdas.Select((l, i) => (l, Counts(tuning, id => tuned[(candidates[i].Name, id)]).Metrics().Accuracy)).ToList());
+        var (lambda, placeboLambda) = (Choose(tuningArms), Choose(placeboTuningArms));
 
-        var arms = new List<Arm> { new("vanilla", null), gates.Arm("gated", lambda) };
+        var arms = new List<Arm> { new("vanilla", null), gates.Arm("gated", lambda), gates.Placebo("placebo", placeboLambda) };
         var replies = Answer(llava, test.Select(x => Prompt(x.Q)).ToList(), arms, MaxPopeTokens, Path.Combine(outDir, "pope_replies.jsonl"));
         var sb = new StringBuilder("setting,condition,lambda,accuracy,accuracy_low,accuracy_high,f1,yes_ratio,unknown,questions,mcnemar_p\n");
+        var placeboCsv = new StringBuilder("setting,lambda,accuracy,accuracy_low,accuracy_high,mcnemar_p,mcnemar_p_vs_base_gates\n");
         PopeOutcome? pooled = null;
         foreach (var (setting, qs) in SceneDatasets.PopeSettings.Select(s => (s, test.Where(x => x.Setting == s).Select(x => x.Q).ToList())).Append(("all", test.Select(x => x.Q).ToList())))
         {
@@ -233,9 +242,16 @@ public static class DemoVlm
             }
             Line("vanilla", vanilla, "nan", "nan");
             Line("gated", gated, CsvFormat.Number(lambda), CsvFormat.Number(p));
-            if (setting == "all") pooled = new PopeOutcome(lambda, vanilla, gated, p);
+            var placebo = Counts(qs, id => replies[("placebo", id)]);
+            double McNemar(string a, string b) => (double)ImageEvalOutputs.McNemar(Correct(qs, id => replies[(a, id)]), Correct(qs, id => replies[(b, id)]))["p_value"]!;
+            var placeboCi = Proportion.Wilson(placebo.TruePositive + placebo.TrueNegative, placebo.Total);
+            double pPlacebo = McNemar("placebo", "gated");
+            placeboCsv.Append(CultureInfo.InvariantCulture, $"{setting},{CsvFormat.Number(placeboLambda)},{CsvFormat.Number(placebo.Metrics().Accuracy)},{CsvFormat.Number(100 * placeboCi.Low)},{CsvFormat.Number(100 * placeboCi.High)}," +
+                $"{CsvFormat.Number(McNemar("vanilla", "placebo"))},{CsvFormat.Number(pPlacebo)}\n");
+            if (setting == "all") pooled = new PopeOutcome(lambda, vanilla, gated, p, placeboLambda, placebo, pPlacebo);
         }
         AtomicFile.WriteAllText(Path.Combine(outDir, "pope.csv"), sb.ToString());
+        AtomicFile.WriteAllText(Path.Combine(outDir, PopePlaceboFile), placeboCsv.ToString());
         return pooled!;
     }
 
@@ -283,14 +299,16 @@ public static class DemoVlm
             (sees ? "" : "; a descendant that cannot see gives no evidence about image hallucination either way")));
         string blind = Invariant($"inconclusive: the descendant does not see (held-out POPE {v.Metrics().Accuracy:0.0}%, interval reaches chance)");
 
-        // Within-family r above every cross-family r, on the object rows (a skill the base never had) and on the base's
+        // Within-family r above every cross-family r, on the scenes' presence rows (a skill the base never had) and on the base's
         // own reading task with a scene shown first (the like-for-like comparison).
         foreach (var (check, (map, compare), rows) in new[] { (InheritedCheck, objects, "image map"), (SameSkillCheck, context, "map from its context rows with an image") })
         {
             var within = compare.Pair(0, 1);
             var cross = Enumerable.Range(2, names.Count - 2).SelectMany(u => new[] { (Pair: $"base-{names[u]}", R: compare.Pair(0, u).Pearson), (Pair: $"{Name}-{names[u]}", R: compare.Pair(1, u).Pearson) }).ToList();
             string numbers = Invariant($"r(base text map, {Name} {rows}) {within.Pearson:0.0000} [{within.PearsonInterval.Low:0.0000}, {within.PearsonInterval.High:0.0000}], layer-centred {within.PearsonLayerCentred:0.0000}; cross-family ") +
-                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}")));
+                string.Join(", ", cross.Select(c => Invariant($"{c.Pair} {c.R:0.0000}"))) +
+                // A map its rows' answer words could give is not evidence of truthful heads (the first image rows' was).
+                (map.Surface == null ? "" : Invariant($"; surface baseline of the {rows} {map.Surface.Accuracy[0]:0.000}, {map.HeadsAboveSurface()} of {map.Scores.Accuracy.Length} heads above it"));
             var inherited = !sees ? DemoCheck.Result.Inconclusive
                 : !map.Chance.DiffersFromChance ? DemoCheck.Result.Inconclusive
                 : DemoCheck.Of(cross.All(c => within.Pearson > c.R));
@@ -301,11 +319,13 @@ public static class DemoVlm
         run.Checks.Add(new DemoCheck("vlm_lineage_finds_base", DemoCheck.Of(parentFound),
             $"lineage over the family's text models names {File.ReadAllLines(Path.Combine(run.OutDir, Name, "lineage.csv"))[1].Split(',')[2]} as the descendant's parent (true: base); weights only, so this holds whether or not it sees"));
 
-        double va = pope.Vanilla.Metrics().Accuracy, ga = pope.Gated.Metrics().Accuracy;
-        var popeOutcome = !sees ? DemoCheck.Result.Inconclusive : pope.PValue < DemoRun.GatingAlpha ? DemoCheck.Of(ga > va) : DemoCheck.Result.Inconclusive;
+        double va = pope.Vanilla.Metrics().Accuracy, ga = pope.Gated.Metrics().Accuracy, pa = pope.Placebo.Metrics().Accuracy;
+        var popeOutcome = !sees ? DemoCheck.Result.Inconclusive : GatePlacebo.Outcome(va, ga, pope.PValue, pa, pope.PlaceboVsGatedP, DemoRun.GatingAlpha);
         run.Checks.Add(new DemoCheck("vlm_base_gates_help_pope", popeOutcome,
             Invariant($"held-out POPE accuracy {va:0.0}% vanilla vs {ga:0.0}% gated with the base's scores at lambda {pope.Lambda}, McNemar {PValueText.Format(pope.PValue)}") +
-            (!sees ? "; " + blind : popeOutcome == DemoCheck.Result.Inconclusive ? $"; not significant at {DemoRun.GatingAlpha}" : "")));
+            Invariant($"; placebo map (the base's shuffled within layers) {pa:0.0}% at lambda {pope.PlaceboLambda}, base gates against placebo McNemar {PValueText.Format(pope.PlaceboVsGatedP)}") +
+            (!sees ? "; " + blind : popeOutcome != DemoCheck.Result.Inconclusive ? "" : !(pope.PValue < DemoRun.GatingAlpha) ? $"; not significant at {DemoRun.GatingAlpha}"
+                : $"; the placebo map does as well (base gates against placebo not significantly better at {DemoRun.GatingAlpha})")));
 
         var chairOutcome = !sees || chair.InstanceLow == null || chair.InstanceHigh == null ? DemoCheck.Result.Inconclusive
             : chair.InstanceHigh < 0 ? DemoCheck.Result.Pass : chair.InstanceLow > 0 ? DemoCheck.Result.Fail : DemoCheck.Result.Inconclusive;

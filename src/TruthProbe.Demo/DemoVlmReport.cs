@@ -25,12 +25,12 @@ public static class DemoVlmReport
             section.Verdict(verdict(c), $"{c.Name}: {CheckText(c, run.OutDir)}", c.Label);
         section
             .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ("vlm/scores/heatmap.png", "vlm: Truth Scores from image rows (its language model's heads)")])
-            .Text("Image probing rows: each held-out scene's colour and object episodes, one row per episode (gold for even episodes, hallucinated for odd ones), prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
+            .Text("Image probing rows: 'Is there a {class} in the image?' asked of every held-out scene holding the class and of as many without it (adversarial and random negatives in turn), one row per episode (gold for even episodes, hallucinated for odd ones), so every kept answer is 'Yes', as often true as a hallucinated object for each question; prompt '<image>\\n{question}\\nASSISTANT: {answer}'.")
             .Figure("vlm/compare/pearson_matrix.png", "Pearson r between the base's text map, the descendant's image map and the unrelated models' text maps")
             .Table("vlm/compare/pairs.csv", "Every pair: Pearson r with its 95% bootstrap interval, the layer-preserving permutation p-value and r within layers",
                 PairColumns)
             .Text("Like for like: the base's own probing rows (read a fact from the context), one per episode, each shown a held-out scene first, prompt '<image>\\n' + the base's text prompt; " +
-                  "the descendant's map from them measures the skill the base's text map measures, where the object rows measure one the base never had.")
+                  "the descendant's map from them measures the skill the base's text map measures, where the image rows ask one the base never had.")
             .FigureRow([("scores/base/heatmap.png", "base: Truth Scores from text rows"), ($"vlm/{DemoVlm.ContextScores}/heatmap.png", "vlm: Truth Scores from the base's rows with a scene shown first")])
             .Table($"vlm/{DemoVlm.ContextCompare}/pairs.csv", "Every pair with the descendant's map from context rows with an image",
                 PairColumns)
@@ -40,6 +40,7 @@ public static class DemoVlmReport
                   "POPE and CHAIR on the other 80%. POPE replies are parsed strictly (the reply must start with yes or no), percentages; CHAIR uses the lab world's 16 class names as its object words " +
                   "and each scene's classes as ground truth; gated minus vanilla CHAIR_i with a 95% paired bootstrap over images.")
             .Table("vlm/pope.csv", "POPE on held-out scenes, vanilla against gated (McNemar exact p over the same questions)")
+            .Table($"vlm/{DemoVlm.PopePlaceboFile}", "POPE's placebo arm: the base's map shuffled within layers, lambda chosen the same way; McNemar against vanilla and against the base's gates")
             .Table("vlm/chair.csv", "CHAIR on captions of held-out scenes, vanilla against gated");
     }
 
@@ -56,7 +57,7 @@ public static class DemoVlmReport
             DemoVlm.SameSkillCheck => "the same with the descendant's map from the base's own context rows, each shown a held-out scene first: " + Pairs(outDir, DemoVlm.ContextCompare) + verdict,
             "vlm_lineage_finds_base" => $"lineage names {Rows(outDir, "vlm/lineage.csv")[0][2]} (true parent: base); LM attention drift from the base {{{{vlm/lineage.csv#{DemoVlm.Name}/attention_drift_from_base}}}}.",
             "vlm_base_gates_help_pope" => $"held-out POPE accuracy {{{{{Pope}{PooledVanilla}/accuracy}}}}% vanilla vs {{{{{Pope}{PooledVanilla + 1}/accuracy}}}}% gated at lambda {{{{{Pope}{PooledVanilla + 1}/lambda}}}}, " +
-                                          $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}." + verdict,
+                                          $"McNemar {{{{{Pope}{PooledVanilla + 1}/mcnemar_p|p}}}}; placebo map {{{{vlm/{DemoVlm.PopePlaceboFile}#all/accuracy}}}}%, base gates against placebo {{{{vlm/{DemoVlm.PopePlaceboFile}#all/mcnemar_p_vs_base_gates|p}}}}." + verdict,
             "vlm_base_gates_reduce_chair" => "CHAIR_s {{vlm/chair.csv#vanilla/chair_s}} vanilla vs {{vlm/chair.csv#gated/chair_s}} gated." + (c.Outcome == DemoCheck.Result.Inconclusive ? verdict : " " + c.Detail),
             _ => throw new ArgumentException($"no report text for check '{c.Name}'"),
         };

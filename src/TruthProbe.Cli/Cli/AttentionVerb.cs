@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using TruthProbe.Common;
+using TruthProbe.Model;
 using TruthProbe.Numerics;
 using TruthProbe.Probing;
 using TruthProbe.Reports;
@@ -56,6 +57,7 @@ public sealed class AttentionVerb : IShardedVerb
         {
             ["model"] = Path.GetFullPath(model.Source),
             ["model_format"] = model.Format,
+            ["kv_cache"] = model.KvCache.Name(),
             ["data"] = Path.GetFullPath(dataPath),
             ["data_sha256"] = Hashing.Sha256File(dataPath),
             ["samples"] = samples?.ToString(CultureInfo.InvariantCulture) ?? "all",

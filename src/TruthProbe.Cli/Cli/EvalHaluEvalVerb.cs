@@ -119,7 +119,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         var gatingProvenance = table == null ? null : gating.Provenance(table);
         var report = new HaluEvalReport
         {
-            Run = RunFields(modelPath, model.Format, config.MaxContext, data, dataSha256, skipFirst, limit, testRows.Count, skippedLong, seeds, total,
+            Run = RunFields(modelPath, model.Format, config.MaxContext, model.KvCache.Name(), data, dataSha256, skipFirst, limit, testRows.Count, skippedLong, seeds, total,
                 clock.Elapsed.TotalSeconds, Provenance.Of(
                     seeds.Select((s, i) => ($"eval_{i}", (JsonNode)s))
                         .Concat(sweepResult == null ? [] : [("lambda_split", (JsonNode)sweepResult.SplitSeed)])
@@ -159,12 +159,13 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
     }
 
     /// <summary>The run's record at the top of metrics.json; one place, so a merged run writes what one process writes.</summary>
-    private static Dictionary<string, object?> RunFields(string modelPath, string modelFormat, int modelContext, string data, string dataSha256,
+    private static Dictionary<string, object?> RunFields(string modelPath, string modelFormat, int modelContext, string kvCache, string data, string dataSha256,
         int skipFirst, int? limit, int rowsEvaluated, int skippedLong, int[] seeds, long generations, double seconds, JsonNode provenance) => new()
     {
         ["model"] = Path.GetFullPath(modelPath),
         ["model_format"] = modelFormat,
         ["model_context"] = modelContext,
+        ["kv_cache"] = kvCache,
         ["data"] = Path.GetFullPath(data),
         ["data_sha256"] = dataSha256,
         ["skip_first"] = skipFirst,
@@ -193,7 +194,7 @@ public sealed class EvalHaluEvalVerb : IShardedVerb
         var vanilla = HaluEvalReport.Rejudge(items, replies, gated: false);
         var report = new HaluEvalReport
         {
-            Run = RunFields(first.Text("model"), first.Text("model_format"), first.Int("model_context"), data, dataSha256,
+            Run = RunFields(first.Text("model"), first.Text("model_format"), first.Int("model_context"), first.Text("kv_cache"), data, dataSha256,
                 args.GetValue(_skipFirst), args.GetValue(_limit), testRows.Count, partRuns.Sum(r => r.Int("rows_skipped_too_long")), seeds,
                 HaluEvalRunner.DistinctPrompts(items) * (gatedRun ? 2L : 1L), partRuns.Sum(r => r.Number("seconds")), first.Provenance),
             Vanilla = vanilla,

@@ -215,7 +215,8 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
                 ["max_new_tokens"] = MaxNewTokens,
                 ["gating"] = Gating is { } g ? new JsonObject([.. g.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]) : null,
             };
-            // Only when there is one, so that the fingerprints of llava-hf runs stay what they were.
+            // Only when they are not the defaults, so that the fingerprints of earlier runs stay what they were.
+            if (Loaded.Model.KvCache != KvCacheType.F32) record["kv_cache"] = Loaded.Model.KvCache.Name();
             if (Llava?.VisionTowerFolder is { } tower) record["vision_tower"] = ModelFiles(tower);
             return Hashing.Sha256(System.Text.Encoding.UTF8.GetBytes(record.ToJsonString()));
         }
@@ -237,6 +238,7 @@ public sealed class ImageEvalOptions(int defaultMaxNewTokens, string maxNewToken
         {
             ["task"] = task,
             ["model"] = Path.GetFullPath(Loaded.Model.Source),
+            ["kv_cache"] = Loaded.Model.KvCache.Name(),
             ["images"] = Path.GetFullPath(imagesFolder),
             ["image_aspect"] = Aspect,
             ["prompts"] = prompts.Count,

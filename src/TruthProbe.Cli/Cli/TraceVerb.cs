@@ -74,6 +74,7 @@ public sealed class TraceVerb : IVerb
         {
             ["model"] = model.Source,
             ["format"] = model.Format,
+            ["kv_cache"] = model.KvCache.Name(),
             ["token_ids"] = string.Join(",", tokens),
             ["positions"] = positions == null ? "all" : string.Join(",", positions),
         };

@@ -9,7 +9,7 @@ namespace TruthProbe.Lab;
 /// <summary>A POPE-style question about one scene: "Is there a {class} in the image?" with its yes/no label.</summary>
 public sealed record ObjectQuestion(int Scene, int Class, bool Present);
 
-/// <summary>A probing episode about one scene: a question with a gold and a hallucinated answer of equal length.</summary>
+/// <summary>A probing episode about one scene: a question with a gold and a hallucinated answer of equal length in words, and how the scene relates to it (its Kind).</summary>
 public sealed record SceneEpisode(int Scene, string Kind, string Question, string Gold, string Hallucinated);
 
 /// <summary>
@@ -84,30 +84,10 @@ public sealed class SceneDatasets
     public static string QuestionText(int cls) => $"Is there a {SceneWorld.Classes[cls]} in the image?";
 
     /// <summary>
-    /// Two episodes per scene: the colour of an object (hallucinated: a colour no object in the scene has) and the
-    /// object of a colour (hallucinated: the absent class that co-occurs most with the scene's, as an adversarial
-    /// POPE negative). Gold and hallucinated answers have the same words but the asked one.
+    /// The image probing episodes: POPE-style presence questions balanced per class and answer, so that the answers'
+    /// words carry no label (<see cref="SceneProbing.Presence"/>); in the order the demo's one-row cut needs.
     /// </summary>
-    public List<SceneEpisode> Episodes(ulong seed)
-    {
-        var rng = new SeededRandom(seed);
-        var episodes = new List<SceneEpisode>();
-        foreach (var scene in Scenes)
-        {
-            var o = scene.Objects[(int)(rng.NextDouble() * scene.Objects.Count)];
-            string cls = SceneWorld.Classes[o.Class], colour = SyntheticWorld.Colours[o.Colour];
-            var freeColours = Enumerable.Range(0, SceneWorld.ColourRgb.Length).Where(c => scene.Objects.All(x => x.Colour != c)).ToList();
-            string wrongColour = SyntheticWorld.Colours[freeColours[(int)(rng.NextDouble() * freeColours.Count)]];
-            episodes.Add(new SceneEpisode(scene.Id, "colour", $"What colour is the {cls}?", $"The {cls} is {colour}", $"The {cls} is {wrongColour}"));
-
-            var p = scene.Objects[(int)(rng.NextDouble() * scene.Objects.Count)];
-            int wrong = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c))
-                .OrderByDescending(c => scene.Objects.Sum(x => CoOccurrence[x.Class, c])).ThenBy(c => c).First();
-            string pColour = SyntheticWorld.Colours[p.Colour];
-            episodes.Add(new SceneEpisode(scene.Id, "object", $"What is the {pColour} object?", $"It is a {SceneWorld.Classes[p.Class]}", $"It is a {SceneWorld.Classes[wrong]}"));
-        }
-        return episodes;
-    }
+    public List<SceneEpisode> Episodes(ulong seed) => SceneProbing.Presence(this, seed);
 
     /// <summary>
     /// Writes the scenes and their sets into <paramref name="dir"/>: images/*.png, scenes.jsonl, captions.jsonl,
@@ -156,7 +136,7 @@ public sealed class SceneDatasets
             ["themes"] = new JsonObject(SceneWorld.ThemeNames.Select((t, i) => KeyValuePair.Create(t,
                 (JsonNode?)new JsonObject { ["weight"] = SceneWorld.ThemeWeights[i], ["classes"] = new JsonArray(SceneWorld.Themes[i].Select(c => (JsonNode)SceneWorld.Classes[c]).ToArray()) }))),
             ["pope"] = "per scene up to 3 present classes, each followed by one absent class: random (seeded), popular (most frequent absent), adversarial (most co-occurring absent)",
-            ["probing"] = "two episodes per scene, a gold and a hallucinated answer each: the colour of an object (a colour absent from the scene) and the object of a colour (the most co-occurring absent class)",
+            ["probing"] = "per class, every scene holding it and as many without it (alternately adversarial: objects co-occurring most with it; and random): \"Is there a {class} in the image?\" with gold Yes / hallucinated No on the first and gold No / hallucinated Yes on the second, so that one row per episode (gold of even, hallucinated of odd episodes) keeps Yes on both",
             ["provenance"] = Provenance.Of([("scenes", (JsonNode)seed)], []),
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

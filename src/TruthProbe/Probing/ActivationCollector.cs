@@ -57,6 +57,7 @@ public static class ActivationCollector
             ["position"] = PositionRule,
             ["model"] = Path.GetFullPath(model.Source),
             ["model_format"] = model.Format,
+            ["kv_cache"] = model.KvCache.Name(),
             ["model_shape"] = $"layers {cfg.Layers}, heads {cfg.Heads}, kv_heads {cfg.KvHeads}, head_dim {cfg.HeadDim}, d_model {cfg.DModel}, vocab {cfg.Vocab}, context {cfg.MaxContext}",
             ["data"] = Path.GetFullPath(data.Path),
             ["data_sha256"] = Hashing.Sha256File(data.Path),

@@ -73,18 +73,29 @@ public static class MapCorrelation
         int atLeast = 0;
         for (int s = 0; s < permutations; s++)
         {
-            for (int start = 0, end; start < layers.Length; start = end)
-            {
-                end = LayerEnd(layers, start);
-                for (int i = end - 1; i > start; i--)
-                {
-                    int j = start + rng.NextInt(i - start + 1);
-                    (shuffled[i], shuffled[j]) = (shuffled[j], shuffled[i]);
-                }
-            }
+            ShuffleWithinLayers(shuffled, layers, ref rng);
             if (Math.Abs(Correlation.Pearson(a, shuffled)) >= threshold) atLeast++;
         }
         return (1.0 + atLeast) / (1.0 + permutations);
+    }
+
+    /// <summary>
+    /// One layer-preserving shuffle in place: a Fisher-Yates within each layer's contiguous run of samples, so every
+    /// layer keeps its values (mean, spread) and only which head holds which value changes. The generator is advanced
+    /// in place (it is a struct), so successive calls give successive shuffles.
+    /// </summary>
+    public static void ShuffleWithinLayers(Span<double> values, ReadOnlySpan<int> layers, ref SeededRandom rng)
+    {
+        if (layers.Length != values.Length) throw new ArgumentException($"one layer per sample: {layers.Length} layers for {values.Length} samples", nameof(layers));
+        for (int start = 0, end; start < layers.Length; start = end)
+        {
+            end = LayerEnd(layers, start);
+            for (int i = end - 1; i > start; i--)
+            {
+                int j = start + rng.NextInt(i - start + 1);
+                (values[i], values[j]) = (values[j], values[i]);
+            }
+        }
     }
 
     /// <summary>

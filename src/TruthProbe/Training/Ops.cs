@@ -164,7 +164,17 @@ internal static unsafe class Ops
                 for (int h = 0; h < j.Heads; h++)
                 {
                     float* v = j.X + (long)r * width + h * j.HeadDim;
-                    for (int i = 0; i < half; i++)
+                    int i = 0;
+                    // Eight pairs at a time, the scalar loop's operations lane by lane (same bits). Vector256 at every
+                    // width: the lab's heads have 8 pairs, and wider vectors would mix the two halves of a head.
+                    for (; i + 8 <= half; i += 8)
+                    {
+                        Vector256<float> a = Vector256.Load(v + i), b = Vector256.Load(v + i + half), ci = Vector256.Load(c + i);
+                        var si = Vector256.Create(j.Sign) * Vector256.Load(s + i);
+                        Vector256.Store(a * ci - b * si, v + i);
+                        Vector256.Store(b * ci + a * si, v + i + half);
+                    }
+                    for (; i < half; i++)
                     {
                         float a = v[i], b = v[i + half], si = j.Sign * s[i];
                         v[i] = a * c[i] - b * si;
@@ -340,7 +350,7 @@ internal static unsafe class Ops
 
     /// <summary>
     /// Query rows go four at a time (<see cref="Tile"/>): each key or value vector loaded serves four rows.
-    /// One head's query rows are first copied into zero-padded scratch, so the last tile needs no special case.
+    /// A head's rows are read in place; a last tile past the sequence repeats its last row (see <see cref="TileTimesTransposed{TVec}"/>).
     /// </summary>
     private const int Tile = 4;
 
@@ -351,31 +361,28 @@ internal static unsafe class Ops
         int qWidth = j.Heads * hd, kvWidth = j.KvHeads * hd;
         float scale = 1f / MathF.Sqrt(hd);
         var (firstItem, endItem) = j.Items(part, parts);
-        fixed (float* scratch = AttentionScratch(hd * RoundUp(j.SeqLen, ProbsPad) + RoundUp(j.SeqLen, Tile) * hd + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * RoundUp(j.SeqLen, ProbsPad) + Tile * hd))
         {
             for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
                 var (start, T) = j.Sequence(b);
                 int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
-                float* keysT = scratch, queries = keysT + hd * padded, outputs = queries + tiled * hd;
+                float* keysT = scratch, sink = keysT + hd * padded;
                 float* values = j.V + (long)start * kvWidth + g * hd;
                 Transpose(j.K + (long)start * kvWidth + g * hd, kvWidth, keysT, T, hd, padded);
                 long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
-                    float* z = j.Z + (long)start * qWidth + h * hd;
+                    float* z = j.Z + (long)start * qWidth + h * hd, queries = j.Q + (long)start * qWidth + h * hd;
                     float* probs = j.Probs + probsStart + (long)h * tiled * padded;
-                    CopyRows(j.Q + (long)start * qWidth + h * hd, qWidth, queries, T, tiled, hd);
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int blocks = (t0 + Tile - 1) / lanes + 1;
+                        int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
                         float* scores = probs + (long)t0 * padded;
-                        TileTimesTransposed<TVec>(queries + (long)t0 * hd, keysT, padded, hd, blocks, scale, scores);
+                        TileTimesTransposed<TVec>(queries + (long)t0 * qWidth, qWidth, rows, keysT, padded, hd, blocks, scale, scores);
                         for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
-                        WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, outputs);
-                        for (int r = 0; r < Math.Min(Tile, T - t0); r++)
-                            new ReadOnlySpan<float>(outputs + r * hd, hd).CopyTo(new Span<float>(z + (long)(t0 + r) * qWidth, hd));
+                        WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, z + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                 }
             }
@@ -390,41 +397,36 @@ internal static unsafe class Ops
         float scale = 1f / MathF.Sqrt(hd);
         var (firstItem, endItem) = j.Items(part, parts);
         int maxPadded = RoundUp(j.SeqLen, ProbsPad), maxTiled = RoundUp(j.SeqLen, Tile);
-        fixed (float* scratch = AttentionScratch(hd * maxPadded + 2 * maxTiled * hd + maxTiled * maxPadded + Tile * hd))
+        fixed (float* scratch = AttentionScratch(hd * maxPadded + maxTiled * maxPadded + Tile * hd))
         {
             for (int item = firstItem; item < endItem; item++)
             {
                 int b = item / j.KvHeads, g = item % j.KvHeads;
                 var (start, T) = j.Sequence(b);
                 int padded = RoundUp(T, ProbsPad), tiled = RoundUp(T, Tile);
-                float* valuesT = scratch, queries = valuesT + hd * padded, dz = queries + tiled * hd;
-                float* dS = dz + tiled * hd, sums = dS + tiled * padded;
+                float* valuesT = scratch, dS = valuesT + hd * padded, sink = dS + tiled * padded;
                 long kvBase = (long)start * kvWidth + g * hd;
                 Transpose(j.V + kvBase, kvWidth, valuesT, T, hd, padded);
                 long probsStart = j.ProbsStart(b);
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     long qBase = (long)start * qWidth + h * hd;
-                    CopyRows(j.Q + qBase, qWidth, queries, T, tiled, hd);
-                    CopyRows(j.Z + qBase, qWidth, dz, T, tiled, hd);
-                    // Rows T..tiled of p hold the forward's softmax of zero queries; their dz rows are zero, so their dS is 0.
+                    float* queries = j.Q + qBase, dz = j.Z + qBase;
+                    // Rows T..tiled of p and dS repeat the tile's last row (see TileTimesTransposed); no result reads them.
                     float* p = j.Probs + probsStart + (long)h * tiled * padded;
                     for (int t0 = 0; t0 < T; t0 += Tile)
                     {
-                        int blocks = (t0 + Tile - 1) / lanes + 1;
-                        TileTimesTransposed<TVec>(dz + (long)t0 * hd, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
+                        int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
+                        TileTimesTransposed<TVec>(dz + (long)t0 * qWidth, qWidth, rows, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
                         for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
-                        WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, sums);
-                        PutRows(sums, j.DQ + qBase + (long)t0 * qWidth, qWidth, Math.Min(Tile, T - t0), hd, accumulate: false);
+                        WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, j.DQ + qBase + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
                     for (int s0 = 0; s0 < T; s0 += Tile)
                     {
                         int rows = Math.Min(Tile, T - s0);
-                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * hd, hd, T - s0, hd, sums);
-                        PutRows(sums, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
-                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * hd, hd, T - s0, hd, sums);
-                        PutRows(sums, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, hd, accumulate: h > g * group);
+                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * qWidth, qWidth, T - s0, hd, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, sink, accumulate: h > g * group);
+                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * qWidth, qWidth, T - s0, hd, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, sink, accumulate: h > g * group);
                     }
                 }
             }
@@ -444,34 +446,18 @@ internal static unsafe class Ops
         }
     }
 
-    /// <summary>rows x width of src (rows <paramref name="stride"/> apart) into dst [allRows, width], the rows after them zero.</summary>
-    private static void CopyRows(float* src, long stride, float* dst, int rows, int allRows, int width)
-    {
-        for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(src + r * stride, width).CopyTo(new Span<float>(dst + (long)r * width, width));
-        new Span<float>(dst + (long)rows * width, (allRows - rows) * width).Clear();
-    }
-
-    /// <summary>dst row r (+)= sums row r for the first <paramref name="rows"/> of a tile.</summary>
-    private static void PutRows(float* sums, float* dst, long stride, int rows, int headDim, bool accumulate)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            var d = new Span<float>(dst + r * stride, headDim);
-            var row = new ReadOnlySpan<float>(sums + r * headDim, headDim);
-            if (accumulate) TensorPrimitives.Add(d, row, d);
-            else row.CopyTo(d);
-        }
-    }
-
     /// <summary>
-    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of x [4, headDim] and the first blocks vectors of
-    /// columns of mT [headDim, padded]: a vector of keys per broadcast-FMA, each load of mT shared by four accumulators.
+    /// out[r, s] = alpha · Σ_c x[r, c]·mT[c, s] for the 4 rows of a tile of x (rows <paramref name="xStride"/> apart, the
+    /// first <paramref name="rows"/> of them real: the others repeat the last real row, so the tile reads nothing past its
+    /// head's rows) and the first blocks vectors of columns of mT [headDim, padded]: a vector of keys per broadcast-FMA,
+    /// each load of mT shared by four accumulators. Reading the rows in place saves a copy per head into scratch.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
-    private static void TileTimesTransposed<TVec>(float* x, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
+    private static void TileTimesTransposed<TVec>(float* x, long xStride, int rows, float* mT, int padded, int headDim, int blocks, float alpha, float* output) where TVec : unmanaged, IVec<TVec>
     {
         int lanes = TVec.Count;
         var scale = TVec.Create(alpha);
+        float* x0 = x, x1 = x + Math.Min(1, rows - 1) * xStride, x2 = x + Math.Min(2, rows - 1) * xStride, x3 = x + Math.Min(3, rows - 1) * xStride;
         for (int i = 0; i < blocks; i++)
         {
             float* column = mT + i * lanes;
@@ -479,10 +465,10 @@ internal static unsafe class Ops
             for (int c = 0; c < headDim; c++)
             {
                 var m = TVec.Load(column + (long)c * padded);
-                s0 = TVec.Fma(TVec.Create(x[c]), m, s0);
-                s1 = TVec.Fma(TVec.Create(x[headDim + c]), m, s1);
-                s2 = TVec.Fma(TVec.Create(x[2 * headDim + c]), m, s2);
-                s3 = TVec.Fma(TVec.Create(x[3 * headDim + c]), m, s3);
+                s0 = TVec.Fma(TVec.Create(x0[c]), m, s0);
+                s1 = TVec.Fma(TVec.Create(x1[c]), m, s1);
+                s2 = TVec.Fma(TVec.Create(x2[c]), m, s2);
+                s3 = TVec.Fma(TVec.Create(x3[c]), m, s3);
             }
             TVec.Store(s0 * scale, output + i * lanes);
             TVec.Store(s1 * scale, output + padded + i * lanes);
@@ -534,11 +520,16 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// output[r] = Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
-    /// head rows: each vector-wide chunk of a head row, loaded once, feeds four register accumulators.
+    /// output[r] (+)= Σ_j w[r·wRow + j·wStep] · rows[j·rowStride] for the 4 rows of a tile and <paramref name="count"/>
+    /// head rows: each vector-wide chunk of a head row, loaded once, feeds four register accumulators. Output row r sits
+    /// r·<paramref name="outStride"/> past <paramref name="output"/> (in place in the activations: no copy out of scratch);
+    /// rows from <paramref name="outRows"/> on go to <paramref name="sink"/> [4, headDim], which nothing reads.
     /// </summary>
-    private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim, float* output) where TVec : unmanaged, IVec<TVec>
+    private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim,
+        float* output, long outStride, int outRows, float* sink, bool accumulate) where TVec : unmanaged, IVec<TVec>
     {
+        float* out0 = output, out1 = outRows > 1 ? output + outStride : sink + headDim;
+        float* out2 = outRows > 2 ? output + 2 * outStride : sink + 2 * headDim, out3 = outRows > 3 ? output + 3 * outStride : sink + 3 * headDim;
         int c = 0, lanes = TVec.Count;
         // Two vectors of the head row per pass where it is that wide: 8 independent FMA chains, which the
         // latency of 256-bit FMAs needs (one 512-bit vector covers the lab's 16-wide heads).
@@ -557,9 +548,8 @@ internal static unsafe class Ops
                 x = TVec.Create(ws[3 * wRow]);
                 o3 = TVec.Fma(x, low, o3); p3 = TVec.Fma(x, high, p3);
             }
-            float* o = output + c, p = o + lanes;
-            TVec.Store(o0, o); TVec.Store(o1, o + headDim); TVec.Store(o2, o + 2 * headDim); TVec.Store(o3, o + 3 * headDim);
-            TVec.Store(p0, p); TVec.Store(p1, p + headDim); TVec.Store(p2, p + 2 * headDim); TVec.Store(p3, p + 3 * headDim);
+            Put(o0, out0 + c, accumulate); Put(o1, out1 + c, accumulate); Put(o2, out2 + c, accumulate); Put(o3, out3 + c, accumulate);
+            Put(p0, out0 + c + lanes, accumulate); Put(p1, out1 + c + lanes, accumulate); Put(p2, out2 + c + lanes, accumulate); Put(p3, out3 + c + lanes, accumulate);
         }
         for (; c + lanes <= headDim; c += lanes)
         {
@@ -573,16 +563,22 @@ internal static unsafe class Ops
                 o2 = TVec.Fma(TVec.Create(ws[2 * wRow]), row, o2);
                 o3 = TVec.Fma(TVec.Create(ws[3 * wRow]), row, o3);
             }
-            TVec.Store(o0, output + c); TVec.Store(o1, output + headDim + c); TVec.Store(o2, output + 2 * headDim + c); TVec.Store(o3, output + 3 * headDim + c);
+            Put(o0, out0 + c, accumulate); Put(o1, out1 + c, accumulate); Put(o2, out2 + c, accumulate); Put(o3, out3 + c, accumulate);
         }
         for (; c < headDim; c++)
             for (int r = 0; r < Tile; r++)
             {
                 float sum = 0;
                 for (int s = 0; s < count; s++) sum = MathF.FusedMultiplyAdd(w[r * wRow + s * wStep], rows[s * rowStride + c], sum);
-                output[r * headDim + c] = sum;
+                float* o = (r == 0 ? out0 : r == 1 ? out1 : r == 2 ? out2 : out3) + c;
+                *o = accumulate ? *o + sum : sum;
             }
     }
+
+    /// <summary>*p = v, or *p += v (a gradient that a group's query heads share).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<TVec>(TVec v, float* p, bool accumulate) where TVec : unmanaged, IVec<TVec> =>
+        TVec.Store(accumulate ? TVec.Load(p) + v : v, p);
 
     // ---- SwiGLU: h = silu(gate) ⊙ up ----
 

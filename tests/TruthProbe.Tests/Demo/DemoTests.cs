@@ -57,7 +57,7 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(TinyDemo.Images, ReportChecks.AssertImagesMatchFiles(html, demo.Out));
         int numbers = ReportChecks.AssertNumbersMatchFiles(html, demo.Out);
         Assert.True(numbers > 150, $"only {numbers} cited numbers");
-        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pairs.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv"])
+        foreach (string table in (string[])["family.csv", "controls.csv", "compare/pairs.csv", "drift_layers.csv", "lineage.csv", "curve/curve.csv", "eval.csv", GatePlacebo.File])
             Assert.Contains($"<table data-file=\"{table}\">", html);
     }
 
@@ -133,6 +133,29 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     }
 
     [Fact]
+    public void Vlm_PopePlaceboArm_IsScoredFromItsOwnReplies_OnTheGatedArmsQuestions()
+    {
+        // Labels from the scenes' POPE files (ids: setting index * 1,000,000 + question_id, as the demo numbers them).
+        var labels = new Dictionary<long, string>();
+        foreach (var (setting, i) in SceneDatasets.PopeSettings.Select((s, i) => (s, i)))
+            foreach (var line in File.ReadLines(Path.Combine(DemoVlm.ScenesDir(demo.Family), $"pope_{setting}.jsonl")))
+            {
+                var q = JsonNode.Parse(line)!;
+                labels[i * 1_000_000L + q["question_id"]!.GetValue<long>()] = q["label"]!.GetValue<string>();
+            }
+        var replies = File.ReadLines(Path.Combine(demo.Out, "vlm", "pope_replies.jsonl")).Skip(1).Select(l => JsonNode.Parse(l)!)
+            .GroupBy(r => r["arm"]!.GetValue<string>()).ToDictionary(g => g.Key, g => g.ToDictionary(r => r["id"]!.GetValue<long>(), r => r["reply"]!.GetValue<string>()));
+        Assert.Equal(replies["gated"].Keys.Order(), replies["placebo"].Keys.Order());
+        // Strict parse: the reply, lower-cased and trimmed, starts with the word yes or no.
+        double Accuracy(string arm) => 100.0 * replies[arm].Count(r => Regex.Match(r.Value.Trim().ToLowerInvariant(), @"^(yes|no)\b") is { Success: true } m && m.Value == labels[r.Key]) / replies[arm].Count;
+        var (ph, placebo) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", DemoVlm.PopePlaceboFile));
+        var (h, pope) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
+        Assert.Equal(Accuracy("placebo"), double.Parse(placebo.Single(r => r[0] == "all")[ph.IndexOf("accuracy")], CultureInfo.InvariantCulture), 9);
+        Assert.Equal(Accuracy("gated"), double.Parse(pope.Single(r => r[0] == "all" && r[1] == "gated")[h.IndexOf("accuracy")], CultureInfo.InvariantCulture), 9);
+        Assert.Equal(["random", "popular", "adversarial", "all"], placebo.Select(r => r[0]));
+    }
+
+    [Fact]
     public void Vlm_SeesCheckIsWilsonAboveChance_AndABlindDescendantLeavesInheritanceAndGatingInconclusive()
     {
         var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "vlm", "pope.csv"));
@@ -176,11 +199,17 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
     [Fact]
     public void Summary_ListsEveryCheck_GatingOnEachModelToo_WithItsOutcomeAndNumbers()
     {
-        // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model).
+        // The outcome of gating each model, recomputed here from eval.csv (rows: vanilla then gated per model) and the
+        // placebo arm's eval_placebo.csv: a gain counts only when it also beats the placebo.
         var (header, rows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, "eval.csv"));
         double At(string[] row, string col) => double.Parse(row[header.IndexOf(col)], CultureInfo.InvariantCulture);
+        var (ph, placeboRows) = ReportChecks.ReadCsv(Path.Combine(demo.Out, GatePlacebo.File));
+        var placebo = placeboRows.ToDictionary(r => r[0], r => (Accuracy: double.Parse(r[ph.IndexOf("accuracy")], CultureInfo.InvariantCulture),
+            P: double.Parse(r[ph.IndexOf("mcnemar_p_vs_base_gates")], CultureInfo.InvariantCulture)));
         var gating = rows.Chunk(2).ToDictionary(r => r[0][0], r =>
-            At(r[1], "mcnemar_p") >= 0.05 ? "INCONCLUSIVE" : At(r[1], "accuracy") > At(r[0], "accuracy") ? "PASS" : "FAIL");
+            At(r[1], "mcnemar_p") >= 0.05 ? "INCONCLUSIVE" : At(r[1], "accuracy") <= At(r[0], "accuracy") ? "FAIL"
+            : placebo[r[0][0]].P < 0.05 && At(r[1], "accuracy") > placebo[r[0][0]].Accuracy ? "PASS" : "INCONCLUSIVE");
+        Assert.Equal(gating.Keys, placebo.Keys);
         Assert.Equal(demo.Family.Members.Select(m => m.Name), gating.Keys);
 
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
@@ -263,6 +292,16 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
             Assert.Equal(At(pair[1], "accuracy_low"), g.GetProperty("gated_low").GetDouble(), 9);
             Assert.Equal(At(pair[0], "accuracy_high"), g.GetProperty("vanilla_high").GetDouble(), 9);
         }
+        // The placebo arm: its accuracy inside its interval, the difference's interval around placebo - vanilla, as in summary.json.
+        var (plh, placebo) = ReportChecks.ReadCsv(Path.Combine(demo.Out, GatePlacebo.File));
+        double Pl(string[] row, string col) => double.Parse(row[plh.IndexOf(col)], CultureInfo.InvariantCulture);
+        foreach (var (row, vanilla) in placebo.Zip(eval.Chunk(2).Select(p => p[0])))
+        {
+            Assert.Equal(vanilla[0], row[0]);
+            Assert.InRange(Pl(row, "accuracy"), Pl(row, "accuracy_low") - 1e-9, Pl(row, "accuracy_high") + 1e-9);
+            Assert.InRange(Pl(row, "accuracy") - At(vanilla, "accuracy"), Pl(row, "difference_low") - 1e-9, Pl(row, "difference_high") + 1e-9);
+            Assert.Equal(Pl(row, "accuracy"), root.GetProperty("gating").GetProperty(row[0]).GetProperty("placebo").GetProperty("accuracy").GetDouble(), 9);
+        }
     }
 
     [Fact]
@@ -295,7 +334,7 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(demo.Out, "summary.json")));
         Assert.Equal(TinyDemo.Seed, summary.RootElement.GetProperty("seed").GetInt32());
         ProvenanceAssert.In(Path.Combine(demo.Out, "summary.json"),
-            [("family", 5), ("probe", 42), ("control", 43), ("lambda_split", 42), ("bootstrap", 42), ("unrelated-1", 1005), ("unrelated-2", 2005), ("eval_0", 1)], []);
+            [("family", 5), ("probe", 42), ("control", 43), ("lambda_split", 42), ("bootstrap", 42), ("gate_placebo", (long)GatePlacebo.Seed), ("unrelated-1", 1005), ("unrelated-2", 2005), ("eval_0", 1)], []);
         ProvenanceAssert.In(Path.Combine(demo.Family.Dir, DemoFamily.ManifestFile), demo.Family.Members.Select(m => (m.Name, (long)m.Seed)),
             demo.Family.Members.Select(m => (m.Name, Path.Combine(m.Dir, "model.safetensors"))));
     }

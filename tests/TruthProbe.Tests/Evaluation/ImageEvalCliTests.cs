@@ -169,10 +169,15 @@ public sealed class ImageEvalCliTests
         string questions = Questions(tmp, 4);
         var first = CliRunner.Run("eval", "pope", model, "--questions", questions, "--images", Images, "--max-new-tokens", "2", "--out", tmp.File("a"));
         Assert.True(first.ExitCode == 0, first.Stderr);
+        Assert.Equal("f32", JsonDocument.Parse(File.ReadAllText(tmp.File("a/summary.json"))).RootElement.GetProperty("run").GetProperty("kv_cache").GetString());
         File.Copy(tmp.File("a/replies.jsonl"), tmp.File("a/replies.partial.jsonl"));
         var other = CliRunner.Run("eval", "pope", model, "--questions", questions, "--images", Images, "--max-new-tokens", "3", "--out", tmp.File("a"));
         Assert.Equal(2, other.ExitCode);
         Assert.Contains("replies of a run with another model, data or options", other.Stderr);
+        // A 16-bit KV cache changes replies too: resuming the float32 run's log with it would mix two runs.
+        var halfCache = CliRunner.Run("eval", "pope", model, "--questions", questions, "--images", Images, "--max-new-tokens", "2", "--kv-cache", "f16", "--out", tmp.File("a"));
+        Assert.Equal(2, halfCache.ExitCode);
+        Assert.Contains("replies of a run with another model, data or options", halfCache.Stderr);
     }
 
     [SkippableFact]

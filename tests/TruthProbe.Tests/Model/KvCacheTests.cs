@@ -114,6 +114,7 @@ public class KvCacheTests
             var r = CliRunner.Run("trace", folder, "--token-ids", string.Join(',', ids), "--hooks", "logits", "--kv-cache", type, "--out", output);
             Assert.Equal(0, r.ExitCode);
             using var file = SafetensorsFile.Open(output);
+            Assert.Equal(type, file.Metadata["kv_cache"]);
             return file.ReadSingles(file.Get("logits"));
         }
         using var model = Transformer.Load(folder);
