@@ -151,7 +151,8 @@ public sealed class DemoRun
         {
             var lab = JsonNode.Parse(File.ReadAllText(Path.Combine(m.Dir, LabCheckpoint.MetadataFile)))!;
             double Acc(string key) => lab["reading_accuracy"]?[key]?.GetValue<double>() * 100 ?? double.NaN;
-            sb.Append(CultureInfo.InvariantCulture, $"{m.Name},{m.Parent ?? "none"},{m.Recipe},{m.Steps},{m.LoraRank},{m.Seed},{CsvFormat.Number(Acc("overall"))},{CsvFormat.Number(Acc("counterfactual"))}\n");
+            // The steps trained: a pretraining's stop rule may end it before the plan's cap.
+            sb.Append(CultureInfo.InvariantCulture, $"{m.Name},{m.Parent ?? "none"},{m.Recipe},{lab["steps"]?.GetValue<int>() ?? m.Steps},{m.LoraRank},{m.Seed},{CsvFormat.Number(Acc("overall"))},{CsvFormat.Number(Acc("counterfactual"))}\n");
         }
         AtomicFile.WriteAllText(Out("family.csv"), sb.ToString());
     }

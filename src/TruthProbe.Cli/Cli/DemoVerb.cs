@@ -26,7 +26,7 @@ public sealed class DemoVerb : IVerb
     private readonly Option<int> _seed = Opt.Int("--seed", "S", 1, "seed of the family; recorded in summary.json");
     private readonly Option<string?> _cache = Opt.Text("--cache", "DIR",
         "where families are kept (default <repo>/.cache/lab); keyed by a hash of the plan and the lab's recipe version, so a changed recipe rebuilds it");
-    private readonly Option<int?> _pretrain = Opt.IntOrNull("--pretrain-steps", "N", $"base and unrelated training steps (default {DemoPlan.DefaultPretrainSteps})", min: 1);
+    private readonly Option<int?> _pretrain = Opt.IntOrNull("--pretrain-steps", "N", $"cap on the base's and unrelated models' training steps: each holds its peak rate until it reads, then decays over {DemoPlan.DefaultPretrainDecaySteps} (default {DemoPlan.DefaultPretrainSteps})", min: 1);
     private readonly Option<int> _finetune = Opt.Int("--finetune-steps", "N", 150, "chat and domain descendants' steps", min: 1);
     private readonly Option<int[]?> _curve = Opt.Ints("--curve-steps", "LIST", "counterfactual checkpoints (default 0,50,100,200,400; the last is the descendant)");
     public IEnumerable<Symbol> Symbols => [_out, _seed, _cache, _pretrain, _finetune, _curve];

@@ -25,7 +25,13 @@ public sealed class LabPretrainVerb : IVerb
     private readonly Option<int> _evalEvery = Opt.Int("--eval-every", "K", 0, "also measure held-out reading accuracy every K steps (0: only at the end)");
     private readonly Option<double> _holdPeak = Opt.Double("--hold-peak", "F", 0,
         "hold the peak learning rate until this share of the steps, then the cosine to 10% over the rest (0: cosine right after the warm-up)");
-    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak];
+    private readonly Option<double?> _holdUntilReading = Opt.Double("--hold-until-reading", "P",
+        "hold the peak learning rate until a reading monitor (its own training-like episodes) reaches accuracy P, then --decay-steps of cosine; --steps is the cap on the total");
+    private readonly Option<int> _decaySteps = Opt.Int("--decay-steps", "D", 200, "with --hold-until-reading: the steps of the cosine to 10% after the held peak", min: 1);
+    private readonly Option<int> _checkEvery = Opt.Int("--check-every", "K", ReadingStopRule.DefaultCheckEvery, "with --hold-until-reading: steps between reads of the monitor", min: 1);
+    private readonly Option<int> _curriculumSteps = Opt.Int("--curriculum-steps", "C", 0,
+        "with --hold-until-reading: steps over which the contexts grow from 1 to 4 facts (0: a quarter of --steps)", min: 0);
+    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak, _holdUntilReading, _decaySteps, _checkEvery, _curriculumSteps];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -38,7 +44,8 @@ public sealed class LabPretrainVerb : IVerb
             BatchSize: args.GetValue(_batch),
             LearningRate: args.GetValue(_lr),
             EvaluateEvery: args.GetValue(_evalEvery),
-            HoldPeak: args.GetValue(_holdPeak));
+            HoldPeak: args.GetValue(_holdPeak),
+            HoldUntilReading: args.GetValue(_holdUntilReading) is { } p ? new ReadingStopRule(p, args.GetValue(_decaySteps), args.GetValue(_checkEvery), args.GetValue(_curriculumSteps)) : null);
         return LabOptions.Wrote(options.Out, LabRuns.Pretrain(options, stdout), stdout);
     }
 }

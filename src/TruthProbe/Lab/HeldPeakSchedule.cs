@@ -16,13 +16,22 @@ internal sealed class HeldPeakSchedule
     /// <summary>The first step of the cosine.</summary>
     public int DecayStart { get; }
 
-    public HeldPeakSchedule(TrainingPlan plan)
+    public HeldPeakSchedule(TrainingPlan plan) : this(plan.LearningRate, plan.WarmupSteps, HoldEnd(plan), plan.Steps) { }
+
+    /// <summary>The peak held from the end of the warm-up to <paramref name="decayStart"/>, then the cosine until <paramref name="steps"/>
+    /// (<see cref="ReadingStopRule"/> picks the decay start while training).</summary>
+    public HeldPeakSchedule(double peak, int warmupSteps, int decayStart, int steps)
+    {
+        DecayStart = decayStart;
+        _warmup = new LearningRateSchedule(peak, warmupSteps, steps);
+        _decay = new LearningRateSchedule(peak, 0, steps - decayStart);
+    }
+
+    private static int HoldEnd(TrainingPlan plan)
     {
         if (!(plan.HoldFraction >= 0 && plan.HoldFraction < 1))
             throw new UserError($"the share of steps at the peak learning rate must be in [0, 1), got {plan.HoldFraction}; 0 starts the cosine right after the warm-up") { Field = "hold_peak" };
-        DecayStart = Math.Max(plan.WarmupSteps, (int)Math.Round(plan.HoldFraction * plan.Steps));
-        _warmup = new LearningRateSchedule(plan.LearningRate, plan.WarmupSteps, plan.Steps);
-        _decay = new LearningRateSchedule(plan.LearningRate, 0, plan.Steps - DecayStart);
+        return Math.Max(plan.WarmupSteps, (int)Math.Round(plan.HoldFraction * plan.Steps));
     }
 
     // At the end of the warm-up the cosine is at its start, the peak; it stays there until the decay begins.

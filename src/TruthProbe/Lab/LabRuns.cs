@@ -17,7 +17,7 @@ public static class LabRuns
     public const int HaluEvalItems = 300;
 
     public sealed record PretrainOptions(string Out, string Size = "tiny", int Seed = 1, int WorldSeed = 1, int? Steps = null, int BatchSize = 64, double? LearningRate = null, int EvaluateEvery = 0,
-        IProgress<int>? StepProgress = null, double HoldPeak = 0);
+        IProgress<int>? StepProgress = null, double HoldPeak = 0, ReadingStopRule? HoldUntilReading = null);
 
     public sealed record FineTuneOptions(string Base, string Out, string Recipe, int Steps, int LoraRank = 0, int Seed = 1, int CheckpointEvery = 0, int BatchSize = 64, double? LearningRate = null,
         IProgress<int>? StepProgress = null);
@@ -35,13 +35,23 @@ public static class LabRuns
         if (steps < 1) throw new UserError($"pretraining steps must be at least 1, got {steps}") { Field = "steps" };
         if (o.BatchSize < 1) throw new UserError($"pretraining batch size must be at least 1, got {o.BatchSize}") { Field = "batch" };
         var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1), HoldFraction: o.HoldPeak);
+        var stop = o.HoldUntilReading;
+        stop?.Validate(plan);
         var model = new TrainableLlama(config);
         model.Initialize(o.Seed);
-        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {steps} steps of batch {o.BatchSize}{(o.HoldPeak > 0 ? $", peak rate held to step {new HeldPeakSchedule(plan).DecayStart}" : "")}, seed {o.Seed}, world seed {o.WorldSeed}");
+        string hold = stop != null
+            ? string.Create(CultureInfo.InvariantCulture, $", peak rate held until the reading monitor reaches {stop.Threshold:0.###} (checked every {stop.CheckEvery} steps, at most to step {stop.LatestDecayStart(plan)}), then {stop.DecaySteps} decay steps")
+            : o.HoldPeak > 0 ? $", peak rate held to step {new HeldPeakSchedule(plan).DecayStart}" : "";
+        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {(stop != null ? "at most " : "")}{steps} steps of batch {o.BatchSize}{hold}, seed {o.Seed}, world seed {o.WorldSeed}");
 
         var evaluation = LabDatasets.Evaluation(world, EvaluationItems);
-        var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log, o.StepProgress);
-        var metadata = Metadata("pretrain", parent: null, o.Seed, world, plan, result, o.Size, loraRank: 0);
+        var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log, o.StepProgress, stop: stop);
+        var metadata = Metadata("pretrain", parent: null, o.Seed, world, plan with { Steps = result.Steps }, result, o.Size, loraRank: 0);
+        if (stop != null && result.Hold is { } outcome)
+        {
+            metadata["hold_until_reading"] = outcome.ToJson(stop, plan.Steps);
+            log.WriteLine($"  held peak ended at step {outcome.DecayStart} ({(outcome.ReachedThreshold ? "the monitor read" : "the cap")}), {result.Steps} steps in all");
+        }
         LabCheckpoint.Save(o.Out, model, tokenizer, metadata);
         LabDatasets.WriteProbing(Path.Combine(o.Out, "probing.jsonl"), world, ProbingEpisodes);
         LabDatasets.WriteHaluEval(Path.Combine(o.Out, "halueval.jsonl"), world, HaluEvalItems);
@@ -77,13 +87,13 @@ public static class LabRuns
     }
 
     private static TrainingResult Run(TrainableLlama model, Recipe recipe, TrainingPlan plan, int seed, IReadOnlyList<Episode> evaluation, string label,
-        int evaluateEvery, TextWriter log, IProgress<int>? steps, int checkpointEvery = 0, Action<int>? onCheckpoint = null)
+        int evaluateEvery, TextWriter log, IProgress<int>? steps, int checkpointEvery = 0, Action<int>? onCheckpoint = null, ReadingStopRule? stop = null)
     {
         // A caller that shows its own progress (the demo's one line over all its stages) takes the steps instead of a bar.
         using var progress = new Progress(label, plan.Steps, quiet: steps != null ? true : null);
         void Point(int step, double loss, ReadingAccuracy? acc) =>
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  step {step,5}  loss {loss:0.000}{(acc == null ? "" : $"  held-out reading accuracy {acc.Overall:P1} (consistent {acc.Consistent:P1}, counterfactual {acc.Counterfactual:P1})")}"));
-        var result = LabTrainer.Train(model, recipe, plan, seed, evaluation, (step, _) => { progress.Advance(); steps?.Report(step); }, evaluateEvery, checkpointEvery, onCheckpoint, Point);
+        var result = LabTrainer.Train(model, recipe, plan, seed, evaluation, (step, _) => { progress.Advance(); steps?.Report(step); }, evaluateEvery, checkpointEvery, onCheckpoint, Point, stop);
         progress.Dispose();
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {result.Steps / result.Seconds:0.0} steps/s, {result.TokensPerSecond:N0} tokens/s, {result.Seconds:0.0} s"));
         return result;

@@ -55,8 +55,11 @@ public sealed class PretrainRecipe(Corpus corpus) : Recipe(corpus)
     /// </summary>
     public const double SameKindShare = 0.6;
 
+    /// <summary>The share of the steps over which the curriculum grows the contexts.</summary>
+    public const double CurriculumShare = 0.25;
+
     public static int CurriculumMaxFacts(int step, int totalSteps) =>
-        1 + (int)Math.Min(MaxFacts - 1, (MaxFacts - 1) * step / Math.Max(1.0, 0.25 * totalSteps));
+        1 + (int)Math.Min(MaxFacts - 1, (MaxFacts - 1) * step / Math.Max(1.0, CurriculumShare * totalSteps));
 
     public override Sequence Sample(Random rng, int step, int totalSteps)
     {

@@ -21,7 +21,7 @@ public sealed class TinyDemo : IDisposable
 {
     public static readonly DemoPlan Plan = new(Size: "tiny", PretrainSteps: 6, ChatSteps: 2, DomainSteps: 2, LoraRank: 2, CurveSteps: [0, 2, 4],
         ProbeFolds: 3, EvalSeeds: [1], LambdaCandidates: [2], UnrelatedModels: 2, ProbingEpisodes: 80, EvalItems: 40, EvalFacts: 6, BootstrapRows: 4,
-        Vlm: DemoVlmPlan.Tiny);
+        Vlm: DemoVlmPlan.Tiny, PretrainDecaySteps: 2, PretrainCurriculumSteps: 0);
     public const int Seed = 5;
     /// <summary>The report's figures: 6 heat maps, the matrix, the per-layer drift, 5 per-model drift plots, the curve's r and drift;
     /// the vlm section's base and descendant heat maps, its matrix and its drift plot, and the base and context-row heat maps.</summary>
@@ -349,6 +349,10 @@ public partial class DemoTests(TinyDemo demo) : IClassFixture<TinyDemo>
         Assert.Equal(Path.GetFileName(cached.Dir), key);
         Assert.NotEqual(key, (TinyDemo.Plan with { ChatSteps = 3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
         Assert.NotEqual(key, (TinyDemo.Plan with { PretrainHoldPeak = 0.5 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, (TinyDemo.Plan with { PretrainHoldUntilReading = 0.8 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, (TinyDemo.Plan with { PretrainDecaySteps = 3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, (TinyDemo.Plan with { LoraLearningRate = 2e-3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
+        Assert.NotEqual(key, (TinyDemo.Plan with { PretrainCurriculumSteps = 3 }).CacheKey(TinyDemo.Seed, Provenance.VectorBits));
         Assert.NotEqual(key, TinyDemo.Plan.CacheKey(TinyDemo.Seed + 1, Provenance.VectorBits));
         Assert.NotEqual(TinyDemo.Plan.CacheKey(TinyDemo.Seed, 256), TinyDemo.Plan.CacheKey(TinyDemo.Seed, 512));
     }
