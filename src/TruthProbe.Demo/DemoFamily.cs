@@ -78,8 +78,8 @@ public sealed record FamilyMember(string Name, string Dir, string? Parent, strin
 /// </summary>
 public sealed class DemoFamily
 {
-    /// <summary>Bumped when what the demo grows changes in a way the plan does not show (3: lab vlm's presence-first recipe; 4: its LM's own stage 2 rate).</summary>
-    public const int Version = 4;
+    /// <summary>Bumped when what the demo grows changes in a way the plan does not show (3: lab vlm's presence-first recipe; 4: its LM's own stage 2 rate; 5: captions in its stage 2).</summary>
+    public const int Version = 5;
     public const string ManifestFile = "family.json";
     /// <summary>Unrelated model k's (1, 2, ...) initialisation seed is the demo seed plus k times this.</summary>
     public const int UnrelatedSeedOffset = 1000;

@@ -310,9 +310,14 @@ public static class DemoVlm
         var chairOutcome = !sees || chair.InstanceLow == null || chair.InstanceHigh == null ? DemoCheck.Result.Inconclusive
             : chair.InstanceHigh < 0 ? DemoCheck.Result.Pass : chair.InstanceLow > 0 ? DemoCheck.Result.Fail : DemoCheck.Result.Inconclusive;
         run.Checks.Add(new DemoCheck("vlm_base_gates_reduce_chair", chairOutcome,
-            Invariant($"CHAIR_i {Fmt(chair.Vanilla.ChairI)} vanilla vs {Fmt(chair.Gated.ChairI)} gated, difference 95% paired bootstrap [{Fmt(chair.InstanceLow)}, {Fmt(chair.InstanceHigh)}] points; CHAIR_s {chair.Vanilla.ChairS:0.0} vs {chair.Gated.ChairS:0.0}") +
-            (!sees ? "; " + blind : chairOutcome == DemoCheck.Result.Inconclusive ? "; the interval includes 0 (or no object was mentioned)" : "")));
+            Invariant($"CHAIR_i {Fmt(chair.Vanilla.ChairI)} vanilla vs {Fmt(chair.Gated.ChairI)} gated, difference 95% paired bootstrap [{Fmt(chair.InstanceLow)}, {Fmt(chair.InstanceHigh)}] points; CHAIR_s {chair.Vanilla.ChairS:0.0} vs {chair.Gated.ChairS:0.0}; ") +
+            Invariant($"objects named per caption {Named(chair.Vanilla)} vs {Named(chair.Gated)}, recall {Fmt(chair.Vanilla.Recall)} vs {Fmt(chair.Gated.Recall)}%") +
+            (!sees ? "; " + blind
+                : chair.Vanilla.Mentions == 0 || chair.Gated.Mentions == 0 ? "; inconclusive: a caption set names no object, so there is no hallucinated share to compare"
+                : chairOutcome == DemoCheck.Result.Inconclusive ? "; the interval includes 0" : "")));
     }
+
+    private static string Named(ChairResult r) => (r.Mentions / (double)Math.Max(1, r.Captions)).ToString("0.00", CultureInfo.InvariantCulture);
 
     private static string Fmt(double? v) => v is double d && !double.IsNaN(d) ? d.ToString("0.00", CultureInfo.InvariantCulture) : "n/a";
 

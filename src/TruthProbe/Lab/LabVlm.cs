@@ -428,6 +428,7 @@ public static class LabVlm
     private static JsonObject Metadata(Options o, JsonObject baseMeta, string baseSha, int worldSeed, ulong sceneSeed, Result r)
     {
         static JsonNode? Finite(double x) => double.IsFinite(x) ? JsonValue.Create(Math.Round(x, 5)) : null;
+        static JsonObject Shares(Mix m) => new() { ["questions"] = m.Questions, ["captions"] = m.Captions, ["text"] = m.Text };
         static JsonObject Reading(ReadingAccuracy a) => new() { ["overall"] = Finite(a.Overall), ["consistent"] = Finite(a.Consistent), ["counterfactual"] = Finite(a.Counterfactual), ["items"] = a.Items };
         var lineage = new JsonArray();
         foreach (var ancestor in baseMeta["lineage"]?.AsArray() ?? []) lineage.Add(ancestor?.DeepClone());
@@ -450,6 +451,8 @@ public static class LabVlm
             ["batch_size"] = o.BatchSize,
             ["lora_rank"] = o.LoraRank,
             ["lm_learning_rate"] = LmRate(o),
+            ["stage1_mix"] = Shares(o.Stage1Mix ?? DefaultStage1Mix),
+            ["stage2_mix"] = Shares(o.Stage2Mix ?? DefaultStage2Mix),
             ["stage1_loss"] = Finite(r.Stage1Loss),
             ["stage2_loss"] = Finite(r.Stage2Loss),
             ["pope"] = new JsonObject(r.Pope.Select(p => KeyValuePair.Create(p.Setting, (JsonNode?)new JsonObject
