@@ -21,7 +21,7 @@ namespace TruthProbe.Demo;
 /// </summary>
 public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, int? TrainScenes = null, int? TowerSteps = null,
     int? Stage1Steps = null, int? Stage2Steps = null, int CaptionTokens = 32, int LoraRank = DemoVlmPlan.DefaultLoraRank,
-    double LmLearningRate = DemoVlmPlan.DefaultLmLearningRate)
+    double LmLearningRate = DemoVlmPlan.DefaultLmLearningRate, int? Stage3Steps = null)
 {
     /// <summary>
     /// Stage 2 trains rank-8 adapters on the LM's q/k/v/o, not the whole LM: on the wide base the full fine-tune stayed
@@ -38,7 +38,7 @@ public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, in
     public const double DefaultLmLearningRate = 1e-3;
 
     /// <summary>Seconds, for the tests' tiny family: mechanics only, the descendant stays blind.</summary>
-    public static DemoVlmPlan Tiny => new(HeldOutScenes: 10, TrainScenes: 16, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, CaptionTokens: 6);
+    public static DemoVlmPlan Tiny => new(HeldOutScenes: 10, TrainScenes: 16, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, CaptionTokens: 6, Stage3Steps: 1);
 
     public LabVlm.Options Options(string baseDir, string scenes, string outDir, int seed)
     {
@@ -47,6 +47,7 @@ public sealed record DemoVlmPlan(int HeldOutScenes = 200, int SceneSize = 64, in
         {
             TrainScenes = TrainScenes ?? o.TrainScenes, TowerSteps = TowerSteps ?? o.TowerSteps,
             Stage1Steps = Stage1Steps ?? o.Stage1Steps, Stage2Steps = Stage2Steps ?? o.Stage2Steps, LoraRank = LoraRank, LmLearningRate = LmLearningRate,
+            Stage3Steps = Stage3Steps ?? o.Stage3Steps,
         };
     }
 }

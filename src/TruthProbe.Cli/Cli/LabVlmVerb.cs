@@ -31,15 +31,18 @@ public sealed class LabVlmVerb : IVerb
     private readonly Option<double?> _lmRate = Opt.Double("--lm-lr", "RATE", "stage 2's peak learning rate for the LM alone (adapters with --lora, else all its weights; default: the projector's, 2e-3 with --lora, else 3e-3); the projector keeps its rate");
     private readonly Option<double[]?> _stage1Mix = Opt.Doubles("--stage1-mix", "Q,C,T", "stage 1's shares of presence questions, captions and the base's text episodes (default 1,0,0)");
     private readonly Option<double[]?> _stage2Mix = Opt.Doubles("--stage2-mix", "Q,C,T", "stage 2's shares of presence questions, captions and the base's text episodes (default 0.85,0,0.15)");
+    private readonly Option<int> _stage3 = Opt.Int("--stage3-steps", "N", 0, "steps of a third stage, after stage 2, at its rates (0: none)", min: 0);
+    private readonly Option<double[]?> _stage3Mix = Opt.Doubles("--stage3-mix", "Q,C,T", "stage 3's shares of presence questions, captions and the base's text episodes (default 0.4,0.45,0.15)");
     private readonly Option<int> _seed = LabOptions.Seed();
-    public IEnumerable<Symbol> Symbols => [_base, _scenes, _out, _tower, _trainScenes, _towerSteps, _stage1, _stage2, _batch, _lora, _lmRate, _stage1Mix, _stage2Mix, _seed];
+    public IEnumerable<Symbol> Symbols => [_base, _scenes, _out, _tower, _trainScenes, _towerSteps, _stage1, _stage2, _batch, _lora, _lmRate, _stage1Mix, _stage2Mix, _stage3, _stage3Mix, _seed];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
         var options = new LabVlm.Options(args.GetValue(_base)!, args.GetValue(_scenes)!, args.GetValue(_out)!, new VlmPromptFormat(LlavaPrompts.Pope, LlavaPrompts.Chair),
             Seed: args.GetValue(_seed), Tower: args.GetValue(_tower)!, TrainScenes: args.GetValue(_trainScenes), TowerSteps: args.GetValue(_towerSteps),
             Stage1Steps: args.GetValue(_stage1), Stage2Steps: args.GetValue(_stage2), BatchSize: args.GetValue(_batch), LoraRank: args.GetValue(_lora),
-            LmLearningRate: args.GetValue(_lmRate), Stage1Mix: Mix(args.Given(_stage1Mix), "--stage1-mix"), Stage2Mix: Mix(args.Given(_stage2Mix), "--stage2-mix"));
+            LmLearningRate: args.GetValue(_lmRate), Stage1Mix: Mix(args.Given(_stage1Mix), "--stage1-mix"), Stage2Mix: Mix(args.Given(_stage2Mix), "--stage2-mix"),
+            Stage3Steps: args.GetValue(_stage3), Stage3Mix: Mix(args.Given(_stage3Mix), "--stage3-mix"));
         var result = LabVlm.Train(options, stdout);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {options.Out} (held-out POPE accuracy {string.Join(", ", result.Pope.Select(p => $"{p.Setting} {p.Accuracy:P1}"))})"));

@@ -56,24 +56,38 @@ public class LabVlmCaptionTests
     }
 
     /// <summary>
-    /// A tiny run whose stage 2 mixes captions in: the same seed writes the same bytes, lab.json records the shares, and
-    /// the captions are trained on (the same run without them ends elsewhere).
+    /// A tiny run with a caption stage after stage 2: the same seed writes the same bytes, lab.json records the stage
+    /// and its shares, and the stage is trained (the same run without it ends elsewhere).
     /// </summary>
     [Fact]
-    public void TinyRunWithCaptions_ByteIdenticalForTheSameSeed_AndRecordsTheMix()
+    public void TinyRunWithCaptionStage_ByteIdenticalForTheSameSeed_AndRecordsTheStage()
     {
         using var tmp = new TempDir();
         string baseDir = Path.Combine(tmp.Path, "base"), scenes = Path.Combine(tmp.Path, "scenes");
         LabRuns.Pretrain(new LabRuns.PretrainOptions(baseDir, Steps: 2, BatchSize: 4), TextWriter.Null);
         SceneDatasets.Sample(6, 2).Write(scenes, 32, 2);
-        void Run(string name, double captions = 0.5) => LabVlm.Train(new LabVlm.Options(baseDir, scenes, Path.Combine(tmp.Path, name), Llava, Seed: 3, TrainScenes: 12, TowerSteps: 1,
-            Stage1Steps: 1, Stage2Steps: 2, BatchSize: 8, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8, Stage2Mix: new LabVlm.Mix(0.5, captions, 0)), TextWriter.Null);
-        Run("a");
-        Run("b");
-        Run("questions", captions: 0);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(tmp.Path, "a", "model.safetensors")), File.ReadAllBytes(Path.Combine(tmp.Path, "b", "model.safetensors")));
-        Assert.NotEqual(File.ReadAllBytes(Path.Combine(tmp.Path, "a", "model.safetensors")), File.ReadAllBytes(Path.Combine(tmp.Path, "questions", "model.safetensors")));
-        var mix = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "a", "lab.json")))!["stage2_mix"]!;
+        void Run(string name, int stage3Steps) => LabVlm.Train(new LabVlm.Options(baseDir, scenes, Path.Combine(tmp.Path, name), Llava, Seed: 3, TrainScenes: 12,
+            TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 8, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8, Stage3Steps: stage3Steps,
+            Stage3Mix: new LabVlm.Mix(0.5, 0.5, 0)), TextWriter.Null);
+        Run("a", 2);
+        Run("b", 2);
+        Run("none", 0);
+        byte[] Model(string name) => File.ReadAllBytes(Path.Combine(tmp.Path, name, "model.safetensors"));
+        Assert.Equal(Model("a"), Model("b"));
+        Assert.NotEqual(Model("a"), Model("none"));
+        var meta = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "a", "lab.json")))!;
+        Assert.Equal(2, (int)meta["stage3_steps"]!);
+        Assert.Equal(1 + 1 + 2, (int)meta["steps"]!);
+        var mix = meta["stage3_mix"]!;
         Assert.Equal((0.5, 0.5, 0.0), ((double)mix["questions"]!, (double)mix["captions"]!, (double)mix["text"]!));
+    }
+
+    [Fact]
+    public void Cli_AMixOfTwoShares_ExitsTwoNamingTheOption()
+    {
+        using var tmp = new TempDir();
+        var r = CliRunner.Run("lab", "vlm", tmp.File("base"), "--scenes", tmp.File("scenes"), "--out", tmp.File("out"), "--stage3-mix", "0.5,0.5");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--stage3-mix takes three shares", r.Stderr);
     }
 }
