@@ -13,9 +13,9 @@ namespace TruthProbe.Lab;
 /// <summary>
 /// <c>lab vlm</c>: the LLaVA recipe at lab scale. A CLIP-style tower over the synthetic scenes (a seeded random one, or
 /// one pre-trained here on the class and colour of each grid cell), then frozen; stage 1 trains the 2-layer projector (and the
-/// embeddings of the words the base never saw) on captions and object-presence questions with the LM frozen; stage 2
-/// trains projector and LM (full, or LoRA) on image questions, some captions and the base's own text episodes, so its
-/// reading skill is kept. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
+/// embeddings of the words the base never saw) on object-presence questions with the LM frozen; stage 2 trains projector
+/// and LM (full, or LoRA) on presence questions and the base's own text episodes, so its reading skill is kept; stage 3
+/// brings the scenes' captions in, once the answers use the image. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
 /// </summary>
 public static class LabVlm
 {
@@ -31,11 +31,12 @@ public static class LabVlm
     /// <param name="LmLearningRate">stage 2's peak rate for the LM's trainable weights (full or adapters) alone; null: the stage's rate. The projector keeps the stage's rate.</param>
     /// <param name="Stage3Steps">steps of a third stage after stage 2 (0: none), at stage 2's rates on <paramref name="Stage3Mix"/>: captions once the answers use the image.</param>
     /// <param name="Stage3Mix">stage 3's shares of (image questions, captions, text episodes).</param>
+    /// <param name="Stage3NewWords">with adapters, stage 3 also trains the new words' embedding rows (the head is tied), as stage 1 does.</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
         int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 900, int BatchSize = 32, int LoraRank = 0,
         int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems,
         Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3,
-        double? LmLearningRate = null, int Stage3Steps = 0, Mix? Stage3Mix = null);
+        double? LmLearningRate = null, int Stage3Steps = 600, Mix? Stage3Mix = null, bool Stage3NewWords = false);
 
     /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
     public sealed record Mix(double Questions, double Captions, double Text);
@@ -56,6 +57,7 @@ public static class LabVlm
         double TowerSeconds, double Stage1Seconds, double Stage2Seconds, double Stage3Seconds, double Stage1Loss, double Stage2Loss, double Stage3Loss);
 
     public const int ImagesPerEvalBatch = 64;
+    private const string EmbeddingName = "model.embed_tokens.weight";
 
     public static Result Train(Options o, TextWriter log)
     {
@@ -104,7 +106,7 @@ public static class LabVlm
 
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
-        lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
+        lm.Parameters.SetTrainable(t => t.Name == EmbeddingName);
         double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log, 2e-3);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
@@ -116,7 +118,10 @@ public static class LabVlm
 
         clock.Restart();
         // Stage 3: captions join once stage 2's answers use the image; in stage 2 from its start they delayed that and
-        // the captions named the frequent classes whatever the scene (docs/lab.md).
+        // the captions named the frequent classes whatever the scene (docs/lab.md). 300 steps left captions that stopped
+        // after "There is"; 600 name the scene's objects. Optionally the new words' rows train again: the head is tied,
+        // and a caption's words ("top", "left", the singular class names) were never an answer in stages 1-2.
+        if (o.Stage3NewWords && o.LoraRank > 0 && o.Stage3Steps > 0) lm.Parameters.SetTrainable(t => t.Trainable || t.Name == EmbeddingName);
         double loss3 = o.Stage3Steps == 0 ? double.NaN
             : session.Run("stage 3", o.Stage3Steps, o.BatchSize, o.Seed + 2, Stage2Rate(o), o.Stage3Mix ?? DefaultStage3Mix, log, LmRate(o));
         double stage3Seconds = clock.Elapsed.TotalSeconds;
@@ -263,7 +268,8 @@ public static class LabVlm
             var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
             var schedule = new LearningRateSchedule(learningRate, steps / 10 + 1, steps);
             var lmSchedule = schedule with { Peak = lmRate };
-            bool onlyNewRows = lm.Parameters.Tensors.Count(t => t.Trainable) == 1;
+            // The embedding trains beside frozen base weights (stage 1; stage 3 with adapters): only its new words' rows move.
+            bool onlyNewRows = lm.Parameters.Tensors.Any(t => t.Trainable && t.Name == EmbeddingName) && lm.Parameters.Tensors.Any(t => !t.Trainable);
             double smoothed = double.NaN, lmNorm = 0, projectorNorm = 0;
             var probe = ImageProbe(seed);
             using (var progress = new Progress(label, steps))
@@ -277,8 +283,8 @@ public static class LabVlm
                     if (!double.IsFinite(loss)) throw new UserError($"lab vlm {label} diverged at step {step + 1} (loss {loss}); lower the learning rate (peak {learningRate:G3})");
                     lm.Backward(_dFeatures);
                     clip.Backward(_dFeatures);
-                    // Stage 1 trains the new words' rows only: the base's rows keep their values (zero gradient, zero Adam update).
-                    if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight"))[..(text.BaseVocab * lm.Config.DModel)].Clear();
+                    // The base's rows keep their values (zero gradient, zero Adam update).
+                    if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf(EmbeddingName))[..(text.BaseVocab * lm.Config.DModel)].Clear();
                     lmNorm = lmOptimizer.ClipGradients(1.0);
                     projectorNorm = clipOptimizer.ClipGradients(1.0);
                     lmOptimizer.Step(lmSchedule.At(step));
@@ -461,6 +467,7 @@ public static class LabVlm
             ["stage1_steps"] = o.Stage1Steps,
             ["stage2_steps"] = o.Stage2Steps,
             ["stage3_steps"] = o.Stage3Steps,
+            ["stage3_new_words"] = o.Stage3NewWords,
             ["steps"] = o.Stage1Steps + o.Stage2Steps + o.Stage3Steps,
             ["batch_size"] = o.BatchSize,
             ["lora_rank"] = o.LoraRank,
