@@ -16,7 +16,7 @@ public static class DemoVlmReport
     {
         var section = report.Add(SectionId, "The multimodal descendant (LLaVA recipe)")
             .Text("A vision-language descendant grown from the base the way LLaVA was grown from Vicuna (lab vlm: a CLIP-style tower, a 2-layer projector, stage 1 projector only, " +
-                  "stage 2 projector + LM), written as an llava-hf folder and measured with the same code as score --images, eval pope and eval chair. " +
+                  "stage 2 projector + LM, stage 3 the scenes' captions join), written as an llava-hf folder and measured with the same code as score --images, eval pope and eval chair. " +
                   "Everything is measured on held-out synthetic scenes the descendant never trained on.")
             .Text("Held-out POPE accuracy before any gating (all settings pooled): {{vlm/pope.csv#" + PooledVanilla + "/accuracy}}% " +
                   "(95% Wilson interval {{vlm/pope.csv#" + PooledVanilla + "/accuracy_low}}-{{vlm/pope.csv#" + PooledVanilla + "/accuracy_high}}%, yes rate {{vlm/pope.csv#" + PooledVanilla + "/yes_ratio}}%). " +

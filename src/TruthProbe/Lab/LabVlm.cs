@@ -13,9 +13,9 @@ namespace TruthProbe.Lab;
 /// <summary>
 /// <c>lab vlm</c>: the LLaVA recipe at lab scale. A CLIP-style tower over the synthetic scenes (a seeded random one, or
 /// one pre-trained here on the class and colour of each grid cell), then frozen; stage 1 trains the 2-layer projector (and the
-/// embeddings of the words the base never saw) on captions and object-presence questions with the LM frozen; stage 2
-/// trains projector and LM (full, or LoRA) on image questions, some captions and the base's own text episodes, so its
-/// reading skill is kept. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
+/// embeddings of the words the base never saw) on object-presence questions with the LM frozen; stage 2 trains projector
+/// and LM (full, or LoRA) on presence questions and the base's own text episodes, so its reading skill is kept; stage 3
+/// brings the scenes' captions in, once the answers use the image. Written as an llava-hf folder (<see cref="LabVlmFolder"/>).
 /// </summary>
 public static class LabVlm
 {
@@ -29,11 +29,14 @@ public static class LabVlm
     /// <param name="AttributeShare">share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</param>
     /// <param name="Stage2LearningRate">stage 2's peak learning rate with full fine-tuning (LoRA uses 2e-3).</param>
     /// <param name="LmLearningRate">stage 2's peak rate for the LM's trainable weights (full or adapters) alone; null: the stage's rate. The projector keeps the stage's rate.</param>
+    /// <param name="Stage3Steps">steps of a third stage after stage 2 (0: none), at stage 2's rates on <paramref name="Stage3Mix"/>: captions once the answers use the image.</param>
+    /// <param name="Stage3Mix">stage 3's shares of (image questions, captions, text episodes).</param>
+    /// <param name="Stage3NewWords">with adapters, stage 3 also trains the new words' embedding rows (the head is tied), as stage 1 does.</param>
     public sealed record Options(string Base, string Scenes, string Out, VlmPromptFormat Prompts, int Seed = 1, string Tower = "pretrained",
         int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 900, int BatchSize = 32, int LoraRank = 0,
         int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems,
         Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3,
-        double? LmLearningRate = null);
+        double? LmLearningRate = null, int Stage3Steps = 600, Mix? Stage3Mix = null, bool Stage3NewWords = false);
 
     /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
     public sealed record Mix(double Questions, double Captions, double Text);
@@ -45,25 +48,27 @@ public static class LabVlm
     private static double LmRate(Options o) => o.LmLearningRate ?? Stage2Rate(o);
 
     /// <summary>The measured defaults (docs/lab.md): presence questions only in stage 1; stage 2 keeps the reading skill with 15% text episodes.</summary>
-    public static readonly Mix DefaultStage1Mix = new(1, 0, 0), DefaultStage2Mix = new(0.85, 0, 0.15);
+    public static readonly Mix DefaultStage1Mix = new(1, 0, 0), DefaultStage2Mix = new(0.85, 0, 0.15), DefaultStage3Mix = new(0.4, 0.45, 0.15);
 
     /// <summary>Held-out POPE accuracy per setting (greedy first token: "Yes", "No", or anything else counted wrong).</summary>
     public sealed record PopeAccuracy(string Setting, int Questions, double Accuracy, double YesRate);
 
     public sealed record Result(IReadOnlyList<PopeAccuracy> Pope, double TowerCellAccuracy, ReadingAccuracy BaseReading, ReadingAccuracy Reading,
-        double TowerSeconds, double Stage1Seconds, double Stage2Seconds, double Stage1Loss, double Stage2Loss);
+        double TowerSeconds, double Stage1Seconds, double Stage2Seconds, double Stage3Seconds, double Stage1Loss, double Stage2Loss, double Stage3Loss);
 
     public const int ImagesPerEvalBatch = 64;
+    private const string EmbeddingName = "model.embed_tokens.weight";
 
     public static Result Train(Options o, TextWriter log)
     {
         if (o.Tower is not ("random" or "pretrained")) throw new UserError($"tower must be random or pretrained, got '{o.Tower}'") { Field = "tower" };
         foreach (var (value, name) in new[] { (o.TrainScenes, "train-scenes"), (o.BatchSize, "batch"), (o.Stage1Steps, "stage1-steps"), (o.Stage2Steps, "stage2-steps") })
             if (value < 1) throw new UserError($"{name} must be at least 1, got {value}") { Field = name };
+        if (o.Stage3Steps < 0) throw new UserError($"stage3-steps must be 0 (no third stage) or more, got {o.Stage3Steps}") { Field = "stage3-steps" };
         if (o.AttributeShare is < 0 or > 1) throw new UserError($"attribute share must be between 0 and 1, got {o.AttributeShare}") { Field = "attribute-share" };
         if (!(o.Stage2LearningRate > 0)) throw new UserError($"stage 2 learning rate must be positive, got {o.Stage2LearningRate}") { Field = "stage2-lr" };
         if (o.LmLearningRate is { } lmRate && !(lmRate > 0)) throw new UserError($"the LM's stage 2 learning rate must be positive, got {lmRate}; pass --lm-lr with a rate such as 2e-4") { Field = "lm-lr" };
-        foreach (var (mix, name) in new[] { (o.Stage1Mix, "stage1-mix"), (o.Stage2Mix, "stage2-mix") })
+        foreach (var (mix, name) in new[] { (o.Stage1Mix, "stage1-mix"), (o.Stage2Mix, "stage2-mix"), (o.Stage3Mix, "stage3-mix") })
             if (mix is { } m && (m.Questions < 0 || m.Captions < 0 || m.Text < 0 || !(m.Questions + m.Captions + m.Text > 0)))
                 throw new UserError($"{name} shares must be non-negative with a positive sum, got {m}") { Field = name };
         if (o.LoraRank < 0) throw new UserError($"LoRA rank must be positive (0: full fine-tuning), got {o.LoraRank}") { Field = "lora" };
@@ -101,7 +106,7 @@ public static class LabVlm
 
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
-        lm.Parameters.SetTrainable(t => t.Name == "model.embed_tokens.weight");
+        lm.Parameters.SetTrainable(t => t.Name == EmbeddingName);
         double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log, 2e-3);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
@@ -111,12 +116,22 @@ public static class LabVlm
         double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, Stage2Rate(o), o.Stage2Mix ?? DefaultStage2Mix, log, LmRate(o));
         double stage2Seconds = clock.Elapsed.TotalSeconds;
 
+        clock.Restart();
+        // Stage 3: captions join once stage 2's answers use the image; in stage 2 from its start they delayed that and
+        // the captions named the frequent classes whatever the scene (docs/lab.md). 300 steps left captions that stopped
+        // after "There is"; 600 name the scene's objects. Optionally the new words' rows train again: the head is tied,
+        // and a caption's words ("top", "left", the singular class names) were never an answer in stages 1-2.
+        if (o.Stage3NewWords && o.LoraRank > 0 && o.Stage3Steps > 0) lm.Parameters.SetTrainable(t => t.Trainable || t.Name == EmbeddingName);
+        double loss3 = o.Stage3Steps == 0 ? double.NaN
+            : session.Run("stage 3", o.Stage3Steps, o.BatchSize, o.Seed + 2, Stage2Rate(o), o.Stage3Mix ?? DefaultStage3Mix, log, LmRate(o));
+        double stage3Seconds = clock.Elapsed.TotalSeconds;
+
         var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
         var reading = LabTrainer.Evaluate(lm, corpus, evaluation);
         foreach (var p in pope) log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  held-out POPE {p.Setting,-11} {p.Accuracy:P1} of {p.Questions} (yes rate {p.YesRate:P1})"));
-        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  text reading accuracy {reading.Overall:P1} (base {baseReading.Overall:P1}); tower {towerSeconds:0.0} s, stage 1 {stage1Seconds:0.0} s, stage 2 {stage2Seconds:0.0} s"));
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  text reading accuracy {reading.Overall:P1} (base {baseReading.Overall:P1}); tower {towerSeconds:0.0} s, stage 1 {stage1Seconds:0.0} s, stage 2 {stage2Seconds:0.0} s, stage 3 {stage3Seconds:0.0} s"));
 
-        var result = new Result(pope, presence, baseReading, reading, towerSeconds, stage1Seconds, stage2Seconds, loss1, loss2);
+        var result = new Result(pope, presence, baseReading, reading, towerSeconds, stage1Seconds, stage2Seconds, stage3Seconds, loss1, loss2, loss3);
         LabVlmFolder.Write(o.Out, lm.MergeLora(), clip, text, Metadata(o, baseMeta, baseSha, worldSeed, sceneSeed, result));
         return result;
     }
@@ -253,13 +268,14 @@ public static class LabVlm
             var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
             var schedule = new LearningRateSchedule(learningRate, steps / 10 + 1, steps);
             var lmSchedule = schedule with { Peak = lmRate };
-            bool onlyNewRows = lm.Parameters.Tensors.Count(t => t.Trainable) == 1;
+            // The embedding trains beside frozen base weights (stage 1; stage 3 with adapters): only its new words' rows move.
+            bool onlyNewRows = lm.Parameters.Tensors.Any(t => t.Trainable && t.Name == EmbeddingName) && lm.Parameters.Tensors.Any(t => !t.Trainable);
             double smoothed = double.NaN, lmNorm = 0, projectorNorm = 0;
-            var (seen, swapped) = ImageProbe(seed);
+            var probe = ImageProbe(seed);
             using (var progress = new Progress(label, steps))
                 for (int step = 0; step < steps; step++)
                 {
-                    if (step % Math.Max(1, steps / 4) == 0) LogReliance(label, step, seen, swapped, lmNorm, projectorNorm, log);
+                    if (step % Math.Max(1, steps / 4) == 0) LogReliance(label, step, probe, lmNorm, projectorNorm, log);
                     var rng = Corpus.StepRandom(seed, step);
                     var samples = new List<(Sequence Sequence, int Scene)>(batchSize);
                     for (int i = 0; i < batchSize; i++) samples.Add(Sample(rng, mix, steps));
@@ -267,8 +283,8 @@ public static class LabVlm
                     if (!double.IsFinite(loss)) throw new UserError($"lab vlm {label} diverged at step {step + 1} (loss {loss}); lower the learning rate (peak {learningRate:G3})");
                     lm.Backward(_dFeatures);
                     clip.Backward(_dFeatures);
-                    // Stage 1 trains the new words' rows only: the base's rows keep their values (zero gradient, zero Adam update).
-                    if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf("model.embed_tokens.weight"))[..(text.BaseVocab * lm.Config.DModel)].Clear();
+                    // The base's rows keep their values (zero gradient, zero Adam update).
+                    if (onlyNewRows) lm.Parameters.Grad(lm.Parameters.IndexOf(EmbeddingName))[..(text.BaseVocab * lm.Config.DModel)].Clear();
                     lmNorm = lmOptimizer.ClipGradients(1.0);
                     projectorNorm = clipOptimizer.ClipGradients(1.0);
                     lmOptimizer.Step(lmSchedule.At(step));
@@ -276,19 +292,20 @@ public static class LabVlm
                     smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
                     progress.Advance();
                 }
-            LogReliance(label, steps, seen, swapped, lmNorm, projectorNorm, log);
+            LogReliance(label, steps, probe, lmNorm, projectorNorm, log);
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label}: {steps} steps of batch {batchSize}, loss {smoothed:0.000}, {lm.Parameters.TrainableCount + clip.Parameters.TrainableCount:N0} trainable parameters"));
             return smoothed;
         }
 
         /// <summary>
         /// A fixed batch of presence questions (half Yes) about their own scenes, and the same questions shown the next
-        /// question's scene: the loss gap between the two says how much the answers use the image (0: not at all).
+        /// question's scene: the loss gap between the two says how much the answers use the image (0: not at all). The
+        /// same for the captions of those scenes.
         /// </summary>
-        private (List<(Sequence, int)> Seen, List<(Sequence, int)> Swapped) ImageProbe(int seed)
+        private (List<(Sequence, int)> Questions, List<(Sequence, int)> Captions) ImageProbe(int seed)
         {
             var rng = new SeededSystemRandom(seed * 31 + 7);
-            var seen = new List<(Sequence, int)>(ImagesPerEvalBatch);
+            var questions = new List<(Sequence, int)>(ImagesPerEvalBatch);
             for (int i = 0; i < ImagesPerEvalBatch; i++)
             {
                 int id = rng.Next(train.Scenes.Count);
@@ -296,16 +313,18 @@ public static class LabVlm
                 var absent = Enumerable.Range(0, SceneWorld.Classes.Length).Where(c => !scene.Has(c)).ToList();
                 bool yes = i % 2 == 0;
                 int cls = yes ? scene.Objects[rng.Next(scene.Objects.Count)].Class : absent[rng.Next(absent.Count)];
-                seen.Add((text.Question(cls, yes, _shape.Patches), id));
+                questions.Add((text.Question(cls, yes, _shape.Patches), id));
             }
-            return (seen, [.. seen.Select((s, i) => (s.Item1, seen[(i + 1) % seen.Count].Item2))]);
+            return (questions, [.. questions.Select(q => (text.Caption(train.Scenes[q.Item2], _shape.Patches), q.Item2))]);
         }
 
-        private void LogReliance(string label, int step, List<(Sequence, int)> seen, List<(Sequence, int)> swapped, double lmNorm, double projectorNorm, TextWriter log)
+        private void LogReliance(string label, int step, (List<(Sequence, int)> Questions, List<(Sequence, int)> Captions) probe, double lmNorm, double projectorNorm, TextWriter log)
         {
-            double own = Step(seen, cache, out _), other = Step(swapped, cache, out _);
+            (double Own, double Other) Losses(List<(Sequence, int)> seen) =>
+                (Step(seen, cache, out _), Step([.. seen.Select((s, i) => (s.Item1, seen[(i + 1) % seen.Count].Item2))], cache, out _));
+            var (question, caption) = (Losses(probe.Questions), Losses(probe.Captions));
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {label} step {step}: presence loss {own:0.000} with its own images, {other:0.000} with another scene's; gradient norm LM {lmNorm:0.000}, projector {projectorNorm:0.000}"));
+                $"  {label} step {step}: presence loss {question.Own:0.000} with its own images, {question.Other:0.000} with another scene's; caption loss {caption.Own:0.000} / {caption.Other:0.000}; gradient norm LM {lmNorm:0.000}, projector {projectorNorm:0.000}"));
         }
 
         private float[] _features = [], _dFeatures = [], _selected = [];
@@ -428,6 +447,7 @@ public static class LabVlm
     private static JsonObject Metadata(Options o, JsonObject baseMeta, string baseSha, int worldSeed, ulong sceneSeed, Result r)
     {
         static JsonNode? Finite(double x) => double.IsFinite(x) ? JsonValue.Create(Math.Round(x, 5)) : null;
+        static JsonObject Shares(Mix m) => new() { ["questions"] = m.Questions, ["captions"] = m.Captions, ["text"] = m.Text };
         static JsonObject Reading(ReadingAccuracy a) => new() { ["overall"] = Finite(a.Overall), ["consistent"] = Finite(a.Consistent), ["counterfactual"] = Finite(a.Counterfactual), ["items"] = a.Items };
         var lineage = new JsonArray();
         foreach (var ancestor in baseMeta["lineage"]?.AsArray() ?? []) lineage.Add(ancestor?.DeepClone());
@@ -446,19 +466,25 @@ public static class LabVlm
             ["train_scenes"] = o.TrainScenes,
             ["stage1_steps"] = o.Stage1Steps,
             ["stage2_steps"] = o.Stage2Steps,
-            ["steps"] = o.Stage1Steps + o.Stage2Steps,
+            ["stage3_steps"] = o.Stage3Steps,
+            ["stage3_new_words"] = o.Stage3NewWords,
+            ["steps"] = o.Stage1Steps + o.Stage2Steps + o.Stage3Steps,
             ["batch_size"] = o.BatchSize,
             ["lora_rank"] = o.LoraRank,
             ["lm_learning_rate"] = LmRate(o),
+            ["stage1_mix"] = Shares(o.Stage1Mix ?? DefaultStage1Mix),
+            ["stage2_mix"] = Shares(o.Stage2Mix ?? DefaultStage2Mix),
+            ["stage3_mix"] = Shares(o.Stage3Mix ?? DefaultStage3Mix),
             ["stage1_loss"] = Finite(r.Stage1Loss),
             ["stage2_loss"] = Finite(r.Stage2Loss),
+            ["stage3_loss"] = Finite(r.Stage3Loss),
             ["pope"] = new JsonObject(r.Pope.Select(p => KeyValuePair.Create(p.Setting, (JsonNode?)new JsonObject
             {
                 ["accuracy"] = Finite(p.Accuracy), ["yes_rate"] = Finite(p.YesRate), ["questions"] = p.Questions,
             }))),
             ["reading_accuracy"] = Reading(r.Reading),
             ["base_reading_accuracy"] = Reading(r.BaseReading),
-            ["train_seconds"] = new JsonObject { ["tower"] = Math.Round(r.TowerSeconds, 2), ["stage1"] = Math.Round(r.Stage1Seconds, 2), ["stage2"] = Math.Round(r.Stage2Seconds, 2) },
+            ["train_seconds"] = new JsonObject { ["tower"] = Math.Round(r.TowerSeconds, 2), ["stage1"] = Math.Round(r.Stage1Seconds, 2), ["stage2"] = Math.Round(r.Stage2Seconds, 2), ["stage3"] = Math.Round(r.Stage3Seconds, 2) },
             ["lineage"] = lineage,
             ["provenance"] = Provenance.Of([("train", o.Seed), ("world", worldSeed), ("scenes", (JsonNode)sceneSeed)], [("parent_model", baseSha)]),
         };

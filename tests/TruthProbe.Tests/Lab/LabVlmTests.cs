@@ -85,7 +85,7 @@ public class LabVlmTests
 
     /// <summary>A run of one step per stage on <see cref="TinyInputs"/>, written to <paramref name="tmp"/>/<paramref name="name"/>.</summary>
     private static LabVlm.Options TinyOptions(TempDir tmp, string name) => new(Path.Combine(tmp.Path, "base"), Path.Combine(tmp.Path, "scenes"), Path.Combine(tmp.Path, name), Llava, Seed: 3,
-        TrainScenes: 12, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8);
+        TrainScenes: 12, TowerSteps: 1, Stage1Steps: 1, Stage2Steps: 1, BatchSize: 4, TowerHidden: 16, TowerHeads: 2, ReadingItems: 8, Stage3Steps: 0);
 
     /// <summary>A tiny run end to end (base, scenes, tower pre-training, both stages, folder): the same seed writes the same bytes.</summary>
     [Fact]
