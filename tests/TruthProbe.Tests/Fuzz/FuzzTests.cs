@@ -61,9 +61,10 @@ public class FuzzTests
         Assert.Equal(FuzzOutcome.Hang, OutcomeOf(Returns((_, _, _) => { Thread.Sleep(3000); return 0; }), timeoutSeconds: 0.5));
         Assert.Equal(FuzzOutcome.Memory, OutcomeOf(Returns((_, _, _) =>
         {
-            // 1.5 GB of managed heap (uninitialised: never touched, so cheap) held long enough for the 2 ms sampling.
+            // 1.5 GB of managed heap (uninitialised: never touched, so cheap) held long enough for the 2 ms sampling,
+            // also when the sampling thread waits for a core behind the rest of the suite (50 ms missed it once, 2 cores).
             var blocks = Enumerable.Range(0, 12).Select(_ => GC.AllocateUninitializedArray<byte>(128 << 20)).ToList();
-            Thread.Sleep(50);
+            Thread.Sleep(500);
             GC.KeepAlive(blocks);
             return UserError.ExitCode;
         })));
