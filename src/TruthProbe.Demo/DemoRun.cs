@@ -334,7 +334,7 @@ public sealed class DemoRun
             string.Join(", ", curve.Select(p => Invariant($"step {p.Step}: {p.AttentionDrift:0.0000}")))));
 
         // One check per model, so a model the gates hurt is a FAIL in the summary, not only in the gating section.
-        var placebos = ReportLines(Out(GatePlacebo.File)).ToDictionary(l => l[0]);
+        var placebos = PlaceboLines();
         foreach (var pair in ReportLines(Out("eval.csv")).Chunk(2))
         {
             double vanilla = Number(pair[0][4]), gated = Number(pair[1][4]), p = Number(pair[1][10]);
@@ -345,7 +345,7 @@ public sealed class DemoRun
             Checks.Add(new DemoCheck(GatingCheckPrefix + pair[0][0], outcome,
                 Invariant($"accuracy {vanilla:0.00} vanilla vs {gated:0.00} gated at lambda {pair[1][3]}, McNemar {PValueText.Format(p)}") + intervals +
                 Invariant($"; placebo map (the base's shuffled within layers) {placeboAccuracy:0.00} at lambda {placebo[1]}, McNemar against vanilla {PValueText.Format(Number(placebo[7]))}, base gates against placebo {PValueText.Format(pVsPlacebo)}") +
-                (outcome != DemoCheck.Result.Inconclusive ? "" : !(p < GatingAlpha) ? $"; not significant at {GatingAlpha}" : $"; the placebo map does as well (base gates against placebo not significantly better at {GatingAlpha})")));
+                GatePlacebo.InconclusiveReason(outcome, p, GatingAlpha)));
         }
     }
 
@@ -437,27 +437,30 @@ public sealed class DemoRun
     };
 
     /// <summary>eval.csv's accuracies with their intervals, per model: vanilla, gated and their difference (x100).</summary>
-    private JsonObject GatingJson() => new(ReportLines(Out("eval.csv")).Chunk(2).Select(pair => KeyValuePair.Create(pair[0][0], (JsonNode?)new JsonObject
+    private JsonObject GatingJson()
     {
-        ["lambda"] = JsonNumber(Number(pair[1][3])),
-        ["vanilla_accuracy"] = JsonNumber(Number(pair[0][4])), ["vanilla_low"] = JsonNumber(Number(pair[0][12])), ["vanilla_high"] = JsonNumber(Number(pair[0][13])),
-        ["gated_accuracy"] = JsonNumber(Number(pair[1][4])), ["gated_low"] = JsonNumber(Number(pair[1][12])), ["gated_high"] = JsonNumber(Number(pair[1][13])),
-        ["difference_low"] = JsonNumber(Number(pair[1][14])), ["difference_high"] = JsonNumber(Number(pair[1][15])),
-        ["vanilla_reading_accuracy"] = JsonNumber(Number(pair[0][8])), ["mcnemar_p"] = JsonNumber(Number(pair[1][10])),
-        ["placebo"] = PlaceboJson(pair[0][0]),
-    })));
-
-    /// <summary>The placebo arm of one model, from eval_placebo.csv.</summary>
-    private JsonObject PlaceboJson(string model)
-    {
-        var l = ReportLines(Out(GatePlacebo.File)).Single(l => l[0] == model);
-        return new JsonObject
+        var placebos = PlaceboLines();
+        return new(ReportLines(Out("eval.csv")).Chunk(2).Select(pair => KeyValuePair.Create(pair[0][0], (JsonNode?)new JsonObject
         {
-            ["lambda"] = JsonNumber(Number(l[1])), ["accuracy"] = JsonNumber(Number(l[2])), ["low"] = JsonNumber(Number(l[3])), ["high"] = JsonNumber(Number(l[4])),
-            ["difference_low"] = JsonNumber(Number(l[5])), ["difference_high"] = JsonNumber(Number(l[6])),
-            ["mcnemar_p"] = JsonNumber(Number(l[7])), ["mcnemar_p_vs_base_gates"] = JsonNumber(Number(l[8])),
-        };
+            ["lambda"] = JsonNumber(Number(pair[1][3])),
+            ["vanilla_accuracy"] = JsonNumber(Number(pair[0][4])), ["vanilla_low"] = JsonNumber(Number(pair[0][12])), ["vanilla_high"] = JsonNumber(Number(pair[0][13])),
+            ["gated_accuracy"] = JsonNumber(Number(pair[1][4])), ["gated_low"] = JsonNumber(Number(pair[1][12])), ["gated_high"] = JsonNumber(Number(pair[1][13])),
+            ["difference_low"] = JsonNumber(Number(pair[1][14])), ["difference_high"] = JsonNumber(Number(pair[1][15])),
+            ["vanilla_reading_accuracy"] = JsonNumber(Number(pair[0][8])), ["mcnemar_p"] = JsonNumber(Number(pair[1][10])),
+            ["placebo"] = PlaceboJson(placebos[pair[0][0]]),
+        })));
     }
+
+    /// <summary>eval_placebo.csv's lines by model.</summary>
+    private Dictionary<string, string[]> PlaceboLines() => ReportLines(Out(GatePlacebo.File)).ToDictionary(l => l[0]);
+
+    /// <summary>The placebo arm of one model: its eval_placebo.csv line.</summary>
+    private static JsonObject PlaceboJson(string[] l) => new()
+    {
+        ["lambda"] = JsonNumber(Number(l[1])), ["accuracy"] = JsonNumber(Number(l[2])), ["low"] = JsonNumber(Number(l[3])), ["high"] = JsonNumber(Number(l[4])),
+        ["difference_low"] = JsonNumber(Number(l[5])), ["difference_high"] = JsonNumber(Number(l[6])),
+        ["mcnemar_p"] = JsonNumber(Number(l[7])), ["mcnemar_p_vs_base_gates"] = JsonNumber(Number(l[8])),
+    };
 
     /// <summary>The short text summary the demo prints.</summary>
     public string TextSummary()
@@ -465,7 +468,7 @@ public sealed class DemoRun
         var sb = new StringBuilder();
         foreach (var line in ReportLines(Out("controls.csv")))
             sb.AppendLine($"  {line[0],-15} mean Truth Score {Fixed(line[1])}  max {Fixed(line[2])}  control {Fixed(line[3])}  surface {Fixed(line[5])} (heads above it: {line[6]})  {(line[8] == "yes" ? "" : "AT CHANCE")}");
-        var placebos = ReportLines(Out(GatePlacebo.File)).ToDictionary(l => l[0]);
+        var placebos = PlaceboLines();
         foreach (var line in ReportLines(Out("eval.csv")).Chunk(2))
             sb.AppendLine($"  {line[0][0],-15} accuracy vanilla {Fixed(line[0][4])} [{Fixed(line[0][12])}, {Fixed(line[0][13])}] -> gated {Fixed(line[1][4])} [{Fixed(line[1][12])}, {Fixed(line[1][13])}] " +
                           $"(lambda {line[1][3]}, McNemar {PValue(line[1][10])}; reading {Fixed(line[0][8])}; placebo {Fixed(placebos[line[0][0]][2])} at lambda {placebos[line[0][0]][1]})");

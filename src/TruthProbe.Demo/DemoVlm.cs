@@ -332,8 +332,7 @@ public static class DemoVlm
         run.Checks.Add(new DemoCheck("vlm_base_gates_help_pope", popeOutcome,
             Invariant($"held-out POPE accuracy {va:0.0}% vanilla vs {ga:0.0}% gated with the base's scores at lambda {pope.Lambda}, McNemar {PValueText.Format(pope.PValue)}") +
             Invariant($"; placebo map (the base's shuffled within layers) {pa:0.0}% at lambda {pope.PlaceboLambda}, base gates against placebo McNemar {PValueText.Format(pope.PlaceboVsGatedP)}") +
-            (!sees ? "; " + blind : popeOutcome != DemoCheck.Result.Inconclusive ? "" : !(pope.PValue < DemoRun.GatingAlpha) ? $"; not significant at {DemoRun.GatingAlpha}"
-                : $"; the placebo map does as well (base gates against placebo not significantly better at {DemoRun.GatingAlpha})")));
+            (!sees ? "; " + blind : GatePlacebo.InconclusiveReason(popeOutcome, pope.PValue, DemoRun.GatingAlpha))));
 
         var chairOutcome = !sees || chair.InstanceLow == null || chair.InstanceHigh == null ? DemoCheck.Result.Inconclusive
             : chair.InstanceHigh < 0 ? DemoCheck.Result.Pass : chair.InstanceLow > 0 ? DemoCheck.Result.Fail : DemoCheck.Result.Inconclusive;

@@ -42,4 +42,11 @@ public static class GatePlacebo
         : !(gated > vanilla) ? DemoCheck.Result.Fail
         : pVsPlacebo < alpha && gated > placebo ? DemoCheck.Result.Pass
         : DemoCheck.Result.Inconclusive;
+
+    /// <summary>Why an <see cref="Outcome"/> is INCONCLUSIVE, as the check's detail ends: nothing significant against vanilla,
+    /// or a placebo that does as well; empty for PASS and FAIL.</summary>
+    public static string InconclusiveReason(DemoCheck.Result outcome, double pVsVanilla, double alpha) =>
+        outcome != DemoCheck.Result.Inconclusive ? ""
+        : !(pVsVanilla < alpha) ? $"; not significant at {alpha}"
+        : $"; the placebo map does as well (base gates against placebo not significantly better at {alpha})";
 }

@@ -26,7 +26,7 @@ public static class LabVlm
     /// <param name="ReadingItems">held-out text episodes that measure the reading skill before and after.</param>
     /// <param name="Stage1Mix">stage 1's shares of (image questions, captions, text episodes).</param>
     /// <param name="Stage2Mix">stage 2's shares of (image questions, captions, text episodes).</param>
-    /// <param name="AttributeShare">share of the image questions that ask an object's colour or a colour's object (the probing rows' kinds); the rest ask presence.</param>
+    /// <param name="AttributeShare">share of the image questions that ask an object's colour or a colour's object; the rest ask presence (the image probing rows ask presence since demo family version 5).</param>
     /// <param name="Stage2LearningRate">stage 2's peak learning rate with full fine-tuning (LoRA uses 2e-3).</param>
     /// <param name="LmLearningRate">stage 2's peak rate for the LM's trainable weights (full or adapters) alone; null: the stage's rate. The projector keeps the stage's rate.</param>
     /// <param name="Stage3Steps">steps of a third stage after stage 2 (0: none), at stage 2's rates on <paramref name="Stage3Mix"/>: captions once the answers use the image.</param>
