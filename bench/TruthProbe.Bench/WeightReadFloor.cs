@@ -9,9 +9,9 @@ namespace TruthProbe.Bench;
 /// <summary>
 /// The memory-bandwidth floor of a decoding step, measured on the weights themselves: every matrix's bytes read once,
 /// from the same mapped pages, split over the same threads in the same contiguous row ranges as <see cref="MatVec"/>,
-/// with loads and nothing else. A parallel float32 sum over a fresh array (the earlier probe) read ~20% slower per
+/// with loads and nothing else. A parallel float32 sum over a fresh array (the earlier probe) read 20-40% slower per
 /// CPU-second than this on Zen 4 and slower than decode itself (its pages and its adds differ from weight streaming), so
-/// it was no ceiling; 256-bit loads read ~7% faster per CPU-second than 512-bit ones there (decode-width section of
+/// it was no ceiling; 256-bit loads read ~7% faster per CPU-second than 512-bit ones there ("Decode on both widths" in
 /// docs/performance.md).
 /// </summary>
 internal static unsafe class WeightReadFloor

@@ -113,7 +113,7 @@ internal static unsafe class Kernels
 
     /// <summary>16 bf16 values at <paramref name="p"/> as float32 with one zero-extending load (vpmovzxwd zmm, m256) and a
     /// shift: <c>Vector512.Widen</c> of 32 values extracts the upper half and zero-extends both halves from registers, and on
-    /// Zen 4 that cost ~10% more CPU per byte in the decode dot product than this (same bits; decode-width section of
+    /// Zen 4 that cost ~10% more CPU per byte in the decode dot product than this (same bits; "Decode on both widths" in
     /// docs/performance.md).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> BFloat16x16(ushort* p) => Avx512F.IsSupported
