@@ -27,6 +27,7 @@ IBenchmark[] all =
     new ImagingBench(),
     new ShardBench(),
     new NonFiniteBench(),
+    new DecodeWidthBenchmark(),
 ];
 foreach (var bench in all.Where(b => only.Count == 0 || only.Contains(b.Name)))
 {

@@ -16,6 +16,7 @@ internal static unsafe class BatchMatVec
         public byte* W; public long RowBytes; public WeightDType DType;
         public int Rows, Cols, Tokens;
         public float* X, Y;
+        public SimdPath Path;
     }
 
     /// <summary>x is [tokens, W.Cols], y is [tokens, W.Rows], row-major.</summary>
@@ -25,7 +26,7 @@ internal static unsafe class BatchMatVec
             throw new ArgumentException($"batched matvec [{w.Rows}, {w.Cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
         fixed (float* px = x, py = y)
         {
-            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, Rows = w.Rows, Cols = w.Cols, Tokens = tokens, X = px, Y = py };
+            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, Rows = w.Rows, Cols = w.Cols, Tokens = tokens, X = px, Y = py, Path = SimdWidth.Current };
             // The same threshold as one token's matvec, on the work of all tokens: waking the other core costs more below it.
             WorkerPool.Run(&Part, &job, w.ByteLength * tokens >= 1 << 20 ? WorkerPool.Count : 1);
         }
@@ -36,7 +37,7 @@ internal static unsafe class BatchMatVec
     {
         ref Job j = ref *(Job*)args;
         int r = (int)((long)j.Rows * part / parts), end = (int)((long)j.Rows * (part + 1) / parts);
-        bool fused = j.DType == WeightDType.BF16 && (Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated);
+        bool fused = j.DType == WeightDType.BF16 && j.Path != SimdPath.Generic;
         float* sums = stackalloc float[4];
         for (; r < end; r++)
         {
@@ -46,11 +47,11 @@ internal static unsafe class BatchMatVec
                 for (; b + 4 <= j.Tokens; b += 4)
                 {
                     float* x = j.X + (long)b * j.Cols;
-                    DotBFloat16x4((ushort*)row, x, x + j.Cols, x + 2L * j.Cols, x + 3L * j.Cols, j.Cols, sums);
+                    DotBFloat16x4((ushort*)row, x, x + j.Cols, x + 2L * j.Cols, x + 3L * j.Cols, j.Cols, sums, j.Path);
                     for (int i = 0; i < 4; i++) j.Y[(long)(b + i) * j.Rows + r] = sums[i];
                 }
             for (; b < j.Tokens; b++)
-                j.Y[(long)b * j.Rows + r] = Kernels.DotRow(row, j.DType, j.X + (long)b * j.Cols, j.Cols);
+                j.Y[(long)b * j.Rows + r] = Kernels.DotRow(row, j.DType, j.X + (long)b * j.Cols, j.Cols, j.Path);
         }
     }
 
@@ -59,17 +60,16 @@ internal static unsafe class BatchMatVec
     /// horizontal sum and scalar tail as <see cref="Kernels.DotRow"/>'s bf16 kernel, so each sum is its bits. Re-widening
     /// the row for every input made a batch of 8 cost 1.65x less CPU per token than one at a time instead of several times less.
     /// </summary>
-    private static void DotBFloat16x4(ushort* w, float* x0, float* x1, float* x2, float* x3, int n, float* sums)
+    private static void DotBFloat16x4(ushort* w, float* x0, float* x1, float* x2, float* x3, int n, float* sums, SimdPath path)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             for (; i + 32 <= n; i += 32)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(w + i));
-                var wl = Vector512.ShiftLeft(lo, 16).AsSingle();
-                var wh = Vector512.ShiftLeft(hi, 16).AsSingle();
+                var wl = Kernels.BFloat16x16(w + i);
+                var wh = Kernels.BFloat16x16(w + i + 16);
                 a00 = Vector512.FusedMultiplyAdd(wl, Vector512.Load(x0 + i), a00); a01 = Vector512.FusedMultiplyAdd(wh, Vector512.Load(x0 + i + 16), a01);
                 a10 = Vector512.FusedMultiplyAdd(wl, Vector512.Load(x1 + i), a10); a11 = Vector512.FusedMultiplyAdd(wh, Vector512.Load(x1 + i + 16), a11);
                 a20 = Vector512.FusedMultiplyAdd(wl, Vector512.Load(x2 + i), a20); a21 = Vector512.FusedMultiplyAdd(wh, Vector512.Load(x2 + i + 16), a21);

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Model;
 
@@ -83,15 +84,16 @@ internal static unsafe class Kernels
         else WeightGemm.Multiply(w, x, y, tokens);
     }
 
-    /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly.</summary>
-    internal static float DotRow(byte* row, WeightDType dtype, float* x, int n)
+    /// <summary>A row of n values in <paramref name="dtype"/> dotted with x, widening on the fly; bf16 rows (what decode
+    /// spends its time in) on the vector width <paramref name="path"/> names, so every width runs, and is tested, on one machine.</summary>
+    internal static float DotRow(byte* row, WeightDType dtype, float* x, int n, SimdPath path)
     {
         switch (dtype)
         {
             case WeightDType.F32:
                 return TensorPrimitives.Dot(new ReadOnlySpan<float>(row, n), new ReadOnlySpan<float>(x, n));
             case WeightDType.BF16:
-                return DotBFloat16((ushort*)row, x, n);
+                return DotBFloat16((ushort*)row, x, n, path);
             case WeightDType.Q8_0:
                 return DotQ8_0(row, x, n);
             default:
@@ -109,6 +111,15 @@ internal static unsafe class Kernels
         ? Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle()
         : Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(p).ToVector256()), 16).AsSingle();
 
+    /// <summary>16 bf16 values at <paramref name="p"/> as float32 with one zero-extending load (vpmovzxwd zmm, m256) and a
+    /// shift: <c>Vector512.Widen</c> of 32 values extracts the upper half and zero-extends both halves from registers, and on
+    /// Zen 4 that cost ~10% more CPU per byte in the decode dot product than this (same bits; "Decode on both widths" in
+    /// docs/performance.md).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> BFloat16x16(ushort* p) => Avx512F.IsSupported
+        ? Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle()
+        : Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(p).ToVector512()), 16).AsSingle();
+
     /// <summary>8 fp16 values at <paramref name="p"/> as float32, the bits of <c>(float)Half</c> for every number and
     /// infinity (a NaN stays a NaN, its quiet bit not set): exponent rebiased by 112, or by 224 for infinities and
     /// NaNs; subnormals and zeros as (2^-14 + m 2^-24) - 2^-14, which is exact.</summary>
@@ -124,22 +135,21 @@ internal static unsafe class Kernels
         return value | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16).AsSingle();
     }
 
-    private static float DotBFloat16(ushort* w, float* x, int n)
+    private static float DotBFloat16(ushort* w, float* x, int n, SimdPath path)
     {
         int i = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             Vector512<float> a0 = default, a1 = default;
             for (; i + 32 <= n; i += 32)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(w + i));
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), Vector512.Load(x + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), Vector512.Load(x + i + 16), a1);
+                a0 = Vector512.FusedMultiplyAdd(BFloat16x16(w + i), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(BFloat16x16(w + i + 16), Vector512.Load(x + i + 16), a1);
             }
             sum = Vector512.Sum(a0 + a1);
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (path == SimdPath.Vector256)
         {
             Vector256<float> a0 = default, a1 = default;
             for (; i + 16 <= n; i += 16)

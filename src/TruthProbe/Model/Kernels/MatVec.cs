@@ -14,6 +14,7 @@ internal static unsafe class MatVec
         public byte* W; public long RowBytes; public WeightDType DType;
         public int Rows, Cols;
         public float* X, Y;
+        public SimdPath Path;
     }
 
     public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y)
@@ -22,7 +23,7 @@ internal static unsafe class MatVec
             throw new ArgumentException($"matvec [{w.Rows}, {w.Cols}]: x has {x.Length}, y has {y.Length} floats");
         fixed (float* px = x, py = y)
         {
-            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, Rows = w.Rows, Cols = w.Cols, X = px, Y = py };
+            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, Rows = w.Rows, Cols = w.Cols, X = px, Y = py, Path = SimdWidth.Current };
             // Below ~1 MB one core streams the matrix in tens of microseconds: less than waking the other.
             WorkerPool.Run(&Part, &job, w.ByteLength >= 1 << 20 ? WorkerPool.Count : 1);
         }
@@ -33,6 +34,6 @@ internal static unsafe class MatVec
     {
         ref Job j = ref *(Job*)args;
         int r = (int)((long)j.Rows * part / parts), end = (int)((long)j.Rows * (part + 1) / parts);
-        for (; r < end; r++) j.Y[r] = Kernels.DotRow(j.W + r * j.RowBytes, j.DType, j.X, j.Cols);
+        for (; r < end; r++) j.Y[r] = Kernels.DotRow(j.W + r * j.RowBytes, j.DType, j.X, j.Cols, j.Path);
     }
 }

@@ -223,7 +223,7 @@ internal static unsafe class WeightGemm
     private struct BFloat16 : IWiden16
     {
         public static Vector256<float> Eight(ushort* p) => Kernels.BFloat16x8(p);
-        public static Vector512<float> Sixteen(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle();
+        public static Vector512<float> Sixteen(ushort* p) => Kernels.BFloat16x16(p);
         public static float One(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
     }
 
