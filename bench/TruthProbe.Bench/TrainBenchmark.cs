@@ -29,11 +29,9 @@ public sealed class TrainBenchmark : IBenchmark
         var config = LabModelConfig.ForSize("tiny", tokenizer.VocabSize, 128, WordTokenizer.BosId, WordTokenizer.EosId);
         var training = new LabTrainingStep(config, recipe);
         (long Tokens, double AttentionFlops) Step(int step) => training.Run(step);
-        // Warm-up by time, not steps: the tiered JIT recompiles a method after 30 calls and a 100 ms pause in
-        // new compilations, so a few steps leave much of the step in unoptimised code (--quick measured 30% low).
         const int stepsPerWindow = 8;
-        int windows = context.Quick ? 3 : 7, warmupSteps = 0;
-        for (var warm = Stopwatch.StartNew(); warm.Elapsed.TotalSeconds < 2 || warmupSteps < 3; warmupSteps++) Step(windows * stepsPerWindow + warmupSteps);
+        int windows = context.Quick ? 3 : 7;
+        SettledWarmUp.Run(s => Step(windows * stepsPerWindow + s));
         var rates = new double[windows];
         var ratios = new double[windows];
         double totalDense = 0, totalAttention = 0;

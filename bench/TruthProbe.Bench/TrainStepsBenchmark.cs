@@ -40,9 +40,7 @@ public sealed class TrainStepsBenchmark : IBenchmark
                 var (tokens, attentionFlops) = training.Run(step);
                 return training.DenseFlops(tokens) + attentionFlops;
             }
-            // Warm-up by time: the tiered JIT promotes a method after 30 calls and a 100 ms pause (see TrainBenchmark).
-            int warmup = 0;
-            for (var warm = Stopwatch.StartNew(); warm.Elapsed.TotalSeconds < 2 || warmup < 3; warmup++) Step(1_000 + warmup);
+            SettledWarmUp.Run(s => Step(1_000 + s));
             int steps = context.Quick ? 16 : 48;
             double flops = 0;
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
