@@ -31,9 +31,7 @@ public sealed class LabPretrainVerb : IVerb
     private readonly Option<int> _checkEvery = Opt.Int("--check-every", "K", ReadingStopRule.DefaultCheckEvery, "with --hold-until-reading: steps between reads of the monitor", min: 1);
     private readonly Option<int> _curriculumSteps = Opt.Int("--curriculum-steps", "C", 0,
         "with --hold-until-reading: steps over which the contexts grow from 1 to 4 facts (0: a quarter of --steps)", min: 0);
-    private readonly Option<double?> _residualInitStd = Opt.Double("--residual-init-std", "S",
-        "initial std of the residual branches' output projections (o_proj, down_proj); default 0.02/sqrt(2 x layers), GPT-2's");
-    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak, _holdUntilReading, _decaySteps, _checkEvery, _curriculumSteps, _residualInitStd];
+    public IEnumerable<Symbol> Symbols => [_out, _size, _seed, _worldSeed, _steps, _batch, _lr, _evalEvery, _holdPeak, _holdUntilReading, _decaySteps, _checkEvery, _curriculumSteps];
 
     public int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
@@ -47,8 +45,7 @@ public sealed class LabPretrainVerb : IVerb
             LearningRate: args.GetValue(_lr),
             EvaluateEvery: args.GetValue(_evalEvery),
             HoldPeak: args.GetValue(_holdPeak),
-            HoldUntilReading: args.GetValue(_holdUntilReading) is { } p ? new ReadingStopRule(p, args.GetValue(_decaySteps), args.GetValue(_checkEvery), args.GetValue(_curriculumSteps)) : null,
-            ResidualInitStd: args.GetValue(_residualInitStd));
+            HoldUntilReading: args.GetValue(_holdUntilReading) is { } p ? new ReadingStopRule(p, args.GetValue(_decaySteps), args.GetValue(_checkEvery), args.GetValue(_curriculumSteps)) : null);
         return LabOptions.Wrote(options.Out, LabRuns.Pretrain(options, stdout), stdout);
     }
 }

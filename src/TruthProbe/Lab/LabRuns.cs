@@ -17,7 +17,7 @@ public static class LabRuns
     public const int HaluEvalItems = 300;
 
     public sealed record PretrainOptions(string Out, string Size = "tiny", int Seed = 1, int WorldSeed = 1, int? Steps = null, int BatchSize = 64, double? LearningRate = null, int EvaluateEvery = 0,
-        IProgress<int>? StepProgress = null, double HoldPeak = 0, ReadingStopRule? HoldUntilReading = null, double? ResidualInitStd = null);
+        IProgress<int>? StepProgress = null, double HoldPeak = 0, ReadingStopRule? HoldUntilReading = null);
 
     public sealed record FineTuneOptions(string Base, string Out, string Recipe, int Steps, int LoraRank = 0, int Seed = 1, int CheckpointEvery = 0, int BatchSize = 64, double? LearningRate = null,
         IProgress<int>? StepProgress = null);
@@ -37,20 +37,16 @@ public static class LabRuns
         var plan = new TrainingPlan(steps, o.BatchSize, o.LearningRate ?? (o.Size == "small" ? 2e-3 : 3e-3), WarmupSteps: Math.Min(100, steps / 10 + 1), HoldFraction: o.HoldPeak);
         var stop = o.HoldUntilReading;
         stop?.Validate(plan);
-        if (o.ResidualInitStd is { } r && !(r > 0 && double.IsFinite(r)))
-            throw new UserError($"the residual branches' initial std must be a positive number, got {r}; e.g. 0.02") { Field = "residual_init_std" };
-        double residualStd = o.ResidualInitStd ?? TrainableLlama.DefaultResidualInitStd(config.Layers);
         var model = new TrainableLlama(config);
-        model.Initialize(o.Seed, residualStd);
+        model.Initialize(o.Seed);
         string hold = stop != null
             ? string.Create(CultureInfo.InvariantCulture, $", peak rate held until the reading monitor reaches {stop.Threshold:0.###} (checked every {stop.CheckEvery} steps, at most to step {stop.LatestDecayStart(plan)}), then {stop.DecaySteps} decay steps")
             : o.HoldPeak > 0 ? $", peak rate held to step {new HeldPeakSchedule(plan).DecayStart}" : "";
-        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {(stop != null ? "at most " : "")}{steps} steps of batch {o.BatchSize}{hold}, seed {o.Seed}, world seed {o.WorldSeed}{(o.ResidualInitStd != null ? string.Create(CultureInfo.InvariantCulture, $", residual branches initialised at std {residualStd:G3}") : "")}");
+        log.WriteLine($"lab pretrain: {o.Size} model, {config.ParameterCount():N0} parameters, {(stop != null ? "at most " : "")}{steps} steps of batch {o.BatchSize}{hold}, seed {o.Seed}, world seed {o.WorldSeed}");
 
         var evaluation = LabDatasets.Evaluation(world, EvaluationItems);
         var result = Run(model, new PretrainRecipe(corpus), plan, o.Seed, evaluation, "pretrain", o.EvaluateEvery, log, o.StepProgress, stop: stop);
         var metadata = Metadata("pretrain", parent: null, o.Seed, world, plan with { Steps = result.Steps }, result, o.Size, loraRank: 0);
-        metadata["residual_init_std"] = residualStd;
         if (stop != null && result.Hold is { } outcome)
         {
             metadata["hold_until_reading"] = outcome.ToJson(stop, plan.Steps);

@@ -108,22 +108,15 @@ internal sealed class TrainableLlama
         (_cos, _sin) = RopeTables.Create(config.MaxContext, config.HeadDim, config.RopeTheta);
     }
 
-    /// <summary>The initial std of the residual branches' output projections (o_proj, down_proj) by default: GPT-2's 0.02/sqrt(2·layers).</summary>
-    public static double DefaultResidualInitStd(int layers) => InitStd * (1 / Math.Sqrt(2 * layers)); // as the product, so the default init keeps its bits
-
-    private const double InitStd = 0.02;
-
-    /// <summary>Normal(0, 0.02) weights, norms at 1; the output projections o_proj and down_proj at <paramref name="residualStd"/>
-    /// (default <see cref="DefaultResidualInitStd"/>). The draws are the same for any <paramref name="residualStd"/>: only their scale changes.</summary>
-    public void Initialize(int seed, double? residualStd = null)
+    /// <summary>Normal(0, 0.02) weights, output projections scaled by 1/sqrt(2·layers) (GPT-2), norms at 1.</summary>
+    public void Initialize(int seed)
     {
-        double residual = residualStd ?? DefaultResidualInitStd(Config.Layers);
         var rng = new SeededSystemRandom(seed);
         foreach (var (t, i) in Parameters.Tensors.Select((t, i) => (t, i)))
         {
             var v = Parameters.Value(i);
             if (t.Shape.Length == 1) { v.Fill(1f); continue; }
-            double std = t.Name.EndsWith("o_proj.weight") || t.Name.EndsWith("down_proj.weight") ? residual : InitStd;
+            double std = 0.02 * (t.Name.EndsWith("o_proj.weight") || t.Name.EndsWith("down_proj.weight") ? 1 / Math.Sqrt(2 * Config.Layers) : 1);
             for (int j = 0; j < v.Length; j++) v[j] = (float)(std * Gaussian(rng));
         }
     }
