@@ -69,7 +69,7 @@ public sealed class DemoRun
         double rows = plan.ProbingEpisodes * (double)(family.Members.Count + family.CurveCheckpoints.Count);
         return
         [
-            ("family", family.Members.Sum(m => m.Steps) * SecondsPerStep(plan.Size)),
+            ("family", FamilyProgress.ExpectedSeconds(plan)),
             ("scores", rows * SecondsPerRow),
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
@@ -82,7 +82,6 @@ public sealed class DemoRun
 
     // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
     // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
-    private static double SecondsPerStep(string size) => size == "wide" ? 0.1 : 0.04;
     private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 1.6e-5, SecondsPerCompletion = 0.002;
 
     public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, StageProgress? progress = null)

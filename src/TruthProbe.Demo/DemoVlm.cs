@@ -88,11 +88,11 @@ public static class DemoVlm
     public static string ScenesDir(DemoFamily family) => Path.Combine(family.Dir, "scenes");
 
     /// <summary>Held-out scenes (their own seed stream: <c>lab vlm</c> draws its training scenes elsewhere), then the descendant.</summary>
-    public static void Grow(DemoFamily family, DemoVlmPlan plan, int seed, TextWriter log)
+    public static void Grow(DemoFamily family, DemoVlmPlan plan, int seed, TextWriter log, IProgress<int>? steps)
     {
         string scenes = ScenesDir(family);
         SceneDatasets.Sample(plan.HeldOutScenes, (ulong)seed).Write(scenes, plan.SceneSize, (ulong)seed);
-        LabVlm.Train(plan.Options(family.Base.Dir, scenes, Dir(family), seed), log);
+        LabVlm.Train(plan.Options(family.Base.Dir, scenes, Dir(family), seed) with { StepProgress = steps }, log);
     }
 
     public static void Run(DemoRun run, ProbeRun baseScores, ProbeOptions probe, StageProgress progress)
