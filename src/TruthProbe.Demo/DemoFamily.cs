@@ -213,15 +213,6 @@ public sealed class DemoFamily
                 else LabRuns.FineTune(new LabRuns.FineTuneOptions(b.Dir, m.Dir, m.Recipe, m.Steps, m.LoraRank, m.Seed, StepProgress: counter,
                     LearningRate: m.LoraRank > 0 ? plan.LoraLearningRate : null), log);
             }, FamilyProgress.FineTuneUnits(plan, m.Steps), m.Steps));
-        int next = -1;
-        var lanes = Enumerable.Range(0, FamilyProgress.Lanes).Select(_ => Task.Factory.StartNew(() =>
-        {
-            for (int j; (j = Interlocked.Increment(ref next)) < jobs.Count;) jobs[j]();
-        }, TaskCreationOptions.LongRunning)).ToArray();
-        try { Task.WaitAll(lanes); }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-        }
+        DemoLanes.Run(jobs);
     }
 }

@@ -21,9 +21,6 @@ public static class FamilyProgress
     private static double PretrainStepSeconds(string size) => size == "wide" ? 0.165 : 0.04;
     private const double FineTuneShare = 0.6, VlmShare = 0.56;
 
-    /// <summary>The lanes the family trains on (two models at once on the 2-core machines).</summary>
-    public static int Lanes => Math.Clamp(Environment.ProcessorCount, 1, 2);
-
     /// <summary>A pretraining's expected steps: its cap without the stop rule, else the measured average within the cap.</summary>
     public static int ExpectedPretrainSteps(DemoPlan plan, int cap) => plan.PretrainStop == null ? cap : Math.Min(cap, ExpectedStopSteps);
 
@@ -48,7 +45,7 @@ public static class FamilyProgress
         layout.Members.Sum(m => m.Parent == null ? PretrainUnits(plan, m.Steps) : FineTuneUnits(plan, m.Steps)) + VlmUnits(plan);
 
     /// <summary>The family stage's expected wall seconds: its jobs spread over the lanes (the ETA's prior before anything ran).</summary>
-    public static double ExpectedSeconds(DemoPlan plan) => TotalUnits(plan, DemoFamily.Layout("", plan, 0)) / 1000.0 / Lanes;
+    public static double ExpectedSeconds(DemoPlan plan) => TotalUnits(plan, DemoFamily.Layout("", plan, 0)) / 1000.0 / DemoLanes.Count;
 
     private static long Units(int steps, double seconds) => Math.Max(1, (long)Math.Round(steps * seconds * 1000));
 
