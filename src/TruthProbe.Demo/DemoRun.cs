@@ -70,7 +70,7 @@ public sealed class DemoRun
         return
         [
             ("family", FamilyProgress.ExpectedSeconds(plan)),
-            ("scores", rows * SecondsPerRow),
+            ("scores", rows * SecondsPerRow / DemoLanes.Count), // the models on two lanes
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
             ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
