@@ -37,6 +37,7 @@ public static class DemoLanes
 
     /// <summary>Starts <paramref name="work"/> on its own thread, beside the caller's.</summary>
     public static Task<T> Aside<T>(Func<T> work) => Task.Factory.StartNew(work, TaskCreationOptions.LongRunning);
+    public static Task Aside(Action work) => Task.Factory.StartNew(work, TaskCreationOptions.LongRunning);
 
     /// <summary>
     /// Waits for <paramref name="task"/>; when it failed, also for <paramref name="others"/> (they write into the same

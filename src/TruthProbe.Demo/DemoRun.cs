@@ -113,7 +113,7 @@ public sealed class DemoRun
         // bootstrap and probe fits leave a core partly idle) instead of after them; each writes its own files.
         var gatingStage = new DemoLanes.AheadStage(progress, "gating", family.Members.Count);
         var vlmStage = new DemoLanes.AheadStage(progress, "vlm", DemoVlm.Stages);
-        var gating = DemoLanes.Aside(() => { run.Evaluate(scores["base"], gatingStage.Advance); return true; });
+        var gating = DemoLanes.Aside(() => run.Evaluate(scores["base"], gatingStage.Advance));
         var vlm = DemoLanes.Aside(() => DemoVlm.Run(run, scores["base"], run.Probe, vlmStage.Advance));
         CompareReport compare;
         IReadOnlyList<CurvePoint> curve;
