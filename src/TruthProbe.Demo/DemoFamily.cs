@@ -152,9 +152,8 @@ public sealed class DemoFamily
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // an interrupted build: start over
         Directory.CreateDirectory(dir);
         log.WriteLine($"family: building into {dir} (first run; later runs reuse it)");
-        progress?.Begin("family", family.Members.Sum(m => (long)m.Steps));
+        progress?.Begin("family", FamilyProgress.TotalUnits(plan, family));
         family.Train(plan, seed, TextWriter.Synchronized(log), progress);
-        DemoVlm.Grow(family, plan.VlmPlan, seed, log);
 
         var manifest = new JsonObject
         {
@@ -170,25 +169,33 @@ public sealed class DemoFamily
     }
 
     /// <summary>
-    /// Trains every member, independent ones at once: the lab's small matrices keep a second core only partly
-    /// busy inside one model (norms, attention and AdamW run on one thread), so two models side by side use the
-    /// 2-core machines better than one after the other. Order: base and the unrelated models first, then the
-    /// descendants, which wait for the base; with two lanes each lane gets about the same number of steps.
-    /// Every model is trained from its own seeds by the same arithmetic whichever lane runs it (a busy kernel
+    /// Trains every member and grows the vlm, independent jobs at once: the lab's small matrices keep a second core only
+    /// partly busy inside one model (norms, attention and AdamW run on one thread), so two models side by side use the
+    /// 2-core machines better than one after the other. Each lane takes the next job of the list: the base, the
+    /// unrelated models, then what waits for the base, longest first (the vlm, then the fine-tunes), so the vlm starts
+    /// as soon as a lane is free after the base instead of alone after every other job (docs/demo.md, "The family's
+    /// schedule"). Every model is trained from its own seeds by the same arithmetic whichever lane runs it (a busy kernel
     /// pool makes the GEMM run its same parts on the calling thread), so the bytes do not depend on the lanes.
     /// </summary>
     private void Train(DemoPlan plan, int seed, TextWriter log, StageProgress? progress)
     {
         var b = Base;
         var baseDone = new ManualResetEventSlim();
+        FamilyProgress.Job Job(long units, Func<int, int> total) => new(progress?.Counter(), units, total);
         void Pretrain(FamilyMember m)
         {
-            // A stop rule may end the run before its cap: the steps it did not need count as done, so the line reaches the end.
-            var counter = progress?.Counter();
+            var counter = Job(FamilyProgress.PretrainUnits(plan, m.Steps), step => FamilyProgress.ExpectedTotal(plan, m.Steps, step));
             LabRuns.Pretrain(new LabRuns.PretrainOptions(m.Dir, plan.Size, m.Seed, WorldSeed: WorldSeed, Steps: m.Steps, StepProgress: counter,
                 HoldPeak: plan.PretrainHoldPeak, HoldUntilReading: plan.PretrainStop), log);
-            counter?.Report(m.Steps);
+            counter.Done();
         }
+        Action AfterBase(Action<IProgress<int>> grow, long units, int steps) => () =>
+        {
+            baseDone.Wait();
+            var counter = Job(units, _ => steps);
+            grow(counter);
+            counter.Done();
+        };
         var jobs = new List<Action>
         {
             () =>
@@ -198,23 +205,14 @@ public sealed class DemoFamily
             },
         };
         jobs.AddRange(Unrelated.Select(u => (Action)(() => Pretrain(u))));
+        jobs.Add(AfterBase(counter => DemoVlm.Grow(this, plan.VlmPlan, seed, log, counter), FamilyProgress.VlmUnits(plan), FamilyProgress.VlmSteps(plan)));
         foreach (var m in Descendants.OrderByDescending(m => m.Steps))
-            jobs.Add(() =>
+            jobs.Add(AfterBase(counter =>
             {
-                baseDone.Wait();
-                if (m.Name == "counterfactual") LabCurve.FineTune(b.Dir, m.Recipe, plan.Curve, m.Dir, seed, 0, log, progress?.Counter());
-                else LabRuns.FineTune(new LabRuns.FineTuneOptions(b.Dir, m.Dir, m.Recipe, m.Steps, m.LoraRank, m.Seed, StepProgress: progress?.Counter(),
+                if (m.Name == "counterfactual") LabCurve.FineTune(b.Dir, m.Recipe, plan.Curve, m.Dir, seed, 0, log, counter);
+                else LabRuns.FineTune(new LabRuns.FineTuneOptions(b.Dir, m.Dir, m.Recipe, m.Steps, m.LoraRank, m.Seed, StepProgress: counter,
                     LearningRate: m.LoraRank > 0 ? plan.LoraLearningRate : null), log);
-            });
-        int next = -1;
-        var lanes = Enumerable.Range(0, Math.Clamp(Environment.ProcessorCount, 1, 2)).Select(_ => Task.Factory.StartNew(() =>
-        {
-            for (int j; (j = Interlocked.Increment(ref next)) < jobs.Count;) jobs[j]();
-        }, TaskCreationOptions.LongRunning)).ToArray();
-        try { Task.WaitAll(lanes); }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-        }
+            }, FamilyProgress.FineTuneUnits(plan, m.Steps), m.Steps));
+        DemoLanes.Run(jobs);
     }
 }

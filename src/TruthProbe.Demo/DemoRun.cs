@@ -69,8 +69,8 @@ public sealed class DemoRun
         double rows = plan.ProbingEpisodes * (double)(family.Members.Count + family.CurveCheckpoints.Count);
         return
         [
-            ("family", family.Members.Sum(m => m.Steps) * SecondsPerStep(plan.Size)),
-            ("scores", rows * SecondsPerRow),
+            ("family", FamilyProgress.ExpectedSeconds(plan)),
+            ("scores", rows * SecondsPerRow / DemoLanes.Count), // the models on two lanes
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
             ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
@@ -82,7 +82,6 @@ public sealed class DemoRun
 
     // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
     // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
-    private static double SecondsPerStep(string size) => size == "wide" ? 0.1 : 0.04;
     private const double SecondsPerRow = 0.002, SecondsPerBootstrapRow = 1.6e-5, SecondsPerCompletion = 0.002;
 
     public static DemoRun Execute(DemoFamily family, DemoPlan plan, int seed, string outDir, StageProgress? progress = null)
@@ -101,27 +100,45 @@ public sealed class DemoRun
         run.WriteFamily();
         run.WriteSets();
         progress.Begin("scores", family.Members.Count);
-        var scores = family.Members.ToDictionary(m => m.Name, m =>
+        var scored = new ProbeRun[family.Members.Count];
+        DemoLanes.Run(family.Members.Select((m, i) => (Action)(() =>
         {
-            var r = LabScoring.Score(m.Dir, run.ProbingPath, run.Out("scores", m.Name), run.Probe);
+            scored[i] = LabScoring.Score(m.Dir, run.ProbingPath, run.Out("scores", m.Name), run.Probe);
             progress.Advance();
-            return r;
-        });
+        })).ToList());
+        var scores = family.Members.Select((m, i) => (m.Name, Run: scored[i])).ToDictionary(s => s.Name, s => s.Run);
         run.WriteControls(scores);
         FamilyMaps.Write(outDir, scores);
-        progress.Begin("compare", plan.BootstrapRows * family.Members.Count);
-        var compare = run.Compare(progress);
-        progress.Begin("drift and lineage", family.Members.Count - 1);
-        run.DriftAndLineage(progress);
-        progress.Begin("curve", family.CurveCheckpoints.Count);
-        var curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
-            run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(),
-            family.Members.Where(m => m.Name is "base" or "counterfactual").ToDictionary(m => m.Dir, m => (scores[m.Name], run.Out("scores", m.Name))));
-        progress.Begin("gating", family.Members.Count);
-        run.Evaluate(scores["base"], progress);
+        // Gating and the vlm's measures read only the scores, so they run beside compare, drift and the curve (whose
+        // bootstrap and probe fits leave a core partly idle) instead of after them; each writes its own files.
+        var gatingStage = new DemoLanes.AheadStage(progress, "gating", family.Members.Count);
+        var vlmStage = new DemoLanes.AheadStage(progress, "vlm", DemoVlm.Stages);
+        var gating = DemoLanes.Aside(() => run.Evaluate(scores["base"], gatingStage.Advance));
+        var vlm = DemoLanes.Aside(() => DemoVlm.Run(run, scores["base"], run.Probe, vlmStage.Advance));
+        CompareReport compare;
+        IReadOnlyList<CurvePoint> curve;
+        try
+        {
+            progress.Begin("compare", plan.BootstrapRows * family.Members.Count);
+            compare = run.Compare(progress);
+            progress.Begin("drift and lineage", family.Members.Count - 1);
+            run.DriftAndLineage(progress);
+            progress.Begin("curve", family.CurveCheckpoints.Count);
+            curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
+                run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(),
+                family.Members.Where(m => m.Name is "base" or "counterfactual").ToDictionary(m => m.Dir, m => (scores[m.Name], run.Out("scores", m.Name))));
+        }
+        catch
+        {
+            DemoLanes.Settle(gating, vlm);
+            throw;
+        }
+        gatingStage.Begin();
+        DemoLanes.Join(gating, vlm);
         run.CheckClaims(compare, scores, curve);
-        progress.Begin("vlm", DemoVlm.Stages);
-        DemoVlm.Run(run, scores["base"], run.Probe, progress);
+        vlmStage.Begin();
+        DemoLanes.Join(vlm);
+        vlm.Result(); // the vlm's checks come after the text ones
         progress.Begin("report", 1);
         run.WriteSummary(scores, compare);
         DemoReport.Build(run).Write();
@@ -250,7 +267,7 @@ public sealed class DemoRun
     /// 20% of the rows (as <c>eval halueval --lambda-sweep</c>); metrics on the other 80% only. The same protocol with
     /// the <see cref="GatePlacebo"/> map is the control arm -> eval_placebo.csv.
     /// </summary>
-    private void Evaluate(ProbeRun baseScores, StageProgress progress)
+    private void Evaluate(ProbeRun baseScores, Action advance)
     {
         var rows = LabJudge.ReadRows(Out(EvalFile));
         var (tuningData, testData) = HaluEvalSweep.Split(rows.Select(r => r.Data).ToList(), SplitSeed);
@@ -296,7 +313,7 @@ public sealed class DemoRun
                 $"{m.Name},{CsvFormat.Number(placeboLambda)},{CsvFormat.Number(placebo.Metric(s => s.Accuracy).Mean)},{CsvFormat.Number(100 * placeboAccuracy.Low)},{CsvFormat.Number(100 * placeboAccuracy.High)}," +
                 $"{CsvFormat.Number(100 * placeboDifference.Low)},{CsvFormat.Number(100 * placeboDifference.High)},{CsvFormat.Number(HaluEvalComparison.Of(vanilla.Judged, placebo.Judged).Pooled.PValue)}," +
                 $"{CsvFormat.Number(HaluEvalComparison.Of(placebo.Judged, gated.Judged).Pooled.PValue)}\n");
-            progress.Advance();
+            advance();
         }
         AtomicFile.WriteAllText(Out("eval.csv"), sb.ToString());
         AtomicFile.WriteAllText(Out(GatePlacebo.File), placeboCsv.ToString());

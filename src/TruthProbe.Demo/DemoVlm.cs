@@ -76,6 +76,8 @@ public static class DemoVlm
     /// the skill the base's text map measures, where the scenes' presence rows ask one the base never had.
     /// </summary>
     public const string ContextRowsFile = "probing_context_image.jsonl", ContextScores = "scores_context", ContextCompare = "compare_context";
+    /// <summary>The base's own text task (the reference's context prompt) with the row's scene shown before it.</summary>
+    public const string ContextTemplate = "<image>\n" + PromptTemplate.Default;
     /// <summary>Progress stages: map, comparison with drift and lineage, POPE, CHAIR.</summary>
     public const int Stages = 4;
     public const int MaxPopeTokens = 3;
@@ -88,14 +90,19 @@ public static class DemoVlm
     public static string ScenesDir(DemoFamily family) => Path.Combine(family.Dir, "scenes");
 
     /// <summary>Held-out scenes (their own seed stream: <c>lab vlm</c> draws its training scenes elsewhere), then the descendant.</summary>
-    public static void Grow(DemoFamily family, DemoVlmPlan plan, int seed, TextWriter log)
+    public static void Grow(DemoFamily family, DemoVlmPlan plan, int seed, TextWriter log, IProgress<int>? steps)
     {
         string scenes = ScenesDir(family);
         SceneDatasets.Sample(plan.HeldOutScenes, (ulong)seed).Write(scenes, plan.SceneSize, (ulong)seed);
-        LabVlm.Train(plan.Options(family.Base.Dir, scenes, Dir(family), seed), log);
+        LabVlm.Train(plan.Options(family.Base.Dir, scenes, Dir(family), seed) with { StepProgress = steps }, log);
     }
 
-    public static void Run(DemoRun run, ProbeRun baseScores, ProbeOptions probe, StageProgress progress)
+    /// <summary>
+    /// Measures the descendant into OUT/vlm, calling <paramref name="advance"/> after each of its <see cref="Stages"/>. Reads
+    /// only the family and the text models' scores, so it may run beside the text analysis; returns what adds its checks,
+    /// to be called once the text checks are in.
+    /// </summary>
+    public static Action Run(DemoRun run, ProbeRun baseScores, ProbeOptions probe, Action advance)
     {
         string outDir = Path.Combine(run.OutDir, Name), scenes = ScenesDir(run.Family), model = Dir(run.Family);
         Directory.CreateDirectory(outDir);
@@ -105,20 +112,20 @@ public static class DemoVlm
         LabScoring.OneRowPerEpisode(Path.Combine(scenes, "probing.jsonl"), objectRows);
         WriteContextRows(run.ProbingPath, heldOut, contextRows);
         using var llava = LlavaModel.Load(model);
-        var map = Score(llava, scenes, objectRows, DemoImageRows.ImageTemplate, Path.Combine(outDir, "scores"), probe);
-        var contextMap = Score(llava, scenes, contextRows, DemoImageRows.ContextTemplate, Path.Combine(outDir, ContextScores), probe);
-        progress.Advance();
+        var map = Score(llava, scenes, objectRows, LlavaImagePrompts.ImageTemplate, Path.Combine(outDir, "scores"), probe);
+        var contextMap = Score(llava, scenes, contextRows, ContextTemplate, Path.Combine(outDir, ContextScores), probe);
+        advance();
         var (compare, names) = Compare(run, outDir, "scores", "compare");
         var (contextCompare, _) = Compare(run, outDir, ContextScores, ContextCompare);
         bool parentFound = DriftAndLineage(run, model, outDir);
-        progress.Advance();
+        advance();
         var tuningImages = TuningImages(heldOut.Select(s => s.ImageName), DemoRun.SplitSeed);
         var gates = new BaseGates(llava, baseScores, Path.Combine(run.OutDir, "scores", "base", "scores.npy"));
         var pope = Pope(llava, gates, scenes, tuningImages, run.Plan.Lambdas, outDir);
-        progress.Advance();
+        advance();
         var chair = Chair(llava, gates, scenes, heldOut.Where(s => !tuningImages.Contains(s.ImageName)).ToList(), pope.Lambda, plan.CaptionTokens, run.Seed, outDir);
-        progress.Advance();
-        Check(run, (map, compare), (contextMap, contextCompare), names, parentFound, pope, chair);
+        advance();
+        return () => Check(run, (map, compare), (contextMap, contextCompare), names, parentFound, pope, chair);
     }
 
     // ---- the map ----
@@ -127,7 +134,7 @@ public static class DemoVlm
     private static ProbeRun Score(LlavaModel llava, string scenes, string rows, string template, string scoresDir, ProbeOptions probe)
     {
         var data = ProbingData.Load(rows, samples: null, skipBad: false);
-        var collection = ActivationCollector.Collect(new DemoImageRows(llava, Path.Combine(scenes, "images"), template), data, null, false, scoresDir, TextWriter.Null);
+        var collection = ActivationCollector.Collect(LlavaImagePrompts.FromFolder(llava, new PromptTemplate(template), Path.Combine(scenes, "images")), data, null, false, scoresDir, TextWriter.Null);
         var run = ProbeRun.Execute(collection.Set, probe);
         run.Write(scoresDir, new ProbeInputs(collection.Path, null, "truthprobe demo (image rows)"), Plots.Writer);
         return run;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using TruthProbe.Common;
+using TruthProbe.Evaluation;
 using TruthProbe.Imaging;
 using TruthProbe.Model;
 using TruthProbe.Probing;
@@ -28,7 +29,7 @@ public enum ImageMode
 public sealed class ImageRowOptions
 {
     /// <summary>The reference's LLaVA probing prompt, run through the model's tokenizer (BOS, the image tokens, the text).</summary>
-    public const string ImageTemplate = "<image>\n{question}\nASSISTANT: {answer}";
+    public const string ImageTemplate = LlavaImagePrompts.ImageTemplate;
     public const string ImageToken = "<image>";
 
     public readonly Option<string?> Images = Opt.Text("--images", "DIR",
@@ -141,8 +142,10 @@ public sealed record ImageRows(ImageMode Mode, string? Directory, string? Aspect
 }
 
 /// <summary>
-/// Rows run on a LLaVA model in one <see cref="ImageMode"/>; each image is encoded once while it stays in the cache.
-/// LLaVA-NeXT's image-token count depends on the image's size, so its rows' images are decoded when their ids are made.
+/// Rows run on a LLaVA model in one <see cref="ImageMode"/>: its image modes through the library's
+/// <see cref="LlavaImagePrompts"/> (each image, keyed by its content hash, encoded once while it stays in the cache), text-only
+/// through the language model alone. LLaVA-NeXT's image-token count depends on the image's size, so its rows' images are
+/// sized from their headers when their ids are made.
 /// </summary>
 internal sealed class LlavaRowPrompts : RowPrompts
 {
@@ -153,10 +156,10 @@ internal sealed class LlavaRowPrompts : RowPrompts
     private readonly PromptTemplate _template;
     private readonly ImageRows _rows;
     private readonly AspectMode _aspect;
-    private readonly LlavaState _state;
-    private readonly ImageFeatureCache _cache;
+    private readonly LlavaImagePrompts _images;
     private readonly Dictionary<string, string> _hashes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ImageSize> _sizes = new(StringComparer.Ordinal);
+    private LlavaState? _textState;
 
     public LlavaRowPrompts(LlavaModel model, PromptTemplate template, ImageRows rows)
     {
@@ -165,8 +168,8 @@ internal sealed class LlavaRowPrompts : RowPrompts
             throw new UserError($"--image-aspect applies to LLaVA-1.5; {model.Language.Source} is LLaVA-NeXT, which tiles each image at its best grid resolution (anyres)") { Field = "image_aspect" };
         _aspect = ImageOptions.AspectOf(rows.AspectText, model);
         if (rows.Mode != ImageMode.TextOnly) model.ImagePreprocessor(_aspect);   // the folder's settings are checked before any row runs
-        _state = model.NewState();
-        _cache = new ImageFeatureCache(model, _state);
+        _images = new LlavaImagePrompts(model, template, _aspect,
+            row => ((_rows.Mode == ImageMode.Black ? "black" : Hash(_rows.Files[row.Index])) + "|" + _aspect, () => Image(row)), SizeOf);
     }
 
     public override Transformer Model => _model.Language;
@@ -174,11 +177,10 @@ internal sealed class LlavaRowPrompts : RowPrompts
 
     public override int[] Tokens(ProbingRow row)
     {
-        int[] ids = _model.EncodePrompt(_template.Render(row));
-        if (_rows.Mode == ImageMode.TextOnly) return ids;
+        if (_rows.Mode == ImageMode.TextOnly) return _model.EncodePrompt(_template.Render(row));
         try
         {
-            return _model.ExpandImageTokens(ids, SizeOf(row));
+            return _images.Tokens(row);
         }
         catch (UserError e)
         {
@@ -206,29 +208,19 @@ internal sealed class LlavaRowPrompts : RowPrompts
 
     public override void Run(ProbingRow row, int[] tokens, ActivationCapture capture)
     {
-        _state.Text.Reset();
-        if (_rows.Mode == ImageMode.TextOnly)
+        if (_rows.Mode != ImageMode.TextOnly)
         {
-            _model.Language.Forward(_state.Text, tokens, capture);
+            _images.Run(row, tokens, capture);
             return;
         }
-        string key = (_rows.Mode == ImageMode.Black ? "black" : Hash(_rows.Files[row.Index])) + "|" + _aspect;
-        var size = SizeOf(row);
-        var features = _cache.Get(key, () =>
-        {
-            var image = _model.PrepareImage(Image(row), _model.IsAnyres ? null : _aspect);
-            if (size != null && image.Size != size) throw new InvalidOperationException($"{_rows.Files[row.Index]}: decoded {image.Size}, its header gave {size}");
-            return image;
-        });
-        _model.ForwardEncoded(_state, tokens, features, capture, imageSize: size);
+        _textState ??= _model.NewState();
+        _textState.Text.Reset();
+        _model.Language.Forward(_textState.Text, tokens, capture);
     }
 
-    public override (int Start, int Length) Evidence(ProbingRow row, int[] tokens)
-    {
-        if (_rows.Mode == ImageMode.TextOnly)
-            throw new UserError("--image-mode text-only shows no image, so there is no image span to measure attention on; use image or black");
-        return (Array.IndexOf(tokens, _model.Config.ImageTokenId), _model.ImageTokens(SizeOf(row)));
-    }
+    public override (int Start, int Length) Evidence(ProbingRow row, int[] tokens) => _rows.Mode == ImageMode.TextOnly
+        ? throw new UserError("--image-mode text-only shows no image, so there is no image span to measure attention on; use image or black")
+        : _images.Evidence(row, tokens);
 
     private RgbImage Image(ProbingRow row) => _rows.Mode == ImageMode.Black ? new RgbImage(BlackSize, BlackSize) : ImageFile.Load(_rows.Files[row.Index]);
 

@@ -36,7 +36,8 @@ public static class LabVlm
         int TrainScenes = 2000, int TowerSteps = 300, int Stage1Steps = 400, int Stage2Steps = 900, int BatchSize = 32, int LoraRank = 0,
         int TowerHidden = 64, int TowerLayers = 2, int TowerHeads = 4, int ReadingItems = LabRuns.EvaluationItems,
         Mix? Stage1Mix = null, Mix? Stage2Mix = null, double AttributeShare = 0, double Stage2LearningRate = 3e-3,
-        double? LmLearningRate = null, int Stage3Steps = 600, Mix? Stage3Mix = null, bool Stage3NewWords = false);
+        double? LmLearningRate = null, int Stage3Steps = 600, Mix? Stage3Mix = null, bool Stage3NewWords = false,
+        IProgress<int>? StepProgress = null);
 
     /// <summary>Shares of a stage's batches (relative weights, not necessarily summing to 1).</summary>
     public sealed record Mix(double Questions, double Captions, double Text);
@@ -107,13 +108,13 @@ public static class LabVlm
         clock.Restart();
         // Stage 1: the LM frozen but for the new words' embedding rows (LLaVA trains new token rows with the projector).
         lm.Parameters.SetTrainable(t => t.Name == EmbeddingName);
-        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log, 2e-3);
+        double loss1 = session.Run("stage 1", o.Stage1Steps, o.BatchSize, o.Seed, 2e-3, o.Stage1Mix ?? DefaultStage1Mix, log, 2e-3, o.StepProgress, o.TowerSteps);
         double stage1Seconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
         if (o.LoraRank > 0) lm.AddLora(o.LoraRank, alpha: 2 * o.LoraRank, o.Seed);
         else lm.Parameters.SetTrainable(_ => true);
-        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, Stage2Rate(o), o.Stage2Mix ?? DefaultStage2Mix, log, LmRate(o));
+        double loss2 = session.Run("stage 2", o.Stage2Steps, o.BatchSize, o.Seed + 1, Stage2Rate(o), o.Stage2Mix ?? DefaultStage2Mix, log, LmRate(o), o.StepProgress, o.TowerSteps + o.Stage1Steps);
         double stage2Seconds = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
@@ -123,7 +124,7 @@ public static class LabVlm
         // and a caption's words ("top", "left", the singular class names) were never an answer in stages 1-2.
         if (o.Stage3NewWords && o.LoraRank > 0 && o.Stage3Steps > 0) lm.Parameters.SetTrainable(t => t.Trainable || t.Name == EmbeddingName);
         double loss3 = o.Stage3Steps == 0 ? double.NaN
-            : session.Run("stage 3", o.Stage3Steps, o.BatchSize, o.Seed + 2, Stage2Rate(o), o.Stage3Mix ?? DefaultStage3Mix, log, LmRate(o));
+            : session.Run("stage 3", o.Stage3Steps, o.BatchSize, o.Seed + 2, Stage2Rate(o), o.Stage3Mix ?? DefaultStage3Mix, log, LmRate(o), o.StepProgress, o.TowerSteps + o.Stage1Steps + o.Stage2Steps);
         double stage3Seconds = clock.Elapsed.TotalSeconds;
 
         var pope = SceneDatasets.PopeSettings.Select(setting => session.Pope(o.Scenes, setting, preprocessor)).ToList();
@@ -186,7 +187,8 @@ public static class LabVlm
         var fit = train.Scenes.Take(train.Scenes.Count - heldOut).ToList();
         var input = new float[batch * shape.PixelValues];
         var dLogits = new float[batch * shape.Patches * shape.Labels];
-        using (var progress = new Progress("tower", o.TowerSteps))
+        // A caller that shows its own progress (the demo's one line) takes the steps instead of a bar.
+        using (var progress = new Progress("tower", o.TowerSteps, quiet: o.StepProgress != null ? true : null))
             for (int step = 0; step < o.TowerSteps; step++)
             {
                 var rng = Corpus.StepRandom(o.Seed + 7, step);
@@ -207,6 +209,7 @@ public static class LabVlm
                 optimizer.ClipGradients(1.0);
                 optimizer.Step(schedule.At(step));
                 progress.Advance();
+                o.StepProgress?.Report(step + 1);
             }
         int right = 0, total = 0;
         foreach (var chunk in train.Scenes.Skip(train.Scenes.Count - heldOut).Chunk(batch))
@@ -262,7 +265,8 @@ public static class LabVlm
         /// <summary>One stage; <paramref name="mix"/> = shares of (questions, captions, text episodes). Returns the last smoothed loss.</summary>
         /// <param name="learningRate">the projector's peak rate.</param>
         /// <param name="lmRate">the LM's peak rate (its trainable weights: the new rows, all, or adapters).</param>
-        public double Run(string label, int steps, int batchSize, int seed, double learningRate, Mix mix, TextWriter log, double lmRate)
+        /// <param name="report">when given, takes the running step count (<paramref name="before"/> plus this stage's) instead of a bar.</param>
+        public double Run(string label, int steps, int batchSize, int seed, double learningRate, Mix mix, TextWriter log, double lmRate, IProgress<int>? report, int before)
         {
             var lmOptimizer = new AdamW(lm.Parameters, weightDecay: 0);
             var clipOptimizer = new AdamW(clip.Parameters, weightDecay: 0);
@@ -272,7 +276,7 @@ public static class LabVlm
             bool onlyNewRows = lm.Parameters.Tensors.Any(t => t.Trainable && t.Name == EmbeddingName) && lm.Parameters.Tensors.Any(t => !t.Trainable);
             double smoothed = double.NaN, lmNorm = 0, projectorNorm = 0;
             var probe = ImageProbe(seed);
-            using (var progress = new Progress(label, steps))
+            using (var progress = new Progress(label, steps, quiet: report != null ? true : null))
                 for (int step = 0; step < steps; step++)
                 {
                     if (step % Math.Max(1, steps / 4) == 0) LogReliance(label, step, probe, lmNorm, projectorNorm, log);
@@ -291,6 +295,7 @@ public static class LabVlm
                     clipOptimizer.Step(schedule.At(step));
                     smoothed = double.IsNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
                     progress.Advance();
+                    report?.Report(before + step + 1);
                 }
             LogReliance(label, steps, probe, lmNorm, projectorNorm, log);
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label}: {steps} steps of batch {batchSize}, loss {smoothed:0.000}, {lm.Parameters.TrainableCount + clip.Parameters.TrainableCount:N0} trainable parameters"));
