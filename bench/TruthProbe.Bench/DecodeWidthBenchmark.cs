@@ -20,7 +20,7 @@ public sealed class DecodeWidthBenchmark : IBenchmark
         var log = context.Log;
         var config = EngineBenchmark.QwenHalfBShape(context.Quick ? 4 : 24);
         int rounds = context.Quick ? 24 : 48;
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-decodewidth-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-decodewidth-");
         try
         {
             RandomModel.WriteHf(folder, config, seed: 1, WeightDType.BF16);

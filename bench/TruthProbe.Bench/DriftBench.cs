@@ -21,7 +21,7 @@ public sealed unsafe class DriftBench : IBenchmark
             Architecture = "qwen2", Layers = context.Quick ? 4 : 24, DModel = 896, Heads = 14, KvHeads = 2, HeadDim = 64, Ffn = 4864,
             Vocab = context.Quick ? 32_000 : 151_936, MaxContext = 32_768, RopeTheta = 1_000_000f, RmsEps = 1e-6f, TiedEmbeddings = true, QkvBias = true,
         };
-        string dir = Directory.CreateTempSubdirectory("truthprobe-bench-drift-").FullName;
+        string dir = BenchTemp.Create("truthprobe-bench-drift-");
         try
         {
             var clock = Stopwatch.StartNew();

@@ -19,7 +19,7 @@ public sealed class EngineBenchmark : IBenchmark
         var log = context.Log;
         var config = QwenHalfBShape(context.Quick ? 4 : 24);
         int prefillTokens = context.Quick ? 64 : 512;
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-engine-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-engine-");
         try
         {
             var sw = Stopwatch.StartNew();

@@ -50,7 +50,7 @@ public sealed class EvalBatchBenchmark : IBenchmark
         int items = prompts.Length;
         log.WriteLine($"{rows} rows x 3 seeds: {items} distinct prompts of {prompts.Min(p => p.Length)}-{prompts.Max(p => p.Length)} tokens (mean {prompts.Average(p => p.Length):0}), {NewTokens} new tokens each, {config.Layers} layers");
 
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-evalbatch-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-evalbatch-");
         try
         {
             string hf = Path.Combine(folder, "hf"), gguf = Path.Combine(folder, "model.gguf");

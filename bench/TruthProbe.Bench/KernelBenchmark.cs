@@ -22,7 +22,7 @@ public sealed unsafe class KernelBenchmark : IBenchmark
         var config = EngineBenchmark.QwenHalfBShape(context.Quick ? 4 : 24);
         const int RowTokens = 300;
         int rows = context.Quick ? 3 : 8;
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-scoring-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-scoring-");
         try
         {
             RandomModel.WriteHf(folder, config, seed: 2, WeightDType.BF16);

@@ -41,7 +41,7 @@ public sealed class LlamaCppBenchmark : IBenchmark
         if (context.Quick) log.WriteLine($"--quick: {config.Layers} of 24 layers, prefill {prefillTokens} tokens (not 512), {decodeTokens} decode steps");
         int[] prompt = Enumerable.Range(0, prefillTokens).Select(i => (i * 7919) % config.Vocab).ToArray();
 
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-llamacpp-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-llamacpp-");
         try
         {
             var sw = Stopwatch.StartNew();

@@ -16,7 +16,7 @@ public sealed class NonFiniteBench : IBenchmark
     {
         var log = context.Log;
         var config = EngineBenchmark.QwenHalfBShape(context.Quick ? 4 : 24);
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-nonfinite-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-nonfinite-");
         try
         {
             RandomModel.WriteHf(folder, config, seed: 3, WeightDType.BF16);

@@ -37,7 +37,7 @@ public sealed class PopePrefixBench : IBenchmark
             Select = FeatureSelect.Default,
             ProjectorBias = true,
         };
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-pope-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-pope-");
         try
         {
             LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, seed: 5, WeightDType.F16);

@@ -20,7 +20,7 @@ public sealed class QwenVisionBenchmark : IBenchmark
     {
         var log = context.Log;
         var config = Qwen25VL(depth: 4);
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-qwen-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-qwen-");
         try
         {
             QwenCheckpoint.WriteRandom(folder, config, QwenLayout.Hub, seed: 3, WeightDType.BF16);

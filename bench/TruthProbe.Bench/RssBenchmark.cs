@@ -45,7 +45,7 @@ public sealed class RssBenchmark : IBenchmark
             log.WriteLine($"7B benchmark skipped: {temp} has {free / 1e9:0.0} GB free, the {config.Layers}-layer model needs {needed / 1e9:0.0} GB in bf16 and Q8_0");
             return;
         }
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-7b-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-7b-");
         try
         {
             var sw = Stopwatch.StartNew();

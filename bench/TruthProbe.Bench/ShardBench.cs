@@ -27,7 +27,7 @@ public sealed class ShardBench : IBenchmark
         int cores = Environment.ProcessorCount, rows = context.Quick ? 60 : 240;
         // The 0.5B shape at a few layers, with the tokenizer's 512-token vocabulary so that real text tokenises.
         var config = EngineBenchmark.QwenHalfBShape(context.Quick ? 4 : 8) with { Vocab = 512, MaxContext = 2048 };
-        string dir = Directory.CreateTempSubdirectory("truthprobe-bench-shard-").FullName;
+        string dir = BenchTemp.Create("truthprobe-bench-shard-");
         try
         {
             string model = Path.Combine(dir, "model");

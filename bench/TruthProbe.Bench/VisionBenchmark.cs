@@ -19,7 +19,7 @@ public sealed class VisionBenchmark : IBenchmark
     {
         var log = context.Log;
         var config = ClipL336(visionLayers: 3);   // layer -2 of 3: two layers run
-        string folder = Directory.CreateTempSubdirectory("truthprobe-bench-vision-").FullName;
+        string folder = BenchTemp.Create("truthprobe-bench-vision-");
         try
         {
             LlavaCheckpoint.WriteRandom(folder, config, LlavaLayout.Hub, seed: 3, WeightDType.F16);

@@ -22,7 +22,7 @@ public sealed class TokenizerBenchmark : IBenchmark
         int runs = context.Quick ? 3 : 5;
         double megabytes = System.Text.Encoding.UTF8.GetByteCount(text) / 1e6;
 
-        string dir = Directory.CreateTempSubdirectory("truthprobe-bench-").FullName;
+        string dir = BenchTemp.Create("truthprobe-bench-tokenizer-");
         try
         {
             var ours = TokenizerLoader.FromFile(Gpt2Reference.WriteTokenizerJson(dir));
