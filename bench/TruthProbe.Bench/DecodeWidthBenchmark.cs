@@ -46,7 +46,7 @@ public sealed class DecodeWidthBenchmark : IBenchmark
                 }
             log.WriteLine($"{matrices.Length} bf16 matrices, {bytes / 1e6:0} MB a pass, {rounds} alternating rounds, {WorkerPool.Count} threads; ms a pass, median (range):");
             for (int f = 0; f < forms.Count; f++)
-                log.WriteLine($"  {forms[f].Name,-22} wall {Stats(wall[f])}  CPU {Stats(cpu[f])}  ({bytes / Median(wall[f]) / 1e9:0.0} GB/s by the wall clock)");
+                log.WriteLine($"  {forms[f].Name,-22} wall {Stats(wall[f])}  CPU {Stats(cpu[f])}  ({bytes / BenchStats.Median(wall[f]) / 1e9:0.0} GB/s by the wall clock)");
             int floor = forms.Count - 1;
             for (int f = 0; f < floor; f++)
                 log.WriteLine($"  read floor / {forms[f].Name}, per round: wall {RatioStats(wall[floor], wall[f])}, CPU {RatioStats(cpu[floor], cpu[f])}");
@@ -71,17 +71,15 @@ public sealed class DecodeWidthBenchmark : IBenchmark
         finally { SimdWidth.Forced = SimdPath.Auto; }
     }
 
-    private static double Median(double[] values) => values.Order().ElementAt(values.Length / 2);
-
     private static string Stats(double[] seconds)
     {
-        var s = seconds.Order().ToArray();
-        return $"{s[s.Length / 2] * 1e3,7:0.00} ({s[0] * 1e3:0.00}-{s[^1] * 1e3:0.00})";
+        var (median, min, max) = BenchStats.Spread(seconds);
+        return $"{median * 1e3,7:0.00} ({min * 1e3:0.00}-{max * 1e3:0.00})";
     }
 
     private static string RatioStats(double[] numerator, double[] denominator)
     {
-        var s = numerator.Zip(denominator, (a, b) => a / b).Order().ToArray();
-        return $"{s[s.Length / 2]:0.000} ({s[0]:0.000}-{s[^1]:0.000})";
+        var (median, min, max) = BenchStats.Spread(numerator.Zip(denominator, (a, b) => a / b));
+        return $"{median:0.000} ({min:0.000}-{max:0.000})";
     }
 }

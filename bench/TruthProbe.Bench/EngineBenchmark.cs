@@ -70,7 +70,7 @@ public sealed class EngineBenchmark : IBenchmark
                 ratios[w] = floors[w] / step.Wall;
                 cpuRatios[w] = floorCpu / step.Cpu;
             }
-            double decodeSeconds = Median(steps), floorSeconds = Median([.. floors]);
+            double decodeSeconds = BenchStats.Median(steps), floorSeconds = BenchStats.Median(floors);
             long residentBytes = Environment.WorkingSet;
             double prefillFlops = 2.0 * (config.ParameterCount() - (long)config.Vocab * config.DModel) * prefillTokens + 2.0 * config.Vocab * config.DModel;
 
@@ -81,7 +81,7 @@ public sealed class EngineBenchmark : IBenchmark
             log.WriteLine($"floor / decode per window: {MedianAndRange(ratios)}; per CPU-second {MedianAndRange(cpuRatios)}");
             if (compareWidths)
                 log.WriteLine($"decode on Vector256 / on {SimdWidth.Current}, same windows: {MedianAndRange(narrowOverWide)}; per CPU-second {MedianAndRange(cpuNarrowOverWide)} (above 1: the width picked is faster)");
-            context.Ratio("decode_vs_bandwidth_floor", Median([.. ratios]));
+            context.Ratio("decode_vs_bandwidth_floor", BenchStats.Median(ratios));
         }
         finally
         {
@@ -96,16 +96,10 @@ public sealed class EngineBenchmark : IBenchmark
         Ffn = 4864, Vocab = 151936, MaxContext = 32768, RopeTheta = 1e6f, RmsEps = 1e-6f, TiedEmbeddings = true, QkvBias = true,
     };
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
-    }
-
     private static string MedianAndRange(IReadOnlyList<double> values)
     {
-        var sorted = values.Order().ToArray();
-        return $"median {sorted[sorted.Length / 2]:0.000} (range {sorted[0]:0.000}-{sorted[^1]:0.000})";
+        var (median, min, max) = BenchStats.Spread(values);
+        return $"median {median:0.000} (range {min:0.000}-{max:0.000})";
     }
 
     /// <summary><paramref name="count"/> greedy decoding steps on <paramref name="width"/>: the median step's seconds, and the
@@ -125,6 +119,6 @@ public sealed class EngineBenchmark : IBenchmark
             }
         }
         finally { SimdWidth.Forced = SimdPath.Auto; }
-        return (Median(times), (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / count);
+        return (BenchStats.Median(times), (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / count);
     }
 }

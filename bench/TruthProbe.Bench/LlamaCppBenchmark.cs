@@ -70,7 +70,7 @@ public sealed class LlamaCppBenchmark : IBenchmark
                     Thread.Sleep(50);
                     for (int s = t; s < Math.Min(t + DecodeRun, decodeTokens); s++) steps[i].Add(Time(runtimes[i].Step));
                 }
-            double[] decode = [Median(steps[0]), Median(steps[1])];
+            double[] decode = [BenchStats.Median(steps[0]), BenchStats.Median(steps[1])];
 
             log.WriteLine($"llama.cpp:  prefill {prefillTokens / prefill[0]:0.0} tok/s ({prefill[0]:0.000} s), decode {decode[0] * 1e3:0.0} ms/token");
             log.WriteLine($"truthprobe: prefill {prefillTokens / prefill[1]:0.0} tok/s ({prefill[1]:0.000} s), decode {decode[1] * 1e3:0.0} ms/token");
@@ -91,8 +91,6 @@ public sealed class LlamaCppBenchmark : IBenchmark
         action();
         return sw.Elapsed.TotalSeconds;
     }
-
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
     /// <summary>The 256 byte-level tokens and an end-of-text token; the GGUF writer pads the rest of the
     /// 151,936 rows with unused tokens, which is all llama.cpp needs to load the model.</summary>
