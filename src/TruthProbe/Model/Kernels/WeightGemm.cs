@@ -365,22 +365,35 @@ internal static unsafe class WeightGemm
         Transpose16(v, dst, dstStride);
     }
 
-    /// <summary>dst[i * dstStride + r] = v[r][i]; v is overwritten.</summary>
+    /// <summary>dst[i * dstStride + r] = v[r][i], in registers: the rounds' pairs had read and written v on the stack,
+    /// 128 loads and stores per block on top of the 64 permutes.</summary>
     private static void Transpose16(Vector512<float>* v, float* dst, int dstStride)
     {
-        for (int b = 0; b < 4; b++)
-        {
-            int step = 1 << b;
-            var low = SwapLow[b]; var high = SwapHigh[b];
-            for (int r = 0; r < 16; r++)
-            {
-                if ((r & step) != 0) continue;
-                var a = v[r]; var c = v[r + step];
-                v[r] = Avx512F.PermuteVar16x32x2(a, low, c);
-                v[r + step] = Avx512F.PermuteVar16x32x2(a, high, c);
-            }
-        }
-        for (int r = 0; r < 16; r++) v[r].Store(dst + (long)r * dstStride);
+        var r0 = v[0]; var r1 = v[1]; var r2 = v[2]; var r3 = v[3];
+        var r4 = v[4]; var r5 = v[5]; var r6 = v[6]; var r7 = v[7];
+        var r8 = v[8]; var r9 = v[9]; var r10 = v[10]; var r11 = v[11];
+        var r12 = v[12]; var r13 = v[13]; var r14 = v[14]; var r15 = v[15];
+        SwapBit(ref r0, ref r1, 0); SwapBit(ref r2, ref r3, 0); SwapBit(ref r4, ref r5, 0); SwapBit(ref r6, ref r7, 0);
+        SwapBit(ref r8, ref r9, 0); SwapBit(ref r10, ref r11, 0); SwapBit(ref r12, ref r13, 0); SwapBit(ref r14, ref r15, 0);
+        SwapBit(ref r0, ref r2, 1); SwapBit(ref r1, ref r3, 1); SwapBit(ref r4, ref r6, 1); SwapBit(ref r5, ref r7, 1);
+        SwapBit(ref r8, ref r10, 1); SwapBit(ref r9, ref r11, 1); SwapBit(ref r12, ref r14, 1); SwapBit(ref r13, ref r15, 1);
+        SwapBit(ref r0, ref r4, 2); SwapBit(ref r1, ref r5, 2); SwapBit(ref r2, ref r6, 2); SwapBit(ref r3, ref r7, 2);
+        SwapBit(ref r8, ref r12, 2); SwapBit(ref r9, ref r13, 2); SwapBit(ref r10, ref r14, 2); SwapBit(ref r11, ref r15, 2);
+        SwapBit(ref r0, ref r8, 3); SwapBit(ref r1, ref r9, 3); SwapBit(ref r2, ref r10, 3); SwapBit(ref r3, ref r11, 3);
+        SwapBit(ref r4, ref r12, 3); SwapBit(ref r5, ref r13, 3); SwapBit(ref r6, ref r14, 3); SwapBit(ref r7, ref r15, 3);
+        r0.Store(dst); r1.Store(dst + 1L * dstStride); r2.Store(dst + 2L * dstStride); r3.Store(dst + 3L * dstStride);
+        r4.Store(dst + 4L * dstStride); r5.Store(dst + 5L * dstStride); r6.Store(dst + 6L * dstStride); r7.Store(dst + 7L * dstStride);
+        r8.Store(dst + 8L * dstStride); r9.Store(dst + 9L * dstStride); r10.Store(dst + 10L * dstStride); r11.Store(dst + 11L * dstStride);
+        r12.Store(dst + 12L * dstStride); r13.Store(dst + 13L * dstStride); r14.Store(dst + 14L * dstStride); r15.Store(dst + 15L * dstStride);
+    }
+
+    /// <summary>Swaps bit <paramref name="bit"/> of the lane index of a and c, whose vector indices differ in that bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SwapBit(ref Vector512<float> a, ref Vector512<float> c, int bit)
+    {
+        var low = Avx512F.PermuteVar16x32x2(a, SwapLow[bit], c);
+        c = Avx512F.PermuteVar16x32x2(a, SwapHigh[bit], c);
+        a = low;
     }
 
     /// <summary>Asks for the tile of Y now: its rows are N floats apart, which no hardware prefetcher follows, and
