@@ -12,7 +12,7 @@ namespace TruthProbe.Model;
 /// dtype and packed, a [KC, NR] panel at a time, into per-thread scratch laid out so the micro-kernel reads
 /// NR consecutive outputs per k; the panel then serves every token of a block of up to 768 tokens, whose [rows, KC] slice of X
 /// each thread packs once per KC step into MR-row tiles interleaved by k. The micro-kernel holds
-/// an MR x NR tile of Y in registers (8 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
+/// an MR x NR tile of Y in registers (14 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
 /// each step one broadcast of X per row against NR packed weights. The threads split the N panels statically.
 /// </summary>
 internal static unsafe class WeightGemm
@@ -23,7 +23,10 @@ internal static unsafe class WeightGemm
     /// bf16 panel widened in registers (2026-12-07, load 40-50): 512 gave 0.85-0.87 of the FMA loop at M = 512 for
     /// both the 0.5B and the 7B shapes, 256 gave 0.81-0.85, 384 0.83-0.85. Before that widening the scratch rows of
     /// the panel's transpose shared L1 with the panel and 256 was best. On AVX-512, 256 (a 32 KB panel at NR = 32,
-    /// all of L1) measured 93-95 against 99-101 GFLOP/s at 1024.</summary>
+    /// all of L1) measured 93-95 against 99-101 GFLOP/s at 1024. On Sapphire Rapids, whose 48 KB L1 does hold a 32 KB
+    /// panel, 1024 still won (14 x 32 tile, M = 512, K = 896, one thread per CPU-second, 2026-12-08): 0.76 of the FMA
+    /// loop against 0.74 at 512 and 0.68 at 256; the micro-kernel alone reads its panel from L2 at 0.97, so depth is
+    /// not keyed on the L1 size.</summary>
     private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 512;
     /// <summary>Most tokens per block. Every block re-packs all panels, so blocks are large and balanced: up to 768 rows
     /// are one block (CLIP-L's 577 positions and a LLaVA prompt's ~650 pack W once: 577 rows as one block rather than
@@ -33,7 +36,7 @@ internal static unsafe class WeightGemm
 
     private static (int Rows, int Cols) Tile(SimdPath path) => path switch
     {
-        SimdPath.Vector512 => (8, 32),
+        SimdPath.Vector512 => (14, 32),
         SimdPath.Vector256 => (6, 16),
         _ => (4, 2 * Vector<float>.Count),
     };
@@ -73,9 +76,13 @@ internal static unsafe class WeightGemm
         int first = (int)((long)panels * part / parts), end = (int)((long)panels * (part + 1) / parts);
         int blocks = (j.M + MaxBlockRows - 1) / MaxBlockRows;
         int blockRows = ((j.M + blocks - 1) / blocks + mr - 1) / mr * mr;
-        float[] panelArray = Scratch(ref _panel, depth * nr), rowArray = Scratch(ref _row, TransposeBlock * depth);
-        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth + 2);
-        fixed (float* panel = panelArray, row = rowArray, tile = tileArray, xBlock = xArray)
+        float[] panelArray = Scratch(ref _panel, depth * nr + 16), rowArray = Scratch(ref _row, TransposeBlock * depth);
+        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth + 8);
+        fixed (float* panelArrayStart = panelArray, row = rowArray, tile = tileArray, xBlock = xArray)
+        {
+            // From the first cache line boundary (a GC array is only 8-byte aligned): a 512-bit load across two lines
+            // costs two, and the 8 x 32 kernel timed alone ran at 0.90 of the FMA loop rather than 0.975 on such a panel.
+            float* panel = (float*)(((nint)panelArrayStart + 63) & ~(nint)63);
             for (int m0 = 0; m0 < j.M; m0 += blockRows)
             {
                 int m1 = Math.Min(j.M, m0 + blockRows);
@@ -108,6 +115,7 @@ internal static unsafe class WeightGemm
                     }
                 }
             }
+        }
     }
 
     /// <summary>
@@ -152,27 +160,29 @@ internal static unsafe class WeightGemm
     /// </summary>
     private static void PackX(ref Job j, int m0, int m1, int mr, int k0, int kc, float* xBlock)
     {
-        bool transpose = Avx.IsSupported && (mr == 6 || mr == 8);
+        bool transpose = Avx.IsSupported && mr >= 6;
         int kv = transpose ? kc & ~7 : 0;
-        float** rows = stackalloc float*[8];
+        float** rows = stackalloc float*[16];
         for (int t = m0; t < m1; t += mr)
         {
             float* tile = xBlock + (long)(t - m0) * kc;
             for (int r = 0; r < mr; r++) rows[r] = j.X + (long)Math.Min(t + r, m1 - 1) * j.K + k0;
             if (transpose)
-            {
-                // 8 x 8 transposes; with 6 rows, two zero rows, and each output row's two extra floats are
-                // overwritten by the next one (stores go in k order; the scratch has room past the last tile).
-                var zero = Vector256<float>.Zero;
+                // 8 x 8 transposes of each group of 8 rows, zeros for rows past mr. A short group's 8-float stores run
+                // past its k into the next k's first rows, so the groups go last to first, each 8 k in order (the
+                // scratch has room past the last tile).
                 for (int k = 0; k < kv; k += 8)
-                    Transpose8(Avx.LoadVector256(rows[0] + k), Avx.LoadVector256(rows[1] + k), Avx.LoadVector256(rows[2] + k), Avx.LoadVector256(rows[3] + k),
-                        Avx.LoadVector256(rows[4] + k), Avx.LoadVector256(rows[5] + k), mr == 8 ? Avx.LoadVector256(rows[6] + k) : zero,
-                        mr == 8 ? Avx.LoadVector256(rows[7] + k) : zero, tile + k * mr, mr);
-            }
+                    for (int g = (mr - 1) & ~7; g >= 0; g -= 8)
+                        Transpose8(XRow(rows, g, mr, k), XRow(rows, g + 1, mr, k), XRow(rows, g + 2, mr, k), XRow(rows, g + 3, mr, k),
+                            XRow(rows, g + 4, mr, k), XRow(rows, g + 5, mr, k), XRow(rows, g + 6, mr, k), XRow(rows, g + 7, mr, k), tile + k * mr + g, mr);
             for (int r = 0; r < mr; r++)
                 for (int k = kv; k < kc; k++) tile[k * mr + r] = rows[r][k];
         }
     }
+
+    /// <summary>8 floats of X's row <paramref name="r"/> of a tile from <paramref name="k"/>, or zeros past its mr rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> XRow(float** rows, int r, int mr, int k) => r < mr ? Avx.LoadVector256(rows[r] + k) : Vector256<float>.Zero;
 
     private static float[] Scratch(ref float[]? slot, int length)
     {
@@ -355,22 +365,35 @@ internal static unsafe class WeightGemm
         Transpose16(v, dst, dstStride);
     }
 
-    /// <summary>dst[i * dstStride + r] = v[r][i]; v is overwritten.</summary>
+    /// <summary>dst[i * dstStride + r] = v[r][i], in registers: the rounds' pairs had read and written v on the stack,
+    /// 128 loads and stores per block on top of the 64 permutes.</summary>
     private static void Transpose16(Vector512<float>* v, float* dst, int dstStride)
     {
-        for (int b = 0; b < 4; b++)
-        {
-            int step = 1 << b;
-            var low = SwapLow[b]; var high = SwapHigh[b];
-            for (int r = 0; r < 16; r++)
-            {
-                if ((r & step) != 0) continue;
-                var a = v[r]; var c = v[r + step];
-                v[r] = Avx512F.PermuteVar16x32x2(a, low, c);
-                v[r + step] = Avx512F.PermuteVar16x32x2(a, high, c);
-            }
-        }
-        for (int r = 0; r < 16; r++) v[r].Store(dst + (long)r * dstStride);
+        var r0 = v[0]; var r1 = v[1]; var r2 = v[2]; var r3 = v[3];
+        var r4 = v[4]; var r5 = v[5]; var r6 = v[6]; var r7 = v[7];
+        var r8 = v[8]; var r9 = v[9]; var r10 = v[10]; var r11 = v[11];
+        var r12 = v[12]; var r13 = v[13]; var r14 = v[14]; var r15 = v[15];
+        SwapBit(ref r0, ref r1, 0); SwapBit(ref r2, ref r3, 0); SwapBit(ref r4, ref r5, 0); SwapBit(ref r6, ref r7, 0);
+        SwapBit(ref r8, ref r9, 0); SwapBit(ref r10, ref r11, 0); SwapBit(ref r12, ref r13, 0); SwapBit(ref r14, ref r15, 0);
+        SwapBit(ref r0, ref r2, 1); SwapBit(ref r1, ref r3, 1); SwapBit(ref r4, ref r6, 1); SwapBit(ref r5, ref r7, 1);
+        SwapBit(ref r8, ref r10, 1); SwapBit(ref r9, ref r11, 1); SwapBit(ref r12, ref r14, 1); SwapBit(ref r13, ref r15, 1);
+        SwapBit(ref r0, ref r4, 2); SwapBit(ref r1, ref r5, 2); SwapBit(ref r2, ref r6, 2); SwapBit(ref r3, ref r7, 2);
+        SwapBit(ref r8, ref r12, 2); SwapBit(ref r9, ref r13, 2); SwapBit(ref r10, ref r14, 2); SwapBit(ref r11, ref r15, 2);
+        SwapBit(ref r0, ref r8, 3); SwapBit(ref r1, ref r9, 3); SwapBit(ref r2, ref r10, 3); SwapBit(ref r3, ref r11, 3);
+        SwapBit(ref r4, ref r12, 3); SwapBit(ref r5, ref r13, 3); SwapBit(ref r6, ref r14, 3); SwapBit(ref r7, ref r15, 3);
+        r0.Store(dst); r1.Store(dst + 1L * dstStride); r2.Store(dst + 2L * dstStride); r3.Store(dst + 3L * dstStride);
+        r4.Store(dst + 4L * dstStride); r5.Store(dst + 5L * dstStride); r6.Store(dst + 6L * dstStride); r7.Store(dst + 7L * dstStride);
+        r8.Store(dst + 8L * dstStride); r9.Store(dst + 9L * dstStride); r10.Store(dst + 10L * dstStride); r11.Store(dst + 11L * dstStride);
+        r12.Store(dst + 12L * dstStride); r13.Store(dst + 13L * dstStride); r14.Store(dst + 14L * dstStride); r15.Store(dst + 15L * dstStride);
+    }
+
+    /// <summary>Swaps bit <paramref name="bit"/> of the lane index of a and c, whose vector indices differ in that bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SwapBit(ref Vector512<float> a, ref Vector512<float> c, int bit)
+    {
+        var low = Avx512F.PermuteVar16x32x2(a, SwapLow[bit], c);
+        c = Avx512F.PermuteVar16x32x2(a, SwapHigh[bit], c);
+        a = low;
     }
 
     /// <summary>Asks for the tile of Y now: its rows are N floats apart, which no hardware prefetcher follows, and
@@ -391,35 +414,49 @@ internal static unsafe class WeightGemm
     {
         switch (path)
         {
-            case SimdPath.Vector512: Kernel8x32(x, panel, kc, y, yStride, accumulate); break;
+            case SimdPath.Vector512: Kernel14x32(x, panel, kc, y, yStride, accumulate); break;
             case SimdPath.Vector256: Kernel6x16(x, panel, kc, y, yStride, accumulate); break;
             default: KernelGeneric(x, panel, kc, y, yStride, accumulate); break;
         }
     }
 
+    /// <summary>28 accumulators, two weight vectors and a broadcast: 31 of the 32 zmm registers (the JIT keeps them all
+    /// there, no spills). Per k, 2 weight loads feed 28 FMAs where 8 x 32 fed 16, which on a CPU with two 512-bit FMA
+    /// units (Sapphire Rapids) took the GEMM from 0.72-0.75 to 0.75-0.78 of the FMA loop per CPU-second (docs/performance.md).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* x, float* b, int kc, float* y, int yStride, bool accumulate)
+    private static void Kernel14x32(float* x, float* b, int kc, float* y, int yStride, bool accumulate)
     {
-        PrefetchTile(y, yStride, 8, 32);
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int k = 0; k < kc; k++, b += 32, x += 8)
+        PrefetchTile(y, yStride, 14, 32);
+        Vector512<float> c0Lo = default, c0Hi = default, c1Lo = default, c1Hi = default, c2Lo = default, c2Hi = default, c3Lo = default, c3Hi = default;
+        Vector512<float> c4Lo = default, c4Hi = default, c5Lo = default, c5Hi = default, c6Lo = default, c6Hi = default, c7Lo = default, c7Hi = default;
+        Vector512<float> c8Lo = default, c8Hi = default, c9Lo = default, c9Hi = default, c10Lo = default, c10Hi = default;
+        Vector512<float> c11Lo = default, c11Hi = default, c12Lo = default, c12Hi = default, c13Lo = default, c13Hi = default;
+        for (int k = 0; k < kc; k++, b += 32, x += 14)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
-            var a = Vector512.Create(x[0]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
-            a = Vector512.Create(x[1]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
-            a = Vector512.Create(x[2]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
-            a = Vector512.Create(x[3]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
-            a = Vector512.Create(x[4]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
-            a = Vector512.Create(x[5]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
-            a = Vector512.Create(x[6]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
-            a = Vector512.Create(x[7]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            var a = Vector512.Create(x[0]); c0Lo = Vector512.FusedMultiplyAdd(a, b0, c0Lo); c0Hi = Vector512.FusedMultiplyAdd(a, b1, c0Hi);
+            a = Vector512.Create(x[1]); c1Lo = Vector512.FusedMultiplyAdd(a, b0, c1Lo); c1Hi = Vector512.FusedMultiplyAdd(a, b1, c1Hi);
+            a = Vector512.Create(x[2]); c2Lo = Vector512.FusedMultiplyAdd(a, b0, c2Lo); c2Hi = Vector512.FusedMultiplyAdd(a, b1, c2Hi);
+            a = Vector512.Create(x[3]); c3Lo = Vector512.FusedMultiplyAdd(a, b0, c3Lo); c3Hi = Vector512.FusedMultiplyAdd(a, b1, c3Hi);
+            a = Vector512.Create(x[4]); c4Lo = Vector512.FusedMultiplyAdd(a, b0, c4Lo); c4Hi = Vector512.FusedMultiplyAdd(a, b1, c4Hi);
+            a = Vector512.Create(x[5]); c5Lo = Vector512.FusedMultiplyAdd(a, b0, c5Lo); c5Hi = Vector512.FusedMultiplyAdd(a, b1, c5Hi);
+            a = Vector512.Create(x[6]); c6Lo = Vector512.FusedMultiplyAdd(a, b0, c6Lo); c6Hi = Vector512.FusedMultiplyAdd(a, b1, c6Hi);
+            a = Vector512.Create(x[7]); c7Lo = Vector512.FusedMultiplyAdd(a, b0, c7Lo); c7Hi = Vector512.FusedMultiplyAdd(a, b1, c7Hi);
+            a = Vector512.Create(x[8]); c8Lo = Vector512.FusedMultiplyAdd(a, b0, c8Lo); c8Hi = Vector512.FusedMultiplyAdd(a, b1, c8Hi);
+            a = Vector512.Create(x[9]); c9Lo = Vector512.FusedMultiplyAdd(a, b0, c9Lo); c9Hi = Vector512.FusedMultiplyAdd(a, b1, c9Hi);
+            a = Vector512.Create(x[10]); c10Lo = Vector512.FusedMultiplyAdd(a, b0, c10Lo); c10Hi = Vector512.FusedMultiplyAdd(a, b1, c10Hi);
+            a = Vector512.Create(x[11]); c11Lo = Vector512.FusedMultiplyAdd(a, b0, c11Lo); c11Hi = Vector512.FusedMultiplyAdd(a, b1, c11Hi);
+            a = Vector512.Create(x[12]); c12Lo = Vector512.FusedMultiplyAdd(a, b0, c12Lo); c12Hi = Vector512.FusedMultiplyAdd(a, b1, c12Hi);
+            a = Vector512.Create(x[13]); c13Lo = Vector512.FusedMultiplyAdd(a, b0, c13Lo); c13Hi = Vector512.FusedMultiplyAdd(a, b1, c13Hi);
         }
-        Store512(y, c00, c01, accumulate); Store512(y + yStride, c10, c11, accumulate);
-        Store512(y + 2L * yStride, c20, c21, accumulate); Store512(y + 3L * yStride, c30, c31, accumulate);
-        Store512(y + 4L * yStride, c40, c41, accumulate); Store512(y + 5L * yStride, c50, c51, accumulate);
-        Store512(y + 6L * yStride, c60, c61, accumulate); Store512(y + 7L * yStride, c70, c71, accumulate);
+        Store512(y, c0Lo, c0Hi, accumulate); Store512(y + 1L * yStride, c1Lo, c1Hi, accumulate);
+        Store512(y + 2L * yStride, c2Lo, c2Hi, accumulate); Store512(y + 3L * yStride, c3Lo, c3Hi, accumulate);
+        Store512(y + 4L * yStride, c4Lo, c4Hi, accumulate); Store512(y + 5L * yStride, c5Lo, c5Hi, accumulate);
+        Store512(y + 6L * yStride, c6Lo, c6Hi, accumulate); Store512(y + 7L * yStride, c7Lo, c7Hi, accumulate);
+        Store512(y + 8L * yStride, c8Lo, c8Hi, accumulate); Store512(y + 9L * yStride, c9Lo, c9Hi, accumulate);
+        Store512(y + 10L * yStride, c10Lo, c10Hi, accumulate); Store512(y + 11L * yStride, c11Lo, c11Hi, accumulate);
+        Store512(y + 12L * yStride, c12Lo, c12Hi, accumulate); Store512(y + 13L * yStride, c13Lo, c13Hi, accumulate);
     }
 
     private static void Store512(float* y, Vector512<float> lo, Vector512<float> hi, bool accumulate)
