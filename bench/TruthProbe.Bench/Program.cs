@@ -20,6 +20,7 @@ IBenchmark[] all =
     new ChairBench(),
     new TrainBenchmark(),
     new TrainStepsBenchmark(),
+    new TrainPhasesBenchmark(),
     new ProbeBenchmark(),
     new RowBootstrapBench(),
     new DriftBench(),

@@ -8,8 +8,8 @@ namespace TruthProbe.Training;
 
 /// <summary>
 /// Row-major fp32 matrix products for training, span in / span out: C = A·B, C = A·Bᵀ, C = Aᵀ·B, each
-/// optionally accumulating into C. One register-tiled micro-kernel (6 rows x 2 vectors of C held in 12
-/// accumulators while k streams: 6 x 32 on Vector512, 6 x 16 on AVX2, see <see cref="Lanes"/>) serves all three: A is read
+/// optionally accumulating into C. One register-tiled micro-kernel (rows x 2 vectors of C held in accumulators while
+/// k streams: 12 x 32 in 24 of AVX-512's 32 registers, 6 x 16 in 12 of AVX2's 16, see <see cref="Lanes"/>) serves all three: A is read
 /// through a row stride and a column stride, so Aᵀ costs nothing; Bᵀ is transposed into a per-thread scratch
 /// buffer (B is always a weight matrix there, small next to the product). Rows of C are split statically over
 /// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
@@ -108,7 +108,7 @@ internal static unsafe class TrainingGemm
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
         int first = (int)((long)rowBlocks * part / parts) * RowBlock;
         int last = Math.Min(j.M, (int)((long)rowBlocks * (part + 1) / parts) * RowBlock);
-        float* edge = stackalloc float[RowBlock * 2 * TVec.Count];
+        float* edge = stackalloc float[TwelveRows.Count * 2 * TVec.Count];
         for (int k0 = 0; k0 < j.K; k0 += DepthBlock)
         {
             // A slice's sums are added to C after the first slice or when accumulating; the addend comes last, in the
@@ -120,7 +120,7 @@ internal static unsafe class TrainingGemm
         }
     }
 
-    /// <summary>Rows [first, last) of C, 6 at a time (the last block may have fewer: see <see cref="Tile6x2"/>).</summary>
+    /// <summary>Rows [first, last) of C, a tile of 6 or 12 at a time (the last block may have fewer: see <see cref="Tile{TVec, TRows}"/>).</summary>
     private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
     {
@@ -131,34 +131,61 @@ internal static unsafe class TrainingGemm
         {
             int chunkEnd = Math.Min(last, i0 + RowChunk);
             for (int jj = 0; jj < wholeTiles; jj += colBlock)
-                for (int i = i0; i < chunkEnd; i += RowBlock)
-                    Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + jj, bRow, c + (long)i * n + jj, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(colBlock, n - jj), true, sums, edge);
+                for (int i = i0; i < chunkEnd;)
+                {
+                    int rows = chunkEnd - i, width = Math.Min(colBlock, n - jj);
+                    float* ai = a + (long)i * aRow, ci = c + (long)i * n + jj;
+                    // 12-row tiles where AVX-512 has the registers for them; a last block of up to 6 rows on the 6-row tile.
+                    if (TVec.Count == 16 && rows > RowBlock)
+                    {
+                        Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(TwelveRows.Count, rows), width, true, sums, edge);
+                        i += TwelveRows.Count;
+                    }
+                    else
+                    {
+                        Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(RowBlock, rows), width, true, sums, edge);
+                        i += RowBlock;
+                    }
+                }
         }
         j = wholeTiles;
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
             for (int i = first; i < last; i += RowBlock)
-                Tile6x2<TVec>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
+                Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
         if (j < n)
             for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
     }
 
+    /// <summary>Rows of a register tile: 6 where there are 16 vector registers (AVX2 and narrower), 12 with AVX-512's 32.</summary>
+    private interface ITileRows { static abstract int Count { get; } }
+    private struct SixRows : ITileRows { public static int Count => RowBlock; }
+    private struct TwelveRows : ITileRows { public static int Count => 2 * RowBlock; }
+
     /// <summary>
-    /// 6 rows x 2 vectors of C (6 x 32 on Vector512, 6 x 16 on Vector256): 12 accumulators, two B vectors and a
-    /// broadcast fit the 16 registers of AVX2; each B vector loaded serves six rows. With fewer than 6
+    /// <typeparamref name="TRows"/> rows x 2 vectors of C (6 x 16 on Vector256: 12 accumulators, two B vectors and a
+    /// broadcast fit the 16 registers of AVX2; 12 x 32 on Vector512: 24 accumulators in AVX-512's 32, so each B vector
+    /// loaded serves twelve rows and a k step loads half the bytes of B per FMA). With fewer
     /// <paramref name="rows"/>, the missing ones repeat the last row of A and are not stored. Only the first
     /// <paramref name="width"/> columns are stored (the last tile of padded B reads its zero columns). Without
     /// <paramref name="twoVectors"/> (a one-vector column remainder of unpadded B) the second vector of B is taken
-    /// as zero and not read.
+    /// as zero and not read. The rows past 6 are code only in the 12-row instantiation (the JIT folds TRows.Count).
+    /// Out of line and fully optimized from its first call (no tier-0 phase, no profile): with three call sites the JIT
+    /// does not inline it, and a call is small next to a tile's 32 or more k steps.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x2<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool twoVectors, Sums sums, float* edge)
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TVec, TRows>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int k, int n, int rows, int width, bool twoVectors, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
+        where TRows : struct, ITileRows
     {
+        bool twelve = TRows.Count > RowBlock;
         TVec c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         TVec c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        TVec c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
+        TVec c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
         int l = rows - 1; // rows past the last repeat it
         float* a0 = a, a1 = a + Math.Min(1, l) * aRow, a2 = a + Math.Min(2, l) * aRow, a3 = a + Math.Min(3, l) * aRow, a4 = a + Math.Min(4, l) * aRow, a5 = a + Math.Min(5, l) * aRow;
+        float* a6 = a + Math.Min(6, l) * aRow, a7 = a + Math.Min(7, l) * aRow, a8 = a + Math.Min(8, l) * aRow, a9 = a + Math.Min(9, l) * aRow, aA = a + Math.Min(10, l) * aRow, aB = a + Math.Min(11, l) * aRow;
         float* bp = b;
         for (long p = 0, end = (long)k * aCol; p != end; p += aCol, bp += bRow)
         {
@@ -176,6 +203,19 @@ internal static unsafe class TrainingGemm
             c40 = TVec.Fma(b0, x, c40); c41 = TVec.Fma(b1, x, c41);
             x = TVec.Create(a5[p]);
             c50 = TVec.Fma(b0, x, c50); c51 = TVec.Fma(b1, x, c51);
+            if (!twelve) continue;
+            x = TVec.Create(a6[p]);
+            c60 = TVec.Fma(b0, x, c60); c61 = TVec.Fma(b1, x, c61);
+            x = TVec.Create(a7[p]);
+            c70 = TVec.Fma(b0, x, c70); c71 = TVec.Fma(b1, x, c71);
+            x = TVec.Create(a8[p]);
+            c80 = TVec.Fma(b0, x, c80); c81 = TVec.Fma(b1, x, c81);
+            x = TVec.Create(a9[p]);
+            c90 = TVec.Fma(b0, x, c90); c91 = TVec.Fma(b1, x, c91);
+            x = TVec.Create(aA[p]);
+            cA0 = TVec.Fma(b0, x, cA0); cA1 = TVec.Fma(b1, x, cA1);
+            x = TVec.Create(aB[p]);
+            cB0 = TVec.Fma(b0, x, cB0); cB1 = TVec.Fma(b1, x, cB1);
         }
         if (width == 2 * TVec.Count)
         {
@@ -185,6 +225,12 @@ internal static unsafe class TrainingGemm
             if (rows > 3) Put(c + 3 * n, sums, c30, c31);
             if (rows > 4) Put(c + 4 * n, sums, c40, c41);
             if (rows > 5) Put(c + 5 * n, sums, c50, c51);
+            if (rows > 6) Put(c + 6 * n, sums, c60, c61);
+            if (rows > 7) Put(c + 7 * n, sums, c70, c71);
+            if (rows > 8) Put(c + 8 * n, sums, c80, c81);
+            if (rows > 9) Put(c + 9 * n, sums, c90, c91);
+            if (rows > 10) Put(c + 10 * n, sums, cA0, cA1);
+            if (rows > 11) Put(c + 11 * n, sums, cB0, cB1);
             return;
         }
         // A partial tile goes through the edge buffer: a call with the accumulators live would make the JIT keep
@@ -193,6 +239,12 @@ internal static unsafe class TrainingGemm
         TVec.Store(c00, edge); TVec.Store(c01, edge + w); TVec.Store(c10, edge + 2 * w); TVec.Store(c11, edge + 3 * w);
         TVec.Store(c20, edge + 4 * w); TVec.Store(c21, edge + 5 * w); TVec.Store(c30, edge + 6 * w); TVec.Store(c31, edge + 7 * w);
         TVec.Store(c40, edge + 8 * w); TVec.Store(c41, edge + 9 * w); TVec.Store(c50, edge + 10 * w); TVec.Store(c51, edge + 11 * w);
+        if (twelve)
+        {
+            TVec.Store(c60, edge + 12 * w); TVec.Store(c61, edge + 13 * w); TVec.Store(c70, edge + 14 * w); TVec.Store(c71, edge + 15 * w);
+            TVec.Store(c80, edge + 16 * w); TVec.Store(c81, edge + 17 * w); TVec.Store(c90, edge + 18 * w); TVec.Store(c91, edge + 19 * w);
+            TVec.Store(cA0, edge + 20 * w); TVec.Store(cA1, edge + 21 * w); TVec.Store(cB0, edge + 22 * w); TVec.Store(cB1, edge + 23 * w);
+        }
         PutEdge(edge, 2 * w, c, n, rows, width, sums);
     }
 

@@ -50,6 +50,37 @@ public class GemmTests
     }
 
     /// <summary>
+    /// The same bits at every width: Vector512 runs 12-row tiles (a last block of up to 6 rows on the 6-row tile),
+    /// Vector256 and Vector128 6-row tiles, and each element is one FMA chain in k order on all of them. m = 7, 9 and 13
+    /// leave a 12-row tile partly empty; m = 130 ends its 48-row chunks on 12 + 12 + 10.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(WidthFreeShapes))]
+    public void AllThreeProducts_AreTheSameBitsAtEveryWidth(int m, int k, int n)
+    {
+        var a = GradientCheck.Random(m * k, 7);
+        var b = GradientCheck.Random(k * n, 8);
+        var start = GradientCheck.Random(m * n, 9);
+        float[] Product(SimdPath path, int kind)
+        {
+            using var width = Widths.Use(path);
+            var c = (float[])start.Clone();
+            if (kind == 0) TrainingGemm.MatMul(a, b, c, m, k, n, accumulate: true);
+            else if (kind == 1) TrainingGemm.MatMulTransA(a, b, c, m, k, n, accumulate: true);
+            else TrainingGemm.MatMulTransB(a, b, c, m, k, n, addend: start);
+            return c;
+        }
+        for (int kind = 0; kind < 3; kind++)
+        {
+            var reference = Product(SimdPath.Vector256, kind);
+            foreach (var path in new[] { SimdPath.Vector512, SimdPath.Generic })
+                Assert.Equal(Array.ConvertAll(reference, BitConverter.SingleToInt32Bits), Array.ConvertAll(Product(path, kind), BitConverter.SingleToInt32Bits));
+        }
+    }
+
+    public static IEnumerable<object[]> WidthFreeShapes() => Shapes().Where(row => (SimdPath)row[0] == SimdPath.Vector512).Select(row => row[1..]);
+
+    /// <summary>
     /// C = A·Bᵀ + D (the residual add folded into the projection) within the float64 reference, and bit-equal to
     /// the product followed by a separate add: the trainer's bytes do not depend on which it does. k = 600 takes
     /// three depth slices, where D must come after the slices' sums.
