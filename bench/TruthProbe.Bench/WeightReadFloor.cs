@@ -9,10 +9,11 @@ namespace TruthProbe.Bench;
 /// <summary>
 /// The memory-bandwidth floor of a decoding step, measured on the weights themselves: every matrix's bytes read once,
 /// from the same mapped pages, split over the same threads in the same contiguous row ranges as <see cref="MatVec"/>,
-/// with loads and nothing else. A parallel float32 sum over a fresh array (the earlier probe) read 20-40% slower per
-/// CPU-second than this on Zen 4 and slower than decode itself (its pages and its adds differ from weight streaming), so
-/// it was no ceiling; 256-bit loads read ~7% faster per CPU-second than 512-bit ones there ("Decode on both widths" in
-/// docs/performance.md).
+/// with loads and nothing else, prefetching a page ahead as the mat-vec does. A parallel float32 sum over a fresh array
+/// (the earlier probe) read 20-40% slower per CPU-second than this on Zen 4 and slower than decode itself (its pages and
+/// its adds differ from weight streaming), so it was no ceiling; 256-bit loads read ~7% faster per CPU-second than 512-bit
+/// ones there ("Decode on both widths" in docs/performance.md). Without the prefetch the read was 10-20% slower on
+/// Sapphire Rapids than with it, and slower than the prefetching mat-vec ("Decode on Intel: prefetch").
 /// </summary>
 internal static unsafe class WeightReadFloor
 {
@@ -53,6 +54,7 @@ internal static unsafe class WeightReadFloor
         long i = 0;
         for (; i + 64 <= bytes; i += 64)
         {
+            Kernels.PrefetchAhead(p + i);
             a0 |= Vector256.Load((ulong*)(p + i));
             a1 |= Vector256.Load((ulong*)(p + i + 32));
         }

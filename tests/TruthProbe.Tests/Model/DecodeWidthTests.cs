@@ -7,11 +7,12 @@ namespace TruthProbe.Tests.Model;
 /// <summary>
 /// The decode mat-vec on every vector width in one process (it follows <see cref="SimdWidth"/>): the bf16 rows against the
 /// float64 product, and a batched step's outputs as the bits of one token at a time on each width, at row lengths that
-/// leave a tail after every vector block and token counts that leave inputs outside the fused groups of four.
+/// leave a tail after every vector block (1077 also a 16-value block after the one-token Vector256 kernel's 32-value
+/// ones, which the four-token kernel does not have) and token counts that leave inputs outside the fused groups of four.
 /// </summary>
 public class DecodeWidthTests
 {
-    public static IEnumerable<object[]> Shapes => Widths.Each([37, 1061], [300, 896], [2053, 300]);
+    public static IEnumerable<object[]> Shapes => Widths.Each([37, 1061], [300, 896], [2053, 300], [45, 1077]);
 
     [Theory]
     [MemberData(nameof(Shapes))]

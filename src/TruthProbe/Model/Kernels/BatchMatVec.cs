@@ -68,6 +68,7 @@ internal static unsafe class BatchMatVec
             Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             for (; i + 32 <= n; i += 32)
             {
+                Kernels.PrefetchAhead(w + i);
                 var wl = Kernels.BFloat16x16(w + i);
                 var wh = Kernels.BFloat16x16(w + i + 16);
                 a00 = Vector512.FusedMultiplyAdd(wl, Vector512.Load(x0 + i), a00); a01 = Vector512.FusedMultiplyAdd(wh, Vector512.Load(x0 + i + 16), a01);
@@ -83,6 +84,7 @@ internal static unsafe class BatchMatVec
             Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             for (; i + 16 <= n; i += 16)
             {
+                Kernels.PrefetchAhead(w + i); // twice a cache line: a test per iteration would cost more than the repeated hint
                 var wl = Kernels.BFloat16x8(w + i);
                 var wh = Kernels.BFloat16x8(w + i + 8);
                 a00 = Vector256.FusedMultiplyAdd(wl, Vector256.Load(x0 + i), a00); a01 = Vector256.FusedMultiplyAdd(wh, Vector256.Load(x0 + i + 8), a01);
