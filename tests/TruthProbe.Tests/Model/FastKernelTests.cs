@@ -129,6 +129,8 @@ public unsafe class FastKernelTests
                 (70, 90, 4, 2, 32, 50),     // transposed-key path: cache, window, ragged tiles
                 (17, 60, 8, 1, 128, null),  // transposed-key path: multi-query, head size 128
                 (20, 3, 2, 1, 48, null),    // transposed-key path: head size not a multiple of four vectors
+                (150, 10, 4, 2, 16, null),  // transposed-key path: three query blocks, the last one ragged
+                (140, 0, 2, 2, 16, 100),    // transposed-key path: query blocks whose queries' tiles start at different keys
             })
                 data.Add(path, tokens, first, heads, kvHeads, hd, window);
         return data;
