@@ -212,6 +212,7 @@ public unsafe class FastKernelTests
             Assert.True(Math.Abs(result[i] - exact) <= 1e-6 * (Math.Abs(exact) + 1e-3), $"[{i}] silu({gate[i]}) * {up[i]}: {result[i]} vs {exact}");
         }
     }
+
     /// <summary>The row-split kernels, at a size the cores share (37 rows of 1,000 values, past the one-thread
     /// threshold, ranges that do not divide evenly), give each row the bits of the one-row kernel.</summary>
     [Fact]
