@@ -234,6 +234,7 @@ internal static unsafe class Kernels
         public float* A, B, C, D;
         public int Width, OtherWidth, HeadDim;
         public float Eps;
+        public delegate*<Span<float>, ReadOnlySpan<float>, void> Op;
     }
 
     /// <summary><see cref="RmsNorm"/> of each of <paramref name="rows"/> rows of x (as wide as the weight) into y, the rows split over the cores.</summary>
@@ -283,39 +284,29 @@ internal static unsafe class Kernels
     }
 
     /// <summary>x += y over <paramref name="rows"/> rows of <paramref name="width"/>, split over the cores (the residual adds).</summary>
-    public static void AddRows(Span<float> x, ReadOnlySpan<float> y, int rows, int width)
-    {
-        if (x.Length < (long)rows * width || y.Length < (long)rows * width) throw new ArgumentException($"{rows} rows of {width}: x has {x.Length}, y has {y.Length} floats");
-        fixed (float* px = x, py = y)
-        {
-            var args = new RowArgs { A = px, B = py, Width = width };
-            RowSplit.Run(&AddRows, &args, rows, width);
-        }
-    }
-
-    private static void AddRows(void* args, int first, int end)
-    {
-        ref RowArgs a = ref *(RowArgs*)args;
-        var x = new Span<float>(a.A + (long)first * a.Width, (end - first) * a.Width);
-        TensorPrimitives.Add(x, new ReadOnlySpan<float>(a.B + (long)first * a.Width, x.Length), x);
-    }
+    public static void AddRows(Span<float> x, ReadOnlySpan<float> y, int rows, int width) => InPlaceRows(&Add, x, y, rows, width);
 
     /// <summary><see cref="SwiGlu"/> on <paramref name="rows"/> rows of <paramref name="width"/>, split over the cores.</summary>
-    public static void SwiGluRows(Span<float> gate, ReadOnlySpan<float> up, int rows, int width)
+    public static void SwiGluRows(Span<float> gate, ReadOnlySpan<float> up, int rows, int width) => InPlaceRows(&SwiGlu, gate, up, rows, width);
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> y) => TensorPrimitives.Add(x, y, x);
+
+    /// <summary>op(x, y) on x in place over rows of <paramref name="width"/>, a range of rows at a time.</summary>
+    private static void InPlaceRows(delegate*<Span<float>, ReadOnlySpan<float>, void> op, Span<float> x, ReadOnlySpan<float> y, int rows, int width)
     {
-        if (gate.Length < (long)rows * width || up.Length < (long)rows * width) throw new ArgumentException($"{rows} rows of {width}: gate has {gate.Length}, up has {up.Length} floats");
-        fixed (float* pg = gate, pu = up)
+        if (x.Length < (long)rows * width || y.Length < (long)rows * width) throw new ArgumentException($"{rows} rows of {width}: the spans have {x.Length} and {y.Length} floats");
+        fixed (float* px = x, py = y)
         {
-            var args = new RowArgs { A = pg, B = pu, Width = width };
-            RowSplit.Run(&SwiGluRows, &args, rows, width);
+            var args = new RowArgs { A = px, B = py, Width = width, Op = op };
+            RowSplit.Run(&InPlaceRange, &args, rows, width);
         }
     }
 
-    private static void SwiGluRows(void* args, int first, int end)
+    private static void InPlaceRange(void* args, int first, int end)
     {
         ref RowArgs a = ref *(RowArgs*)args;
         int n = (end - first) * a.Width;
-        SwiGlu(new Span<float>(a.A + (long)first * a.Width, n), new ReadOnlySpan<float>(a.B + (long)first * a.Width, n));
+        a.Op(new Span<float>(a.A + (long)first * a.Width, n), new ReadOnlySpan<float>(a.B + (long)first * a.Width, n));
     }
 
     /// <summary>In place, numerically safe (the maximum is subtracted first).</summary>
