@@ -20,9 +20,12 @@ internal static unsafe class FlashAttention
 {
     private const int KeyTile = 64;
 
-    /// <summary>Queries of one part in the transposed path: a key and a value tile of a 128-wide head are 32 KB each,
-    /// read by this many queries while they stay in L2.</summary>
-    private const int QueryBlock = 64;
+    /// <summary>Most queries of one part in the transposed path: a key and a value tile of a 128-wide head are 32 KB
+    /// each, read by this many queries while they stay in L2.</summary>
+    private const int MaxQueryBlock = 64;
+
+    /// <summary>Parts per thread the transposed path aims for, so that short calls with few kv heads still split.</summary>
+    private const int PartsPerThread = 4;
 
     /// <summary>From this many queries a call takes the transposed-key kernel; below, the per-key one (other bits).</summary>
     internal const int ManyQueries = 16;
@@ -33,6 +36,8 @@ internal static unsafe class FlashAttention
         /// <summary>[heads, tokens, total] outputs, null when not asked for. Raw scores go to Scores if asked, else to Pattern.</summary>
         public float* Scores, Pattern;
         public int Tokens, FirstPosition, Heads, KvHeads, HeadDim, Window;
+        /// <summary>Queries of a part in the transposed path (<see cref="MaxQueryBlock"/> at most).</summary>
+        public int QueryBlock;
         /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
         public float* KeysT;
         public int KeysTStride;
@@ -114,7 +119,9 @@ internal static unsafe class FlashAttention
                     if (parts == 1) for (int kvh = 0; kvh < kvHeads; kvh++) PartLayOut(&job, kvh, kvHeads);
                     else WorkerPool.Run(&PartLayOut, &job, kvHeads);
                     var part = Lanes.Pick(&PartTransposed<Vec<Vector512<float>>>, &PartTransposed<Vec<Vector256<float>>>, &PartTransposed<Vec<Vector128<float>>>);
-                    int items = QueryBlocks(tokens) * kvHeads;
+                    // z does not depend on the block, so it may shrink until every thread has parts to claim.
+                    job.QueryBlock = Math.Clamp((int)((long)tokens * kvHeads / (PartsPerThread * WorkerPool.Count)), 1, MaxQueryBlock);
+                    int items = QueryBlocks(ref job) * kvHeads;
                     if (parts == 1) for (int item = 0; item < items; item++) part(&job, item, items);
                     else WorkerPool.Run(part, &job, items);
                 }
@@ -248,7 +255,7 @@ internal static unsafe class FlashAttention
     /// vectors, then the value rows weighted four vectors of components at a time. On Vector512 the operations and
     /// their order are those of the Vector512-only kernel it replaced (z to the bit); on AVX2 that kernel was not
     /// taken and attention ran per key through library calls, 17% of a 7B prefill of 512 tokens.
-    /// <para>A part is one kv head for a block of <see cref="QueryBlock"/> queries, which visit each key and value tile
+    /// <para>A part is one kv head for a block of <see cref="Job.QueryBlock"/> queries, which visit each key and value tile
     /// in turn while it is in cache: one query per part read a head's keys and values for every query, from memory at a
     /// 7B shape (16 MB of them per layer at 512 tokens), and ran at 9 GFLOP/s a core. Each query still sees its tiles
     /// in its own order with its own running maximum and sum, so z does not depend on the block.</para></summary>
@@ -259,8 +266,8 @@ internal static unsafe class FlashAttention
         int w = TVec.Count, chunk = 4 * w;
         var scale = TVec.Create(1f / MathF.Sqrt(hd));
         // The latest block first: it has the most keys, and the threads claim parts one at a time.
-        int block = QueryBlocks(j.Tokens) - 1 - part / j.KvHeads, kvh = part % j.KvHeads;
-        int t0 = block * QueryBlock, count = Math.Min(QueryBlock, j.Tokens - t0);
+        int block = QueryBlocks(ref j) - 1 - part / j.KvHeads, kvh = part % j.KvHeads;
+        int t0 = block * j.QueryBlock, count = Math.Min(j.QueryBlock, j.Tokens - t0);
         float* p = stackalloc float[KeyTile];
         float* max = stackalloc float[count * group];
         float* sum = stackalloc float[count * group];
@@ -327,7 +334,7 @@ internal static unsafe class FlashAttention
             }
     }
 
-    private static int QueryBlocks(int tokens) => (tokens + QueryBlock - 1) / QueryBlock;
+    private static int QueryBlocks(ref Job j) => (j.Tokens + j.QueryBlock - 1) / j.QueryBlock;
 
     /// <summary>The first key a query at <paramref name="position"/> sees: 0, or the start of its window.</summary>
     private static int FirstKey(ref Job j, int position) => j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
