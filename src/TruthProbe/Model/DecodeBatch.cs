@@ -79,13 +79,7 @@ public sealed class DecodeBatch
             _model.Hook(HookKind.Q, l, q, B, null, interventions);
             _model.Hook(HookKind.K, l, k, B, null, interventions);
             _model.Hook(HookKind.V, l, v, B, null, interventions);
-            for (int b = 0; b < B; b++)
-            {
-                var cos = s.RopeCos.AsSpan(b * half, half);
-                var sin = s.RopeSin.AsSpan(b * half, half);
-                Kernels.Rope(q.Slice(b * qDim, qDim), c.HeadDim, cos, sin);
-                Kernels.Rope(k.Slice(b * kvDim, kvDim), c.HeadDim, cos, sin);
-            }
+            Kernels.RopeRows(q, qDim, k, kvDim, c.HeadDim, s.RopeCos, s.RopeSin, B);
             _model.Hook(HookKind.RotQ, l, q, B, null, interventions);
             _model.Hook(HookKind.RotK, l, k, B, null, interventions);
             // Each sequence attends over its own cache, its new key and value included.

@@ -135,7 +135,7 @@ public sealed class Transformer : IDisposable
         CheckTokens(tokens, p0);
         state.EnsureCapacity(T, total);
         capture?.Begin(T);
-        int d = c.DModel, qDim = c.QDim, kvDim = c.KvDim, half = c.HeadDim / 2;
+        int d = c.DModel, qDim = c.QDim, kvDim = c.KvDim;
         var x = state.Residual.AsSpan(0, T * d);
         var xb = state.Normed.AsSpan(0, T * d);
         var q = state.Q.AsSpan(0, T * qDim);
@@ -175,13 +175,7 @@ public sealed class Transformer : IDisposable
             Hook(HookKind.Q, l, q, T, capture, interventions);
             Hook(HookKind.K, l, k, T, capture, interventions);
             Hook(HookKind.V, l, v, T, capture, interventions);
-            for (int t = 0; t < T; t++)
-            {
-                var cos = state.RopeCos.AsSpan(t * half, half);
-                var sin = state.RopeSin.AsSpan(t * half, half);
-                Kernels.Rope(q.Slice(t * qDim, qDim), c.HeadDim, cos, sin);
-                Kernels.Rope(k.Slice(t * kvDim, kvDim), c.HeadDim, cos, sin);
-            }
+            Kernels.RopeRows(q, qDim, k, kvDim, c.HeadDim, state.RopeCos, state.RopeSin, T);
             Hook(HookKind.RotQ, l, q, T, capture, interventions);
             Hook(HookKind.RotK, l, k, T, capture, interventions);
             state.StoreKeysValues(l, p0, k, v);
@@ -197,7 +191,7 @@ public sealed class Transformer : IDisposable
             Kernels.MatMul(layer.O, z, attnOut, T);
             AddBias(attnOut, layer.OBias, T);
             Hook(HookKind.AttnOut, l, attnOut, T, capture, interventions);
-            TensorPrimitives.Add(x, attnOut, x);
+            Kernels.AddRows(x, attnOut, T, d);
             Hook(HookKind.ResidMid, l, x, T, capture, interventions);
 
             // MLP: down(silu(gate(xn)) * up(xn)) of the normed residual.
@@ -206,11 +200,11 @@ public sealed class Transformer : IDisposable
             Kernels.MatMul(layer.Up, xb, hiddenUp, T);
             Hook(HookKind.MlpPre, l, hidden, T, capture, interventions);
             Hook(HookKind.MlpPreLinear, l, hiddenUp, T, capture, interventions);
-            Kernels.SwiGlu(hidden, hiddenUp);
+            Kernels.SwiGluRows(hidden, hiddenUp, T, c.Ffn);
             Hook(HookKind.MlpPost, l, hidden, T, capture, interventions);
             Kernels.MatMul(layer.Down, hidden, mlpOut, T);
             Hook(HookKind.MlpOut, l, mlpOut, T, capture, interventions);
-            TensorPrimitives.Add(x, mlpOut, x);
+            Kernels.AddRows(x, mlpOut, T, d);
             Hook(HookKind.ResidPost, l, x, T, capture, interventions);
         }
 
@@ -260,11 +254,7 @@ public sealed class Transformer : IDisposable
                 throw new UserError($"{Source}: token id {tokens[t]} (position {firstPosition + t}) is outside the vocabulary [0, {Config.Vocab})");
     }
 
-    internal void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
-    {
-        int d = Config.DModel;
-        for (int t = 0; t < rows; t++) Kernels.RmsNorm(x.Slice(t * d, d), weight, Config.RmsEps, y.Slice(t * d, d));
-    }
+    internal void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows) => Kernels.RmsNormRows(x, weight, Config.RmsEps, y, rows);
 
     internal static void AddBias(Span<float> y, float[]? bias, int rows)
     {

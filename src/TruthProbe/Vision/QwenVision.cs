@@ -156,24 +156,18 @@ public static class QwenVision
             ClipVision.Linear(block.Q, block.QBias, xn, q, n);
             ClipVision.Linear(block.K, block.KBias, xn, k, n);
             ClipVision.Linear(block.V, block.VBias, xn, val, n);
-            for (int t = 0; t < n; t++)
-            {
-                var cos = s.Cos.AsSpan(t * hd / 2, hd / 2);
-                var sin = s.Sin.AsSpan(t * hd / 2, hd / 2);
-                Kernels.Rope(q.Slice(t * d, d), hd, cos, sin);
-                Kernels.Rope(k.Slice(t * d, d), hd, cos, sin);
-            }
+            Kernels.RopeRows(q, d, k, d, hd, s.Cos, s.Sin, n);
             if (v.FullAttentionBlocks.Contains(l)) Attend(v, s, q, k, val, z, rows, [n]);
             else Attend(v, s, q, k, val, z, rows, windowRows);
             ClipVision.Linear(block.Proj, block.ProjBias, z, output, n);
-            TensorPrimitives.Add(x, output, x);
+            Kernels.AddRows(x, output, n, d);
 
             RmsNormRows(x, block.Norm2, xn, n);
             ClipVision.Linear(block.Gate, block.GateBias, xn, gate, n);
             ClipVision.Linear(block.Up, block.UpBias, xn, up, n);
-            Kernels.SwiGlu(gate, up);
+            Kernels.SwiGluRows(gate, up, n, v.Intermediate);
             ClipVision.Linear(block.Down, block.DownBias, gate, output, n);
-            TensorPrimitives.Add(x, output, x);
+            Kernels.AddRows(x, output, n, d);
             capture?.Record(HookKind.VisionResidPost, l, x, [n, d]);
         }
 
@@ -260,9 +254,5 @@ public static class QwenVision
         }
     }
 
-    private static void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows)
-    {
-        int d = weight.Length;
-        for (int r = 0; r < rows; r++) Kernels.RmsNorm(x.Slice(r * d, d), weight, QwenVisionConfig.RmsEps, y.Slice(r * d, d));
-    }
+    private static void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> y, int rows) => Kernels.RmsNormRows(x, weight, QwenVisionConfig.RmsEps, y, rows);
 }

@@ -129,6 +129,8 @@ public unsafe class FastKernelTests
                 (70, 90, 4, 2, 32, 50),     // transposed-key path: cache, window, ragged tiles
                 (17, 60, 8, 1, 128, null),  // transposed-key path: multi-query, head size 128
                 (20, 3, 2, 1, 48, null),    // transposed-key path: head size not a multiple of four vectors
+                (150, 10, 4, 2, 16, null),  // transposed-key path: three query blocks, the last one ragged
+                (140, 0, 2, 2, 16, 100),    // transposed-key path: query blocks whose queries' tiles start at different keys
             })
                 data.Add(path, tokens, first, heads, kvHeads, hd, window);
         return data;
@@ -209,5 +211,40 @@ public unsafe class FastKernelTests
             double exact = gate[i] / (1 + Math.Exp(-(double)gate[i])) * up[i];
             Assert.True(Math.Abs(result[i] - exact) <= 1e-6 * (Math.Abs(exact) + 1e-3), $"[{i}] silu({gate[i]}) * {up[i]}: {result[i]} vs {exact}");
         }
+    }
+
+    /// <summary>The row-split kernels, at a size the cores share (37 rows of 1,000 values, past the one-thread
+    /// threshold, ranges that do not divide evenly), give each row the bits of the one-row kernel.</summary>
+    [Fact]
+    public void RowSplitKernels_MatchTheOneRowKernelsBitForBit()
+    {
+        const int rows = 37, width = 1000, headDim = 20, half = headDim / 2, kvWidth = 200;
+        float[] x = KernelTests.Random(rows * width, 21), y = KernelTests.Random(rows * width, 22), weight = KernelTests.Random(width, 23);
+        float[] k = KernelTests.Random(rows * kvWidth, 24), cos = KernelTests.Random(rows * half, 25), sin = KernelTests.Random(rows * half, 26);
+        for (int i = 0; i < x.Length; i++) x[i] *= 8;
+
+        float[] normed = new float[x.Length], normedRow = new float[x.Length];
+        Kernels.RmsNormRows(x, weight, 1e-5f, normed, rows);
+        float[] q = (float[])x.Clone(), kRotated = (float[])k.Clone(), qRow = (float[])x.Clone(), kRow = (float[])k.Clone();
+        Kernels.RopeRows(q, width, kRotated, kvWidth, headDim, cos, sin, rows);
+        float[] sum = (float[])x.Clone(), sumRow = (float[])x.Clone();
+        Kernels.AddRows(sum, y, rows, width);
+        float[] swiglu = (float[])x.Clone(), swigluRow = (float[])x.Clone();
+        Kernels.SwiGluRows(swiglu, y, rows, width);
+        for (int t = 0; t < rows; t++)
+        {
+            var row = new Range(t * width, (t + 1) * width);
+            Kernels.RmsNorm(x.AsSpan(row), weight, 1e-5f, normedRow.AsSpan(row));
+            Kernels.Rope(qRow.AsSpan(row), headDim, cos.AsSpan(t * half, half), sin.AsSpan(t * half, half));
+            Kernels.Rope(kRow.AsSpan(t * kvWidth, kvWidth), headDim, cos.AsSpan(t * half, half), sin.AsSpan(t * half, half));
+            System.Numerics.Tensors.TensorPrimitives.Add(sumRow.AsSpan(row), y.AsSpan(row), sumRow.AsSpan(row));
+            Kernels.SwiGlu(swigluRow.AsSpan(row), y.AsSpan(row));
+        }
+        Assert.Equal(normedRow, normed);
+        Assert.Equal(qRow, q);
+        Assert.Equal(kRow, kRotated);
+        Assert.Equal(sumRow, sum);
+        Assert.Equal(swigluRow, swiglu);
+        Assert.NotEqual(x, q);   // the rotation did something
     }
 }

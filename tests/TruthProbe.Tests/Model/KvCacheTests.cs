@@ -37,6 +37,7 @@ public class KvCacheTests
                     (3, 70, 4, 4, 8, null),     // a few queries: the per-key kernel, a ragged tile
                     (33, 100, 4, 1, 12, 45),    // prefill on the per-key kernel (head size not a multiple of 16), window
                     (70, 90, 4, 2, 32, 50),     // transposed-key path: cache, window, ragged tiles
+                    (130, 5, 2, 1, 16, null),   // transposed-key path: three query blocks
                 })
                     data.Add(path, type, tokens, first, heads, kvHeads, hd, window);
         return data;

@@ -10,14 +10,22 @@ namespace TruthProbe.Model;
 /// Causal attention without the score matrix: keys are visited in tiles of <see cref="KeyTile"/> with an online
 /// softmax (running maximum and sum per query; earlier output rescaled when the maximum grows), as in
 /// flash-attention. The query heads sharing a key/value head are processed together, so each cached key and
-/// value row is fetched once per group. Work items (token, kv head) are dealt round-robin to the threads,
-/// which balances the causal triangle. Asked for them, it also writes each query head's scores and softmax
+/// value row is fetched once per group. Few queries (decode): work items (token, kv head) are dealt round-robin
+/// to the threads, which balances the causal triangle. Many queries: a part is a block of queries of one kv head,
+/// the latest (longest) blocks first, claimed one at a time by the threads. Asked for them, it also writes each query head's scores and softmax
 /// weights (the hook_attn_scores and hook_pattern maps) from the same scores, maximum and sum that make z, so
 /// observing the attention never changes its output.
 /// </summary>
 internal static unsafe class FlashAttention
 {
     private const int KeyTile = 64;
+
+    /// <summary>Most queries of one part in the transposed path: a key and a value tile of a 128-wide head are 32 KB
+    /// each, read by this many queries while they stay in L2.</summary>
+    private const int MaxQueryBlock = 64;
+
+    /// <summary>Parts per thread the transposed path aims for, so that short calls with few kv heads still split.</summary>
+    private const int PartsPerThread = 4;
 
     /// <summary>From this many queries a call takes the transposed-key kernel; below, the per-key one (other bits).</summary>
     internal const int ManyQueries = 16;
@@ -28,15 +36,20 @@ internal static unsafe class FlashAttention
         /// <summary>[heads, tokens, total] outputs, null when not asked for. Raw scores go to Scores if asked, else to Pattern.</summary>
         public float* Scores, Pattern;
         public int Tokens, FirstPosition, Heads, KvHeads, HeadDim, Window;
+        /// <summary>Queries of a part in the transposed path (<see cref="MaxQueryBlock"/> at most).</summary>
+        public int QueryBlock;
         /// <summary>Keys transposed, [kv_dim, KeysTStride]: row c holds component c of every position.</summary>
         public float* KeysT;
         public int KeysTStride;
+        /// <summary>Values by head, [kv_heads, positions, head_dim]: a tile's rows lie together, where in the cache they
+        /// lie kv_dim apart (16 KB at a 7B shape: one L1 set and a page each).</summary>
+        public float* HeadValues;
         /// <summary>A 16-bit cache (then K and V are null until widened) and its type.</summary>
         public ushort* K16, V16;
         public KvCacheType Cache;
     }
 
-    [ThreadStatic] private static float[]? _keysT, _wide, _tile;
+    [ThreadStatic] private static float[]? _keysT, _values, _tile;
 
     /// <summary>
     /// Causal multi-head attention of <paramref name="tokens"/> queries at absolute positions
@@ -97,18 +110,20 @@ internal static unsafe class FlashAttention
                 int kvDim = kvHeads * headDim, stride = total + KeyTile;   // padded so a last tile may read past the end
                 long size = (long)kvDim * stride, cache = (long)total * kvDim;
                 if (_keysT == null || _keysT.Length < size) _keysT = GC.AllocateUninitializedArray<float>((int)size, pinned: true);
-                // A 16-bit cache is widened whole once per call, keys then values through one buffer: every query
-                // reads every value row, so widening them per query and tile would repeat the work tokens times.
-                if (pk16 != null && (_wide == null || _wide.Length < cache)) _wide = GC.AllocateUninitializedArray<float>((int)cache, pinned: true);
-                fixed (float* keysT = _keysT, wide = _wide)
+                if (_values == null || _values.Length < cache) _values = GC.AllocateUninitializedArray<float>((int)cache, pinned: true);
+                fixed (float* keysT = _keysT, values = _values)
                 {
-                    if (pk16 != null) { KvCacheTypes.Widen(type, pk16, wide, (int)cache); pk = wide; }
-                    for (int position = 0; position < total; position++)
-                        for (int c = 0; c < kvDim; c++) keysT[(long)c * stride + position] = pk[(long)position * kvDim + c];
-                    if (pv16 != null) { KvCacheTypes.Widen(type, pv16, wide, (int)cache); job.V = wide; }
                     job.KeysT = keysT;
                     job.KeysTStride = stride;
-                    WorkerPool.Run(Lanes.Pick(&PartTransposed<Vec<Vector512<float>>>, &PartTransposed<Vec<Vector256<float>>>, &PartTransposed<Vec<Vector128<float>>>), &job, parts);
+                    job.HeadValues = values;
+                    if (parts == 1) for (int kvh = 0; kvh < kvHeads; kvh++) PartLayOut(&job, kvh, kvHeads);
+                    else WorkerPool.Run(&PartLayOut, &job, kvHeads);
+                    var part = Lanes.Pick(&PartTransposed<Vec<Vector512<float>>>, &PartTransposed<Vec<Vector256<float>>>, &PartTransposed<Vec<Vector128<float>>>);
+                    // z does not depend on the block, so it may shrink until every thread has parts to claim.
+                    job.QueryBlock = Math.Clamp((int)((long)tokens * kvHeads / (PartsPerThread * WorkerPool.Count)), 1, MaxQueryBlock);
+                    int items = QueryBlocks(ref job) * kvHeads;
+                    if (parts == 1) for (int item = 0; item < items; item++) part(&job, item, items);
+                    else WorkerPool.Run(part, &job, items);
                 }
             }
             else WorkerPool.Run(&Part, &job, parts);
@@ -154,7 +169,7 @@ internal static unsafe class FlashAttention
         for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
         {
             int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
-            int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
+            int first = FirstKey(ref j, position);
             float* queries = j.Q + (long)t * qDim + kvh * group * hd;   // the group's heads are consecutive
             float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
             new Span<float>(outputs, group * hd).Clear();
@@ -197,37 +212,84 @@ internal static unsafe class FlashAttention
         }
     }
 
+    /// <summary>Part kvh of the transposed path's setup: head kvh's keys transposed into <see cref="Job.KeysT"/> and
+    /// its values into <see cref="Job.HeadValues"/>, widened once per call from a 16-bit cache (every query reads every
+    /// row, so widening per query and tile would repeat the work tokens times). Keys go 16 positions at a time through
+    /// a contiguous copy: each write to a transposed row then fills most of a cache line, where one position at a time
+    /// touched kv_dim lines per position, and the 16 rows, kv_dim apart in the cache, no longer share one L1 set.</summary>
+    private static void PartLayOut(void* args, int kvh, int parts)
+    {
+        const int Block = 16;
+        ref Job j = ref *(Job*)args;
+        int hd = j.HeadDim, kvDim = j.KvHeads * hd, total = j.FirstPosition + j.Tokens, stride = j.KeysTStride;
+        float* keys = stackalloc float[Block * hd];
+        float* values = j.HeadValues + (long)kvh * total * hd;
+        for (int p0 = 0; p0 < total; p0 += Block)
+        {
+            int n = Math.Min(Block, total - p0);
+            for (int i = 0; i < n; i++)
+            {
+                long at = (long)(p0 + i) * kvDim + kvh * hd;
+                float* key = keys + i * hd, value = values + (long)(p0 + i) * hd;
+                if (j.K16 == null)
+                {
+                    Buffer.MemoryCopy(j.K + at, key, hd * sizeof(float), hd * sizeof(float));
+                    Buffer.MemoryCopy(j.V + at, value, hd * sizeof(float), hd * sizeof(float));
+                }
+                else
+                {
+                    KvCacheTypes.Widen(j.Cache, j.K16 + at, key, hd);
+                    KvCacheTypes.Widen(j.Cache, j.V16 + at, value, hd);
+                }
+            }
+            for (int d = 0; d < hd; d++)
+            {
+                float* row = j.KeysT + (long)(kvh * hd + d) * stride + p0;
+                for (int i = 0; i < n; i++) row[i] = keys[i * hd + d];
+            }
+        }
+    }
+
     /// <summary>The tiled path on transposed keys (head size a multiple of 16), at any vector width: per query head
     /// of the group, 64 scores in registers four vectors at a time (one pass on Vector512, two on Vector256), exp on
     /// vectors, then the value rows weighted four vectors of components at a time. On Vector512 the operations and
     /// their order are those of the Vector512-only kernel it replaced (z to the bit); on AVX2 that kernel was not
-    /// taken and attention ran per key through library calls, 17% of a 7B prefill of 512 tokens.</summary>
+    /// taken and attention ran per key through library calls, 17% of a 7B prefill of 512 tokens.
+    /// <para>A part is one kv head for a block of <see cref="Job.QueryBlock"/> queries, which visit each key and value tile
+    /// in turn while it is in cache: one query per part read a head's keys and values for every query, from memory at a
+    /// 7B shape (16 MB of them per layer at 512 tokens), and ran at 9 GFLOP/s a core. Each query still sees its tiles
+    /// in its own order with its own running maximum and sum, so z does not depend on the block.</para></summary>
     private static void PartTransposed<TVec>(void* args, int part, int parts) where TVec : unmanaged, IVec<TVec>
     {
         ref Job j = ref *(Job*)args;
-        int group = j.Heads / j.KvHeads, hd = j.HeadDim, kvDim = j.KvHeads * hd, qDim = j.Heads * hd, stride = j.KeysTStride;
+        int group = j.Heads / j.KvHeads, hd = j.HeadDim, qDim = j.Heads * hd, stride = j.KeysTStride;
         int w = TVec.Count, chunk = 4 * w;
         var scale = TVec.Create(1f / MathF.Sqrt(hd));
+        // The latest block first: it has the most keys, and the threads claim parts one at a time.
+        int block = QueryBlocks(ref j) - 1 - part / j.KvHeads, kvh = part % j.KvHeads;
+        int t0 = block * j.QueryBlock, count = Math.Min(j.QueryBlock, j.Tokens - t0);
         float* p = stackalloc float[KeyTile];
-        float* max = stackalloc float[group];
-        float* sum = stackalloc float[group];
+        float* max = stackalloc float[count * group];
+        float* sum = stackalloc float[count * group];
         bool maps = j.Scores != null || j.Pattern != null;
-        for (int item = part; item < j.Tokens * j.KvHeads; item += parts)
-        {
-            int t = item / j.KvHeads, kvh = item % j.KvHeads, position = j.FirstPosition + t;
-            int first = j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
-            float* queries = j.Q + (long)t * qDim + kvh * group * hd;
-            float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
-            new Span<float>(outputs, group * hd).Clear();
-            for (int g = 0; g < group; g++) { max[g] = float.NegativeInfinity; sum[g] = 0; }
-            for (int j0 = first; j0 <= position; j0 += KeyTile)
+        for (int t = t0; t < t0 + count; t++) new Span<float>(j.Z + (long)t * qDim + kvh * group * hd, group * hd).Clear();
+        for (int i = 0; i < count * group; i++) { max[i] = float.NegativeInfinity; sum[i] = 0; }
+        // The block's last query sees the most tiles (a window only slides them along).
+        int lastPosition = j.FirstPosition + t0 + count - 1, tiles = (lastPosition - FirstKey(ref j, lastPosition)) / KeyTile + 1;
+        for (int tile = 0; tile < tiles; tile++)
+            for (int t = t0; t < t0 + count; t++)
             {
+                int position = j.FirstPosition + t, j0 = FirstKey(ref j, position) + tile * KeyTile;
+                if (j0 > position) continue;
                 int n = Math.Min(position + 1, j0 + KeyTile) - j0;
+                float* queries = j.Q + (long)t * qDim + kvh * group * hd;   // the group's heads are consecutive
+                float* outputs = j.Z + (long)t * qDim + kvh * group * hd;
                 float* keys = j.KeysT + (long)kvh * hd * stride + j0;
-                float* values = j.V + (long)j0 * kvDim + kvh * hd;
+                float* values = j.HeadValues + ((long)kvh * (j.FirstPosition + j.Tokens) + j0) * hd;
                 for (int g = 0; g < group; g++)
                 {
                     float* q = queries + g * hd;
+                    ref float rowMax = ref max[(t - t0) * group + g], rowSum = ref sum[(t - t0) * group + g];
                     for (int c = 0; c < KeyTile; c += chunk)
                     {
                         TVec s0 = default, s1 = default, s2 = default, s3 = default;
@@ -246,8 +308,8 @@ internal static unsafe class FlashAttention
                     if (maps) new ReadOnlySpan<float>(p, n).CopyTo(new Span<float>(MapRow(ref j, kvh * group + g, t) + j0, n));
                     for (int k = n; k < KeyTile; k++) p[k] = float.NegativeInfinity;
                     float tileMax = TensorPrimitives.Max(new ReadOnlySpan<float>(p, n));
-                    float newMax = MathF.Max(max[g], tileMax);
-                    float rescale = sum[g] == 0 ? 0 : MathF.Exp(max[g] - newMax);
+                    float newMax = MathF.Max(rowMax, tileMax);
+                    float rescale = rowSum == 0 ? 0 : MathF.Exp(rowMax - newMax);
                     var m = TVec.Create(newMax);
                     TVec total = default;
                     for (int c = 0; c < KeyTile; c += chunk)
@@ -257,18 +319,25 @@ internal static unsafe class FlashAttention
                         TVec.Store(e0, p + c); TVec.Store(e1, p + c + w); TVec.Store(e2, p + c + 2 * w); TVec.Store(e3, p + c + 3 * w);
                         total = total + (e0 + e1 + e2 + e3);
                     }
-                    sum[g] = sum[g] * rescale + TVec.Sum(total);
-                    max[g] = newMax;
-                    WeightValues<TVec>(outputs + g * hd, rescale, p, n, values, kvDim, hd);
+                    rowSum = rowSum * rescale + TVec.Sum(total);
+                    rowMax = newMax;
+                    WeightValues<TVec>(outputs + g * hd, rescale, p, n, values, hd);
                 }
             }
+        for (int t = t0; t < t0 + count; t++)
             for (int g = 0; g < group; g++)
             {
-                TensorPrimitives.Multiply(new Span<float>(outputs + g * hd, hd), 1f / sum[g], new Span<float>(outputs + g * hd, hd));
-                if (maps) FinishMaps(ref j, kvh * group + g, t, first, max[g], sum[g]);
+                var output = new Span<float>(j.Z + (long)t * qDim + (kvh * group + g) * hd, hd);
+                int at = (t - t0) * group + g;
+                TensorPrimitives.Multiply(output, 1f / sum[at], output);
+                if (maps) FinishMaps(ref j, kvh * group + g, t, FirstKey(ref j, j.FirstPosition + t), max[at], sum[at]);
             }
-        }
     }
+
+    private static int QueryBlocks(ref Job j) => (j.Tokens + j.QueryBlock - 1) / j.QueryBlock;
+
+    /// <summary>The first key a query at <paramref name="position"/> sees: 0, or the start of its window.</summary>
+    private static int FirstKey(ref Job j, int position) => j.Window == int.MaxValue ? 0 : Math.Max(0, position - j.Window + 1);
 
     /// <summary>Where the raw scores of query head h at token t are kept while its row runs (some map is asked for).</summary>
     private static float* MapRow(ref Job j, int h, int t) =>
@@ -297,9 +366,9 @@ internal static unsafe class FlashAttention
         }
     }
 
-    /// <summary>o = o * rescale + sum_k p[k] v_k. Four vectors of components at a time with even and odd keys in
+    /// <summary>o = o * rescale + sum_k p[k] v_k, the value rows hd apart. Four vectors of components at a time with even and odd keys in
     /// separate registers: eight independent FMA chains, where one chain per vector would wait on FMA latency.</summary>
-    private static void WeightValues<TVec>(float* o, float rescale, float* p, int n, float* values, int kvDim, int hd) where TVec : unmanaged, IVec<TVec>
+    private static void WeightValues<TVec>(float* o, float rescale, float* p, int n, float* values, int hd) where TVec : unmanaged, IVec<TVec>
     {
         var r = TVec.Create(rescale);
         int w = TVec.Count, c = 0;
@@ -310,18 +379,18 @@ internal static unsafe class FlashAttention
             int k = 0;
             for (; k + 2 <= n; k += 2)
             {
-                float* v = values + (long)k * kvDim + c;
+                float* v = values + (long)k * hd + c;
                 var x = TVec.Create(p[k]);
                 a0 = TVec.Fma(x, TVec.Load(v), a0); a1 = TVec.Fma(x, TVec.Load(v + w), a1);
                 a2 = TVec.Fma(x, TVec.Load(v + 2 * w), a2); a3 = TVec.Fma(x, TVec.Load(v + 3 * w), a3);
-                v += kvDim;
+                v += hd;
                 x = TVec.Create(p[k + 1]);
                 b0 = TVec.Fma(x, TVec.Load(v), b0); b1 = TVec.Fma(x, TVec.Load(v + w), b1);
                 b2 = TVec.Fma(x, TVec.Load(v + 2 * w), b2); b3 = TVec.Fma(x, TVec.Load(v + 3 * w), b3);
             }
             if (k < n)
             {
-                float* v = values + (long)k * kvDim + c;
+                float* v = values + (long)k * hd + c;
                 var x = TVec.Create(p[k]);
                 a0 = TVec.Fma(x, TVec.Load(v), a0); a1 = TVec.Fma(x, TVec.Load(v + w), a1);
                 a2 = TVec.Fma(x, TVec.Load(v + 2 * w), a2); a3 = TVec.Fma(x, TVec.Load(v + 3 * w), a3);
@@ -331,7 +400,7 @@ internal static unsafe class FlashAttention
         for (; c < hd; c += w)
         {
             var acc = TVec.Load(o + c) * r;
-            for (int k = 0; k < n; k++) acc = TVec.Fma(TVec.Create(p[k]), TVec.Load(values + (long)k * kvDim + c), acc);
+            for (int k = 0; k < n; k++) acc = TVec.Fma(TVec.Create(p[k]), TVec.Load(values + (long)k * hd + c), acc);
             TVec.Store(acc, o + c);
         }
     }

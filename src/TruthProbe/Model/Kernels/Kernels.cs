@@ -254,6 +254,86 @@ internal static unsafe class Kernels
         TensorPrimitives.Multiply(y, weight, y);
     }
 
+    private struct RowArgs
+    {
+        public float* A, B, C, D;
+        public int Width, OtherWidth, HeadDim;
+        public float Eps;
+        public delegate*<Span<float>, ReadOnlySpan<float>, void> Op;
+    }
+
+    /// <summary><see cref="RmsNorm"/> of each of <paramref name="rows"/> rows of x (as wide as the weight) into y, the rows split over the cores.</summary>
+    public static void RmsNormRows(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y, int rows)
+    {
+        int d = weight.Length;
+        if (x.Length < (long)rows * d || y.Length < (long)rows * d) throw new ArgumentException($"{rows} rows of {d}: x has {x.Length}, y has {y.Length} floats");
+        fixed (float* px = x, pw = weight, py = y)
+        {
+            var args = new RowArgs { A = px, B = pw, C = py, Width = d, Eps = eps };
+            RowSplit.Run(&NormRows, &args, rows, d);
+        }
+    }
+
+    private static void NormRows(void* args, int first, int end)
+    {
+        ref RowArgs a = ref *(RowArgs*)args;
+        for (long t = first; t < end; t++)
+            RmsNorm(new ReadOnlySpan<float>(a.A + t * a.Width, a.Width), new ReadOnlySpan<float>(a.B, a.Width), a.Eps, new Span<float>(a.C + t * a.Width, a.Width));
+    }
+
+    /// <summary><see cref="Rope"/> on row t of q (<paramref name="qDim"/> wide) and of k (<paramref name="kvDim"/> wide) by row t of
+    /// cos and sin (head_dim / 2 wide), for <paramref name="rows"/> rows split over the cores.</summary>
+    public static void RopeRows(Span<float> q, int qDim, Span<float> k, int kvDim, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int rows)
+    {
+        int half = headDim / 2;
+        if (q.Length < (long)rows * qDim || k.Length < (long)rows * kvDim || cos.Length < (long)rows * half || sin.Length < (long)rows * half)
+            throw new ArgumentException($"RoPE on {rows} rows: q, k, cos or sin too short");
+        fixed (float* pq = q, pk = k, pc = cos, ps = sin)
+        {
+            var args = new RowArgs { A = pq, B = pk, C = pc, D = ps, Width = qDim, OtherWidth = kvDim, HeadDim = headDim };
+            RowSplit.Run(&RopeRows, &args, rows, qDim + kvDim);
+        }
+    }
+
+    private static void RopeRows(void* args, int first, int end)
+    {
+        ref RowArgs a = ref *(RowArgs*)args;
+        int half = a.HeadDim / 2;
+        for (long t = first; t < end; t++)
+        {
+            var cos = new ReadOnlySpan<float>(a.C + t * half, half);
+            var sin = new ReadOnlySpan<float>(a.D + t * half, half);
+            Rope(new Span<float>(a.A + t * a.Width, a.Width), a.HeadDim, cos, sin);
+            Rope(new Span<float>(a.B + t * a.OtherWidth, a.OtherWidth), a.HeadDim, cos, sin);
+        }
+    }
+
+    /// <summary>x += y over <paramref name="rows"/> rows of <paramref name="width"/>, split over the cores (the residual adds).</summary>
+    public static void AddRows(Span<float> x, ReadOnlySpan<float> y, int rows, int width) => InPlaceRows(&Add, x, y, rows, width);
+
+    /// <summary><see cref="SwiGlu"/> on <paramref name="rows"/> rows of <paramref name="width"/>, split over the cores.</summary>
+    public static void SwiGluRows(Span<float> gate, ReadOnlySpan<float> up, int rows, int width) => InPlaceRows(&SwiGlu, gate, up, rows, width);
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> y) => TensorPrimitives.Add(x, y, x);
+
+    /// <summary>op(x, y) on x in place over rows of <paramref name="width"/>, a range of rows at a time.</summary>
+    private static void InPlaceRows(delegate*<Span<float>, ReadOnlySpan<float>, void> op, Span<float> x, ReadOnlySpan<float> y, int rows, int width)
+    {
+        if (x.Length < (long)rows * width || y.Length < (long)rows * width) throw new ArgumentException($"{rows} rows of {width}: the spans have {x.Length} and {y.Length} floats");
+        fixed (float* px = x, py = y)
+        {
+            var args = new RowArgs { A = px, B = py, Width = width, Op = op };
+            RowSplit.Run(&InPlaceRange, &args, rows, width);
+        }
+    }
+
+    private static void InPlaceRange(void* args, int first, int end)
+    {
+        ref RowArgs a = ref *(RowArgs*)args;
+        int n = (end - first) * a.Width;
+        a.Op(new Span<float>(a.A + (long)first * a.Width, n), new ReadOnlySpan<float>(a.B + (long)first * a.Width, n));
+    }
+
     /// <summary>In place, numerically safe (the maximum is subtracted first).</summary>
     public static void Softmax(Span<float> x)
     {
