@@ -17,7 +17,8 @@ namespace TruthProbe.Probing;
 /// step) and factorised by Cholesky in float64 at the first step of a head's first fit; later steps, and the
 /// head's later fits (its other folds: mostly the same rows, so a Hessian much like the last), solve with the
 /// current Hessian by a few conjugate-gradient steps preconditioned by that factor (refactorising when they do not
-/// suffice). Steps go through a backtracking (Armijo) line search; margins, objective and gradient are
+/// suffice); their Hessian products are float32 too. A fit starts from the previous fit's solution (or the one
+/// <see cref="HoldWarmStart"/> held), kept as raw weights and mapped into this fit's standardisation. Steps go through a backtracking (Armijo) line search; margins, objective and gradient are
 /// float64, so the fixed point is the exact optimum. Stops when the gradient's 2-norm is below
 /// <see cref="GradientTolerance"/>.</para>
 /// The returned weights are mapped back to the raw activations: logit = w_raw.x + b_raw.
@@ -42,13 +43,15 @@ internal sealed class ExactLogistic : IHeadSolver
     private readonly float[] _zf;     // [n, stride] standardised rows + 1, float32 (Hessian)
     private readonly float[] _szf;    // [n, stride] the same rows scaled by p(1-p)/n
     private readonly float[] _gram;   // [stride, stride] upper blocks of the weighted Gram matrix
+    private readonly float[] _hessianWeights, _hessianVector, _hessianProduct; // [n] p(1-p)/n, [stride] v and H v in float32
     private readonly double[] _hessian; // [(d+1), hessianStride] upper triangle, factorised in place
     private readonly int _hessianStride;
-    private readonly double[] _mean, _scale, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _rowWeights;
+    private readonly double[] _mean, _scale, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _residuals;
     private readonly double[] _count, _countedRow; // each row's copies c_i; one row times c_i
     private double _total;                         // sum of c_i: the n of the formulas
     private readonly double[] _cgResidual, _cgPreconditioned, _cgDirection, _cgProduct;
-    private bool _hasWarmStart, _hasFactor;
+    private readonly double[] _start;  // [d + 1] raw weights and bias the next fit starts from
+    private bool _hasWarmStart, _hasFactor, _holdStart;
 
     public ExactLogistic(int maxRows, int d)
     {
@@ -60,6 +63,9 @@ internal sealed class ExactLogistic : IHeadSolver
         _zf = new float[maxRows * _stride];
         _szf = new float[maxRows * _stride];
         _gram = new float[_stride * _stride];
+        _hessianWeights = new float[maxRows];
+        _hessianVector = new float[_stride];
+        _hessianProduct = new float[_stride];
         _hessianStride = Cholesky.Stride(d + 1);
         _hessian = new double[(d + 1) * _hessianStride];
         _mean = new double[d];
@@ -72,10 +78,11 @@ internal sealed class ExactLogistic : IHeadSolver
         _cgPreconditioned = new double[d + 1];
         _cgDirection = new double[d + 1];
         _cgProduct = new double[d + 1];
+        _start = new double[d + 1];
         _margin = new double[maxRows];
         _probability = new double[maxRows];
         _softplus = new double[maxRows];
-        _rowWeights = new double[maxRows];
+        _residuals = new double[maxRows];
         _count = new double[maxRows];
         _countedRow = new double[d];
     }
@@ -83,7 +90,11 @@ internal sealed class ExactLogistic : IHeadSolver
     public string Name => "exact";
 
     /// <summary>The next fit starts from zero instead of the previous solution, and factorises its own Hessian.</summary>
-    public void ResetWarmStart() => _hasWarmStart = _hasFactor = false;
+    public void ResetWarmStart() => _hasWarmStart = _hasFactor = _holdStart = false;
+
+    /// <summary>Later fits all start from the last fit's solution (until <see cref="ResetWarmStart"/>) instead of each
+    /// from its predecessor's.</summary>
+    public void HoldWarmStart() => _holdStart = _hasWarmStart;
 
     public FitReport Fit(ReadOnlySpan<float> x, ReadOnlySpan<byte> y, Span<float> weights, out float bias)
     {
@@ -111,7 +122,8 @@ internal sealed class ExactLogistic : IHeadSolver
     {
         int n = y.Length, d = _d;
         Standardise(x, n);
-        if (!_hasWarmStart) Array.Clear(_theta);
+        if (_hasWarmStart) StartFromRaw();
+        else Array.Clear(_theta);
         _hasWarmStart = true;
 
         double f = Objective(_theta, y);
@@ -122,6 +134,8 @@ internal sealed class ExactLogistic : IHeadSolver
         {
             gradientNorm = Gradient(y);
             if (gradientNorm < GradientTolerance || iteration == MaxIterations) break;
+            var hessianWeights = _hessianWeights.AsSpan(0, n);
+            for (int i = 0; i < n; i++) hessianWeights[i] = (float)(_count[i] * (_probability[i] * (1 - _probability[i])) / _total);
             if (refactor)
             {
                 BuildHessian(n);
@@ -170,7 +184,26 @@ internal sealed class ExactLogistic : IHeadSolver
             raw -= wj * _mean[j];
         }
         bias = (float)raw;
+        if (!_holdStart)
+        {
+            for (int j = 0; j < d; j++) _start[j] = _theta[j] / _scale[j];
+            _start[d] = raw;
+        }
         return new FitReport(iteration, gradientNorm);
+    }
+
+    /// <summary>theta = the raw start in this fit's standardisation: the same logit for every row, where the
+    /// standardised vector of another fit would shift by that fit's means.</summary>
+    private void StartFromRaw()
+    {
+        int d = _d;
+        double b = _start[d];
+        for (int j = 0; j < d; j++)
+        {
+            _theta[j] = _start[j] * _scale[j];
+            b += _start[j] * _mean[j];
+        }
+        _theta[d] = b;
     }
 
     private void Standardise(ReadOnlySpan<float> x, int n)
@@ -252,17 +285,15 @@ internal sealed class ExactLogistic : IHeadSolver
         return false;
     }
 
-    /// <summary>result = H v with H = (1/n) Z'diag(p(1-p))Z + L2 I_w at the current probabilities (float64, no matrix formed).</summary>
+    /// <summary>result = H v with H = (1/n) Z'diag(p(1-p))Z + L2 I_w at the current probabilities (float32 rows, as the
+    /// Hessian's factor: it only steers the step; no matrix formed).</summary>
     private void HessianTimes(ReadOnlySpan<double> v, Span<double> result, int n)
     {
-        int d = _d;
-        var vw = v[..d];
-        var rw = result[..d];
-        rw.Clear();
-        var weights = _rowWeights.AsSpan(0, n);
-        for (int i = 0; i < n; i++) weights[i] = _count[i] * (_probability[i] * (1 - _probability[i])) / _total;
-        result[d] = RowProducts.AddHessianTimes(_zd, n, d, weights, vw, v[d], rw);
-        TensorPrimitives.MultiplyAdd(vw, L2, rw, rw);
+        int d1 = _d + 1;
+        TensorPrimitives.ConvertChecked<double, float>(v, _hessianVector.AsSpan(0, d1));
+        RowProducts.HessianTimes(_zf, n, _stride, _hessianWeights, _hessianVector, _hessianProduct);
+        TensorPrimitives.ConvertChecked<float, double>(_hessianProduct.AsSpan(0, d1), result);
+        TensorPrimitives.MultiplyAdd(v[.._d], L2, result[.._d], result[.._d]);
     }
 
     /// <summary>f(theta); leaves the margins and probabilities of theta in the work buffers.</summary>
@@ -301,7 +332,7 @@ internal sealed class ExactLogistic : IHeadSolver
         int n = y.Length, d = _d;
         var g = _gradient.AsSpan(0, d);
         g.Clear();
-        var residuals = _rowWeights.AsSpan(0, n);
+        var residuals = _residuals.AsSpan(0, n);
         for (int i = 0; i < n; i++) residuals[i] = _count[i] * (_probability[i] - y[i]) / _total;
         _gradient[d] = RowProducts.AddWeightedRows(_zd, n, d, residuals, g);
         TensorPrimitives.MultiplyAdd(_theta.AsSpan(0, d), L2, g, g);
@@ -312,10 +343,7 @@ internal sealed class ExactLogistic : IHeadSolver
     {
         int d1 = _d + 1, stride = _stride;
         for (int i = 0; i < n; i++)
-        {
-            float s = (float)(_count[i] * (_probability[i] * (1 - _probability[i])) / _total);
-            TensorPrimitives.Multiply(_zf.AsSpan(i * stride, stride), s, _szf.AsSpan(i * stride, stride));
-        }
+            TensorPrimitives.Multiply(_zf.AsSpan(i * stride, stride), _hessianWeights[i], _szf.AsSpan(i * stride, stride));
         WeightedGram(_zf, _szf, n, stride, d1, _gram);
         int hs = _hessianStride;
         for (int j = 0; j < d1; j++)

@@ -17,4 +17,8 @@ internal interface IHeadSolver
 
     /// <summary>Forget any state carried from the previous fit (a new head or a new label set starts here).</summary>
     void ResetWarmStart();
+
+    /// <summary>Later fits, until <see cref="ResetWarmStart"/>, start from the last fit's state rather than each from
+    /// its predecessor's (folds that start from the all-rows fit, each one fold away from it).</summary>
+    void HoldWarmStart();
 }

@@ -38,6 +38,8 @@ internal sealed class ReferenceLogistic : IHeadSolver
 
     public void ResetWarmStart() { }
 
+    public void HoldWarmStart() { }
+
     public FitReport Fit(ReadOnlySpan<float> x, ReadOnlySpan<byte> y, Span<float> weights, out float bias)
     {
         int n = y.Length, d = _d;

@@ -4,10 +4,12 @@ using TruthProbe.Numerics;
 namespace TruthProbe.Probing;
 
 /// <summary>
-/// The exact probe's float64 products with its [n, d] standardised rows z_i, four rows at a time at the width
-/// <see cref="SimdWidth.Current"/> picks: margins z_i.v, sums of weighted rows sum_i u_i z_i, and the Hessian's
-/// product sum_i w_i (z_i.v + b) z_i in one pass (a block's rows are still in L1 for the second half). One library
-/// call per row and operation cost about three times the arithmetic at d = 128 (a sixth of a fit).
+/// The exact probe's products with its standardised rows z_i, four rows at a time at the width
+/// <see cref="SimdWidth.Current"/> picks: in float64 over [n, d] rows, margins z_i.v and sums of weighted rows
+/// sum_i u_i z_i (they set the optimum); in float32 over the padded rows that end in the constant 1, the Hessian's
+/// product sum_i w_i (z_i.v) z_i in one pass (a block's rows are still in L1 for the second half; it only steers the
+/// Newton step, so half the bytes and twice the lanes of float64). One library call per row and operation cost about
+/// three times the arithmetic at d = 128 (a sixth of a fit).
 /// </summary>
 internal static unsafe class RowProducts
 {
@@ -37,18 +39,55 @@ internal static unsafe class RowProducts
             };
     }
 
-    /// <summary>sum += sum_i w_i (z_i . v + bias) z_i; returns sum_i w_i (z_i . v + bias).</summary>
-    public static double AddHessianTimes(ReadOnlySpan<double> z, int n, int d, ReadOnlySpan<double> w, ReadOnlySpan<double> v, double bias, Span<double> sum)
+    /// <summary>sum = sum_i w_i (z_i . v) z_i over float32 rows [n, stride], stride a multiple of 16 (whole vectors at
+    /// every width); v and sum are stride long.</summary>
+    public static void HessianTimes(ReadOnlySpan<float> z, int n, int stride, ReadOnlySpan<float> w, ReadOnlySpan<float> v, Span<float> sum)
     {
-        Check(z, n, d, v, w.Length);
-        if (sum.Length < d) throw new ArgumentException("the sum is shorter than a row");
-        fixed (double* pz = z, pw = w, pv = v, ps = sum)
-            return SimdWidth.Current switch
+        if (stride % 16 != 0 || z.Length < (long)n * stride || w.Length < n || v.Length < stride || sum.Length < stride)
+            throw new ArgumentException("row products: spans shorter than their shapes, or a stride not a multiple of 16");
+        sum[..stride].Clear();
+        fixed (float* pz = z, pw = w, pv = v, ps = sum)
+            switch (SimdWidth.Current)
             {
-                SimdPath.Vector512 => Run<Vec<Vector512<float>>>(pz, n, d, pv, bias, pw, null, ps),
-                SimdPath.Vector256 => Run<Vec<Vector256<float>>>(pz, n, d, pv, bias, pw, null, ps),
-                _ => Run<Vec<Vector128<float>>>(pz, n, d, pv, bias, pw, null, ps),
-            };
+                case SimdPath.Vector512: HessianTimes<Vec<Vector512<float>>>(pz, n, stride, pw, pv, ps); break;
+                case SimdPath.Vector256: HessianTimes<Vec<Vector256<float>>>(pz, n, stride, pw, pv, ps); break;
+                default: HessianTimes<Vec<Vector128<float>>>(pz, n, stride, pw, pv, ps); break;
+            }
+    }
+
+    private static void HessianTimes<TVec>(float* z, int n, int stride, float* w, float* v, float* sum)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count;
+        for (int i0 = 0; i0 < n; i0 += 4)
+        {
+            int rows = Math.Min(4, n - i0);
+            float* z0 = z + (long)i0 * stride;
+            // Rows past n repeat the block's first row; their coefficients are 0.
+            float* z1 = rows > 1 ? z0 + stride : z0, z2 = rows > 2 ? z0 + 2 * stride : z0, z3 = rows > 3 ? z0 + 3 * stride : z0;
+            TVec a0 = TVec.Create(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < stride; k += lanes)
+            {
+                var x = TVec.Load(v + k);
+                a0 = TVec.Fma(TVec.Load(z0 + k), x, a0);
+                a1 = TVec.Fma(TVec.Load(z1 + k), x, a1);
+                a2 = TVec.Fma(TVec.Load(z2 + k), x, a2);
+                a3 = TVec.Fma(TVec.Load(z3 + k), x, a3);
+            }
+            TVec c0 = TVec.Create(w[i0] * TVec.Sum(a0)),
+                c1 = TVec.Create(rows > 1 ? w[i0 + 1] * TVec.Sum(a1) : 0),
+                c2 = TVec.Create(rows > 2 ? w[i0 + 2] * TVec.Sum(a2) : 0),
+                c3 = TVec.Create(rows > 3 ? w[i0 + 3] * TVec.Sum(a3) : 0);
+            for (int k = 0; k < stride; k += lanes)
+            {
+                var s = TVec.Load(sum + k);
+                s = TVec.Fma(c0, TVec.Load(z0 + k), s);
+                s = TVec.Fma(c1, TVec.Load(z1 + k), s);
+                s = TVec.Fma(c2, TVec.Load(z2 + k), s);
+                s = TVec.Fma(c3, TVec.Load(z3 + k), s);
+                TVec.Store(s, sum + k);
+            }
+        }
     }
 
     private static void Check(ReadOnlySpan<double> z, int n, int d, ReadOnlySpan<double> row, int perRow)
@@ -57,8 +96,8 @@ internal static unsafe class RowProducts
     }
 
     /// <summary>
-    /// Per block of four rows: with v, the dots t_r = z_r . v + bias (into margins when asked); with sum, the
-    /// coefficients c_r = u_r, or w_r t_r when v is given too, added as sum += c_r z_r. Returns the sum of the c_r.
+    /// Per block of four rows: with v, the dots z_r . v + bias into margins; with sum, the coefficients u_r added as
+    /// sum += u_r z_r. Returns the sum of the u_r.
     /// </summary>
     private static double Run<TVec>(double* z, int n, int d, double* v, double bias, double* coefficients, double* margins, double* sum)
         where TVec : unmanaged, IVec<TVec>
@@ -88,17 +127,10 @@ internal static unsafe class RowProducts
                 {
                     c[0] += z0[k] * v[k]; c[1] += z1[k] * v[k]; c[2] += z2[k] * v[k]; c[3] += z3[k] * v[k];
                 }
-                for (int r = 0; r < rows; r++)
-                {
-                    c[r] += bias;
-                    if (margins != null) margins[i0 + r] = c[r];
-                    if (coefficients != null) c[r] *= coefficients[i0 + r];
-                }
+                for (int r = 0; r < rows; r++) margins[i0 + r] = c[r] + bias;
+                continue;
             }
-            else
-                for (int r = 0; r < rows; r++) c[r] = coefficients[i0 + r];
-            if (sum == null) continue;
-            for (int r = rows; r < 4; r++) c[r] = 0;
+            for (int r = 0; r < 4; r++) c[r] = r < rows ? coefficients[i0 + r] : 0;
             total += c[0] + c[1] + c[2] + c[3];
             TVec c0 = TVec.CreateDouble(c[0]), c1 = TVec.CreateDouble(c[1]), c2 = TVec.CreateDouble(c[2]), c3 = TVec.CreateDouble(c[3]);
             for (int k = 0; k < vectorEnd; k += lanes)
