@@ -1,7 +1,9 @@
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TruthProbe.Formats;
 using TruthProbe.Model;
+using TruthProbe.Numerics;
 
 namespace TruthProbe.Tests.Model;
 
@@ -77,6 +79,23 @@ public unsafe class KernelTests
                 double expected = 0;
                 for (int i = 0; i < cols; i++) expected += (double)values[r * cols + i] * x[t * cols + i];
                 Assert.True(Math.Abs(expected - y[t * rows + r]) < 1e-4, $"row {r} token {t}: {y[t * rows + r]} vs {expected}");
+            }
+    }
+
+    [Theory]
+    [InlineData(1037)] // two whole 512-value chunks of the prefetching widen and a 13-value tail
+    [InlineData(512)]
+    [InlineData(29)]
+    public void DotRow_F16_EqualsTheDotOfTheWholeWidenedRow(int cols)
+    {
+        const int rows = 3;
+        var (w, values) = Matrix(rows, cols, WeightDType.F16, 3);
+        float[] x = Random(cols, 4);
+        fixed (float* px = x)
+            for (int r = 0; r < rows; r++)
+            {
+                float expected = TensorPrimitives.Dot(values.AsSpan(r * cols, cols), x);
+                Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(Kernels.DotRow(w.Row(r), WeightDType.F16, px, cols, SimdWidth.Current)));
             }
     }
 
