@@ -381,7 +381,7 @@ internal static unsafe class Ops
                         int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
                         float* scores = probs + (long)t0 * padded;
                         TileTimesTransposed<TVec>(queries + (long)t0 * qWidth, qWidth, rows, keysT, padded, hd, blocks, scale, scores);
-                        for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        CausalSoftmaxTile<TVec>(scores, padded, t0, T, blocks);
                         WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, z + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                 }
@@ -418,7 +418,7 @@ internal static unsafe class Ops
                     {
                         int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
                         TileTimesTransposed<TVec>(dz + (long)t0 * qWidth, qWidth, rows, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
-                        for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        SoftmaxBackwardTile<TVec>(p + (long)t0 * padded, dS + (long)t0 * padded, padded, blocks, scale);
                         WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, j.DQ + qBase + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
@@ -478,44 +478,89 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
-    /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
+    /// In place over blocks vectors of each of a tile's 4 score rows (<paramref name="padded"/> apart, row r counting
+    /// min(t0 + r + 1, T) entries): softmax of those, zeros after. Only the last vector may be partly masked (the rows of
+    /// a tile share their blocks). Each row takes the same operations in the same order as it would alone; the four
+    /// rows go interleaved so that their serial chains (max, horizontal max, exp and sum, horizontal sum, divide)
+    /// overlap: one row alone leaves the core waiting on each step's latency.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
-    private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
+    private static void CausalSoftmaxTile<TVec>(float* scores, int padded, int t0, int T, int blocks) where TVec : unmanaged, IVec<TVec>
     {
-        int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
-        var tail = TVec.FirstLanes(valid, TVec.Load(scores + last * lanes), TVec.Create(float.NegativeInfinity));
-        var max = tail;
-        for (int i = 0; i < last; i++) max = TVec.Max(max, TVec.Load(scores + i * lanes));
-        var m = TVec.Create(TVec.MaxAcross(max));
-        TVec sum = default;
-        for (int i = 0; i < last; i++)
+        int last = blocks - 1, lanes = TVec.Count, lastStart = last * lanes;
+        float* row0 = scores, row1 = scores + padded, row2 = row1 + padded, row3 = row2 + padded;
+        int valid0 = Math.Min(t0 + 1, T) - lastStart, valid1 = Math.Min(t0 + 2, T) - lastStart;
+        int valid2 = Math.Min(t0 + 3, T) - lastStart, valid3 = Math.Min(t0 + 4, T) - lastStart;
+        var masked = TVec.Create(float.NegativeInfinity);
+        var tail0 = TVec.FirstLanes(valid0, TVec.Load(row0 + lastStart), masked);
+        var tail1 = TVec.FirstLanes(valid1, TVec.Load(row1 + lastStart), masked);
+        var tail2 = TVec.FirstLanes(valid2, TVec.Load(row2 + lastStart), masked);
+        var tail3 = TVec.FirstLanes(valid3, TVec.Load(row3 + lastStart), masked);
+        TVec max0 = tail0, max1 = tail1, max2 = tail2, max3 = tail3;
+        for (int i = 0; i < lastStart; i += lanes)
         {
-            var e = FastExp.Exp(TVec.Load(scores + i * lanes) - m);
-            TVec.Store(e, scores + i * lanes);
-            sum += e;
+            max0 = TVec.Max(max0, TVec.Load(row0 + i));
+            max1 = TVec.Max(max1, TVec.Load(row1 + i));
+            max2 = TVec.Max(max2, TVec.Load(row2 + i));
+            max3 = TVec.Max(max3, TVec.Load(row3 + i));
         }
-        tail = TVec.FirstLanes(valid, FastExp.Exp(tail - m), default);
-        sum += tail;
-        var inverse = TVec.Create(1f / TVec.Sum(sum));
-        for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
-        TVec.Store(tail * inverse, scores + last * lanes);
+        TVec m0 = TVec.Create(TVec.MaxAcross(max0)), m1 = TVec.Create(TVec.MaxAcross(max1));
+        TVec m2 = TVec.Create(TVec.MaxAcross(max2)), m3 = TVec.Create(TVec.MaxAcross(max3));
+        TVec sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+        for (int i = 0; i < lastStart; i += lanes)
+        {
+            var e0 = FastExp.Exp(TVec.Load(row0 + i) - m0);
+            var e1 = FastExp.Exp(TVec.Load(row1 + i) - m1);
+            var e2 = FastExp.Exp(TVec.Load(row2 + i) - m2);
+            var e3 = FastExp.Exp(TVec.Load(row3 + i) - m3);
+            TVec.Store(e0, row0 + i); TVec.Store(e1, row1 + i); TVec.Store(e2, row2 + i); TVec.Store(e3, row3 + i);
+            sum0 += e0; sum1 += e1; sum2 += e2; sum3 += e3;
+        }
+        tail0 = TVec.FirstLanes(valid0, FastExp.Exp(tail0 - m0), default);
+        tail1 = TVec.FirstLanes(valid1, FastExp.Exp(tail1 - m1), default);
+        tail2 = TVec.FirstLanes(valid2, FastExp.Exp(tail2 - m2), default);
+        tail3 = TVec.FirstLanes(valid3, FastExp.Exp(tail3 - m3), default);
+        sum0 += tail0; sum1 += tail1; sum2 += tail2; sum3 += tail3;
+        TVec inverse0 = TVec.Create(1f / TVec.Sum(sum0)), inverse1 = TVec.Create(1f / TVec.Sum(sum1));
+        TVec inverse2 = TVec.Create(1f / TVec.Sum(sum2)), inverse3 = TVec.Create(1f / TVec.Sum(sum3));
+        for (int i = 0; i < lastStart; i += lanes)
+        {
+            TVec.Store(TVec.Load(row0 + i) * inverse0, row0 + i);
+            TVec.Store(TVec.Load(row1 + i) * inverse1, row1 + i);
+            TVec.Store(TVec.Load(row2 + i) * inverse2, row2 + i);
+            TVec.Store(TVec.Load(row3 + i) * inverse3, row3 + i);
+        }
+        TVec.Store(tail0 * inverse0, row0 + lastStart); TVec.Store(tail1 * inverse1, row1 + lastStart);
+        TVec.Store(tail2 * inverse2, row2 + lastStart); TVec.Store(tail3 * inverse3, row3 + lastStart);
     }
 
-    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
+    /// <summary>
+    /// dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P) for a tile's 4 rows (<paramref name="padded"/> apart), over blocks vectors
+    /// of entries (P is 0 past the diagonal). Per row the operations and their order are a single row's; the rows go
+    /// interleaved so that their dot-product chains and horizontal sums overlap.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
-    private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
+    private static void SoftmaxBackwardTile<TVec>(float* p, float* ds, int padded, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
     {
-        int lanes = TVec.Count;
-        TVec dot = default;
-        for (int i = 0; i < blocks; i++) dot = TVec.Fma(TVec.Load(ds + i * lanes), TVec.Load(p + i * lanes), dot);
-        var rowDot = TVec.Create(TVec.Sum(dot));
-        var scaleVector = TVec.Create(scale);
-        for (int i = 0; i < blocks; i++)
+        int end = blocks * TVec.Count, lanes = TVec.Count;
+        float* p1 = p + padded, p2 = p1 + padded, p3 = p2 + padded, ds1 = ds + padded, ds2 = ds1 + padded, ds3 = ds2 + padded;
+        TVec dot0 = default, dot1 = default, dot2 = default, dot3 = default;
+        for (int i = 0; i < end; i += lanes)
         {
-            var pi = TVec.Load(p + i * lanes);
-            TVec.Store(pi * scaleVector * (TVec.Load(ds + i * lanes) - rowDot), ds + i * lanes);
+            dot0 = TVec.Fma(TVec.Load(ds + i), TVec.Load(p + i), dot0);
+            dot1 = TVec.Fma(TVec.Load(ds1 + i), TVec.Load(p1 + i), dot1);
+            dot2 = TVec.Fma(TVec.Load(ds2 + i), TVec.Load(p2 + i), dot2);
+            dot3 = TVec.Fma(TVec.Load(ds3 + i), TVec.Load(p3 + i), dot3);
+        }
+        TVec rowDot0 = TVec.Create(TVec.Sum(dot0)), rowDot1 = TVec.Create(TVec.Sum(dot1));
+        TVec rowDot2 = TVec.Create(TVec.Sum(dot2)), rowDot3 = TVec.Create(TVec.Sum(dot3));
+        var scaleVector = TVec.Create(scale);
+        for (int i = 0; i < end; i += lanes)
+        {
+            TVec.Store(TVec.Load(p + i) * scaleVector * (TVec.Load(ds + i) - rowDot0), ds + i);
+            TVec.Store(TVec.Load(p1 + i) * scaleVector * (TVec.Load(ds1 + i) - rowDot1), ds1 + i);
+            TVec.Store(TVec.Load(p2 + i) * scaleVector * (TVec.Load(ds2 + i) - rowDot2), ds2 + i);
+            TVec.Store(TVec.Load(p3 + i) * scaleVector * (TVec.Load(ds3 + i) - rowDot3), ds3 + i);
         }
     }
 
