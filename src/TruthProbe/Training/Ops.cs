@@ -482,56 +482,70 @@ internal static unsafe class Ops
     /// min(t0 + r + 1, T) entries): softmax of those, zeros after. Only the last vector may be partly masked (the rows of
     /// a tile share their blocks). Each row takes the same operations in the same order as it would alone; the four
     /// rows go interleaved so that their serial chains (max, horizontal max, exp and sum, horizontal sum, divide)
-    /// overlap: one row alone leaves the core waiting on each step's latency.
+    /// overlap: one row alone leaves the core waiting on each step's latency. The passes are separate methods because
+    /// the JIT's inline budget is per method: in one, it called even the vector operators.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
     private static void CausalSoftmaxTile<TVec>(float* scores, int padded, int t0, int T, int blocks) where TVec : unmanaged, IVec<TVec>
     {
-        int last = blocks - 1, lanes = TVec.Count, lastStart = last * lanes;
-        float* row0 = scores, row1 = scores + padded, row2 = row1 + padded, row3 = row2 + padded;
-        int valid0 = Math.Min(t0 + 1, T) - lastStart, valid1 = Math.Min(t0 + 2, T) - lastStart;
-        int valid2 = Math.Min(t0 + 3, T) - lastStart, valid3 = Math.Min(t0 + 4, T) - lastStart;
+        int lastStart = (blocks - 1) * TVec.Count;
+        var valid = Vector128.Min(Vector128.Create(t0 + 1, t0 + 2, t0 + 3, t0 + 4), Vector128.Create(T)) - Vector128.Create(lastStart);
+        var maxima = TileRowMaxima<TVec>(scores, padded, lastStart, valid);
+        var sums = TileExpAndSum<TVec>(scores, padded, lastStart, valid, maxima);
+        TileScale<TVec>(scores, padded, lastStart, 1f / sums[0], 1f / sums[1], 1f / sums[2], 1f / sums[3]);
+    }
+
+    /// <summary>The 4 rows' maxima over their first valid[r] entries past lastStart and all before it.</summary>
+    private static Vector128<float> TileRowMaxima<TVec>(float* row0, int padded, int lastStart, Vector128<int> valid) where TVec : unmanaged, IVec<TVec>
+    {
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
         var masked = TVec.Create(float.NegativeInfinity);
-        var tail0 = TVec.FirstLanes(valid0, TVec.Load(row0 + lastStart), masked);
-        var tail1 = TVec.FirstLanes(valid1, TVec.Load(row1 + lastStart), masked);
-        var tail2 = TVec.FirstLanes(valid2, TVec.Load(row2 + lastStart), masked);
-        var tail3 = TVec.FirstLanes(valid3, TVec.Load(row3 + lastStart), masked);
-        TVec max0 = tail0, max1 = tail1, max2 = tail2, max3 = tail3;
-        for (int i = 0; i < lastStart; i += lanes)
+        var max0 = TVec.FirstLanes(valid[0], TVec.Load(row0 + lastStart), masked);
+        var max1 = TVec.FirstLanes(valid[1], TVec.Load(row1 + lastStart), masked);
+        var max2 = TVec.FirstLanes(valid[2], TVec.Load(row2 + lastStart), masked);
+        var max3 = TVec.FirstLanes(valid[3], TVec.Load(row3 + lastStart), masked);
+        for (int i = 0; i < lastStart; i += TVec.Count)
         {
             max0 = TVec.Max(max0, TVec.Load(row0 + i));
             max1 = TVec.Max(max1, TVec.Load(row1 + i));
             max2 = TVec.Max(max2, TVec.Load(row2 + i));
             max3 = TVec.Max(max3, TVec.Load(row3 + i));
         }
-        TVec m0 = TVec.Create(TVec.MaxAcross(max0)), m1 = TVec.Create(TVec.MaxAcross(max1));
-        TVec m2 = TVec.Create(TVec.MaxAcross(max2)), m3 = TVec.Create(TVec.MaxAcross(max3));
+        return Vector128.Create(TVec.MaxAcross(max0), TVec.MaxAcross(max1), TVec.MaxAcross(max2), TVec.MaxAcross(max3));
+    }
+
+    /// <summary>Each row's entries → exp(entry − its maximum), zeros past its valid ones; returns the 4 rows' sums.</summary>
+    private static Vector128<float> TileExpAndSum<TVec>(float* row0, int padded, int lastStart, Vector128<int> valid, Vector128<float> maxima)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
+        TVec m0 = TVec.Create(maxima[0]), m1 = TVec.Create(maxima[1]), m2 = TVec.Create(maxima[2]), m3 = TVec.Create(maxima[3]);
         TVec sum0 = default, sum1 = default, sum2 = default, sum3 = default;
-        for (int i = 0; i < lastStart; i += lanes)
+        int lanes = TVec.Count;
+        for (int i = 0; i <= lastStart; i += lanes)
         {
-            var e0 = FastExp.Exp(TVec.Load(row0 + i) - m0);
-            var e1 = FastExp.Exp(TVec.Load(row1 + i) - m1);
-            var e2 = FastExp.Exp(TVec.Load(row2 + i) - m2);
-            var e3 = FastExp.Exp(TVec.Load(row3 + i) - m3);
+            bool last = i == lastStart;
+            var e0 = TVec.FirstLanes(last ? valid[0] : lanes, FastExp.Exp(TVec.Load(row0 + i) - m0), default);
+            var e1 = TVec.FirstLanes(last ? valid[1] : lanes, FastExp.Exp(TVec.Load(row1 + i) - m1), default);
+            var e2 = TVec.FirstLanes(last ? valid[2] : lanes, FastExp.Exp(TVec.Load(row2 + i) - m2), default);
+            var e3 = TVec.FirstLanes(last ? valid[3] : lanes, FastExp.Exp(TVec.Load(row3 + i) - m3), default);
             TVec.Store(e0, row0 + i); TVec.Store(e1, row1 + i); TVec.Store(e2, row2 + i); TVec.Store(e3, row3 + i);
             sum0 += e0; sum1 += e1; sum2 += e2; sum3 += e3;
         }
-        tail0 = TVec.FirstLanes(valid0, FastExp.Exp(tail0 - m0), default);
-        tail1 = TVec.FirstLanes(valid1, FastExp.Exp(tail1 - m1), default);
-        tail2 = TVec.FirstLanes(valid2, FastExp.Exp(tail2 - m2), default);
-        tail3 = TVec.FirstLanes(valid3, FastExp.Exp(tail3 - m3), default);
-        sum0 += tail0; sum1 += tail1; sum2 += tail2; sum3 += tail3;
-        TVec inverse0 = TVec.Create(1f / TVec.Sum(sum0)), inverse1 = TVec.Create(1f / TVec.Sum(sum1));
-        TVec inverse2 = TVec.Create(1f / TVec.Sum(sum2)), inverse3 = TVec.Create(1f / TVec.Sum(sum3));
-        for (int i = 0; i < lastStart; i += lanes)
+        return Vector128.Create(TVec.Sum(sum0), TVec.Sum(sum1), TVec.Sum(sum2), TVec.Sum(sum3));
+    }
+
+    private static void TileScale<TVec>(float* row0, int padded, int lastStart, float inverse0, float inverse1, float inverse2, float inverse3)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
+        TVec by0 = TVec.Create(inverse0), by1 = TVec.Create(inverse1), by2 = TVec.Create(inverse2), by3 = TVec.Create(inverse3);
+        for (int i = 0; i <= lastStart; i += TVec.Count)
         {
-            TVec.Store(TVec.Load(row0 + i) * inverse0, row0 + i);
-            TVec.Store(TVec.Load(row1 + i) * inverse1, row1 + i);
-            TVec.Store(TVec.Load(row2 + i) * inverse2, row2 + i);
-            TVec.Store(TVec.Load(row3 + i) * inverse3, row3 + i);
+            TVec.Store(TVec.Load(row0 + i) * by0, row0 + i);
+            TVec.Store(TVec.Load(row1 + i) * by1, row1 + i);
+            TVec.Store(TVec.Load(row2 + i) * by2, row2 + i);
+            TVec.Store(TVec.Load(row3 + i) * by3, row3 + i);
         }
-        TVec.Store(tail0 * inverse0, row0 + lastStart); TVec.Store(tail1 * inverse1, row1 + lastStart);
-        TVec.Store(tail2 * inverse2, row2 + lastStart); TVec.Store(tail3 * inverse3, row3 + lastStart);
     }
 
     /// <summary>
