@@ -534,6 +534,7 @@ internal static unsafe class Ops
         return Vector128.Create(TVec.Sum(sum0), TVec.Sum(sum1), TVec.Sum(sum2), TVec.Sum(sum3));
     }
 
+    /// <summary>Each of the 4 rows, through its last vector, times its own inverse sum: the weights the backward reads.</summary>
     private static void TileScale<TVec>(float* row0, int padded, int lastStart, float inverse0, float inverse1, float inverse2, float inverse3)
         where TVec : unmanaged, IVec<TVec>
     {
