@@ -381,7 +381,7 @@ internal static unsafe class Ops
                         int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
                         float* scores = probs + (long)t0 * padded;
                         TileTimesTransposed<TVec>(queries + (long)t0 * qWidth, qWidth, rows, keysT, padded, hd, blocks, scale, scores);
-                        for (int r = 0; r < Tile; r++) CausalSoftmax<TVec>(scores + r * padded, Math.Min(t0 + r + 1, T), blocks);
+                        CausalSoftmaxTile<TVec>(scores, padded, t0, T, blocks);
                         WeightedRowSums<TVec>(scores, padded, 1, values, kvWidth, Math.Min(T, t0 + Tile), hd, z + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                 }
@@ -418,7 +418,7 @@ internal static unsafe class Ops
                     {
                         int blocks = (t0 + Tile - 1) / lanes + 1, rows = Math.Min(Tile, T - t0);
                         TileTimesTransposed<TVec>(dz + (long)t0 * qWidth, qWidth, rows, valuesT, padded, hd, blocks, 1f, dS + (long)t0 * padded);
-                        for (int r = 0; r < Tile; r++) SoftmaxBackward<TVec>(p + (long)(t0 + r) * padded, dS + (long)(t0 + r) * padded, blocks, scale);
+                        SoftmaxBackwardTile<TVec>(p + (long)t0 * padded, dS + (long)t0 * padded, padded, blocks, scale);
                         WeightedRowSums<TVec>(dS + (long)t0 * padded, padded, 1, j.K + kvBase, kvWidth, Math.Min(T, t0 + Tile), hd, j.DQ + qBase + (long)t0 * qWidth, qWidth, rows, sink, accumulate: false);
                     }
                     // Key and value rows gather over the queries that saw them (t ≥ s): columns of P and dS.
@@ -478,44 +478,104 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// In place over blocks vectors of scores: softmax of the first <paramref name="count"/>, zeros after. Only the
-    /// last vector may be partly masked (count &gt; (blocks − 1) vectors: the rows of a 4-row tile share their blocks).
+    /// In place over blocks vectors of each of a tile's 4 score rows (<paramref name="padded"/> apart, row r counting
+    /// min(t0 + r + 1, T) entries): softmax of those, zeros after. Only the last vector may be partly masked (the rows of
+    /// a tile share their blocks). Each row takes the same operations in the same order as it would alone; the four
+    /// rows go interleaved so that their serial chains (max, horizontal max, exp and sum, horizontal sum, divide)
+    /// overlap: one row alone leaves the core waiting on each step's latency. The passes are separate methods because
+    /// the JIT's inline budget is per method: in one, it called even the vector operators.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
-    private static void CausalSoftmax<TVec>(float* scores, int count, int blocks) where TVec : unmanaged, IVec<TVec>
+    private static void CausalSoftmaxTile<TVec>(float* scores, int padded, int t0, int T, int blocks) where TVec : unmanaged, IVec<TVec>
     {
-        int last = blocks - 1, lanes = TVec.Count, valid = count - last * lanes;
-        var tail = TVec.FirstLanes(valid, TVec.Load(scores + last * lanes), TVec.Create(float.NegativeInfinity));
-        var max = tail;
-        for (int i = 0; i < last; i++) max = TVec.Max(max, TVec.Load(scores + i * lanes));
-        var m = TVec.Create(TVec.MaxAcross(max));
-        TVec sum = default;
-        for (int i = 0; i < last; i++)
-        {
-            var e = FastExp.Exp(TVec.Load(scores + i * lanes) - m);
-            TVec.Store(e, scores + i * lanes);
-            sum += e;
-        }
-        tail = TVec.FirstLanes(valid, FastExp.Exp(tail - m), default);
-        sum += tail;
-        var inverse = TVec.Create(1f / TVec.Sum(sum));
-        for (int i = 0; i < last; i++) TVec.Store(TVec.Load(scores + i * lanes) * inverse, scores + i * lanes);
-        TVec.Store(tail * inverse, scores + last * lanes);
+        int lastStart = (blocks - 1) * TVec.Count;
+        var valid = Vector128.Min(Vector128.Create(t0 + 1, t0 + 2, t0 + 3, t0 + 4), Vector128.Create(T)) - Vector128.Create(lastStart);
+        var maxima = TileRowMaxima<TVec>(scores, padded, lastStart, valid);
+        var sums = TileExpAndSum<TVec>(scores, padded, lastStart, valid, maxima);
+        TileScale<TVec>(scores, padded, lastStart, 1f / sums[0], 1f / sums[1], 1f / sums[2], 1f / sums[3]);
     }
 
-    /// <summary>dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P), over blocks vectors of entries (P is 0 past the diagonal).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
-    private static void SoftmaxBackward<TVec>(float* p, float* ds, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
+    /// <summary>The 4 rows' maxima over their first valid[r] entries past lastStart and all before it.</summary>
+    private static Vector128<float> TileRowMaxima<TVec>(float* row0, int padded, int lastStart, Vector128<int> valid) where TVec : unmanaged, IVec<TVec>
     {
-        int lanes = TVec.Count;
-        TVec dot = default;
-        for (int i = 0; i < blocks; i++) dot = TVec.Fma(TVec.Load(ds + i * lanes), TVec.Load(p + i * lanes), dot);
-        var rowDot = TVec.Create(TVec.Sum(dot));
-        var scaleVector = TVec.Create(scale);
-        for (int i = 0; i < blocks; i++)
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
+        var masked = TVec.Create(float.NegativeInfinity);
+        var max0 = TVec.FirstLanes(valid[0], TVec.Load(row0 + lastStart), masked);
+        var max1 = TVec.FirstLanes(valid[1], TVec.Load(row1 + lastStart), masked);
+        var max2 = TVec.FirstLanes(valid[2], TVec.Load(row2 + lastStart), masked);
+        var max3 = TVec.FirstLanes(valid[3], TVec.Load(row3 + lastStart), masked);
+        for (int i = 0; i < lastStart; i += TVec.Count)
         {
-            var pi = TVec.Load(p + i * lanes);
-            TVec.Store(pi * scaleVector * (TVec.Load(ds + i * lanes) - rowDot), ds + i * lanes);
+            max0 = TVec.Max(max0, TVec.Load(row0 + i));
+            max1 = TVec.Max(max1, TVec.Load(row1 + i));
+            max2 = TVec.Max(max2, TVec.Load(row2 + i));
+            max3 = TVec.Max(max3, TVec.Load(row3 + i));
+        }
+        return Vector128.Create(TVec.MaxAcross(max0), TVec.MaxAcross(max1), TVec.MaxAcross(max2), TVec.MaxAcross(max3));
+    }
+
+    /// <summary>Each row's entries → exp(entry − its maximum), zeros past its valid ones; returns the 4 rows' sums.</summary>
+    private static Vector128<float> TileExpAndSum<TVec>(float* row0, int padded, int lastStart, Vector128<int> valid, Vector128<float> maxima)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
+        TVec m0 = TVec.Create(maxima[0]), m1 = TVec.Create(maxima[1]), m2 = TVec.Create(maxima[2]), m3 = TVec.Create(maxima[3]);
+        TVec sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+        int lanes = TVec.Count;
+        for (int i = 0; i <= lastStart; i += lanes)
+        {
+            bool last = i == lastStart;
+            var e0 = TVec.FirstLanes(last ? valid[0] : lanes, FastExp.Exp(TVec.Load(row0 + i) - m0), default);
+            var e1 = TVec.FirstLanes(last ? valid[1] : lanes, FastExp.Exp(TVec.Load(row1 + i) - m1), default);
+            var e2 = TVec.FirstLanes(last ? valid[2] : lanes, FastExp.Exp(TVec.Load(row2 + i) - m2), default);
+            var e3 = TVec.FirstLanes(last ? valid[3] : lanes, FastExp.Exp(TVec.Load(row3 + i) - m3), default);
+            TVec.Store(e0, row0 + i); TVec.Store(e1, row1 + i); TVec.Store(e2, row2 + i); TVec.Store(e3, row3 + i);
+            sum0 += e0; sum1 += e1; sum2 += e2; sum3 += e3;
+        }
+        return Vector128.Create(TVec.Sum(sum0), TVec.Sum(sum1), TVec.Sum(sum2), TVec.Sum(sum3));
+    }
+
+    /// <summary>Each of the 4 rows, through its last vector, times its own inverse sum: the weights the backward reads.</summary>
+    private static void TileScale<TVec>(float* row0, int padded, int lastStart, float inverse0, float inverse1, float inverse2, float inverse3)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        float* row1 = row0 + padded, row2 = row1 + padded, row3 = row2 + padded;
+        TVec by0 = TVec.Create(inverse0), by1 = TVec.Create(inverse1), by2 = TVec.Create(inverse2), by3 = TVec.Create(inverse3);
+        for (int i = 0; i <= lastStart; i += TVec.Count)
+        {
+            TVec.Store(TVec.Load(row0 + i) * by0, row0 + i);
+            TVec.Store(TVec.Load(row1 + i) * by1, row1 + i);
+            TVec.Store(TVec.Load(row2 + i) * by2, row2 + i);
+            TVec.Store(TVec.Load(row3 + i) * by3, row3 + i);
+        }
+    }
+
+    /// <summary>
+    /// dP (in ds) → dS = scale·P⊙(dP − Σ dP⊙P) for a tile's 4 rows (<paramref name="padded"/> apart), over blocks vectors
+    /// of entries (P is 0 past the diagonal). Per row the operations and their order are a single row's; the rows go
+    /// interleaved so that their dot-product chains and horizontal sums overlap.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // as the non-generic kernels were: the JIT's inline budget counts all widths' IL
+    private static void SoftmaxBackwardTile<TVec>(float* p, float* ds, int padded, int blocks, float scale) where TVec : unmanaged, IVec<TVec>
+    {
+        int end = blocks * TVec.Count, lanes = TVec.Count;
+        float* p1 = p + padded, p2 = p1 + padded, p3 = p2 + padded, ds1 = ds + padded, ds2 = ds1 + padded, ds3 = ds2 + padded;
+        TVec dot0 = default, dot1 = default, dot2 = default, dot3 = default;
+        for (int i = 0; i < end; i += lanes)
+        {
+            dot0 = TVec.Fma(TVec.Load(ds + i), TVec.Load(p + i), dot0);
+            dot1 = TVec.Fma(TVec.Load(ds1 + i), TVec.Load(p1 + i), dot1);
+            dot2 = TVec.Fma(TVec.Load(ds2 + i), TVec.Load(p2 + i), dot2);
+            dot3 = TVec.Fma(TVec.Load(ds3 + i), TVec.Load(p3 + i), dot3);
+        }
+        TVec rowDot0 = TVec.Create(TVec.Sum(dot0)), rowDot1 = TVec.Create(TVec.Sum(dot1));
+        TVec rowDot2 = TVec.Create(TVec.Sum(dot2)), rowDot3 = TVec.Create(TVec.Sum(dot3));
+        var scaleVector = TVec.Create(scale);
+        for (int i = 0; i < end; i += lanes)
+        {
+            TVec.Store(TVec.Load(p + i) * scaleVector * (TVec.Load(ds + i) - rowDot0), ds + i);
+            TVec.Store(TVec.Load(p1 + i) * scaleVector * (TVec.Load(ds1 + i) - rowDot1), ds1 + i);
+            TVec.Store(TVec.Load(p2 + i) * scaleVector * (TVec.Load(ds2 + i) - rowDot2), ds2 + i);
+            TVec.Store(TVec.Load(p3 + i) * scaleVector * (TVec.Load(ds3 + i) - rowDot3), ds3 + i);
         }
     }
 
