@@ -101,9 +101,7 @@ internal static unsafe class Kernels
                 WidenFloat16Prefetching((Half*)row, widened.AsSpan(0, n));
                 return TensorPrimitives.Dot(widened.AsSpan(0, n), new ReadOnlySpan<float>(x, n));
             default:
-                float[] scratch = RowScratch(n);
-                Widen(dtype, row, scratch.AsSpan(0, n));
-                return TensorPrimitives.Dot(scratch.AsSpan(0, n), new ReadOnlySpan<float>(x, n));
+                throw new NotSupportedException(dtype.ToString());
         }
     }
 
