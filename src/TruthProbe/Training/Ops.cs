@@ -425,8 +425,15 @@ internal static unsafe class Ops
                     for (int s0 = 0; s0 < T; s0 += Tile)
                     {
                         int rows = Math.Min(Tile, T - s0);
-                        WeightedRowSums<TVec>(p + (long)s0 * padded + s0, 1, padded, dz + (long)s0 * qWidth, qWidth, T - s0, hd, j.DV + kvBase + (long)s0 * kvWidth, kvWidth, rows, sink, accumulate: h > g * group);
-                        WeightedRowSums<TVec>(dS + (long)s0 * padded + s0, 1, padded, queries + (long)s0 * qWidth, qWidth, T - s0, hd, j.DK + kvBase + (long)s0 * kvWidth, kvWidth, rows, sink, accumulate: h > g * group);
+                        float* pColumns = p + (long)s0 * padded + s0, dSColumns = dS + (long)s0 * padded + s0, dzRows = dz + (long)s0 * qWidth, qRows = queries + (long)s0 * qWidth;
+                        float* dvTile = j.DV + kvBase + (long)s0 * kvWidth, dkTile = j.DK + kvBase + (long)s0 * kvWidth;
+                        if (hd == lanes)
+                            KeyTileGradients<TVec>(pColumns, dSColumns, padded, dzRows, qRows, qWidth, T - s0, dvTile, dkTile, kvWidth, rows, sink, accumulate: h > g * group);
+                        else
+                        {
+                            WeightedRowSums<TVec>(pColumns, 1, padded, dzRows, qWidth, T - s0, hd, dvTile, kvWidth, rows, sink, accumulate: h > g * group);
+                            WeightedRowSums<TVec>(dSColumns, 1, padded, qRows, qWidth, T - s0, hd, dkTile, kvWidth, rows, sink, accumulate: h > g * group);
+                        }
                     }
                 }
             }
@@ -458,7 +465,29 @@ internal static unsafe class Ops
         int lanes = TVec.Count;
         var scale = TVec.Create(alpha);
         float* x0 = x, x1 = x + Math.Min(1, rows - 1) * xStride, x2 = x + Math.Min(2, rows - 1) * xStride, x3 = x + Math.Min(3, rows - 1) * xStride;
-        for (int i = 0; i < blocks; i++)
+        int i = 0;
+        // Two blocks per pass where there are two: 8 independent FMA chains, which two FMA pipes of 4 cycles' latency
+        // need; each output element is still one chain over c in order, so the result is the single block's.
+        for (; i + 2 <= blocks; i += 2)
+        {
+            float* column = mT + i * lanes;
+            TVec s0 = default, s1 = default, s2 = default, s3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
+            for (int c = 0; c < headDim; c++)
+            {
+                TVec m = TVec.Load(column + (long)c * padded), n = TVec.Load(column + (long)c * padded + lanes);
+                TVec b0 = TVec.Create(x0[c]), b1 = TVec.Create(x1[c]), b2 = TVec.Create(x2[c]), b3 = TVec.Create(x3[c]);
+                s0 = TVec.Fma(b0, m, s0); u0 = TVec.Fma(b0, n, u0);
+                s1 = TVec.Fma(b1, m, s1); u1 = TVec.Fma(b1, n, u1);
+                s2 = TVec.Fma(b2, m, s2); u2 = TVec.Fma(b2, n, u2);
+                s3 = TVec.Fma(b3, m, s3); u3 = TVec.Fma(b3, n, u3);
+            }
+            float* o = output + i * lanes;
+            TVec.Store(s0 * scale, o); TVec.Store(u0 * scale, o + lanes);
+            TVec.Store(s1 * scale, o + padded); TVec.Store(u1 * scale, o + padded + lanes);
+            TVec.Store(s2 * scale, o + 2 * padded); TVec.Store(u2 * scale, o + 2 * padded + lanes);
+            TVec.Store(s3 * scale, o + 3 * padded); TVec.Store(u3 * scale, o + 3 * padded + lanes);
+        }
+        if (i < blocks)
         {
             float* column = mT + i * lanes;
             TVec s0 = default, s1 = default, s2 = default, s3 = default;
@@ -588,8 +617,8 @@ internal static unsafe class Ops
     private static void WeightedRowSums<TVec>(float* w, long wRow, long wStep, float* rows, long rowStride, int count, int headDim,
         float* output, long outStride, int outRows, float* sink, bool accumulate) where TVec : unmanaged, IVec<TVec>
     {
-        float* out0 = output, out1 = outRows > 1 ? output + outStride : sink + headDim;
-        float* out2 = outRows > 2 ? output + 2 * outStride : sink + 2 * headDim, out3 = outRows > 3 ? output + 3 * outStride : sink + 3 * headDim;
+        float* out0 = output, out1 = TileOutputRow(output, outStride, outRows, sink, headDim, 1);
+        float* out2 = TileOutputRow(output, outStride, outRows, sink, headDim, 2), out3 = TileOutputRow(output, outStride, outRows, sink, headDim, 3);
         int c = 0, lanes = TVec.Count;
         // Two vectors of the head row per pass where it is that wide: 8 independent FMA chains, which the
         // latency of 256-bit FMAs needs (one 512-bit vector covers the lab's 16-wide heads).
@@ -633,6 +662,36 @@ internal static unsafe class Ops
                 float* o = (r == 0 ? out0 : r == 1 ? out1 : r == 2 ? out2 : out3) + c;
                 *o = accumulate ? *o + sum : sum;
             }
+    }
+
+    /// <summary>Where a tile's output row r goes: <paramref name="sink"/> for rows past the <paramref name="outRows"/> real ones.</summary>
+    private static float* TileOutputRow(float* output, long outStride, int outRows, float* sink, int headDim, int r) =>
+        r < outRows ? output + r * outStride : sink + r * headDim;
+
+    /// <summary>
+    /// dv and dk of a tile's 4 keys for heads of exactly one vector: <see cref="WeightedRowSums{TVec}"/> of the columns
+    /// of P with the dz rows and of the columns of dS with the query rows, the two in one pass over the
+    /// <paramref name="count"/> queries. Each sum is the same chain in the same order as alone, but the pass has 8
+    /// independent FMA chains instead of 4, which two FMA pipes of 4 cycles' latency need.
+    /// </summary>
+    private static void KeyTileGradients<TVec>(float* pColumns, float* dSColumns, long padded, float* dzRows, float* qRows, long rowStride, int count,
+        float* dv, float* dk, long outStride, int outRows, float* sink, bool accumulate) where TVec : unmanaged, IVec<TVec>
+    {
+        TVec v0 = default, v1 = default, v2 = default, v3 = default, k0 = default, k1 = default, k2 = default, k3 = default;
+        for (int s = 0; s < count; s++)
+        {
+            float* pw = pColumns + s * padded, dw = dSColumns + s * padded;
+            TVec dzRow = TVec.Load(dzRows + s * rowStride), qRow = TVec.Load(qRows + s * rowStride);
+            v0 = TVec.Fma(TVec.Create(pw[0]), dzRow, v0); k0 = TVec.Fma(TVec.Create(dw[0]), qRow, k0);
+            v1 = TVec.Fma(TVec.Create(pw[1]), dzRow, v1); k1 = TVec.Fma(TVec.Create(dw[1]), qRow, k1);
+            v2 = TVec.Fma(TVec.Create(pw[2]), dzRow, v2); k2 = TVec.Fma(TVec.Create(dw[2]), qRow, k2);
+            v3 = TVec.Fma(TVec.Create(pw[3]), dzRow, v3); k3 = TVec.Fma(TVec.Create(dw[3]), qRow, k3);
+        }
+        int headDim = TVec.Count;
+        Put(v0, dv, accumulate); Put(k0, dk, accumulate);
+        Put(v1, TileOutputRow(dv, outStride, outRows, sink, headDim, 1), accumulate); Put(k1, TileOutputRow(dk, outStride, outRows, sink, headDim, 1), accumulate);
+        Put(v2, TileOutputRow(dv, outStride, outRows, sink, headDim, 2), accumulate); Put(k2, TileOutputRow(dk, outStride, outRows, sink, headDim, 2), accumulate);
+        Put(v3, TileOutputRow(dv, outStride, outRows, sink, headDim, 3), accumulate); Put(k3, TileOutputRow(dk, outStride, outRows, sink, headDim, 3), accumulate);
     }
 
     /// <summary>*p = v, or *p += v (a gradient that a group's query heads share).</summary>
