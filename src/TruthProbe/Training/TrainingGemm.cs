@@ -36,18 +36,44 @@ internal static unsafe class TrainingGemm
 
     [ThreadStatic] private static float[]? _transposeScratch;
 
+    /// <summary>
+    /// Element-wise work on C's finished elements while a tile of them is still in L1 (a layer that follows the
+    /// product), instead of a pass of its own over C: <c>Apply</c> gets the block of <c>rows</c> x <c>width</c> elements
+    /// at <c>offset</c> from C's start (rows <c>rowStride</c> apart) once its sums are final, on the product's vector width.
+    /// </summary>
+    internal interface ITileEpilogue<TSelf> where TSelf : unmanaged, ITileEpilogue<TSelf>
+    {
+        static abstract void Apply<TVec>(ref TSelf state, long offset, int rows, int width, int rowStride) where TVec : unmanaged, IVec<TVec>;
+    }
+
+    /// <summary>A plain product.</summary>
+    private struct NoEpilogue : ITileEpilogue<NoEpilogue>
+    {
+        public static void Apply<TVec>(ref NoEpilogue state, long offset, int rows, int width, int rowStride) where TVec : unmanaged, IVec<TVec> { }
+    }
+
     /// <summary>C[m,n] (+)= A[m,k] · B[k,n].</summary>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
+        NoEpilogue none = default;
+        MatMul(a, b, c, m, k, n, accumulate, ref none);
+    }
+
+    /// <summary>C[m,n] (+)= A[m,k] · B[k,n], then <paramref name="epilogue"/> on each finished tile of C.</summary>
+    public static void MatMul<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate, ref TEpilogue epilogue)
+        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+    {
         Check(a.Length >= (long)m * k, b.Length >= (long)k * n, c.Length >= (long)m * n);
-        fixed (float* pa = a, pb = b, pc = c) Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+        fixed (float* pa = a, pb = b, pc = c)
+        fixed (TEpilogue* pe = &epilogue)
+            Run(pa, k, 1, pb, n, pc, m, k, n, accumulate, pe);
     }
 
     /// <summary>C[m,n] (+)= Aᵀ · B with A stored [k,m] and B [k,n]: the weight gradient dW = dYᵀ·X.</summary>
     public static void MatMulTransA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
         Check(a.Length >= (long)k * m, b.Length >= (long)k * n, c.Length >= (long)m * n);
-        fixed (float* pa = a, pb = b, pc = c) Run(pa, 1, m, pb, n, pc, m, k, n, accumulate);
+        fixed (float* pa = a, pb = b, pc = c) Run<NoEpilogue>(pa, 1, m, pb, n, pc, m, k, n, accumulate, null);
     }
 
     /// <summary>
@@ -58,13 +84,24 @@ internal static unsafe class TrainingGemm
     /// </summary>
     public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false, ReadOnlySpan<float> addend = default)
     {
+        NoEpilogue none = default;
+        MatMulTransB(a, b, c, m, k, n, ref none, accumulate, addend);
+    }
+
+    /// <summary>As <see cref="MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>, then <paramref name="epilogue"/> on each finished tile of C.</summary>
+    public static void MatMulTransB<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, ref TEpilogue epilogue,
+        bool accumulate = false, ReadOnlySpan<float> addend = default)
+        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+    {
         Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
         if (!addend.IsEmpty && (accumulate || addend.Length < (long)m * n)) throw new ArgumentException("an addend needs a full [m, n] span and no accumulation");
         int padded = (n + Pad - 1) / Pad * Pad;
         if (_transposeScratch == null || _transposeScratch.Length < k * padded) _transposeScratch = new float[k * padded];
         var bt = _transposeScratch.AsSpan(0, k * padded);
         TransposePadded(b, bt, n, k, padded);
-        fixed (float* pa = a, pb = bt, pc = c, pd = addend) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pd);
+        fixed (float* pa = a, pb = bt, pc = c, pd = addend)
+        fixed (TEpilogue* pe = &epilogue)
+            Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pe, pd);
     }
 
     /// <summary>dst[cols, padded] = src[rows, cols]ᵀ, columns rows..padded zero.</summary>
@@ -87,22 +124,26 @@ internal static unsafe class TrainingGemm
     private struct Job
     {
         public float* A, B, C, Addend;
+        /// <summary>The <see cref="ITileEpilogue{TSelf}"/>'s state, or null.</summary>
+        public void* Epilogue;
         public int ARow, ACol, BRow, M, K, N;
         public bool Accumulate;
     }
 
     /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
-    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, float* addend = null)
+    private static void Run<TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, TEpilogue* epilogue, float* addend = null)
+        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
     {
-        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, M = m, K = k, N = n, Accumulate = accumulate };
+        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, Epilogue = epilogue, M = m, K = k, N = n, Accumulate = accumulate };
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
-        WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>>, &Part<Vec<Vector256<float>>>, &Part<Vec<Vector128<float>>>), &job,
+        WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>, TEpilogue>, &Part<Vec<Vector256<float>>, TEpilogue>, &Part<Vec<Vector128<float>>, TEpilogue>), &job,
             (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
     }
 
     /// <summary>A static share of C's rows (whole 6-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
-    private static void Part<TVec>(void* args, int part, int parts)
+    private static void Part<TVec, TEpilogue>(void* args, int part, int parts)
         where TVec : unmanaged, IVec<TVec>
+        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
     {
         ref Job j = ref *(Job*)args;
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
@@ -115,14 +156,20 @@ internal static unsafe class TrainingGemm
             // last slice: (sums + C) + addend, the order of a separate add after the product.
             bool ontoC = j.Accumulate || k0 > 0, addend = j.Addend != null && k0 + DepthBlock >= j.K;
             long fromAddend = j.Addend - j.C;
-            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
-                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge);
+            // The epilogue sees C's elements once, in the last slice, when they are final.
+            var epilogue = k0 + DepthBlock >= j.K ? (TEpilogue*)j.Epilogue : null;
+            Rows<TVec, TEpilogue>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
+                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge, epilogue);
         }
     }
 
-    /// <summary>Rows [first, last) of C, a tile of 6 or 12 at a time (the last block may have fewer: see <see cref="Tile{TVec, TRows}"/>).</summary>
-    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge)
+    /// <summary>
+    /// Rows [first, last) of C, a tile of 6 or 12 at a time (the last block may have fewer: see <see cref="Tile{TVec, TRows}"/>),
+    /// each finished block then through the <paramref name="epilogue"/> unless it is null.
+    /// </summary>
+    private static void Rows<TVec, TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge, TEpilogue* epilogue)
         where TVec : unmanaged, IVec<TVec>
+        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
     {
         int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
         // Padded B (zero columns up to a whole tile) runs its last columns on a full tile with a partial store.
@@ -133,28 +180,31 @@ internal static unsafe class TrainingGemm
             for (int jj = 0; jj < wholeTiles; jj += colBlock)
                 for (int i = i0; i < chunkEnd;)
                 {
-                    int rows = chunkEnd - i, width = Math.Min(colBlock, n - jj);
+                    int width = Math.Min(colBlock, n - jj);
                     float* ai = a + (long)i * aRow, ci = c + (long)i * n + jj;
                     // 12-row tiles where AVX-512 has the registers for them; a last block of up to 6 rows on the 6-row tile.
-                    if (TVec.Count == 16 && rows > RowBlock)
-                    {
-                        Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(TwelveRows.Count, rows), width, true, sums, edge);
-                        i += TwelveRows.Count;
-                    }
-                    else
-                    {
-                        Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(RowBlock, rows), width, true, sums, edge);
-                        i += RowBlock;
-                    }
+                    int rows = Math.Min(TVec.Count == 16 && chunkEnd - i > RowBlock ? TwelveRows.Count : RowBlock, chunkEnd - i);
+                    if (rows > RowBlock) Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
+                    else Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
+                    if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + jj, rows, width, n);
+                    i += rows;
                 }
         }
         j = wholeTiles;
         bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
             for (int i = first; i < last; i += RowBlock)
-                Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
+            {
+                int rows = Math.Min(RowBlock, last - i), width = Math.Min(lanes, n - j);
+                Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, rows, width, false, sums, edge);
+                if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + j, rows, width, n);
+            }
         if (j < n)
-            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
+            for (int i = first; i < last; i++)
+            {
+                Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
+                if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + j, 1, n - j, n);
+            }
     }
 
     /// <summary>Rows of a register tile: 6 where there are 16 vector registers (AVX2 and narrower), 12 with AVX-512's 32.</summary>
