@@ -650,9 +650,9 @@ internal static unsafe class Ops
 
     /// <summary>
     /// Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial. As a product's
-    /// epilogue, the same work on each finished tile of the product's output (offsets into it index all the spans).
+    /// epilogue, the same work on each finished stretch of the product's output (offsets into it index all the spans).
     /// </summary>
-    private struct SwiGluJob : IRowJob<SwiGluJob>, TrainingGemm.ITileEpilogue<SwiGluJob>
+    private struct SwiGluJob : IRowJob<SwiGluJob>, TrainingGemm.IProductEpilogue<SwiGluJob>
     {
         public float* Gate, Up, H, DGate, DUp;
         public int Length;
@@ -660,12 +660,13 @@ internal static unsafe class Ops
         public static void Rows<TVec>(ref SwiGluJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec> =>
             Elements<TVec>(ref j, (long)first * Chunk, Math.Min(j.Length, (long)end * Chunk));
 
-        public static void Apply<TVec>(ref SwiGluJob j, long offset, int rows, int width, int rowStride) where TVec : unmanaged, IVec<TVec>
-        {
-            for (int r = 0; r < rows; r++, offset += rowStride) Elements<TVec>(ref j, offset, offset + width);
-        }
+        public static void Apply<TVec>(ref SwiGluJob j, long from, long to) where TVec : unmanaged, IVec<TVec> => Elements<TVec>(ref j, from, to);
 
-        /// <summary>Elements [from, to): the forward, or with <c>DGate</c> set the backward (<c>H</c> then holds dh; it may be <c>DGate</c> itself).</summary>
+        /// <summary>
+        /// Elements [from, to): the forward, or with <c>DGate</c> set the backward (<c>H</c> then holds dh; it may be
+        /// <c>DGate</c> itself). Out of line: inlined into a product's row loop, its exp ran the JIT's inline budget out there.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         private static void Elements<TVec>(ref SwiGluJob j, long from, long to) where TVec : unmanaged, IVec<TVec>
         {
             var one = TVec.Create(1f);
@@ -716,7 +717,7 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// up = x·W_upᵀ [rows, ffn] and h = silu(gate) ⊙ up, each tile of up through SwiGLU while it is in L1: the bits
+    /// up = x·W_upᵀ [rows, ffn] and h = silu(gate) ⊙ up, each finished chunk of up's rows through SwiGLU while it is in cache: the bits
     /// of <see cref="TrainingGemm.MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>
     /// then <see cref="SwiGluForward"/>, without reading the product back from L3.
     /// </summary>
@@ -732,8 +733,8 @@ internal static unsafe class Ops
     }
 
     /// <summary>
-    /// The down projection's input gradient dh = dy·W_down [rows, ffn] and SwiGLU's backward from it, each tile of dh
-    /// turned into dGate and dUp while it is in L1 (dh is computed into <paramref name="dGate"/> and overwritten there):
+    /// The down projection's input gradient dh = dy·W_down [rows, ffn] and SwiGLU's backward from it, each chunk of dh's
+    /// rows turned into dGate and dUp while it is in cache (dh is computed into <paramref name="dGate"/> and overwritten there):
     /// the bits of <see cref="TrainingGemm.MatMul(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool)"/>
     /// then <see cref="SwiGluBackward"/>, without dh's own array. Writes (does not add) dGate and dUp.
     /// </summary>

@@ -37,19 +37,19 @@ internal static unsafe class TrainingGemm
     [ThreadStatic] private static float[]? _transposeScratch;
 
     /// <summary>
-    /// Element-wise work on C's finished elements while a tile of them is still in L1 (a layer that follows the
-    /// product), instead of a pass of its own over C: <c>Apply</c> gets the block of <c>rows</c> x <c>width</c> elements
-    /// at <c>offset</c> from C's start (rows <c>rowStride</c> apart) once its sums are final, on the product's vector width.
+    /// Element-wise work on C's finished elements while they are still in cache (a layer that follows the product),
+    /// instead of a pass of its own over C: <c>Apply</c> gets elements [from, to) of C (whole rows, as offsets from C's
+    /// start) once their sums are final, on the product's vector width.
     /// </summary>
-    internal interface ITileEpilogue<TSelf> where TSelf : unmanaged, ITileEpilogue<TSelf>
+    internal interface IProductEpilogue<TSelf> where TSelf : unmanaged, IProductEpilogue<TSelf>
     {
-        static abstract void Apply<TVec>(ref TSelf state, long offset, int rows, int width, int rowStride) where TVec : unmanaged, IVec<TVec>;
+        static abstract void Apply<TVec>(ref TSelf state, long from, long to) where TVec : unmanaged, IVec<TVec>;
     }
 
     /// <summary>A plain product.</summary>
-    private struct NoEpilogue : ITileEpilogue<NoEpilogue>
+    private struct NoEpilogue : IProductEpilogue<NoEpilogue>
     {
-        public static void Apply<TVec>(ref NoEpilogue state, long offset, int rows, int width, int rowStride) where TVec : unmanaged, IVec<TVec> { }
+        public static void Apply<TVec>(ref NoEpilogue state, long from, long to) where TVec : unmanaged, IVec<TVec> { }
     }
 
     /// <summary>C[m,n] (+)= A[m,k] · B[k,n].</summary>
@@ -59,9 +59,9 @@ internal static unsafe class TrainingGemm
         MatMul(a, b, c, m, k, n, accumulate, ref none);
     }
 
-    /// <summary>C[m,n] (+)= A[m,k] · B[k,n], then <paramref name="epilogue"/> on each finished tile of C.</summary>
+    /// <summary>C[m,n] (+)= A[m,k] · B[k,n], then <paramref name="epilogue"/> on each finished chunk of C's rows.</summary>
     public static void MatMul<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate, ref TEpilogue epilogue)
-        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
         Check(a.Length >= (long)m * k, b.Length >= (long)k * n, c.Length >= (long)m * n);
         fixed (float* pa = a, pb = b, pc = c)
@@ -88,10 +88,10 @@ internal static unsafe class TrainingGemm
         MatMulTransB(a, b, c, m, k, n, ref none, accumulate, addend);
     }
 
-    /// <summary>As <see cref="MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>, then <paramref name="epilogue"/> on each finished tile of C.</summary>
+    /// <summary>As <see cref="MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>, then <paramref name="epilogue"/> on each finished chunk of C's rows.</summary>
     public static void MatMulTransB<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, ref TEpilogue epilogue,
         bool accumulate = false, ReadOnlySpan<float> addend = default)
-        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
         Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
         if (!addend.IsEmpty && (accumulate || addend.Length < (long)m * n)) throw new ArgumentException("an addend needs a full [m, n] span and no accumulation");
@@ -124,7 +124,7 @@ internal static unsafe class TrainingGemm
     private struct Job
     {
         public float* A, B, C, Addend;
-        /// <summary>The <see cref="ITileEpilogue{TSelf}"/>'s state, or null.</summary>
+        /// <summary>The <see cref="IProductEpilogue{TSelf}"/>'s state, or null.</summary>
         public void* Epilogue;
         public int ARow, ACol, BRow, M, K, N;
         public bool Accumulate;
@@ -132,7 +132,7 @@ internal static unsafe class TrainingGemm
 
     /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
     private static void Run<TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, TEpilogue* epilogue, float* addend = null)
-        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
         var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, Epilogue = epilogue, M = m, K = k, N = n, Accumulate = accumulate };
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
@@ -143,7 +143,7 @@ internal static unsafe class TrainingGemm
     /// <summary>A static share of C's rows (whole 6-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
     private static void Part<TVec, TEpilogue>(void* args, int part, int parts)
         where TVec : unmanaged, IVec<TVec>
-        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
         ref Job j = ref *(Job*)args;
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
@@ -164,16 +164,20 @@ internal static unsafe class TrainingGemm
     }
 
     /// <summary>
-    /// Rows [first, last) of C, a tile of 6 or 12 at a time (the last block may have fewer: see <see cref="Tile{TVec, TRows}"/>),
-    /// each finished block then through the <paramref name="epilogue"/> unless it is null.
+    /// Rows [first, last) of C in chunks of <see cref="RowChunk"/> rows, a tile of 6 or 12 rows at a time (the last block
+    /// may have fewer: see <see cref="Tile{TVec, TRows}"/>), each finished chunk then through the <paramref name="epilogue"/>
+    /// unless it is null: whole rows, one contiguous stretch of C, which the epilogue streams like a pass of its own
+    /// while the chunk is still in L1/L2 (per tile, its reads of other arrays were scattered 128-byte pieces, and the
+    /// fused product took longer than the product and a separate pass).
     /// </summary>
     private static void Rows<TVec, TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge, TEpilogue* epilogue)
         where TVec : unmanaged, IVec<TVec>
-        where TEpilogue : unmanaged, ITileEpilogue<TEpilogue>
+        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
-        int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
+        int lanes = TVec.Count, colBlock = 2 * lanes;
         // Padded B (zero columns up to a whole tile) runs its last columns on a full tile with a partial store.
         int wholeTiles = bRow >= (n + colBlock - 1) / colBlock * colBlock ? n : n - n % colBlock;
+        bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (int i0 = first; i0 < last; i0 += RowChunk)
         {
             int chunkEnd = Math.Min(last, i0 + RowChunk);
@@ -186,25 +190,16 @@ internal static unsafe class TrainingGemm
                     int rows = Math.Min(TVec.Count == 16 && chunkEnd - i > RowBlock ? TwelveRows.Count : RowBlock, chunkEnd - i);
                     if (rows > RowBlock) Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
                     else Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
-                    if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + jj, rows, width, n);
                     i += rows;
                 }
+            int j = wholeTiles;
+            for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
+                for (int i = i0; i < chunkEnd; i += RowBlock)
+                    Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(lanes, n - j), false, sums, edge);
+            if (j < n)
+                for (int i = i0; i < chunkEnd; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
+            if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i0 * n, (long)chunkEnd * n);
         }
-        j = wholeTiles;
-        bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
-        for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
-            for (int i = first; i < last; i += RowBlock)
-            {
-                int rows = Math.Min(RowBlock, last - i), width = Math.Min(lanes, n - j);
-                Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, rows, width, false, sums, edge);
-                if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + j, rows, width, n);
-            }
-        if (j < n)
-            for (int i = first; i < last; i++)
-            {
-                Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
-                if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i * n + j, 1, n - j, n);
-            }
     }
 
     /// <summary>Rows of a register tile: 6 where there are 16 vector registers (AVX2 and narrower), 12 with AVX-512's 32.</summary>
