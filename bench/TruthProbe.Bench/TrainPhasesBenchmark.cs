@@ -14,7 +14,7 @@ namespace TruthProbe.Bench;
 /// the split over the cores (then CPU time includes the caller's spin while a helper finishes). The parts run on warm
 /// buffers, so their sum comes out below the whole step, whose activations outgrow the caches.
 /// <c>train_phase_gemms_cpu_vs_fma_peak</c>: the step's products together (SwiGLU's forward and backward included: they run
-/// on the tiles of the up product and of the down input gradient), FLOPs per CPU-second over the FMA loop's.
+/// on the finished rows of the up product and of the down input gradient), FLOPs per CPU-second over the FMA loop's.
 /// </summary>
 public sealed class TrainPhasesBenchmark : IBenchmark
 {
@@ -67,7 +67,7 @@ public sealed class TrainPhasesBenchmark : IBenchmark
             }, product: true);
 
         // Forward ('T': x·Wᵀ), backward dW ('A': dYᵀ·X) and dX ('M': dY·W) of every projection, as many calls of each as
-        // a step makes; the up forward and the down input gradient run with SwiGLU on their tiles, below.
+        // a step makes; the up forward and the down input gradient run with SwiGLU on their rows, below.
         foreach (var (name, inputs, outputs, forwards, weightGradients, inputGradients, addend) in new[] { ("q", d, c.QDim, L, L, L, false),
                      ("k+v", d, c.KvDim, 2 * L, 2 * L, 2 * L, false), ("o", c.QDim, d, L, L, L, true), ("gate", d, c.Ffn, L, 0, 0, false),
                      ("gate+up", d, c.Ffn, 0, 2 * L, 2 * L, false), ("down", c.Ffn, d, L, L, 0, true), ("head", d, c.Vocab, 1, 1, 1, false) })

@@ -204,7 +204,7 @@ internal sealed class TrainableLlama
             LinearForward(L.O, a.Z[l], mid, n, residual: x);
             Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
-            // The MLP has no adapters (AddLora: attention only), so up is a plain product, with SwiGLU on its tiles.
+            // The MLP has no adapters (AddLora: attention only), so up is a plain product, with SwiGLU on its finished rows.
             Ops.UpProjectionAndSwiGlu(a.MlpIn[l], P.Value(L.Up.Weight), a.GateOut[l], a.UpOut[l], a.Swish[l], n, c.DModel, c.Ffn);
             LinearForward(L.Down, a.Swish[l], next, n, residual: mid);
         }
@@ -259,7 +259,7 @@ internal sealed class TrainableLlama
         {
             var L = _layers[l];
             // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
-            // No adapters here either: down's input gradient goes straight through SwiGLU's backward, tile by tile.
+            // No adapters here either: down's input gradient goes straight through SwiGLU's backward, a chunk of rows at a time.
             WeightGradient(L.Down, dx, a.Swish[l], n);
             Ops.DownInputGradientAndSwiGluBackward(dx, P.Value(L.Down.Weight), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp, n, c.DModel, c.Ffn);
             LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);

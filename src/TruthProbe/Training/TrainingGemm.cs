@@ -13,7 +13,8 @@ namespace TruthProbe.Training;
 /// through a row stride and a column stride, so Aᵀ costs nothing; Bᵀ is transposed into a per-thread scratch
 /// buffer (B is always a weight matrix there, small next to the product). Rows of C are split statically over
 /// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
-/// is the same bits at every vector width.
+/// is the same bits at every vector width. An element-wise layer after a product can run on each finished chunk of
+/// C's rows (<see cref="IProductEpilogue{TSelf}"/>) while it is in cache, instead of a pass of its own.
 /// </summary>
 internal static unsafe class TrainingGemm
 {

@@ -107,14 +107,14 @@ public class GemmTests
     }
 
     /// <summary>
-    /// SwiGLU on the up product's tiles and SwiGLU's backward on the down product's input-gradient tiles give the bits
-    /// of the product followed by the separate SwiGLU pass, at every width: shapes with one-vector column remainders and
-    /// scalar column tails (n = 23, 37, 70; the down gradient's B is not padded), partly empty tiles, several threads
-    /// (m = 130), and k = 600 in three depth slices, where SwiGLU must see only the last slice's finished sums.
+    /// SwiGLU on the up product's finished rows and SwiGLU's backward on the down product's input-gradient rows give the
+    /// bits of the product followed by the separate SwiGLU pass, at every width: shapes with one-vector column remainders
+    /// and scalar column tails (n = 23, 37, 70; the down gradient's B is not padded), partly empty tiles, several threads
+    /// and 48-row chunks (m = 130), and k = 600 in three depth slices, where SwiGLU must see only the last slice's sums.
     /// </summary>
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void SwiGluOnTheProductsTiles_IsTheProductThenSwiGlu(SimdPath path, int m, int k, int n)
+    public void SwiGluOnTheProductsRows_IsTheProductThenSwiGlu(SimdPath path, int m, int k, int n)
     {
         using var width = Widths.Use(path);
         var x = GradientCheck.Random(m * k, 10);
