@@ -13,8 +13,7 @@ namespace TruthProbe.Bench;
 /// where the kernel's FLOPs are known. Run it with <c>DOTNET_PROCESSOR_COUNT=1</c> for one core's cost, without for
 /// the split over the cores (then CPU time includes the caller's spin while a helper finishes). The parts run on warm
 /// buffers, so their sum comes out below the whole step, whose activations outgrow the caches.
-/// <c>train_phase_gemms_cpu_vs_fma_peak</c>: the step's products together (SwiGLU's forward and backward included: they run
-/// on the finished rows of the up product and of the down input gradient), FLOPs per CPU-second over the FMA loop's.
+/// <c>train_phase_gemms_cpu_vs_fma_peak</c>: the step's products together, FLOPs per CPU-second over the FMA loop's.
 /// </summary>
 public sealed class TrainPhasesBenchmark : IBenchmark
 {
@@ -66,21 +65,14 @@ public sealed class TrainPhasesBenchmark : IBenchmark
                 _ => () => TrainingGemm.MatMul(x.AsSpan(0, m * kk), w.AsSpan(0, kk * nn), y.AsSpan(0, m * nn), m, kk, nn),
             }, product: true);
 
-        // Forward ('T': x·Wᵀ), backward dW ('A': dYᵀ·X) and dX ('M': dY·W) of every projection, as many calls of each as
-        // a step makes; the up forward and the down input gradient run with SwiGLU on their rows, below.
-        foreach (var (name, inputs, outputs, forwards, weightGradients, inputGradients, addend) in new[] { ("q", d, c.QDim, L, L, L, false),
-                     ("k+v", d, c.KvDim, 2 * L, 2 * L, 2 * L, false), ("o", c.QDim, d, L, L, L, true), ("gate", d, c.Ffn, L, 0, 0, false),
-                     ("gate+up", d, c.Ffn, 0, 2 * L, 2 * L, false), ("down", c.Ffn, d, L, L, 0, true), ("head", d, c.Vocab, 1, 1, 1, false) })
+        // Forward ('T': x·Wᵀ), backward dW ('A': dYᵀ·X) and dX ('M': dY·W) of every projection.
+        foreach (var (name, inputs, outputs, perStep, addend) in new[] { ("q", d, c.QDim, L, false), ("k+v", d, c.KvDim, 2 * L, false), ("o", c.QDim, d, L, true),
+                     ("gate+up", d, c.Ffn, 2 * L, false), ("down", c.Ffn, d, L, true), ("head", d, c.Vocab, 1, false) })
         {
-            if (forwards > 0) Gemm(name, forwards, n, inputs, outputs, 'T', addend);
-            if (weightGradients > 0) Gemm(name, weightGradients, outputs, n, inputs, 'A');
-            if (inputGradients > 0) Gemm(name, inputGradients, n, outputs, inputs, 'M');
+            Gemm(name, perStep, n, inputs, outputs, 'T', addend);
+            Gemm(name, perStep, outputs, n, inputs, 'A');
+            Gemm(name, perStep, n, outputs, inputs, 'M');
         }
-        float[] dGate = new float[(long)n * c.Ffn], dUp = new float[(long)n * c.Ffn];
-        Phase(Invariant($"up T {n}x{d}x{c.Ffn} + SwiGLU forward"), L, 2.0 * n * d * c.Ffn,
-            () => Ops.UpProjectionAndSwiGlu(x.AsSpan(0, n * d), w.AsSpan(0, c.Ffn * d), y.AsSpan(0, n * c.Ffn), dGate, z.AsSpan(0, n * c.Ffn), n, d, c.Ffn), product: true);
-        Phase(Invariant($"down M {n}x{d}x{c.Ffn} + SwiGLU backward"), L, 2.0 * n * d * c.Ffn,
-            () => Ops.DownInputGradientAndSwiGluBackward(x.AsSpan(0, n * d), w.AsSpan(0, d * c.Ffn), y.AsSpan(0, n * c.Ffn), z.AsSpan(0, n * c.Ffn), dGate, dUp, n, d, c.Ffn), product: true);
         double attentionFlops = 0;
         for (int b = 0; b < batch.Batch; b++) { long t = batch.Length(b); attentionFlops += 4.0 * c.QDim * (t * (t + 1) / 2); }
         Phase("attention forward", L, attentionFlops, () => Ops.AttentionForward(q, k, v, attn, probs, batch.Batch, batch.SeqLen, c.Heads, c.KvHeads, c.HeadDim, batch.Starts));
@@ -92,6 +84,9 @@ public sealed class TrainPhasesBenchmark : IBenchmark
         });
         Phase("RMSNorm forward", 2 * L + 1, 0, () => Ops.RmsNormForward(x.AsSpan(0, n * d), norm, y.AsSpan(0, n * d), invRms, d, 1e-5f));
         Phase("RMSNorm backward", 2 * L + 1, 0, () => Ops.RmsNormBackward(z.AsSpan(0, n * d), x.AsSpan(0, n * d), norm, invRms, y.AsSpan(0, n * d), dNormW, d));
+        Phase("SwiGLU forward", L, 0, () => Ops.SwiGluForward(x.AsSpan(0, n * c.Ffn), y.AsSpan(0, n * c.Ffn), z.AsSpan(0, n * c.Ffn)));
+        float[] dGate = new float[(long)n * c.Ffn], dUp = new float[(long)n * c.Ffn];
+        Phase("SwiGLU backward", L, 0, () => Ops.SwiGluBackward(z.AsSpan(0, n * c.Ffn), x.AsSpan(0, n * c.Ffn), y.AsSpan(0, n * c.Ffn), dGate, dUp));
         var targets = batch.Targets;
         Phase("cross-entropy", 1, 0, () => Ops.CrossEntropy(y.AsSpan(0, n * c.Vocab), targets, batch.Weights, z.AsSpan(0, n * c.Vocab), c.Vocab, out _));
         Phase("clip + AdamW", 1, 0, () => { optimizer.ClipGradients(1); optimizer.Step(1e-3); });

@@ -648,32 +648,19 @@ internal static unsafe class Ops
     /// </summary>
     internal const int Chunk = 16;
 
-    /// <summary>
-    /// Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial. As a product's
-    /// epilogue, the same work on each finished stretch of the product's output (offsets into it index all the spans).
-    /// </summary>
-    private struct SwiGluJob : IRowJob<SwiGluJob>, TrainingGemm.IProductEpilogue<SwiGluJob>
+    /// <summary>Elementwise spans as pointers; a "row" is a <see cref="Chunk"/>, the last one possibly partial.</summary>
+    private struct SwiGluJob : IRowJob<SwiGluJob>
     {
         public float* Gate, Up, H, DGate, DUp;
         public int Length;
 
-        public static void Rows<TVec>(ref SwiGluJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec> =>
-            Elements<TVec>(ref j, (long)first * Chunk, Math.Min(j.Length, (long)end * Chunk));
-
-        public static void Apply<TVec>(ref SwiGluJob j, long from, long to) where TVec : unmanaged, IVec<TVec> => Elements<TVec>(ref j, from, to);
-
-        /// <summary>
-        /// Elements [from, to): the forward, or with <c>DGate</c> set the backward (<c>H</c> then holds dh; it may be
-        /// <c>DGate</c> itself). Out of line: inlined into a product's row loop, its exp ran the JIT's inline budget out there.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void Elements<TVec>(ref SwiGluJob j, long from, long to) where TVec : unmanaged, IVec<TVec>
+        public static void Rows<TVec>(ref SwiGluJob j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
             var one = TVec.Create(1f);
             int lanes = TVec.Count;
-            for (long i = from; i < to; i += lanes)
+            for (int i = first * Chunk; i < Math.Min(j.Length, end * Chunk); i += lanes)
             {
-                int count = (int)Math.Min(lanes, to - i);
+                int count = Math.Min(lanes, j.Length - i);
                 var g = TVec.LoadPartial(j.Gate + i, count);
                 var sig = one / (one + FastExp.Exp(-g));
                 var silu = g * sig;
@@ -713,40 +700,6 @@ internal static unsafe class Ops
         {
             var job = new SwiGluJob { Gate = pg, Up = pu, H = pdh, DGate = pdg, DUp = pdu, Length = dh.Length };
             RowParallel.Run(ref job, (dh.Length + Chunk - 1) / Chunk);
-        }
-    }
-
-    /// <summary>
-    /// up = x·W_upᵀ [rows, ffn] and h = silu(gate) ⊙ up, each finished chunk of up's rows through SwiGLU while it is in cache: the bits
-    /// of <see cref="TrainingGemm.MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>
-    /// then <see cref="SwiGluForward"/>, without reading the product back from L3.
-    /// </summary>
-    public static void UpProjectionAndSwiGlu(ReadOnlySpan<float> x, ReadOnlySpan<float> wUp, ReadOnlySpan<float> gate, Span<float> up, Span<float> h, int rows, int inputs, int ffn)
-    {
-        int length = rows * ffn;
-        if (gate.Length < length || up.Length < length || h.Length < length) throw new ArgumentException("SwiGLU spans shorter than rows x ffn");
-        fixed (float* pg = gate, pu = up, ph = h)
-        {
-            var job = new SwiGluJob { Gate = pg, Up = pu, H = ph, Length = length };
-            TrainingGemm.MatMulTransB(x, wUp, up, rows, inputs, ffn, ref job);
-        }
-    }
-
-    /// <summary>
-    /// The down projection's input gradient dh = dy·W_down [rows, ffn] and SwiGLU's backward from it, each chunk of dh's
-    /// rows turned into dGate and dUp while it is in cache (dh is computed into <paramref name="dGate"/> and overwritten there):
-    /// the bits of <see cref="TrainingGemm.MatMul(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool)"/>
-    /// then <see cref="SwiGluBackward"/>, without dh's own array. Writes (does not add) dGate and dUp.
-    /// </summary>
-    public static void DownInputGradientAndSwiGluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> wDown, ReadOnlySpan<float> gate, ReadOnlySpan<float> up,
-        Span<float> dGate, Span<float> dUp, int rows, int outputs, int ffn)
-    {
-        int length = rows * ffn;
-        if (gate.Length < length || up.Length < length || dGate.Length < length || dUp.Length < length) throw new ArgumentException("SwiGLU spans shorter than rows x ffn");
-        fixed (float* pg = gate, pu = up, pdg = dGate, pdu = dUp)
-        {
-            var job = new SwiGluJob { Gate = pg, Up = pu, H = pdg, DGate = pdg, DUp = pdu, Length = length };
-            TrainingGemm.MatMul(dy, wDown, dGate, rows, outputs, ffn, accumulate: false, ref job);
         }
     }
 

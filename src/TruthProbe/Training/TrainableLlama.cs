@@ -69,7 +69,7 @@ internal sealed class TrainableLlama
         // Backward scratch.
         public readonly float[] Dx = new float[rows * c.DModel], DNorm = new float[rows * c.DModel];
         public readonly float[] DQ = new float[rows * c.QDim], DK = new float[rows * c.KvDim], DV = new float[rows * c.KvDim], DZ = new float[rows * c.QDim];
-        public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn];
+        public readonly float[] DGate = new float[rows * c.Ffn], DUp = new float[rows * c.Ffn], DSwish = new float[rows * c.Ffn];
         public TrainingBatch? Last;
         public EmbeddingSplice? Splice;
 
@@ -204,8 +204,8 @@ internal sealed class TrainableLlama
             LinearForward(L.O, a.Z[l], mid, n, residual: x);
             Ops.RmsNormForward(mid, P.Value(L.MlpNorm), a.MlpIn[l], a.MlpInvRms[l].AsSpan(0, n), c.DModel, c.RmsEps);
             LinearForward(L.Gate, a.MlpIn[l], a.GateOut[l], n);
-            // The MLP has no adapters (AddLora: attention only), so up is a plain product, with SwiGLU on its finished rows.
-            Ops.UpProjectionAndSwiGlu(a.MlpIn[l], P.Value(L.Up.Weight), a.GateOut[l], a.UpOut[l], a.Swish[l], n, c.DModel, c.Ffn);
+            LinearForward(L.Up, a.MlpIn[l], a.UpOut[l], n);
+            Ops.SwiGluForward(a.GateOut[l].AsSpan(0, n * c.Ffn), a.UpOut[l], a.Swish[l].AsSpan(0, n * c.Ffn));
             LinearForward(L.Down, a.Swish[l], next, n, residual: mid);
         }
         Ops.RmsNormForward(a.FinalIn, P.Value(_finalNorm), a.Final, a.FinalInvRms.AsSpan(0, n), c.DModel, c.RmsEps);
@@ -259,9 +259,8 @@ internal sealed class TrainableLlama
         {
             var L = _layers[l];
             // MLP branch: x_out = resid_mid + down(swiglu(gate(norm(resid_mid)), up(...)))
-            // No adapters here either: down's input gradient goes straight through SwiGLU's backward, a chunk of rows at a time.
-            WeightGradient(L.Down, dx, a.Swish[l], n);
-            Ops.DownInputGradientAndSwiGluBackward(dx, P.Value(L.Down.Weight), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp, n, c.DModel, c.Ffn);
+            LinearBackward(L.Down, dx, a.Swish[l], a.DSwish.AsSpan(0, n * c.Ffn), n, accumulateInput: false);
+            Ops.SwiGluBackward(a.DSwish.AsSpan(0, n * c.Ffn), a.GateOut[l], a.UpOut[l], a.DGate, a.DUp);
             LinearBackward(L.Gate, a.DGate, a.MlpIn[l], dNorm, n, accumulateInput: false);
             LinearBackward(L.Up, a.DUp, a.MlpIn[l], dNorm, n, accumulateInput: true);
             Ops.RmsNormBackward(dNorm, a.ResidMid[l], P.Value(L.MlpNorm), a.MlpInvRms[l].AsSpan(0, n), dx, GradOrScratch(L.MlpNorm), c.DModel);
@@ -301,7 +300,7 @@ internal sealed class TrainableLlama
         var P = Parameters;
         dy = dy[..(rows * lin.Out)];
         x = x[..(rows * lin.In)];
-        WeightGradient(lin, dy, x, rows);
+        if (P.IsTrainable(lin.Weight)) TrainingGemm.MatMulTransA(dy, x, P.Grad(lin.Weight), lin.Out, rows, lin.In, accumulate: true);
         TrainingGemm.MatMul(dy, P.Value(lin.Weight), dx, rows, lin.Out, lin.In, accumulateInput);
         if (lin.LoraA < 0) return;
         var xa = lin.Xa.AsSpan(0, rows * LoraRank);
@@ -311,12 +310,6 @@ internal sealed class TrainableLlama
         TensorPrimitives.Multiply(dxa, LoraScale, dxa);
         TrainingGemm.MatMulTransA(dxa, x, P.Grad(lin.LoraA), LoraRank, rows, lin.In, accumulate: true);
         TrainingGemm.MatMul(dxa, P.Value(lin.LoraA), dx, rows, LoraRank, lin.In, accumulate: true);
-    }
-
-    /// <summary>dW += dyᵀ·x when the weight trains.</summary>
-    private void WeightGradient(Linear lin, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int rows)
-    {
-        if (Parameters.IsTrainable(lin.Weight)) TrainingGemm.MatMulTransA(dy[..(rows * lin.Out)], x[..(rows * lin.In)], Parameters.Grad(lin.Weight), lin.Out, rows, lin.In, accumulate: true);
     }
 
     private float[] _loraScratch = [];

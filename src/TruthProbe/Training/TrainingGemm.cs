@@ -13,8 +13,7 @@ namespace TruthProbe.Training;
 /// through a row stride and a column stride, so Aᵀ costs nothing; Bᵀ is transposed into a per-thread scratch
 /// buffer (B is always a weight matrix there, small next to the product). Rows of C are split statically over
 /// the engine's worker threads. Every element of C is one fused multiply-add chain in k order, so the result
-/// is the same bits at every vector width. An element-wise layer after a product can run on each finished chunk of
-/// C's rows (<see cref="IProductEpilogue{TSelf}"/>) while it is in cache, instead of a pass of its own.
+/// is the same bits at every vector width.
 /// </summary>
 internal static unsafe class TrainingGemm
 {
@@ -37,44 +36,18 @@ internal static unsafe class TrainingGemm
 
     [ThreadStatic] private static float[]? _transposeScratch;
 
-    /// <summary>
-    /// Element-wise work on C's finished elements while they are still in cache (a layer that follows the product),
-    /// instead of a pass of its own over C: <c>Apply</c> gets elements [from, to) of C (whole rows, as offsets from C's
-    /// start) once their sums are final, on the product's vector width.
-    /// </summary>
-    internal interface IProductEpilogue<TSelf> where TSelf : unmanaged, IProductEpilogue<TSelf>
-    {
-        static abstract void Apply<TVec>(ref TSelf state, long from, long to) where TVec : unmanaged, IVec<TVec>;
-    }
-
-    /// <summary>A plain product.</summary>
-    private struct NoEpilogue : IProductEpilogue<NoEpilogue>
-    {
-        public static void Apply<TVec>(ref NoEpilogue state, long from, long to) where TVec : unmanaged, IVec<TVec> { }
-    }
-
     /// <summary>C[m,n] (+)= A[m,k] · B[k,n].</summary>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
-        NoEpilogue none = default;
-        MatMul(a, b, c, m, k, n, accumulate, ref none);
-    }
-
-    /// <summary>C[m,n] (+)= A[m,k] · B[k,n], then <paramref name="epilogue"/> on each finished chunk of C's rows.</summary>
-    public static void MatMul<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate, ref TEpilogue epilogue)
-        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
-    {
         Check(a.Length >= (long)m * k, b.Length >= (long)k * n, c.Length >= (long)m * n);
-        fixed (float* pa = a, pb = b, pc = c)
-        fixed (TEpilogue* pe = &epilogue)
-            Run(pa, k, 1, pb, n, pc, m, k, n, accumulate, pe);
+        fixed (float* pa = a, pb = b, pc = c) Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
     }
 
     /// <summary>C[m,n] (+)= Aᵀ · B with A stored [k,m] and B [k,n]: the weight gradient dW = dYᵀ·X.</summary>
     public static void MatMulTransA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
         Check(a.Length >= (long)k * m, b.Length >= (long)k * n, c.Length >= (long)m * n);
-        fixed (float* pa = a, pb = b, pc = c) Run<NoEpilogue>(pa, 1, m, pb, n, pc, m, k, n, accumulate, null);
+        fixed (float* pa = a, pb = b, pc = c) Run(pa, 1, m, pb, n, pc, m, k, n, accumulate);
     }
 
     /// <summary>
@@ -85,24 +58,13 @@ internal static unsafe class TrainingGemm
     /// </summary>
     public static void MatMulTransB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false, ReadOnlySpan<float> addend = default)
     {
-        NoEpilogue none = default;
-        MatMulTransB(a, b, c, m, k, n, ref none, accumulate, addend);
-    }
-
-    /// <summary>As <see cref="MatMulTransB(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, bool, ReadOnlySpan{float})"/>, then <paramref name="epilogue"/> on each finished chunk of C's rows.</summary>
-    public static void MatMulTransB<TEpilogue>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, ref TEpilogue epilogue,
-        bool accumulate = false, ReadOnlySpan<float> addend = default)
-        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
-    {
         Check(a.Length >= (long)m * k, b.Length >= (long)n * k, c.Length >= (long)m * n);
         if (!addend.IsEmpty && (accumulate || addend.Length < (long)m * n)) throw new ArgumentException("an addend needs a full [m, n] span and no accumulation");
         int padded = (n + Pad - 1) / Pad * Pad;
         if (_transposeScratch == null || _transposeScratch.Length < k * padded) _transposeScratch = new float[k * padded];
         var bt = _transposeScratch.AsSpan(0, k * padded);
         TransposePadded(b, bt, n, k, padded);
-        fixed (float* pa = a, pb = bt, pc = c, pd = addend)
-        fixed (TEpilogue* pe = &epilogue)
-            Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pe, pd);
+        fixed (float* pa = a, pb = bt, pc = c, pd = addend) Run(pa, k, 1, pb, padded, pc, m, k, n, accumulate, pd);
     }
 
     /// <summary>dst[cols, padded] = src[rows, cols]ᵀ, columns rows..padded zero.</summary>
@@ -125,26 +87,22 @@ internal static unsafe class TrainingGemm
     private struct Job
     {
         public float* A, B, C, Addend;
-        /// <summary>The <see cref="IProductEpilogue{TSelf}"/>'s state, or null.</summary>
-        public void* Epilogue;
         public int ARow, ACol, BRow, M, K, N;
         public bool Accumulate;
     }
 
     /// <param name="bRow">B's row stride: n, or more when B is padded scratch (then the column tail runs on vectors too).</param>
-    private static void Run<TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, TEpilogue* epilogue, float* addend = null)
-        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
+    private static void Run(float* a, int aRow, int aCol, float* b, int bRow, float* c, int m, int k, int n, bool accumulate, float* addend = null)
     {
-        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, Epilogue = epilogue, M = m, K = k, N = n, Accumulate = accumulate };
+        var job = new Job { A = a, ARow = aRow, ACol = aCol, B = b, BRow = bRow, C = c, Addend = addend, M = m, K = k, N = n, Accumulate = accumulate };
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
-        WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>, TEpilogue>, &Part<Vec<Vector256<float>>, TEpilogue>, &Part<Vec<Vector128<float>>, TEpilogue>), &job,
+        WorkerPool.Run(Lanes.Pick(&Part<Vec<Vector512<float>>>, &Part<Vec<Vector256<float>>>, &Part<Vec<Vector128<float>>>), &job,
             (long)m * k * n < ParallelThreshold ? 1 : Math.Min(rowBlocks, WorkerPool.Count));
     }
 
     /// <summary>A static share of C's rows (whole 6-row blocks): each element is one tile's sum in k order, whoever runs it.</summary>
-    private static void Part<TVec, TEpilogue>(void* args, int part, int parts)
+    private static void Part<TVec>(void* args, int part, int parts)
         where TVec : unmanaged, IVec<TVec>
-        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
         ref Job j = ref *(Job*)args;
         int rowBlocks = (j.M + RowBlock - 1) / RowBlock;
@@ -157,50 +115,46 @@ internal static unsafe class TrainingGemm
             // last slice: (sums + C) + addend, the order of a separate add after the product.
             bool ontoC = j.Accumulate || k0 > 0, addend = j.Addend != null && k0 + DepthBlock >= j.K;
             long fromAddend = j.Addend - j.C;
-            // The epilogue sees C's elements once, in the last slice, when they are final.
-            var epilogue = k0 + DepthBlock >= j.K ? (TEpilogue*)j.Epilogue : null;
-            Rows<TVec, TEpilogue>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
-                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge, epilogue);
+            Rows<TVec>(j.A + (long)k0 * j.ACol, j.ARow, j.ACol, j.B + (long)k0 * j.BRow, j.BRow, j.C, first, last, Math.Min(DepthBlock, j.K - k0), j.N,
+                new Sums(ontoC || addend, ontoC ? 0 : fromAddend, ontoC && addend, fromAddend), edge);
         }
     }
 
-    /// <summary>
-    /// Rows [first, last) of C in chunks of <see cref="RowChunk"/> rows, a tile of 6 or 12 rows at a time (the last block
-    /// may have fewer: see <see cref="Tile{TVec, TRows}"/>), each finished chunk then through the <paramref name="epilogue"/>
-    /// unless it is null: whole rows, one contiguous stretch of C, which the epilogue streams like a pass of its own
-    /// while the chunk is still in L1/L2 (per tile, its reads of other arrays were scattered 128-byte pieces, and the
-    /// fused product took longer than the product and a separate pass).
-    /// </summary>
-    private static void Rows<TVec, TEpilogue>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge, TEpilogue* epilogue)
+    /// <summary>Rows [first, last) of C, a tile of 6 or 12 at a time (the last block may have fewer: see <see cref="Tile{TVec, TRows}"/>).</summary>
+    private static void Rows<TVec>(float* a, int aRow, int aCol, float* b, int bRow, float* c, int first, int last, int k, int n, Sums sums, float* edge)
         where TVec : unmanaged, IVec<TVec>
-        where TEpilogue : unmanaged, IProductEpilogue<TEpilogue>
     {
-        int lanes = TVec.Count, colBlock = 2 * lanes;
+        int lanes = TVec.Count, colBlock = 2 * lanes, j = 0;
         // Padded B (zero columns up to a whole tile) runs its last columns on a full tile with a partial store.
         int wholeTiles = bRow >= (n + colBlock - 1) / colBlock * colBlock ? n : n - n % colBlock;
-        bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
         for (int i0 = first; i0 < last; i0 += RowChunk)
         {
             int chunkEnd = Math.Min(last, i0 + RowChunk);
             for (int jj = 0; jj < wholeTiles; jj += colBlock)
                 for (int i = i0; i < chunkEnd;)
                 {
-                    int width = Math.Min(colBlock, n - jj);
+                    int rows = chunkEnd - i, width = Math.Min(colBlock, n - jj);
                     float* ai = a + (long)i * aRow, ci = c + (long)i * n + jj;
                     // 12-row tiles where AVX-512 has the registers for them; a last block of up to 6 rows on the 6-row tile.
-                    int rows = Math.Min(TVec.Count == 16 && chunkEnd - i > RowBlock ? TwelveRows.Count : RowBlock, chunkEnd - i);
-                    if (rows > RowBlock) Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
-                    else Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, rows, width, true, sums, edge);
-                    i += rows;
+                    if (TVec.Count == 16 && rows > RowBlock)
+                    {
+                        Tile<TVec, TwelveRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(TwelveRows.Count, rows), width, true, sums, edge);
+                        i += TwelveRows.Count;
+                    }
+                    else
+                    {
+                        Tile<TVec, SixRows>(ai, aRow, aCol, b + jj, bRow, ci, k, n, Math.Min(RowBlock, rows), width, true, sums, edge);
+                        i += RowBlock;
+                    }
                 }
-            int j = wholeTiles;
-            for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
-                for (int i = i0; i < chunkEnd; i += RowBlock)
-                    Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, chunkEnd - i), Math.Min(lanes, n - j), false, sums, edge);
-            if (j < n)
-                for (int i = i0; i < chunkEnd; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
-            if (epilogue != null) TEpilogue.Apply<TVec>(ref *epilogue, (long)i0 * n, (long)chunkEnd * n);
         }
+        j = wholeTiles;
+        bool paddedTail = bRow >= (n + lanes - 1) / lanes * lanes;
+        for (; j + lanes <= n || (j < n && paddedTail); j += lanes)
+            for (int i = first; i < last; i += RowBlock)
+                Tile<TVec, SixRows>(a + (long)i * aRow, aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n, Math.Min(RowBlock, last - i), Math.Min(lanes, n - j), false, sums, edge);
+        if (j < n)
+            for (int i = first; i < last; i++) Tail(a + (long)i * aRow, aCol, b + j, bRow, c + (long)i * n + j, k, n - j, sums);
     }
 
     /// <summary>Rows of a register tile: 6 where there are 16 vector registers (AVX2 and narrower), 12 with AVX-512's 32.</summary>
