@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Numerics;
 using TruthProbe.Numerics;
 
@@ -19,7 +18,9 @@ internal sealed record LearningRateSchedule(double Peak, int WarmupSteps, int To
 /// AdamW (Loshchilov and Hutter) over the trainable tensors of a <see cref="ParameterSet"/>, with global
 /// gradient-norm clipping. Weight decay is decoupled and applies to matrices only (norm gains stay at scale).
 /// The trainable set is read when the optimizer is made. Both passes run on vectors over fixed shares of the
-/// flat parameter array (<see cref="RowParallel"/>), so they give the same bits on every run.
+/// flat parameter array (<see cref="RowParallel"/>), so they give the same bits on every run. The clipping scale is
+/// applied inside the update's pass (each gradient times it, the bits of scaling them first) rather than in a pass of
+/// its own over the gradients.
 /// </summary>
 internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
 {
@@ -28,6 +29,8 @@ internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, 
     private readonly Segment[] _trainable = parameters.Tensors.Where(t => t.Trainable).Select(t => new Segment(t.Offset, t.Length, t.Shape.Length >= 2)).ToArray();
     private readonly double[] _shareSquares = new double[RowParallel.Parts];
     private int _t;
+    /// <summary>What <see cref="ClipGradients"/> left for the next <see cref="Step"/> to scale the gradients by.</summary>
+    private float _gradientScale = 1f;
 
     private readonly record struct Segment(int Offset, int Length, bool Decayed);
 
@@ -38,7 +41,7 @@ internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, 
         public Segment* Segments;
         public int SegmentCount, Length;
         public double* Squares;
-        public float Beta1, Beta2, StepSize, SqrtCorrection2, Eps, Decay;
+        public float Beta1, Beta2, StepSize, SqrtCorrection2, Eps, Decay, GradientScale;
 
         public static void Rows<TVec>(ref Job j, int first, int end, int part) where TVec : unmanaged, IVec<TVec>
         {
@@ -58,7 +61,8 @@ internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, 
                         squares = TVec.AddSquaresInDouble(squares, g);
                         continue;
                     }
-                    // The scalar update's operations in its order (no fused multiply-adds), on vectors.
+                    // The scalar update's operations in its order (no fused multiply-adds), on vectors, on the clipped gradient.
+                    g *= TVec.Create(j.GradientScale);
                     var m = TVec.Create(j.Beta1) * TVec.LoadPartial(j.M + i, count) + TVec.Create(1 - j.Beta1) * g;
                     var v = TVec.Create(j.Beta2) * TVec.LoadPartial(j.V + i, count) + TVec.Create(1 - j.Beta2) * g * g;
                     var w = TVec.LoadPartial(j.W + i, count) * decay
@@ -72,14 +76,17 @@ internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, 
         }
     }
 
-    /// <summary>Scales gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before.</summary>
+    /// <summary>
+    /// Has the next <see cref="Step"/> scale the gradients so their global L2 norm is at most <paramref name="maxNorm"/>
+    /// (<see cref="ParameterSet.Grads"/> keep their values); returns the norm before.
+    /// </summary>
     public double ClipGradients(double maxNorm)
     {
         fixed (double* squares = _shareSquares) Run(new Job { Squares = squares });
         double sumSquares = 0;
         foreach (double share in _shareSquares) sumSquares += share;
         double norm = Math.Sqrt(sumSquares);
-        if (norm > maxNorm) TensorPrimitives.Multiply(parameters.Grads, (float)(maxNorm / norm), parameters.Grads);
+        _gradientScale = norm > maxNorm ? (float)(maxNorm / norm) : 1f;
         return norm;
     }
 
@@ -90,8 +97,9 @@ internal sealed unsafe class AdamW(ParameterSet parameters, double beta1 = 0.9, 
         Run(new Job
         {
             Beta1 = (float)beta1, Beta2 = (float)beta2, Eps = (float)eps, Decay = (float)(1 - learningRate * weightDecay),
-            StepSize = (float)(learningRate / correction1), SqrtCorrection2 = (float)Math.Sqrt(correction2),
+            StepSize = (float)(learningRate / correction1), SqrtCorrection2 = (float)Math.Sqrt(correction2), GradientScale = _gradientScale,
         });
+        _gradientScale = 1f;
     }
 
     private void Run(Job job)
