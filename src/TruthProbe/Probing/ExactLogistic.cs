@@ -46,7 +46,7 @@ internal sealed class ExactLogistic : IHeadSolver
     private readonly float[] _hessianWeights, _hessianVector, _hessianProduct; // [n] p(1-p)/n, [stride] v and H v in float32
     private readonly double[] _hessian; // [(d+1), hessianStride] upper triangle, factorised in place
     private readonly int _hessianStride;
-    private readonly double[] _mean, _scale, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _residuals;
+    private readonly double[] _mean, _scale, _inverseScale, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _residuals;
     private readonly double[] _count, _countedRow; // each row's copies c_i; one row times c_i
     private double _total;                         // sum of c_i: the n of the formulas
     private readonly double[] _cgResidual, _cgPreconditioned, _cgDirection, _cgProduct;
@@ -70,6 +70,7 @@ internal sealed class ExactLogistic : IHeadSolver
         _hessian = new double[(d + 1) * _hessianStride];
         _mean = new double[d];
         _scale = new double[d];
+        _inverseScale = new double[d];
         _theta = new double[d + 1];
         _trial = new double[d + 1];
         _gradient = new double[d + 1];
@@ -233,16 +234,20 @@ internal sealed class ExactLogistic : IHeadSolver
                 TensorPrimitives.MultiplyAdd(zd, _countedRow, scale, scale);
             }
         }
+        var inverseScale = _inverseScale.AsSpan();
         for (int j = 0; j < d; j++)
         {
             double sd = Math.Sqrt(scale[j] / _total);
             scale[j] = sd > 1e-12 * (1 + Math.Abs(mean[j])) ? sd : 1;
+            inverseScale[j] = 1 / scale[j];
         }
+        // Multiplying by 1/sd instead of dividing: a float64 vector division costs several multiplications' throughput
+        // (~16 cycles a 512-bit vector on Sapphire Rapids), on every row of every fit; z moves by an ulp or so.
         for (int i = 0; i < n; i++)
         {
             var zd = _zd.AsSpan(i * d, d);
             var zf = _zf.AsSpan(i * _stride, _stride);
-            TensorPrimitives.Divide(zd, scale, zd);
+            TensorPrimitives.Multiply(zd, inverseScale, zd);
             TensorPrimitives.ConvertChecked<double, float>(zd, zf[..d]);
             zf[d] = 1;
         }
