@@ -29,7 +29,7 @@ namespace TruthProbe.Probing;
 /// the same problem as the copies written out, on fewer rows. A plain fit is the counted one with every c_i = 1,
 /// and multiplying by 1.0 is exact, so its bits are those of the uncounted code.</para>
 /// </summary>
-internal sealed class ExactLogistic : IHeadSolver
+internal sealed unsafe class ExactLogistic : IHeadSolver
 {
     public const double L2 = 1e-2;
     public const double GradientTolerance = 1e-9;
@@ -50,8 +50,8 @@ internal sealed class ExactLogistic : IHeadSolver
     private int _factor;                   // which of them preconditions the conjugate-gradient steps now
     private int _heldFactor = -1;          // which one the held fits start with (never overwritten); -1: none
     private readonly int _hessianStride;
-    private readonly double[] _mean, _scale, _inverseScale, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _residuals;
-    private readonly double[] _count, _countedRow; // each row's copies c_i; one row times c_i
+    private readonly double[] _mean, _scale, _inverseScale, _offset, _negativeShift, _theta, _trial, _gradient, _step, _margin, _probability, _softplus, _residuals;
+    private readonly double[] _count; // each row's copies c_i
     private double _total;                         // sum of c_i: the n of the formulas
     private readonly double[] _cgResidual, _cgPreconditioned, _cgDirection, _cgProduct;
     private readonly double[] _start;  // [d + 1] raw weights and bias the next fit starts from
@@ -75,6 +75,8 @@ internal sealed class ExactLogistic : IHeadSolver
         _mean = new double[d];
         _scale = new double[d];
         _inverseScale = new double[d];
+        _offset = new double[d];
+        _negativeShift = new double[d];
         _theta = new double[d + 1];
         _trial = new double[d + 1];
         _gradient = new double[d + 1];
@@ -89,7 +91,6 @@ internal sealed class ExactLogistic : IHeadSolver
         _softplus = new double[maxRows];
         _residuals = new double[maxRows];
         _count = new double[maxRows];
-        _countedRow = new double[d];
     }
 
     public string Name => "exact";
@@ -226,49 +227,74 @@ internal sealed class ExactLogistic : IHeadSolver
         _theta[d] = b;
     }
 
+    /// <summary>
+    /// z = (x - mean) / sd into the float64 rows and the padded float32 rows, in two passes: the first widens each row
+    /// and adds its copies' differences from the first row, and their squares, to per-column sums (shifted sums: a
+    /// constant column sums exact zeros, and the variance loses nothing to a mean far from zero as long as the first
+    /// row is not far out); the second writes z = x / sd - mean / sd with one FMA. The two-pass version (mean, then
+    /// squared deviations, then division) made six library calls a row and a float64 division per element.
+    /// </summary>
     private void Standardise(ReadOnlySpan<float> x, int n)
     {
         int d = _d;
         var mean = _mean.AsSpan();
         var scale = _scale.AsSpan();
+        var shift = _negativeShift.AsSpan();
         mean.Clear();
         scale.Clear();
-        for (int i = 0; i < n; i++)
-        {
-            var zd = _zd.AsSpan(i * d, d);
-            TensorPrimitives.ConvertChecked<float, double>(x.Slice(i * d, d), zd);
-            // the plain fit's sums, call for call: a TensorPrimitives call per row is most of this loop's cost at d = 16
-            if (_count[i] == 1) TensorPrimitives.Add(mean, zd, mean);
-            else TensorPrimitives.MultiplyAdd(zd, _count[i], mean, mean);
-        }
-        TensorPrimitives.Divide(mean, _total, mean);
-        for (int i = 0; i < n; i++)
-        {
-            var zd = _zd.AsSpan(i * d, d);
-            TensorPrimitives.Subtract(zd, mean, zd);
-            if (_count[i] == 1) TensorPrimitives.MultiplyAdd(zd, zd, scale, scale);
-            else
+        TensorPrimitives.ConvertChecked<float, double>(x[..d], shift);
+        TensorPrimitives.Negate(shift, shift);
+        fixed (double* pz = _zd, ps = shift, pm = mean, pq = scale)
+            for (int i = 0; i < n; i++)
             {
-                TensorPrimitives.Multiply(zd, _count[i], _countedRow);
-                TensorPrimitives.MultiplyAdd(zd, _countedRow, scale, scale);
+                TensorPrimitives.ConvertChecked<float, double>(x.Slice(i * d, d), _zd.AsSpan(i * d, d));
+                switch (SimdWidth.Current)
+                {
+                    case SimdPath.Vector512: AddShifted<Vec<Vector512<float>>>(pz + (long)i * d, ps, _count[i], pm, pq, d); break;
+                    case SimdPath.Vector256: AddShifted<Vec<Vector256<float>>>(pz + (long)i * d, ps, _count[i], pm, pq, d); break;
+                    default: AddShifted<Vec<Vector128<float>>>(pz + (long)i * d, ps, _count[i], pm, pq, d); break;
+                }
             }
-        }
         var inverseScale = _inverseScale.AsSpan();
+        var offset = _offset.AsSpan();
         for (int j = 0; j < d; j++)
         {
-            double sd = Math.Sqrt(scale[j] / _total);
+            double shifted = mean[j] / _total;
+            mean[j] = shifted - shift[j];
+            double sd = Math.Sqrt(Math.Max(0, scale[j] / _total - shifted * shifted));
             scale[j] = sd > 1e-12 * (1 + Math.Abs(mean[j])) ? sd : 1;
             inverseScale[j] = 1 / scale[j];
+            offset[j] = -mean[j] * inverseScale[j];
         }
-        // Multiplying by 1/sd instead of dividing: a float64 vector division costs several multiplications' throughput
-        // (~16 cycles a 512-bit vector on Sapphire Rapids), on every row of every fit; z moves by an ulp or so.
         for (int i = 0; i < n; i++)
         {
             var zd = _zd.AsSpan(i * d, d);
             var zf = _zf.AsSpan(i * _stride, _stride);
-            TensorPrimitives.Multiply(zd, inverseScale, zd);
+            TensorPrimitives.FusedMultiplyAdd(zd, inverseScale, offset, zd);
             TensorPrimitives.ConvertChecked<double, float>(zd, zf[..d]);
             zf[d] = 1;
+        }
+    }
+
+    /// <summary>sum += c (row - shift), squares += c (row - shift)^2 over d float64 columns, -shift given; the
+    /// tail rounds as the vectors do.</summary>
+    private static void AddShifted<TVec>(double* row, double* negativeShift, double count, double* sum, double* squares, int d)
+        where TVec : unmanaged, IVec<TVec>
+    {
+        int lanes = TVec.Count / 2, k = 0;
+        TVec one = TVec.CreateDouble(1), zero = TVec.CreateDouble(0), c = TVec.CreateDouble(count);
+        for (; k + lanes <= d; k += lanes)
+        {
+            var difference = TVec.FmaDouble(TVec.Load((float*)(row + k)), one, TVec.Load((float*)(negativeShift + k)));
+            var counted = TVec.FmaDouble(difference, c, zero);
+            TVec.Store(TVec.FmaDouble(counted, one, TVec.Load((float*)(sum + k))), (float*)(sum + k));
+            TVec.Store(TVec.FmaDouble(counted, difference, TVec.Load((float*)(squares + k))), (float*)(squares + k));
+        }
+        for (; k < d; k++)
+        {
+            double difference = row[k] + negativeShift[k], counted = difference * count;
+            sum[k] += counted;
+            squares[k] = Math.FusedMultiplyAdd(counted, difference, squares[k]);
         }
     }
 
