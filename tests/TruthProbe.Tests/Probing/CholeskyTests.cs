@@ -47,12 +47,9 @@ public class CholeskyTests
             }
         var x = Enumerable.Range(0, n).Select(i => Math.Sin(i + 1)).ToArray();
         var rhs = Enumerable.Range(0, n).Select(i => Enumerable.Range(0, n).Sum(j => a[Math.Min(i, j) * stride + Math.Max(i, j)] * x[j])).ToArray();
-        foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
+        foreach (var path in Widths)
         {
-            var solved = (double[])rhs.Clone();
-            SimdWidth.Forced = path;
-            try { Cholesky.Solve(wide, n, stride, solved); }
-            finally { SimdWidth.Forced = SimdPath.Auto; }
+            var solved = SolvedAt(path, wide, n, stride, rhs);
             for (int i = 0; i < n; i++) Assert.True(Math.Abs(solved[i] - x[i]) < 1e-10, $"{path}: x[{i}] = {solved[i]}, expected {x[i]}");
         }
         long[] Upper(double[] u) => Enumerable.Range(0, n).SelectMany(i => Enumerable.Range(i, n - i).Select(j => BitConverter.DoubleToInt64Bits(u[i * stride + j]))).ToArray();
@@ -85,14 +82,22 @@ public class CholeskyTests
         Assert.True(Cholesky.Factor(a, n, stride));
         var x = Enumerable.Range(0, n).Select(i => Math.Cos(3 * i + 1)).ToArray();
         var rhs = Enumerable.Range(0, n).Select(i => Enumerable.Range(0, n).Sum(j => sym[Math.Min(i, j) * stride + Math.Max(i, j)] * x[j])).ToArray();
-        foreach (var path in new[] { SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic })
+        foreach (var path in Widths)
         {
-            var solved = (double[])rhs.Clone();
-            SimdWidth.Forced = path;
-            try { Cholesky.Solve(a, n, stride, solved); }
-            finally { SimdWidth.Forced = SimdPath.Auto; }
+            var solved = SolvedAt(path, a, n, stride, rhs);
             for (int i = 0; i < n; i++) Assert.True(Math.Abs(solved[i] - x[i]) < 1e-12 * n, $"{path} n {n}: x[{i}] = {solved[i]}, expected {x[i]}");
         }
         Assert.Throws<ArgumentException>(() => Cholesky.Solve(a, n, stride, new double[n - 1]));
+    }
+
+    private static readonly SimdPath[] Widths = [SimdPath.Vector512, SimdPath.Vector256, SimdPath.Generic];
+
+    private static double[] SolvedAt(SimdPath path, double[] u, int n, int stride, double[] rhs)
+    {
+        var solved = (double[])rhs.Clone();
+        SimdWidth.Forced = path;
+        try { Cholesky.Solve(u, n, stride, solved); }
+        finally { SimdWidth.Forced = SimdPath.Auto; }
+        return solved;
     }
 }
