@@ -171,16 +171,16 @@ public sealed class DemoFamily
     /// <summary>
     /// Trains every member and grows the vlm, independent jobs at once: the lab's small matrices keep a second core only
     /// partly busy inside one model (norms, attention and AdamW run on one thread), so two models side by side use the
-    /// 2-core machines better than one after the other. Each lane takes the next job of the list: the base, the
-    /// unrelated models, then what waits for the base, longest first (the vlm, then the fine-tunes), so the vlm starts
-    /// as soon as a lane is free after the base instead of alone after every other job (docs/demo.md, "The family's
-    /// schedule"). Every model is trained from its own seeds by the same arithmetic whichever lane runs it (a busy kernel
-    /// pool makes the GEMM run its same parts on the calling thread), so the bytes do not depend on the lanes.
+    /// 2-core machines better than one after the other. A free lane takes the first job of the list that can start: the
+    /// base, then the vlm (the longest job, so it starts as soon as the base is done, on the lane that trained it), the
+    /// unrelated models (taken while the base still trains), then the fine-tunes, longest first (docs/demo.md, "The
+    /// family's schedule"). Every model is trained from its own seeds by the same arithmetic whichever lane runs it (a busy
+    /// kernel pool makes the GEMM run its same parts on the calling thread), so the bytes do not depend on the lanes.
     /// </summary>
     private void Train(DemoPlan plan, int seed, TextWriter log, StageProgress? progress)
     {
         var b = Base;
-        var baseDone = new ManualResetEventSlim();
+        var baseDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         FamilyProgress.Job Job(long units, Func<int, int> total) => new(progress?.Counter(), units, total);
         void Pretrain(FamilyMember m)
         {
@@ -189,23 +189,22 @@ public sealed class DemoFamily
                 HoldPeak: plan.PretrainHoldPeak, HoldUntilReading: plan.PretrainStop), log);
             counter.Done();
         }
-        Action AfterBase(Action<IProgress<int>> grow, long units, int steps) => () =>
+        DemoLanes.Job AfterBase(Action<IProgress<int>> grow, long units, int steps) => new(() =>
         {
-            baseDone.Wait();
             var counter = Job(units, _ => steps);
             grow(counter);
             counter.Done();
-        };
-        var jobs = new List<Action>
+        }, baseDone.Task);
+        var jobs = new List<DemoLanes.Job>
         {
-            () =>
+            new(() =>
             {
                 try { Pretrain(b); }
-                finally { baseDone.Set(); } // a failed base fails its descendants too, instead of leaving them waiting
-            },
+                finally { baseDone.SetResult(); } // a failed base fails its descendants too, instead of leaving them waiting
+            }),
+            AfterBase(counter => DemoVlm.Grow(this, plan.VlmPlan, seed, log, counter), FamilyProgress.VlmUnits(plan), FamilyProgress.VlmSteps(plan)),
         };
-        jobs.AddRange(Unrelated.Select(u => (Action)(() => Pretrain(u))));
-        jobs.Add(AfterBase(counter => DemoVlm.Grow(this, plan.VlmPlan, seed, log, counter), FamilyProgress.VlmUnits(plan), FamilyProgress.VlmSteps(plan)));
+        jobs.AddRange(Unrelated.Select(u => new DemoLanes.Job(() => Pretrain(u))));
         foreach (var m in Descendants.OrderByDescending(m => m.Steps))
             jobs.Add(AfterBase(counter =>
             {

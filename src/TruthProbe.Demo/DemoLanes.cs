@@ -14,13 +14,42 @@ public static class DemoLanes
     /// <summary>Two lanes on the 2-core machines, one on one core.</summary>
     public static int Count => Math.Clamp(Environment.ProcessorCount, 1, 2);
 
+    /// <summary>A lane's job: <paramref name="Work"/>, which may start only once <paramref name="After"/> (when given) has completed.</summary>
+    public sealed record Job(Action Work, Task? After = null);
+
     /// <summary>Runs <paramref name="jobs"/> on <see cref="Count"/> lanes, each lane taking the next job when free; rethrows the first failure as thrown.</summary>
-    public static void Run(IReadOnlyList<Action> jobs)
+    public static void Run(IReadOnlyList<Action> jobs) => Run(jobs.Select(work => new Job(work)).ToList());
+
+    /// <summary>
+    /// Runs <paramref name="jobs"/> on <see cref="Count"/> lanes: a free lane takes the first job of the list that can start
+    /// (its <see cref="Job.After"/> completed), and waits only when none can; rethrows the first failure as thrown. A job
+    /// that waits for another no longer holds a lane that a later, independent job could use.
+    /// </summary>
+    public static void Run(IReadOnlyList<Job> jobs)
     {
-        int next = -1;
+        var taken = new bool[jobs.Count];
+        Job? Next()
+        {
+            while (true)
+            {
+                Task[] blocking;
+                lock (taken)
+                {
+                    for (int j = 0; j < jobs.Count; j++)
+                        if (!taken[j] && (jobs[j].After?.IsCompleted ?? true))
+                        {
+                            taken[j] = true;
+                            return jobs[j];
+                        }
+                    blocking = jobs.Where((job, j) => !taken[j]).Select(job => job.After!).ToArray();
+                }
+                if (blocking.Length == 0) return null;
+                Task.WaitAny(blocking);
+            }
+        }
         var lanes = Enumerable.Range(0, Count).Select(_ => Task.Factory.StartNew(() =>
         {
-            for (int j; (j = Interlocked.Increment(ref next)) < jobs.Count;) jobs[j]();
+            for (Job? job; (job = Next()) != null;) job.Work();
         }, TaskCreationOptions.LongRunning)).ToArray();
         Wait(lanes);
     }

@@ -66,19 +66,23 @@ public sealed class DemoRun
     public static IReadOnlyList<(string Name, double Weight)> Stages(DemoPlan plan)
     {
         var family = DemoFamily.Layout("", plan, 0);
-        double rows = plan.ProbingEpisodes * (double)(family.Members.Count + family.CurveCheckpoints.Count);
+        double rows = plan.ProbingEpisodes * (double)(family.Members.Count + CurveBetween(family).Count);
         return
         [
             ("family", FamilyProgress.ExpectedSeconds(plan)),
-            ("scores", rows * SecondsPerRow / DemoLanes.Count), // the models on two lanes
+            ("scores", rows * SecondsPerRow / DemoLanes.Count), // the models and the curve's checkpoints on two lanes
             ("compare", plan.BootstrapRows * family.Members.Count * plan.ProbingEpisodes * SecondsPerBootstrapRow),
             ("drift and lineage", 2),
-            ("curve", plan.ProbingEpisodes * (double)Math.Max(0, family.CurveCheckpoints.Count - 2) * SecondsPerRow), // its ends are scored already
+            ("curve", 1), // every step is scored by then: its drift and files
             ("gating", family.Members.Count * plan.EvalItems * (2 * plan.Lambdas.Length * 0.2 + 3 * 0.8) * SecondsPerCompletion), // base and placebo arms
             ("vlm", 20),
             ("report", 2),
         ];
     }
+
+    /// <summary>The curve's checkpoints that are not members of the family (its ends are the base and the counterfactual descendant).</summary>
+    private static List<(int Step, string Dir)> CurveBetween(DemoFamily family) =>
+        family.CurveCheckpoints.Where(c => family.Members.All(m => m.Dir != c.Dir)).ToList();
 
     // Rough seconds per unit on the 2-core machines with two training lanes (docs/demo.md); they shape the ETA only,
     // which extrapolates the measured elapsed time, so a uniformly slower machine still gets a right ETA.
@@ -99,14 +103,21 @@ public sealed class DemoRun
         }
         run.WriteFamily();
         run.WriteSets();
-        progress.Begin("scores", family.Members.Count);
-        var scored = new ProbeRun[family.Members.Count];
-        DemoLanes.Run(family.Members.Select((m, i) => (Action)(() =>
+        // The curve's checkpoints between its ends (the base and the counterfactual descendant, members already) are scored
+        // here on the lanes beside the members, into the folders the curve would score them in, instead of one after
+        // another in the curve stage.
+        var scoring = family.Members.Select(m => (m.Dir, Folder: run.Out("scores", m.Name)))
+            .Concat(CurveBetween(family).Select(c => (c.Dir, Folder: LabCurve.ScoresDir(run.Out("curve"), c.Step)))).ToList();
+        progress.Begin("scores", scoring.Count);
+        var scored = new ProbeRun[scoring.Count];
+        DemoLanes.Run(scoring.Select((job, i) => (Action)(() =>
         {
-            scored[i] = LabScoring.Score(m.Dir, run.ProbingPath, run.Out("scores", m.Name), run.Probe);
+            scored[i] = LabScoring.Score(job.Dir, run.ProbingPath, job.Folder, run.Probe);
             progress.Advance();
         })).ToList());
         var scores = family.Members.Select((m, i) => (m.Name, Run: scored[i])).ToDictionary(s => s.Name, s => s.Run);
+        var curveDirs = family.CurveCheckpoints.Select(c => c.Dir).ToHashSet(StringComparer.Ordinal);
+        var curveScored = scoring.Select((job, i) => (job.Dir, Scored: (scored[i], job.Folder))).Where(x => curveDirs.Contains(x.Dir)).ToDictionary(x => x.Dir, x => x.Scored);
         run.WriteControls(scores);
         FamilyMaps.Write(outDir, scores);
         // Gating and the vlm's measures read only the scores, so they run beside compare, drift and the curve (whose
@@ -125,8 +136,7 @@ public sealed class DemoRun
             run.DriftAndLineage(progress);
             progress.Begin("curve", family.CurveCheckpoints.Count);
             curve = LabCurve.Measure(family.Base.Dir, scores["base"].Scores.Accuracy, family.CurveCheckpoints, run.ProbingPath,
-                run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(),
-                family.Members.Where(m => m.Name is "base" or "counterfactual").ToDictionary(m => m.Dir, m => (scores[m.Name], run.Out("scores", m.Name))));
+                run.Out("curve"), run.Probe, "counterfactual", seed, () => progress.Advance(), curveScored);
         }
         catch
         {

@@ -48,6 +48,9 @@ public static class LabCurve
         return steps.Select(s => (s, CheckpointDir(baseDir, fineTuneDir, s, last))).ToList();
     }
 
+    /// <summary>Where <see cref="Measure"/> scores the checkpoint of <paramref name="step"/> under the curve's <paramref name="outDir"/>.</summary>
+    public static string ScoresDir(string outDir, int step) => Path.Combine(outDir, "scores", $"step-{step:D5}");
+
     public static string CheckpointDir(string baseDir, string fineTuneDir, int step, int lastStep) =>
         step == 0 ? baseDir : step == lastStep ? fineTuneDir : Path.Combine(fineTuneDir, $"step-{step:D5}");
 
@@ -67,7 +70,7 @@ public static class LabCurve
         using var parent = WeightDrift.LoadWeights(baseDir);
         foreach (var (step, dir) in checkpoints)
         {
-            string folder = Path.Combine(outDir, "scores", $"step-{step:D5}");
+            string folder = ScoresDir(outDir, step);
             ProbeRun run;
             if (scored != null && scored.TryGetValue(dir, out var done)) (run, folder) = done;
             else run = LabScoring.Score(dir, probingPath, folder, probe);

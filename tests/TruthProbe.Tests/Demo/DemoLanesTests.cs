@@ -37,4 +37,21 @@ public class DemoLanesTests
         Assert.Equal("bad row", e.Message);
         Assert.True(otherFinished);
     }
+
+    [Fact]
+    public void Run_TakesALaterJobThatCanStart_BeforeOneThatWaits_AndRunsTheWaitingOneOnceItsTaskCompleted()
+    {
+        // The first job waits for the second: a lane that took jobs in list order and waited inside them would wait
+        // forever on a 1-core machine (one lane), and hold a lane idle on two.
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var released = new TaskCompletionSource();
+        DemoLanes.Run([
+            new DemoLanes.Job(() => order.Enqueue("waiting"), released.Task),
+            new DemoLanes.Job(() => { order.Enqueue("independent"); released.SetResult(); }),
+            new DemoLanes.Job(() => order.Enqueue("last")),
+        ]);
+        var ran = order.ToList();
+        Assert.Equal(["independent", "last", "waiting"], ran.Order(StringComparer.Ordinal));
+        Assert.True(ran.IndexOf("independent") < ran.IndexOf("waiting"));
+    }
 }
