@@ -14,7 +14,7 @@ namespace TruthProbe.Model;
 /// to 768 tokens, whose [rows, span] slice of X the threads pack together, once, into MR-row tiles interleaved by k.
 /// The micro-kernel holds an MR x NR tile of Y in registers (14 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors
 /// otherwise), each step one broadcast of X per row against NR packed weights, KC steps of k at a time, and finishes
-/// the tile's span before the next tile. The threads split the N panels statically.
+/// the tile's span before the next tile. The threads claim groups of panels one at a time (<see cref="PartsPerThread"/>).
 /// </summary>
 internal static unsafe class WeightGemm
 {
@@ -54,6 +54,11 @@ internal static unsafe class WeightGemm
         return Math.Min(k, Math.Max(depth, PanelBytes / (Tile(path).Cols * sizeof(float)) / depth * depth));
     }
 
+    /// <summary>Parts per thread the panels are split into, claimed one at a time: with one part a thread, a thread that
+    /// lost its core for a while left the other spinning and yielding at the end (sched_yield was ~9% of the GEMM's CPU
+    /// in a profile at load 20). A panel's outputs do not depend on the part or thread that computes it.</summary>
+    private const int PartsPerThread = 8;
+
     [ThreadStatic] private static float[]? _panel, _row, _tile, _x;
 
     private struct Job
@@ -92,8 +97,8 @@ internal static unsafe class WeightGemm
                 for (job.S0 = 0; job.S0 < job.K; job.S0 += span)
                 {
                     job.SpanK = Math.Min(span, job.K - job.S0);
-                    WorkerPool.Run(&PackXPart, &job, worthSplitting ? Math.Min(WorkerPool.Count, tiles) : 1);
-                    WorkerPool.Run(&Part, &job, worthSplitting ? Math.Min(WorkerPool.Count, panels) : 1);
+                    WorkerPool.Run(&PackXPart, &job, worthSplitting ? Math.Min(WorkerPool.Count * PartsPerThread, tiles) : 1);
+                    WorkerPool.Run(&Part, &job, worthSplitting ? Math.Min(WorkerPool.Count * PartsPerThread, panels) : 1);
                 }
             }
         }
@@ -130,7 +135,7 @@ internal static unsafe class WeightGemm
             {
                 int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
                 Pack(ref j, n0, cols, nr, j.S0, span, panel, row);
-                var next = p + 1 < end ? new NextPanel(ref j, n0 + nr, nr, j.S0, span, (m1 - m0 + mr - 1) / mr) : default;
+                var next = p + 1 < panels ? new NextPanel(ref j, n0 + nr, nr, j.S0, span, (m1 - m0 + mr - 1) / mr) : default;
                 for (int t = m0; t < m1; t += mr)
                 {
                     next.Fetch((t - m0) / mr);
@@ -280,7 +285,7 @@ internal static unsafe class WeightGemm
     private struct Float16 : IWiden16
     {
         public static Vector256<float> Eight(ushort* p) => Kernels.Float16x8(p);
-        public static Vector512<float> Sixteen(ushort* p) => Vector512.Create(Kernels.Float16x8(p), Kernels.Float16x8(p + 8));
+        public static Vector512<float> Sixteen(ushort* p) => Kernels.Float16x16(p);
         public static float One(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
     }
 
