@@ -137,17 +137,18 @@ internal static unsafe class Kernels
         return value | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16).AsSingle();
     }
 
-    /// <summary><see cref="Float16x8"/> for 16 values in one zmm register (same bits): the GEMM's panel packing had
-    /// widened fp16 in two 8-wide halves and joined them, twice the instructions of bf16's one 16-wide widening.</summary>
+    /// <summary>16 fp16 values at <paramref name="p"/> as float32 in one zmm register, the same bits as
+    /// <see cref="Float16x8"/>: exponent and mantissa moved into place and scaled by 2^112, exact for every finite value
+    /// (a subnormal becomes a float32 subnormal first, then a normal number), with the all-ones exponent (infinities,
+    /// NaNs) set directly. The GEMM's panel packing had widened fp16 as two 8-wide halves joined.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Float16x16(ushort* p)
     {
         var h = Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector256.Load(p)).AsUInt32() : Vector512.WidenLower(Vector256.Load(p).ToVector512());
-        var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13) + Vector512.Create(0x3800_0000u);
-        var exponent = h & Vector512.Create(0x7C00u);
-        magnitude += Vector512.Equals(exponent, Vector512.Create(0x7C00u)) & Vector512.Create(0x3800_0000u);
-        var subnormal = (magnitude + Vector512.Create(0x0080_0000u)).AsSingle() - Vector512.Create(0x3880_0000u).AsSingle();
-        var value = Vector512.ConditionalSelect(Vector512.Equals(exponent, Vector512<uint>.Zero).AsSingle(), subnormal, magnitude.AsSingle());
+        var bits = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
+        var finite = bits.AsSingle() * Vector512.Create(0x7780_0000u).AsSingle();
+        var special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u)).AsSingle();
+        var value = Vector512.ConditionalSelect(special, (bits | Vector512.Create(0x7F80_0000u)).AsSingle(), finite);
         return value | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16).AsSingle();
     }
 
