@@ -18,9 +18,9 @@ namespace TruthProbe.Model;
 /// </summary>
 internal static unsafe class WeightGemm
 {
-    /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 512: the W
-    /// panel (32 KB at NR = 16) fills L1 while every token of the block uses it, X's packed block (1.5 MB at 768 rows)
-    /// streams from L2 and L3, and Y is read and written K / KC times. Single-threaded per CPU-second, AVX2, with the
+    /// <summary>KC, the k one micro-kernel run sums in registers before adding to Y (a multiple of the Q8_0 block; it
+    /// sets the outputs' summation order, so a change changes bits). Measured when a panel was one KC step deep and Y
+    /// was read and written K / KC times: on AVX2 512, a 32 KB panel slice at NR = 16. Single-threaded per CPU-second, AVX2, with the
     /// bf16 panel widened in registers (2026-12-07, load 40-50): 512 gave 0.85-0.87 of the FMA loop at M = 512 for
     /// both the 0.5B and the 7B shapes, 256 gave 0.81-0.85, 384 0.83-0.85. Before that widening the scratch rows of
     /// the panel's transpose shared L1 with the panel and 256 was best. On AVX-512, 256 (a 32 KB panel at NR = 32,
