@@ -56,7 +56,7 @@ public unsafe class FastKernelTests
 
     /// <summary>The FMA paths' summation order, to the bit: each KC step sums its k in order in a register from zero
     /// (one fused multiply-add a k), and Y adds the steps' sums in order. Shapes past one packed panel's span of k
-    /// (4096 on Vector512, 8192 on Vector256), with edge tiles on both sides, so no change of the loop order or the
+    /// (4096 on Vector512, one KC step of 512 on Vector256), with edge tiles on both sides, so no change of the loop order or the
     /// threads' split may change a bit of the engine's outputs.</summary>
     [Theory]
     [InlineData(SimdPath.Vector512, 31, 45, 4200)]
