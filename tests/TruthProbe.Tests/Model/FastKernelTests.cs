@@ -54,6 +54,35 @@ public unsafe class FastKernelTests
         AssertProduct(values, x, RunGemm(path, w, x, m), m, n, k);
     }
 
+    /// <summary>The FMA paths' summation order, to the bit: each KC step sums its k in order in a register from zero
+    /// (one fused multiply-add a k), and Y adds the steps' sums in order. Shapes past one packed panel's span of k
+    /// (4096 on Vector512, one KC step of 512 on Vector256), with edge tiles on both sides, so no change of the loop order or the
+    /// threads' split may change a bit of the engine's outputs.</summary>
+    [Theory]
+    [InlineData(SimdPath.Vector512, 31, 45, 4200)]
+    [InlineData(SimdPath.Vector512, 15, 33, 2100)]
+    [InlineData(SimdPath.Vector256, 13, 37, 8300)]
+    [InlineData(SimdPath.Vector256, 7, 17, 1100)]
+    public void Gemm_FmaPaths_SumEachDepthStepInOrder(SimdPath path, int m, int n, int k)
+    {
+        var (w, values) = KernelTests.Matrix(n, k, WeightDType.BF16, seed: 5);
+        float[] x = KernelTests.Random(m * k, seed: 6);
+        float[] got = RunGemm(path, w, x, m);
+        int depth = WeightGemm.Depth(path);
+        for (int t = 0; t < m; t++)
+            for (int r = 0; r < n; r++)
+            {
+                float y = 0;
+                for (int k0 = 0; k0 < k; k0 += depth)
+                {
+                    float step = 0;
+                    for (int i = k0; i < Math.Min(k, k0 + depth); i++) step = MathF.FusedMultiplyAdd(x[t * k + i], values[r * k + i], step);
+                    y = k0 == 0 ? step : y + step;
+                }
+                Assert.True(BitConverter.SingleToInt32Bits(y) == BitConverter.SingleToInt32Bits(got[t * n + r]), $"y[{t}, {r}] = {got[t * n + r]:R}, in order {y:R}");
+            }
+    }
+
     [Theory]
     [InlineData(SimdPath.Vector512, WeightDType.BF16)]
     [InlineData(SimdPath.Vector512, WeightDType.F16)]

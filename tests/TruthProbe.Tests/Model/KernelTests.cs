@@ -109,14 +109,18 @@ public unsafe class KernelTests
             Assert.Equal(BitConverter.SingleToInt32Bits(TensorDTypes.BFloat16ToSingle(all[i])), BitConverter.SingleToInt32Bits(widened[i]));
     }
 
-    [Fact]
-    public void Float16x8_EqualsTheRuntimeConversionForEveryNumber()
+    [Theory]
+    [InlineData(8)]
+    [InlineData(16)]
+    public void Float16Widening_EqualsTheRuntimeConversionForEveryNumber(int lanes)
     {
         var all = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
         var widened = new float[all.Length];
         fixed (ushort* p = all)
             fixed (float* w = widened)
-                for (int i = 0; i < all.Length; i += 8) Kernels.Float16x8(p + i).Store(w + i);
+                for (int i = 0; i < all.Length; i += lanes)
+                    if (lanes == 16) Kernels.Float16x16(p + i).Store(w + i);
+                    else Kernels.Float16x8(p + i).Store(w + i);
         for (int i = 0; i < all.Length; i++)
         {
             float expected = (float)BitConverter.UInt16BitsToHalf(all[i]);

@@ -137,6 +137,21 @@ internal static unsafe class Kernels
         return value | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16).AsSingle();
     }
 
+    /// <summary>16 fp16 values at <paramref name="p"/> as float32 in one zmm register, the same bits as
+    /// <see cref="Float16x8"/>: exponent and mantissa moved into place and scaled by 2^112, exact for every finite value
+    /// (a subnormal becomes a float32 subnormal first, then a normal number), with the all-ones exponent (infinities,
+    /// NaNs) set directly. The GEMM's panel packing had widened fp16 as two 8-wide halves joined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Float16x16(ushort* p)
+    {
+        var h = Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector256.Load(p)).AsUInt32() : Vector512.WidenLower(Vector256.Load(p).ToVector512());
+        var bits = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
+        var finite = bits.AsSingle() * Vector512.Create(0x7780_0000u).AsSingle();
+        var special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u)).AsSingle();
+        var value = Vector512.ConditionalSelect(special, (bits | Vector512.Create(0x7F80_0000u)).AsSingle(), finite);
+        return value | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16).AsSingle();
+    }
+
     /// <summary>How far ahead of its loads a weight-streaming kernel asks for the row's bytes: a 4 KB page. Intel's L2
     /// streamer stops at each page's end and keeps few lines in flight per core, so a plain sequential read of the weights
     /// gets ~2/3 of the bandwidth once widening and FMAs sit between the loads (Sapphire Rapids; "Decode on Intel: prefetch"

@@ -9,17 +9,18 @@ namespace TruthProbe.Model;
 
 /// <summary>
 /// Y[M, N] = X[M, K] W[N, K]^T for several tokens (prefill, scoring), at the FMA limit: W is widened from its
-/// dtype and packed, a [KC, NR] panel at a time, into per-thread scratch laid out so the micro-kernel reads
-/// NR consecutive outputs per k; the panel then serves every token of a block of up to 768 tokens, whose [rows, KC] slice of X
-/// each thread packs once per KC step into MR-row tiles interleaved by k. The micro-kernel holds
-/// an MR x NR tile of Y in registers (14 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors otherwise),
-/// each step one broadcast of X per row against NR packed weights. The threads split the N panels statically.
+/// dtype and packed, a [span, NR] panel at a time (<see cref="PanelBytes"/>), into per-thread scratch
+/// laid out so the micro-kernel reads NR consecutive outputs per k; the panel then serves every token of a block of up
+/// to 768 tokens, whose [rows, span] slice of X the threads pack together, once, into MR-row tiles interleaved by k.
+/// The micro-kernel holds an MR x NR tile of Y in registers (14 x 32 on Vector512, 6 x 16 on Vector256, 4 x 2 vectors
+/// otherwise), each step one broadcast of X per row against NR packed weights, KC steps of k at a time, and finishes
+/// the tile's span before the next tile. The threads claim groups of panels one at a time (<see cref="PartsPerThread"/>).
 /// </summary>
 internal static unsafe class WeightGemm
 {
-    /// <summary>KC, the depth of a packed panel and of X's block (a multiple of the Q8_0 block). On AVX2 512: the W
-    /// panel (32 KB at NR = 16) fills L1 while every token of the block uses it, X's packed block (1.5 MB at 768 rows)
-    /// streams from L2 and L3, and Y is read and written K / KC times. Single-threaded per CPU-second, AVX2, with the
+    /// <summary>KC, the k one micro-kernel run sums in registers before adding to Y (a multiple of the Q8_0 block; it
+    /// sets the outputs' summation order, so a change changes bits). Measured when a panel was one KC step deep and Y
+    /// was read and written K / KC times: on AVX2 512, a 32 KB panel slice at NR = 16. Single-threaded per CPU-second, AVX2, with the
     /// bf16 panel widened in registers (2026-12-07, load 40-50): 512 gave 0.85-0.87 of the FMA loop at M = 512 for
     /// both the 0.5B and the 7B shapes, 256 gave 0.81-0.85, 384 0.83-0.85. Before that widening the scratch rows of
     /// the panel's transpose shared L1 with the panel and 256 was best. On AVX-512, 256 (a 32 KB panel at NR = 32,
@@ -27,7 +28,7 @@ internal static unsafe class WeightGemm
     /// panel, 1024 still won (14 x 32 tile, M = 512, K = 896, one thread per CPU-second, 2026-12-08): 0.76 of the FMA
     /// loop against 0.74 at 512 and 0.68 at 256; the micro-kernel alone reads its panel from L2 at 0.97, so depth is
     /// not keyed on the L1 size.</summary>
-    private static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 512;
+    internal static int Depth(SimdPath path) => path == SimdPath.Vector512 ? 1024 : 512;
     /// <summary>Most tokens per block. Every block re-packs all panels, so blocks are large and balanced: up to 768 rows
     /// are one block (CLIP-L's 577 positions and a LLaVA prompt's ~650 pack W once: 577 rows as one block rather than
     /// 512 + 65 measured 0.82 -> 0.86 of the FMA loop on AVX-512 and 0.77 -> 0.83 on AVX2 for fp16 weights), although
@@ -41,6 +42,25 @@ internal static unsafe class WeightGemm
         _ => (4, 2 * Vector<float>.Count),
     };
 
+    /// <summary>Most bytes of W one packed panel holds, a span of k: on Vector512 512 KB (4096 k at NR = 32), which stays
+    /// in the 2 MB L2 while X's tiles stream past it. A tile of Y is finished over the span's KC steps before the next
+    /// tile starts, so it stays in L1 between them, where with one KC step per panel the whole of Y (22.5 MB at the 7B
+    /// shape) was read and written K / KC times from memory. On AVX2 one KC step (a 32 KB panel, in L1 across the
+    /// tiles) beat a 512 KB span at both shapes (`--quick gemm` wall ratios, four pairs at load 2, Sapphire Rapids,
+    /// 2026-12-08, medians: 0.5B 0.83 against 0.80, 7B 0.86 against 0.80).</summary>
+    private static int PanelBytes(SimdPath path) => path == SimdPath.Vector512 ? 512 << 10 : 0;
+
+    private static int Span(SimdPath path, int k)
+    {
+        int depth = Depth(path);
+        return Math.Min(k, Math.Max(depth, PanelBytes(path) / (Tile(path).Cols * sizeof(float)) / depth * depth));
+    }
+
+    /// <summary>Parts per thread the panels are split into, claimed one at a time: with one part a thread, a thread that
+    /// lost its core for a while left the other spinning and yielding at the end (sched_yield was ~9% of the GEMM's CPU
+    /// in a profile at load 20). A panel's outputs do not depend on the part or thread that computes it.</summary>
+    private const int PartsPerThread = 8;
+
     [ThreadStatic] private static float[]? _panel, _row, _tile, _x;
 
     private struct Job
@@ -49,6 +69,9 @@ internal static unsafe class WeightGemm
         public int M, N, K;
         public float* X, Y;
         public SimdPath Path;
+        /// <summary>The current block of rows [M0, M1) and span of k [S0, S0 + SpanK), and X's packed block.</summary>
+        public int M0, M1, S0, SpanK;
+        public float* XBlock;
     }
 
     /// <summary>y[t] = W x[t] for t in [0, tokens): x is [tokens, W.Cols], y is [tokens, W.Rows], row-major.</summary>
@@ -56,61 +79,83 @@ internal static unsafe class WeightGemm
     {
         if (x.Length < (long)tokens * w.Cols || y.Length < (long)tokens * w.Rows)
             throw new ArgumentException($"gemm [{w.Rows}, {w.Cols}] with {tokens} tokens: x has {x.Length}, y has {y.Length} floats");
-        fixed (float* px = x, py = y)
+        var path = SimdWidth.Current;
+        var (mr, nr) = Tile(path);
+        int blocks = (tokens + MaxBlockRows - 1) / MaxBlockRows;
+        int blockRows = ((tokens + blocks - 1) / blocks + mr - 1) / mr * mr;
+        int span = Span(path, w.Cols);
+        // One packed block of X for all threads, packed by all of them before any uses it: each thread packing its own
+        // copy doubled the packing and the L3 it takes.
+        float[] xArray = Scratch(ref _x, blockRows * span);
+        fixed (float* px = x, py = y, xBlock = xArray)
         {
-            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, M = tokens, N = w.Rows, K = w.Cols, X = px, Y = py, Path = SimdWidth.Current };
-            int panels = (job.N + Tile(job.Path).Cols - 1) / Tile(job.Path).Cols;
+            var job = new Job { W = w.Data, RowBytes = w.RowBytes, DType = w.DType, M = tokens, N = w.Rows, K = w.Cols, X = px, Y = py, Path = path, XBlock = xBlock };
+            int panels = (job.N + nr - 1) / nr;
             bool worthSplitting = (long)tokens * w.Rows * w.Cols >= 1 << 16;
-            WorkerPool.Run(&Part, &job, worthSplitting ? Math.Min(WorkerPool.Count, panels) : 1);
+            for (job.M0 = 0; job.M0 < tokens; job.M0 += blockRows)
+            {
+                job.M1 = Math.Min(tokens, job.M0 + blockRows);
+                int tiles = (job.M1 - job.M0 + mr - 1) / mr;
+                for (job.S0 = 0; job.S0 < job.K; job.S0 += span)
+                {
+                    job.SpanK = Math.Min(span, job.K - job.S0);
+                    WorkerPool.Run(&PackXPart, &job, worthSplitting ? Math.Min(WorkerPool.Count * PartsPerThread, tiles) : 1);
+                    WorkerPool.Run(&Part, &job, worthSplitting ? Math.Min(WorkerPool.Count * PartsPerThread, panels) : 1);
+                }
+            }
         }
         GC.KeepAlive(w); // the job holds only w.Data: w (and the memory its Owner keeps) must outlive it
     }
 
+    private static void PackXPart(void* args, int part, int parts)
+    {
+        ref Job j = ref *(Job*)args;
+        int mr = Tile(j.Path).Rows, tiles = (j.M1 - j.M0 + mr - 1) / mr;
+        int first = (int)((long)tiles * part / parts), end = (int)((long)tiles * (part + 1) / parts);
+        PackX(ref j, first, end, mr);
+    }
+
+    /// <summary>The threads' share of the panels for the current block and span: each panel is packed once for the
+    /// span, then every tile of the block runs the span's KC steps in order, so each output adds the same block sums in
+    /// the same order as one KC step at a time over all of Y did (the same bits).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Part(void* args, int part, int parts)
     {
         ref Job j = ref *(Job*)args;
         var (mr, nr) = Tile(j.Path);
-        int depth = Depth(j.Path);
+        int depth = Depth(j.Path), span = j.SpanK, m0 = j.M0, m1 = j.M1;
         int panels = (j.N + nr - 1) / nr;
         int first = (int)((long)panels * part / parts), end = (int)((long)panels * (part + 1) / parts);
-        int blocks = (j.M + MaxBlockRows - 1) / MaxBlockRows;
-        int blockRows = ((j.M + blocks - 1) / blocks + mr - 1) / mr * mr;
-        float[] panelArray = Scratch(ref _panel, depth * nr + 16), rowArray = Scratch(ref _row, TransposeBlock * depth);
-        float[] tileArray = Scratch(ref _tile, mr * nr), xArray = Scratch(ref _x, blockRows * depth + 8);
-        fixed (float* panelArrayStart = panelArray, row = rowArray, tile = tileArray, xBlock = xArray)
+        float[] panelArray = Scratch(ref _panel, span * nr + 16), rowArray = Scratch(ref _row, TransposeBlock * span);
+        float[] tileArray = Scratch(ref _tile, mr * nr);
+        fixed (float* panelArrayStart = panelArray, row = rowArray, tile = tileArray)
         {
             // From the first cache line boundary (a GC array is only 8-byte aligned): a 512-bit load across two lines
             // costs two, and the 8 x 32 kernel timed alone ran at 0.90 of the FMA loop rather than 0.975 on such a panel.
             float* panel = (float*)(((nint)panelArrayStart + 63) & ~(nint)63);
-            for (int m0 = 0; m0 < j.M; m0 += blockRows)
+            for (int p = first; p < end; p++)
             {
-                int m1 = Math.Min(j.M, m0 + blockRows);
-                for (int k0 = 0; k0 < j.K; k0 += depth)
+                int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
+                Pack(ref j, n0, cols, nr, j.S0, span, panel, row);
+                var next = p + 1 < panels ? new NextPanel(ref j, n0 + nr, nr, j.S0, span, (m1 - m0 + mr - 1) / mr) : default;
+                for (int t = m0; t < m1; t += mr)
                 {
-                    int kc = Math.Min(depth, j.K - k0);
-                    bool accumulate = k0 > 0;
-                    PackX(ref j, m0, m1, mr, k0, kc, xBlock);
-                    for (int p = first; p < end; p++)
+                    next.Fetch((t - m0) / mr);
+                    int rows = Math.Min(mr, m1 - t);
+                    float* x = j.XBlock + (long)(t - m0) * span;
+                    float* y = j.Y + (long)t * j.N + n0;
+                    for (int k = 0; k < span; k += depth)
                     {
-                        int n0 = p * nr, cols = Math.Min(nr, j.N - n0);
-                        Pack(ref j, n0, cols, nr, k0, kc, panel, row);
-                        var next = p + 1 < end ? new NextPanel(ref j, n0 + nr, nr, k0, kc, (m1 - m0 + mr - 1) / mr) : default;
-                        for (int t = m0; t < m1; t += mr)
+                        int kc = Math.Min(depth, span - k);
+                        bool accumulate = j.S0 + k > 0;
+                        if (rows == mr && cols == nr) MicroKernel(j.Path, x + k * mr, panel + k * nr, kc, y, j.N, accumulate);
+                        else
                         {
-                            next.Fetch((t - m0) / mr);
-                            int rows = Math.Min(mr, m1 - t);
-                            float* x = xBlock + (long)(t - m0) * kc;
-                            float* y = j.Y + (long)t * j.N + n0;
-                            if (rows == mr && cols == nr) MicroKernel(j.Path, x, panel, kc, y, j.N, accumulate);
-                            else
-                            {
-                                // An edge tile: compute the full tile into scratch, keep the part that exists.
-                                MicroKernel(j.Path, x, panel, kc, tile, nr, accumulate: false);
-                                for (int r = 0; r < rows; r++)
-                                    for (int c = 0; c < cols; c++)
-                                        y[(long)r * j.N + c] = accumulate ? y[(long)r * j.N + c] + tile[r * nr + c] : tile[r * nr + c];
-                            }
+                            // An edge tile: compute the full tile into scratch, keep the part that exists.
+                            MicroKernel(j.Path, x + k * mr, panel + k * nr, kc, tile, nr, accumulate: false);
+                            for (int r = 0; r < rows; r++)
+                                for (int c = 0; c < cols; c++)
+                                    y[(long)r * j.N + c] = accumulate ? y[(long)r * j.N + c] + tile[r * nr + c] : tile[r * nr + c];
                         }
                     }
                 }
@@ -153,24 +198,26 @@ internal static unsafe class WeightGemm
     }
 
     /// <summary>
-    /// The rows [m0, m1) of X, columns [k0, k0 + kc), as tiles of mr rows interleaved by k:
-    /// xBlock[(tile * kc + k) * mr + r] = X[m0 + tile * mr + r, k0 + k]. The micro-kernel's broadcasts then read
-    /// one contiguous stream instead of mr rows K floats apart (a power-of-two K put those in one cache set).
-    /// Rows past m1 repeat the last row; their results are discarded.
+    /// Tiles [first, end) of the current block of X (rows from M0 in tiles of mr), columns of the current span, each
+    /// interleaved by k: XBlock[(tile * SpanK + k) * mr + r] = X[M0 + tile * mr + r, S0 + k]. The micro-kernel's
+    /// broadcasts then read one contiguous stream instead of mr rows K floats apart (a power-of-two K put those in one
+    /// cache set). Rows past M1 repeat the last row; their results are discarded.
     /// </summary>
-    private static void PackX(ref Job j, int m0, int m1, int mr, int k0, int kc, float* xBlock)
+    private static void PackX(ref Job j, int first, int end, int mr)
     {
+        int kc = j.SpanK;
         bool transpose = Avx.IsSupported && mr >= 6;
-        int kv = transpose ? kc & ~7 : 0;
+        // A short group's 8-float stores run past its k into the next k's first rows, so the groups go last to first,
+        // and the last k (at least one) are copied one at a time: the stores stay inside the tile, which another
+        // thread's tiles border.
+        int kv = transpose ? (kc - 1) & ~7 : 0;
         float** rows = stackalloc float*[16];
-        for (int t = m0; t < m1; t += mr)
+        for (int i = first; i < end; i++)
         {
-            float* tile = xBlock + (long)(t - m0) * kc;
-            for (int r = 0; r < mr; r++) rows[r] = j.X + (long)Math.Min(t + r, m1 - 1) * j.K + k0;
+            int t = j.M0 + i * mr;
+            float* tile = j.XBlock + (long)i * mr * kc;
+            for (int r = 0; r < mr; r++) rows[r] = j.X + (long)Math.Min(t + r, j.M1 - 1) * j.K + j.S0;
             if (transpose)
-                // 8 x 8 transposes of each group of 8 rows, zeros for rows past mr. A short group's 8-float stores run
-                // past its k into the next k's first rows, so the groups go last to first, each 8 k in order (the
-                // scratch has room past the last tile).
                 for (int k = 0; k < kv; k += 8)
                     for (int g = (mr - 1) & ~7; g >= 0; g -= 8)
                         Transpose8(XRow(rows, g, mr, k), XRow(rows, g + 1, mr, k), XRow(rows, g + 2, mr, k), XRow(rows, g + 3, mr, k),
@@ -240,7 +287,7 @@ internal static unsafe class WeightGemm
     private struct Float16 : IWiden16
     {
         public static Vector256<float> Eight(ushort* p) => Kernels.Float16x8(p);
-        public static Vector512<float> Sixteen(ushort* p) => Vector512.Create(Kernels.Float16x8(p), Kernels.Float16x8(p + 8));
+        public static Vector512<float> Sixteen(ushort* p) => Kernels.Float16x16(p);
         public static float One(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
     }
 
@@ -409,6 +456,12 @@ internal static unsafe class WeightGemm
         }
     }
 
+    /// <summary>How far ahead in X's packed stream the micro-kernels ask for it, one prefetch a k (~42 lines, a few
+    /// hundred cycles): the stream comes from L3 (the packed block is 1.8-12 MB), and the L2 streamer alone left the
+    /// 14 x 32 kernel short (--quick gemm, Vector512, alternating processes, per CPU-second, medians of 5-8:
+    /// 0.815 -> 0.84 at the 0.5B shape, 0.83 -> 0.86 at 7B, 0.78 -> 0.82 for CLIP fp16).</summary>
+    private const int XAheadBytes = 2688;
+
     /// <summary>x is a packed tile of X (<see cref="PackX"/>), b a packed panel of W; kc steps of one broadcast per row.</summary>
     private static void MicroKernel(SimdPath path, float* x, float* panel, int kc, float* y, int yStride, bool accumulate)
     {
@@ -433,6 +486,7 @@ internal static unsafe class WeightGemm
         Vector512<float> c11Lo = default, c11Hi = default, c12Lo = default, c12Hi = default, c13Lo = default, c13Hi = default;
         for (int k = 0; k < kc; k++, b += 32, x += 14)
         {
+            if (Sse.IsSupported) Sse.Prefetch0(x + XAheadBytes / sizeof(float));
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var a = Vector512.Create(x[0]); c0Lo = Vector512.FusedMultiplyAdd(a, b0, c0Lo); c0Hi = Vector512.FusedMultiplyAdd(a, b1, c0Hi);
@@ -473,6 +527,7 @@ internal static unsafe class WeightGemm
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int k = 0; k < kc; k++, b += 16, x += 6)
         {
+            if (Sse.IsSupported) Sse.Prefetch0(x + XAheadBytes / sizeof(float));
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
             var a = Vector256.Create(x[0]); c00 = Vector256.FusedMultiplyAdd(a, b0, c00); c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
